@@ -1,0 +1,50 @@
+"""The interface every backend implements: say whether it can run a case here, then prepare the call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from gemmbench.shapes import Case
+
+TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+@dataclass(frozen=True)
+class GemmInputs:
+    """Random operands of one case and the output buffer every backend must write into.
+
+    The sweep poisons `out` with NaN before the correctness check, so a backend that does not write
+    its whole output fails instead of passing on a stale result.
+    """
+
+    x: torch.Tensor  # [M, K]
+    w: torch.Tensor  # [N, K]
+    out: torch.Tensor  # [M, N], fp32
+
+
+GemmCall = Callable[[], torch.Tensor]
+
+
+class Backend:
+    """One way of computing `out = x @ w.T`. Subclasses set `name` and `code`, and implement `prepare`."""
+
+    name: str = ""
+    code: str = ""  # the user's line of code this backend stands for, shown by `gemmbench list`
+    real: bool = True  # False for test doubles, which a default sweep leaves out
+
+    def supports(self, case: Case, device: torch.device) -> str | None:
+        """None if this backend can run `case` on `device`, else the reason it cannot."""
+        if (case.in_dtype, case.out_dtype) != ("bf16", "fp32"):
+            return f"only bf16 x bf16 -> fp32 GEMMs (this case is {case.in_dtype} -> {case.out_dtype})"
+        return None
+
+    def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
+        """A callable that computes the GEMM into `inputs.out` and returns it; called many times."""
+        raise NotImplementedError
+
+    def simulated_times_us(self, case: Case) -> tuple[float, float] | None:
+        """(latency, device) times for test doubles that must not be timed for real; None for real ones."""
+        return None

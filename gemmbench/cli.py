@@ -1,0 +1,243 @@
+"""The command line: parse options, call the library, render what it returns. The only module that prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from gemmbench.errors import GemmbenchError
+
+# Results go to stdout; progress, notes, warnings and errors to stderr, so `--csv -` pipes cleanly.
+out_console = Console()
+err_console = Console(stderr=True)
+
+# Exit code of a run stopped with Ctrl-C, as shells report SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
+
+
+class _Group(TyperGroup):
+    """Turns a GemmbenchError from any command into `Error: what — how to fix` and its exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except GemmbenchError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Which way of computing a bf16 x bf16 -> fp32 GEMM is right and fastest on this GPU, "
+    "and which kernel does it run?",
+)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """Repeatable options also take comma-separated lists: --backend a,b == --backend a --backend b."""
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+PresetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--preset", "-p", help="Shape preset from configs/ (repeatable; `gemmbench list` shows them). "
+                 "Default: deepseek-v3 when no --preset, --config or --shape is given."),
+]
+ConfigOpt = Annotated[
+    Optional[list[Path]], typer.Option("--config", help="Your own preset TOML file (repeatable), same format as configs/*.toml.")
+]
+ShapeOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--shape", help="An explicit GEMM MxNxK: x[M, K] @ w[N, K].T (repeatable). --m does not apply to it."),
+]
+RoleOpt = Annotated[Optional[list[str]], typer.Option("--role", help="Only GEMMs of this role: router or attention.")]
+MOpt = Annotated[
+    Optional[str],
+    typer.Option("--m", help="Token counts M: a list 1,8,64, a range 1:16384:x2 or 8:64:+8, or a mix. "
+                 "Default: 1 to 16384 in powers of two on a GPU, 1,8,64 on the CPU."),
+]
+BackendOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--backend", "-b", help="Backends to run (repeatable or comma-separated). Default: every real backend; "
+                 "those that cannot run here show as skipped rows."),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if present), cuda or cpu.")]
+
+
+def _selection(preset, config, shape, role, m, device_choice):
+    """Parse the shared shape options into (cases, device); raise before any work on bad input."""
+    from gemmbench import environment, shapes
+
+    presets, configs, roles = _split(preset), list(config or []), _split(role)
+    explicit = [shapes.parse_shape(s) for s in _split(shape)]
+    if not presets and not configs and not explicit:
+        presets = [shapes.DEFAULT_PRESET]
+    device = environment.select_device(device_choice)
+    if m:
+        m_values = shapes.parse_m_list(m)
+    else:
+        m_values = shapes.DEFAULT_M if device.type == "cuda" else shapes.CPU_DEFAULT_M
+    gemms = shapes.select_gemms(presets, configs, roles)
+    return shapes.build_cases(gemms, explicit, m_values), device, m_values
+
+
+@app.command()
+def sweep(
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    shape: ShapeOpt = None,
+    role: RoleOpt = None,
+    m: MOpt = None,
+    backend: BackendOpt = None,
+    device: DeviceOpt = "auto",
+    csv: Annotated[Optional[str], typer.Option("--csv", help="Also write one CSV row per (case, backend) here; - for stdout.")] = None,
+    json_path: Annotated[Optional[str], typer.Option("--json", help="Also write the run as JSON here; - for stdout.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the run file, written after every row.")] = Path("results"),
+    no_save: Annotated[bool, typer.Option("--no-save", help="Do not write a run file.")] = False,
+    budget_ms: Annotated[float, typer.Option("--budget-ms", min=1, help="Sampling time per timer and point, in ms.")] = 100.0,
+    warmup_ms: Annotated[float, typer.Option("--warmup-ms", min=0, help="Warm-up time per point before timing, in ms.")] = 20.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")] = False,
+) -> None:
+    """Check and time each backend on each shape and M; print tables, save the run."""
+    from gemmbench import environment, render, results
+    from gemmbench.backends import select_backends
+    from gemmbench.sweep import SweepOptions, run_sweep
+
+    cases, dev, m_values = _selection(preset, config, shape, role, m, device)
+    backends = select_backends(_split(backend))
+    for path in (csv, json_path):
+        if path:
+            results.ensure_writable_file(path)
+    if not no_save:
+        results.ensure_writable_dir(out_dir)
+    if csv == "-" and json_path == "-":
+        raise GemmbenchError("--csv - and --json - both ask for stdout", "send one of them to a file")
+    tables_console = err_console if "-" in (csv, json_path) else out_console
+
+    notes = err_console if not quiet else None
+    if notes and dev.type != "cuda":
+        notes.print(
+            "note: no CUDA device — timing on the CPU with the host clock; GPU-only backends are skipped rows"
+            + ("" if m else f"; M cut to {','.join(map(str, m_values))}"),
+            style="yellow",
+        )
+    provenance = environment.collect_provenance(dev)
+    writer = None if no_save else results.RunWriter(results.new_run_path(out_dir, provenance), provenance)
+    records: list[results.Record] = []
+    points = [(case, b.name) for case in cases for b in backends]
+    interrupted = False
+    tables_console.print(render.header(provenance))
+    options = SweepOptions(warmup_s=warmup_ms / 1e3, budget_s=budget_ms / 1e3, seed=seed)
+    with render.progress(err_console, enabled=not quiet and err_console.is_terminal) as bar:
+        task = bar.add_task(render.point_label(*points[0]) if points else "", total=len(points))
+        try:
+            for record in run_sweep(cases, backends, dev, options):
+                records.append(record)
+                if writer:
+                    writer.add(record)
+                nxt = points[len(records)] if len(records) < len(points) else None
+                bar.update(task, advance=1, description=render.point_label(*nxt) if nxt else "done")
+        except KeyboardInterrupt:
+            interrupted = True
+    tables_console.print(render.sweep_tables(records))
+    _export(records, provenance, csv, json_path)
+    if notes and writer:
+        notes.print(f"saved {len(records)} rows to {writer.path}", style="dim")
+    if interrupted:
+        err_console.print(f"interrupted: {len(records)} of {len(points)} rows finished and kept", style="yellow")
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _export(records, provenance: dict, csv: str | None, json_path: str | None) -> None:
+    from gemmbench import results
+
+    if csv:
+        results.write_text(csv, results.records_to_csv(records), sys.stdout)
+    if json_path:
+        results.write_text(json_path, results.run_to_json(results.Run(provenance, list(records))), sys.stdout)
+
+
+@app.command()
+def show(
+    run: Annotated[Path, typer.Argument(help="A run file (results/*.json) or a CSV export.")],
+    csv: Annotated[Optional[str], typer.Option("--csv", help="Write the rows as CSV here; - for stdout.")] = None,
+    json_path: Annotated[Optional[str], typer.Option("--json", help="Write the run as JSON here; - for stdout.")] = None,
+) -> None:
+    """Re-render a saved run."""
+    from gemmbench import render, results
+
+    for path in (csv, json_path):
+        if path:
+            results.ensure_writable_file(path)
+    loaded = results.load_run(run)
+    console = err_console if "-" in (csv, json_path) else out_console
+    if loaded.provenance:
+        console.print(render.header(loaded.provenance))
+    console.print(render.sweep_tables(loaded.records))
+    _export(loaded.records, loaded.provenance, csv, json_path)
+
+
+@app.command("list")
+def list_(device: DeviceOpt = "auto") -> None:
+    """List the shape presets with their GEMMs, and the backends with their availability here."""
+    from gemmbench import environment, shapes
+    from gemmbench.backends import REGISTRY
+
+    table = Table(title="Presets (configs/*.toml)", title_justify="left")
+    for column in ("preset", "model", "gemm", "role", "N", "K", "in → out", "top_k"):
+        table.add_column(column, justify="right" if column in ("N", "K", "top_k") else "left")
+    for name in shapes.preset_names():
+        preset = shapes.load_preset(name)
+        for i, g in enumerate(preset.gemms):
+            table.add_row(name if i == 0 else "", preset.model if i == 0 else "", g.name, g.role, str(g.n), str(g.k),
+                          f"{g.in_dtype} → {g.out_dtype}", str(g.top_k or ""))
+    out_console.print(table)
+
+    dev = environment.select_device(device)
+    probe = shapes.load_preset(shapes.DEFAULT_PRESET).gemms[0].case(1)
+    table = Table(title=f"Backends (availability on {dev.type})", title_justify="left")
+    for column in ("backend", "code", "here"):
+        table.add_column(column)
+    for backend in REGISTRY.values():
+        reason = backend.supports(probe, dev)
+        here = "test double" if not backend.real else (f"[yellow]no: {reason}[/]" if reason else "[green]yes[/]")
+        table.add_row(backend.name, backend.code, here)
+    out_console.print(table)
+
+
+@app.command()
+def env(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+    """What this machine offers: torch, CUDA, GPU, cuBLAS, and whether torch.mm(out_dtype=) works."""
+    from gemmbench import environment
+    from gemmbench.backends.mm_out_dtype import out_dtype_unavailable
+
+    dev = environment.select_device("auto")
+    facts = environment.collect_provenance(dev)
+    for key in ("command", "started"):
+        facts.pop(key)
+    facts["cuda_available"] = dev.type == "cuda"
+    reason = out_dtype_unavailable(dev.type)
+    facts["mm_out_dtype"] = "works" if reason is None else f"unavailable: {reason}"
+    if as_json:
+        typer.echo(json.dumps(facts, indent=1))
+        return
+    table = Table(show_header=False)
+    for key, value in facts.items():
+        table.add_row(key, "–" if value is None else str(value))
+    out_console.print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,250 @@
+"""Records and run files: one frozen row per (case, backend), the run file written after every row,
+CSV and JSON exports in fixed units, and loading saved runs back.
+
+Units are fixed in files: microseconds (`*_us`), TFLOP/s, GB/s; the unit is in the column name.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+from gemmbench.errors import GemmbenchError
+from gemmbench.shapes import Case
+
+SCHEMA = "gemmbench.run"
+SCHEMA_VERSION = 1
+
+OK = "ok"
+SKIPPED = "skipped"
+ERROR = "error"
+
+# fp32 accumulation over K = 7168 lands near 1e-6, bf16 rounding of the output near 1.5e-3: a relative
+# error under 1e-4 means the backend delivers fp32-output semantics, with wide margins on both sides.
+FP32_ACCURATE_REL_ERR = 1e-4
+
+
+@dataclass(frozen=True)
+class Record:
+    """One (case, backend) point. Skips and errors are records too, with the reason."""
+
+    model: str
+    gemm: str
+    role: str
+    m: int
+    n: int
+    k: int
+    in_dtype: str
+    out_dtype: str
+    backend: str
+    status: str
+    reason: str = ""
+    rel_err: float | None = None
+    latency_timer: str | None = None
+    latency_median_us: float | None = None
+    latency_iqr_us: float | None = None
+    latency_min_us: float | None = None
+    latency_samples: int | None = None
+    device_timer: str | None = None
+    device_median_us: float | None = None
+    device_iqr_us: float | None = None
+    device_min_us: float | None = None
+    device_samples: int | None = None
+    tflops: float | None = None
+    gbps: float | None = None
+
+    @property
+    def case(self) -> Case:
+        return Case(self.model, self.gemm, self.role, self.m, self.n, self.k, self.in_dtype, self.out_dtype)
+
+    @property
+    def best_time_us(self) -> float | None:
+        """Device time where measured (it excludes launch gaps), else the latency."""
+        return self.device_median_us if self.device_median_us is not None else self.latency_median_us
+
+    @property
+    def fp32_accurate(self) -> bool:
+        return self.status == OK and self.rel_err is not None and self.rel_err <= FP32_ACCURATE_REL_ERR
+
+    @classmethod
+    def for_case(cls, case: Case, backend: str, status: str, reason: str = "", **values) -> Record:
+        return cls(
+            case.model, case.gemm, case.role, case.m, case.n, case.k, case.in_dtype, case.out_dtype,
+            backend, status, reason, **values,
+        )
+
+
+RECORD_COLUMNS = [f.name for f in fields(Record)]
+_INT_COLUMNS = {f.name for f in fields(Record) if f.type in ("int", "int | None")}
+_FLOAT_COLUMNS = {f.name for f in fields(Record) if f.type == "float | None"}
+
+
+@dataclass
+class Run:
+    """A sweep's provenance and records, as saved in a run file."""
+
+    provenance: dict
+    records: list[Record] = field(default_factory=list)
+
+
+def new_run_path(out_dir: Path, provenance: dict) -> Path:
+    """results/<UTC time>_<gpu>.json: sortable by time, readable at a glance."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    device = "".join(c if c.isalnum() else "-" for c in str(provenance.get("device_name", "cpu"))).strip("-")
+    path = Path(out_dir) / f"{stamp}_{device.lower()}.json"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = path.with_name(f"{stamp}_{device.lower()}_{suffix}.json")
+    return path
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    """Create `path` if needed; raise a GemmbenchError before any work if files cannot be written there."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GemmbenchError(f"cannot create the results folder {path}: {exc.strerror}", "pass --out-dir to a writable folder, or --no-save") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise GemmbenchError(f"the results folder {path} is not writable", "pass --out-dir to a writable folder, or --no-save")
+    return path
+
+
+def ensure_writable_file(path: str) -> None:
+    """Check that `path` ('-' = stdout) can be written, without creating it."""
+    if path == "-":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise GemmbenchError(f"{target} is a folder", "give a file path, e.g. results.csv")
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise GemmbenchError(f"cannot write {target}: permission denied", "choose another path")
+    if not parent.is_dir():
+        raise GemmbenchError(f"cannot write {target}: folder {parent} does not exist", "create it or choose another path")
+    if not target.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise GemmbenchError(f"cannot write {target}: folder {parent} is not writable", "choose another path")
+
+
+class RunWriter:
+    """Keeps the run file on disk up to date: rewritten atomically after every record."""
+
+    def __init__(self, path: Path, provenance: dict) -> None:
+        self.path = Path(path)
+        self.run = Run(provenance)
+        self._flush()
+
+    def add(self, record: Record) -> None:
+        self.run.records.append(record)
+        self._flush()
+
+    def _flush(self) -> None:
+        text = run_to_json(self.run)
+        # Write beside the target and rename: a crash mid-write never leaves a truncated run file.
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, self.path)
+
+
+def _clean(value):
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def record_to_dict(record: Record) -> dict:
+    return {key: _clean(value) for key, value in asdict(record).items()}
+
+
+def run_to_json(run: Run) -> str:
+    doc = {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "provenance": run.provenance,
+        "records": [record_to_dict(r) for r in run.records],
+    }
+    return json.dumps(doc, indent=1) + "\n"
+
+
+def records_to_csv(records: Iterable[Record]) -> str:
+    """One row per (case, backend), columns in RECORD_COLUMNS order, empty cells for missing values."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=RECORD_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: ("" if v is None else v) for k, v in record_to_dict(record).items()})
+    return buffer.getvalue()
+
+
+def write_text(path: str, text: str, stdout) -> None:
+    """Write `text` to `path`, or to `stdout` when path is '-'."""
+    if path == "-":
+        stdout.write(text)
+        return
+    try:
+        Path(path).write_text(text)
+    except OSError as exc:
+        raise GemmbenchError(f"cannot write {path}: {exc.strerror}", "choose another path") from exc
+
+
+def load_run(path: Path) -> Run:
+    """A run file (JSON) or a CSV export; the CSV carries no provenance."""
+    path = Path(path)
+    if not path.is_file():
+        raise GemmbenchError(f"run file {path} does not exist", "give a path under results/ (gemmbench sweep saves there)")
+    if path.suffix.lower() == ".csv":
+        return Run({}, _records_from_csv(path))
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GemmbenchError(f"{path} is not a gemmbench run file (invalid JSON: {exc})", "give a .json run file or a .csv export") from exc
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise GemmbenchError(f"{path} is not a gemmbench run file", "give a .json file written by gemmbench sweep")
+    if doc.get("schema_version", 0) > SCHEMA_VERSION:
+        raise GemmbenchError(
+            f"{path} has schema version {doc['schema_version']}, newer than this gemmbench reads ({SCHEMA_VERSION})",
+            "upgrade gemmbench",
+        )
+    return Run(doc.get("provenance", {}), [_record_from_dict(row, path) for row in doc.get("records", [])])
+
+
+def _record_from_dict(row: dict, path: Path) -> Record:
+    known = {k: v for k, v in row.items() if k in RECORD_COLUMNS}
+    try:
+        return Record(**known)
+    except TypeError as exc:
+        raise GemmbenchError(f"{path} has a malformed record: {exc}", "re-run the sweep that made it") from exc
+
+
+def _records_from_csv(path: Path) -> list[Record]:
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ("model", "gemm", "m", "n", "k", "backend", "status") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise GemmbenchError(f"{path} is not a gemmbench CSV export (no column '{missing[0]}')", "give a CSV written by gemmbench --csv")
+        return [_record_from_dict(_parse_csv_row(row), path) for row in reader]
+
+
+def _parse_csv_row(row: dict) -> dict:
+    parsed: dict = {}
+    for key, text in row.items():
+        if key not in RECORD_COLUMNS:
+            continue
+        if key in _INT_COLUMNS:
+            parsed[key] = int(text) if text else None
+        elif key in _FLOAT_COLUMNS:
+            parsed[key] = float(text) if text else None
+        else:
+            parsed[key] = text
+    return parsed

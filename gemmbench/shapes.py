@@ -1,0 +1,254 @@
+"""What sizes to run: GEMM specs from presets and config files, `--shape MxNxK`, and M lists.
+
+A GEMM here is always `out[M, N] = x[M, K] @ w[N, K].T` (weights stored [N, K], as in nn.Linear).
+This module is pure parsing: it imports no torch, so `gemmbench list` and `decode` start fast.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+from gemmbench.errors import GemmbenchError, UsageError
+
+# Token counts of a serving engine: 1..16 are decode batches, up to 16384 a long prefill chunk.
+DEFAULT_M = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+# Without a GPU: a bf16 GEMM of K=7168 at M=64 takes ~10 ms on 2 CPU cores, so three M values keep
+# a default sweep (and its float64 references) well under a minute.
+CPU_DEFAULT_M = (1, 8, 64)
+DEFAULT_PRESET = "deepseek-v3"
+ROLES = ("router", "attention")
+CUSTOM_ROLE = "custom"
+DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+# Most values one range may expand to: a typo such as 1:100000:+1 would otherwise queue days of work.
+MAX_RANGE_VALUES = 64
+
+_REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+_PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+@dataclass(frozen=True)
+class GemmSpec:
+    """One GEMM of a model, without M: `x[M, k] @ w[n, k].T`."""
+
+    model: str
+    name: str
+    role: str
+    n: int
+    k: int
+    in_dtype: str = "bf16"
+    out_dtype: str = "fp32"
+    source: str = ""
+    top_k: int | None = None
+
+    def case(self, m: int) -> Case:
+        return Case(self.model, self.name, self.role, m, self.n, self.k, self.in_dtype, self.out_dtype)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One point of a sweep: a GEMM spec at one token count M."""
+
+    model: str
+    gemm: str
+    role: str
+    m: int
+    n: int
+    k: int
+    in_dtype: str = "bf16"
+    out_dtype: str = "fp32"
+
+    @property
+    def shape_key(self) -> tuple[str, str, int, int]:
+        """Cases with the same key differ only in M: one table per key."""
+        return (self.model, self.gemm, self.n, self.k)
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.m * self.n * self.k
+
+    @property
+    def bytes_moved(self) -> int:
+        """Fewest bytes a GEMM must move: both inputs read once, the output written once."""
+        inputs = (self.m * self.k + self.n * self.k) * DTYPE_BYTES[self.in_dtype]
+        return inputs + self.m * self.n * DTYPE_BYTES[self.out_dtype]
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    model: str
+    description: str
+    source: str
+    gemms: tuple[GemmSpec, ...]
+    path: Path
+
+
+def presets_dir() -> Path:
+    """configs/ of a source checkout, else the copy packaged into the wheel."""
+    return _REPO_CONFIGS if _REPO_CONFIGS.is_dir() else _PACKAGED_CONFIGS
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in presets_dir().glob("*.toml"))
+
+
+def load_preset(name: str) -> Preset:
+    path = presets_dir() / f"{name}.toml"
+    if not path.is_file():
+        raise UsageError(
+            f"unknown preset '{name}'",
+            f"choose one of: {', '.join(preset_names())} (or pass your own file with --config)",
+        )
+    return load_config(path)
+
+
+def load_config(path: Path) -> Preset:
+    """Read a preset TOML file; every problem names the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise GemmbenchError(f"config file {path} does not exist", "check the path given to --config")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise GemmbenchError(f"config file {path} is not valid TOML: {exc}", "fix the syntax") from exc
+    model = _require(data, "model", str, path, "the top level")
+    entries = _require(data, "gemm", list, path, "the top level")
+    if not entries:
+        raise GemmbenchError(f"config file {path} has no [[gemm]] entries", "add at least one [[gemm]] table")
+    gemms = []
+    for index, entry in enumerate(entries):
+        where = f"[[gemm]] entry {index + 1}"
+        if not isinstance(entry, dict):
+            raise GemmbenchError(f"{path}: {where} is not a table", "write each GEMM as a [[gemm]] table")
+        gemms.append(_parse_gemm(entry, model, path, where))
+    return Preset(
+        name=path.stem,
+        model=model,
+        description=str(data.get("description", "")),
+        source=str(data.get("source", "")),
+        gemms=tuple(gemms),
+        path=path,
+    )
+
+
+def _parse_gemm(entry: dict, model: str, path: Path, where: str) -> GemmSpec:
+    name = _require(entry, "name", str, path, where)
+    where = f"[[gemm]] '{name}'"
+    role = _require(entry, "role", str, path, where)
+    if role not in ROLES:
+        raise GemmbenchError(f"{path}: {where} has role '{role}'", f"use one of: {', '.join(ROLES)}")
+    n = _require(entry, "n", int, path, where)
+    k = _require(entry, "k", int, path, where)
+    in_dtype = _require(entry, "in_dtype", str, path, where)
+    out_dtype = _require(entry, "out_dtype", str, path, where)
+    for key, value in (("n", n), ("k", k)):
+        if value <= 0:
+            raise GemmbenchError(f"{path}: {where} has {key} = {value}", f"make '{key}' a positive integer")
+    for key, value in (("in_dtype", in_dtype), ("out_dtype", out_dtype)):
+        if value not in DTYPE_BYTES:
+            raise GemmbenchError(
+                f"{path}: {where} has {key} = '{value}'", f"use one of: {', '.join(DTYPE_BYTES)}"
+            )
+    top_k = entry.get("top_k")
+    if top_k is not None and (not isinstance(top_k, int) or top_k <= 0):
+        raise GemmbenchError(f"{path}: {where} has top_k = {top_k!r}", "make 'top_k' a positive integer")
+    return GemmSpec(model, name, role, n, k, in_dtype, out_dtype, str(entry.get("source", "")), top_k)
+
+
+def _require(table: dict, key: str, kind: type, path: Path, where: str):
+    if key not in table:
+        raise GemmbenchError(f"{path}: {where} is missing the key '{key}'", f"add '{key}' to it")
+    value = table[key]
+    # bool is an int in Python; a GEMM dimension of `true` is still a mistake.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise GemmbenchError(
+            f"{path}: {where} has '{key}' = {value!r}, not a {kind.__name__}",
+            f"write '{key}' as a {kind.__name__}",
+        )
+    return value
+
+
+_SHAPE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def parse_shape(text: str) -> Case:
+    """`MxNxK` -> a custom case: x [M, K] @ w [N, K].T."""
+    match = _SHAPE.match(text)
+    dims = tuple(int(g) for g in match.groups()) if match else ()
+    if not dims or min(dims) <= 0:
+        raise UsageError(
+            f"malformed shape '{text}'", "write it as MxNxK with positive integers, e.g. --shape 16x256x7168"
+        )
+    m, n, k = dims
+    return Case("custom", f"{n}x{k}", CUSTOM_ROLE, m, n, k)
+
+
+def parse_m_list(text: str) -> tuple[int, ...]:
+    """`1,8,64`, a range `1:16384:x2` (geometric) or `8:64:+8` (arithmetic), or a mix, comma-separated."""
+    values: set[int] = set()
+    for item in text.split(","):
+        item = item.strip()
+        if ":" in item:
+            values.update(_parse_m_range(item, text))
+        else:
+            values.add(_parse_m_value(item, text))
+    return tuple(sorted(values))
+
+
+def _parse_m_value(item: str, whole: str) -> int:
+    if not item.isdigit() or int(item) <= 0:
+        raise UsageError(
+            f"bad M value '{item}' in '{whole}'", "give positive integers, e.g. --m 1,8,64 or --m 1:16384:x2"
+        )
+    return int(item)
+
+
+def _parse_m_range(item: str, whole: str) -> list[int]:
+    parts = item.split(":")
+    bad = UsageError(
+        f"bad M range '{item}'",
+        "write START:STOP:xFACTOR (e.g. 1:16384:x2) or START:STOP:+STEP (e.g. 8:64:+8)",
+    )
+    if len(parts) != 3 or len(parts[2]) < 2 or parts[2][0] not in "x+" or not parts[2][1:].isdigit():
+        raise bad
+    start, stop = _parse_m_value(parts[0], whole), _parse_m_value(parts[1], whole)
+    op, step = parts[2][0], int(parts[2][1:])
+    if start > stop or (op == "x" and step < 2) or (op == "+" and step < 1):
+        raise bad
+    values = [start]
+    while len(values) <= MAX_RANGE_VALUES:
+        nxt = values[-1] * step if op == "x" else values[-1] + step
+        if nxt > stop:
+            return values
+        values.append(nxt)
+    raise UsageError(
+        f"M range '{item}' expands to more than {MAX_RANGE_VALUES} values", "use a larger step or a smaller range"
+    )
+
+
+def select_gemms(presets: list[str], configs: list[Path], roles: list[str]) -> list[GemmSpec]:
+    """GEMMs of the named presets and config files, filtered by role; in the order given."""
+    for role in roles:
+        if role not in ROLES:
+            raise UsageError(f"unknown role '{role}'", f"use one of: {', '.join(ROLES)}")
+    loaded = [load_preset(name) for name in presets] + [load_config(path) for path in configs]
+    gemms = [g for preset in loaded for g in preset.gemms if not roles or g.role in roles]
+    if loaded and not gemms:
+        raise UsageError(
+            f"no GEMM of role {'/'.join(roles)} in the selected presets", "drop --role or pick another preset"
+        )
+    return gemms
+
+
+def build_cases(gemms: list[GemmSpec], shapes: list[Case], m_values: tuple[int, ...]) -> list[Case]:
+    """Every GEMM at every M, then the explicit shapes (which carry their own M); duplicates dropped."""
+    cases = [g.case(m) for g in gemms for m in m_values] + list(shapes)
+    return list(dict.fromkeys(cases))
