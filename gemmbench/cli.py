@@ -14,9 +14,12 @@ from typer.core import TyperGroup
 
 from gemmbench.errors import GemmbenchError
 
+# Width for output that is not a terminal (files, CI logs), where rich would assume 80 columns and
+# wrap kernel names and table cells.
+PIPE_WIDTH = 160
 # Results go to stdout; progress, notes, warnings and errors to stderr, so `--csv -` pipes cleanly.
-out_console = Console()
-err_console = Console(stderr=True)
+out_console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else PIPE_WIDTH)
 
 # Exit code of a run stopped with Ctrl-C, as shells report SIGINT (128 + 2).
 EXIT_INTERRUPTED = 130
@@ -108,6 +111,7 @@ def sweep(
     budget_ms: Annotated[float, typer.Option("--budget-ms", min=1, help="Sampling time per timer and point, in ms.")] = 100.0,
     warmup_ms: Annotated[float, typer.Option("--warmup-ms", min=0, help="Warm-up time per point before timing, in ms.")] = 20.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
+    no_kernels: Annotated[bool, typer.Option("--no-kernels", help="Skip the profiler pass that records kernel names.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")] = False,
 ) -> None:
     """Check and time each backend on each shape and M; print tables, save the run."""
@@ -139,11 +143,13 @@ def sweep(
     points = [(case, b.name) for case in cases for b in backends]
     interrupted = False
     tables_console.print(render.header(provenance))
-    options = SweepOptions(warmup_s=warmup_ms / 1e3, budget_s=budget_ms / 1e3, seed=seed)
+    options = SweepOptions(
+        warmup_s=warmup_ms / 1e3, budget_s=budget_ms / 1e3, seed=seed, capture_kernels=not no_kernels
+    )
     with render.progress(err_console, enabled=not quiet and err_console.is_terminal) as bar:
         task = bar.add_task(render.point_label(*points[0]) if points else "", total=len(points))
         try:
-            for record in run_sweep(cases, backends, dev, options):
+            for record in run_sweep(cases, backends, dev, options, warn=_warn):
                 records.append(record)
                 if writer:
                     writer.add(record)
@@ -158,6 +164,10 @@ def sweep(
     if interrupted:
         err_console.print(f"interrupted: {len(records)} of {len(points)} rows finished and kept", style="yellow")
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _warn(message: str) -> None:
+    err_console.print(f"warning: {message}", style="yellow")
 
 
 def _export(records, provenance: dict, csv: str | None, json_path: str | None) -> None:
@@ -187,6 +197,69 @@ def show(
         console.print(render.header(loaded.provenance))
     console.print(render.sweep_tables(loaded.records))
     _export(loaded.records, loaded.provenance, csv, json_path)
+
+
+@app.command()
+def kernels(
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    shape: ShapeOpt = None,
+    role: RoleOpt = None,
+    m: MOpt = None,
+    backend: BackendOpt = None,
+    device: DeviceOpt = "auto",
+    from_run: Annotated[
+        Optional[Path], typer.Option("--from", help="Read kernels from a saved run file or CSV (any GPU) instead of running.")
+    ] = None,
+    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table for a pull request.")] = False,
+) -> None:
+    """Which kernels each backend runs per case, decoded, and which backends share a GEMM kernel.
+
+    Runs each backend a few times per case under torch.profiler, without timing: seconds, not minutes.
+    """
+    from gemmbench import render, results
+    from gemmbench.backends import select_backends
+    from gemmbench.sweep import SweepOptions, run_sweep
+
+    if from_run is not None:
+        run = results.load_run(from_run)
+        records, provenance = run.records, run.provenance
+    else:
+        cases, dev, _ = _selection(preset, config, shape, role, m, device)
+        if dev.type != "cuda":
+            raise GemmbenchError("no CUDA device: kernel names need a GPU", "run on a GPU, or inspect a saved run with --from RUN")
+        backends = select_backends(_split(backend))
+        from gemmbench import environment
+
+        provenance = environment.collect_provenance(dev)
+        with render.progress(err_console, enabled=err_console.is_terminal) as bar:
+            task = bar.add_task("profiling", total=len(cases) * len(backends))
+            records = []
+            for record in run_sweep(cases, backends, dev, SweepOptions(time_calls=False), warn=_warn):
+                records.append(record)
+                bar.advance(task)
+    if md:
+        typer.echo(render.kernel_markdown(records), nl=False)
+        return
+    if provenance:
+        out_console.print(render.header(provenance))
+    out_console.print(render.kernel_tables(records))
+
+
+@app.command()
+def decode(
+    names: Annotated[list[str], typer.Argument(help="Kernel names, as torch.profiler, nsys or ncu print them.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, one object per name, in order.")] = False,
+) -> None:
+    """Decode kernel names (nvjet, xmma, CUTLASS, split-K reduce, gemv, copies): family, arch, dtypes, tile."""
+    from gemmbench import render
+    from gemmbench.decode import decode as decode_name
+
+    infos = [decode_name(name) for name in names]
+    if as_json:
+        typer.echo(json.dumps([info.to_dict() for info in infos], indent=1))
+        return
+    out_console.print(render.decoded_tables(infos))
 
 
 @app.command("list")

@@ -9,7 +9,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from gemmbench.results import ERROR, FP32_ACCURATE_REL_ERR, OK, SKIPPED, Record
+from gemmbench.decode import KernelInfo, decode, gemm_kernel, short_name
+from gemmbench.results import ERROR, FP32_ACCURATE_REL_ERR, OK, SKIPPED, KernelRun, Record
 from gemmbench.shapes import Case
 
 TIMER_LABELS = {
@@ -73,8 +74,8 @@ def sweep_tables(records: list[Record]) -> Group:
     return Group(*parts)
 
 
-def _shape_table(records: list[Record], backends: list[str]) -> Table:
-    table = Table(title=shape_title(records[0].case), title_justify="left", show_lines=False, pad_edge=False)
+def _shape_table(records: list[Record], backends: list[str]) -> Group:
+    table = Table(pad_edge=False)
     table.add_column("M", justify="right", style="cyan")
     for backend in backends:
         table.add_column(backend, justify="right")
@@ -85,7 +86,7 @@ def _shape_table(records: list[Record], backends: list[str]) -> Table:
         row = by_m[m]
         fastest = _fastest_accurate(row.values())
         table.add_row(str(m), *(_cell(row.get(b), b == fastest) for b in backends))
-    return table
+    return Group(Text(shape_title(records[0].case), style="bold"), table)
 
 
 def _fastest_accurate(records) -> str | None:
@@ -101,21 +102,21 @@ def _cell(record: Record | None, fastest: bool) -> Text:
     if record.status == ERROR:
         return Text("error", style="red")
     text = Text(format_us(record.best_time_us), style="bold green" if fastest else "")
-    detail = f"err {format_err(record.rel_err)}"
+    text.append(f" {format_err(record.rel_err)}", style="dim")
     if record.device_median_us is not None:
-        detail = f"eager {format_us(record.latency_median_us)} · {detail}"
-    text.append(f"\n{detail}", style="dim")
+        text.append(f"\neager {format_us(record.latency_median_us)}", style="dim")
     return text
 
 
 def _legend(records: list[Record]) -> Text:
     ok = [r for r in records if r.status == OK]
-    timers = list(dict.fromkeys(r.device_timer or r.latency_timer for r in ok))
+    timers = dict.fromkeys(r.device_timer or r.latency_timer for r in ok)
     lines = [f"time: {TIMER_LABELS.get(t, t)}" for t in timers]
-    if any(r.device_median_us is not None for r in ok):
-        lines.append(f"eager: {TIMER_LABELS['cuda_events']}")
+    eager_timers = dict.fromkeys(r.latency_timer for r in ok if r.device_median_us is not None)
+    lines += [f"eager: {TIMER_LABELS.get(t, t)}" for t in eager_timers]
     lines.append(
-        f"err: ||out − ref|| / ||ref|| against float64; green: fastest with fp32-accurate output (err ≤ {FP32_ACCURATE_REL_ERR:g})"
+        "second number: ||out − ref|| / ||ref|| against float64; "
+        f"green: fastest with fp32-accurate output (≤ {FP32_ACCURATE_REL_ERR:g})"
     )
     return Text("\n".join(lines), style="dim")
 
@@ -146,3 +147,96 @@ def progress(console, enabled: bool) -> Progress:
         disable=not enabled,
         transient=True,
     )
+
+
+# Columns of decoded kernel fields, shared by the rich and the Markdown kernel tables.
+KERNEL_COLUMNS = ("kernel", "family", "arch", "types", "tile", "stages", "cluster", "split-K", "µs")
+
+
+def _info_cells(info: KernelInfo) -> list[str]:
+    """family, arch, types, tile, stages, cluster, split-K of a decoded name; '' where the name is silent."""
+    split = "" if info.split_k is None else ("yes" if info.split_k else "no")
+    stages = "" if info.stages is None else str(info.stages)
+    return [info.family, info.arch or "", info.dtypes, info.tile, stages, info.cluster, split]
+
+
+def _kernel_cells(kernel: KernelRun) -> list[str]:
+    duration = "" if kernel.duration_us is None else f"{kernel.duration_us:.3g}"
+    return [short_name(kernel.name), *_info_cells(decode(kernel.name)), duration]
+
+
+def _shared_gemm_line(records: list[Record]) -> str:
+    """Which backends of one case run the very same GEMM kernel: the check vLLM made by hand."""
+    by_kernel: dict[str, list[str]] = {}
+    for record in records:
+        kernel = gemm_kernel([k.name for k in record.kernels or ()])
+        if kernel:
+            by_kernel.setdefault(kernel, []).append(record.backend)
+    shared = [f"{', '.join(backends)} → {short_name(kernel)}" for kernel, backends in by_kernel.items() if len(backends) > 1]
+    return "same GEMM kernel: " + "; ".join(shared) if shared else "no two backends share a GEMM kernel"
+
+
+def _by_case(records: list[Record]) -> dict[Case, list[Record]]:
+    groups: dict[Case, list[Record]] = {}
+    for record in records:
+        groups.setdefault(record.case, []).append(record)
+    return groups
+
+
+def kernel_tables(records: list[Record]) -> Group:
+    """Per case: each backend's kernels in launch order, decoded; then which backends share a GEMM kernel."""
+    parts: list = []
+    for case, group in _by_case(records).items():
+        table = Table(pad_edge=False)
+        table.add_column("backend", style="cyan")
+        for column in KERNEL_COLUMNS:
+            table.add_column(column, justify="right" if column in ("stages", "µs") else "left")
+        for record in group:
+            if record.status != OK or not record.kernels:
+                note = record.reason if record.status != OK else "kernels not recorded"
+                table.add_row(record.backend, Text(f"{record.status}: {note}", style="dim"), *[""] * (len(KERNEL_COLUMNS) - 1))
+                continue
+            for index, kernel in enumerate(record.kernels):
+                table.add_row(record.backend if index == 0 else "", *_kernel_cells(kernel))
+        parts += [Text(f"{shape_title(case)}, M={case.m}", style="bold"), table, Text(_shared_gemm_line(group)), Text("")]
+    return Group(*parts)
+
+
+def kernel_markdown(records: list[Record]) -> str:
+    """The kernel tables as one Markdown table, ready to paste into a pull request."""
+    rows: list[list[str]] = []
+    for case, group in _by_case(records).items():
+        label = f"{case.model} {case.gemm} M={case.m} N={case.n} K={case.k}"
+        for record in group:
+            if record.status == OK and record.kernels:
+                for kernel in record.kernels:
+                    cells = _kernel_cells(kernel)
+                    cells[0] = f"`{short_name(kernel.name, width=100)}`"
+                    rows.append([label, record.backend, *cells])
+            else:
+                rows.append([label, record.backend, f"{record.status}: {record.reason or 'kernels not recorded'}"])
+        rows.append([label, "", _shared_gemm_line(group)])
+    return markdown_table(["case", "backend", *KERNEL_COLUMNS], rows)
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub Markdown table; short rows are padded, pipes in cells escaped."""
+    def line(cells: list[str]) -> str:
+        cells = [c.replace("|", "\\|") for c in cells] + [""] * (len(header) - len(cells))
+        return "| " + " | ".join(cells) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * len(header), *map(line, rows)]) + "\n"
+
+
+def decoded_tables(infos: list[KernelInfo]) -> Group:
+    """Each name, then its fields one per line: readable however long the name."""
+    parts: list = []
+    for info in infos:
+        table = Table(show_header=False, box=None, pad_edge=False)
+        table.add_column(style="dim")
+        table.add_column()
+        for key, value in info.to_dict().items():
+            if key != "name":
+                table.add_row(key, "–" if value is None else str(value).lower() if isinstance(value, bool) else str(value))
+        parts += [Text(info.name, style="bold"), table, Text("")]
+    return Group(*parts)

@@ -33,6 +33,17 @@ FP32_ACCURATE_REL_ERR = 1e-4
 
 
 @dataclass(frozen=True)
+class KernelRun:
+    """One device kernel of one call, as torch.profiler saw it."""
+
+    name: str
+    duration_us: float | None = None
+
+
+KERNEL_SEPARATOR = " ; "
+
+
+@dataclass(frozen=True)
 class Record:
     """One (case, backend) point. Skips and errors are records too, with the reason."""
 
@@ -60,6 +71,9 @@ class Record:
     device_samples: int | None = None
     tflops: float | None = None
     gbps: float | None = None
+    kernels: tuple[KernelRun, ...] | None = None  # one call's kernels in launch order; None: not profiled
+    kernel_count: int | None = None
+    kernel_sum_us: float | None = None
 
     @property
     def case(self) -> Case:
@@ -164,7 +178,9 @@ def _clean(value):
 
 
 def record_to_dict(record: Record) -> dict:
-    return {key: _clean(value) for key, value in asdict(record).items()}
+    row = {key: _clean(value) for key, value in asdict(record).items() if key != "kernels"}
+    row["kernels"] = None if record.kernels is None else [asdict(k) for k in record.kernels]
+    return {key: row[key] for key in RECORD_COLUMNS}
 
 
 def run_to_json(run: Run) -> str:
@@ -183,7 +199,9 @@ def records_to_csv(records: Iterable[Record]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=RECORD_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for record in records:
-        writer.writerow({k: ("" if v is None else v) for k, v in record_to_dict(record).items()})
+        row = {k: ("" if v is None else v) for k, v in record_to_dict(record).items()}
+        row["kernels"] = KERNEL_SEPARATOR.join(k.name for k in record.kernels or ())
+        writer.writerow(row)
     return buffer.getvalue()
 
 
@@ -221,7 +239,10 @@ def load_run(path: Path) -> Run:
 
 def _record_from_dict(row: dict, path: Path) -> Record:
     known = {k: v for k, v in row.items() if k in RECORD_COLUMNS}
+    kernels = known.get("kernels")
     try:
+        if kernels is not None:
+            known["kernels"] = tuple(KernelRun(**k) for k in kernels)
         return Record(**known)
     except TypeError as exc:
         raise GemmbenchError(f"{path} has a malformed record: {exc}", "re-run the sweep that made it") from exc
@@ -241,7 +262,9 @@ def _parse_csv_row(row: dict) -> dict:
     for key, text in row.items():
         if key not in RECORD_COLUMNS:
             continue
-        if key in _INT_COLUMNS:
+        if key == "kernels":
+            parsed[key] = [{"name": name} for name in text.split(KERNEL_SEPARATOR)] if text else None
+        elif key in _INT_COLUMNS:
             parsed[key] = int(text) if text else None
         elif key in _FLOAT_COLUMNS:
             parsed[key] = float(text) if text else None

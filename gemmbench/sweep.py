@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
-from gemmbench import timing
+from gemmbench import profile, timing
 from gemmbench.backends import Backend, GemmInputs
 from gemmbench.backends.base import TORCH_DTYPES
 from gemmbench.results import ERROR, OK, SKIPPED, Record
@@ -34,6 +34,26 @@ class SweepOptions:
     warmup_s: float = POINT_WARMUP_S
     budget_s: float = POINT_BUDGET_S
     seed: int = 0
+    time_calls: bool = True  # False: check and profile only (`gemmbench kernels`)
+    capture_kernels: bool = True  # a torch.profiler pass per point, after the timers
+
+
+class _KernelCapture:
+    """Profiles points until the profiler proves unavailable; then warns once and stops trying."""
+
+    def __init__(self, enabled: bool, warn: Callable[[str], None]) -> None:
+        self.enabled = enabled
+        self.warn = warn
+
+    def __call__(self, call, device: torch.device) -> profile.KernelTrace | None:
+        if not self.enabled or device.type != "cuda":
+            return None
+        try:
+            return profile.capture_kernels(call, device)
+        except profile.ProfilerUnavailable as exc:
+            self.enabled = False
+            self.warn(f"kernel names not recorded: {exc}; the kernel columns stay empty")
+            return None
 
 
 def make_inputs(case: Case, device: torch.device, seed: int) -> GemmInputs:
@@ -62,10 +82,15 @@ def warm_device(device: torch.device, seconds: float = DEVICE_WARMUP_S) -> None:
 
 
 def run_sweep(
-    cases: list[Case], backends: list[Backend], device: torch.device, options: SweepOptions = SweepOptions()
+    cases: list[Case],
+    backends: list[Backend],
+    device: torch.device,
+    options: SweepOptions = SweepOptions(),
+    warn: Callable[[str], None] = lambda message: None,
 ) -> Iterator[Record]:
-    """One record per (case, backend), in case order then backend order."""
-    device_warm = device.type != "cuda"
+    """One record per (case, backend), in case order then backend order. `warn` gets sweep-wide notices."""
+    capture = _KernelCapture(options.capture_kernels, warn)
+    device_warm = device.type != "cuda" or not options.time_calls
     for case in cases:
         reasons = {b.name: b.supports(case, device) for b in backends}
         runnable = [b for b in backends if reasons[b.name] is None]
@@ -88,7 +113,7 @@ def run_sweep(
             elif setup_error:
                 yield Record.for_case(case, backend.name, ERROR, setup_error)
             else:
-                yield measure_point(case, backend, inputs, ref, device, options)
+                yield measure_point(case, backend, inputs, ref, device, options, capture)
         del inputs, ref
         _release(device)
 
@@ -103,9 +128,15 @@ def _sync(device: torch.device):
 
 
 def measure_point(
-    case: Case, backend: Backend, inputs: GemmInputs, ref: torch.Tensor, device: torch.device, options: SweepOptions
+    case: Case,
+    backend: Backend,
+    inputs: GemmInputs,
+    ref: torch.Tensor,
+    device: torch.device,
+    options: SweepOptions,
+    capture: Callable[[Callable, torch.device], profile.KernelTrace | None] = lambda call, device: None,
 ) -> Record:
-    """Check one backend's output against the reference, then time it. Failures become error rows."""
+    """Check one backend's output against the reference, time it, then profile it. Failures become error rows."""
     try:
         call = backend.prepare(case, inputs)
         inputs.out.fill_(math.nan)
@@ -117,14 +148,17 @@ def measure_point(
                 case, backend.name, ERROR, f"wrong result: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}",
                 rel_err=rel_err,
             )
+        if not options.time_calls:
+            return Record.for_case(case, backend.name, OK, rel_err=rel_err, **_kernel_values(capture(call, device)))
         latency, device_time, note = _time(case, backend, call, device, options)
+        trace = capture(call, device)
     except torch.cuda.OutOfMemoryError:
         _release(device)
         return Record.for_case(case, backend.name, ERROR, "out of memory")
     except Exception as exc:  # noqa: BLE001 - any backend failure is a row, never a traceback
         message = (str(exc).strip().splitlines() or [""])[0]
         return Record.for_case(case, backend.name, ERROR, f"{type(exc).__name__}: {message}"[:300])
-    return _ok_record(case, backend.name, rel_err, latency, device_time, note)
+    return _ok_record(case, backend.name, rel_err, latency, device_time, note, trace)
 
 
 def _time(
@@ -145,8 +179,20 @@ def _time(
     return latency, device_time, ""
 
 
+def _kernel_values(trace: profile.KernelTrace | None) -> dict:
+    if trace is None:
+        return {}
+    return {"kernels": trace.kernels, "kernel_count": len(trace.kernels), "kernel_sum_us": trace.sum_us}
+
+
 def _ok_record(
-    case: Case, backend: str, rel_err: float, latency: timing.Samples, device_time: timing.Samples | None, note: str
+    case: Case,
+    backend: str,
+    rel_err: float,
+    latency: timing.Samples,
+    device_time: timing.Samples | None,
+    note: str,
+    trace: profile.KernelTrace | None,
 ) -> Record:
     values = {
         "rel_err": rel_err,
@@ -167,4 +213,5 @@ def _ok_record(
     best_us = (device_time or latency).median_us
     values["tflops"] = case.flops / best_us / 1e6
     values["gbps"] = case.bytes_moved / best_us / 1e3
+    values.update(_kernel_values(trace))
     return Record.for_case(case, backend, OK, note, **values)

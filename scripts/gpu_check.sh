@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Every GPU check of the open issues in one call on the GPU machine; full log under $OUT, summary last.
+# Usage (from the repository root): OUT=/some/dir bash scripts/gpu_check.sh
+set -uo pipefail
+OUT=${OUT:-gpu_out}
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+gb() { python3 -m gemmbench "$@"; }
+ms() { date +%s%3N; }
+
+{
+  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv
+  gb env --json
+
+  echo "== GPU tests"
+  python3 -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tail -25
+
+  echo "== sweep, DeepSeek-V3 preset, all real backends"
+  t0=$(ms)
+  gb sweep --preset deepseek-v3 --out-dir "$OUT/runs" --csv "$OUT/sweep.csv"
+  echo "sweep wall time: $(( $(ms) - t0 )) ms"
+
+  echo "== kernels"
+  t0=$(ms)
+  gb kernels --preset deepseek-v3 --m 1,16,4096
+  echo "kernels wall time: $(( $(ms) - t0 )) ms"
+  gb kernels --preset deepseek-v3 --m 1,16,4096 --md > "$OUT/kernels.md"
+
+  echo "== fixture for tests/fixtures (sm90 kernel names)"
+  gb sweep --preset deepseek-v3 --m 1,16,4096 --out-dir "$OUT/fixture" --budget-ms 20 --quiet > /dev/null
+} 2>&1 | tee "$OUT/gpu_check.log"

@@ -1,0 +1,74 @@
+"""GPU tests: run on the GPU machine with `pytest -m gpu` (scripts/gpu_check.sh); skipped without CUDA."""
+
+import pytest
+import torch
+
+from gemmbench.backends import REGISTRY, default_backends
+from gemmbench.decode import decode, gemm_kernel
+from gemmbench.results import ERROR, OK
+from gemmbench.shapes import Case, load_preset
+from gemmbench.sweep import SweepOptions, run_sweep
+
+pytestmark = pytest.mark.gpu
+
+CUDA = torch.device("cuda")
+FAST = SweepOptions(warmup_s=0.005, budget_s=0.01)
+
+
+def _router(m: int) -> Case:
+    return load_preset("deepseek-v3").gemms[0].case(m)
+
+
+@pytest.fixture(scope="module")
+def router_records():
+    records = list(run_sweep([_router(1), _router(4096)], default_backends(), CUDA, FAST))
+    return {(r.m, r.backend): r for r in records}
+
+
+@pytest.mark.parametrize("m", [1, 4096])
+def test_each_backend_has_its_expected_accuracy(router_records, m):
+    mm, up, lin = (router_records[(m, b)] for b in ("mm_out_dtype", "upcast", "linear_cast"))
+    assert all(r.status == OK for r in (mm, up, lin))
+    assert mm.rel_err < 5e-5  # fp32 accumulation and output
+    assert up.rel_err < 5e-6  # fp32 throughout
+    assert 5e-4 < lin.rel_err < 5e-3  # bf16-rounded output
+
+
+def test_rows_carry_both_timers_and_kernels(router_records):
+    for record in router_records.values():
+        assert record.latency_timer == "cuda_events" and record.device_timer == "cuda_graph"
+        assert record.latency_samples >= 5 and record.device_samples >= 5
+        assert record.kernel_count == len(record.kernels) >= 1
+        assert record.kernel_sum_us > 0
+
+
+def test_mm_out_dtype_runs_an_nvjet_bf16_to_fp32_kernel(router_records):
+    names = [k.name for k in router_records[(1, "mm_out_dtype")].kernels]
+    info = decode(gemm_kernel(names))
+    assert (info.family, info.a_dtype, info.out_dtype, info.compute_dtype) == ("nvjet", "bf16", "fp32", "fp32")
+
+
+def test_linear_cast_writes_bf16_then_copies(router_records):
+    families = [decode(k.name) for k in router_records[(1, "linear_cast")].kernels]
+    gemm = next(i for i in families if i.is_gemm)
+    assert gemm.out_dtype == "bf16"
+    assert families[-1].family == "elementwise"
+
+
+def test_upcast_copies_both_operands_then_runs_fp32(router_records):
+    infos = [decode(k.name) for k in router_records[(4096, "upcast")].kernels]
+    assert [i.family for i in infos[:2]] == ["elementwise", "elementwise"]
+    gemm = next(i for i in infos if i.is_gemm)
+    assert gemm.a_dtype in ("fp32", None) and gemm.compute_dtype in ("fp32", None)
+
+
+def test_a_case_too_large_for_memory_is_an_error_row_and_the_sweep_goes_on():
+    huge = Case("custom", "huge", "custom", 1 << 20, 1 << 20, 7168)  # a 4 TiB fp32 output
+    records = list(run_sweep([huge, _router(1)], [REGISTRY["mm_out_dtype"]], CUDA, FAST))
+    assert records[0].status == ERROR and "out of memory" in records[0].reason
+    assert records[1].status == OK
+
+
+def test_kernels_only_pass_skips_timers():
+    (record,) = run_sweep([_router(16)], [REGISTRY["mm_out_dtype"]], CUDA, SweepOptions(time_calls=False))
+    assert record.status == OK and record.kernels and record.latency_median_us is None
