@@ -19,6 +19,8 @@ for name, fn in calls.items():
                 fn()
             torch.cuda.synchronize()
     print("=====", name)
-    for e in prof.events():
-        print(f"{str(e.device_type):18s} id={e.id:6d} link={e.linked_correlation_id:6d} "
-              f"start={e.time_range.start:.1f} end={e.time_range.end:.1f} {e.name[:150]}")
+    for e in prof.profiler.kineto_results.events():
+        if str(e.device_type()).endswith("CPU") and e.name().startswith(("aten::", "<built", "torch/")):
+            continue
+        print(f"{str(e.device_type()):18s} corr={e.correlation_id():6d} link={e.linked_correlation_id():6d} "
+              f"ua={int(e.is_user_annotation())} start={e.start_ns()} end={e.end_ns()} {e.name()[:120]}")
