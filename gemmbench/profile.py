@@ -1,9 +1,10 @@
 """Which kernels a call runs: a torch.profiler pass, separate from the timed loops.
 
 Each profiled call sits in a `record_function` range. A device kernel belongs to the call whose range
-holds the CUDA runtime call (cudaLaunchKernel, cudaMemsetAsync, ...) that launched it: the profiler
-links the two by CUPTI's correlation id. So the kernels of one call are known exactly, in launch
-order, however many a call launches (a split-K GEMM plus its reduce; upcast's copies plus a GEMM).
+holds the CUDA runtime call (cudaLaunchKernel, cuLaunchKernelEx, cudaMemsetAsync, ...) that launched
+it: in the profiler's raw (kineto) events the kernel and its launch carry the same CUPTI correlation id.
+So the kernels of one call are known exactly, in launch order, however many a call launches (a split-K
+GEMM plus its reduce; upcast's copies plus a GEMM).
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ class KernelTrace:
     sum_us: float  # median over the profiled calls of the sum of one call's kernel durations
 
 
+@dataclass(frozen=True)
+class ProfiledEvent:
+    """The part of a raw profiler event this module reads (times in microseconds)."""
+
+    name: str
+    on_device: bool
+    start_us: float
+    end_us: float
+    correlation_id: int
+
+
 def capture_kernels(call: Callable[[], object], device: torch.device) -> KernelTrace:
     for _ in range(WARM_CALLS):
         call()
@@ -51,8 +63,11 @@ def capture_kernels(call: Callable[[], object], device: torch.device) -> KernelT
                     with record_function(f"{CALL_PREFIX}{index}"):
                         call()
                     torch.cuda.synchronize(device)
-            events = prof.events()
-    except RuntimeError as exc:
+        events = [
+            ProfiledEvent(e.name(), e.device_type() == DeviceType.CUDA, e.start_ns() / 1e3, e.end_ns() / 1e3, e.correlation_id())
+            for e in prof.profiler.kineto_results.events()
+        ]
+    except (RuntimeError, AttributeError) as exc:
         raise ProfilerUnavailable(f"torch.profiler failed: {str(exc).splitlines()[0][:200]}") from exc
     per_call = group_by_call(events, PROFILED_CALLS)
     if not all(per_call):
@@ -62,27 +77,23 @@ def capture_kernels(call: Callable[[], object], device: torch.device) -> KernelT
     return KernelTrace(tuple(per_call[median_call]), statistics.median(sums))
 
 
-def group_by_call(events, calls: int) -> list[list[KernelRun]]:
-    """Assign each device kernel to the profiled call whose range holds its launch."""
+def group_by_call(events: list[ProfiledEvent], calls: int) -> list[list[KernelRun]]:
+    """Assign each device kernel to the profiled call whose host range holds its launch."""
     windows: dict[int, tuple[float, float]] = {}
     launch_times: dict[int, float] = {}
-    device_events = []
     for event in events:
-        if event.name.startswith(CALL_PREFIX):
-            if event.device_type == DeviceType.CPU:
-                windows[int(event.name[len(CALL_PREFIX) :])] = (event.time_range.start, event.time_range.end)
-        elif event.device_type == DeviceType.CPU:
-            if event.name.startswith(_RUNTIME_PREFIX):
-                launch_times[event.id] = event.time_range.start
-        elif event.device_type == DeviceType.CUDA:
-            device_events.append(event)
-    per_call: list[list[KernelRun]] = [[] for _ in range(calls)]
-    for event in sorted(device_events, key=lambda e: e.time_range.start):
-        launched = launch_times.get(event.linked_correlation_id)
-        if launched is None:
+        if event.on_device:
             continue
+        if event.name.startswith(CALL_PREFIX):
+            windows[int(event.name[len(CALL_PREFIX) :])] = (event.start_us, event.end_us)
+        elif event.name.startswith(_RUNTIME_PREFIX):
+            launch_times[event.correlation_id] = event.start_us
+    per_call: list[list[KernelRun]] = [[] for _ in range(calls)]
+    kernels = [e for e in events if e.on_device and not e.name.startswith(CALL_PREFIX)]
+    for kernel in sorted(kernels, key=lambda e: e.start_us):
+        launched = launch_times.get(kernel.correlation_id)
         for index, (start, end) in windows.items():
-            if start <= launched <= end and index < calls:
-                per_call[index].append(KernelRun(event.name, event.time_range.end - event.time_range.start))
+            if launched is not None and start <= launched <= end and index < calls:
+                per_call[index].append(KernelRun(kernel.name, kernel.end_us - kernel.start_us))
                 break
     return per_call
