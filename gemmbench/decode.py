@@ -59,11 +59,11 @@ class KernelInfo:
 
     @property
     def dtypes(self) -> str:
-        """`bf16 x bf16 -> fp32 (fp32 acc)`, or '' when the name says nothing about types."""
+        """`bf16·bf16→fp32 (acc fp32)`, or '' when the name says nothing about types."""
         if not (self.a_dtype or self.out_dtype):
             return ""
-        text = f"{self.a_dtype or '?'} x {self.b_dtype or '?'} -> {self.out_dtype or '?'}"
-        return f"{text} ({self.compute_dtype} acc)" if self.compute_dtype else text
+        text = f"{self.a_dtype or '?'}·{self.b_dtype or '?'}→{self.out_dtype or '?'}"
+        return f"{text} (acc {self.compute_dtype})" if self.compute_dtype else text
 
     @property
     def tile(self) -> str:
@@ -203,9 +203,13 @@ def _helper(name: str) -> KernelInfo | None:
 
 
 def short_name(name: str, width: int = 72) -> str:
-    """A kernel name for tables: the template arguments of C++ names elided, long names cut."""
+    """A kernel name for tables: return type and template arguments of C++ names elided, long names cut.
+
+    `std::enable_if<...>::type internal::gemvx::kernel<int, ...>(...)` -> `internal::gemvx::kernel<…>`.
+    """
     if "<" in name and not name.startswith(("nvjet", "sm", "cutlass")):
-        head = name.split("<", 1)[0].replace("void ", "")
+        name = re.sub(r"^(void\s+|std::enable_if<.*?>::type\s+)", "", name)
+        head = name.split("<", 1)[0]
         inner = re.search(r"(direct_copy_kernel_cuda|copy_kernel|fill_kernel|cutlass_\w+)", name)
         name = f"{head}<{inner.group(1)}…>" if inner else f"{head}<…>"
     return name if len(name) <= width else name[: width - 1] + "…"

@@ -190,7 +190,9 @@ def kernel_tables(records: list[Record]) -> Group:
         table = Table(pad_edge=False)
         table.add_column("backend", style="cyan")
         for column in KERNEL_COLUMNS:
-            table.add_column(column, justify="right" if column in ("stages", "µs") else "left")
+            # nvjet names are the point of this table: keep them whole (~50 characters).
+            table.add_column(column, justify="right" if column in ("stages", "µs") else "left",
+                             min_width=50 if column == "kernel" else None)
         for record in group:
             if record.status != OK or not record.kernels:
                 note = record.reason if record.status != OK else "kernels not recorded"

@@ -99,6 +99,7 @@ class Record:
 RECORD_COLUMNS = [f.name for f in fields(Record)]
 _INT_COLUMNS = {f.name for f in fields(Record) if f.type in ("int", "int | None")}
 _FLOAT_COLUMNS = {f.name for f in fields(Record) if f.type == "float | None"}
+_OPTIONAL_STR_COLUMNS = {f.name for f in fields(Record) if f.type == "str | None"}
 
 
 @dataclass
@@ -254,7 +255,10 @@ def _records_from_csv(path: Path) -> list[Record]:
         missing = [c for c in ("model", "gemm", "m", "n", "k", "backend", "status") if c not in (reader.fieldnames or [])]
         if missing:
             raise GemmbenchError(f"{path} is not a gemmbench CSV export (no column '{missing[0]}')", "give a CSV written by gemmbench --csv")
-        return [_record_from_dict(_parse_csv_row(row), path) for row in reader]
+        try:
+            return [_record_from_dict(_parse_csv_row(row), path) for row in reader]
+        except ValueError as exc:
+            raise GemmbenchError(f"{path} has a malformed value: {exc}", "give a CSV written by gemmbench --csv") from exc
 
 
 def _parse_csv_row(row: dict) -> dict:
@@ -268,6 +272,8 @@ def _parse_csv_row(row: dict) -> dict:
             parsed[key] = int(text) if text else None
         elif key in _FLOAT_COLUMNS:
             parsed[key] = float(text) if text else None
+        elif key in _OPTIONAL_STR_COLUMNS:
+            parsed[key] = text or None
         else:
             parsed[key] = text
     return parsed

@@ -1,0 +1,207 @@
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import gemmbench.sweep
+from gemmbench.cli import EXIT_INTERRUPTED, app
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FAKE_SHAPE = ["--shape", "4x8x16", "--shape", "2x8x16", "--backend", "fake,upcast,mm_out_dtype"]
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def run_files(folder: Path):
+    return sorted(folder.glob("*.json"))
+
+
+def test_sweep_prints_a_table_and_saves_a_run(tmp_path):
+    result = invoke("sweep", *FAKE_SHAPE, "--out-dir", tmp_path, "--budget-ms", 1)
+    assert result.exit_code == 0, result.output
+    assert "custom 8x16" in result.stdout and "fake" in result.stdout and "skipped" in result.stdout
+    assert "no CUDA device" in result.stderr
+    (path,) = run_files(tmp_path)
+    doc = json.loads(path.read_text())
+    assert len(doc["records"]) == 6 and doc["provenance"]["torch"]
+    assert doc["provenance"]["command"].startswith("gemmbench")
+
+
+def test_default_sweep_on_cpu_uses_the_default_preset_and_short_m_list(tmp_path):
+    result = invoke("sweep", "--backend", "fake", "--no-save", "--csv", "-")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["model"], r["m"]) for r in rows] == [("DeepSeek-V3", "1"), ("DeepSeek-V3", "8"), ("DeepSeek-V3", "64")]
+    assert "M cut to 1,8,64" in result.stderr
+    assert not run_files(tmp_path)
+
+
+def test_csv_to_stdout_keeps_tables_on_stderr(tmp_path):
+    result = invoke("sweep", *FAKE_SHAPE, "--no-save", "--csv", "-", "--budget-ms", 1)
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 6 and {r["status"] for r in rows} == {"ok", "skipped"}
+    assert float(rows[0]["device_median_us"]) > 0
+    assert "custom 8x16" in result.stderr
+
+
+def test_show_rerenders_and_exports(tmp_path):
+    invoke("sweep", *FAKE_SHAPE, "--out-dir", tmp_path, "--budget-ms", 1)
+    (path,) = run_files(tmp_path)
+    shown = invoke("show", path)
+    assert shown.exit_code == 0 and "custom 8x16" in shown.stdout and "torch" in shown.stdout
+    exported = invoke("show", path, "--csv", tmp_path / "out.csv", "--json", tmp_path / "out.json")
+    assert exported.exit_code == 0
+    assert len(list(csv.DictReader((tmp_path / "out.csv").open()))) == 6
+    again = invoke("show", tmp_path / "out.csv")
+    assert again.exit_code == 0 and "custom 8x16" in again.stdout
+
+
+def test_list_shows_presets_and_backend_availability():
+    result = invoke("list")
+    assert result.exit_code == 0
+    for text in ("deepseek-v4-pro", "compressor.fused_wkv_wgate.ratio4", "qwen3-235b-a22b", "mm_out_dtype", "test double"):
+        assert text in result.stdout
+
+
+def test_env_json_says_whether_out_dtype_works():
+    result = invoke("env", "--json")
+    facts = json.loads(result.stdout)
+    assert facts["torch"] and facts["cuda_available"] is False
+    assert facts["mm_out_dtype"].startswith("unavailable")
+
+
+def test_decode_json_gives_the_issue_fields():
+    result = invoke("decode", "nvjet_sm100_tss_16x64_64x16_4x1_v_bz_TNN", "Memset (Device)", "--json")
+    first, second = json.loads(result.stdout)
+    assert (first["family"], first["arch"], first["tile_m"], first["stages"], first["split_k"]) == ("nvjet", "sm100", 16, 16, False)
+    assert second["family"] == "memset"
+
+
+def test_decode_table():
+    result = invoke("decode", "cutlass_80_simt_sgemm_128x64_8x5_tn_align1")
+    assert result.exit_code == 0 and "cutlass" in result.stdout and "sm80" in result.stdout
+
+
+def test_kernels_from_a_gpu_recorded_run():
+    result = invoke("kernels", "--from", FIXTURES / "h200_deepseek_v3_sm90.json")
+    assert result.exit_code == 0, result.output
+    assert "nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT" in result.stdout
+    assert "splitk_reduce" in result.stdout and "M=4096" in result.stdout
+
+
+def test_kernels_from_a_handmade_sm100_run_finds_the_shared_kernel():
+    result = invoke("kernels", "--from", FIXTURES / "handmade_sm100.json")
+    assert result.exit_code == 0, result.output
+    assert "sm100" in result.stdout
+    assert "same GEMM kernel: mm_out_dtype, cublas_ext → nvjet_sm100_tss_16x64_64x16_4x1_v_bz_TNN" in result.stdout
+
+
+def test_kernels_markdown(tmp_path):
+    result = invoke("kernels", "--from", FIXTURES / "h200_deepseek_v3_sm90.json", "--md")
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("| case | backend | kernel") and lines[1].startswith("|---|")
+    assert any("`nvjet_sm90_tss_" in line for line in lines)
+
+
+def test_kernels_from_csv_export(tmp_path):
+    invoke("show", FIXTURES / "h200_deepseek_v3_sm90.json", "--csv", tmp_path / "k.csv")
+    result = invoke("kernels", "--from", tmp_path / "k.csv")
+    assert result.exit_code == 0 and "nvjet_sm90_tss" in result.stdout
+
+
+def test_kernels_live_without_a_gpu_says_how_to_proceed():
+    result = invoke("kernels", "--m", "1")
+    assert result.exit_code == 1 and "--from RUN" in result.stderr
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+BAD_INPUTS = [
+    (["sweep", "--preset", "nope"], 2, "unknown preset 'nope'", "deepseek-v3"),
+    (["sweep", "--backend", "nope"], 2, "unknown backend 'nope'", "mm_out_dtype"),
+    (["sweep", "--shape", "12x"], 2, "malformed shape '12x'", "MxNxK"),
+    (["sweep", "--shape", "0x5x5"], 2, "malformed shape '0x5x5'", "MxNxK"),
+    (["sweep", "--shape", "-1x2x3"], 2, "malformed shape '-1x2x3'", "MxNxK"),
+    (["sweep", "--shape", "axbxc"], 2, "malformed shape 'axbxc'", "MxNxK"),
+    (["sweep", "--m", "1,x"], 2, "bad M value 'x'", "positive integers"),
+    (["sweep", "--m", "16:1:x2"], 2, "bad M range '16:1:x2'", "START:STOP"),
+    (["sweep", "--role", "mlp"], 2, "unknown role 'mlp'", "router"),
+    (["sweep", "--device", "cuda"], 2, "no CUDA device", "--device cpu"),
+    (["sweep", "--config", "{tmp}/missing.toml"], 1, "missing.toml does not exist", "--config"),
+    (["sweep", "--config", "{tmp}/broken.toml"], 1, "broken.toml is not valid TOML", "fix"),
+    (["sweep", "--config", "{tmp}/nokey.toml"], 1, "nokey.toml: [[gemm]] 'r' is missing the key 'k'", "add 'k'"),
+    (["sweep", "--csv", "{tmp}/no/such/dir/x.csv"], 1, "folder {tmp}/no/such/dir does not exist", "choose another path"),
+    (["sweep", "--out-dir", "{tmp}/afile/sub"], 1, "cannot create the results folder", "--no-save"),
+    (["show", "{tmp}/missing.json"], 1, "does not exist", "results/"),
+]
+
+
+@pytest.mark.parametrize("args, code, what, fix", BAD_INPUTS)
+def test_bad_input_gets_one_error_line(tmp_path, args, code, what, fix):
+    write(tmp_path, "broken.toml", "model = [")
+    write(tmp_path, "nokey.toml", 'model = "m"\n[[gemm]]\nname = "r"\nrole = "router"\nn = 8\n')
+    write(tmp_path, "afile", "")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = invoke(*args)
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and " — " in lines[0], result.stderr
+    assert what.replace("{tmp}", str(tmp_path)) in lines[0] and fix in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_unwritable_output_is_refused_before_the_sweep_starts(tmp_path):
+    result = invoke("sweep", *FAKE_SHAPE, "--out-dir", tmp_path, "--csv", tmp_path / "missing" / "x.csv")
+    assert result.exit_code == 1 and not run_files(tmp_path)
+
+
+def test_ctrl_c_keeps_finished_rows(tmp_path, monkeypatch):
+    real = gemmbench.sweep.run_sweep
+
+    def interrupted(*args, **kwargs):
+        for index, record in enumerate(real(*args, **kwargs)):
+            if index == 2:
+                raise KeyboardInterrupt
+            yield record
+
+    monkeypatch.setattr(gemmbench.sweep, "run_sweep", interrupted)
+    result = invoke("sweep", *FAKE_SHAPE, "--out-dir", tmp_path, "--budget-ms", 1, "--csv", tmp_path / "part.csv")
+    assert result.exit_code == EXIT_INTERRUPTED
+    assert "interrupted: 2 of 6 rows" in result.stderr
+    (path,) = run_files(tmp_path)
+    assert len(json.loads(path.read_text())["records"]) == 2
+    assert len(list(csv.DictReader((tmp_path / "part.csv").open()))) == 2
+
+
+def test_sigint_to_a_real_sweep_exits_130_and_keeps_rows(tmp_path):
+    """A real process and a real SIGINT: the run file already holds the finished rows."""
+    shapes = [arg for m in range(1, 40) for arg in ("--shape", f"{m}x256x7168")]
+    command = [sys.executable, "-m", "gemmbench", "sweep", *shapes, "--backend", "upcast",
+               "--budget-ms", "200", "--out-dir", str(tmp_path), "-q"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        files = run_files(tmp_path)
+        if files and len(json.loads(files[0].read_text() or "{}").get("records", [])) >= 2:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == EXIT_INTERRUPTED, stderr
+    kept = json.loads(run_files(tmp_path)[0].read_text())["records"]
+    assert 2 <= len(kept) < 39

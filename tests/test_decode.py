@@ -1,0 +1,114 @@
+import pytest
+
+from gemmbench.decode import FAMILIES, decode, gemm_kernel, short_name
+
+SPLITK_REDUCE = (
+    "void cublasLt::splitKreduce_kernel<32, 16, int, float, float, float, float, false, float, float, float, "
+    "true, false, false>(cublasLt::cublasSplitKParams<float>, float const*, float const*, float*, float const*, "
+    "float const*, float const*, float const*, float*, void*, long, float*, int*)"
+)
+GEMVX = (
+    "std::enable_if<!(false), void>::type internal::gemvx::kernel<int, int, float, float, float, float, false, true, "
+    "true, false, 7, false, cublasGemvParamsEx<int, cublasGemvTensorStridedBatched<float const>, "
+    "cublasGemvTensorStridedBatched<float const>, cublasGemvTensorStridedBatched<float>, float> >(...)"
+)
+COPY = (
+    "void at::native::unrolled_elementwise_kernel<at::native::direct_copy_kernel_cuda(at::TensorIteratorBase&)"
+    "::{lambda()#3}::operator()() const::{lambda()#7}::operator()() const::{lambda(float)#1}, std::array<char*, 2ul>, "
+    "4, TrivialOffsetCalculator<1, unsigned int>, TrivialOffsetCalculator<1, unsigned int>, "
+    "at::native::memory::LoadWithCast<1>, at::native::memory::StoreWithCast<1> >(int, ...)"
+)
+
+
+def fields(name):
+    return {k: v for k, v in decode(name).to_dict().items() if k != "name"}
+
+
+def test_the_sm100_kernel_of_the_issue_decodes_fully():
+    assert fields("nvjet_sm100_tss_16x64_64x16_4x1_v_bz_TNN") == {
+        "family": "nvjet", "arch": "sm100", "a_dtype": "bf16", "b_dtype": "bf16", "out_dtype": "fp32",
+        "compute_dtype": "fp32", "tile_m": 16, "tile_n": 64, "tile_k": 64, "stages": 16,
+        "cluster_m": 4, "cluster_n": 1, "split_k": False, "layout": "TNN",
+    }
+
+
+def test_nvjet_split_k_small_m_kernel():
+    info = decode("nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT")
+    assert (info.arch, info.tile_m, info.tile_n, info.split_k, info.layout, info.out_dtype) == ("sm90", 64, 8, True, "TNT", "fp32")
+
+
+def test_nvjet_coop_large_m_kernel():
+    info = decode("nvjet_sm90_tss_128x256_64x4_2x1_v_bz_coopA_TNN")
+    assert (info.tile_m, info.tile_n, info.tile_k, info.stages, info.cluster_m, info.cluster_n, info.split_k) == (
+        128, 256, 64, 4, 2, 1, False)
+
+
+def test_nvjet_bf16_output_and_no_arch_in_older_cublas():
+    info = decode("nvjet_tst_64x8_64x16_4x1_v_bz_TNT")
+    assert (info.arch, info.a_dtype, info.compute_dtype, info.out_dtype) == (None, "bf16", "fp32", "bf16")
+
+
+def test_nvjet_five_letter_types_and_2cta():
+    info = decode("nvjet_sm100_qqtst_128x256_128x6_2x1_2cta_h_bz_TNT")
+    assert (info.a_dtype, info.b_dtype, info.compute_dtype, info.out_dtype) == ("fp8_e4m3", "fp8_e4m3", "fp32", "bf16")
+    assert (info.tile_k, info.stages, info.cluster_m, info.layout) == (128, 6, 2, "TNT")
+
+
+def test_nvjet_fp4_and_fp16_letters():
+    info = decode("nvjet_sm100_oohsh_128x128_256x4_1x1_v_bz_TNT")
+    assert (info.a_dtype, info.b_dtype, info.compute_dtype, info.out_dtype) == ("fp4_e2m1", "fp4_e2m1", "fp32", "fp16")
+
+
+def test_xmma_bf16_tensor_core_gemm():
+    info = decode("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_execute_segment_k_off_kernel__5x_cublas")
+    assert (info.family, info.arch, info.a_dtype, info.out_dtype, info.compute_dtype) == ("xmma", "sm90", "bf16", "bf16", "fp32")
+    assert (info.tile_m, info.tile_n, info.tile_k, info.layout) == (128, 128, 64, "tn")
+
+
+def test_xmma_fp32_simt_gemm():
+    info = decode("sm80_xmma_gemm_f32f32_f32f32_f32_nn_n_tilesize32x32x8_stage3_warpsize1x2x1_ffma_aligna4_alignc4_execute_kernel__5x_cublas")
+    assert (info.arch, info.a_dtype, info.out_dtype, info.tile_k, info.stages, info.split_k) == ("sm80", "fp32", "fp32", 8, 3, None)
+
+
+def test_cutlass_tensorop():
+    info = decode("cutlass_80_tensorop_bf16_s16816gemm_relu_bf16_64x64_64x4_tn_align8")
+    assert (info.family, info.arch, info.a_dtype, info.compute_dtype, info.out_dtype) == ("cutlass", "sm80", "bf16", "fp32", "bf16")
+    assert (info.tile_m, info.tile_n, info.tile_k, info.stages, info.layout) == (64, 64, 64, 4, "tn")
+
+
+@pytest.mark.parametrize("name", [
+    "cutlass_80_simt_sgemm_128x64_8x5_tn_align1",
+    "void cutlass::Kernel2<cutlass_80_simt_sgemm_128x64_8x5_tn_align1>(cutlass_80_simt_sgemm_128x64_8x5_tn_align1::Params)",
+])
+def test_cutlass_simt_sgemm_plain_and_wrapped(name):
+    info = decode(name)
+    assert (info.family, info.arch, info.a_dtype, info.compute_dtype, info.out_dtype) == ("cutlass", "sm80", "fp32", "fp32", "fp32")
+    assert (info.tile_m, info.tile_n, info.tile_k, info.stages, info.layout) == (128, 64, 8, 5, "tn")
+
+
+def test_cutlass3x_name():
+    info = decode("cutlass3x_sm90_tensorop_s64x128x16gemm_bf16_bf16_f32_bf16_bf16_128x128x64_1x1x1_0_tnn_align8_warpspecialized_cooperative_epi_tma")
+    assert (info.family, info.arch, info.a_dtype, info.out_dtype, info.tile_m, info.cluster_m) == ("cutlass", "sm90", "bf16", "bf16", 128, 1)
+
+
+@pytest.mark.parametrize("name, family", [
+    (SPLITK_REDUCE, "splitk_reduce"), (GEMVX, "gemv"), (COPY, "elementwise"), ("Memset (Device)", "memset"),
+    ("my_custom_kernel", "other"), ("", "other"),
+])
+def test_helper_kernels(name, family):
+    assert decode(name).family == family
+
+
+def test_every_family_is_known():
+    assert {decode(n).family for n in (SPLITK_REDUCE, GEMVX, COPY, "x")} <= set(FAMILIES)
+
+
+def test_gemm_kernel_picks_the_gemm_among_helpers():
+    assert gemm_kernel([COPY, "nvjet_sm90_tst_64x8_64x16_4x1_v_bz_TNT", COPY]) == "nvjet_sm90_tst_64x8_64x16_4x1_v_bz_TNT"
+    assert gemm_kernel([COPY, "Memset (Device)"]) is None
+
+
+def test_short_name_elides_templates_and_return_types():
+    assert short_name(GEMVX) == "internal::gemvx::kernel<…>"
+    assert short_name(COPY) == "at::native::unrolled_elementwise_kernel<direct_copy_kernel_cuda…>"
+    assert short_name("nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT") == "nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT"

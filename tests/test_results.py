@@ -1,0 +1,117 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from gemmbench.errors import GemmbenchError
+from gemmbench.results import (
+    ERROR, OK, SCHEMA_VERSION, SKIPPED, KernelRun, Record, RunWriter, ensure_writable_dir, ensure_writable_file,
+    load_run, new_run_path, records_to_csv,
+)
+from gemmbench.shapes import Case
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CASE = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)
+
+
+def sample_records():
+    return [
+        Record.for_case(CASE, "mm_out_dtype", OK, rel_err=1.4e-6, latency_timer="cuda_events", latency_median_us=27.5,
+                        latency_iqr_us=1.0, latency_min_us=26.0, latency_samples=100, device_timer="cuda_graph",
+                        device_median_us=5.6, device_iqr_us=0.1, device_min_us=5.5, device_samples=50,
+                        tflops=0.65, gbps=660.0,
+                        kernels=(KernelRun("nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT", 4.2),
+                                 KernelRun("void cublasLt::splitKreduce_kernel<32, 16, int, float>(x, y)", 1.7)),
+                        kernel_count=2, kernel_sum_us=5.9),
+        Record.for_case(CASE, "upcast", SKIPPED, "no CUDA device"),
+        Record.for_case(CASE, "linear_cast", ERROR, "out of memory", rel_err=float("nan")),
+    ]
+
+
+def test_csv_round_trip_keeps_every_column(tmp_path):
+    path = tmp_path / "run.csv"
+    path.write_text(records_to_csv(sample_records()))
+    loaded = load_run(path)
+    first = loaded.records[0]
+    expected = sample_records()[0]
+    assert first.kernels == tuple(KernelRun(k.name) for k in expected.kernels)  # CSV keeps names only
+    assert first.device_median_us == expected.device_median_us and first.latency_samples == 100
+    assert loaded.records[1] == sample_records()[1]
+    assert loaded.records[2].rel_err is None  # NaN is written as an empty cell
+
+
+def test_csv_header_has_units_in_column_names():
+    header = records_to_csv([]).strip().split(",")
+    for column in ("latency_median_us", "device_median_us", "tflops", "gbps", "rel_err", "status", "reason",
+                   "kernels", "kernel_count", "kernel_sum_us"):
+        assert column in header
+
+
+def test_run_file_is_written_after_every_record_and_round_trips(tmp_path):
+    path = tmp_path / "run.json"
+    writer = RunWriter(path, {"device_name": "test"})
+    assert json.loads(path.read_text())["records"] == []
+    for count, record in enumerate(sample_records(), start=1):
+        writer.add(record)
+        assert len(json.loads(path.read_text())["records"]) == count
+    doc = json.loads(path.read_text())
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["records"][2]["rel_err"] is None
+    loaded = load_run(path)
+    assert loaded.provenance == {"device_name": "test"}
+    assert loaded.records[:2] == sample_records()[:2]
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_gpu_recorded_fixture_loads():
+    run = load_run(FIXTURES / "h200_deepseek_v3_sm90.json")
+    assert run.provenance["arch"] == "sm90" and len(run.records) == 9
+    assert all(r.kernels for r in run.records)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not json", "invalid JSON"),
+    ('{"schema": "other"}', "not a gemmbench run file"),
+    ('{"schema": "gemmbench.run", "schema_version": 99}', "newer than this gemmbench"),
+    ('{"schema": "gemmbench.run", "schema_version": 1, "records": [{"model": "x"}]}', "malformed record"),
+])
+def test_unreadable_run_files(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(GemmbenchError, match=message):
+        load_run(path)
+
+
+def test_missing_run_file_and_foreign_csv(tmp_path):
+    with pytest.raises(GemmbenchError, match="does not exist"):
+        load_run(tmp_path / "nope.json")
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(GemmbenchError, match="not a gemmbench CSV"):
+        load_run(tmp_path / "x.csv")
+
+
+def test_new_run_paths_are_unique(tmp_path):
+    first = new_run_path(tmp_path, {"device_name": "NVIDIA H100 80GB HBM3"})
+    first.write_text("{}")
+    second = new_run_path(tmp_path, {"device_name": "NVIDIA H100 80GB HBM3"})
+    assert first != second and "nvidia-h100-80gb-hbm3" in first.name
+
+
+def test_writable_checks(tmp_path):
+    ensure_writable_file("-")
+    ensure_writable_file(str(tmp_path / "new.csv"))
+    with pytest.raises(GemmbenchError, match="does not exist"):
+        ensure_writable_file(str(tmp_path / "missing" / "x.csv"))
+    with pytest.raises(GemmbenchError, match="is a folder"):
+        ensure_writable_file(str(tmp_path))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(GemmbenchError, match="cannot create the results folder"):
+        ensure_writable_dir(blocker / "sub")
+    assert ensure_writable_dir(tmp_path / "a" / "b").is_dir()
+
+
+def test_fp32_accuracy_threshold():
+    ok, skipped, error = sample_records()
+    assert ok.fp32_accurate and not skipped.fp32_accurate and not error.fp32_accurate
+    assert ok.best_time_us == 5.6

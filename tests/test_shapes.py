@@ -1,0 +1,153 @@
+import pytest
+
+from gemmbench.errors import GemmbenchError, UsageError
+from gemmbench.shapes import (
+    DEFAULT_M,
+    build_cases,
+    load_config,
+    load_preset,
+    parse_m_list,
+    parse_shape,
+    preset_names,
+    select_gemms,
+)
+
+REQUIRED_PRESETS = {
+    "deepseek-v3", "deepseek-v3.2", "deepseek-v4-pro", "deepseek-v4-flash",
+    "kimi-k2", "glm-5", "qwen3-30b-a3b", "qwen3-235b-a22b",
+}
+
+
+def test_every_required_preset_is_shipped_and_loads():
+    assert REQUIRED_PRESETS <= set(preset_names())
+    for name in preset_names():
+        preset = load_preset(name)
+        assert preset.gemms and all(g.in_dtype == "bf16" and g.out_dtype == "fp32" for g in preset.gemms)
+
+
+@pytest.mark.parametrize(
+    "preset, gemms",
+    [
+        ("deepseek-v3", {("router", 256, 7168)}),
+        ("kimi-k2", {("router", 384, 7168)}),
+        ("glm-5", {("router", 256, 6144)}),
+        ("qwen3-30b-a3b", {("router", 128, 2048)}),
+        ("qwen3-235b-a22b", {("router", 128, 4096)}),
+        ("deepseek-v3.2", {("router", 256, 7168), ("attention", 64, 7168)}),
+        ("deepseek-v4-pro", {("router", 384, 7168)} | {("attention", n, 7168) for n in (2048, 1024, 512, 64)}),
+        ("deepseek-v4-flash", {("router", 256, 4096)} | {("attention", n, 4096) for n in (2048, 1024, 512, 64)}),
+    ],
+)
+def test_presets_hold_the_shapes_of_design_section_2(preset, gemms):
+    assert {(g.role, g.n, g.k) for g in load_preset(preset).gemms} == gemms
+
+
+def test_role_filter_keeps_only_that_role():
+    gemms = select_gemms(["deepseek-v4-pro"], [], ["attention"])
+    assert len(gemms) == 4 and {g.role for g in gemms} == {"attention"}
+
+
+def test_shape_parses_m_n_k():
+    case = parse_shape("16x256x7168")
+    assert (case.m, case.n, case.k, case.model) == (16, 256, 7168, "custom")
+
+
+@pytest.mark.parametrize("text", ["12x", "0x5x5", "-1x2x3", "axbxc", "1x2", "1x2x3x4", ""])
+def test_malformed_shapes_are_usage_errors(text):
+    with pytest.raises(UsageError, match="malformed shape"):
+        parse_shape(text)
+
+
+@pytest.mark.parametrize(
+    "text, values",
+    [
+        ("1,8,64", (1, 8, 64)),
+        ("64,8,8,1", (1, 8, 64)),
+        ("1:16384:x2", DEFAULT_M),
+        ("8:32:+8", (8, 16, 24, 32)),
+        ("1,4:16:x2", (1, 4, 8, 16)),
+        ("3:10:x2", (3, 6)),
+    ],
+)
+def test_m_lists_and_ranges(text, values):
+    assert parse_m_list(text) == values
+
+
+@pytest.mark.parametrize("text", ["", "0", "1,,2", "a", "-4", "1:16", "16:1:x2", "1:16:x1", "1:16:*2", "1:16:x", "1:100000:+1"])
+def test_bad_m_lists_are_usage_errors(text):
+    with pytest.raises(UsageError):
+        parse_m_list(text)
+
+
+def test_unknown_preset_lists_the_valid_ones():
+    with pytest.raises(UsageError, match="deepseek-v3"):
+        load_preset("deepseek-v9")
+
+
+def test_unknown_role_is_a_usage_error():
+    with pytest.raises(UsageError, match="role"):
+        select_gemms(["deepseek-v3"], [], ["mlp"])
+
+
+def test_role_with_no_match_says_so():
+    with pytest.raises(UsageError, match="no GEMM of role attention"):
+        select_gemms(["deepseek-v3"], [], ["attention"])
+
+
+GOOD_TOML = """
+model = "Mine"
+[[gemm]]
+name = "router"
+role = "router"
+n = 64
+k = 128
+in_dtype = "bf16"
+out_dtype = "fp32"
+"""
+
+
+def test_user_config_loads(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(GOOD_TOML)
+    preset = load_config(path)
+    assert (preset.model, preset.gemms[0].n, preset.gemms[0].k) == ("Mine", 64, 128)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (GOOD_TOML.replace("n = 64\n", ""), "missing the key 'n'"),
+        (GOOD_TOML.replace('model = "Mine"\n', ""), "missing the key 'model'"),
+        (GOOD_TOML.replace('role = "router"', 'role = "mlp"'), "role 'mlp'"),
+        (GOOD_TOML.replace("n = 64", 'n = "64"'), "'n' = '64', not a int"),
+        (GOOD_TOML.replace("k = 128", "k = 0"), "k = 0"),
+        (GOOD_TOML.replace('out_dtype = "fp32"', 'out_dtype = "fp64"'), "out_dtype = 'fp64'"),
+        ("model = [", "not valid TOML"),
+        ('model = "x"\ngemm = []', "no \\[\\[gemm\\]\\] entries"),
+    ],
+)
+def test_bad_config_names_the_file_and_the_key(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(GemmbenchError, match=message) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(GemmbenchError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_cases_cover_every_gemm_at_every_m_then_explicit_shapes():
+    gemms = select_gemms(["deepseek-v3.2"], [], [])
+    cases = build_cases(gemms, [parse_shape("2x3x4")], (1, 16))
+    assert [(c.gemm, c.m) for c in cases] == [
+        ("router", 1), ("router", 16), ("indexer.weights_proj", 1), ("indexer.weights_proj", 16), ("3x4", 2)
+    ]
+
+
+def test_flops_and_bytes():
+    case = parse_shape("2x3x4")
+    assert case.flops == 2 * 2 * 3 * 4
+    assert case.bytes_moved == (2 * 4 + 3 * 4) * 2 + 2 * 3 * 4
