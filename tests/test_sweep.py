@@ -89,3 +89,19 @@ def test_unsupported_dtypes_are_skipped():
 def test_check_only_sweep_skips_timers(small_case):
     (record,) = run_sweep([small_case], [REGISTRY["upcast"]], CPU, SweepOptions(time_calls=False))
     assert record.status == OK and record.rel_err is not None and record.latency_median_us is None
+
+
+def test_an_unavailable_profiler_warns_once_and_rows_keep_going(monkeypatch):
+    from gemmbench import profile, sweep
+
+    calls, warnings = [], []
+
+    def refuse(call, device):
+        calls.append(1)
+        raise profile.ProfilerUnavailable("CUPTI refused")
+
+    monkeypatch.setattr(profile, "capture_kernels", refuse)
+    capture = sweep._KernelCapture(True, warnings.append)
+    cuda = torch.device("cuda")
+    assert capture(lambda: None, cuda) is None and capture(lambda: None, cuda) is None
+    assert len(calls) == 1 and len(warnings) == 1 and "CUPTI refused" in warnings[0]
