@@ -137,6 +137,7 @@ def sweep(
             + ("" if m else f"; M cut to {','.join(map(str, m_values))}"),
             style="yellow",
         )
+    _announce_extension_build(backends, dev, notes)
     provenance = environment.collect_provenance(dev)
     writer = None if no_save else results.RunWriter(results.new_run_path(out_dir, provenance), provenance)
     records: list[results.Record] = []
@@ -164,6 +165,16 @@ def sweep(
     if interrupted:
         err_console.print(f"interrupted: {len(records)} of {len(points)} rows finished and kept", style="yellow")
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _announce_extension_build(backends, device, notes) -> None:
+    """The first sweep that needs the cuBLAS extension compiles it (tens of seconds): say so first."""
+    from gemmbench import ext
+
+    if notes and device.type == "cuda" and any(b.needs_extension for b in backends):
+        status = ext.status()
+        if not status.built and not status.cannot_build:
+            notes.print(f"building the cuBLAS extension into {status.library.parent} (first use; about a minute)…")
 
 
 def _warn(message: str) -> None:
@@ -284,10 +295,24 @@ def list_(device: DeviceOpt = "auto") -> None:
     for column in ("backend", "code", "here"):
         table.add_column(column)
     for backend in REGISTRY.values():
-        reason = backend.supports(probe, dev)
-        here = "test double" if not backend.real else (f"[yellow]no: {reason}[/]" if reason else "[green]yes[/]")
-        table.add_row(backend.name, backend.code, here)
+        table.add_row(backend.name, backend.code, _availability(backend, probe, dev))
     out_console.print(table)
+
+
+def _availability(backend, probe, device) -> str:
+    """Whether `backend` runs here, without building the extension just to say so."""
+    from gemmbench import ext
+
+    if not backend.real:
+        return "test double"
+    if backend.needs_extension:
+        status = ext.status()
+        reason = status.cannot_run or status.cannot_build
+        if not reason and not status.built:
+            return "[green]yes[/] (the extension builds on first use)"
+    else:
+        reason = backend.supports(probe, device)
+    return f"[yellow]no: {reason}[/]" if reason else "[green]yes[/]"
 
 
 @app.command()
@@ -310,6 +335,70 @@ def env(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead
     for key, value in facts.items():
         table.add_row(key, "–" if value is None else str(value))
     out_console.print(table)
+
+
+ext_app = typer.Typer(
+    cls=_Group, no_args_is_help=True, rich_markup_mode=None,
+    help="The optional cuBLAS extension (backends cublas_ext, cublaslt_ext, cublaslt_tuned_ext).",
+)
+app.add_typer(ext_app, name="ext")
+
+
+@ext_app.command("build")
+def ext_build() -> None:
+    """Build the extension now (into the per-user cache); show the compiler output if it fails."""
+    from gemmbench import ext
+
+    status = ext.status()
+    if status.built:
+        out_console.print(f"already built: {status.library}")
+        return
+    if status.cannot_build:
+        raise GemmbenchError(f"cannot build the cuBLAS extension here: {status.cannot_build}", "see gemmbench ext status")
+    err_console.print(f"building into {status.library.parent} (about a minute) …")
+    try:
+        path = ext.build()
+    except ext.ExtensionUnavailable as exc:
+        log = ext.build_dir() / ext.LOG_NAME
+        if log.is_file():
+            err_console.print(log.read_text(), markup=False, highlight=False)
+        raise GemmbenchError(f"cannot build the cuBLAS extension: {exc}", "fix the compiler error above and run gemmbench ext build again") from None
+    out_console.print(f"built: {path}")
+
+
+@ext_app.command("status")
+def ext_status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Built or not, where, for which torch and CUDA; and if it cannot build or run here, why."""
+    from gemmbench import ext
+
+    status = ext.status()
+    facts = {
+        "built": status.built,
+        "library": str(status.library),
+        "torch": status.torch,
+        "cuda": status.cuda,
+        "can_build": status.cannot_build is None,
+        "cannot_build": status.cannot_build,
+        "can_run_here": status.cannot_run is None and (status.built or status.cannot_build is None),
+        "cannot_run": status.cannot_run,
+        "last_build_log": str(status.build_log) if status.build_log else None,
+    }
+    if as_json:
+        typer.echo(json.dumps(facts, indent=1))
+        return
+    table = Table(show_header=False)
+    for key, value in facts.items():
+        table.add_row(key, "–" if value is None else str(value))
+    out_console.print(table)
+
+
+@ext_app.command("clean")
+def ext_clean() -> None:
+    """Remove every cached build of the extension."""
+    from gemmbench import ext
+
+    removed = ext.clean()
+    out_console.print(f"removed {len(removed)} build(s) from {ext.cache_root() / 'ext'}")
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ def select_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def _loaded_library(prefix: str) -> str | None:
+def loaded_library(prefix: str) -> str | None:
     """Path of a shared library this process has mapped, e.g. the libcublas.so that torch loaded."""
     try:
         maps = Path("/proc/self/maps").read_text()
@@ -44,7 +44,7 @@ def _loaded_library(prefix: str) -> str | None:
 def cublas_versions() -> dict[str, str | None]:
     """Versions of the cuBLAS and cuBLASLt libraries torch actually loaded (call after a CUDA matmul)."""
     versions: dict[str, str | None] = {"cublas": None, "cublaslt": None}
-    path = _loaded_library("libcublas")
+    path = loaded_library("libcublas")
     if path:
         try:
             lib = ctypes.CDLL(path)
@@ -57,7 +57,7 @@ def cublas_versions() -> dict[str, str | None]:
             versions["cublas"] = ".".join(parts)
         except (OSError, AttributeError):
             pass
-    path = _loaded_library("libcublasLt")
+    path = loaded_library("libcublasLt")
     if path:
         try:
             lib = ctypes.CDLL(path)

@@ -12,6 +12,14 @@ ms() { date +%s%3N; }
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv
   gb env --json
 
+  echo "== cuBLAS extension: build from a fresh cache, then load from the cache"
+  gb ext clean
+  t0=$(ms)
+  gb ext build
+  echo "ext build wall time: $(( $(ms) - t0 )) ms"
+  python3 -c "import time, torch; from gemmbench import ext; t = time.perf_counter(); ext.load(); print(f'ext load from cache: {(time.perf_counter() - t) * 1e3:.0f} ms')"
+  gb ext status
+
   echo "== GPU tests"
   python3 -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tail -25
 
@@ -19,6 +27,11 @@ ms() { date +%s%3N; }
   t0=$(ms)
   gb sweep --preset deepseek-v3 --out-dir "$OUT/runs" --csv "$OUT/sweep.csv"
   echo "sweep wall time: $(( $(ms) - t0 )) ms"
+
+  echo "== extension backends beside mm_out_dtype: DeepSeek-V3 router and V4-Pro shapes"
+  gb sweep --preset deepseek-v3 --preset deepseek-v4-pro --m 1,16,128,1024,4096 \
+    --backend mm_out_dtype,cublas_ext,cublaslt_ext,cublaslt_tuned_ext --out-dir "$OUT/ext" --quiet
+  python3 scripts/ext_check.py | tee "$OUT/ext_identity.md"
 
   echo "== kernels"
   t0=$(ms)

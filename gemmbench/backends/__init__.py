@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from gemmbench.backends.base import Backend, GemmCall, GemmInputs
+from gemmbench.backends.cublas_ext import CublasExt, CublasLtExt, CublasLtTunedExt
 from gemmbench.backends.fake import Fake
 from gemmbench.backends.linear_cast import LinearCast
 from gemmbench.backends.mm_out_dtype import MmOutDtype
 from gemmbench.backends.upcast import Upcast
 from gemmbench.errors import UsageError
 
-REGISTRY: dict[str, Backend] = {b.name: b for b in (MmOutDtype(), Upcast(), LinearCast(), Fake())}
+REGISTRY: dict[str, Backend] = {
+    b.name: b
+    for b in (MmOutDtype(), Upcast(), LinearCast(), CublasExt(), CublasLtExt(), CublasLtTunedExt(), Fake())
+}
 
 
 def default_backends() -> list[Backend]:

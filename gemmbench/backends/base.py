@@ -34,6 +34,7 @@ class Backend:
     name: str = ""
     code: str = ""  # the user's line of code this backend stands for, shown by `gemmbench list`
     real: bool = True  # False for test doubles, which a default sweep leaves out
+    needs_extension: bool = False  # True for the cuBLAS extension's backends (gemmbench/ext)
 
     def supports(self, case: Case, device: torch.device) -> str | None:
         """None if this backend can run `case` on `device`, else the reason it cannot."""

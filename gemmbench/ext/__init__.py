@@ -1,0 +1,217 @@
+"""The optional cuBLAS extension: C++ source in this folder, built on demand, cached per user.
+
+The build goes to `<cache>/ext/<key>`, the key a hash of the source, the torch version and its CUDA
+version: a rebuild happens only when one of them changes, and a cached library loads in well under a
+second. It links the very libcublas and libcublasLt that torch loaded, so the extension shares
+torch's cuBLAS (and handles) instead of bringing a second copy.
+
+Operators (torch.ops.gemmbench.*), each with a fake implementation for shapes without a GPU:
+`gemm_ex(x, w)` / `gemm_ex_out(x, w, out)`: cublasGemmEx, bf16 x bf16 -> fp32, compute fp32.
+`lt(x, w, algo)` / `lt_out(x, w, out, algo)`: cublasLtMatmul with the heuristic's algorithm `algo`
+(0 = its best); `lt_algo_count(x, w)`: how many algorithms the heuristic offers for this shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gemmbench.environment import loaded_library
+
+SOURCE = Path(__file__).with_name("cublas_gemm.cpp")
+CACHE_ENV = "GEMMBENCH_CACHE_DIR"
+LOG_NAME = "build.log"
+
+
+class ExtensionUnavailable(Exception):
+    """The extension cannot be built or loaded here; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class ExtensionStatus:
+    built: bool
+    loaded: bool
+    library: Path
+    torch: str
+    cuda: str | None
+    cannot_build: str | None  # why a build is impossible here, or None
+    cannot_run: str | None  # why the operators cannot run here (no GPU, ...), or None
+    build_log: Path | None  # the log of the last failed build, if any
+
+
+def cache_root() -> Path:
+    """$GEMMBENCH_CACHE_DIR, else $XDG_CACHE_HOME/gemmbench, else ~/.cache/gemmbench."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gemmbench"
+
+
+def build_key() -> str:
+    digest = hashlib.sha256(SOURCE.read_bytes())
+    digest.update(f"{torch.__version__}|{torch.version.cuda}".encode())
+    return digest.hexdigest()[:16]
+
+
+def build_dir() -> Path:
+    return cache_root() / "ext" / build_key()
+
+
+def module_name() -> str:
+    return f"gemmbench_cublas_{build_key()}"
+
+
+def library_path() -> Path:
+    return build_dir() / f"{module_name()}.so"
+
+
+@dataclass(frozen=True)
+class _TorchCublas:
+    cublas: Path  # the library files torch loaded, e.g. .../nvidia/cu13/lib/libcublas.so.13
+    cublaslt: Path
+    include: Path  # the headers beside them
+
+
+def _torch_cublas() -> _TorchCublas | None:
+    """The cuBLAS and cuBLASLt that this torch loaded, and their headers; None if not found."""
+    if torch.version.cuda is None:
+        return None
+    cublas, cublaslt = loaded_library("libcublas"), loaded_library("libcublasLt")
+    if cublas is None or cublaslt is None:
+        return None
+    root = Path(cublas).parent.parent  # lib/ or lib64/ sits beside include/
+    return _TorchCublas(Path(cublas), Path(cublaslt), root / "include")
+
+
+def cannot_build() -> str | None:
+    """Why the extension cannot be built here, or None."""
+    if torch.version.cuda is None:
+        return f"torch {torch.__version__} is a CPU build; the extension needs a CUDA build of torch"
+    from torch.utils import cpp_extension
+
+    if cpp_extension.CUDA_HOME is None or not (Path(cpp_extension.CUDA_HOME) / "bin" / "nvcc").exists():
+        return "no CUDA toolkit found (no nvcc); install one or set CUDA_HOME to the folder holding bin/nvcc"
+    if not cpp_extension.is_ninja_available():
+        return "ninja is not installed; pip install ninja"
+    if _torch_cublas() is None:
+        return "cannot find the libcublas that torch loaded"
+    return None
+
+
+def cannot_run() -> str | None:
+    return None if torch.cuda.is_available() else "no CUDA device"
+
+
+def status() -> ExtensionStatus:
+    log = build_dir() / LOG_NAME
+    return ExtensionStatus(
+        built=library_path().is_file(),
+        loaded=is_loaded(),
+        library=library_path(),
+        torch=torch.__version__,
+        cuda=torch.version.cuda,
+        cannot_build=cannot_build(),
+        cannot_run=cannot_run(),
+        build_log=log if log.is_file() and not library_path().is_file() else None,
+    )
+
+
+def is_loaded() -> bool:
+    return str(library_path()) in torch.ops.loaded_libraries
+
+
+def build() -> Path:
+    """Compile the extension into the cache (a no-op when it is there). Raises ExtensionUnavailable."""
+    if library_path().is_file():
+        return library_path()
+    problem = cannot_build()
+    if problem:
+        raise ExtensionUnavailable(problem)
+    from torch.utils import cpp_extension
+
+    libs = _torch_cublas()
+    folder = build_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / LOG_NAME
+    # The source is host C++ only (no kernels), so the CUDA architecture list is unused; but torch
+    # insists on one and derives it from the GPUs present, so give it one where there is no GPU.
+    arch_env = "TORCH_CUDA_ARCH_LIST"
+    saved_arch = os.environ.get(arch_env)
+    if saved_arch is None and not torch.cuda.is_available():
+        os.environ[arch_env] = "9.0"
+    try:
+        cpp_extension.load(
+            name=module_name(),
+            sources=[str(SOURCE)],
+            extra_cflags=["-O2"],
+            extra_include_paths=[str(libs.include)],
+            # Link the very files torch loaded (pip wheels ship only versioned names such as .so.13).
+            extra_ldflags=[
+                f"-L{libs.cublas.parent}", f"-Wl,-rpath,{libs.cublas.parent}", f"-l:{libs.cublas.name}",
+                f"-L{libs.cublaslt.parent}", f"-Wl,-rpath,{libs.cublaslt.parent}", f"-l:{libs.cublaslt.name}",
+            ],
+            build_directory=str(folder),
+            with_cuda=True,
+            is_python_module=False,
+            verbose=False,
+        )
+    except Exception as exc:  # noqa: BLE001 - compiler and linker failures come as several types
+        log.write_text(f"{exc}\n")
+        raise ExtensionUnavailable(f"the build failed (compiler output in {log})") from exc
+    finally:
+        if saved_arch is None:
+            os.environ.pop(arch_env, None)
+    log.unlink(missing_ok=True)
+    return library_path()
+
+
+def load() -> None:
+    """Build if needed, load the operators and register their fake implementations (once per process)."""
+    if is_loaded():
+        return
+    build()
+    torch.ops.load_library(str(library_path()))
+    _register_fakes()
+
+
+def _register_fakes() -> None:
+    def new_output(x, w, algo=0):
+        return x.new_empty((x.shape[0], w.shape[0]), dtype=torch.float32)
+
+    def writes_in_place(x, w, out, algo=0):
+        return None
+
+    for name, fake in (("gemm_ex", new_output), ("lt", new_output), ("gemm_ex_out", writes_in_place), ("lt_out", writes_in_place)):
+        torch.library.register_fake(f"gemmbench::{name}")(fake)
+
+
+_load_failure: str | None = None  # a failed build is not retried for every case of a sweep
+
+
+def unavailable_reason() -> str | None:
+    """Why the extension's backends cannot run here, or None once it is loaded (building it if needed)."""
+    global _load_failure
+    if is_loaded():
+        return None
+    problem = cannot_run() or _load_failure
+    if problem:
+        return problem
+    try:
+        load()
+    except ExtensionUnavailable as exc:
+        _load_failure = f"cuBLAS extension unavailable: {exc}"
+        return _load_failure
+    return None
+
+
+def clean() -> list[Path]:
+    """Remove every cached build; returns what was removed."""
+    root = cache_root() / "ext"
+    removed = sorted(root.iterdir()) if root.is_dir() else []
+    shutil.rmtree(root, ignore_errors=True)
+    return removed

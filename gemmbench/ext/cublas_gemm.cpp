@@ -1,0 +1,167 @@
+// bf16 x bf16 -> fp32 GEMMs through cuBLAS and cuBLASLt, as PyTorch custom operators.
+//
+// out[M, N] = x[M, K] @ w[N, K].T, row-major. cuBLAS is column-major, so this computes
+// out.T (N x M) = op(w) (N x K) * x.T (K x M) with w transposed: the "TN" layout of vLLM's
+// router_gemm_bf16_fp32, which dispatches to the same nvjet kernels as torch.mm(out_dtype=).
+//
+// Both run on PyTorch's handles and current stream (and cuBLASLt on PyTorch's workspace), so
+// they mix with other PyTorch work and can be captured in a CUDA graph.
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/Exceptions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <torch/library.h>
+
+#include <mutex>
+#include <tuple>
+#include <map>
+#include <vector>
+
+namespace {
+
+// Heuristic candidates asked of cuBLASLt per shape; lt_tuned tries up to this many.
+constexpr int kMaxAlgos = 16;
+
+void check_operands(const char* op, const at::Tensor& x, const at::Tensor& w) {
+  TORCH_CHECK(x.is_cuda() && w.is_cuda(), op, ": x and w must be CUDA tensors, got ", x.device(), " and ", w.device());
+  TORCH_CHECK(x.device() == w.device(), op, ": x and w must be on the same device, got ", x.device(), " and ",
+              w.device());
+  TORCH_CHECK(x.scalar_type() == at::kBFloat16 && w.scalar_type() == at::kBFloat16, op,
+              ": x and w must be bfloat16, got ", x.scalar_type(), " and ", w.scalar_type());
+  TORCH_CHECK(x.dim() == 2 && w.dim() == 2, op, ": x and w must be 2-D, got ", x.dim(), "-D and ", w.dim(), "-D");
+  TORCH_CHECK(x.size(1) == w.size(1), op, ": K mismatch: x is [", x.size(0), ", ", x.size(1), "], w is [",
+              w.size(0), ", ", w.size(1), "]; both must be [*, K]");
+  TORCH_CHECK(x.is_contiguous() && w.is_contiguous(), op, ": x and w must be contiguous");
+  TORCH_CHECK(x.size(0) <= INT32_MAX && w.size(0) <= INT32_MAX && x.size(1) <= INT32_MAX, op,
+              ": dimensions must fit in 32 bits");
+}
+
+void check_inputs(const char* op, const at::Tensor& x, const at::Tensor& w, const at::Tensor& out) {
+  check_operands(op, x, w);
+  TORCH_CHECK(out.is_cuda() && out.device() == x.device(), op, ": out must be on ", x.device(), ", got ", out.device());
+  TORCH_CHECK(out.scalar_type() == at::kFloat, op, ": out must be float32, got ", out.scalar_type());
+  TORCH_CHECK(out.dim() == 2 && out.size(0) == x.size(0) && out.size(1) == w.size(0) && out.is_contiguous(), op,
+              ": out must be a contiguous [", x.size(0), ", ", w.size(0), "] tensor, got ", out.sizes());
+}
+
+at::Tensor new_output(const at::Tensor& x, const at::Tensor& w) {
+  return at::empty({x.size(0), w.size(0)}, x.options().dtype(at::kFloat));
+}
+
+void gemm_ex_out(const at::Tensor& x, const at::Tensor& w, at::Tensor& out) {
+  check_inputs("gemm_ex", x, w, out);
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int m = x.size(0), n = w.size(0), k = x.size(1);
+  if (m == 0 || n == 0) return;
+  const float alpha = 1.0f, beta = 0.0f;
+  cublasHandle_t handle = at::cuda::getCurrentCUDABlasHandle();
+  TORCH_CUDABLAS_CHECK(cublasSetStream(handle, at::cuda::getCurrentCUDAStream()));
+  TORCH_CUDABLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha, w.data_ptr(), CUDA_R_16BF, k,
+                                    x.data_ptr(), CUDA_R_16BF, k, &beta, out.data_ptr(), CUDA_R_32F, n,
+                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+// Descriptors and heuristic results of one (device, M, N, K, workspace) shape, made once and kept:
+// asking the heuristic on every call would add host time that a serving engine does not pay.
+struct LtPlan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  std::vector<cublasLtMatmulHeuristicResult_t> algos;
+};
+
+using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, size_t>;
+
+const LtPlan& lt_plan(cublasLtHandle_t lt, int device, int m, int n, int k, size_t workspace) {
+  static std::mutex mutex;
+  static std::map<PlanKey, LtPlan> plans;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const PlanKey key{device, m, n, k, workspace};
+  auto found = plans.find(key);
+  if (found != plans.end()) return found->second;
+
+  LtPlan plan;
+  TORCH_CUDABLAS_CHECK(cublasLtMatmulDescCreate(&plan.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t transa = CUBLAS_OP_T, transb = CUBLAS_OP_N;
+  TORCH_CUDABLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSA, &transa, sizeof(transa)));
+  TORCH_CUDABLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.op, CUBLASLT_MATMUL_DESC_TRANSB, &transb, sizeof(transb)));
+  TORCH_CUDABLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, CUDA_R_16BF, k, n, k));  // w, stored K x N
+  TORCH_CUDABLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, CUDA_R_16BF, k, m, k));  // x, stored K x M
+  TORCH_CUDABLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, CUDA_R_32F, n, m, n));   // out, N x M
+
+  cublasLtMatmulPreference_t preference = nullptr;
+  TORCH_CUDABLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
+  TORCH_CUDABLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof(workspace)));
+  plan.algos.resize(kMaxAlgos);
+  int returned = 0;
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(lt, plan.op, plan.a, plan.b, plan.c, plan.c,
+                                                               preference, kMaxAlgos, plan.algos.data(), &returned);
+  cublasLtMatmulPreferenceDestroy(preference);
+  TORCH_CUDABLAS_CHECK(status);
+  TORCH_CHECK(returned > 0, "cublasLt: no algorithm for a bf16 x bf16 -> fp32 GEMM of M=", m, " N=", n, " K=", k);
+  plan.algos.resize(returned);
+  return plans.emplace(key, std::move(plan)).first->second;
+}
+
+const LtPlan& lt_plan_for(const at::Tensor& x, const at::Tensor& w) {
+  return lt_plan(at::cuda::getCurrentCUDABlasLtHandle(), x.get_device(), x.size(0), w.size(0), x.size(1),
+                 at::cuda::getCUDABlasLtWorkspaceSize());
+}
+
+void lt_out(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, int64_t algo) {
+  check_inputs("lt", x, w, out);
+  const c10::cuda::CUDAGuard guard(x.device());
+  if (x.size(0) == 0 || w.size(0) == 0) return;
+  const LtPlan& plan = lt_plan_for(x, w);
+  TORCH_CHECK(algo >= 0 && algo < static_cast<int64_t>(plan.algos.size()), "lt: algorithm index ", algo,
+              " out of range; this shape has ", plan.algos.size(), " (see lt_algo_count)");
+  const float alpha = 1.0f, beta = 0.0f;
+  TORCH_CUDABLAS_CHECK(cublasLtMatmul(at::cuda::getCurrentCUDABlasLtHandle(), plan.op, &alpha, w.data_ptr(), plan.a,
+                                      x.data_ptr(), plan.b, &beta, out.data_ptr(), plan.c, out.data_ptr(), plan.c,
+                                      &plan.algos[algo].algo, at::cuda::getCUDABlasLtWorkspace(),
+                                      at::cuda::getCUDABlasLtWorkspaceSize(), at::cuda::getCurrentCUDAStream()));
+}
+
+int64_t lt_algo_count(const at::Tensor& x, const at::Tensor& w) {
+  check_operands("lt_algo_count", x, w);
+  const c10::cuda::CUDAGuard guard(x.device());
+  return static_cast<int64_t>(lt_plan_for(x, w).algos.size());
+}
+
+at::Tensor gemm_ex(const at::Tensor& x, const at::Tensor& w) {
+  at::Tensor out = new_output(x, w);
+  gemm_ex_out(x, w, out);
+  return out;
+}
+
+at::Tensor lt(const at::Tensor& x, const at::Tensor& w, int64_t algo) {
+  at::Tensor out = new_output(x, w);
+  lt_out(x, w, out, algo);
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY(gemmbench, m) {
+  m.def("gemm_ex(Tensor x, Tensor w) -> Tensor");
+  m.def("gemm_ex_out(Tensor x, Tensor w, Tensor(a!) out) -> ()");
+  m.def("lt(Tensor x, Tensor w, int algo=0) -> Tensor");
+  m.def("lt_out(Tensor x, Tensor w, Tensor(a!) out, int algo=0) -> ()");
+  m.def("lt_algo_count(Tensor x, Tensor w) -> int");
+}
+
+// CUDA runs the GEMMs; CPU reaches the same input checks, so a CPU tensor gets a clear message
+// instead of the dispatcher's "could not run with arguments from the CPU backend".
+#define GEMMBENCH_IMPL(KEY)                      \
+  TORCH_LIBRARY_IMPL(gemmbench, KEY, m) {        \
+    m.impl("gemm_ex", &gemm_ex);                 \
+    m.impl("gemm_ex_out", &gemm_ex_out);         \
+    m.impl("lt", &lt);                           \
+    m.impl("lt_out", &lt_out);                   \
+    m.impl("lt_algo_count", &lt_algo_count);     \
+  }
+GEMMBENCH_IMPL(CUDA)
+GEMMBENCH_IMPL(CPU)

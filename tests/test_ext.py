@@ -1,0 +1,84 @@
+"""The cuBLAS extension without a GPU: status, cache keys, skipped rows. GPU tests: test_ext_gpu.py."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from gemmbench import ext
+from gemmbench.backends import REGISTRY
+from gemmbench.cli import app
+from gemmbench.results import SKIPPED
+from gemmbench.sweep import SweepOptions, run_sweep
+
+runner = CliRunner()
+EXT_BACKENDS = ["cublas_ext", "cublaslt_ext", "cublaslt_tuned_ext"]
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(ext.CACHE_ENV, str(tmp_path / "cache"))
+
+
+def test_cache_key_follows_source_torch_and_cuda(monkeypatch):
+    key = ext.build_key()
+    assert ext.build_dir().name == key and key in ext.library_path().name
+    monkeypatch.setattr(torch, "__version__", "9.9.9")
+    assert ext.build_key() != key
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.version, "cuda", "99.0")
+    assert ext.build_key() != key
+
+
+def test_cache_root_follows_the_environment(tmp_path, monkeypatch):
+    assert ext.cache_root() == tmp_path / "cache"
+    monkeypatch.delenv(ext.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert ext.cache_root() == tmp_path / "xdg" / "gemmbench"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU explanation")
+def test_status_explains_why_it_cannot_run_here_and_exits_0():
+    result = runner.invoke(app, ["ext", "status", "--json"])
+    assert result.exit_code == 0
+    facts = json.loads(result.stdout)
+    assert facts["built"] is False and facts["can_run_here"] is False and facts["cannot_run"] == "no CUDA device"
+    table = runner.invoke(app, ["ext", "status"])
+    assert table.exit_code == 0 and "no CUDA device" in table.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU skip rows")
+def test_sweep_gives_skipped_rows_with_the_reason(small_case):
+    records = list(run_sweep([small_case], [REGISTRY[n] for n in EXT_BACKENDS], torch.device("cpu"), SweepOptions()))
+    assert [(r.backend, r.status, r.reason) for r in records] == [(n, SKIPPED, "no CUDA device") for n in EXT_BACKENDS]
+
+
+@pytest.mark.skipif(torch.version.cuda is not None, reason="a CPU build of torch cannot build the extension")
+def test_build_on_a_cpu_torch_is_a_clear_error():
+    result = runner.invoke(app, ["ext", "build"])
+    assert result.exit_code == 1 and result.stderr.startswith("Error: cannot build the cuBLAS extension here: ")
+    assert "CPU build" in result.stderr
+
+
+def test_a_failed_build_is_reported_once_not_retried_per_case(monkeypatch):
+    attempts = []
+
+    def failing_load():
+        attempts.append(1)
+        raise ext.ExtensionUnavailable("the build failed (compiler output in /x/build.log)")
+
+    monkeypatch.setattr(ext, "cannot_run", lambda: None)
+    monkeypatch.setattr(ext, "load", failing_load)
+    monkeypatch.setattr(ext, "_load_failure", None)
+    first, second = ext.unavailable_reason(), ext.unavailable_reason()
+    assert first == second == "cuBLAS extension unavailable: the build failed (compiler output in /x/build.log)"
+    assert len(attempts) == 1
+
+
+def test_clean_removes_cached_builds():
+    (ext.build_dir()).mkdir(parents=True)
+    (ext.cache_root() / "ext" / "old").mkdir()
+    result = runner.invoke(app, ["ext", "clean"])
+    assert result.exit_code == 0 and "removed 2 build(s)" in result.stdout
+    assert not (ext.cache_root() / "ext").exists()

@@ -1,0 +1,90 @@
+"""The cuBLAS extension on a GPU: correctness, bit-identity with torch.mm(out_dtype=), clear errors."""
+
+import pytest
+import torch
+
+from gemmbench import ext
+from gemmbench.backends import REGISTRY
+from gemmbench.shapes import load_preset
+from gemmbench.sweep import make_inputs
+
+pytestmark = pytest.mark.gpu
+
+CUDA = torch.device("cuda")
+CASES = [g.case(m) for g in load_preset("deepseek-v3").gemms + load_preset("deepseek-v4-pro").gemms for m in (1, 16, 4096)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def loaded():
+    ext.load()
+
+
+def output(backend, case, inputs):
+    inputs.out.fill_(float("nan"))
+    REGISTRY[backend].prepare(case, inputs)()
+    return inputs.out.clone()
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.model}-{c.gemm}-M{c.m}")
+def test_gemm_ex_is_bit_identical_to_mm_out_dtype(case):
+    inputs = make_inputs(case, CUDA, seed=3)
+    assert torch.equal(output("mm_out_dtype", case, inputs), output("cublas_ext", case, inputs))
+
+
+@pytest.mark.parametrize("backend", ["cublaslt_ext", "cublaslt_tuned_ext"])
+def test_lt_backends_are_fp32_accurate(backend):
+    case = CASES[0]
+    inputs = make_inputs(case, CUDA, seed=4)
+    ref = torch.mm(inputs.x.double(), inputs.w.double().t())
+    out = output(backend, case, inputs)
+    assert ((out.double() - ref).norm() / ref.norm()).item() < 1e-5
+
+
+def test_functional_ops_and_graph_capture():
+    x = torch.randn(16, 7168, device=CUDA, dtype=torch.bfloat16)
+    w = torch.randn(256, 7168, device=CUDA, dtype=torch.bfloat16)
+    expected = torch.mm(x, w.t(), out_dtype=torch.float32)
+    assert torch.equal(torch.ops.gemmbench.gemm_ex(x, w), expected)
+    assert torch.ops.gemmbench.lt_algo_count(x, w) >= 1
+    out = torch.full_like(expected, float("nan"))
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        torch.ops.gemmbench.lt_out(x, w, out, 0)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.allclose(out, expected, rtol=1e-5, atol=1e-3)
+
+
+def test_fake_implementation_reports_shapes():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        x = torch.empty(8, 7168, device=CUDA, dtype=torch.bfloat16)
+        w = torch.empty(384, 7168, device=CUDA, dtype=torch.bfloat16)
+        assert torch.ops.gemmbench.gemm_ex(x, w).shape == (8, 384)
+        assert torch.ops.gemmbench.lt(x, w).dtype == torch.float32
+
+
+def bf16(*shape, device=CUDA):
+    return torch.randn(*shape, device=device, dtype=torch.bfloat16)
+
+
+@pytest.mark.parametrize("op", ["gemm_ex", "lt"])
+@pytest.mark.parametrize("x, w, message", [
+    (lambda: bf16(4, 64).half(), lambda: bf16(8, 64), "must be bfloat16"),
+    (lambda: bf16(2, 4, 64), lambda: bf16(8, 64), "must be 2-D"),
+    (lambda: bf16(4, 64), lambda: bf16(8, 32), "K mismatch"),
+    (lambda: bf16(4, 64, device="cpu"), lambda: bf16(8, 64, device="cpu"), "must be CUDA tensors"),
+    (lambda: bf16(4, 64, device="cpu"), lambda: bf16(8, 64), "must be CUDA tensors"),
+    (lambda: bf16(64, 4).t(), lambda: bf16(8, 64), "must be contiguous"),
+])
+def test_bad_inputs_raise_clear_errors(op, x, w, message):
+    with pytest.raises(RuntimeError, match=message):
+        getattr(torch.ops.gemmbench, op)(x(), w())
+
+
+def test_wrong_output_buffer_is_refused():
+    with pytest.raises(RuntimeError, match="out must be a contiguous \\[4, 8\\]"):
+        torch.ops.gemmbench.gemm_ex_out(bf16(4, 64), bf16(8, 64), torch.empty(8, 4, device=CUDA))
+    with pytest.raises(RuntimeError, match="out must be float32"):
+        torch.ops.gemmbench.lt_out(bf16(4, 64), bf16(8, 64), torch.empty(4, 8, device=CUDA, dtype=torch.bfloat16))
