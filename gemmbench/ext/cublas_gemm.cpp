@@ -15,9 +15,10 @@
 #include <cublas_v2.h>
 #include <torch/library.h>
 
-#include <mutex>
-#include <tuple>
 #include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -25,26 +26,45 @@ namespace {
 // Heuristic candidates asked of cuBLASLt per shape; lt_tuned tries up to this many.
 constexpr int kMaxAlgos = 16;
 
+// Error messages are built from std::string and std::to_string, never by streaming numbers: on the
+// GPU machine (PyTorch 2.11 wheel, extension built with the system g++) streaming an integer from this
+// library (std::ostream::_M_insert<long>, as c10::str does) crashed inside libstdc++.
+std::string dims(const at::Tensor& t) {
+  std::string text = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) text += (i ? ", " : "") + std::to_string(t.size(i));
+  return text + "]";
+}
+
+void require(bool ok, const char* op, const std::string& what) {
+  TORCH_CHECK(ok, (std::string(op) + ": " + what).c_str());
+}
+
 void check_operands(const char* op, const at::Tensor& x, const at::Tensor& w) {
-  TORCH_CHECK(x.is_cuda() && w.is_cuda(), op, ": x and w must be CUDA tensors, got ", x.device(), " and ", w.device());
-  TORCH_CHECK(x.device() == w.device(), op, ": x and w must be on the same device, got ", x.device(), " and ",
-              w.device());
-  TORCH_CHECK(x.scalar_type() == at::kBFloat16 && w.scalar_type() == at::kBFloat16, op,
-              ": x and w must be bfloat16, got ", x.scalar_type(), " and ", w.scalar_type());
-  TORCH_CHECK(x.dim() == 2 && w.dim() == 2, op, ": x and w must be 2-D, got ", x.dim(), "-D and ", w.dim(), "-D");
-  TORCH_CHECK(x.size(1) == w.size(1), op, ": K mismatch: x is [", x.size(0), ", ", x.size(1), "], w is [",
-              w.size(0), ", ", w.size(1), "]; both must be [*, K]");
-  TORCH_CHECK(x.is_contiguous() && w.is_contiguous(), op, ": x and w must be contiguous");
-  TORCH_CHECK(x.size(0) <= INT32_MAX && w.size(0) <= INT32_MAX && x.size(1) <= INT32_MAX, op,
-              ": dimensions must fit in 32 bits");
+  require(x.is_cuda() && w.is_cuda(), op,
+          "x and w must be CUDA tensors, got " + x.device().str() + " and " + w.device().str());
+  require(x.device() == w.device(), op,
+          "x and w must be on the same device, got " + x.device().str() + " and " + w.device().str());
+  require(x.scalar_type() == at::kBFloat16 && w.scalar_type() == at::kBFloat16, op,
+          std::string("x and w must be bfloat16, got ") + c10::toString(x.scalar_type()) + " and " +
+              c10::toString(w.scalar_type()));
+  require(x.dim() == 2 && w.dim() == 2, op,
+          "x and w must be 2-D, got " + std::to_string(x.dim()) + "-D and " + std::to_string(w.dim()) + "-D");
+  require(x.size(1) == w.size(1), op,
+          "K mismatch: x is " + dims(x) + ", w is " + dims(w) + "; both must be [*, K]");
+  require(x.is_contiguous() && w.is_contiguous(), op, "x and w must be contiguous");
+  require(x.size(0) <= INT32_MAX && w.size(0) <= INT32_MAX && x.size(1) <= INT32_MAX, op,
+          "dimensions must fit in 32 bits");
 }
 
 void check_inputs(const char* op, const at::Tensor& x, const at::Tensor& w, const at::Tensor& out) {
   check_operands(op, x, w);
-  TORCH_CHECK(out.is_cuda() && out.device() == x.device(), op, ": out must be on ", x.device(), ", got ", out.device());
-  TORCH_CHECK(out.scalar_type() == at::kFloat, op, ": out must be float32, got ", out.scalar_type());
-  TORCH_CHECK(out.dim() == 2 && out.size(0) == x.size(0) && out.size(1) == w.size(0) && out.is_contiguous(), op,
-              ": out must be a contiguous [", x.size(0), ", ", w.size(0), "] tensor, got ", out.sizes());
+  require(out.is_cuda() && out.device() == x.device(), op,
+          "out must be on " + x.device().str() + ", got " + out.device().str());
+  require(out.scalar_type() == at::kFloat, op,
+          std::string("out must be float32, got ") + c10::toString(out.scalar_type()));
+  require(out.dim() == 2 && out.size(0) == x.size(0) && out.size(1) == w.size(0) && out.is_contiguous(), op,
+          "out must be a contiguous [" + std::to_string(x.size(0)) + ", " + std::to_string(w.size(0)) +
+              "] tensor, got " + dims(out));
 }
 
 at::Tensor new_output(const at::Tensor& x, const at::Tensor& w) {
@@ -101,7 +121,8 @@ const LtPlan& lt_plan(cublasLtHandle_t lt, int device, int m, int n, int k, size
                                                                preference, kMaxAlgos, plan.algos.data(), &returned);
   cublasLtMatmulPreferenceDestroy(preference);
   TORCH_CUDABLAS_CHECK(status);
-  TORCH_CHECK(returned > 0, "cublasLt: no algorithm for a bf16 x bf16 -> fp32 GEMM of M=", m, " N=", n, " K=", k);
+  require(returned > 0, "lt", "cuBLASLt offers no algorithm for a bf16 x bf16 -> fp32 GEMM of M=" +
+                                  std::to_string(m) + " N=" + std::to_string(n) + " K=" + std::to_string(k));
   plan.algos.resize(returned);
   return plans.emplace(key, std::move(plan)).first->second;
 }
@@ -116,8 +137,9 @@ void lt_out(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, int64_t a
   const c10::cuda::CUDAGuard guard(x.device());
   if (x.size(0) == 0 || w.size(0) == 0) return;
   const LtPlan& plan = lt_plan_for(x, w);
-  TORCH_CHECK(algo >= 0 && algo < static_cast<int64_t>(plan.algos.size()), "lt: algorithm index ", algo,
-              " out of range; this shape has ", plan.algos.size(), " (see lt_algo_count)");
+  require(algo >= 0 && algo < static_cast<int64_t>(plan.algos.size()), "lt",
+          "algorithm index " + std::to_string(algo) + " out of range; this shape has " +
+              std::to_string(plan.algos.size()) + " (see lt_algo_count)");
   const float alpha = 1.0f, beta = 0.0f;
   TORCH_CUDABLAS_CHECK(cublasLtMatmul(at::cuda::getCurrentCUDABlasLtHandle(), plan.op, &alpha, w.data_ptr(), plan.a,
                                       x.data_ptr(), plan.b, &beta, out.data_ptr(), plan.c, out.data_ptr(), plan.c,
