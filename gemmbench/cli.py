@@ -112,6 +112,7 @@ def sweep(
     warmup_ms: Annotated[float, typer.Option("--warmup-ms", min=0, help="Warm-up time per point before timing, in ms.")] = 20.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
     no_kernels: Annotated[bool, typer.Option("--no-kernels", help="Skip the profiler pass that records kernel names.")] = False,
+    md: Annotated[bool, typer.Option("--md", help="Print the results as a Markdown table instead of rich tables.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")] = False,
 ) -> None:
     """Check and time each backend on each shape and M; print tables, save the run."""
@@ -158,13 +159,22 @@ def sweep(
                 bar.update(task, advance=1, description=render.point_label(*nxt) if nxt else "done")
         except KeyboardInterrupt:
             interrupted = True
-    tables_console.print(render.sweep_tables(records))
+    _print_results(tables_console, records, md)
     _export(records, provenance, csv, json_path)
     if notes and writer:
         notes.print(f"saved {len(records)} rows to {writer.path}", style="dim")
     if interrupted:
         err_console.print(f"interrupted: {len(records)} of {len(points)} rows finished and kept", style="yellow")
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _print_results(console: Console, records, md: bool) -> None:
+    from gemmbench import render
+
+    if md:
+        console.print(render.sweep_markdown(records), markup=False, highlight=False, soft_wrap=True)
+    else:
+        console.print(render.sweep_tables(records))
 
 
 def _announce_extension_build(backends, device, notes) -> None:
@@ -195,6 +205,7 @@ def show(
     run: Annotated[Path, typer.Argument(help="A run file (results/*.json) or a CSV export.")],
     csv: Annotated[Optional[str], typer.Option("--csv", help="Write the rows as CSV here; - for stdout.")] = None,
     json_path: Annotated[Optional[str], typer.Option("--json", help="Write the run as JSON here; - for stdout.")] = None,
+    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table instead of rich tables.")] = False,
 ) -> None:
     """Re-render a saved run."""
     from gemmbench import render, results
@@ -206,7 +217,7 @@ def show(
     console = err_console if "-" in (csv, json_path) else out_console
     if loaded.provenance:
         console.print(render.header(loaded.provenance))
-    console.print(render.sweep_tables(loaded.records))
+    _print_results(console, loaded.records, md)
     _export(loaded.records, loaded.provenance, csv, json_path)
 
 

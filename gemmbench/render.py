@@ -108,6 +108,30 @@ def _cell(record: Record | None, fastest: bool) -> Text:
     return text
 
 
+def sweep_markdown(records: list[Record]) -> str:
+    """The sweep as one Markdown table: per backend `device (eager), rel_err`; fastest accurate in bold."""
+    backends = list(dict.fromkeys(r.backend for r in records))
+    by_point: dict[tuple, dict[str, Record]] = {}
+    for record in records:
+        by_point.setdefault((record.case.shape_key, record.m), {})[record.backend] = record
+    rows = []
+    for ((model, gemm, n, k), m), row in by_point.items():
+        fastest = _fastest_accurate(row.values())
+        rows.append([f"{model} {gemm}", str(n), str(k), str(m), *(_markdown_cell(row.get(b), b == fastest) for b in backends)])
+    return markdown_table(["GEMM", "N", "K", "M", *backends], rows)
+
+
+def _markdown_cell(record: Record | None, fastest: bool) -> str:
+    if record is None:
+        return ""
+    if record.status != OK:
+        return record.status
+    time = format_us(record.best_time_us)
+    time = f"**{time}**" if fastest else time
+    eager = f" ({format_us(record.latency_median_us)})" if record.device_median_us is not None else ""
+    return f"{time}{eager}, {format_err(record.rel_err)}"
+
+
 def _legend(records: list[Record]) -> Text:
     ok = [r for r in records if r.status == OK]
     timers = dict.fromkeys(r.device_timer or r.latency_timer for r in ok)

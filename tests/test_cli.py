@@ -205,3 +205,16 @@ def test_sigint_to_a_real_sweep_exits_130_and_keeps_rows(tmp_path):
     assert process.returncode == EXIT_INTERRUPTED, stderr
     kept = json.loads(run_files(tmp_path)[0].read_text())["records"]
     assert 2 <= len(kept) < 39
+
+
+def test_show_markdown_marks_the_fastest_accurate_backend():
+    result = invoke("show", Path(__file__).parent.parent / "docs" / "runs" / "h200_deepseek_v3.json", "--md")
+    assert result.exit_code == 0
+    lines = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert lines[0].startswith("| GEMM | N | K | M | mm_out_dtype | upcast | linear_cast |")
+    assert len(lines) == 2 + 15 and all(line.count("**") == 2 for line in lines[2:])
+
+
+def test_sweep_markdown(tmp_path):
+    result = invoke("sweep", *FAKE_SHAPE, "--no-save", "--md", "--budget-ms", 1)
+    assert result.exit_code == 0 and "| custom 8x16 | 8 | 16 | 4 |" in result.stdout
