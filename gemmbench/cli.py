@@ -108,7 +108,12 @@ def sweep(
     json_path: Annotated[Optional[str], typer.Option("--json", help="Also write the run as JSON here; - for stdout.")] = None,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the run file, written after every row.")] = Path("results"),
     no_save: Annotated[bool, typer.Option("--no-save", help="Do not write a run file.")] = False,
-    budget_ms: Annotated[float, typer.Option("--budget-ms", min=1, help="Sampling time per timer and point, in ms.")] = 100.0,
+    hot: Annotated[bool, typer.Option("--hot", help="Time one set of buffers (hot L2). Default: cold L2, rotating "
+                                      "input copies past twice the L2, as in a forward pass that evicted the weights.")] = False,
+    target_ci: Annotated[float, typer.Option("--target-ci", min=0.01, help="Sample each timer until the 95% CI of the "
+                                             "median is within ± this many percent...")] = 1.0,
+    budget_ms: Annotated[float, typer.Option("--budget-ms", min=1, help="...or until this many ms of sampling per timer "
+                                             "and point; rows that miss the target are flagged noisy.")] = 200.0,
     warmup_ms: Annotated[float, typer.Option("--warmup-ms", min=0, help="Warm-up time per point before timing, in ms.")] = 20.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
     no_kernels: Annotated[bool, typer.Option("--no-kernels", help="Skip the profiler pass that records kernel names.")] = False,
@@ -118,7 +123,8 @@ def sweep(
     """Check and time each backend on each shape and M; print tables, save the run."""
     from gemmbench import environment, render, results
     from gemmbench.backends import select_backends
-    from gemmbench.sweep import SweepOptions, run_sweep
+    from gemmbench.sweep import COLD, HOT, SweepOptions, run_sweep
+    from gemmbench.timing import Target
 
     cases, dev, m_values = _selection(preset, config, shape, role, m, device)
     backends = select_backends(_split(backend))
@@ -146,7 +152,11 @@ def sweep(
     interrupted = False
     tables_console.print(render.header(provenance))
     options = SweepOptions(
-        warmup_s=warmup_ms / 1e3, budget_s=budget_ms / 1e3, seed=seed, capture_kernels=not no_kernels
+        warmup_s=warmup_ms / 1e3,
+        target=Target(ci_rel=target_ci / 100, budget_s=budget_ms / 1e3),
+        l2=HOT if hot else COLD,
+        seed=seed,
+        capture_kernels=not no_kernels,
     )
     with render.progress(err_console, enabled=not quiet and err_console.is_terminal) as bar:
         task = bar.add_task(render.point_label(*points[0]) if points else "", total=len(points))

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from gemmbench import __version__
+from gemmbench.clocks import ClockWatch
 from gemmbench.errors import UsageError
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
@@ -109,6 +110,7 @@ def device_facts(device: torch.device) -> dict:
         "l2_cache_mb": round(getattr(props, "L2_cache_size", 0) / 1e6, 1),
         "driver": driver_version(),
         **cublas_versions(),
+        **ClockWatch(device).provenance(),
     }
 
 

@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from gemmbench.clocks import THROTTLE_CLOCK_FRACTION
 from gemmbench.decode import KernelInfo, decode, gemm_kernel, short_name
 from gemmbench.results import ERROR, FP32_ACCURATE_REL_ERR, OK, SKIPPED, KernelRun, Record
 from gemmbench.shapes import Case
@@ -33,11 +34,15 @@ def format_err(value: float | None) -> str:
     return "–" if value is None else f"{value:.1e}"
 
 
-def shape_title(case: Case) -> str:
-    return (
-        f"{case.model} {case.gemm}: x[M, {case.k}] @ w[{case.n}, {case.k}]ᵀ, "
-        f"{case.in_dtype} → {case.out_dtype}"
-    )
+L2_LABELS = {
+    "cold": "L2 cold (input copies rotated past 2x L2)",
+    "hot": "L2 hot (one set of buffers)",
+}
+
+
+def shape_title(case: Case, l2_mode: str | None = None) -> str:
+    title = f"{case.model} {case.gemm}: x[M, {case.k}] @ w[{case.n}, {case.k}]ᵀ, {case.in_dtype} → {case.out_dtype}"
+    return f"{title} · {L2_LABELS.get(l2_mode, l2_mode)}" if l2_mode else title
 
 
 def point_label(case: Case, backend: str) -> str:
@@ -86,7 +91,9 @@ def _shape_table(records: list[Record], backends: list[str]) -> Group:
         row = by_m[m]
         fastest = _fastest_accurate(row.values())
         table.add_row(str(m), *(_cell(row.get(b), b == fastest) for b in backends))
-    return Group(Text(shape_title(records[0].case), style="bold"), table)
+    modes = {r.l2_mode for r in records if r.l2_mode}
+    mode = modes.pop() if len(modes) == 1 else ("/".join(sorted(modes)) or None)
+    return Group(Text(shape_title(records[0].case, mode), style="bold"), table)
 
 
 def _fastest_accurate(records) -> str | None:
@@ -105,6 +112,9 @@ def _cell(record: Record | None, fastest: bool) -> Text:
     text.append(f" {format_err(record.rel_err)}", style="dim")
     if record.device_median_us is not None:
         text.append(f"\neager {format_us(record.latency_median_us)}", style="dim")
+    flags = [flag for flag, on in (("noisy", record.noisy), ("throttled", record.throttled)) if on]
+    if flags:
+        text.append(f"\n{' '.join(flags)}", style="yellow")
     return text
 
 
@@ -129,7 +139,8 @@ def _markdown_cell(record: Record | None, fastest: bool) -> str:
     time = format_us(record.best_time_us)
     time = f"**{time}**" if fastest else time
     eager = f" ({format_us(record.latency_median_us)})" if record.device_median_us is not None else ""
-    return f"{time}{eager}, {format_err(record.rel_err)}"
+    flags = "".join(f" {flag}" for flag, on in (("noisy", record.noisy), ("throttled", record.throttled)) if on)
+    return f"{time}{eager}, {format_err(record.rel_err)}{flags}"
 
 
 def _legend(records: list[Record]) -> Text:
@@ -142,6 +153,13 @@ def _legend(records: list[Record]) -> Text:
         "second number: ||out − ref|| / ||ref|| against float64; "
         f"green: fastest with fp32-accurate output (≤ {FP32_ACCURATE_REL_ERR:g})"
     )
+    if any(r.noisy for r in ok):
+        lines.append("noisy: a timer's budget ran out before the 95% CI of its median reached the target")
+    if any(r.throttled for r in ok):
+        lines.append(
+            f"throttled: the SM clock fell below {THROTTLE_CLOCK_FRACTION:.0%} of its maximum, "
+            "or NVML reported a power or thermal slowdown"
+        )
     return Text("\n".join(lines), style="dim")
 
 

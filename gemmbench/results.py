@@ -63,14 +63,27 @@ class Record:
     latency_median_us: float | None = None
     latency_iqr_us: float | None = None
     latency_min_us: float | None = None
+    latency_ci_low_us: float | None = None  # 95% confidence interval of the median
+    latency_ci_high_us: float | None = None
     latency_samples: int | None = None
     device_timer: str | None = None
     device_median_us: float | None = None
     device_iqr_us: float | None = None
     device_min_us: float | None = None
+    device_ci_low_us: float | None = None
+    device_ci_high_us: float | None = None
     device_samples: int | None = None
+    noisy: bool | None = None  # a timer ran out of budget before its CI reached the target
+    l2_mode: str | None = None  # "cold" (inputs rotated past the L2), "hot", or None on the CPU
+    l2_copies: int | None = None
     tflops: float | None = None
     gbps: float | None = None
+    sm_clock_mhz: int | None = None  # lowest SM clock read before and after the timers
+    mem_clock_mhz: int | None = None
+    temp_c: int | None = None  # highest
+    power_w: float | None = None  # highest
+    throttle_reasons: str | None = None  # NVML slowdown reasons seen, comma-separated
+    throttled: bool | None = None
     kernels: tuple[KernelRun, ...] | None = None  # one call's kernels in launch order; None: not profiled
     kernel_count: int | None = None
     kernel_sum_us: float | None = None
@@ -100,6 +113,7 @@ RECORD_COLUMNS = [f.name for f in fields(Record)]
 _INT_COLUMNS = {f.name for f in fields(Record) if f.type in ("int", "int | None")}
 _FLOAT_COLUMNS = {f.name for f in fields(Record) if f.type == "float | None"}
 _OPTIONAL_STR_COLUMNS = {f.name for f in fields(Record) if f.type == "str | None"}
+_BOOL_COLUMNS = {f.name for f in fields(Record) if f.type == "bool | None"}
 
 
 @dataclass
@@ -257,7 +271,7 @@ def _records_from_csv(path: Path) -> list[Record]:
             raise GemmbenchError(f"{path} is not a gemmbench CSV export (no column '{missing[0]}')", "give a CSV written by gemmbench --csv")
         try:
             return [_record_from_dict(_parse_csv_row(row), path) for row in reader]
-        except ValueError as exc:
+        except (ValueError, KeyError) as exc:
             raise GemmbenchError(f"{path} has a malformed value: {exc}", "give a CSV written by gemmbench --csv") from exc
 
 
@@ -274,6 +288,8 @@ def _parse_csv_row(row: dict) -> dict:
             parsed[key] = float(text) if text else None
         elif key in _OPTIONAL_STR_COLUMNS:
             parsed[key] = text or None
+        elif key in _BOOL_COLUMNS:
+            parsed[key] = {"True": True, "False": False, "": None}[text]
         else:
             parsed[key] = text
     return parsed

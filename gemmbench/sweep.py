@@ -1,11 +1,13 @@
 """The sweep: for each case, random inputs and a float64 reference; for each backend, a correctness
-check, then the timers. Yields one Record per (case, backend), skips and errors included; never prints.
+check, then the timers, the clock watch and the kernel pass. Yields one Record per (case, backend),
+skips and errors included; never prints.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
@@ -13,26 +15,42 @@ import torch
 from gemmbench import profile, timing
 from gemmbench.backends import Backend, GemmInputs
 from gemmbench.backends.base import TORCH_DTYPES
+from gemmbench.clocks import ClockWatch, assess
 from gemmbench.results import ERROR, OK, SKIPPED, Record
 from gemmbench.shapes import Case
 
 # Per point: calls before timing, so caches, clocks and lazy initialisation settle (DESIGN.md section 5).
 POINT_WARMUP_S = 0.02
-# Per point and timer: the time spent sampling. 0.1 s gives thousands of samples of a 5 us call and
-# still tens of a 1 ms one.
-POINT_BUDGET_S = 0.1
-# Once per sweep on a GPU: clocks ramp up from idle over a few hundred milliseconds.
-DEVICE_WARMUP_S = 1.0
+# Once per sweep on a GPU, run matmuls until the SM clock is stable: readings this far apart...
+DEVICE_WARMUP_STEP_S = 0.1
+# ...agreeing within this fraction over this many consecutive readings...
+DEVICE_WARMUP_CLOCK_TOLERANCE = 0.01
+DEVICE_WARMUP_STABLE_READINGS = 3
+# ...after at least the minimum and at most the maximum time. Without NVML: the minimum, doubled.
+DEVICE_WARMUP_MIN_S = 0.5
+DEVICE_WARMUP_MAX_S = 5.0
 DEVICE_WARMUP_SIZE = 4096
 # A relative error above this is not rounding (bf16 rounding of the output gives ~1.5e-3): the output
 # was not written, or is wrong. Such a row is an error and is not timed.
 WRONG_RESULT_REL_ERR = 1e-2
+# Cold L2: copies of (x, w, out) rotated so that the bytes between two uses of one copy exceed twice
+# the L2 (DESIGN.md section 5), and never fewer than two, so consecutive calls never share buffers.
+COLD_L2_FACTOR = 2
+MIN_COLD_COPIES = 2
+# Tiny cases would need thousands of copies; this many already spans 2x L2 for inputs of >= 250 KB.
+MAX_COLD_COPIES = 512
+# The copies may take at most this share of the free device memory; fewer copies are used otherwise.
+COLD_MEMORY_FRACTION = 0.5
+
+COLD = "cold"
+HOT = "hot"
 
 
 @dataclass(frozen=True)
 class SweepOptions:
     warmup_s: float = POINT_WARMUP_S
-    budget_s: float = POINT_BUDGET_S
+    target: timing.Target = field(default_factory=timing.Target)
+    l2: str = COLD  # "cold": rotate input copies past the L2; "hot": one set of buffers
     seed: int = 0
     time_calls: bool = True  # False: check and profile only (`gemmbench kernels`)
     capture_kernels: bool = True  # a torch.profiler pass per point, after the timers
@@ -76,9 +94,33 @@ def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     return (torch.linalg.vector_norm(out.double() - ref) / torch.linalg.vector_norm(ref)).item()
 
 
-def warm_device(device: torch.device, seconds: float = DEVICE_WARMUP_S) -> None:
+def cold_copies(case: Case, l2_bytes: int, free_bytes: int) -> tuple[int, int]:
+    """(copies to use, copies wanted) so that rotating them keeps every call's inputs out of L2."""
+    wanted = min(MAX_COLD_COPIES, max(MIN_COLD_COPIES, math.ceil(COLD_L2_FACTOR * l2_bytes / case.bytes_moved)))
+    fitting = max(1, int(COLD_MEMORY_FRACTION * free_bytes // case.bytes_moved))
+    return min(wanted, fitting), wanted
+
+
+def warm_device(device: torch.device, clocks: ClockWatch) -> None:
+    """Run bf16 matmuls until the SM clock has settled (DESIGN.md section 5: clocks ramp from idle)."""
     a = torch.randn(DEVICE_WARMUP_SIZE, DEVICE_WARMUP_SIZE, device=device, dtype=torch.bfloat16)
-    timing.warm_up(lambda: torch.mm(a, a), seconds, lambda: torch.cuda.synchronize(device))
+    sync = lambda: torch.cuda.synchronize(device)  # noqa: E731
+    start = time.perf_counter()
+    readings: list[int] = []
+    while time.perf_counter() - start < DEVICE_WARMUP_MAX_S:
+        timing.warm_up(lambda: torch.mm(a, a), DEVICE_WARMUP_STEP_S, sync)
+        reading = clocks.read()
+        if reading is None:
+            if time.perf_counter() - start >= 2 * DEVICE_WARMUP_MIN_S:
+                return
+            continue
+        readings.append(reading.sm_mhz)
+        recent = readings[-DEVICE_WARMUP_STABLE_READINGS:]
+        settled = len(recent) == DEVICE_WARMUP_STABLE_READINGS and (
+            max(recent) - min(recent) <= DEVICE_WARMUP_CLOCK_TOLERANCE * max(recent)
+        )
+        if settled and time.perf_counter() - start >= DEVICE_WARMUP_MIN_S:
+            return
 
 
 def run_sweep(
@@ -90,22 +132,27 @@ def run_sweep(
 ) -> Iterator[Record]:
     """One record per (case, backend), in case order then backend order. `warn` gets sweep-wide notices."""
     capture = _KernelCapture(options.capture_kernels, warn)
+    clocks = ClockWatch(device)
+    if device.type == "cuda" and clocks.unavailable and options.time_calls:
+        warn(f"no clock watch: {clocks.unavailable}; the clock and throttle columns stay empty")
     device_warm = device.type != "cuda" or not options.time_calls
     for case in cases:
         reasons = {b.name: b.supports(case, device) for b in backends}
         runnable = [b for b in backends if reasons[b.name] is None]
-        inputs = ref = None
+        copies: list[GemmInputs] = []
+        ref = None
         setup_error = ""
+        l2_note = ""
         if runnable:
             try:
-                inputs = make_inputs(case, device, options.seed)
-                ref = reference(inputs)
+                copies, l2_note = _input_copies(case, device, options)
+                ref = reference(copies[0])
             except torch.cuda.OutOfMemoryError:
-                inputs = ref = None
+                copies, ref = [], None
                 setup_error = "out of memory (inputs and float64 reference)"
                 _release(device)
             if not device_warm and any(b.real for b in runnable):
-                warm_device(device)
+                warm_device(device, clocks)
                 device_warm = True
         for backend in backends:
             if reasons[backend.name]:
@@ -113,9 +160,26 @@ def run_sweep(
             elif setup_error:
                 yield Record.for_case(case, backend.name, ERROR, setup_error)
             else:
-                yield measure_point(case, backend, inputs, ref, device, options, capture)
-        del inputs, ref
+                yield measure_point(case, backend, copies, ref, device, options, capture, clocks, l2_note)
+        del copies, ref
         _release(device)
+
+
+def l2_mode(device: torch.device, options: SweepOptions) -> str | None:
+    """The L2 mode of a sweep's rows; None on the CPU, where gemmbench does not manage caches."""
+    return options.l2 if device.type == "cuda" else None
+
+
+def _input_copies(case: Case, device: torch.device, options: SweepOptions) -> tuple[list[GemmInputs], str]:
+    """One set of inputs (hot, CPU, or checks only) or enough rotating copies to keep L2 cold."""
+    first = make_inputs(case, device, options.seed)
+    if l2_mode(device, options) != COLD or not options.time_calls:
+        return [first], ""
+    l2_bytes = torch.cuda.get_device_properties(device).L2_cache_size
+    count, wanted = cold_copies(case, l2_bytes, torch.cuda.mem_get_info(device)[0])
+    copies = [first] + [make_inputs(case, device, options.seed + i) for i in range(1, count)]
+    note = "" if count == wanted else f"cold L2: only {count} of {wanted} input copies fit in memory"
+    return copies, note
 
 
 def _release(device: torch.device) -> None:
@@ -130,27 +194,34 @@ def _sync(device: torch.device):
 def measure_point(
     case: Case,
     backend: Backend,
-    inputs: GemmInputs,
+    copies: list[GemmInputs],
     ref: torch.Tensor,
     device: torch.device,
     options: SweepOptions,
     capture: Callable[[Callable, torch.device], profile.KernelTrace | None] = lambda call, device: None,
+    clocks: ClockWatch | None = None,
+    l2_note: str = "",
 ) -> Record:
     """Check one backend's output against the reference, time it, then profile it. Failures become error rows."""
     try:
-        call = backend.prepare(case, inputs)
-        inputs.out.fill_(math.nan)
-        call()
+        calls = [backend.prepare(case, inputs) for inputs in copies]
+        checked = copies[0]
+        checked.out.fill_(math.nan)
+        calls[0]()
         _sync(device)()
-        rel_err = relative_error(inputs.out, ref)
+        rel_err = relative_error(checked.out, ref)
         if not rel_err <= WRONG_RESULT_REL_ERR:  # also catches NaN
             return Record.for_case(
                 case, backend.name, ERROR, f"wrong result: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}",
                 rel_err=rel_err,
             )
+        call = timing.rotating(calls)
         if not options.time_calls:
             return Record.for_case(case, backend.name, OK, rel_err=rel_err, **_kernel_values(capture(call, device)))
-        latency, device_time, note = _time(case, backend, call, device, options)
+        timing.warm_up(call, options.warmup_s, _sync(device))
+        before = clocks.read() if clocks else None
+        latency, device_time, timer_note = _time(case, backend, call, len(calls), device, options)
+        after = clocks.read() if clocks else None
         trace = capture(call, device)
     except torch.cuda.OutOfMemoryError:
         _release(device)
@@ -158,22 +229,31 @@ def measure_point(
     except Exception as exc:  # noqa: BLE001 - any backend failure is a row, never a traceback
         message = (str(exc).strip().splitlines() or [""])[0]
         return Record.for_case(case, backend.name, ERROR, f"{type(exc).__name__}: {message}"[:300])
-    return _ok_record(case, backend.name, rel_err, latency, device_time, note, trace)
+    values = _timer_values(case, latency, device_time)
+    values.update(_kernel_values(trace))
+    if before and after:
+        values.update(assess(before, after, clocks.max_sm_mhz))
+    mode = l2_mode(device, options)
+    note = "; ".join(n for n in (l2_note, timer_note) if n)
+    return Record.for_case(
+        case, backend.name, OK, note, rel_err=rel_err, l2_mode=mode, l2_copies=len(calls) if mode else None, **values
+    )
 
 
 def _time(
-    case: Case, backend: Backend, call, device: torch.device, options: SweepOptions
+    case: Case, backend: Backend, call, copies: int, device: torch.device, options: SweepOptions
 ) -> tuple[timing.Samples, timing.Samples | None, str]:
     simulated = backend.simulated_times_us(case)
     if simulated is not None:
         latency_us, device_us = simulated
         return timing.Samples("simulated", (latency_us,)), timing.Samples("simulated", (device_us,)), ""
-    timing.warm_up(call, options.warmup_s, _sync(device))
     if device.type != "cuda":
-        return timing.time_host(call, options.budget_s), None, ""
-    latency = timing.time_events(call, options.budget_s)
+        return timing.time_host(call, options.target), None, ""
+    latency = timing.time_events(call, options.target)
+    # Each graph replay runs every copy the same number of times, so rotation continues across replays.
+    unroll = copies * max(1, round(timing.graph_unroll(latency.min_us) / copies))
     try:
-        device_time = timing.time_graph(call, options.budget_s, timing.graph_unroll(latency.min_us))
+        device_time = timing.time_graph(call, options.target, unroll)
     except RuntimeError as exc:  # a call that cannot be captured still has its eager latency
         return latency, None, f"graph timer failed: {str(exc).splitlines()[0][:200]}"
     return latency, device_time, ""
@@ -185,33 +265,23 @@ def _kernel_values(trace: profile.KernelTrace | None) -> dict:
     return {"kernels": trace.kernels, "kernel_count": len(trace.kernels), "kernel_sum_us": trace.sum_us}
 
 
-def _ok_record(
-    case: Case,
-    backend: str,
-    rel_err: float,
-    latency: timing.Samples,
-    device_time: timing.Samples | None,
-    note: str,
-    trace: profile.KernelTrace | None,
-) -> Record:
-    values = {
-        "rel_err": rel_err,
-        "latency_timer": latency.timer,
-        "latency_median_us": latency.median_us,
-        "latency_iqr_us": latency.iqr_us,
-        "latency_min_us": latency.min_us,
-        "latency_samples": latency.count,
-    }
-    if device_time is not None:
-        values.update(
-            device_timer=device_time.timer,
-            device_median_us=device_time.median_us,
-            device_iqr_us=device_time.iqr_us,
-            device_min_us=device_time.min_us,
-            device_samples=device_time.count,
-        )
+def _timer_values(case: Case, latency: timing.Samples, device_time: timing.Samples | None) -> dict:
+    values: dict = {}
+    for prefix, samples in (("latency", latency), ("device", device_time)):
+        if samples is None:
+            continue
+        low, high = samples.ci_us
+        values.update({
+            f"{prefix}_timer": samples.timer,
+            f"{prefix}_median_us": samples.median_us,
+            f"{prefix}_iqr_us": samples.iqr_us,
+            f"{prefix}_min_us": samples.min_us,
+            f"{prefix}_ci_low_us": low,
+            f"{prefix}_ci_high_us": high,
+            f"{prefix}_samples": samples.count,
+        })
+    values["noisy"] = any(s.noisy for s in (latency, device_time) if s is not None)
     best_us = (device_time or latency).median_us
     values["tflops"] = case.flops / best_us / 1e6
     values["gbps"] = case.bytes_moved / best_us / 1e3
-    values.update(_kernel_values(trace))
-    return Record.for_case(case, backend, OK, note, **values)
+    return values

@@ -7,11 +7,15 @@
   time without launch gaps, what a CUDA-graph serving loop pays.
 - `time_host`: a host clock around each synchronised call, for the CPU.
 
+Sampling is adaptive: a timer samples until the 95% confidence interval of the median is within the
+target (default ±1%) or its time budget runs out; a timer that missed the target says so (`noisy`).
 Statistics are derived from the samples; nothing here rounds.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -28,6 +32,11 @@ HOST_TIMER = "host_clock"
 EVENTS_BATCH = 16
 # Fewest samples a timer returns even when the budget runs out: a median and an IQR of fewer mean little.
 MIN_SAMPLES = 5
+# Fewest samples before the confidence interval of the median is trusted to stop sampling: with fewer,
+# the order statistics that bound it are the extremes of the sample.
+MIN_SAMPLES_FOR_CI = 20
+# z of a two-sided 95% interval.
+_Z95 = 1.96
 # A cap on samples per timer: beyond a few thousand the median no longer moves.
 MAX_SAMPLES = 4000
 # Graph replays are sized to take about this long, so event resolution (~0.5 us) and the replay's
@@ -37,12 +46,36 @@ MAX_GRAPH_UNROLL = 32
 
 
 @dataclass(frozen=True)
+class Target:
+    """When a timer may stop: the median's 95% CI within ±`ci_rel`, or `budget_s` spent."""
+
+    ci_rel: float = 0.01
+    budget_s: float = 0.2
+
+
+@dataclass(frozen=True)
 class Samples:
     """Raw per-call times of one timer, in microseconds."""
 
     timer: str
     values_us: tuple[float, ...]
     calls_per_sample: int = 1
+    target_ci_rel: float | None = None
+
+    @property
+    def ci_us(self) -> tuple[float, float]:
+        return median_ci(self.values_us)
+
+    @property
+    def ci_rel(self) -> float:
+        """Half-width of the median's 95% confidence interval, relative to the median."""
+        low, high = self.ci_us
+        return (high - low) / 2 / self.median_us if self.median_us > 0 else math.inf
+
+    @property
+    def noisy(self) -> bool:
+        """True when sampling stopped (budget spent) before the CI reached its target."""
+        return self.target_ci_rel is not None and not self.ci_rel <= self.target_ci_rel
 
     @property
     def count(self) -> int:
@@ -64,6 +97,30 @@ class Samples:
         return q3 - q1
 
 
+def median_ci(values) -> tuple[float, float]:
+    """Distribution-free 95% confidence interval of the median: the order statistics n/2 ± 1.96·√n/2."""
+    ordered = sorted(values)
+    n = len(ordered)
+    half = _Z95 * math.sqrt(n) / 2
+    low = max(0, math.floor(n / 2 - half))
+    high = min(n - 1, math.ceil(n / 2 + half) - 1)
+    return ordered[low], ordered[high]
+
+
+def _done(values: list[float], target: Target, deadline: float) -> bool:
+    if len(values) >= MAX_SAMPLES:
+        return True
+    if len(values) < MIN_SAMPLES:
+        return False
+    if time.perf_counter() >= deadline:
+        return True
+    if len(values) < MIN_SAMPLES_FOR_CI:
+        return False
+    low, high = median_ci(values)
+    middle = statistics.median(values)
+    return middle > 0 and (high - low) / 2 / middle <= target.ci_rel
+
+
 def warm_up(fn: Callable[[], object], seconds: float, sync: Callable[[], None]) -> int:
     """Call `fn` until `seconds` have passed (at least once); returns the number of calls."""
     calls = 0
@@ -75,27 +132,27 @@ def warm_up(fn: Callable[[], object], seconds: float, sync: Callable[[], None]) 
     return calls
 
 
-def time_host(fn: Callable[[], object], budget_s: float) -> Samples:
+def time_host(fn: Callable[[], object], target: Target) -> Samples:
     """Host clock around each call; `fn` must be synchronous (CPU tensors are)."""
     values: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    while len(values) < MAX_SAMPLES and (len(values) < MIN_SAMPLES or time.perf_counter() < deadline):
+    deadline = time.perf_counter() + target.budget_s
+    while not _done(values, target, deadline):
         start = time.perf_counter()
         fn()
         values.append((time.perf_counter() - start) * 1e6)
-    return Samples(HOST_TIMER, tuple(values))
+    return Samples(HOST_TIMER, tuple(values), target_ci_rel=target.ci_rel)
 
 
-def time_events(fn: Callable[[], object], budget_s: float) -> Samples:
+def time_events(fn: Callable[[], object], target: Target) -> Samples:
     """CUDA events around each eager call, calls back to back on the current stream."""
-    return Samples(EVENTS_TIMER, _sample_with_events(fn, budget_s, calls_per_launch=1))
+    return Samples(EVENTS_TIMER, _sample_with_events(fn, target, calls_per_launch=1), target_ci_rel=target.ci_rel)
 
 
-def _sample_with_events(launch: Callable[[], object], budget_s: float, calls_per_launch: int) -> tuple[float, ...]:
-    """Events around each `launch`, in batches between synchronisations, until the budget is spent."""
+def _sample_with_events(launch: Callable[[], object], target: Target, calls_per_launch: int) -> tuple[float, ...]:
+    """Events around each `launch`, in batches between synchronisations, until the target or budget is met."""
     values: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    while len(values) < MAX_SAMPLES and (len(values) < MIN_SAMPLES or time.perf_counter() < deadline):
+    deadline = time.perf_counter() + target.budget_s
+    while not _done(values, target, deadline):
         pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(EVENTS_BATCH)]
         for start, end in pairs:
             start.record()
@@ -111,7 +168,7 @@ def graph_unroll(per_call_us: float) -> int:
     return max(1, min(MAX_GRAPH_UNROLL, round(GRAPH_TARGET_REPLAY_US / max(per_call_us, 1e-3))))
 
 
-def time_graph(fn: Callable[[], object], budget_s: float, unroll: int) -> Samples:
+def time_graph(fn: Callable[[], object], target: Target, unroll: int) -> Samples:
     """Capture `unroll` calls in a CUDA graph; time replays with events; report time per call.
 
     `fn` must have run eagerly before (lazy initialisation such as cuBLAS workspaces cannot be captured).
@@ -122,6 +179,14 @@ def time_graph(fn: Callable[[], object], budget_s: float, unroll: int) -> Sample
             fn()
     graph.replay()
     torch.cuda.synchronize()
-    values = _sample_with_events(graph.replay, budget_s, calls_per_launch=unroll)
+    values = _sample_with_events(graph.replay, target, calls_per_launch=unroll)
     del graph
-    return Samples(GRAPH_TIMER, values, calls_per_sample=unroll)
+    return Samples(GRAPH_TIMER, values, calls_per_sample=unroll, target_ci_rel=target.ci_rel)
+
+
+def rotating(calls: list[Callable[[], object]]) -> Callable[[], object]:
+    """One callable that runs the next of `calls` on each call, round-robin (cold-L2 timing)."""
+    if len(calls) == 1:
+        return calls[0]
+    upcoming = itertools.cycle(calls)
+    return lambda: next(upcoming)()

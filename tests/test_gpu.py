@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from gemmbench import timing
 from gemmbench.backends import REGISTRY, default_backends
 from gemmbench.decode import decode, gemm_kernel
 from gemmbench.results import ERROR, OK
@@ -12,7 +13,7 @@ from gemmbench.sweep import SweepOptions, run_sweep
 pytestmark = pytest.mark.gpu
 
 CUDA = torch.device("cuda")
-FAST = SweepOptions(warmup_s=0.005, budget_s=0.01)
+FAST = SweepOptions(warmup_s=0.005, target=timing.Target(budget_s=0.01))
 
 
 def _router(m: int) -> Case:

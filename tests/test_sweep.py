@@ -3,14 +3,15 @@ import math
 import pytest
 import torch
 
+from gemmbench import timing
 from gemmbench.backends import REGISTRY, Backend
 from gemmbench.backends.fake import FAKE_LAUNCH_US
 from gemmbench.results import ERROR, OK, SKIPPED
 from gemmbench.shapes import Case
-from gemmbench.sweep import SweepOptions, make_inputs, reference, relative_error, run_sweep
+from gemmbench.sweep import SweepOptions, cold_copies, make_inputs, reference, relative_error, run_sweep
 
 CPU = torch.device("cpu")
-FAST = SweepOptions(warmup_s=0.0, budget_s=0.001)
+FAST = SweepOptions(warmup_s=0.0, target=timing.Target(budget_s=0.001))
 
 
 class LazyBackend(Backend):
@@ -105,3 +106,21 @@ def test_an_unavailable_profiler_warns_once_and_rows_keep_going(monkeypatch):
     cuda = torch.device("cuda")
     assert capture(lambda: None, cuda) is None and capture(lambda: None, cuda) is None
     assert len(calls) == 1 and len(warnings) == 1 and "CUPTI refused" in warnings[0]
+
+
+def test_cold_copies_span_twice_the_l2_within_memory():
+    router = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)  # ~3.7 MB a copy
+    l2 = 50 * 2**20
+    assert cold_copies(router, l2, free_bytes=80 * 2**30) == (29, 29)
+    assert cold_copies(router, l2, free_bytes=20 * 2**20) == (2, 29)  # memory-bound: fewer copies, said so
+    huge = Case("x", "y", "attention", 16384, 2048, 7168)
+    assert cold_copies(huge, l2, free_bytes=80 * 2**30) == (2, 2)
+    tiny = Case("x", "y", "attention", 1, 8, 16)
+    assert cold_copies(tiny, l2, free_bytes=80 * 2**30)[0] == 512
+
+
+def test_cpu_rows_carry_no_l2_mode_and_their_ci(small_case):
+    (record,) = run_sweep([small_case], [REGISTRY["upcast"]], CPU, FAST)
+    assert record.l2_mode is None and record.l2_copies is None
+    assert record.latency_ci_low_us <= record.latency_median_us <= record.latency_ci_high_us
+    assert record.noisy in (True, False) and record.throttled is None

@@ -1,3 +1,5 @@
+import time
+
 import pytest
 
 from gemmbench import timing
@@ -15,13 +17,14 @@ def test_single_sample_has_zero_iqr():
 
 def test_host_timer_takes_at_least_the_minimum_samples_even_with_no_budget():
     calls = []
-    samples = timing.time_host(lambda: calls.append(1), budget_s=0.0)
+    samples = timing.time_host(lambda: calls.append(1), timing.Target(budget_s=0.0))
     assert samples.count == len(calls) == timing.MIN_SAMPLES
     assert samples.timer == timing.HOST_TIMER and all(v >= 0 for v in samples.values_us)
 
 
 def test_host_timer_stops_at_the_sample_cap():
-    assert timing.time_host(lambda: None, budget_s=60.0).count == timing.MAX_SAMPLES
+    seen = []
+    assert timing.time_host(lambda: time.sleep(0.0001 * (len(seen) % 3)) or seen.append(1), timing.Target(ci_rel=0.0, budget_s=60.0)).count == timing.MAX_SAMPLES
 
 
 def test_warm_up_runs_at_least_once():
@@ -32,3 +35,30 @@ def test_warm_up_runs_at_least_once():
 @pytest.mark.parametrize("per_call_us, unroll", [(5.0, 32), (20.0, 10), (200.0, 1), (5000.0, 1), (0.0, 32)])
 def test_graph_unroll_targets_a_replay_length(per_call_us, unroll):
     assert timing.graph_unroll(per_call_us) == unroll
+
+
+def test_median_ci_brackets_the_median_with_order_statistics():
+    values = list(range(1, 101))  # 1..100
+    low, high = timing.median_ci(values)
+    assert low < 50.5 < high and (low, high) == (41, 60)
+
+
+def test_samples_flag_a_missed_target():
+    spread = timing.Samples("cuda_graph", tuple(float(v) for v in range(1, 101)), target_ci_rel=0.01)
+    tight = timing.Samples("cuda_graph", (10.0,) * 50, target_ci_rel=0.01)
+    assert spread.noisy and spread.ci_rel > 0.1
+    assert not tight.noisy and tight.ci_rel == 0.0
+    assert not timing.Samples("simulated", (1.0,)).noisy
+
+
+def test_sampling_stops_once_the_ci_meets_the_target():
+    samples = timing.time_host(lambda: None, timing.Target(ci_rel=10.0, budget_s=60.0))
+    assert samples.count == timing.MIN_SAMPLES_FOR_CI and not samples.noisy
+
+
+def test_rotating_calls_cycles_through_every_copy():
+    seen = []
+    call = timing.rotating([lambda i=i: seen.append(i) for i in range(3)])
+    for _ in range(7):
+        call()
+    assert seen == [0, 1, 2, 0, 1, 2, 0]
