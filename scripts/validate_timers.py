@@ -35,6 +35,8 @@ POINTS = (
 )
 NCU_CALLS = 3  # calls profiled per point under ncu; the per-call kernel sums' median is reported
 NCU_WARM_CALLS = 5
+MARKER = "spin_kernel"  # torch.cuda._sleep's kernel, launched before each point's calls under ncu
+MARKER_CYCLES = 1000
 BACKEND = REGISTRY["mm_out_dtype"]
 
 
@@ -69,7 +71,7 @@ def other_timers(case: Case, device: torch.device) -> dict:
     }
 
 
-def ncu_times(cache_control: str, kernel_counts: list[int]) -> list[float | None]:
+def ncu_times(cache_control: str) -> list[float | None]:
     """Per point, the median over NCU_CALLS calls of the summed gpu__time_duration of one call's kernels."""
     with tempfile.TemporaryDirectory() as folder:
         log = Path(folder) / "ncu.csv"
@@ -80,14 +82,18 @@ def ncu_times(cache_control: str, kernel_counts: list[int]) -> list[float | None
         ]
         subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=600)
         rows = [r for r in csv.DictReader(_csv_lines(log)) if r.get("Metric Name") == "gpu__time_duration.sum"]
-    durations_us = [float(r["Metric Value"].replace(",", "")) / 1e3 for r in rows]  # base unit: ns
-    results, position = [], 0
-    for count in kernel_counts:
-        per_call = []
-        for _ in range(NCU_CALLS):
-            per_call.append(sum(durations_us[position : position + count]))
-            position += count
-        results.append(statistics.median(per_call) if len(durations_us) >= position else None)
+    # Each point's kernels follow one marker kernel (torch.cuda._sleep's spin_kernel).
+    points: list[list[float]] = []
+    for row in rows:
+        if MARKER in row["Kernel Name"]:
+            points.append([])
+        elif points:
+            points[-1].append(float(row["Metric Value"].replace(",", "")) / 1e3)  # base unit: ns
+    results = []
+    for durations in points:
+        per_call = len(durations) // NCU_CALLS
+        sums = [sum(durations[i * per_call : (i + 1) * per_call]) for i in range(NCU_CALLS)]
+        results.append(statistics.median(sums) if per_call and per_call * NCU_CALLS == len(durations) else None)
     return results
 
 
@@ -107,6 +113,8 @@ def ncu_target() -> None:
             call()
         torch.cuda.synchronize()
         torch.cuda.cudart().cudaProfilerStart()
+        torch.cuda._sleep(MARKER_CYCLES)
+        torch.cuda.synchronize()
         for _ in range(NCU_CALLS):
             call()
             torch.cuda.synchronize()
@@ -139,10 +147,9 @@ def main(out_dir: Path) -> None:
         values.update(other_timers(case, device))
         results.append(values)
         print(values, flush=True)
-    counts = [r["kernel_count"] for r in results]
     for cache_control, key in (("none", "ncu_hot"), ("all", "ncu_cold")):
         try:
-            for values, time_us in zip(results, ncu_times(cache_control, counts)):
+            for values, time_us in zip(results, ncu_times(cache_control)):
                 values[key] = time_us
         except (subprocess.SubprocessError, OSError, StopIteration) as exc:
             print(f"ncu --cache-control {cache_control} failed: {exc}", flush=True)

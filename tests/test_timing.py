@@ -52,8 +52,14 @@ def test_samples_flag_a_missed_target():
 
 
 def test_sampling_stops_once_the_ci_meets_the_target():
-    samples = timing.time_host(lambda: None, timing.Target(ci_rel=10.0, budget_s=60.0))
+    samples = timing.time_host(lambda: None, timing.Target(ci_rel=10.0, budget_s=60.0, min_time_s=0.0))
     assert samples.count == timing.MIN_SAMPLES_FOR_CI and not samples.noisy
+
+
+def test_sampling_lasts_at_least_the_minimum_time():
+    start = time.perf_counter()
+    timing.time_host(lambda: time.sleep(0.001), timing.Target(ci_rel=10.0, budget_s=60.0, min_time_s=0.05))
+    assert time.perf_counter() - start >= 0.05
 
 
 def test_rotating_calls_cycles_through_every_copy():
