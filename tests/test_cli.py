@@ -208,7 +208,7 @@ def test_sigint_to_a_real_sweep_exits_130_and_keeps_rows(tmp_path):
 
 
 def test_show_markdown_marks_the_fastest_accurate_backend():
-    result = invoke("show", Path(__file__).parent.parent / "docs" / "runs" / "h200_deepseek_v3.json", "--md")
+    result = invoke("show", Path(__file__).parent.parent / "docs" / "runs" / "h200_deepseek_v3_cold_a.json", "--md")
     assert result.exit_code == 0
     lines = [line for line in result.stdout.splitlines() if line.startswith("|")]
     assert lines[0].startswith("| GEMM | N | K | M | mm_out_dtype | upcast | linear_cast |")
