@@ -118,10 +118,14 @@ def sweep(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
     no_kernels: Annotated[bool, typer.Option("--no-kernels", help="Skip the profiler pass that records kernel names.")] = False,
     md: Annotated[bool, typer.Option("--md", help="Print the results as a Markdown table instead of rich tables.")] = False,
+    remeasure_roofline: Annotated[bool, typer.Option("--remeasure-roofline", help="Measure the device's bandwidth and "
+                                                     "bf16 throughput again instead of using the cached figures.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")] = False,
 ) -> None:
     """Check and time each backend on each shape and M; print tables, save the run."""
-    from gemmbench import environment, render, results
+    from dataclasses import asdict
+
+    from gemmbench import environment, render, results, roofline
     from gemmbench.backends import select_backends
     from gemmbench.sweep import COLD, HOT, SweepOptions, run_sweep
     from gemmbench.timing import Target
@@ -146,6 +150,9 @@ def sweep(
         )
     _announce_extension_build(backends, dev, notes)
     provenance = environment.collect_provenance(dev)
+    roof = roofline.for_device(dev, remeasure=remeasure_roofline)
+    if roof is not None:
+        provenance["roofline"] = asdict(roof)
     writer = None if no_save else results.RunWriter(results.new_run_path(out_dir, provenance), provenance)
     records: list[results.Record] = []
     points = [(case, b.name) for case in cases for b in backends]
@@ -157,6 +164,7 @@ def sweep(
         l2=HOT if hot else COLD,
         seed=seed,
         capture_kernels=not no_kernels,
+        roofline=roof,
     )
     with render.progress(err_console, enabled=not quiet and err_console.is_terminal) as bar:
         task = bar.add_task(render.point_label(*points[0]) if points else "", total=len(points))
@@ -292,6 +300,73 @@ def decode(
         typer.echo(json.dumps([info.to_dict() for info in infos], indent=1))
         return
     out_console.print(render.decoded_tables(infos))
+
+
+@app.command()
+def compare(
+    base: Annotated[Path, typer.Argument(help="The reference run (run file or CSV).")],
+    new: Annotated[Path, typer.Argument(help="The run to judge against it.")],
+    fail_above: Annotated[Optional[float], typer.Option("--fail-above", min=0, help="Exit 1 if a row is slower by more "
+                                                         "than this many percent (verdict 'slower'): for CI.")] = None,
+    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+) -> None:
+    """Compare two runs row by row: ratio of medians and a verdict (faster, slower, same, noisy)."""
+    from gemmbench import render, results
+    from gemmbench.compare import compare_runs
+
+    comparison = compare_runs(results.load_run(base), results.load_run(new))
+    if not comparison.rows:
+        raise GemmbenchError(f"{base} and {new} share no (case, backend) rows", "compare runs of the same shapes")
+    if md:
+        typer.echo(render.comparison_markdown(comparison), nl=False)
+    else:
+        out_console.print(render.comparison_table(comparison))
+    if fail_above is not None:
+        regressions = comparison.regressions(fail_above)
+        if regressions:
+            worst = max(regressions, key=lambda r: r.ratio)
+            typer.echo(f"{len(regressions)} row(s) slower by more than {fail_above:g}% (worst: {worst.base.model} "
+                       f"{worst.base.gemm} M={worst.base.m} {worst.base.backend}, {worst.ratio:.3f}x)", err=True)
+            raise typer.Exit(1)
+
+
+@app.command()
+def recommend(
+    run: Annotated[Path, typer.Argument(help="A run file or CSV.")],
+    tolerance: Annotated[Optional[float], typer.Option("--tolerance", min=0, help="Largest rel_err a backend may have "
+                                                       "(default 1e-4: fp32-output semantics, which excludes linear_cast's "
+                                                       "bf16 rounding; 1e-2 admits it).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+) -> None:
+    """Per GEMM shape: the fastest accurate backend at each M, collapsed into M ranges with the crossovers."""
+    from gemmbench import render, results
+    from gemmbench.recommend import recommend as recommend_backends
+
+    loaded = results.load_run(run)
+    recommendations = recommend_backends(loaded.records, results.FP32_ACCURATE_REL_ERR if tolerance is None else tolerance)
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in recommendations], indent=1))
+    elif md:
+        typer.echo(render.recommendation_markdown(recommendations), nl=False)
+    else:
+        if loaded.provenance:
+            out_console.print(render.header(loaded.provenance))
+        out_console.print(render.recommendation_tables(recommendations))
+
+
+@app.command()
+def plot(
+    run: Annotated[Path, typer.Argument(help="A run file or CSV.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Image file: .png or .svg.")],
+) -> None:
+    """Plot time against M (log-log), one panel per GEMM shape, one line per backend, and the floor."""
+    from gemmbench import plot as plotting
+    from gemmbench import results
+
+    results.ensure_writable_file(str(output))
+    path = plotting.plot_run(results.load_run(run), output)
+    out_console.print(f"wrote {path}")
 
 
 @app.command("list")

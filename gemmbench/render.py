@@ -10,7 +10,9 @@ from rich.table import Table
 from rich.text import Text
 
 from gemmbench.clocks import THROTTLE_CLOCK_FRACTION
+from gemmbench.compare import FLAGGED_TOLERANCE, SAME_TOLERANCE, Comparison
 from gemmbench.decode import KernelInfo, decode, gemm_kernel, short_name
+from gemmbench.recommend import ShapeRecommendation
 from gemmbench.results import ERROR, FP32_ACCURATE_REL_ERR, OK, SKIPPED, KernelRun, Record
 from gemmbench.shapes import Case
 
@@ -90,7 +92,11 @@ def _shape_table(records: list[Record], backends: list[str]) -> Group:
     for m in sorted(by_m):
         row = by_m[m]
         fastest = _fastest_accurate(row.values())
-        table.add_row(str(m), *(_cell(row.get(b), b == fastest) for b in backends))
+        floor = next((r.floor_us for r in row.values() if r.floor_us is not None), None)
+        m_cell = Text(str(m))
+        if floor is not None:
+            m_cell.append(f"\nfloor {format_us(floor)}", style="dim")
+        table.add_row(m_cell, *(_cell(row.get(b), b == fastest) for b in backends))
     modes = {r.l2_mode for r in records if r.l2_mode}
     mode = modes.pop() if len(modes) == 1 else ("/".join(sorted(modes)) or None)
     return Group(Text(shape_title(records[0].case, mode), style="bold"), table)
@@ -110,12 +116,29 @@ def _cell(record: Record | None, fastest: bool) -> Text:
         return Text("error", style="red")
     text = Text(format_us(record.best_time_us), style="bold green" if fastest else "")
     text.append(f" {format_err(record.rel_err)}", style="dim")
-    if record.device_median_us is not None:
-        text.append(f"\neager {format_us(record.latency_median_us)}", style="dim")
-    flags = [flag for flag, on in (("noisy", record.noisy), ("throttled", record.throttled)) if on]
+    details = _details(record)
+    if details:
+        text.append(f"\n{' · '.join(details)}", style="dim")
+    flags = _flags(record)
     if flags:
         text.append(f"\n{' '.join(flags)}", style="yellow")
     return text
+
+
+def _details(record: Record) -> list[str]:
+    """Eager latency (where a device time leads the cell), share of the floor, routing mismatch."""
+    details = []
+    if record.device_median_us is not None:
+        details.append(f"eager {format_us(record.latency_median_us)}")
+    if record.pct_of_floor is not None:
+        details.append(f"{record.pct_of_floor:.0f}% of floor")
+    if record.topk_mismatch is not None:
+        details.append(f"top-k≠ {record.topk_mismatch:.1%}")
+    return details
+
+
+def _flags(record: Record) -> list[str]:
+    return [flag for flag, on in (("noisy", record.noisy), ("throttled", record.throttled)) if on]
 
 
 def sweep_markdown(records: list[Record]) -> str:
@@ -139,8 +162,9 @@ def _markdown_cell(record: Record | None, fastest: bool) -> str:
     time = format_us(record.best_time_us)
     time = f"**{time}**" if fastest else time
     eager = f" ({format_us(record.latency_median_us)})" if record.device_median_us is not None else ""
-    flags = "".join(f" {flag}" for flag, on in (("noisy", record.noisy), ("throttled", record.throttled)) if on)
-    return f"{time}{eager}, {format_err(record.rel_err)}{flags}"
+    extra = [f"{record.pct_of_floor:.0f}% of floor"] if record.pct_of_floor is not None else []
+    extra += [f"top-k≠ {record.topk_mismatch:.1%}"] if record.topk_mismatch is not None else []
+    return f"{time}{eager}, {format_err(record.rel_err)}" + "".join(f", {e}" for e in extra + _flags(record))
 
 
 def _legend(records: list[Record]) -> Text:
@@ -153,6 +177,10 @@ def _legend(records: list[Record]) -> Text:
         "second number: ||out − ref|| / ||ref|| against float64; "
         f"green: fastest with fp32-accurate output (≤ {FP32_ACCURATE_REL_ERR:g})"
     )
+    if any(r.floor_us is not None for r in ok):
+        lines.append("floor: max(bytes / measured bandwidth, FLOPs / measured bf16 throughput); % of floor: floor over the time")
+    if any(r.topk_mismatch is not None for r in ok):
+        lines.append("top-k≠: share of tokens whose top-k experts differ from those of the float64 logits")
     if any(r.noisy for r in ok):
         lines.append("noisy: a timer's budget ran out before the 95% CI of its median reached the target")
     if any(r.throttled for r in ok):
@@ -284,3 +312,86 @@ def decoded_tables(infos: list[KernelInfo]) -> Group:
                 table.add_row(key, "–" if value is None else str(value).lower() if isinstance(value, bool) else str(value))
         parts += [Text(info.name, style="bold"), table, Text("")]
     return Group(*parts)
+
+
+VERDICT_STYLES = {"faster": "green", "slower": "red", "same": "", "noisy": "yellow", "not timed": "dim"}
+
+
+def _gpu(provenance: dict) -> str:
+    return f"{provenance.get('device_name', 'unknown device')} ({provenance.get('started', 'no date')})"
+
+
+def _comparison_rows(comparison: Comparison) -> list[list[str]]:
+    rows = []
+    for row in comparison.rows:
+        timer = row.timer or "device"
+        rows.append([
+            f"{row.base.model} {row.base.gemm} N={row.base.n} K={row.base.k}", str(row.base.m), row.base.backend,
+            format_us(getattr(row.base, f"{timer}_median_us")), format_us(getattr(row.new, f"{timer}_median_us")),
+            "–" if row.ratio is None else f"{row.ratio:.3f}x", row.verdict,
+        ])
+    return rows
+
+
+COMPARE_COLUMNS = ["GEMM", "M", "backend", "base", "new", "new/base", "verdict"]
+
+
+def comparison_summary(comparison: Comparison) -> str:
+    counts = ", ".join(f"{verdict} {count}" for verdict, count in comparison.counts().items())
+    geomean = comparison.geomean_ratio
+    lines = [f"geometric mean new/base: {'–' if geomean is None else f'{geomean:.3f}x'}; {counts}"]
+    for label, rows in (("only in base", comparison.only_base), ("only in new", comparison.only_new)):
+        if rows:
+            shown = ", ".join(f"{r.model} {r.gemm} M={r.m} {r.backend}" for r in rows[:10])
+            lines.append(f"{label} ({len(rows)}): {shown}{' …' if len(rows) > 10 else ''}")
+    return "\n".join(lines)
+
+
+def comparison_table(comparison: Comparison) -> Group:
+    header = Text(f"base: {_gpu(comparison.base_provenance)}\nnew:  {_gpu(comparison.new_provenance)}", style="bold")
+    table = Table(pad_edge=False)
+    for column in COMPARE_COLUMNS:
+        table.add_column(column, justify="right" if column in ("M", "base", "new", "new/base") else "left")
+    for cells, row in zip(_comparison_rows(comparison), comparison.rows):
+        table.add_row(*cells[:-1], Text(cells[-1], style=VERDICT_STYLES[row.verdict]))
+    legend = Text(
+        f"time: device (CUDA-graph) median where both runs have one, else latency; same: within ±{SAME_TOLERANCE:.0%} "
+        "(the run-to-run spread measured in docs/measurement.md); noisy: a larger change that the two runs' "
+        f"95% intervals do not separate, or one within ±{FLAGGED_TOLERANCE:.0%} on a row flagged noisy or throttled",
+        style="dim",
+    )
+    return Group(header, table, Text(comparison_summary(comparison)), legend)
+
+
+def comparison_markdown(comparison: Comparison) -> str:
+    header = f"base: {_gpu(comparison.base_provenance)}; new: {_gpu(comparison.new_provenance)}\n\n"
+    return header + markdown_table(COMPARE_COLUMNS, _comparison_rows(comparison)) + "\n" + comparison_summary(comparison) + "\n"
+
+
+def _recommendation_rows(recommendation: ShapeRecommendation) -> list[list[str]]:
+    return [[r.rule, r.backend, f"{r.first_m}-{r.last_m}" if r.first_m != r.last_m else str(r.first_m)]
+            for r in recommendation.ranges]
+
+
+def recommendation_tables(recommendations: list[ShapeRecommendation]) -> Group:
+    parts: list = []
+    for rec in recommendations:
+        parts.append(Text(f"{rec.model} {rec.gemm} (N={rec.n}, K={rec.k}): {rec.summary}", style="bold"))
+        table = Table(pad_edge=False)
+        for column in ("M range", "backend", "measured M"):
+            table.add_column(column)
+        for cells in _recommendation_rows(rec):
+            table.add_row(*cells)
+        parts.append(table)
+        for backend, why in rec.excluded.items():
+            parts.append(Text(f"  {backend} never qualified: {why}", style="dim"))
+    if recommendations:
+        parts.append(Text(f"qualifies: status ok and rel_err <= {recommendations[0].tolerance:g}; fastest by device time "
+                          "(latency where there is none)", style="dim"))
+    return Group(*parts)
+
+
+def recommendation_markdown(recommendations: list[ShapeRecommendation]) -> str:
+    rows = [[f"{rec.model} {rec.gemm}", str(rec.n), str(rec.k), *cells]
+            for rec in recommendations for cells in _recommendation_rows(rec)]
+    return markdown_table(["GEMM", "N", "K", "M range", "backend", "measured M"], rows)

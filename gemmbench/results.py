@@ -59,6 +59,8 @@ class Record:
     status: str
     reason: str = ""
     rel_err: float | None = None
+    top_k: int | None = None
+    topk_mismatch: float | None = None  # share of tokens whose top-k expert set differs from float64's
     latency_timer: str | None = None
     latency_median_us: float | None = None
     latency_iqr_us: float | None = None
@@ -78,6 +80,8 @@ class Record:
     l2_copies: int | None = None
     tflops: float | None = None
     gbps: float | None = None
+    floor_us: float | None = None  # max(bytes / measured bandwidth, FLOPs / measured bf16 throughput)
+    pct_of_floor: float | None = None  # floor_us over the measured time, in percent
     sm_clock_mhz: int | None = None  # lowest SM clock read before and after the timers
     mem_clock_mhz: int | None = None
     temp_c: int | None = None  # highest
@@ -90,7 +94,7 @@ class Record:
 
     @property
     def case(self) -> Case:
-        return Case(self.model, self.gemm, self.role, self.m, self.n, self.k, self.in_dtype, self.out_dtype)
+        return Case(self.model, self.gemm, self.role, self.m, self.n, self.k, self.in_dtype, self.out_dtype, self.top_k)
 
     @property
     def best_time_us(self) -> float | None:
@@ -105,7 +109,7 @@ class Record:
     def for_case(cls, case: Case, backend: str, status: str, reason: str = "", **values) -> Record:
         return cls(
             case.model, case.gemm, case.role, case.m, case.n, case.k, case.in_dtype, case.out_dtype,
-            backend, status, reason, **values,
+            backend, status, reason, top_k=case.top_k, **values,
         )
 
 

@@ -49,7 +49,7 @@ class GemmSpec:
     top_k: int | None = None
 
     def case(self, m: int) -> Case:
-        return Case(self.model, self.name, self.role, m, self.n, self.k, self.in_dtype, self.out_dtype)
+        return Case(self.model, self.name, self.role, m, self.n, self.k, self.in_dtype, self.out_dtype, self.top_k)
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ class Case:
     k: int
     in_dtype: str = "bf16"
     out_dtype: str = "fp32"
+    top_k: int | None = None  # experts per token, for router GEMMs: enables the routing-accuracy check
 
     @property
     def shape_key(self) -> tuple[str, str, int, int]:

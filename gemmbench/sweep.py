@@ -12,11 +12,12 @@ from typing import Callable, Iterator
 
 import torch
 
-from gemmbench import profile, timing
+from gemmbench import profile, routing, timing
 from gemmbench.backends import Backend, GemmInputs
 from gemmbench.backends.base import TORCH_DTYPES
 from gemmbench.clocks import ClockWatch, assess
 from gemmbench.results import ERROR, OK, SKIPPED, Record
+from gemmbench.roofline import Roofline
 from gemmbench.shapes import Case
 
 # Per point: calls before timing, so caches, clocks and lazy initialisation settle (DESIGN.md section 5).
@@ -54,6 +55,8 @@ class SweepOptions:
     seed: int = 0
     time_calls: bool = True  # False: check and profile only (`gemmbench kernels`)
     capture_kernels: bool = True  # a torch.profiler pass per point, after the timers
+    check_routing: bool = True  # routers with a top_k: the top-k expert mismatch against float64
+    roofline: Roofline | None = None  # measured device limits; gives each row its floor
 
 
 class _KernelCapture:
@@ -223,6 +226,7 @@ def measure_point(
         latency, device_time, timer_note = _time(case, backend, call, len(calls), device, options)
         after = clocks.read() if clocks else None
         trace = capture(call, device)
+        mismatch, routing_note = _routing(case, backend, device, options)
     except torch.cuda.OutOfMemoryError:
         _release(device)
         return Record.for_case(case, backend.name, ERROR, "out of memory")
@@ -231,13 +235,29 @@ def measure_point(
         return Record.for_case(case, backend.name, ERROR, f"{type(exc).__name__}: {message}"[:300])
     values = _timer_values(case, latency, device_time)
     values.update(_kernel_values(trace))
+    if mismatch is not None:
+        values["topk_mismatch"] = mismatch
+    if options.roofline is not None:
+        values["floor_us"] = options.roofline.floor_us(case)
+        values["pct_of_floor"] = 100 * values["floor_us"] / (device_time or latency).median_us
     if before and after:
         values.update(assess(before, after, clocks.max_sm_mhz))
     mode = l2_mode(device, options)
-    note = "; ".join(n for n in (l2_note, timer_note) if n)
+    note = "; ".join(n for n in (l2_note, timer_note, routing_note) if n)
     return Record.for_case(
         case, backend.name, OK, note, rel_err=rel_err, l2_mode=mode, l2_copies=len(calls) if mode else None, **values
     )
+
+
+def _routing(case: Case, backend: Backend, device: torch.device, options: SweepOptions) -> tuple[float | None, str]:
+    """The top-k mismatch of a router row, or why there is none; never fails the row."""
+    if not options.check_routing or not routing.applies(case):
+        return None, ""
+    try:
+        return routing.topk_mismatch(backend, case, device, options.seed), ""
+    except torch.cuda.OutOfMemoryError:
+        _release(device)
+        return None, "routing check: out of memory"
 
 
 def _time(

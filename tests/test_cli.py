@@ -218,3 +218,53 @@ def test_show_markdown_marks_the_fastest_accurate_backend():
 def test_sweep_markdown(tmp_path):
     result = invoke("sweep", *FAKE_SHAPE, "--no-save", "--md", "--budget-ms", 1)
     assert result.exit_code == 0 and "| custom 8x16 | 8 | 16 | 4 |" in result.stdout
+
+
+COLD_A = Path(__file__).parent.parent / "docs" / "runs" / "h200_deepseek_v3_cold_a.json"
+COLD_B = Path(__file__).parent.parent / "docs" / "runs" / "h200_deepseek_v3_cold_b.json"
+
+
+def test_compare_two_gpu_runs_of_the_same_sweep():
+    result = invoke("compare", COLD_A, COLD_B)
+    assert result.exit_code == 0, result.output
+    assert "base: NVIDIA H200" in result.stdout and "geometric mean new/base" in result.stdout
+
+
+def test_compare_fail_above_exits_1_on_a_regression(tmp_path):
+    doc = json.loads(COLD_A.read_text())
+    for record in doc["records"]:
+        if record["device_median_us"]:
+            record["device_median_us"] *= 1.5
+            record["device_ci_low_us"] *= 1.5
+            record["device_ci_high_us"] *= 1.5
+            record["noisy"] = record["throttled"] = False
+    slower = tmp_path / "slower.json"
+    slower.write_text(json.dumps(doc))
+    assert invoke("compare", COLD_A, slower, "--fail-above", 60).exit_code == 0
+    result = invoke("compare", COLD_A, slower, "--fail-above", 10)
+    assert result.exit_code == 1 and "slower by more than 10%" in result.stderr
+    md = invoke("compare", COLD_A, slower, "--md")
+    assert md.stdout.count("| slower |") >= 80
+
+
+def test_compare_runs_without_shared_rows(tmp_path):
+    invoke("sweep", *FAKE_SHAPE, "--out-dir", tmp_path, "--budget-ms", 1)
+    (path,) = run_files(tmp_path)
+    result = invoke("compare", COLD_A, path)
+    assert result.exit_code == 1 and "share no (case, backend) rows" in result.stderr
+
+
+def test_recommend_table_json_and_markdown():
+    table = invoke("recommend", COLD_A)
+    assert table.exit_code == 0 and "DeepSeek-V3 router (N=256, K=7168):" in table.stdout
+    assert "linear_cast never qualified" in table.stdout
+    (shape,) = json.loads(invoke("recommend", COLD_A, "--json").stdout)
+    assert shape["gemm"] == "router" and shape["ranges"] and shape["summary"]
+    assert invoke("recommend", COLD_A, "--md").stdout.startswith("| GEMM | N | K | M range | backend | measured M |")
+
+
+def test_plot_command(tmp_path):
+    result = invoke("plot", COLD_A, "-o", tmp_path / "router.png")
+    assert result.exit_code == 0 and (tmp_path / "router.png").stat().st_size > 10_000
+    bad = invoke("plot", COLD_A, "-o", tmp_path / "router.gif")
+    assert bad.exit_code == 2 and "Error: cannot tell the image format" in bad.stderr

@@ -73,3 +73,24 @@ def test_a_case_too_large_for_memory_is_an_error_row_and_the_sweep_goes_on():
 def test_kernels_only_pass_skips_timers():
     (record,) = run_sweep([_router(16)], [REGISTRY["mm_out_dtype"]], CUDA, SweepOptions(time_calls=False))
     assert record.status == OK and record.kernels and record.latency_median_us is None
+
+
+def test_routing_accuracy_separates_fp32_from_bf16_outputs():
+    from gemmbench.routing import topk_mismatch
+
+    case = _router(16)
+    assert case.top_k == 8
+    assert topk_mismatch(REGISTRY["mm_out_dtype"], case, CUDA, seed=0) < 0.005
+    assert topk_mismatch(REGISTRY["upcast"], case, CUDA, seed=0) == 0.0
+    assert topk_mismatch(REGISTRY["linear_cast"], case, CUDA, seed=0) > 0.01
+
+
+def test_rows_carry_routing_and_floor_with_a_roofline():
+    from gemmbench import roofline
+
+    roof = roofline.measure(CUDA)
+    assert 1000 < roof.bandwidth_gbps < 10000 and 100 < roof.bf16_tflops < 2000
+    options = SweepOptions(warmup_s=0.005, target=timing.Target(budget_s=0.01, min_time_s=0.0), roofline=roof)
+    (record,) = run_sweep([_router(1)], [REGISTRY["mm_out_dtype"]], CUDA, options)
+    assert record.topk_mismatch is not None and 0 < record.pct_of_floor < 100
+    assert record.floor_us == roof.floor_us(record.case)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
+from gemmbench.cache import CACHE_ENV, cache_root  # noqa: F401 - CACHE_ENV re-exported for tests
 from gemmbench.environment import loaded_library
 
 SOURCE = Path(__file__).with_name("cublas_gemm.cpp")
-CACHE_ENV = "GEMMBENCH_CACHE_DIR"
 LOG_NAME = "build.log"
 
 
@@ -42,14 +42,6 @@ class ExtensionStatus:
     cannot_build: str | None  # why a build is impossible here, or None
     cannot_run: str | None  # why the operators cannot run here (no GPU, ...), or None
     build_log: Path | None  # the log of the last failed build, if any
-
-
-def cache_root() -> Path:
-    """$GEMMBENCH_CACHE_DIR, else $XDG_CACHE_HOME/gemmbench, else ~/.cache/gemmbench."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gemmbench"
 
 
 def build_key() -> str:

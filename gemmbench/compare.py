@@ -1,0 +1,95 @@
+"""Compare two runs row by row: the ratio of medians and a verdict that accounts for both runs' spread."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+from gemmbench.results import OK, Record, Run
+
+# A change within ±3% is "same": two back-to-back runs of the same sweep on an H200 differed by up to
+# 2.1% at the 95th percentile of points (docs/measurement.md).
+SAME_TOLERANCE = 0.03
+# A row flagged noisy or throttled in either run needs a change beyond this to be called faster or
+# slower: throttled rows of those two runs differed by up to 9.1%.
+FLAGGED_TOLERANCE = 0.10
+
+FASTER, SLOWER, SAME, NOISY, NOT_TIMED = "faster", "slower", "same", "noisy", "not timed"
+
+
+@dataclass(frozen=True)
+class RowComparison:
+    base: Record
+    new: Record
+    timer: str | None  # "device" or "latency": the time compared
+    ratio: float | None  # new / base median
+    verdict: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    base_provenance: dict
+    new_provenance: dict
+    rows: list[RowComparison]
+    only_base: list[Record]
+    only_new: list[Record]
+
+    @property
+    def geomean_ratio(self) -> float | None:
+        ratios = [r.ratio for r in self.rows if r.ratio]
+        return math.exp(statistics.fmean(math.log(r) for r in ratios)) if ratios else None
+
+    def counts(self) -> dict[str, int]:
+        counts = {v: 0 for v in (FASTER, SLOWER, SAME, NOISY, NOT_TIMED)}
+        for row in self.rows:
+            counts[row.verdict] += 1
+        return counts
+
+    def regressions(self, above_pct: float) -> list[RowComparison]:
+        return [r for r in self.rows if r.verdict == SLOWER and (r.ratio - 1) * 100 > above_pct]
+
+
+def _key(record: Record) -> tuple:
+    return (record.model, record.gemm, record.m, record.n, record.k, record.in_dtype, record.out_dtype, record.backend)
+
+
+def _interval(record: Record, timer: str) -> tuple[float, float]:
+    """The 95% CI of the median, or median ± IQR/2 for runs that carry no CI."""
+    median = getattr(record, f"{timer}_median_us")
+    low, high = getattr(record, f"{timer}_ci_low_us"), getattr(record, f"{timer}_ci_high_us")
+    if low is not None and high is not None:
+        return low, high
+    half = (getattr(record, f"{timer}_iqr_us") or 0.0) / 2
+    return median - half, median + half
+
+
+def compare_row(base: Record, new: Record, tolerance: float = SAME_TOLERANCE) -> RowComparison:
+    if base.status != OK or new.status != OK:
+        return RowComparison(base, new, None, None, NOT_TIMED)
+    timer = "device" if base.device_median_us and new.device_median_us else "latency"
+    base_us, new_us = getattr(base, f"{timer}_median_us"), getattr(new, f"{timer}_median_us")
+    if not base_us or not new_us:
+        return RowComparison(base, new, None, None, NOT_TIMED)
+    ratio = new_us / base_us
+    if abs(ratio - 1) <= tolerance:
+        verdict = SAME
+    else:
+        (base_low, base_high), (new_low, new_high) = _interval(base, timer), _interval(new, timer)
+        overlap = new_low <= base_high and base_low <= new_high
+        flagged = any(r.noisy or r.throttled for r in (base, new)) and abs(ratio - 1) <= FLAGGED_TOLERANCE
+        verdict = NOISY if overlap or flagged else (FASTER if ratio < 1 else SLOWER)
+    return RowComparison(base, new, timer, ratio, verdict)
+
+
+def compare_runs(base: Run, new: Run, tolerance: float = SAME_TOLERANCE) -> Comparison:
+    base_rows = {_key(r): r for r in base.records}
+    new_rows = {_key(r): r for r in new.records}
+    rows = [compare_row(base_rows[k], new_rows[k], tolerance) for k in base_rows if k in new_rows]
+    return Comparison(
+        base.provenance,
+        new.provenance,
+        rows,
+        only_base=[r for k, r in base_rows.items() if k not in new_rows],
+        only_new=[r for k, r in new_rows.items() if k not in base_rows],
+    )

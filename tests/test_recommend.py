@@ -1,0 +1,45 @@
+from gemmbench.recommend import recommend
+from gemmbench.results import ERROR, OK, Record
+from gemmbench.shapes import Case
+
+
+def row(backend, m, time_us, rel_err=1e-6, status=OK):
+    case = Case("DeepSeek-V3", "router", "router", m, 256, 7168)
+    if status != OK:
+        return Record.for_case(case, backend, status, "out of memory")
+    return Record.for_case(case, backend, OK, rel_err=rel_err, device_median_us=time_us)
+
+
+def test_crossover_becomes_m_ranges():
+    records = []
+    for m in (1, 2, 4, 8, 16, 64):
+        records.append(row("special", m, 3.0 if m <= 8 else 9.0))
+        records.append(row("mm_out_dtype", m, 5.0))
+    (rec,) = recommend(records)
+    assert rec.summary == "M <= 8: special; M > 8: mm_out_dtype"
+    assert [(r.first_m, r.last_m) for r in rec.ranges] == [(1, 8), (16, 64)]
+
+
+def test_bf16_rounding_is_excluded_unless_the_tolerance_admits_it():
+    records = [row("linear_cast", 1, 2.0, rel_err=1.5e-3), row("mm_out_dtype", 1, 5.0)]
+    (strict,) = recommend(records)
+    assert strict.summary == "all M: mm_out_dtype" and "rel_err 1.5e-03" in strict.excluded["linear_cast"]
+    (loose,) = recommend(records, tolerance=1e-2)
+    assert loose.summary == "all M: linear_cast"
+
+
+def test_ties_within_noise_do_not_split_the_range():
+    records = []
+    for m, (a, b) in zip((1, 2, 4, 8), ((5.0, 5.05), (5.1, 5.0), (5.0, 5.1), (5.2, 5.0))):
+        records += [row("a", m, a), row("b", m, b)]
+    (rec,) = recommend(records)
+    assert len(rec.ranges) == 1
+
+
+def test_three_ranges_and_errors():
+    records = [row("x", 1, 1.0), row("y", 1, 2.0), row("x", 2, 5.0), row("y", 2, 2.0), row("x", 4, 1.0),
+               row("y", 4, 2.0), row("z", 1, 0.0, status=ERROR)]
+    (rec,) = recommend(records)
+    assert rec.summary == "M <= 1: x; 1 < M <= 2: y; M > 2: x"
+    assert rec.excluded == {"z": "error: out of memory"}
+    assert rec.to_dict()["summary"] == rec.summary
