@@ -45,7 +45,7 @@ def plot_run(run: Run, path: Path) -> Path:
             axis.plot(*zip(*floor), color="black", linestyle="--", linewidth=1, label="floor")
         axis.set_xscale("log", base=2)
         axis.set_yscale("log")
-        axis.set_title(f"{model} {gemm} (N={n}, K={k})", fontsize=9)
+        axis.set_title(f"{model} {gemm}\nN={n}, K={k}", fontsize=9)
         axis.set_xlabel("M (tokens)")
         axis.set_ylabel("µs per call")
         axis.grid(True, which="both", alpha=0.3)

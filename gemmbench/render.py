@@ -116,9 +116,8 @@ def _cell(record: Record | None, fastest: bool) -> Text:
         return Text("error", style="red")
     text = Text(format_us(record.best_time_us), style="bold green" if fastest else "")
     text.append(f" {format_err(record.rel_err)}", style="dim")
-    details = _details(record)
-    if details:
-        text.append(f"\n{' · '.join(details)}", style="dim")
+    for line in _details(record):
+        text.append(f"\n{line}", style="dim")
     flags = _flags(record)
     if flags:
         text.append(f"\n{' '.join(flags)}", style="yellow")
@@ -126,15 +125,13 @@ def _cell(record: Record | None, fastest: bool) -> Text:
 
 
 def _details(record: Record) -> list[str]:
-    """Eager latency (where a device time leads the cell), share of the floor, routing mismatch."""
-    details = []
-    if record.device_median_us is not None:
-        details.append(f"eager {format_us(record.latency_median_us)}")
+    """Lines under the time: the eager latency (where a device time leads), then floor share and routing."""
+    lines = [f"eager {format_us(record.latency_median_us)}"] if record.device_median_us is not None else []
     if record.pct_of_floor is not None:
-        details.append(f"{record.pct_of_floor:.0f}% of floor")
+        lines.append(f"{record.pct_of_floor:.0f}% of floor")
     if record.topk_mismatch is not None:
-        details.append(f"top-k≠ {record.topk_mismatch:.1%}")
-    return details
+        lines.append(f"top-k≠ {record.topk_mismatch:.1%}")
+    return lines
 
 
 def _flags(record: Record) -> list[str]:
@@ -178,7 +175,7 @@ def _legend(records: list[Record]) -> Text:
         f"green: fastest with fp32-accurate output (≤ {FP32_ACCURATE_REL_ERR:g})"
     )
     if any(r.floor_us is not None for r in ok):
-        lines.append("floor: max(bytes / measured bandwidth, FLOPs / measured bf16 throughput); % of floor: floor over the time")
+        lines.append("floor: max(bytes / measured bandwidth, FLOPs / measured bf16 throughput); N% of floor: the floor over the time")
     if any(r.topk_mismatch is not None for r in ok):
         lines.append("top-k≠: share of tokens whose top-k experts differ from those of the float64 logits")
     if any(r.noisy for r in ok):
