@@ -114,7 +114,8 @@ def sweep(
                                              "median is within ± this many percent...")] = 1.0,
     budget_ms: Annotated[float, typer.Option("--budget-ms", min=1, help="...or until this many ms of sampling per timer "
                                              "and point; rows that miss the target are flagged noisy.")] = 200.0,
-    warmup_ms: Annotated[float, typer.Option("--warmup-ms", min=0, help="Warm-up time per point before timing, in ms.")] = 20.0,
+    warmup_ms: Annotated[Optional[float], typer.Option("--warmup-ms", min=0, help="Warm-up time per point before timing, "
+                                                       "in ms (default 20).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
     no_kernels: Annotated[bool, typer.Option("--no-kernels", help="Skip the profiler pass that records kernel names.")] = False,
     md: Annotated[bool, typer.Option("--md", help="Print the results as a Markdown table instead of rich tables.")] = False,
@@ -127,7 +128,7 @@ def sweep(
 
     from gemmbench import environment, render, results, roofline
     from gemmbench.backends import select_backends
-    from gemmbench.sweep import COLD, HOT, SweepOptions, run_sweep
+    from gemmbench.sweep import COLD, HOT, POINT_WARMUP_S, SweepOptions, run_sweep
     from gemmbench.timing import Target
 
     cases, dev, m_values = _selection(preset, config, shape, role, m, device)
@@ -159,7 +160,7 @@ def sweep(
     interrupted = False
     tables_console.print(render.header(provenance))
     options = SweepOptions(
-        warmup_s=warmup_ms / 1e3,
+        warmup_s=POINT_WARMUP_S if warmup_ms is None else warmup_ms / 1e3,
         target=Target(ci_rel=target_ci / 100, budget_s=budget_ms / 1e3),
         l2=HOT if hot else COLD,
         seed=seed,

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from gemmbench.errors import GemmbenchError, UsageError
-from gemmbench.results import OK, Run
+from gemmbench.results import OK, Run, by_shape
 
 FORMATS = (".png", ".svg")
 PANEL_INCHES = (5.0, 3.6)
@@ -26,10 +26,7 @@ def plot_run(run: Run, path: Path) -> Path:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise GemmbenchError("plotting needs matplotlib", "pip install matplotlib (or gemmbench[plot])") from exc
-    groups: dict[tuple, list] = {}
-    for record in run.records:
-        if record.status == OK and record.best_time_us is not None:
-            groups.setdefault(record.case.shape_key, []).append(record)
+    groups = by_shape(r for r in run.records if r.status == OK and r.best_time_us is not None)
     if not groups:
         raise GemmbenchError("the run has no timed rows to plot", "plot a run with at least one ok row")
     columns = min(MAX_COLUMNS, len(groups))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from gemmbench.compare import SAME_TOLERANCE
-from gemmbench.results import FP32_ACCURATE_REL_ERR, OK, Record
+from gemmbench.results import FP32_ACCURATE_REL_ERR, OK, Record, by_shape
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,7 @@ class ShapeRecommendation:
 
 
 def recommend(records: list[Record], tolerance: float = FP32_ACCURATE_REL_ERR) -> list[ShapeRecommendation]:
-    groups: dict[tuple, list[Record]] = {}
-    for record in records:
-        groups.setdefault(record.case.shape_key, []).append(record)
-    return [_recommend_shape(key, group, tolerance) for key, group in groups.items()]
+    return [_recommend_shape(key, group, tolerance) for key, group in by_shape(records).items()]
 
 
 def _recommend_shape(key: tuple, records: list[Record], tolerance: float) -> ShapeRecommendation:

@@ -13,7 +13,7 @@ from gemmbench.clocks import THROTTLE_CLOCK_FRACTION
 from gemmbench.compare import FLAGGED_TOLERANCE, SAME_TOLERANCE, Comparison
 from gemmbench.decode import KernelInfo, decode, gemm_kernel, short_name
 from gemmbench.recommend import ShapeRecommendation
-from gemmbench.results import ERROR, FP32_ACCURATE_REL_ERR, OK, SKIPPED, KernelRun, Record
+from gemmbench.results import ERROR, FP32_ACCURATE_REL_ERR, OK, SKIPPED, KernelRun, Record, by_shape
 from gemmbench.shapes import Case
 
 TIMER_LABELS = {
@@ -70,10 +70,7 @@ def header(provenance: dict) -> Text:
 def sweep_tables(records: list[Record]) -> Group:
     """One table per GEMM shape, one row per M, one column per backend; then skip and error reasons."""
     backends = list(dict.fromkeys(r.backend for r in records))
-    groups: dict[tuple, list[Record]] = {}
-    for record in records:
-        groups.setdefault(record.case.shape_key, []).append(record)
-    parts: list = [_shape_table(group, backends) for group in groups.values()]
+    parts: list = [_shape_table(group, backends) for group in by_shape(records).values()]
     parts.append(_legend(records))
     reasons = _reasons(records)
     if reasons:

@@ -120,6 +120,14 @@ _OPTIONAL_STR_COLUMNS = {f.name for f in fields(Record) if f.type == "str | None
 _BOOL_COLUMNS = {f.name for f in fields(Record) if f.type == "bool | None"}
 
 
+def by_shape(records: Iterable[Record]) -> dict[tuple, list[Record]]:
+    """Records grouped by GEMM shape (model, gemm, N, K), in first-seen order: one table or panel each."""
+    groups: dict[tuple, list[Record]] = {}
+    for record in records:
+        groups.setdefault(record.case.shape_key, []).append(record)
+    return groups
+
+
 @dataclass
 class Run:
     """A sweep's provenance and records, as saved in a run file."""

@@ -21,7 +21,7 @@ from gemmbench.roofline import Roofline
 from gemmbench.shapes import Case
 
 # Per point: calls before timing, so caches, clocks and lazy initialisation settle (DESIGN.md section 5).
-POINT_WARMUP_S = 0.05
+POINT_WARMUP_S = 0.02
 # Once per sweep on a GPU, run matmuls until the SM clock is stable: readings this far apart...
 DEVICE_WARMUP_STEP_S = 0.1
 # ...agreeing within this fraction over this many consecutive readings...

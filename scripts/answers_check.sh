@@ -3,11 +3,7 @@
 # and V4-Pro presets, in one call. Full log under $OUT; compare/plot/recommend then run anywhere.
 # Usage (from the repository root): OUT=/some/dir bash scripts/answers_check.sh
 set -uo pipefail
-OUT=${OUT:-gpu_out}
-mkdir -p "$OUT"
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-gb() { python3 -m gemmbench "$@"; }
-ms() { date +%s%3N; }
+source "$(dirname "$0")/common.sh"
 
 {
   gb ext build > /dev/null

@@ -2,11 +2,7 @@
 # Every GPU check of the open issues in one call on the GPU machine; full log under $OUT, summary last.
 # Usage (from the repository root): OUT=/some/dir bash scripts/gpu_check.sh
 set -uo pipefail
-OUT=${OUT:-gpu_out}
-mkdir -p "$OUT"
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-gb() { python3 -m gemmbench "$@"; }
-ms() { date +%s%3N; }
+source "$(dirname "$0")/common.sh"
 
 {
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv

@@ -3,11 +3,7 @@
 # validation, and the DeepSeek-V3 sweep twice (cold) and once hot. Full log under $OUT, summary last.
 # Usage (from the repository root): OUT=/some/dir bash scripts/measurement_check.sh
 set -uo pipefail
-OUT=${OUT:-gpu_out}
-mkdir -p "$OUT"
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-gb() { python3 -m gemmbench "$@"; }
-ms() { date +%s%3N; }
+source "$(dirname "$0")/common.sh"
 
 {
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv
