@@ -373,7 +373,7 @@ def plot(
 @app.command("list")
 def list_(device: DeviceOpt = "auto") -> None:
     """List the shape presets with their GEMMs, and the backends with their availability here."""
-    from gemmbench import environment, shapes
+    from gemmbench import environment, ext, shapes
     from gemmbench.backends import REGISTRY
 
     table = Table(title="Presets (configs/*.toml)", title_justify="left")
@@ -391,21 +391,19 @@ def list_(device: DeviceOpt = "auto") -> None:
     table = Table(title=f"Backends (availability on {dev.type})", title_justify="left")
     for column in ("backend", "code", "here"):
         table.add_column(column)
+    extension = ext.status()  # once for the three extension backends
     for backend in REGISTRY.values():
-        table.add_row(backend.name, backend.code, _availability(backend, probe, dev))
+        table.add_row(backend.name, backend.code, _availability(backend, probe, dev, extension))
     out_console.print(table)
 
 
-def _availability(backend, probe, device) -> str:
+def _availability(backend, probe, device, extension) -> str:
     """Whether `backend` runs here, without building the extension just to say so."""
-    from gemmbench import ext
-
     if not backend.real:
         return "test double"
     if backend.needs_extension:
-        status = ext.status()
-        reason = status.cannot_run or status.cannot_build
-        if not reason and not status.built:
+        reason = extension.cannot_run or extension.cannot_build
+        if not reason and not extension.built:
             return "[green]yes[/] (the extension builds on first use)"
     else:
         reason = backend.supports(probe, device)
@@ -425,13 +423,7 @@ def env(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead
     facts["cuda_available"] = dev.type == "cuda"
     reason = out_dtype_unavailable(dev.type)
     facts["mm_out_dtype"] = "works" if reason is None else f"unavailable: {reason}"
-    if as_json:
-        typer.echo(json.dumps(facts, indent=1))
-        return
-    table = Table(show_header=False)
-    for key, value in facts.items():
-        table.add_row(key, "–" if value is None else str(value))
-    out_console.print(table)
+    _print_facts(facts, as_json)
 
 
 ext_app = typer.Typer(
@@ -480,13 +472,7 @@ def ext_status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
         "cannot_run": status.cannot_run,
         "last_build_log": str(status.build_log) if status.build_log else None,
     }
-    if as_json:
-        typer.echo(json.dumps(facts, indent=1))
-        return
-    table = Table(show_header=False)
-    for key, value in facts.items():
-        table.add_row(key, "–" if value is None else str(value))
-    out_console.print(table)
+    _print_facts(facts, as_json)
 
 
 @ext_app.command("clean")
@@ -496,6 +482,17 @@ def ext_clean() -> None:
 
     removed = ext.clean()
     out_console.print(f"removed {len(removed)} build(s) from {ext.cache_root() / 'ext'}")
+
+
+def _print_facts(facts: dict, as_json: bool) -> None:
+    """A flat dict as JSON, or as a two-column table for people."""
+    if as_json:
+        typer.echo(json.dumps(facts, indent=1))
+        return
+    table = Table(show_header=False)
+    for key, value in facts.items():
+        table.add_row(key, "–" if value is None else str(value))
+    out_console.print(table)
 
 
 def main() -> None:

@@ -63,7 +63,7 @@ def _recommend_shape(key: tuple, records: list[Record], tolerance: float) -> Sha
 
 
 def _qualifies(record: Record, tolerance: float) -> bool:
-    return record.status == OK and record.rel_err is not None and record.rel_err <= tolerance and record.best_time_us is not None
+    return record.accurate(tolerance) and record.best_time_us is not None
 
 
 def _why_not(record: Record, tolerance: float) -> str:

@@ -100,7 +100,7 @@ def _shape_table(records: list[Record], backends: list[str]) -> Group:
 
 
 def _fastest_accurate(records) -> str | None:
-    accurate = [r for r in records if r.fp32_accurate and r.best_time_us is not None]
+    accurate = [r for r in records if r.accurate() and r.best_time_us is not None]
     return min(accurate, key=lambda r: r.best_time_us).backend if accurate else None
 
 

@@ -101,9 +101,13 @@ class Record:
         """Device time where measured (it excludes launch gaps), else the latency."""
         return self.device_median_us if self.device_median_us is not None else self.latency_median_us
 
+    def accurate(self, tolerance: float = FP32_ACCURATE_REL_ERR) -> bool:
+        """A timed-and-checked row whose relative error is within `tolerance` (default: fp32 output)."""
+        return self.status == OK and self.rel_err is not None and self.rel_err <= tolerance
+
     @property
     def fp32_accurate(self) -> bool:
-        return self.status == OK and self.rel_err is not None and self.rel_err <= FP32_ACCURATE_REL_ERR
+        return self.accurate()
 
     @classmethod
     def for_case(cls, case: Case, backend: str, status: str, reason: str = "", **values) -> Record:

@@ -46,22 +46,29 @@ def _time_ms(fn, device: torch.device) -> float:
     return start.elapsed_time(end) / TIMED_REPEATS
 
 
-def measure(device: torch.device) -> Roofline:
-    """Measure now (random data, never zeros: DESIGN.md section 5)."""
+def _copy_gbps(device: torch.device) -> float:
     source = torch.randn(COPY_BYTES // 4, device=device)
     target = torch.empty_like(source)
     copy_ms = _time_ms(lambda: target.copy_(source), device)
-    del source, target
+    return 2 * COPY_BYTES / (copy_ms * 1e-3) / 1e9  # bytes read plus bytes written
+
+
+def _matmul_tflops(device: torch.device) -> float:
     a = torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device, dtype=torch.bfloat16)
     b = torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device, dtype=torch.bfloat16)
     matmul_ms = _time_ms(lambda: torch.mm(a, b), device)
-    del a, b
-    torch.cuda.empty_cache()
-    return Roofline(
-        bandwidth_gbps=2 * COPY_BYTES / (copy_ms * 1e-3) / 1e9,
-        bf16_tflops=2 * MATMUL_SIZE**3 / (matmul_ms * 1e-3) / 1e12,
+    return 2 * MATMUL_SIZE**3 / (matmul_ms * 1e-3) / 1e12
+
+
+def measure(device: torch.device) -> Roofline:
+    """Measure now (random data, never zeros: DESIGN.md section 5); the buffers are freed on return."""
+    roofline = Roofline(
+        bandwidth_gbps=_copy_gbps(device),
+        bf16_tflops=_matmul_tflops(device),
         measured=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
+    torch.cuda.empty_cache()
+    return roofline
 
 
 def cache_key(device: torch.device) -> str:
