@@ -270,9 +270,9 @@ def _time(
     if device.type != "cuda":
         return timing.time_host(call, options.target), None, ""
     latency = timing.time_events(call, options.target)
-    # Each graph replay runs every copy the same number of times, so rotation continues across replays.
-    unroll = copies * max(1, round(timing.graph_unroll(latency.min_us) / copies))
     try:
+        # Each graph replay runs every copy the same number of times, so rotation continues across replays.
+        unroll = timing.fit_graph_unroll(call, latency.min_us, multiple_of=copies)
         device_time = timing.time_graph(call, options.target, unroll)
     except RuntimeError as exc:  # a call that cannot be captured still has its eager latency
         return latency, None, f"graph timer failed: {str(exc).splitlines()[0][:200]}"

@@ -39,10 +39,15 @@ MIN_SAMPLES_FOR_CI = 20
 _Z95 = 1.96
 # A cap on samples per timer: beyond a few thousand the median no longer moves.
 MAX_SAMPLES = 4000
-# Graph replays are sized to take about this long, so event resolution (~0.5 us) and the replay's
-# own launch are small beside it; capped so a capture of slow calls stays small.
+# Graph replays are sized to take about this long on the device, so event resolution (~0.5 us) is
+# small beside a replay, and so the GPU never waits for the host to launch the next replay
+# (graph.replay() from Python costs ~10-40 us of host time on the H200 host); capped so a graph of
+# the tiniest calls stays small.
 GRAPH_TARGET_REPLAY_US = 200.0
-MAX_GRAPH_UNROLL = 32
+MAX_GRAPH_UNROLL = 64
+# Back-to-back replays timed together when sizing a graph: enough that the host runs ahead of the GPU
+# once replays are long enough, few enough to cost well under a millisecond.
+SIZING_REPLAYS = 4
 
 
 @dataclass(frozen=True)
@@ -171,9 +176,52 @@ def _sample_with_events(launch: Callable[[], object], target: Target, calls_per_
     return tuple(values)
 
 
-def graph_unroll(per_call_us: float) -> int:
-    """Calls per captured graph so that one replay takes about GRAPH_TARGET_REPLAY_US."""
-    return max(1, min(MAX_GRAPH_UNROLL, round(GRAPH_TARGET_REPLAY_US / max(per_call_us, 1e-3))))
+def graph_unroll(per_call_us: float, multiple_of: int = 1) -> int:
+    """Calls per captured graph so that one replay takes about GRAPH_TARGET_REPLAY_US, rounded to a
+    multiple of `multiple_of` (so that rotating copies each run equally often per replay)."""
+    calls = max(1, min(MAX_GRAPH_UNROLL, round(GRAPH_TARGET_REPLAY_US / max(per_call_us, 1e-3))))
+    return multiple_of * max(1, round(calls / multiple_of))
+
+
+def fit_graph_unroll(fn: Callable[[], object], upper_bound_us: float, multiple_of: int = 1) -> int:
+    """Calls per graph so that one replay takes about GRAPH_TARGET_REPLAY_US of *device* time.
+
+    `upper_bound_us` is any figure at least the device time per call, such as the eager latency. Where
+    the eager latency is host-bound (small calls), it overstates the device time several times, and a
+    graph sized from it is so short that the GPU idles between replays while the host launches the
+    next one: on an H200, a 7.4 us call timed at 10.6 us that way. So the size is refined: time a few
+    replays back to back; their per-call time is again an upper bound, tighter each round; grow the
+    graph until it no longer grows. `fn` must have run eagerly before.
+    """
+    unroll = graph_unroll(upper_bound_us, multiple_of)
+    while True:
+        per_call_us = _replays_per_call_us(fn, unroll)
+        grown = graph_unroll(per_call_us, multiple_of)
+        if grown <= unroll:
+            return unroll
+        unroll = grown
+
+
+def _capture(fn: Callable[[], object], unroll: int) -> torch.cuda.CUDAGraph:
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(unroll):
+            fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    return graph
+
+
+def _replays_per_call_us(fn: Callable[[], object], unroll: int) -> float:
+    """Per-call time of SIZING_REPLAYS back-to-back replays of a graph of `unroll` calls."""
+    graph = _capture(fn, unroll)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(SIZING_REPLAYS):
+        graph.replay()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) * 1e3 / (SIZING_REPLAYS * unroll)
 
 
 def time_graph(fn: Callable[[], object], target: Target, unroll: int) -> Samples:
@@ -181,12 +229,7 @@ def time_graph(fn: Callable[[], object], target: Target, unroll: int) -> Samples
 
     `fn` must have run eagerly before (lazy initialisation such as cuBLAS workspaces cannot be captured).
     """
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(unroll):
-            fn()
-    graph.replay()
-    torch.cuda.synchronize()
+    graph = _capture(fn, unroll)
     values = _sample_with_events(graph.replay, target, calls_per_launch=unroll)
     del graph
     return Samples(GRAPH_TIMER, values, calls_per_sample=unroll, target_ci_rel=target.ci_rel)

@@ -63,6 +63,15 @@ def test_upcast_copies_both_operands_then_runs_fp32(router_records):
     assert gemm.a_dtype in ("fp32", None) and gemm.compute_dtype in ("fp32", None)
 
 
+def test_graph_size_grows_from_an_overstated_bound_until_a_replay_is_long():
+    x = torch.zeros(1024, device=CUDA)
+    call = lambda: x.add_(1)  # noqa: E731 - a ~2 us kernel
+    call()
+    torch.cuda.synchronize()
+    unroll = timing.fit_graph_unroll(call, upper_bound_us=timing.GRAPH_TARGET_REPLAY_US, multiple_of=3)
+    assert unroll % 3 == 0 and unroll > timing.graph_unroll(timing.GRAPH_TARGET_REPLAY_US, multiple_of=3)
+
+
 def test_a_case_too_large_for_memory_is_an_error_row_and_the_sweep_goes_on():
     huge = Case("custom", "huge", "custom", 1 << 20, 1 << 20, 7168)  # a 4 TiB fp32 output
     records = list(run_sweep([huge, _router(1)], [REGISTRY["mm_out_dtype"]], CUDA, FAST))

@@ -32,9 +32,14 @@ def test_warm_up_runs_at_least_once():
     assert timing.warm_up(lambda: calls.append(1), 0.0, lambda: None) == 1 == len(calls)
 
 
-@pytest.mark.parametrize("per_call_us, unroll", [(5.0, 32), (20.0, 10), (200.0, 1), (5000.0, 1), (0.0, 32)])
+@pytest.mark.parametrize("per_call_us, unroll", [(5.0, 40), (20.0, 10), (200.0, 1), (5000.0, 1), (0.0, 64)])
 def test_graph_unroll_targets_a_replay_length(per_call_us, unroll):
     assert timing.graph_unroll(per_call_us) == unroll
+
+
+@pytest.mark.parametrize("per_call_us, copies, unroll", [(20.0, 3, 9), (20.0, 35, 35), (5000.0, 2, 2), (5.0, 4, 40)])
+def test_graph_unroll_is_a_multiple_of_the_rotated_copies(per_call_us, copies, unroll):
+    assert timing.graph_unroll(per_call_us, multiple_of=copies) == unroll
 
 
 def test_median_ci_brackets_the_median_with_order_statistics():
