@@ -176,7 +176,7 @@ def _legend(records: list[Record]) -> Text:
     if any(r.topk_mismatch is not None for r in ok):
         lines.append("top-k≠: share of tokens whose top-k experts differ from those of the float64 logits")
     if any(r.noisy for r in ok):
-        lines.append("noisy: a timer's budget ran out before the 95% CI of its median reached the target")
+        lines.append("noisy: a timer's budget ran out before its median was known to the target (95% CI, no drift)")
     if any(r.throttled for r in ok):
         lines.append(
             f"throttled: the SM clock fell below {THROTTLE_CLOCK_FRACTION:.0%} of its maximum, "

@@ -148,7 +148,7 @@ def run_sweep(
         l2_note = ""
         if runnable:
             try:
-                copies, l2_note = _input_copies(case, device, options)
+                copies, l2_note = input_copies(case, device, options)
                 ref = reference(copies[0])
             except torch.cuda.OutOfMemoryError:
                 copies, ref = [], None
@@ -173,7 +173,7 @@ def l2_mode(device: torch.device, options: SweepOptions) -> str | None:
     return options.l2 if device.type == "cuda" else None
 
 
-def _input_copies(case: Case, device: torch.device, options: SweepOptions) -> tuple[list[GemmInputs], str]:
+def input_copies(case: Case, device: torch.device, options: SweepOptions) -> tuple[list[GemmInputs], str]:
     """One set of inputs (hot, CPU, or checks only) or enough rotating copies to keep L2 cold."""
     first = make_inputs(case, device, options.seed)
     if l2_mode(device, options) != COLD or not options.time_calls:

@@ -42,7 +42,11 @@ def host_us_per_replay(graph: torch.cuda.CUDAGraph) -> float:
 
 def point_row(backend_name: str, m: int, device: torch.device) -> list:
     case = load_preset("deepseek-v3").gemms[0].case(m)
-    call = REGISTRY[backend_name].prepare(case, make_inputs(case, device, seed=0))
+    backend = REGISTRY[backend_name]
+    reason = backend.supports(case, device)  # also loads the extension the ext backends need
+    if reason:
+        return [f"{backend_name} M={m}", f"skipped: {reason}"]
+    call = backend.prepare(case, make_inputs(case, device, seed=0))
     timing.warm_up(call, 0.05, torch.cuda.synchronize)
     latency = timing.time_events(call, TARGET)
     old_unroll = min(OLD_MAX_UNROLL, timing.graph_unroll(latency.min_us))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The measurement checks of docs/measurement.md in one call on the GPU machine: GPU tests, the timer
-# validation, the graph-sizing table, and the DeepSeek-V3 sweep twice (cold) and once hot. Full log under $OUT, summary last.
+# validation, the graph-sizing and power-drift tables, and the DeepSeek-V3 sweep twice (cold) and
+# once hot. Full log under $OUT, summary last.
 # Usage (from the repository root): OUT=/some/dir bash scripts/measurement_check.sh
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
@@ -12,6 +13,8 @@ source "$(dirname "$0")/common.sh"
   python3 -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tail -5
   echo "== graph size against device time at small M (hot)"
   python3 scripts/graph_sizing.py "$OUT"
+  echo "== a large router GEMM at the power cap, window by window"
+  python3 scripts/power_drift.py "$OUT"
   echo "== timer validation"
   python3 scripts/validate_timers.py "$OUT"
   echo "== repeatability: the DeepSeek-V3 sweep, all real backends, kernel pass, twice cold and once hot"

@@ -1,0 +1,64 @@
+"""What a GPU at its power cap does to one point's samples (docs/measurement.md): a large router GEMM
+timed for a few seconds right after the device warm-up, window by window.
+
+For each window: the median device time per call (CUDA-graph replays, cold L2 as in a sweep), the SM
+clock and power NVML reads at its end, and the throttle reasons. Shows whether the time moves within
+the span one timer samples (50-200 ms), which the confidence interval of a median cannot see.
+
+Usage: python scripts/power_drift.py OUT_DIR   (writes OUT_DIR/power_drift.md)
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from gemmbench import timing
+from gemmbench.backends import REGISTRY
+from gemmbench.clocks import ClockWatch, slowdown_names
+from gemmbench.render import markdown_table
+from gemmbench.shapes import load_preset
+from gemmbench.sweep import SweepOptions, input_copies, warm_device
+
+M = 16384
+WINDOW_S = 0.1
+WINDOWS = 30
+
+
+def main(out_dir: Path) -> None:
+    device = torch.device("cuda")
+    clocks = ClockWatch(device)
+    warm_device(device, clocks)
+    case = load_preset("deepseek-v3").gemms[0].case(M)
+    copies, _ = input_copies(case, device, SweepOptions())
+    calls = [REGISTRY["mm_out_dtype"].prepare(case, inputs) for inputs in copies]
+    call = timing.rotating(calls)
+    timing.warm_up(call, 0.02, torch.cuda.synchronize)
+    unroll = timing.fit_graph_unroll(call, 100.0, multiple_of=len(calls))
+    window = timing.Target(ci_rel=0.0, budget_s=WINDOW_S, min_time_s=WINDOW_S)
+    rows, medians = [], []
+    started = time.perf_counter()
+    for _ in range(WINDOWS):
+        samples = timing.time_graph(call, window, unroll)
+        reading = clocks.read()
+        medians.append(samples.median_us)
+        rows.append([
+            f"{time.perf_counter() - started:.2f}", f"{samples.median_us:.1f}", f"{samples.iqr_us:.1f}", samples.count,
+            reading.sm_mhz if reading else "–", f"{reading.power_w:.0f}" if reading else "–",
+            ",".join(slowdown_names(reading.reasons)) if reading else "–",
+        ])
+    headers = ["s since start", "median µs/call", "IQR µs", "samples", "SM MHz at end", "power W", "slowdown"]
+    summary = (f"{torch.cuda.get_device_name()}, DeepSeek-V3 router M={M}, mm_out_dtype, cold L2 ({len(calls)} copies), "
+               f"{unroll} calls per graph; window medians {min(medians):.1f}-{max(medians):.1f} µs, "
+               f"median of windows {statistics.median(medians):.1f} µs\n\n")
+    table = summary + markdown_table(headers, rows)
+    (out_dir / "power_drift.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
