@@ -111,8 +111,7 @@ def sweep(
     hot: Annotated[bool, typer.Option("--hot", help="Time one set of buffers (hot L2). Default: cold L2, rotating "
                                       "input copies past twice the L2, as in a forward pass that evicted the weights.")] = False,
     target_ci: Annotated[float, typer.Option("--target-ci", min=0.01, help="Sample each timer until the 95% CI of the "
-                                             "median is within ± this many percent and the medians of the first and "
-                                             "second half of the samples agree within twice that...")] = 1.0,
+                                             "median is within ± this many percent...")] = 1.0,
     budget_ms: Annotated[float, typer.Option("--budget-ms", min=1, help="...or until this many ms of sampling per timer "
                                              "and point; rows that miss the target are flagged noisy.")] = 200.0,
     warmup_ms: Annotated[Optional[float], typer.Option("--warmup-ms", min=0, help="Warm-up time per point before timing, "

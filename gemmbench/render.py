@@ -176,7 +176,7 @@ def _legend(records: list[Record]) -> Text:
     if any(r.topk_mismatch is not None for r in ok):
         lines.append("top-k≠: share of tokens whose top-k experts differ from those of the float64 logits")
     if any(r.noisy for r in ok):
-        lines.append("noisy: a timer's budget ran out before its median was known to the target (95% CI, no drift)")
+        lines.append("noisy: a timer's budget ran out before the 95% CI of its median reached the target")
     if any(r.throttled for r in ok):
         lines.append(
             f"throttled: the SM clock fell below {THROTTLE_CLOCK_FRACTION:.0%} of its maximum, "
@@ -285,10 +285,10 @@ def kernel_markdown(records: list[Record]) -> str:
     return markdown_table(["case", "backend", *KERNEL_COLUMNS], rows)
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A GitHub Markdown table; short rows are padded, pipes in cells escaped."""
-    def line(cells: list[str]) -> str:
-        cells = [c.replace("|", "\\|") for c in cells] + [""] * (len(header) - len(cells))
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A GitHub Markdown table of any cell values (as str() writes them); short rows are padded, pipes escaped."""
+    def line(cells: list) -> str:
+        cells = [str(c).replace("|", "\\|") for c in cells] + [""] * (len(header) - len(cells))
         return "| " + " | ".join(cells) + " |"
 
     return "\n".join([line(header), "|" + "---|" * len(header), *map(line, rows)]) + "\n"

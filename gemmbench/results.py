@@ -75,7 +75,7 @@ class Record:
     device_ci_low_us: float | None = None
     device_ci_high_us: float | None = None
     device_samples: int | None = None
-    noisy: bool | None = None  # a timer ran out of budget before its median met the target (CI, no drift)
+    noisy: bool | None = None  # a timer ran out of budget before its CI reached the target
     l2_mode: str | None = None  # "cold" (inputs rotated past the L2), "hot", or None on the CPU
     l2_copies: int | None = None
     tflops: float | None = None

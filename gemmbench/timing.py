@@ -8,8 +8,7 @@
 - `time_host`: a host clock around each synchronised call, for the CPU.
 
 Sampling is adaptive: a timer samples until the 95% confidence interval of the median is within the
-target (default ±1%) and the samples do not drift, or its time budget runs out; a timer that missed
-the target says so (`noisy`).
+target (default ±1%) or its time budget runs out; a timer that missed the target says so (`noisy`).
 Statistics are derived from the samples; nothing here rounds.
 """
 
@@ -87,8 +86,8 @@ class Samples:
 
     @property
     def noisy(self) -> bool:
-        """True when sampling stopped (budget spent) before the median was known to its target."""
-        return self.target_ci_rel is not None and not meets_target(self.values_us, self.target_ci_rel)
+        """True when sampling stopped (budget spent) before the CI reached its target."""
+        return self.target_ci_rel is not None and not self.ci_rel <= self.target_ci_rel
 
     @property
     def count(self) -> int:
@@ -120,25 +119,6 @@ def median_ci(values) -> tuple[float, float]:
     return ordered[low], ordered[high]
 
 
-def meets_target(values, ci_rel: float) -> bool:
-    """The median is known to ±`ci_rel`: its 95% CI is that narrow, and the samples are not drifting.
-
-    The CI assumes independent samples. Under a moving clock (a GPU at its power cap) consecutive
-    samples are correlated and the CI claims a precision the median does not have: on an H200, a
-    16384-token router GEMM read a ±0.1% CI while its median moved 9% between two runs. So the
-    medians of the first and second half must also agree within 2·`ci_rel`, about the spread two
-    independent halves show when the whole sample's CI is ±`ci_rel`.
-    """
-    values = list(values)
-    middle = statistics.median(values) if values else 0.0
-    if middle <= 0:
-        return False
-    low, high = median_ci(values)
-    half = len(values) // 2
-    drift = abs(statistics.median(values[half:]) - statistics.median(values[:half])) if half else 0.0
-    return (high - low) / 2 <= ci_rel * middle and drift <= 2 * ci_rel * middle
-
-
 def _done(values: list[float], target: Target, started: float) -> bool:
     if len(values) >= MAX_SAMPLES:
         return True
@@ -149,7 +129,9 @@ def _done(values: list[float], target: Target, started: float) -> bool:
         return True
     if len(values) < MIN_SAMPLES_FOR_CI or elapsed < target.min_time_s:
         return False
-    return meets_target(values, target.ci_rel)
+    low, high = median_ci(values)
+    middle = statistics.median(values)
+    return middle > 0 and (high - low) / 2 / middle <= target.ci_rel
 
 
 def warm_up(fn: Callable[[], object], seconds: float, sync: Callable[[], None]) -> int:

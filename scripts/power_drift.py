@@ -26,19 +26,11 @@ from gemmbench.sweep import SweepOptions, input_copies, warm_device
 
 M = 16384
 WINDOW_S = 0.1
-WINDOWS = 30
+WINDOWS = 20
+IDLE_S = 3.0  # between the two phases: the GPU cools and leaves its power cap
 
 
-def main(out_dir: Path) -> None:
-    device = torch.device("cuda")
-    clocks = ClockWatch(device)
-    warm_device(device, clocks)
-    case = load_preset("deepseek-v3").gemms[0].case(M)
-    copies, _ = input_copies(case, device, SweepOptions())
-    calls = [REGISTRY["mm_out_dtype"].prepare(case, inputs) for inputs in copies]
-    call = timing.rotating(calls)
-    timing.warm_up(call, 0.02, torch.cuda.synchronize)
-    unroll = timing.fit_graph_unroll(call, 100.0, multiple_of=len(calls))
+def windows(call, unroll: int, clocks: ClockWatch, phase: str) -> tuple[list[list], list[float]]:
     window = timing.Target(ci_rel=0.0, budget_s=WINDOW_S, min_time_s=WINDOW_S)
     rows, medians = [], []
     started = time.perf_counter()
@@ -47,15 +39,33 @@ def main(out_dir: Path) -> None:
         reading = clocks.read()
         medians.append(samples.median_us)
         rows.append([
-            f"{time.perf_counter() - started:.2f}", f"{samples.median_us:.1f}", f"{samples.iqr_us:.1f}", samples.count,
-            reading.sm_mhz if reading else "–", f"{reading.power_w:.0f}" if reading else "–",
+            phase, f"{time.perf_counter() - started:.2f}", f"{samples.median_us:.1f}", f"{samples.iqr_us:.1f}",
+            samples.count, reading.sm_mhz if reading else "–", f"{reading.power_w:.0f}" if reading else "–",
             ",".join(slowdown_names(reading.reasons)) if reading else "–",
         ])
-    headers = ["s since start", "median µs/call", "IQR µs", "samples", "SM MHz at end", "power W", "slowdown"]
-    summary = (f"{torch.cuda.get_device_name()}, DeepSeek-V3 router M={M}, mm_out_dtype, cold L2 ({len(calls)} copies), "
-               f"{unroll} calls per graph; window medians {min(medians):.1f}-{max(medians):.1f} µs, "
-               f"median of windows {statistics.median(medians):.1f} µs\n\n")
-    table = summary + markdown_table(headers, rows)
+    return rows, medians
+
+
+def main(out_dir: Path) -> None:
+    device = torch.device("cuda")
+    clocks = ClockWatch(device)
+    warm_device(device, clocks)
+    case = load_preset("deepseek-v3").gemms[0].case(M)
+    copies, _ = input_copies(case, device, SweepOptions())
+    call = timing.rotating([REGISTRY["mm_out_dtype"].prepare(case, inputs) for inputs in copies])
+    timing.warm_up(call, 0.02, torch.cuda.synchronize)
+    unroll = timing.fit_graph_unroll(call, 100.0, multiple_of=len(copies))
+    hot_rows, hot_medians = windows(call, unroll, clocks, "right after the device warm-up")
+    time.sleep(IDLE_S)
+    idle_rows, idle_medians = windows(call, unroll, clocks, f"after {IDLE_S:g} s idle")
+    headers = ["phase", "s into phase", "median µs/call", "IQR µs", "samples", "SM MHz at end", "power W", "slowdown"]
+    summary = "".join(
+        f"- {phase}: window medians {min(m):.1f}-{max(m):.1f} µs, median of windows {statistics.median(m):.1f} µs\n"
+        for phase, m in (("right after the device warm-up", hot_medians), (f"after {IDLE_S:g} s idle", idle_medians))
+    )
+    table = (f"{torch.cuda.get_device_name()}, DeepSeek-V3 router M={M}, mm_out_dtype, cold L2 ({len(copies)} copies), "
+             f"{unroll} calls per graph, {WINDOW_S * 1e3:g} ms windows\n\n{summary}\n"
+             + markdown_table(headers, hot_rows + idle_rows))
     (out_dir / "power_drift.md").write_text(table)
     print(table)
 

@@ -49,6 +49,10 @@ def test_kernel_tables_name_the_shared_gemm_kernel():
     assert "splitk_reduce" in text and "bf16·bf16→bf16 (acc fp32)" in text
 
 
+def test_markdown_table_writes_any_cell_value():
+    assert render.markdown_table(["n", "x"], [[3, 1.5]]).splitlines()[-1] == "| 3 | 1.5 |"
+
+
 def test_markdown_table_pads_rows_and_escapes_pipes():
     text = render.markdown_table(["a", "b", "c"], [["x|y"], ["1", "2", "3"]])
     assert text.splitlines() == ["| a | b | c |", "|---|---|---|", "| x\\|y |  |  |", "| 1 | 2 | 3 |"]

@@ -1,4 +1,3 @@
-import statistics
 import time
 
 import pytest
@@ -55,20 +54,6 @@ def test_samples_flag_a_missed_target():
     assert spread.noisy and spread.ci_rel > 0.1
     assert not tight.noisy and tight.ci_rel == 0.0
     assert not timing.Samples("simulated", (1.0,)).noisy
-
-
-def test_a_drifting_sample_misses_the_target_that_its_ci_alone_would_meet():
-    drifting = [100.0 + 6.0 * i / 400 for i in range(400)]  # a clock falling during sampling: +6% over the run
-    low, high = timing.median_ci(drifting)
-    assert (high - low) / 2 / statistics.median(drifting) < 0.01
-    assert not timing.meets_target(drifting, 0.01)
-    assert timing.Samples("cuda_graph", tuple(drifting), target_ci_rel=0.01).noisy
-
-
-def test_a_steady_sample_meets_the_target():
-    steady = [100.0 + (i * 7919 % 101) / 100 for i in range(400)]  # ±0.5% scatter, no trend
-    assert timing.meets_target(steady, 0.01)
-    assert not timing.meets_target(steady, 0.0001)
 
 
 def test_sampling_stops_once_the_ci_meets_the_target():
