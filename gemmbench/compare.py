@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 from gemmbench.results import OK, Record, Run
 
-# A change within ±3% is "same": two back-to-back runs of the same sweep on an H200 differed by up to
-# 2.1% at the 95th percentile of points (docs/measurement.md).
+# A change within ±3% is "same": in two back-to-back runs of the same sweep on an H200, the rows that
+# kept their clocks differed by at most 2.95% (95th percentile 1.7%; docs/measurement.md).
 SAME_TOLERANCE = 0.03
 # A row flagged noisy or throttled in either run needs a change beyond this to be called faster or
-# slower: throttled rows of those two runs differed by up to 9.1%.
-FLAGGED_TOLERANCE = 0.10
+# slower: throttled rows of those runs differed by up to 10.1% (11.0% in another pair), and one
+# power-capped point's 100 ms window medians ranged 82-113 us around 93 us (docs/measurement.md).
+FLAGGED_TOLERANCE = 0.15
 
 FASTER, SLOWER, SAME, NOISY, NOT_TIMED = "faster", "slower", "same", "noisy", "not timed"
 

@@ -33,7 +33,8 @@ def test_a_flagged_row_still_shows_a_large_change():
 
 
 def test_throttled_rows_are_noisy_not_regressions():
-    assert verdicts(run(timed("a", 10.0)), run(timed("a", 10.7, throttled=True))) == {"a": NOISY}
+    # 12%: what a power-capped row moved between two runs of the same sweep on an H200
+    assert verdicts(run(timed("a", 10.0)), run(timed("a", 11.2, throttled=True))) == {"a": NOISY}
 
 
 def test_rows_only_in_one_run_are_listed_and_untimed_rows_are_not_judged():
