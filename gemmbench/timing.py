@@ -39,10 +39,10 @@ MIN_SAMPLES_FOR_CI = 20
 _Z95 = 1.96
 # A cap on samples per timer: beyond a few thousand the median no longer moves.
 MAX_SAMPLES = 4000
-# Graph replays are sized to take about this long on the device, so event resolution (~0.5 us) is
-# small beside a replay, and so the GPU never waits for the host to launch the next replay
-# (graph.replay() from Python costs ~10-40 us of host time on the H200 host); capped so a graph of
-# the tiniest calls stays small.
+# Graph replays are sized to take about this long on the device, so that event resolution (~0.5 us)
+# and each replay's own launch cost are small beside a replay, and the GPU never waits for the host to
+# launch the next one (graph.replay() from Python took 2.5-3.3 us of host time on one H200 host, an
+# eager GEMM launch 20-50 us; hosts differ); capped so a graph of the tiniest calls stays small.
 GRAPH_TARGET_REPLAY_US = 200.0
 MAX_GRAPH_UNROLL = 64
 # Back-to-back replays timed together when sizing a graph: enough that the host runs ahead of the GPU
@@ -188,10 +188,12 @@ def fit_graph_unroll(fn: Callable[[], object], upper_bound_us: float, multiple_o
 
     `upper_bound_us` is any figure at least the device time per call, such as the eager latency. Where
     the eager latency is host-bound (small calls), it overstates the device time several times, and a
-    graph sized from it is so short that the GPU idles between replays while the host launches the
-    next one: on an H200, a 7.4 us call timed at 10.6 us that way. So the size is refined: time a few
-    replays back to back; their per-call time is again an upper bound, tighter each round; grow the
-    graph until it no longer grows. `fn` must have run eagerly before.
+    graph sized from it is short: each replay's launch cost weighs on few calls (+2.5-4% at ~6 us per
+    call on an H200), and where launching a replay costs the host more than the replay's GPU work, the
+    GPU idles between replays and the idle time is timed (docs/measurement.md: a 7.4 us call read
+    10.6 us in one hot sweep). So the size is refined: time a few replays back to back; their per-call
+    time is again an upper bound, tighter each round; grow the graph until it no longer grows. `fn`
+    must have run eagerly before.
     """
     unroll = graph_unroll(upper_bound_us, multiple_of)
     while True:

@@ -69,7 +69,8 @@ class CublasLtTunedExt(ExtensionBackend):
             try:
                 call()
                 target = timing.Target(budget_s=LT_TUNE_BUDGET_S, min_time_s=LT_TUNE_BUDGET_S)
-                times[algo] = timing.time_graph(call, target, unroll=timing.MAX_GRAPH_UNROLL).median_us
+                unroll = timing.fit_graph_unroll(call, upper_bound_us=timing.GRAPH_TARGET_REPLAY_US)
+                times[algo] = timing.time_graph(call, target, unroll).median_us
             except RuntimeError:  # an algorithm the heuristic offered but that fails here is simply not chosen
                 continue
         return min(times, key=times.get) if times else 0
