@@ -258,7 +258,7 @@ def kernels(
 
     Runs each backend a few times per case under torch.profiler, without timing: seconds, not minutes.
     """
-    from gemmbench import render, results
+    from gemmbench import environment, render, results
     from gemmbench.backends import select_backends
     from gemmbench.sweep import SweepOptions, run_sweep
 
@@ -270,8 +270,6 @@ def kernels(
         if dev.type != "cuda":
             raise GemmbenchError("no CUDA device: kernel names need a GPU", "run on a GPU, or inspect a saved run with --from RUN")
         backends = select_backends(_split(backend))
-        from gemmbench import environment
-
         provenance = environment.collect_provenance(dev)
         with render.progress(err_console, enabled=err_console.is_terminal) as bar:
             task = bar.add_task("profiling", total=len(cases) * len(backends))

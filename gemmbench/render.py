@@ -13,7 +13,7 @@ from gemmbench.clocks import THROTTLE_CLOCK_FRACTION
 from gemmbench.compare import FLAGGED_TOLERANCE, SAME_TOLERANCE, Comparison
 from gemmbench.decode import KernelInfo, decode, gemm_kernel, short_name
 from gemmbench.recommend import ShapeRecommendation
-from gemmbench.results import ERROR, FP32_ACCURATE_REL_ERR, OK, SKIPPED, KernelRun, Record, by_shape
+from gemmbench.results import ERROR, FP32_ACCURATE_REL_ERR, OK, SKIPPED, KernelRun, Record, by_case, by_shape
 from gemmbench.shapes import Case
 
 TIMER_LABELS = {
@@ -124,11 +124,13 @@ def _cell(record: Record | None, fastest: bool) -> Text:
 def _details(record: Record) -> list[str]:
     """Lines under the time: the eager latency (where a device time leads), then floor share and routing."""
     lines = [f"eager {format_us(record.latency_median_us)}"] if record.device_median_us is not None else []
-    if record.pct_of_floor is not None:
-        lines.append(f"{record.pct_of_floor:.0f}% of floor")
-    if record.topk_mismatch is not None:
-        lines.append(f"top-k≠ {record.topk_mismatch:.1%}")
-    return lines
+    return lines + _annotations(record)
+
+
+def _annotations(record: Record) -> list[str]:
+    """The share of the floor and the routing mismatch, where the row has them."""
+    notes = [f"{record.pct_of_floor:.0f}% of floor"] if record.pct_of_floor is not None else []
+    return notes + ([f"top-k≠ {record.topk_mismatch:.1%}"] if record.topk_mismatch is not None else [])
 
 
 def _flags(record: Record) -> list[str]:
@@ -156,9 +158,7 @@ def _markdown_cell(record: Record | None, fastest: bool) -> str:
     time = format_us(record.best_time_us)
     time = f"**{time}**" if fastest else time
     eager = f" ({format_us(record.latency_median_us)})" if record.device_median_us is not None else ""
-    extra = [f"{record.pct_of_floor:.0f}% of floor"] if record.pct_of_floor is not None else []
-    extra += [f"top-k≠ {record.topk_mismatch:.1%}"] if record.topk_mismatch is not None else []
-    return f"{time}{eager}, {format_err(record.rel_err)}" + "".join(f", {e}" for e in extra + _flags(record))
+    return f"{time}{eager}, {format_err(record.rel_err)}" + "".join(f", {e}" for e in _annotations(record) + _flags(record))
 
 
 def _legend(records: list[Record]) -> Text:
@@ -240,17 +240,10 @@ def _shared_gemm_line(records: list[Record]) -> str:
     return "same GEMM kernel: " + "; ".join(shared) if shared else "no two backends share a GEMM kernel"
 
 
-def _by_case(records: list[Record]) -> dict[Case, list[Record]]:
-    groups: dict[Case, list[Record]] = {}
-    for record in records:
-        groups.setdefault(record.case, []).append(record)
-    return groups
-
-
 def kernel_tables(records: list[Record]) -> Group:
     """Per case: each backend's kernels in launch order, decoded; then which backends share a GEMM kernel."""
     parts: list = []
-    for case, group in _by_case(records).items():
+    for case, group in by_case(records).items():
         table = Table(pad_edge=False)
         table.add_column("backend", style="cyan")
         for column in KERNEL_COLUMNS:
@@ -271,7 +264,7 @@ def kernel_tables(records: list[Record]) -> Group:
 def kernel_markdown(records: list[Record]) -> str:
     """The kernel tables as one Markdown table, ready to paste into a pull request."""
     rows: list[list[str]] = []
-    for case, group in _by_case(records).items():
+    for case, group in by_case(records).items():
         label = f"{case.model} {case.gemm} M={case.m} N={case.n} K={case.k}"
         for record in group:
             if record.status == OK and record.kernels:

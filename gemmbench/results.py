@@ -105,10 +105,6 @@ class Record:
         """A timed-and-checked row whose relative error is within `tolerance` (default: fp32 output)."""
         return self.status == OK and self.rel_err is not None and self.rel_err <= tolerance
 
-    @property
-    def fp32_accurate(self) -> bool:
-        return self.accurate()
-
     @classmethod
     def for_case(cls, case: Case, backend: str, status: str, reason: str = "", **values) -> Record:
         return cls(
@@ -124,12 +120,21 @@ _OPTIONAL_STR_COLUMNS = {f.name for f in fields(Record) if f.type == "str | None
 _BOOL_COLUMNS = {f.name for f in fields(Record) if f.type == "bool | None"}
 
 
+def _grouped(records: Iterable[Record], key) -> dict:
+    groups: dict = {}
+    for record in records:
+        groups.setdefault(key(record), []).append(record)
+    return groups
+
+
 def by_shape(records: Iterable[Record]) -> dict[tuple, list[Record]]:
     """Records grouped by GEMM shape (model, gemm, N, K), in first-seen order: one table or panel each."""
-    groups: dict[tuple, list[Record]] = {}
-    for record in records:
-        groups.setdefault(record.case.shape_key, []).append(record)
-    return groups
+    return _grouped(records, lambda record: record.case.shape_key)
+
+
+def by_case(records: Iterable[Record]) -> dict[Case, list[Record]]:
+    """Records grouped by case (shape and M), in first-seen order: one kernel table each."""
+    return _grouped(records, lambda record: record.case)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import torch
 
+from gemmbench import timing
 from gemmbench.cache import cache_root
 from gemmbench.shapes import Case
 
@@ -34,29 +35,23 @@ class Roofline:
         return max(memory_us, compute_us)
 
 
-def _time_ms(fn, device: torch.device) -> float:
+def _time_ms(fn) -> float:
     for _ in range(WARM_REPEATS):
         fn()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(TIMED_REPEATS):
-        fn()
-    end.record()
-    torch.cuda.synchronize(device)
-    return start.elapsed_time(end) / TIMED_REPEATS
+    return timing.mean_time_us(fn, TIMED_REPEATS) / 1e3
 
 
 def _copy_gbps(device: torch.device) -> float:
     source = torch.randn(COPY_BYTES // 4, device=device)
     target = torch.empty_like(source)
-    copy_ms = _time_ms(lambda: target.copy_(source), device)
+    copy_ms = _time_ms(lambda: target.copy_(source))
     return 2 * COPY_BYTES / (copy_ms * 1e-3) / 1e9  # bytes read plus bytes written
 
 
 def _matmul_tflops(device: torch.device) -> float:
     a = torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device, dtype=torch.bfloat16)
     b = torch.randn(MATMUL_SIZE, MATMUL_SIZE, device=device, dtype=torch.bfloat16)
-    matmul_ms = _time_ms(lambda: torch.mm(a, b), device)
+    matmul_ms = _time_ms(lambda: torch.mm(a, b))
     return 2 * MATMUL_SIZE**3 / (matmul_ms * 1e-3) / 1e12
 
 

@@ -204,7 +204,8 @@ def fit_graph_unroll(fn: Callable[[], object], upper_bound_us: float, multiple_o
         unroll = grown
 
 
-def _capture(fn: Callable[[], object], unroll: int) -> torch.cuda.CUDAGraph:
+def capture_graph(fn: Callable[[], object], unroll: int) -> torch.cuda.CUDAGraph:
+    """A CUDA graph of `unroll` calls of `fn`, replayed once so that its first timed replay is not its upload."""
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         for _ in range(unroll):
@@ -216,14 +217,18 @@ def _capture(fn: Callable[[], object], unroll: int) -> torch.cuda.CUDAGraph:
 
 def _replays_per_call_us(fn: Callable[[], object], unroll: int) -> float:
     """Per-call time of SIZING_REPLAYS back-to-back replays of a graph of `unroll` calls."""
-    graph = _capture(fn, unroll)
+    return mean_time_us(capture_graph(fn, unroll).replay, SIZING_REPLAYS) / unroll
+
+
+def mean_time_us(fn: Callable[[], object], repeats: int) -> float:
+    """Mean time of `repeats` back-to-back calls of `fn`, between one pair of CUDA events."""
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
-    for _ in range(SIZING_REPLAYS):
-        graph.replay()
+    for _ in range(repeats):
+        fn()
     end.record()
     torch.cuda.synchronize()
-    return start.elapsed_time(end) * 1e3 / (SIZING_REPLAYS * unroll)
+    return start.elapsed_time(end) * 1e3 / repeats
 
 
 def time_graph(fn: Callable[[], object], target: Target, unroll: int) -> Samples:
@@ -231,7 +236,7 @@ def time_graph(fn: Callable[[], object], target: Target, unroll: int) -> Samples
 
     `fn` must have run eagerly before (lazy initialisation such as cuBLAS workspaces cannot be captured).
     """
-    graph = _capture(fn, unroll)
+    graph = capture_graph(fn, unroll)
     values = _sample_with_events(graph.replay, target, calls_per_launch=unroll)
     del graph
     return Samples(GRAPH_TIMER, values, calls_per_sample=unroll, target_ci_rel=target.ci_rel)

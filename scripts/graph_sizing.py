@@ -51,12 +51,7 @@ def point_row(backend_name: str, m: int, device: torch.device) -> list:
     latency = timing.time_events(call, TARGET)
     old_unroll = min(OLD_MAX_UNROLL, timing.graph_unroll(latency.min_us))
     fitted = timing.fit_graph_unroll(call, latency.min_us)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        call()
-    graph.replay()
-    host_us = host_us_per_replay(graph)
-    del graph
+    host_us = host_us_per_replay(timing.capture_graph(call, 1))
     per_unroll = {u: timing.time_graph(call, TARGET, u).median_us for u in sorted({*FIXED_UNROLLS, old_unroll, fitted})}
     return [
         f"{backend_name} M={m}", f"{latency.min_us:.1f}", old_unroll, f"{host_us:.1f}",

@@ -7,6 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 from gemmbench import ext
+from gemmbench.cache import CACHE_ENV
 from gemmbench.backends import REGISTRY
 from gemmbench.cli import app
 from gemmbench.results import SKIPPED
@@ -18,7 +19,7 @@ EXT_BACKENDS = ["cublas_ext", "cublaslt_ext", "cublaslt_tuned_ext"]
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(ext.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
 
 
 def test_cache_key_follows_source_torch_and_cuda(monkeypatch):
@@ -33,7 +34,7 @@ def test_cache_key_follows_source_torch_and_cuda(monkeypatch):
 
 def test_cache_root_follows_the_environment(tmp_path, monkeypatch):
     assert ext.cache_root() == tmp_path / "cache"
-    monkeypatch.delenv(ext.CACHE_ENV)
+    monkeypatch.delenv(CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert ext.cache_root() == tmp_path / "xdg" / "gemmbench"
 

@@ -114,5 +114,5 @@ def test_writable_checks(tmp_path):
 
 def test_fp32_accuracy_threshold():
     ok, skipped, error = sample_records()
-    assert ok.fp32_accurate and not skipped.fp32_accurate and not error.fp32_accurate
+    assert ok.accurate() and not skipped.accurate() and not error.accurate()
     assert ok.best_time_us == 5.6

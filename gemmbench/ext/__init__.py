@@ -13,6 +13,7 @@ Operators (torch.ops.gemmbench.*), each with a fake implementation for shapes wi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from gemmbench.cache import CACHE_ENV, cache_root  # noqa: F401 - CACHE_ENV re-exported for tests
+from gemmbench.cache import cache_root
 from gemmbench.environment import loaded_library
 
 SOURCE = Path(__file__).with_name("cublas_gemm.cpp")
@@ -44,8 +45,14 @@ class ExtensionStatus:
     build_log: Path | None  # the log of the last failed build, if any
 
 
+@functools.cache
+def _source() -> bytes:
+    """The extension's source, read once per process (every backend's availability check asks for the key)."""
+    return SOURCE.read_bytes()
+
+
 def build_key() -> str:
-    digest = hashlib.sha256(SOURCE.read_bytes())
+    digest = hashlib.sha256(_source())
     digest.update(f"{torch.__version__}|{torch.version.cuda}".encode())
     return digest.hexdigest()[:16]
 
