@@ -1,3 +1,50 @@
-"""gemmbench: which way of computing a bf16 x bf16 -> fp32 GEMM is right and fastest on this GPU."""
+"""gemmbench: which way of computing a bf16 x bf16 -> fp32 GEMM is right and fastest on this GPU.
+
+The Python API, for notebooks and scripts (nothing here prints):
+
+    import gemmbench
+    run = gemmbench.sweep(presets=["deepseek-v3"], m=[1, 16, 128])   # a Run; saves nothing by default
+    frame = run.to_frame()                                              # pandas, one row per (case, backend)
+    saved = gemmbench.load_run("results/20261128T043913Z_nvidia-h200.json")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from gemmbench.runfile import Run
 
 __version__ = "0.1.0"
+
+
+def load_run(path: str | Path) -> Run:
+    """A saved run file (JSON) or CSV export; `.to_frame()` gives its rows as a pandas DataFrame."""
+    from gemmbench.runfile import load_run as load
+
+    return load(path)
+
+
+def sweep(**options) -> Run:
+    """Run a sweep and return it, printing nothing. Takes the options of `gemmbench sweep`, by keyword:
+
+    presets, configs, shapes ("MxNxK" strings), roles: what to run (default: the deepseek-v3 preset);
+    m: a list of ints or a string such as "1:16384:x2"; backends: names (default: every real backend);
+    device: "auto", "cuda" or "cpu"; hot; target_ci_pct; budget_ms; warmup_ms; seed; kernels (the
+    profiler pass, default True); out_dir: save the run file there (default: not saved);
+    remeasure_roofline; on_warning: called with each sweep-wide warning (default: warnings.warn).
+
+    Bad options raise gemmbench.errors.GemmbenchError. A KeyboardInterrupt ends the sweep early: the
+    run returned then holds the rows that finished.
+    """
+    import warnings
+
+    from gemmbench.session import SweepCallbacks, plan_sweep, run_session
+
+    on_warning = options.pop("on_warning", None) or (lambda message: warnings.warn(message, stacklevel=2))
+    return run_session(plan_sweep(**options), SweepCallbacks(warn=on_warning)).run
+
+
+__all__ = ["__version__", "load_run", "sweep"]

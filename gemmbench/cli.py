@@ -9,10 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from typer.core import TyperGroup
 
-from gemmbench.errors import GemmbenchError
+from gemmbench.errors import GemmbenchError, UsageError
 
 # Width for output that is not a terminal (files, CI logs), where rich would assume 80 columns and
 # wrap kernel names and table cells.
@@ -78,23 +77,6 @@ BackendOpt = Annotated[
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if present), cuda or cpu.")]
 
 
-def _selection(preset, config, shape, role, m, device_choice):
-    """Parse the shared shape options into (cases, device); raise before any work on bad input."""
-    from gemmbench import environment, shapes
-
-    presets, configs, roles = _split(preset), list(config or []), _split(role)
-    explicit = [shapes.parse_shape(s) for s in _split(shape)]
-    if not presets and not configs and not explicit:
-        presets = [shapes.DEFAULT_PRESET]
-    device = environment.select_device(device_choice)
-    if m:
-        m_values = shapes.parse_m_list(m)
-    else:
-        m_values = shapes.DEFAULT_M if device.type == "cuda" else shapes.CPU_DEFAULT_M
-    gemms = shapes.select_gemms(presets, configs, roles)
-    return shapes.build_cases(gemms, explicit, m_values), device, m_values
-
-
 @app.command()
 def sweep(
     preset: PresetOpt = None,
@@ -124,67 +106,64 @@ def sweep(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")] = False,
 ) -> None:
     """Check and time each backend on each shape and M; print tables, save the run."""
-    from dataclasses import asdict
+    from gemmbench import runfile
+    from gemmbench.session import plan_sweep
 
-    from gemmbench import environment, render, results, roofline
-    from gemmbench.backends import select_backends
-    from gemmbench.sweep import COLD, HOT, POINT_WARMUP_S, SweepOptions, run_sweep
-    from gemmbench.timing import Target
-
-    cases, dev, m_values = _selection(preset, config, shape, role, m, device)
-    backends = select_backends(_split(backend))
     for path in (csv, json_path):
         if path:
-            results.ensure_writable_file(path)
-    if not no_save:
-        results.ensure_writable_dir(out_dir)
+            runfile.ensure_writable_file(path)
     if csv == "-" and json_path == "-":
-        raise GemmbenchError("--csv - and --json - both ask for stdout", "send one of them to a file")
+        raise UsageError("--csv - and --json - both ask for stdout", "send one of them to a file")
+    plan = plan_sweep(
+        presets=_split(preset), configs=config or [], shapes=_split(shape), roles=_split(role), m=m,
+        backends=_split(backend), device=device, hot=hot, target_ci_pct=target_ci, budget_ms=budget_ms,
+        warmup_ms=warmup_ms, seed=seed, kernels=not no_kernels, out_dir=None if no_save else out_dir,
+        remeasure_roofline=remeasure_roofline,
+    )
     tables_console = err_console if "-" in (csv, json_path) else out_console
-
     notes = err_console if not quiet else None
-    if notes and dev.type != "cuda":
+    if notes and plan.device.type != "cuda":
         notes.print(
             "note: no CUDA device — timing on the CPU with the host clock; GPU-only backends are skipped rows"
-            + ("" if m else f"; M cut to {','.join(map(str, m_values))}"),
+            + ("" if m else f"; M cut to {','.join(map(str, plan.m_values))}"),
             style="yellow",
         )
-    _announce_extension_build(backends, dev, notes)
-    provenance = environment.collect_provenance(dev)
-    roof = roofline.for_device(dev, remeasure=remeasure_roofline)
-    if roof is not None:
-        provenance["roofline"] = asdict(roof)
-    writer = None if no_save else results.RunWriter(results.new_run_path(out_dir, provenance), provenance)
-    records: list[results.Record] = []
-    points = [(case, b.name) for case in cases for b in backends]
-    interrupted = False
-    tables_console.print(render.header(provenance))
-    options = SweepOptions(
-        warmup_s=POINT_WARMUP_S if warmup_ms is None else warmup_ms / 1e3,
-        target=Target(ci_rel=target_ci / 100, budget_s=budget_ms / 1e3),
-        l2=HOT if hot else COLD,
-        seed=seed,
-        capture_kernels=not no_kernels,
-        roofline=roof,
-    )
-    with render.progress(err_console, enabled=not quiet and err_console.is_terminal) as bar:
-        task = bar.add_task(render.point_label(*points[0]) if points else "", total=len(points))
-        try:
-            for record in run_sweep(cases, backends, dev, options, warn=_warn):
-                records.append(record)
-                if writer:
-                    writer.add(record)
-                nxt = points[len(records)] if len(records) < len(points) else None
-                bar.update(task, advance=1, description=render.point_label(*nxt) if nxt else "done")
-        except KeyboardInterrupt:
-            interrupted = True
+    result = _run_with_progress(plan, tables_console, notes, enabled=not quiet)
+    records = result.run.records
     _print_results(tables_console, records, md)
-    _export(records, provenance, csv, json_path)
-    if notes and writer:
-        notes.print(f"saved {len(records)} rows to {writer.path}", style="dim")
-    if interrupted:
-        err_console.print(f"interrupted: {len(records)} of {len(points)} rows finished and kept", style="yellow")
+    _export(result.run, csv, json_path)
+    if notes and result.path:
+        notes.print(f"saved {len(records)} rows to {result.path}", style="dim")
+    if result.interrupted:
+        err_console.print(f"interrupted: {len(records)} of {result.planned} rows finished and kept", style="yellow")
         raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _run_with_progress(plan, header_console: Console | None, notes: Console | None, enabled: bool):
+    """Run a sweep session with a progress bar on stderr (a terminal only); the header goes first."""
+    from gemmbench import render
+    from gemmbench.session import SweepCallbacks, run_session
+
+    with render.progress(err_console, enabled=enabled and err_console.is_terminal) as bar:
+        task = bar.add_task("", total=len(plan.points))
+        points: list = []
+
+        def started(provenance: dict, planned: list) -> None:
+            points.extend(planned)
+            if header_console:
+                header_console.print(render.header(provenance))
+            bar.update(task, description=render.point_label(*points[0]) if points else "")
+
+        def finished_point(record, done: int) -> None:
+            bar.update(task, advance=1, description=render.point_label(*points[done]) if done < len(points) else "done")
+
+        callbacks = SweepCallbacks(
+            started=started,
+            finished_point=finished_point,
+            note=(lambda message: notes.print(message)) if notes else (lambda message: None),
+            warn=_warn,
+        )
+        return run_session(plan, callbacks)
 
 
 def _print_results(console: Console, records, md: bool) -> None:
@@ -196,27 +175,17 @@ def _print_results(console: Console, records, md: bool) -> None:
         console.print(render.sweep_tables(records))
 
 
-def _announce_extension_build(backends, device, notes) -> None:
-    """The first sweep that needs the cuBLAS extension compiles it (tens of seconds): say so first."""
-    from gemmbench import ext
-
-    if notes and device.type == "cuda" and any(b.needs_extension for b in backends):
-        status = ext.status()
-        if not status.built and not status.cannot_build:
-            notes.print(f"building the cuBLAS extension into {status.library.parent} (first use; about a minute)…")
-
-
 def _warn(message: str) -> None:
     err_console.print(f"warning: {message}", style="yellow")
 
 
-def _export(records, provenance: dict, csv: str | None, json_path: str | None) -> None:
-    from gemmbench import results
+def _export(run, csv: str | None, json_path: str | None) -> None:
+    from gemmbench import runfile
 
     if csv:
-        results.write_text(csv, results.records_to_csv(records), sys.stdout)
+        runfile.write_text(csv, runfile.records_to_csv(run.records), sys.stdout)
     if json_path:
-        results.write_text(json_path, results.run_to_json(results.Run(provenance, list(records))), sys.stdout)
+        runfile.write_text(json_path, runfile.run_to_json(run), sys.stdout)
 
 
 @app.command()
@@ -227,17 +196,17 @@ def show(
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown table instead of rich tables.")] = False,
 ) -> None:
     """Re-render a saved run."""
-    from gemmbench import render, results
+    from gemmbench import render, runfile
 
     for path in (csv, json_path):
         if path:
-            results.ensure_writable_file(path)
-    loaded = results.load_run(run)
+            runfile.ensure_writable_file(path)
+    loaded = runfile.load_run(run)
     console = err_console if "-" in (csv, json_path) else out_console
     if loaded.provenance:
         console.print(render.header(loaded.provenance))
     _print_results(console, loaded.records, md)
-    _export(loaded.records, loaded.provenance, csv, json_path)
+    _export(loaded, csv, json_path)
 
 
 @app.command()
@@ -258,31 +227,23 @@ def kernels(
 
     Runs each backend a few times per case under torch.profiler, without timing: seconds, not minutes.
     """
-    from gemmbench import environment, render, results
-    from gemmbench.backends import select_backends
-    from gemmbench.sweep import SweepOptions, run_sweep
+    from gemmbench import render, runfile
+    from gemmbench.session import plan_sweep
 
     if from_run is not None:
-        run = results.load_run(from_run)
-        records, provenance = run.records, run.provenance
+        run = runfile.load_run(from_run)
     else:
-        cases, dev, _ = _selection(preset, config, shape, role, m, device)
-        if dev.type != "cuda":
+        plan = plan_sweep(presets=_split(preset), configs=config or [], shapes=_split(shape), roles=_split(role), m=m,
+                          backends=_split(backend), device=device, time_calls=False)
+        if plan.device.type != "cuda":
             raise GemmbenchError("no CUDA device: kernel names need a GPU", "run on a GPU, or inspect a saved run with --from RUN")
-        backends = select_backends(_split(backend))
-        provenance = environment.collect_provenance(dev)
-        with render.progress(err_console, enabled=err_console.is_terminal) as bar:
-            task = bar.add_task("profiling", total=len(cases) * len(backends))
-            records = []
-            for record in run_sweep(cases, backends, dev, SweepOptions(time_calls=False), warn=_warn):
-                records.append(record)
-                bar.advance(task)
+        run = _run_with_progress(plan, None, err_console, enabled=True).run
     if md:
-        typer.echo(render.kernel_markdown(records), nl=False)
+        typer.echo(render.kernel_markdown(run.records), nl=False)
         return
-    if provenance:
-        out_console.print(render.header(provenance))
-    out_console.print(render.kernel_tables(records))
+    if run.provenance:
+        out_console.print(render.header(run.provenance))
+    out_console.print(render.kernel_tables(run.records))
 
 
 @app.command()
@@ -310,10 +271,10 @@ def compare(
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
 ) -> None:
     """Compare two runs row by row: ratio of medians and a verdict (faster, slower, same, noisy)."""
-    from gemmbench import render, results
+    from gemmbench import render, runfile
     from gemmbench.compare import compare_runs
 
-    comparison = compare_runs(results.load_run(base), results.load_run(new))
+    comparison = compare_runs(runfile.load_run(base), runfile.load_run(new))
     if not comparison.rows:
         raise GemmbenchError(f"{base} and {new} share no (case, backend) rows", "compare runs of the same shapes")
     if md:
@@ -339,13 +300,14 @@ def recommend(
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
 ) -> None:
     """Per GEMM shape: the fastest accurate backend at each M, collapsed into M ranges with the crossovers."""
-    from gemmbench import render, results
+    from gemmbench import render, runfile
     from gemmbench.recommend import recommend as recommend_backends
+    from gemmbench.records import FP32_ACCURATE_REL_ERR
 
-    loaded = results.load_run(run)
-    recommendations = recommend_backends(loaded.records, results.FP32_ACCURATE_REL_ERR if tolerance is None else tolerance)
+    loaded = runfile.load_run(run)
+    recommendations = recommend_backends(loaded.records, FP32_ACCURATE_REL_ERR if tolerance is None else tolerance)
     if as_json:
-        typer.echo(json.dumps([r.to_dict() for r in recommendations], indent=1))
+        typer.echo(json.dumps(render.recommendation_dicts(recommendations), indent=1))
     elif md:
         typer.echo(render.recommendation_markdown(recommendations), nl=False)
     else:
@@ -361,67 +323,31 @@ def plot(
 ) -> None:
     """Plot time against M (log-log), one panel per GEMM shape, one line per backend, and the floor."""
     from gemmbench import plot as plotting
-    from gemmbench import results
+    from gemmbench import runfile
 
-    results.ensure_writable_file(str(output))
-    path = plotting.plot_run(results.load_run(run), output)
+    runfile.ensure_writable_file(str(output))
+    path = plotting.plot_run(runfile.load_run(run), output)
     out_console.print(f"wrote {path}")
 
 
 @app.command("list")
 def list_(device: DeviceOpt = "auto") -> None:
     """List the shape presets with their GEMMs, and the backends with their availability here."""
-    from gemmbench import environment, ext, shapes
-    from gemmbench.backends import REGISTRY
+    from gemmbench import environment, render, shapes
+    from gemmbench.backends import REGISTRY, availability
 
-    table = Table(title="Presets (configs/*.toml)", title_justify="left")
-    for column in ("preset", "model", "gemm", "role", "N", "K", "in → out", "top_k"):
-        table.add_column(column, justify="right" if column in ("N", "K", "top_k") else "left")
-    for name in shapes.preset_names():
-        preset = shapes.load_preset(name)
-        for i, g in enumerate(preset.gemms):
-            table.add_row(name if i == 0 else "", preset.model if i == 0 else "", g.name, g.role, str(g.n), str(g.k),
-                          f"{g.in_dtype} → {g.out_dtype}", str(g.top_k or ""))
-    out_console.print(table)
-
+    out_console.print(render.presets_table([shapes.load_preset(name) for name in shapes.preset_names()]))
     dev = environment.select_device(device)
     probe = shapes.load_preset(shapes.DEFAULT_PRESET).gemms[0].case(1)
-    table = Table(title=f"Backends (availability on {dev.type})", title_justify="left")
-    for column in ("backend", "code", "here"):
-        table.add_column(column)
-    extension = ext.status()  # once for the three extension backends
-    for backend in REGISTRY.values():
-        table.add_row(backend.name, backend.code, _availability(backend, probe, dev, extension))
-    out_console.print(table)
-
-
-def _availability(backend, probe, device, extension) -> str:
-    """Whether `backend` runs here, without building the extension just to say so."""
-    if not backend.real:
-        return "test double"
-    if backend.needs_extension:
-        reason = extension.cannot_run or extension.cannot_build
-        if not reason and not extension.built:
-            return "[green]yes[/] (the extension builds on first use)"
-    else:
-        reason = backend.supports(probe, device)
-    return f"[yellow]no: {reason}[/]" if reason else "[green]yes[/]"
+    out_console.print(render.backends_table(availability(list(REGISTRY.values()), probe, dev), dev.type))
 
 
 @app.command()
 def env(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
     """What this machine offers: torch, CUDA, GPU, cuBLAS, and whether torch.mm(out_dtype=) works."""
     from gemmbench import environment
-    from gemmbench.backends.mm_out_dtype import out_dtype_unavailable
 
-    dev = environment.select_device("auto")
-    facts = environment.collect_provenance(dev)
-    for key in ("command", "started"):
-        facts.pop(key)
-    facts["cuda_available"] = dev.type == "cuda"
-    reason = out_dtype_unavailable(dev.type)
-    facts["mm_out_dtype"] = "works" if reason is None else f"unavailable: {reason}"
-    _print_facts(facts, as_json)
+    _print_facts(environment.environment_facts(environment.select_device("auto")), as_json)
 
 
 ext_app = typer.Typer(
@@ -458,19 +384,7 @@ def ext_status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
     """Built or not, where, for which torch and CUDA; and if it cannot build or run here, why."""
     from gemmbench import ext
 
-    status = ext.status()
-    facts = {
-        "built": status.built,
-        "library": str(status.library),
-        "torch": status.torch,
-        "cuda": status.cuda,
-        "can_build": status.cannot_build is None,
-        "cannot_build": status.cannot_build,
-        "can_run_here": status.cannot_run is None and (status.built or status.cannot_build is None),
-        "cannot_run": status.cannot_run,
-        "last_build_log": str(status.build_log) if status.build_log else None,
-    }
-    _print_facts(facts, as_json)
+    _print_facts(ext.status().facts(), as_json)
 
 
 @ext_app.command("clean")
@@ -484,13 +398,12 @@ def ext_clean() -> None:
 
 def _print_facts(facts: dict, as_json: bool) -> None:
     """A flat dict as JSON, or as a two-column table for people."""
+    from gemmbench import render
+
     if as_json:
         typer.echo(json.dumps(facts, indent=1))
         return
-    table = Table(show_header=False)
-    for key, value in facts.items():
-        table.add_row(key, "–" if value is None else str(value))
-    out_console.print(table)
+    out_console.print(render.facts_table(facts))
 
 
 def main() -> None:

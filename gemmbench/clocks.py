@@ -1,16 +1,30 @@
-"""GPU clocks, temperature, power and throttle reasons through NVML (the nvidia-ml-py package).
+"""GPU clocks, temperature, power and throttle reasons through NVML (the nvidia-ml-py package), and
+the device warm-up that lets the clocks settle before a sweep.
 
 Read before and after each point, so a row whose SM clock sagged or that saw a thermal or power
-slowdown is flagged `throttled` instead of passing as a slow backend (DESIGN.md section 3: sums of
-kernel times read 219 us under sustained load where ncu read 155 us).
+slowdown is flagged `throttled` instead of passing as a slow backend (docs/design.md, what was measured:
+sums of kernel times read 219 us under sustained load where ncu read 155 us).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
 
+from gemmbench import timing
+
+# Once per sweep on a GPU, run matmuls until the SM clock is stable: readings this far apart...
+DEVICE_WARMUP_STEP_S = 0.1
+# ...agreeing within this fraction over this many consecutive readings...
+DEVICE_WARMUP_CLOCK_TOLERANCE = 0.01
+DEVICE_WARMUP_STABLE_READINGS = 3
+# ...after at least the minimum and at most the maximum time. Without NVML: the minimum, doubled.
+DEVICE_WARMUP_MIN_S = 0.5
+DEVICE_WARMUP_MAX_S = 5.0
+# Side of the square bf16 matmul the warm-up runs: ~0.1 ms on an H100, enough to keep the GPU busy.
+DEVICE_WARMUP_SIZE = 4096
 # A point whose SM clock fell below this fraction of the maximum SM clock is throttled.
 THROTTLE_CLOCK_FRACTION = 0.9
 # NVML clocks-event (throttle) reason bits that mean heat or power slowed the GPU (nvml.h). The others
@@ -124,3 +138,26 @@ def _handle_for(nvml, device: torch.device):
         except nvml.NVMLError:
             pass
     return nvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+
+
+def warm_device(device: torch.device, clocks: ClockWatch) -> None:
+    """Run bf16 matmuls until the SM clock has settled (docs/design.md, measurement rules: clocks ramp
+    from idle)."""
+    a = torch.randn(DEVICE_WARMUP_SIZE, DEVICE_WARMUP_SIZE, device=device, dtype=torch.bfloat16)
+    sync = lambda: torch.cuda.synchronize(device)  # noqa: E731
+    start = time.perf_counter()
+    readings: list[int] = []
+    while time.perf_counter() - start < DEVICE_WARMUP_MAX_S:
+        timing.warm_up(lambda: torch.mm(a, a), DEVICE_WARMUP_STEP_S, sync)
+        reading = clocks.read()
+        if reading is None:
+            if time.perf_counter() - start >= 2 * DEVICE_WARMUP_MIN_S:
+                return
+            continue
+        readings.append(reading.sm_mhz)
+        recent = readings[-DEVICE_WARMUP_STABLE_READINGS:]
+        settled = len(recent) == DEVICE_WARMUP_STABLE_READINGS and (
+            max(recent) - min(recent) <= DEVICE_WARMUP_CLOCK_TOLERANCE * max(recent)
+        )
+        if settled and time.perf_counter() - start >= DEVICE_WARMUP_MIN_S:
+            return

@@ -6,7 +6,8 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from gemmbench.results import OK, Record, Run
+from gemmbench.records import OK, Record
+from gemmbench.runfile import Run
 
 # A change within ±3% is "same": in two back-to-back runs of the same sweep on an H200, the rows that
 # kept their clocks differed by at most 2.95% (95th percentile 1.7%; docs/measurement.md).
@@ -17,13 +18,19 @@ SAME_TOLERANCE = 0.03
 FLAGGED_TOLERANCE = 0.15
 
 FASTER, SLOWER, SAME, NOISY, NOT_TIMED = "faster", "slower", "same", "noisy", "not timed"
+VERDICTS = (FASTER, SLOWER, SAME, NOISY, NOT_TIMED)
+
+# Which of a record's two times a comparison reads.
+DEVICE, LATENCY = "device", "latency"
 
 
 @dataclass(frozen=True)
 class RowComparison:
     base: Record
     new: Record
-    timer: str | None  # "device" or "latency": the time compared
+    timer: str | None  # DEVICE where both rows have a device time, else LATENCY; None: not timed
+    base_us: float | None  # the medians compared
+    new_us: float | None
     ratio: float | None  # new / base median
     verdict: str
 
@@ -42,7 +49,7 @@ class Comparison:
         return math.exp(statistics.fmean(math.log(r) for r in ratios)) if ratios else None
 
     def counts(self) -> dict[str, int]:
-        counts = {v: 0 for v in (FASTER, SLOWER, SAME, NOISY, NOT_TIMED)}
+        counts = {v: 0 for v in VERDICTS}
         for row in self.rows:
             counts[row.verdict] += 1
         return counts
@@ -55,32 +62,25 @@ def _key(record: Record) -> tuple:
     return (record.model, record.gemm, record.m, record.n, record.k, record.in_dtype, record.out_dtype, record.backend)
 
 
-def _interval(record: Record, timer: str) -> tuple[float, float]:
-    """The 95% CI of the median, or median ± IQR/2 for runs that carry no CI."""
-    median = getattr(record, f"{timer}_median_us")
-    low, high = getattr(record, f"{timer}_ci_low_us"), getattr(record, f"{timer}_ci_high_us")
-    if low is not None and high is not None:
-        return low, high
-    half = (getattr(record, f"{timer}_iqr_us") or 0.0) / 2
-    return median - half, median + half
-
-
 def compare_row(base: Record, new: Record, tolerance: float = SAME_TOLERANCE) -> RowComparison:
+    not_timed = RowComparison(base, new, None, None, None, None, NOT_TIMED)
     if base.status != OK or new.status != OK:
-        return RowComparison(base, new, None, None, NOT_TIMED)
-    timer = "device" if base.device_median_us and new.device_median_us else "latency"
-    base_us, new_us = getattr(base, f"{timer}_median_us"), getattr(new, f"{timer}_median_us")
-    if not base_us or not new_us:
-        return RowComparison(base, new, None, None, NOT_TIMED)
-    ratio = new_us / base_us
+        return not_timed
+    if base.device and new.device:
+        timer, base_time, new_time = DEVICE, base.device, new.device
+    else:
+        timer, base_time, new_time = LATENCY, base.latency, new.latency
+    if not base_time or not new_time or not base_time.median_us or not new_time.median_us:
+        return not_timed
+    ratio = new_time.median_us / base_time.median_us
     if abs(ratio - 1) <= tolerance:
         verdict = SAME
     else:
-        (base_low, base_high), (new_low, new_high) = _interval(base, timer), _interval(new, timer)
+        (base_low, base_high), (new_low, new_high) = base_time.interval_us, new_time.interval_us
         overlap = new_low <= base_high and base_low <= new_high
         flagged = any(r.noisy or r.throttled for r in (base, new)) and abs(ratio - 1) <= FLAGGED_TOLERANCE
         verdict = NOISY if overlap or flagged else (FASTER if ratio < 1 else SLOWER)
-    return RowComparison(base, new, timer, ratio, verdict)
+    return RowComparison(base, new, timer, base_time.median_us, new_time.median_us, ratio, verdict)
 
 
 def compare_runs(base: Run, new: Run, tolerance: float = SAME_TOLERANCE) -> Comparison:

@@ -126,3 +126,17 @@ def collect_provenance(device: torch.device, argv: list[str] | None = None) -> d
         "command": shlex.join(["gemmbench", *(sys.argv[1:] if argv is None else argv)]),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def environment_facts(device: torch.device) -> dict:
+    """What `gemmbench env` shows: the provenance a run would carry (less the command and its time),
+    whether CUDA is there, and whether torch.mm(out_dtype=) works on `device`."""
+    from gemmbench.backends.mm_out_dtype import out_dtype_unavailable
+
+    facts = collect_provenance(device)
+    for key in ("command", "started"):
+        facts.pop(key)
+    facts["cuda_available"] = device.type == "cuda"
+    reason = out_dtype_unavailable(device.type)
+    facts["mm_out_dtype"] = "works" if reason is None else f"unavailable: {reason}"
+    return facts

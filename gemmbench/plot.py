@@ -6,7 +6,9 @@ import math
 from pathlib import Path
 
 from gemmbench.errors import GemmbenchError, UsageError
-from gemmbench.results import OK, Run, by_shape
+from gemmbench.records import OK, by_shape
+from gemmbench.runfile import Run
+from gemmbench.summary import GRAPH_TIMER, HOST_TIMER
 
 FORMATS = (".png", ".svg")
 PANEL_INCHES = (5.0, 3.6)
@@ -65,7 +67,7 @@ def _title(run: Run) -> str:
     device = provenance.get("device_name", "unknown device")
     modes = sorted({r.l2_mode for r in run.records if r.l2_mode})
     timers = sorted({r.device_timer or r.latency_timer for r in run.records if r.status == OK})
-    timer = {"cuda_graph": "CUDA-graph replay (device time)", "host_clock": "host clock"}.get(
+    timer = {GRAPH_TIMER: "CUDA-graph replay (device time)", HOST_TIMER: "host clock"}.get(
         timers[0] if len(timers) == 1 else "", ", ".join(timers))
     first = [device, f"L2 {'/'.join(modes)}" if modes else ""]
     second = [timer, provenance.get("started", "")]

@@ -18,7 +18,7 @@ import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from gemmbench.results import KernelRun
+from gemmbench.records import KernelRun
 
 # Calls profiled per point; the reported kernel sum is their median.
 PROFILED_CALLS = 3

@@ -7,18 +7,20 @@ split the M axis into ranges that alternate between equivalent backends.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from gemmbench.compare import SAME_TOLERANCE
-from gemmbench.results import FP32_ACCURATE_REL_ERR, OK, Record, by_shape
+from gemmbench.records import FP32_ACCURATE_REL_ERR, Record, by_shape
 
 
 @dataclass(frozen=True)
 class MRange:
-    first_m: int  # the measured M values this range covers
+    """Consecutive measured M values with the same winner. The dispatch boundary between two ranges is
+    the last M of the lower one: `M <= last_m` goes to this backend, the next range takes `M > last_m`."""
+
+    first_m: int
     last_m: int
     backend: str
-    rule: str  # "M <= 8", "8 < M <= 64", "M > 64", or "all M"
 
 
 @dataclass(frozen=True)
@@ -30,14 +32,9 @@ class ShapeRecommendation:
     tolerance: float
     ranges: list[MRange]
     winners: dict[int, str] = field(default_factory=dict)  # M -> backend
-    excluded: dict[str, str] = field(default_factory=dict)  # backend -> why it never qualified
-
-    @property
-    def summary(self) -> str:
-        return "; ".join(f"{r.rule}: {r.backend}" for r in self.ranges) or "no backend qualified"
-
-    def to_dict(self) -> dict:
-        return asdict(self) | {"summary": self.summary}
+    # backend -> the first of its rows that did not qualify (status not ok, or rel_err above tolerance),
+    # for backends that never qualified at any M
+    excluded: dict[str, Record] = field(default_factory=dict)
 
 
 def recommend(records: list[Record], tolerance: float = FP32_ACCURATE_REL_ERR) -> list[ShapeRecommendation]:
@@ -58,7 +55,7 @@ def _recommend_shape(key: tuple, records: list[Record], tolerance: float) -> Sha
     excluded = {}
     for record in records:
         if record.backend not in winners.values() and record.backend not in excluded and not _qualifies(record, tolerance):
-            excluded[record.backend] = _why_not(record, tolerance)
+            excluded[record.backend] = record
     return ShapeRecommendation(model, gemm, n, k, tolerance, _ranges(winners), winners, excluded)
 
 
@@ -66,30 +63,12 @@ def _qualifies(record: Record, tolerance: float) -> bool:
     return record.accurate(tolerance) and record.best_time_us is not None
 
 
-def _why_not(record: Record, tolerance: float) -> str:
-    if record.status != OK:
-        return f"{record.status}: {record.reason}"
-    return f"rel_err {record.rel_err:.1e} > {tolerance:g}"
-
-
 def _ranges(winners: dict[int, str]) -> list[MRange]:
-    """Consecutive M values with the same winner become one range; boundaries at the last M of a range."""
-    spans: list[list] = []
+    """Consecutive M values with the same winner become one range."""
+    ranges: list[MRange] = []
     for m, backend in winners.items():
-        if spans and spans[-1][2] == backend:
-            spans[-1][1] = m
+        if ranges and ranges[-1].backend == backend:
+            ranges[-1] = MRange(ranges[-1].first_m, m, backend)
         else:
-            spans.append([m, m, backend])
-    ranges = []
-    for index, (first, last, backend) in enumerate(spans):
-        previous = spans[index - 1][1] if index else None
-        if len(spans) == 1:
-            rule = "all M"
-        elif index == 0:
-            rule = f"M <= {last}"
-        elif index == len(spans) - 1:
-            rule = f"M > {previous}"
-        else:
-            rule = f"{previous} < M <= {last}"
-        ranges.append(MRange(first, last, backend, rule))
+            ranges.append(MRange(m, m, backend))
     return ranges

@@ -1,4 +1,6 @@
-"""Rich tables and progress for people. The only place where units are scaled and numbers rounded."""
+"""What people read: rich tables, Markdown tables and progress bars, built from records and the
+library's answers. Units are scaled and numbers rounded here, for display; files keep full precision.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +11,27 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from gemmbench.backends import Availability
 from gemmbench.clocks import THROTTLE_CLOCK_FRACTION
 from gemmbench.compare import FLAGGED_TOLERANCE, SAME_TOLERANCE, Comparison
 from gemmbench.decode import KernelInfo, decode, gemm_kernel, short_name
-from gemmbench.recommend import ShapeRecommendation
-from gemmbench.results import ERROR, FP32_ACCURATE_REL_ERR, OK, SKIPPED, KernelRun, Record, by_case, by_shape
-from gemmbench.shapes import Case
+from gemmbench.recommend import MRange, ShapeRecommendation
+from gemmbench.records import ERROR, FP32_ACCURATE_REL_ERR, OK, SKIPPED, KernelRun, Record, by_case, by_shape
+from gemmbench.shapes import Case, Preset
+from gemmbench.summary import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER, SIMULATED_TIMER
 
 TIMER_LABELS = {
-    "cuda_graph": "CUDA-graph replay, per call (device time)",
-    "cuda_events": "CUDA events around eager calls, back to back (what an eager caller pays)",
-    "host_clock": "host clock around synchronous CPU calls",
-    "simulated": "simulated by the fake backend",
+    GRAPH_TIMER: "CUDA-graph replay, per call (device time)",
+    EVENTS_TIMER: "CUDA events around eager calls, back to back (what an eager caller pays)",
+    HOST_TIMER: "host clock around synchronous CPU calls",
+    SIMULATED_TIMER: "simulated by the fake backend",
 }
+# Kernel names are the point of the kernel tables: the rich table keeps this many characters of a
+# name whole (nvjet names run to ~50), and the Markdown table, which has no width limit, this many.
+KERNEL_NAME_WIDTH = 50
+MARKDOWN_KERNEL_NAME_WIDTH = 100
+# compare's summary lists at most this many rows found in only one of the runs.
+MAX_LISTED_UNMATCHED = 10
 
 
 def format_us(value: float | None) -> str:
@@ -247,9 +257,8 @@ def kernel_tables(records: list[Record]) -> Group:
         table = Table(pad_edge=False)
         table.add_column("backend", style="cyan")
         for column in KERNEL_COLUMNS:
-            # nvjet names are the point of this table: keep them whole (~50 characters).
             table.add_column(column, justify="right" if column in ("stages", "µs") else "left",
-                             min_width=50 if column == "kernel" else None)
+                             min_width=KERNEL_NAME_WIDTH if column == "kernel" else None)
         for record in group:
             if record.status != OK or not record.kernels:
                 note = record.reason if record.status != OK else "kernels not recorded"
@@ -270,7 +279,7 @@ def kernel_markdown(records: list[Record]) -> str:
             if record.status == OK and record.kernels:
                 for kernel in record.kernels:
                     cells = _kernel_cells(kernel)
-                    cells[0] = f"`{short_name(kernel.name, width=100)}`"
+                    cells[0] = f"`{short_name(kernel.name, width=MARKDOWN_KERNEL_NAME_WIDTH)}`"
                     rows.append([label, record.backend, *cells])
             else:
                 rows.append([label, record.backend, f"{record.status}: {record.reason or 'kernels not recorded'}"])
@@ -311,11 +320,12 @@ def _gpu(provenance: dict) -> str:
 def _comparison_rows(comparison: Comparison) -> list[list[str]]:
     rows = []
     for row in comparison.rows:
-        timer = row.timer or "device"
+        # A row that was not timed in one run shows the other's device time, if it has one.
+        base_us = row.base_us if row.timer else row.base.device_median_us
+        new_us = row.new_us if row.timer else row.new.device_median_us
         rows.append([
             f"{row.base.model} {row.base.gemm} N={row.base.n} K={row.base.k}", str(row.base.m), row.base.backend,
-            format_us(getattr(row.base, f"{timer}_median_us")), format_us(getattr(row.new, f"{timer}_median_us")),
-            "–" if row.ratio is None else f"{row.ratio:.3f}x", row.verdict,
+            format_us(base_us), format_us(new_us), "–" if row.ratio is None else f"{row.ratio:.3f}x", row.verdict,
         ])
     return rows
 
@@ -329,8 +339,8 @@ def comparison_summary(comparison: Comparison) -> str:
     lines = [f"geometric mean new/base: {'–' if geomean is None else f'{geomean:.3f}x'}; {counts}"]
     for label, rows in (("only in base", comparison.only_base), ("only in new", comparison.only_new)):
         if rows:
-            shown = ", ".join(f"{r.model} {r.gemm} M={r.m} {r.backend}" for r in rows[:10])
-            lines.append(f"{label} ({len(rows)}): {shown}{' …' if len(rows) > 10 else ''}")
+            shown = ", ".join(f"{r.model} {r.gemm} M={r.m} {r.backend}" for r in rows[:MAX_LISTED_UNMATCHED])
+            lines.append(f"{label} ({len(rows)}): {shown}{' …' if len(rows) > MAX_LISTED_UNMATCHED else ''}")
     return "\n".join(lines)
 
 
@@ -355,23 +365,69 @@ def comparison_markdown(comparison: Comparison) -> str:
     return header + markdown_table(COMPARE_COLUMNS, _comparison_rows(comparison)) + "\n" + comparison_summary(comparison) + "\n"
 
 
+def range_rule(ranges: list[MRange], index: int) -> str:
+    """The dispatch rule of `ranges[index]`: "M <= 8", "8 < M <= 64", "M > 64", or "all M"."""
+    last = ranges[index].last_m
+    previous = ranges[index - 1].last_m if index else None
+    if len(ranges) == 1:
+        return "all M"
+    if index == 0:
+        return f"M <= {last}"
+    if index == len(ranges) - 1:
+        return f"M > {previous}"
+    return f"{previous} < M <= {last}"
+
+
+def recommendation_summary(recommendation: ShapeRecommendation) -> str:
+    ranges = recommendation.ranges
+    return "; ".join(f"{range_rule(ranges, i)}: {r.backend}" for i, r in enumerate(ranges)) or "no backend qualified"
+
+
+def why_not_qualified(record: Record, tolerance: float) -> str:
+    if record.status != OK:
+        return f"{record.status}: {record.reason}"
+    if record.rel_err is None:
+        return "no relative error recorded"
+    if record.rel_err > tolerance:
+        return f"rel_err {record.rel_err:.1e} > {tolerance:g}"
+    return "not timed"
+
+
+def recommendation_dicts(recommendations: list[ShapeRecommendation]) -> list[dict]:
+    """The recommendations as `recommend --json` writes them: every field, each range's rule, a summary."""
+    return [
+        {
+            "model": rec.model, "gemm": rec.gemm, "n": rec.n, "k": rec.k, "tolerance": rec.tolerance,
+            "ranges": [
+                {"first_m": r.first_m, "last_m": r.last_m, "backend": r.backend, "rule": range_rule(rec.ranges, i)}
+                for i, r in enumerate(rec.ranges)
+            ],
+            "winners": rec.winners,
+            "excluded": {backend: why_not_qualified(record, rec.tolerance) for backend, record in rec.excluded.items()},
+            "summary": recommendation_summary(rec),
+        }
+        for rec in recommendations
+    ]
+
+
 def _recommendation_rows(recommendation: ShapeRecommendation) -> list[list[str]]:
-    return [[r.rule, r.backend, f"{r.first_m}-{r.last_m}" if r.first_m != r.last_m else str(r.first_m)]
-            for r in recommendation.ranges]
+    ranges = recommendation.ranges
+    return [[range_rule(ranges, i), r.backend, f"{r.first_m}-{r.last_m}" if r.first_m != r.last_m else str(r.first_m)]
+            for i, r in enumerate(ranges)]
 
 
 def recommendation_tables(recommendations: list[ShapeRecommendation]) -> Group:
     parts: list = []
     for rec in recommendations:
-        parts.append(Text(f"{rec.model} {rec.gemm} (N={rec.n}, K={rec.k}): {rec.summary}", style="bold"))
+        parts.append(Text(f"{rec.model} {rec.gemm} (N={rec.n}, K={rec.k}): {recommendation_summary(rec)}", style="bold"))
         table = Table(pad_edge=False)
         for column in ("M range", "backend", "measured M"):
             table.add_column(column)
         for cells in _recommendation_rows(rec):
             table.add_row(*cells)
         parts.append(table)
-        for backend, why in rec.excluded.items():
-            parts.append(Text(f"  {backend} never qualified: {why}", style="dim"))
+        for backend, record in rec.excluded.items():
+            parts.append(Text(f"  {backend} never qualified: {why_not_qualified(record, rec.tolerance)}", style="dim"))
     if recommendations:
         parts.append(Text(f"qualifies: status ok and rel_err <= {recommendations[0].tolerance:g}; fastest by device time "
                           "(latency where there is none)", style="dim"))
@@ -382,3 +438,46 @@ def recommendation_markdown(recommendations: list[ShapeRecommendation]) -> str:
     rows = [[f"{rec.model} {rec.gemm}", str(rec.n), str(rec.k), *cells]
             for rec in recommendations for cells in _recommendation_rows(rec)]
     return markdown_table(["GEMM", "N", "K", "M range", "backend", "measured M"], rows)
+
+
+PRESET_COLUMNS = ("preset", "model", "gemm", "role", "N", "K", "in → out", "top_k")
+
+
+def presets_table(presets: list[Preset]) -> Table:
+    """Every GEMM of every preset; the preset's name and model on its first row."""
+    table = Table(title="Presets (configs/*.toml)", title_justify="left")
+    for column in PRESET_COLUMNS:
+        table.add_column(column, justify="right" if column in ("N", "K", "top_k") else "left")
+    for preset in presets:
+        for i, g in enumerate(preset.gemms):
+            table.add_row(preset.name if i == 0 else "", preset.model if i == 0 else "", g.name, g.role, str(g.n), str(g.k),
+                          f"{g.in_dtype} → {g.out_dtype}", str(g.top_k or ""))
+    return table
+
+
+def backends_table(availabilities: list[Availability], device_type: str) -> Table:
+    """Each backend, the code it stands for, and whether it runs here (and if not, why)."""
+    table = Table(title=f"Backends (availability on {device_type})", title_justify="left")
+    for column in ("backend", "code", "here"):
+        table.add_column(column)
+    for availability in availabilities:
+        table.add_row(availability.backend.name, availability.backend.code, _availability_cell(availability))
+    return table
+
+
+def _availability_cell(availability: Availability) -> str:
+    if not availability.backend.real:
+        return "test double"
+    if availability.reason:
+        return f"[yellow]no: {availability.reason}[/]"
+    if availability.builds_first:
+        return "[green]yes[/] (the extension builds on first use)"
+    return "[green]yes[/]"
+
+
+def facts_table(facts: dict) -> Table:
+    """A flat dict as a two-column table for people ('–' for None)."""
+    table = Table(show_header=False)
+    for key, value in facts.items():
+        table.add_row(key, "–" if value is None else str(value))
+    return table

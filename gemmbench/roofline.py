@@ -1,6 +1,6 @@
 """The floor: how fast a GEMM could be on this device, from its measured memory bandwidth and bf16
-matrix throughput. A large copy and a large matmul, measured once per GPU and cached (DESIGN.md
-section 3: the router weight's 3.7 MB at ~3 TB/s is ~1.2 us, where cuBLAS takes ~5.5 us)."""
+matrix throughput. A large copy and a large matmul, measured once per GPU and cached (docs/design.md,
+what was measured: the router weight's 3.7 MB at ~3 TB/s is ~1.2 us, where cuBLAS takes ~5.5 us)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def _matmul_tflops(device: torch.device) -> float:
 
 
 def measure(device: torch.device) -> Roofline:
-    """Measure now (random data, never zeros: DESIGN.md section 5); the buffers are freed on return."""
+    """Measure now (random data, never zeros: docs/design.md, measurement rules); the buffers are freed on return."""
     roofline = Roofline(
         bandwidth_gbps=_copy_gbps(device),
         bf16_tflops=_matmul_tflops(device),

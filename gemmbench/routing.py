@@ -14,8 +14,7 @@ from __future__ import annotations
 import math
 import torch
 
-from gemmbench.backends import Backend, GemmInputs
-from gemmbench.backends.base import TORCH_DTYPES
+from gemmbench.backends.base import TORCH_DTYPES, Backend, GemmInputs
 from gemmbench.shapes import Case
 
 # Tokens per routing check: a mismatch share of ~10% is then known to about ±0.7% (one standard error).

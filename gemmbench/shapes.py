@@ -45,7 +45,6 @@ class GemmSpec:
     k: int
     in_dtype: str = "bf16"
     out_dtype: str = "fp32"
-    source: str = ""
     top_k: int | None = None
 
     def case(self, m: int) -> Case:
@@ -86,8 +85,6 @@ class Case:
 class Preset:
     name: str
     model: str
-    description: str
-    source: str
     gemms: tuple[GemmSpec, ...]
     path: Path
 
@@ -133,8 +130,6 @@ def load_config(path: Path) -> Preset:
     return Preset(
         name=path.stem,
         model=model,
-        description=str(data.get("description", "")),
-        source=str(data.get("source", "")),
         gemms=tuple(gemms),
         path=path,
     )
@@ -161,7 +156,7 @@ def _parse_gemm(entry: dict, model: str, path: Path, where: str) -> GemmSpec:
     top_k = entry.get("top_k")
     if top_k is not None and (not isinstance(top_k, int) or top_k <= 0):
         raise GemmbenchError(f"{path}: {where} has top_k = {top_k!r}", "make 'top_k' a positive integer")
-    return GemmSpec(model, name, role, n, k, in_dtype, out_dtype, str(entry.get("source", "")), top_k)
+    return GemmSpec(model, name, role, n, k, in_dtype, out_dtype, top_k)
 
 
 def _require(table: dict, key: str, kind: type, path: Path, where: str):

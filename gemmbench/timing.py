@@ -1,4 +1,4 @@
-"""How long a call takes: timers with one signature, each returning raw samples in microseconds.
+"""How long a call takes: timers that each return raw samples in microseconds.
 
 - `time_events`: CUDA events around each eager call, back to back. Host-inclusive: when the GPU work
   is shorter than the launch path, the GPU waits for the CPU and the sample shows what an eager
@@ -14,7 +14,6 @@ Statistics are derived from the samples; nothing here rounds.
 
 from __future__ import annotations
 
-import itertools
 import math
 import statistics
 import time
@@ -23,9 +22,7 @@ from typing import Callable
 
 import torch
 
-EVENTS_TIMER = "cuda_events"
-GRAPH_TIMER = "cuda_graph"
-HOST_TIMER = "host_clock"
+from gemmbench.summary import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER, TimerSummary
 
 # Samples recorded between two synchronisations: enough to keep the GPU queue busy, few enough that
 # the budget check stays close to the budget.
@@ -71,7 +68,6 @@ class Samples:
 
     timer: str
     values_us: tuple[float, ...]
-    calls_per_sample: int = 1
     target_ci_rel: float | None = None
 
     @property
@@ -107,6 +103,11 @@ class Samples:
             return 0.0
         q1, _, q3 = statistics.quantiles(self.values_us, n=4, method="inclusive")
         return q3 - q1
+
+    def summary(self) -> TimerSummary:
+        """What a record keeps of these samples."""
+        low, high = self.ci_us
+        return TimerSummary(self.timer, self.median_us, self.iqr_us, self.min_us, low, high, self.count)
 
 
 def median_ci(values) -> tuple[float, float]:
@@ -239,12 +240,4 @@ def time_graph(fn: Callable[[], object], target: Target, unroll: int) -> Samples
     graph = capture_graph(fn, unroll)
     values = _sample_with_events(graph.replay, target, calls_per_launch=unroll)
     del graph
-    return Samples(GRAPH_TIMER, values, calls_per_sample=unroll, target_ci_rel=target.ci_rel)
-
-
-def rotating(calls: list[Callable[[], object]]) -> Callable[[], object]:
-    """One callable that runs the next of `calls` on each call, round-robin (cold-L2 timing)."""
-    if len(calls) == 1:
-        return calls[0]
-    upcoming = itertools.cycle(calls)
-    return lambda: next(upcoming)()
+    return Samples(GRAPH_TIMER, values, target_ci_rel=target.ci_rel)

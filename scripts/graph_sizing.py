@@ -21,7 +21,7 @@ from gemmbench import timing
 from gemmbench.backends import REGISTRY
 from gemmbench.render import markdown_table
 from gemmbench.shapes import load_preset
-from gemmbench.sweep import make_inputs
+from gemmbench.inputs import make_inputs
 
 POINTS = [("mm_out_dtype", 1), ("linear_cast", 1), ("cublas_ext", 16), ("cublaslt_tuned_ext", 16), ("cublaslt_ext", 32)]
 FIXED_UNROLLS = (4, 8, 16, 32, 64)

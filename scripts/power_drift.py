@@ -22,7 +22,8 @@ from gemmbench.backends import REGISTRY
 from gemmbench.clocks import ClockWatch, slowdown_names
 from gemmbench.render import markdown_table
 from gemmbench.shapes import load_preset
-from gemmbench.sweep import SweepOptions, input_copies, warm_device
+from gemmbench.clocks import warm_device
+from gemmbench.inputs import COLD, input_copies
 
 M = 16384
 WINDOW_S = 0.1

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from gemmbench.results import OK, load_run
+from gemmbench.records import OK
+from gemmbench.runfile import load_run
 
 
 def device_medians(path) -> tuple[dict, dict]:

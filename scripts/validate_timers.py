@@ -24,7 +24,8 @@ import torch
 from gemmbench.backends import REGISTRY
 from gemmbench.render import markdown_table
 from gemmbench.shapes import Case
-from gemmbench.sweep import COLD, HOT, SweepOptions, make_inputs, run_sweep
+from gemmbench.inputs import COLD, HOT, make_inputs
+from gemmbench.measure import SweepOptions, run_points
 
 ROUTER_M = (1, 16, 128, 1024, 4096)
 POINTS = (
@@ -43,7 +44,7 @@ BACKEND = REGISTRY["mm_out_dtype"]
 def gemmbench_times(case: Case, device: torch.device) -> dict:
     values = {}
     for mode in (HOT, COLD):
-        (record,) = run_sweep([case], [BACKEND], device, SweepOptions(l2=mode))
+        (record,) = run_points([case], [BACKEND], device, SweepOptions(l2=mode))
         assert record.status == "ok", record.reason
         values[f"device_{mode}"] = record.device_median_us
         if mode == HOT:
@@ -136,7 +137,7 @@ COLUMNS = [
 
 def main(out_dir: Path) -> None:
     device = torch.device("cuda")
-    from gemmbench.sweep import warm_device
+    from gemmbench.clocks import warm_device
     from gemmbench.clocks import ClockWatch
 
     warm_device(device, ClockWatch(device))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import gemmbench.sweep
+import gemmbench.session
 from gemmbench.cli import EXIT_INTERRUPTED, app
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -171,7 +171,7 @@ def test_unwritable_output_is_refused_before_the_sweep_starts(tmp_path):
 
 
 def test_ctrl_c_keeps_finished_rows(tmp_path, monkeypatch):
-    real = gemmbench.sweep.run_sweep
+    real = gemmbench.session.run_points
 
     def interrupted(*args, **kwargs):
         for index, record in enumerate(real(*args, **kwargs)):
@@ -179,7 +179,7 @@ def test_ctrl_c_keeps_finished_rows(tmp_path, monkeypatch):
                 raise KeyboardInterrupt
             yield record
 
-    monkeypatch.setattr(gemmbench.sweep, "run_sweep", interrupted)
+    monkeypatch.setattr(gemmbench.session, "run_points", interrupted)
     result = invoke("sweep", *FAKE_SHAPE, "--out-dir", tmp_path, "--budget-ms", 1, "--csv", tmp_path / "part.csv")
     assert result.exit_code == EXIT_INTERRUPTED
     assert "interrupted: 2 of 6 rows" in result.stderr

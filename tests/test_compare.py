@@ -1,7 +1,8 @@
 import pytest
 
 from gemmbench.compare import FASTER, NOISY, NOT_TIMED, SAME, SLOWER, compare_runs
-from gemmbench.results import ERROR, OK, Record, Run
+from gemmbench.records import ERROR, OK, Record
+from gemmbench.runfile import Run
 from gemmbench.shapes import Case
 
 CASE = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)

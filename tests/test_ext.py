@@ -10,8 +10,8 @@ from gemmbench import ext
 from gemmbench.cache import CACHE_ENV
 from gemmbench.backends import REGISTRY
 from gemmbench.cli import app
-from gemmbench.results import SKIPPED
-from gemmbench.sweep import SweepOptions, run_sweep
+from gemmbench.records import SKIPPED
+from gemmbench.measure import SweepOptions, run_points
 
 runner = CliRunner()
 EXT_BACKENDS = ["cublas_ext", "cublaslt_ext", "cublaslt_tuned_ext"]
@@ -51,7 +51,7 @@ def test_status_explains_why_it_cannot_run_here_and_exits_0():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU skip rows")
 def test_sweep_gives_skipped_rows_with_the_reason(small_case):
-    records = list(run_sweep([small_case], [REGISTRY[n] for n in EXT_BACKENDS], torch.device("cpu"), SweepOptions()))
+    records = list(run_points([small_case], [REGISTRY[n] for n in EXT_BACKENDS], torch.device("cpu"), SweepOptions()))
     assert [(r.backend, r.status, r.reason) for r in records] == [(n, SKIPPED, "no CUDA device") for n in EXT_BACKENDS]
 
 
@@ -70,10 +70,14 @@ def test_a_failed_build_is_reported_once_not_retried_per_case(monkeypatch):
         raise ext.ExtensionUnavailable("the build failed (compiler output in /x/build.log)")
 
     monkeypatch.setattr(ext, "cannot_run", lambda: None)
+    monkeypatch.setattr(ext, "cannot_build", lambda: None)
     monkeypatch.setattr(ext, "load", failing_load)
     monkeypatch.setattr(ext, "_load_failure", None)
-    first, second = ext.unavailable_reason(), ext.unavailable_reason()
+    assert ext.unavailable_reason() is None and ext.needs_build()  # it would build, so it counts as available...
+    assert not attempts  # ...and asking did not build it
+    first, second = ext.ensure_loaded(), ext.ensure_loaded()
     assert first == second == "cuBLAS extension unavailable: the build failed (compiler output in /x/build.log)"
+    assert ext.unavailable_reason() == first and not ext.needs_build()
     assert len(attempts) == 1
 
 

@@ -6,7 +6,7 @@ import torch
 from gemmbench import ext
 from gemmbench.backends import REGISTRY
 from gemmbench.shapes import load_preset
-from gemmbench.sweep import make_inputs
+from gemmbench.inputs import make_inputs
 
 pytestmark = pytest.mark.gpu
 

@@ -4,7 +4,7 @@ import pytest
 
 from gemmbench.errors import GemmbenchError, UsageError
 from gemmbench.plot import plot_run
-from gemmbench.results import load_run
+from gemmbench.runfile import load_run
 
 RUN = Path(__file__).parent.parent / "docs" / "runs" / "h200_deepseek_v3_cold_a.json"
 

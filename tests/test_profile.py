@@ -1,5 +1,5 @@
 from gemmbench.profile import CALL_PREFIX, ProfiledEvent, group_by_call
-from gemmbench.results import KernelRun
+from gemmbench.records import KernelRun
 
 
 def host(name, start, end, corr):

@@ -1,6 +1,11 @@
 from gemmbench.recommend import recommend
-from gemmbench.results import ERROR, OK, Record
+from gemmbench.records import ERROR, OK, Record
+from gemmbench.render import recommendation_dicts, recommendation_summary
 from gemmbench.shapes import Case
+
+
+def spans(rec):
+    return [(r.first_m, r.last_m, r.backend) for r in rec.ranges]
 
 
 def row(backend, m, time_us, rel_err=1e-6, status=OK):
@@ -16,16 +21,18 @@ def test_crossover_becomes_m_ranges():
         records.append(row("special", m, 3.0 if m <= 8 else 9.0))
         records.append(row("mm_out_dtype", m, 5.0))
     (rec,) = recommend(records)
-    assert rec.summary == "M <= 8: special; M > 8: mm_out_dtype"
-    assert [(r.first_m, r.last_m) for r in rec.ranges] == [(1, 8), (16, 64)]
+    assert spans(rec) == [(1, 8, "special"), (16, 64, "mm_out_dtype")]
+    assert recommendation_summary(rec) == "M <= 8: special; M > 8: mm_out_dtype"
 
 
 def test_bf16_rounding_is_excluded_unless_the_tolerance_admits_it():
     records = [row("linear_cast", 1, 2.0, rel_err=1.5e-3), row("mm_out_dtype", 1, 5.0)]
     (strict,) = recommend(records)
-    assert strict.summary == "all M: mm_out_dtype" and "rel_err 1.5e-03" in strict.excluded["linear_cast"]
+    assert spans(strict) == [(1, 1, "mm_out_dtype")] and strict.excluded["linear_cast"] == records[0]
+    assert recommendation_summary(strict) == "all M: mm_out_dtype"
+    assert recommendation_dicts([strict])[0]["excluded"] == {"linear_cast": "rel_err 1.5e-03 > 0.0001"}
     (loose,) = recommend(records, tolerance=1e-2)
-    assert loose.summary == "all M: linear_cast"
+    assert spans(loose) == [(1, 1, "linear_cast")]
 
 
 def test_ties_within_noise_do_not_split_the_range():
@@ -40,6 +47,8 @@ def test_three_ranges_and_errors():
     records = [row("x", 1, 1.0), row("y", 1, 2.0), row("x", 2, 5.0), row("y", 2, 2.0), row("x", 4, 1.0),
                row("y", 4, 2.0), row("z", 1, 0.0, status=ERROR)]
     (rec,) = recommend(records)
-    assert rec.summary == "M <= 1: x; 1 < M <= 2: y; M > 2: x"
-    assert rec.excluded == {"z": "error: out of memory"}
-    assert rec.to_dict()["summary"] == rec.summary
+    assert spans(rec) == [(1, 1, "x"), (2, 2, "y"), (4, 4, "x")] and list(rec.excluded) == ["z"]
+    as_json = recommendation_dicts([rec])[0]
+    assert as_json["summary"] == recommendation_summary(rec) == "M <= 1: x; 1 < M <= 2: y; M > 2: x"
+    assert as_json["excluded"] == {"z": "error: out of memory"}
+    assert [r["rule"] for r in as_json["ranges"]] == ["M <= 1", "1 < M <= 2", "M > 2"]

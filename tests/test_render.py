@@ -1,7 +1,7 @@
 from rich.console import Console
 
 from gemmbench import render
-from gemmbench.results import ERROR, OK, SKIPPED, KernelRun, Record
+from gemmbench.records import ERROR, OK, SKIPPED, KernelRun, Record
 from gemmbench.shapes import Case
 
 CASE = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)

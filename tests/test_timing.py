@@ -65,11 +65,3 @@ def test_sampling_lasts_at_least_the_minimum_time():
     start = time.perf_counter()
     timing.time_host(lambda: time.sleep(0.001), timing.Target(ci_rel=10.0, budget_s=60.0, min_time_s=0.05))
     assert time.perf_counter() - start >= 0.05
-
-
-def test_rotating_calls_cycles_through_every_copy():
-    seen = []
-    call = timing.rotating([lambda i=i: seen.append(i) for i in range(3)])
-    for _ in range(7):
-        call()
-    assert seen == [0, 1, 2, 0, 1, 2, 0]

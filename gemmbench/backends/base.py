@@ -1,4 +1,4 @@
-"""The interface every backend implements: say whether it can run a case here, then prepare the call."""
+"""The interface every backend implements: say why it cannot run a case here (if so), then prepare the call."""
 
 from __future__ import annotations
 
@@ -36,8 +36,11 @@ class Backend:
     real: bool = True  # False for test doubles, which a default sweep leaves out
     needs_extension: bool = False  # True for the cuBLAS extension's backends (gemmbench/ext)
 
-    def supports(self, case: Case, device: torch.device) -> str | None:
-        """None if this backend can run `case` on `device`, else the reason it cannot."""
+    def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
+        """Why this backend cannot run `case` on `device`, or None if it can.
+
+        A query: it never builds or loads anything, so `gemmbench list` can ask it freely.
+        """
         if (case.in_dtype, case.out_dtype) != ("bf16", "fp32"):
             return f"only bf16 x bf16 -> fp32 GEMMs (this case is {case.in_dtype} -> {case.out_dtype})"
         return None

@@ -17,10 +17,10 @@ LT_TUNE_BUDGET_S = 0.01
 class ExtensionBackend(Backend):
     needs_extension = True
 
-    def supports(self, case: Case, device: torch.device) -> str | None:
+    def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
         if device.type != "cuda":
-            return super().supports(case, device) or "no CUDA device"
-        return super().supports(case, device) or ext.unavailable_reason()
+            return super().unavailable_reason(case, device) or "no CUDA device"
+        return super().unavailable_reason(case, device) or ext.unavailable_reason()
 
 
 class CublasExt(ExtensionBackend):

@@ -20,7 +20,7 @@ class Fake(Backend):
     code = "x.float() @ w.float().T, with simulated times"
     real = False
 
-    def supports(self, case: Case, device: torch.device) -> str | None:
+    def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
         return None
 
     def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:

@@ -41,8 +41,8 @@ class MmOutDtype(Backend):
     name = "mm_out_dtype"
     code = "torch.mm(x, w.T, out_dtype=torch.float32)"
 
-    def supports(self, case: Case, device: torch.device) -> str | None:
-        return super().supports(case, device) or out_dtype_unavailable(device.type)
+    def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
+        return super().unavailable_reason(case, device) or out_dtype_unavailable(device.type)
 
     def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
         x, wt, out = inputs.x, inputs.w.t(), inputs.out

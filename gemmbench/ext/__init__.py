@@ -36,13 +36,26 @@ class ExtensionUnavailable(Exception):
 @dataclass(frozen=True)
 class ExtensionStatus:
     built: bool
-    loaded: bool
     library: Path
     torch: str
     cuda: str | None
     cannot_build: str | None  # why a build is impossible here, or None
     cannot_run: str | None  # why the operators cannot run here (no GPU, ...), or None
     build_log: Path | None  # the log of the last failed build, if any
+
+    def facts(self) -> dict:
+        """What `gemmbench ext status` shows, flat."""
+        return {
+            "built": self.built,
+            "library": str(self.library),
+            "torch": self.torch,
+            "cuda": self.cuda,
+            "can_build": self.cannot_build is None,
+            "cannot_build": self.cannot_build,
+            "can_run_here": self.cannot_run is None and (self.built or self.cannot_build is None),
+            "cannot_run": self.cannot_run,
+            "last_build_log": str(self.build_log) if self.build_log else None,
+        }
 
 
 @functools.cache
@@ -110,7 +123,6 @@ def status() -> ExtensionStatus:
     log = build_dir() / LOG_NAME
     return ExtensionStatus(
         built=library_path().is_file(),
-        loaded=is_loaded(),
         library=library_path(),
         torch=torch.__version__,
         cuda=torch.version.cuda,
@@ -189,23 +201,42 @@ def _register_fakes() -> None:
         torch.library.register_fake(f"gemmbench::{name}")(fake)
 
 
-_load_failure: str | None = None  # a failed build is not retried for every case of a sweep
+_load_failure: str | None = None  # why the last `ensure_loaded` failed: a failed build is not retried
 
 
 def unavailable_reason() -> str | None:
-    """Why the extension's backends cannot run here, or None once it is loaded (building it if needed)."""
-    global _load_failure
+    """Why the extension's backends cannot run here, or None if they can (loaded, or it will build).
+
+    A query: it never builds or loads anything; `ensure_loaded` does, once per process.
+    """
     if is_loaded():
         return None
     problem = cannot_run() or _load_failure
     if problem:
         return problem
+    if not library_path().is_file():
+        reason = cannot_build()
+        return f"cuBLAS extension unavailable: {reason}" if reason else None
+    return None
+
+
+def needs_build() -> bool:
+    """True where `ensure_loaded` would compile the extension first (tens of seconds): worth announcing."""
+    return not is_loaded() and not library_path().is_file() and unavailable_reason() is None
+
+
+def ensure_loaded() -> str | None:
+    """Build the extension if needed and load it; None once loaded, else why it cannot be (kept, so
+    that later calls and `unavailable_reason` give the same answer without trying again)."""
+    global _load_failure
+    problem = unavailable_reason()
+    if problem or is_loaded():
+        return problem
     try:
         load()
     except ExtensionUnavailable as exc:
         _load_failure = f"cuBLAS extension unavailable: {exc}"
-        return _load_failure
-    return None
+    return _load_failure
 
 
 def clean() -> list[Path]:

@@ -5,31 +5,14 @@ from pathlib import Path
 import pytest
 
 from gemmbench.errors import GemmbenchError
-from gemmbench.results import (
-    ERROR, OK, SCHEMA_VERSION, SKIPPED, KernelRun, Record, RunWriter, ensure_writable_dir, ensure_writable_file,
-    load_run, new_run_path, record_to_dict, records_to_csv,
+from gemmbench.records import KernelRun, Record
+from gemmbench.runfile import (
+    SCHEMA_VERSION, RunWriter, ensure_writable_dir, ensure_writable_file, load_run, new_run_path, record_to_dict,
+    records_to_csv,
 )
-from gemmbench.shapes import Case
+from samples import sample_records
 
 FIXTURES = Path(__file__).parent / "fixtures"
-CASE = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)
-
-
-def sample_records():
-    return [
-        Record.for_case(CASE, "mm_out_dtype", OK, rel_err=1.4e-6, latency_timer="cuda_events", latency_median_us=27.5,
-                        latency_iqr_us=1.0, latency_min_us=26.0, latency_samples=100, device_timer="cuda_graph",
-                        device_median_us=5.6, device_iqr_us=0.1, device_min_us=5.5, device_samples=50,
-                        tflops=0.65, gbps=660.0,
-                        kernels=(KernelRun("nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT", 4.2),
-                                 KernelRun("void cublasLt::splitKreduce_kernel<32, 16, int, float>(x, y)", 1.7)),
-                        kernel_count=2, kernel_sum_us=5.9, noisy=False, l2_mode="cold", l2_copies=29,
-                        sm_clock_mhz=1755, throttle_reasons="sw_power_cap", throttled=True),
-        Record.for_case(CASE, "upcast", SKIPPED, "no CUDA device"),
-        Record.for_case(CASE, "linear_cast", ERROR, "out of memory", rel_err=float("nan")),
-    ]
-
-
 def test_csv_round_trip_keeps_every_column(tmp_path):
     path = tmp_path / "run.csv"
     path.write_text(records_to_csv(sample_records()))
@@ -110,9 +93,3 @@ def test_writable_checks(tmp_path):
     with pytest.raises(GemmbenchError, match="cannot create the results folder"):
         ensure_writable_dir(blocker / "sub")
     assert ensure_writable_dir(tmp_path / "a" / "b").is_dir()
-
-
-def test_fp32_accuracy_threshold():
-    ok, skipped, error = sample_records()
-    assert ok.accurate() and not skipped.accurate() and not error.accurate()
-    assert ok.best_time_us == 5.6

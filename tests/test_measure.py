@@ -1,14 +1,12 @@
-import math
-
 import pytest
 import torch
 
 from gemmbench import timing
 from gemmbench.backends import REGISTRY, Backend
 from gemmbench.backends.fake import FAKE_LAUNCH_US
-from gemmbench.results import ERROR, OK, SKIPPED
+from gemmbench.records import ERROR, OK, SKIPPED
 from gemmbench.shapes import Case
-from gemmbench.sweep import SweepOptions, cold_copies, make_inputs, reference, relative_error, run_sweep
+from gemmbench.measure import SweepOptions, run_points
 
 CPU = torch.device("cpu")
 FAST = SweepOptions(warmup_s=0.0, target=timing.Target(budget_s=0.001, min_time_s=0.0))
@@ -39,22 +37,9 @@ class HalfWrongBackend(Backend):
         return lambda: torch.mm(inputs.x.float(), inputs.w.float().t(), out=inputs.out).mul_(0.5)
 
 
-def test_inputs_are_random_and_reproducible(small_case):
-    first, second = make_inputs(small_case, CPU, seed=1), make_inputs(small_case, CPU, seed=1)
-    assert torch.equal(first.x, second.x) and first.x.abs().sum() > 0 and first.x.dtype == torch.bfloat16
-    assert not torch.equal(first.x, make_inputs(small_case, CPU, seed=2).x)
-
-
-def test_relative_error_is_nan_for_unwritten_output(small_case):
-    inputs = make_inputs(small_case, CPU, 0)
-    ref = reference(inputs)
-    assert relative_error(ref.float(), ref) < 1e-6
-    assert math.isnan(relative_error(torch.full_like(inputs.out, math.nan), ref))
-
-
 def test_cpu_sweep_gives_a_row_per_case_and_backend(small_case):
     backends = [REGISTRY[n] for n in ("mm_out_dtype", "upcast", "linear_cast", "fake")]
-    records = list(run_sweep([small_case, Case("custom", "8x16", "custom", 2, 8, 16)], backends, CPU, FAST))
+    records = list(run_points([small_case, Case("custom", "8x16", "custom", 2, 8, 16)], backends, CPU, FAST))
     assert [(r.m, r.backend) for r in records] == [(m, b.name) for m in (4, 2) for b in backends]
     by_backend = {r.backend: r for r in records if r.m == 4}
     assert by_backend["mm_out_dtype"].status == SKIPPED and "aten::mm.dtype" in by_backend["mm_out_dtype"].reason
@@ -65,7 +50,7 @@ def test_cpu_sweep_gives_a_row_per_case_and_backend(small_case):
 
 
 def test_fake_backend_times_are_deterministic(small_case):
-    (record,) = run_sweep([small_case], [REGISTRY["fake"]], CPU, FAST)
+    (record,) = run_points([small_case], [REGISTRY["fake"]], CPU, FAST)
     assert record.latency_median_us == pytest.approx(record.device_median_us + FAKE_LAUNCH_US)
     assert record.tflops == pytest.approx(small_case.flops / record.device_median_us / 1e6)
 
@@ -76,24 +61,24 @@ def test_fake_backend_times_are_deterministic(small_case):
     (BrokenBackend(), "RuntimeError: cuBLAS said no"),
 ])
 def test_failures_are_error_rows_not_exceptions(small_case, backend, reason):
-    (record,) = run_sweep([small_case], [backend], CPU, FAST)
+    (record,) = run_points([small_case], [backend], CPU, FAST)
     assert record.status == ERROR and record.reason.startswith(reason) and "\n" not in record.reason
     assert record.latency_median_us is None
 
 
 def test_unsupported_dtypes_are_skipped():
     case = Case("custom", "x", "custom", 2, 8, 16, in_dtype="fp16")
-    (record,) = run_sweep([case], [REGISTRY["upcast"]], CPU, FAST)
+    (record,) = run_points([case], [REGISTRY["upcast"]], CPU, FAST)
     assert record.status == SKIPPED and "only bf16" in record.reason
 
 
 def test_check_only_sweep_skips_timers(small_case):
-    (record,) = run_sweep([small_case], [REGISTRY["upcast"]], CPU, SweepOptions(time_calls=False))
+    (record,) = run_points([small_case], [REGISTRY["upcast"]], CPU, SweepOptions(time_calls=False))
     assert record.status == OK and record.rel_err is not None and record.latency_median_us is None
 
 
 def test_an_unavailable_profiler_warns_once_and_rows_keep_going(monkeypatch):
-    from gemmbench import profile, sweep
+    from gemmbench import measure, profile
 
     calls, warnings = [], []
 
@@ -102,25 +87,14 @@ def test_an_unavailable_profiler_warns_once_and_rows_keep_going(monkeypatch):
         raise profile.ProfilerUnavailable("CUPTI refused")
 
     monkeypatch.setattr(profile, "capture_kernels", refuse)
-    capture = sweep._KernelCapture(True, warnings.append)
+    capture = measure._KernelCapture(True, warnings.append)
     cuda = torch.device("cuda")
     assert capture(lambda: None, cuda) is None and capture(lambda: None, cuda) is None
     assert len(calls) == 1 and len(warnings) == 1 and "CUPTI refused" in warnings[0]
 
 
-def test_cold_copies_span_twice_the_l2_within_memory():
-    router = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)  # ~3.7 MB a copy
-    l2 = 50 * 2**20
-    assert cold_copies(router, l2, free_bytes=80 * 2**30) == (29, 29)
-    assert cold_copies(router, l2, free_bytes=20 * 2**20) == (2, 29)  # memory-bound: fewer copies, said so
-    huge = Case("x", "y", "attention", 16384, 2048, 7168)
-    assert cold_copies(huge, l2, free_bytes=80 * 2**30) == (2, 2)
-    tiny = Case("x", "y", "attention", 1, 8, 16)
-    assert cold_copies(tiny, l2, free_bytes=80 * 2**30)[0] == 512
-
-
 def test_cpu_rows_carry_no_l2_mode_and_their_ci(small_case):
-    (record,) = run_sweep([small_case], [REGISTRY["upcast"]], CPU, FAST)
+    (record,) = run_points([small_case], [REGISTRY["upcast"]], CPU, FAST)
     assert record.l2_mode is None and record.l2_copies is None
     assert record.latency_ci_low_us <= record.latency_median_us <= record.latency_ci_high_us
     assert record.noisy in (True, False) and record.throttled is None

@@ -1,0 +1,81 @@
+"""What a point computes on: random operands, the float64 reference and the relative error against it,
+and the rotating input copies that keep the L2 cold.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Callable
+
+import torch
+
+from gemmbench.backends.base import TORCH_DTYPES, GemmInputs
+from gemmbench.shapes import Case
+
+COLD = "cold"
+HOT = "hot"
+L2_MODES = (COLD, HOT)
+
+# Cold L2: copies of (x, w, out) rotated so that the bytes between two uses of one copy exceed twice
+# the L2 (docs/design.md, measurement rules), and never fewer than two, so consecutive calls never share
+# buffers.
+COLD_L2_FACTOR = 2
+MIN_COLD_COPIES = 2
+# Tiny cases would need thousands of copies; this many already spans 2x L2 for inputs of >= 250 KB.
+MAX_COLD_COPIES = 512
+# The copies may take at most this share of the free device memory; fewer copies are used otherwise.
+COLD_MEMORY_FRACTION = 0.5
+
+
+def make_inputs(case: Case, device: torch.device, seed: int) -> GemmInputs:
+    """Random normal operands (never zeros: they run faster and hide unwritten outputs)."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    dtype = TORCH_DTYPES[case.in_dtype]
+    x = torch.randn(case.m, case.k, device=device, dtype=dtype, generator=generator)
+    w = torch.randn(case.n, case.k, device=device, dtype=dtype, generator=generator)
+    out = torch.empty(case.m, case.n, device=device, dtype=TORCH_DTYPES[case.out_dtype])
+    return GemmInputs(x, w, out)
+
+
+def reference(inputs: GemmInputs) -> torch.Tensor:
+    """x @ w.T in float64, on the same device."""
+    return torch.mm(inputs.x.double(), inputs.w.double().t())
+
+
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """||out - ref|| / ||ref|| in float64; NaN when any element of `out` is NaN (e.g. never written)."""
+    return (torch.linalg.vector_norm(out.double() - ref) / torch.linalg.vector_norm(ref)).item()
+
+
+def l2_mode(device: torch.device, requested: str) -> str | None:
+    """The L2 mode of a sweep's rows; None on the CPU, where gemmbench does not manage caches."""
+    return requested if device.type == "cuda" else None
+
+
+def cold_copies(case: Case, l2_bytes: int, free_bytes: int) -> tuple[int, int]:
+    """(copies to use, copies wanted) so that rotating them keeps every call's inputs out of L2."""
+    wanted = min(MAX_COLD_COPIES, max(MIN_COLD_COPIES, math.ceil(COLD_L2_FACTOR * l2_bytes / case.bytes_moved)))
+    fitting = max(1, int(COLD_MEMORY_FRACTION * free_bytes // case.bytes_moved))
+    return min(wanted, fitting), wanted
+
+
+def input_copies(case: Case, device: torch.device, seed: int, cold: bool) -> tuple[list[GemmInputs], str]:
+    """One set of inputs, or (`cold`, on a GPU) enough rotating copies to keep L2 cold; and a note
+    where fewer copies than wanted fit in memory. The first copy is the one the correctness check uses."""
+    first = make_inputs(case, device, seed)
+    if not cold or device.type != "cuda":
+        return [first], ""
+    l2_bytes = torch.cuda.get_device_properties(device).L2_cache_size
+    count, wanted = cold_copies(case, l2_bytes, torch.cuda.mem_get_info(device)[0])
+    copies = [first] + [make_inputs(case, device, seed + i) for i in range(1, count)]
+    note = "" if count == wanted else f"cold L2: only {count} of {wanted} input copies fit in memory"
+    return copies, note
+
+
+def rotating(calls: list[Callable[[], object]]) -> Callable[[], object]:
+    """One callable that runs the next of `calls` on each call, round-robin (cold-L2 timing)."""
+    if len(calls) == 1:
+        return calls[0]
+    upcoming = itertools.cycle(calls)
+    return lambda: next(upcoming)()

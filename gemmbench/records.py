@@ -1,0 +1,171 @@
+"""The record model: one frozen row per (case, backend), skips and errors included, with the reason.
+
+Units are fixed: microseconds (`*_us`), TFLOP/s, GB/s; the unit is in the field name. The layout is
+flat, as in the run file and the CSV export; `latency` and `device` read the two timers back as
+`TimerSummary` values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from gemmbench.shapes import Case
+from gemmbench.summary import TimerSummary
+
+OK = "ok"
+SKIPPED = "skipped"
+ERROR = "error"
+STATUSES = (OK, SKIPPED, ERROR)
+
+# fp32 accumulation over K = 7168 lands near 1e-6, bf16 rounding of the output near 1.5e-3: a relative
+# error under 1e-4 means the backend delivers fp32-output semantics, with wide margins on both sides.
+FP32_ACCURATE_REL_ERR = 1e-4
+# A relative error above this is not rounding (bf16 rounding of the output gives ~1.5e-3): the output
+# was not written, or is wrong. Such a row is an error and is not timed.
+WRONG_RESULT_REL_ERR = 1e-2
+
+
+@dataclass(frozen=True)
+class KernelRun:
+    """One device kernel of one call, as torch.profiler saw it."""
+
+    name: str
+    duration_us: float | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    """One (case, backend) point. Skips and errors are records too, with the reason."""
+
+    model: str
+    gemm: str
+    role: str
+    m: int
+    n: int
+    k: int
+    in_dtype: str
+    out_dtype: str
+    backend: str
+    status: str
+    reason: str = ""
+    rel_err: float | None = None
+    top_k: int | None = None
+    topk_mismatch: float | None = None  # share of tokens whose top-k expert set differs from float64's
+    latency_timer: str | None = None
+    latency_median_us: float | None = None
+    latency_iqr_us: float | None = None
+    latency_min_us: float | None = None
+    latency_ci_low_us: float | None = None  # 95% confidence interval of the median
+    latency_ci_high_us: float | None = None
+    latency_samples: int | None = None
+    device_timer: str | None = None
+    device_median_us: float | None = None
+    device_iqr_us: float | None = None
+    device_min_us: float | None = None
+    device_ci_low_us: float | None = None
+    device_ci_high_us: float | None = None
+    device_samples: int | None = None
+    noisy: bool | None = None  # a timer ran out of budget before its CI reached the target
+    l2_mode: str | None = None  # "cold" (inputs rotated past the L2), "hot", or None on the CPU
+    l2_copies: int | None = None
+    tflops: float | None = None
+    gbps: float | None = None
+    floor_us: float | None = None  # max(bytes / measured bandwidth, FLOPs / measured bf16 throughput)
+    pct_of_floor: float | None = None  # floor_us over the measured time, in percent
+    sm_clock_mhz: int | None = None  # lowest SM clock read before and after the timers
+    mem_clock_mhz: int | None = None
+    temp_c: int | None = None  # highest
+    power_w: float | None = None  # highest
+    throttle_reasons: str | None = None  # NVML slowdown reasons seen, comma-separated
+    throttled: bool | None = None
+    kernels: tuple[KernelRun, ...] | None = None  # one call's kernels in launch order; None: not profiled
+    kernel_count: int | None = None
+    kernel_sum_us: float | None = None
+
+    @property
+    def case(self) -> Case:
+        return Case(self.model, self.gemm, self.role, self.m, self.n, self.k, self.in_dtype, self.out_dtype, self.top_k)
+
+    @property
+    def latency(self) -> TimerSummary | None:
+        """The eager latency (CUDA events, or the host clock on the CPU); None where not timed."""
+        if self.latency_timer is None or self.latency_median_us is None:
+            return None
+        return TimerSummary(
+            self.latency_timer, self.latency_median_us, self.latency_iqr_us, self.latency_min_us,
+            self.latency_ci_low_us, self.latency_ci_high_us, self.latency_samples,
+        )
+
+    @property
+    def device(self) -> TimerSummary | None:
+        """The CUDA-graph device time; None where not timed (the CPU, a call that cannot be captured)."""
+        if self.device_timer is None or self.device_median_us is None:
+            return None
+        return TimerSummary(
+            self.device_timer, self.device_median_us, self.device_iqr_us, self.device_min_us,
+            self.device_ci_low_us, self.device_ci_high_us, self.device_samples,
+        )
+
+    @property
+    def best_time_us(self) -> float | None:
+        """Device time where measured (it excludes launch gaps), else the latency."""
+        return self.device_median_us if self.device_median_us is not None else self.latency_median_us
+
+    def accurate(self, tolerance: float = FP32_ACCURATE_REL_ERR) -> bool:
+        """A timed-and-checked row whose relative error is within `tolerance` (default: fp32 output)."""
+        return self.status == OK and self.rel_err is not None and self.rel_err <= tolerance
+
+    @classmethod
+    def for_case(
+        cls,
+        case: Case,
+        backend: str,
+        status: str,
+        reason: str = "",
+        latency: TimerSummary | None = None,
+        device: TimerSummary | None = None,
+        **values,
+    ) -> Record:
+        """A record of `case`; the timer summaries are spread into their flat fields."""
+        if latency is not None:
+            values.update(
+                latency_timer=latency.timer,
+                latency_median_us=latency.median_us,
+                latency_iqr_us=latency.iqr_us,
+                latency_min_us=latency.min_us,
+                latency_ci_low_us=latency.ci_low_us,
+                latency_ci_high_us=latency.ci_high_us,
+                latency_samples=latency.samples,
+            )
+        if device is not None:
+            values.update(
+                device_timer=device.timer,
+                device_median_us=device.median_us,
+                device_iqr_us=device.iqr_us,
+                device_min_us=device.min_us,
+                device_ci_low_us=device.ci_low_us,
+                device_ci_high_us=device.ci_high_us,
+                device_samples=device.samples,
+            )
+        return cls(
+            case.model, case.gemm, case.role, case.m, case.n, case.k, case.in_dtype, case.out_dtype,
+            backend, status, reason, top_k=case.top_k, **values,
+        )
+
+
+def _grouped(records: Iterable[Record], key) -> dict:
+    groups: dict = {}
+    for record in records:
+        groups.setdefault(key(record), []).append(record)
+    return groups
+
+
+def by_shape(records: Iterable[Record]) -> dict[tuple, list[Record]]:
+    """Records grouped by GEMM shape (model, gemm, N, K), in first-seen order: one table or panel each."""
+    return _grouped(records, lambda record: record.case.shape_key)
+
+
+def by_case(records: Iterable[Record]) -> dict[Case, list[Record]]:
+    """Records grouped by case (shape and M), in first-seen order: one kernel table each."""
+    return _grouped(records, lambda record: record.case)

@@ -1,0 +1,36 @@
+"""What a record keeps of one timer: its name and the statistics of its samples, in microseconds.
+
+The timers themselves (timing.py) keep raw samples; a `TimerSummary` is what survives into records,
+run files and exports, and what compare and render read. A record carries two: the eager `latency`
+and the CUDA-graph `device` time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Timer names, as written in the `latency_timer` and `device_timer` columns.
+EVENTS_TIMER = "cuda_events"  # CUDA events around eager calls, back to back
+GRAPH_TIMER = "cuda_graph"  # CUDA-graph replays of unrolled calls, per call
+HOST_TIMER = "host_clock"  # a host clock around synchronous CPU calls
+SIMULATED_TIMER = "simulated"  # the fake backend's made-up times
+
+@dataclass(frozen=True)
+class TimerSummary:
+    """One timer's result at one point. Runs saved before confidence intervals existed have none."""
+
+    timer: str
+    median_us: float
+    iqr_us: float | None = None
+    min_us: float | None = None
+    ci_low_us: float | None = None  # 95% confidence interval of the median
+    ci_high_us: float | None = None
+    samples: int | None = None
+
+    @property
+    def interval_us(self) -> tuple[float, float]:
+        """The 95% CI of the median, or median ± IQR/2 where the run carries no CI."""
+        if self.ci_low_us is not None and self.ci_high_us is not None:
+            return self.ci_low_us, self.ci_high_us
+        half = (self.iqr_us or 0.0) / 2
+        return self.median_us - half, self.median_us + half

@@ -1,0 +1,40 @@
+import math
+
+import torch
+
+from gemmbench.inputs import cold_copies, make_inputs, reference, relative_error, rotating
+from gemmbench.shapes import Case
+
+CPU = torch.device("cpu")
+
+
+def test_inputs_are_random_and_reproducible(small_case):
+    first, second = make_inputs(small_case, CPU, seed=1), make_inputs(small_case, CPU, seed=1)
+    assert torch.equal(first.x, second.x) and first.x.abs().sum() > 0 and first.x.dtype == torch.bfloat16
+    assert not torch.equal(first.x, make_inputs(small_case, CPU, seed=2).x)
+
+
+def test_relative_error_is_nan_for_unwritten_output(small_case):
+    inputs = make_inputs(small_case, CPU, 0)
+    ref = reference(inputs)
+    assert relative_error(ref.float(), ref) < 1e-6
+    assert math.isnan(relative_error(torch.full_like(inputs.out, math.nan), ref))
+
+
+def test_cold_copies_span_twice_the_l2_within_memory():
+    router = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)  # ~3.7 MB a copy
+    l2 = 50 * 2**20
+    assert cold_copies(router, l2, free_bytes=80 * 2**30) == (29, 29)
+    assert cold_copies(router, l2, free_bytes=20 * 2**20) == (2, 29)  # memory-bound: fewer copies, said so
+    huge = Case("x", "y", "attention", 16384, 2048, 7168)
+    assert cold_copies(huge, l2, free_bytes=80 * 2**30) == (2, 2)
+    tiny = Case("x", "y", "attention", 1, 8, 16)
+    assert cold_copies(tiny, l2, free_bytes=80 * 2**30)[0] == 512
+
+
+def test_rotating_calls_cycles_through_every_copy():
+    seen = []
+    call = rotating([lambda i=i: seen.append(i) for i in range(3)])
+    for _ in range(7):
+        call()
+    assert seen == [0, 1, 2, 0, 1, 2, 0]

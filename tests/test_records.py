@@ -1,0 +1,33 @@
+from gemmbench.records import ERROR, OK, SKIPPED, KernelRun, Record, by_case, by_shape
+from gemmbench.shapes import Case
+from gemmbench.summary import EVENTS_TIMER, GRAPH_TIMER, TimerSummary
+from samples import CASE, sample_records
+
+
+def test_fp32_accuracy_threshold():
+    ok, skipped, error = sample_records()
+    assert ok.accurate() and not skipped.accurate() and not error.accurate()
+    assert ok.best_time_us == 5.6
+
+
+def test_timer_summaries_spread_into_flat_fields_and_read_back():
+    latency = TimerSummary(EVENTS_TIMER, 27.5, 1.0, 26.0, 27.0, 28.0, 100)
+    device = TimerSummary(GRAPH_TIMER, 5.6, 0.1, 5.5, 5.55, 5.65, 50)
+    record = Record.for_case(CASE, "mm_out_dtype", OK, latency=latency, device=device)
+    assert record.device_median_us == 5.6 and record.latency_ci_high_us == 28.0 and record.device_samples == 50
+    assert record.latency == latency and record.device == device
+    assert Record.for_case(CASE, "upcast", SKIPPED, "no CUDA device").device is None
+
+
+def test_interval_falls_back_to_the_iqr_for_runs_without_a_ci():
+    assert TimerSummary(GRAPH_TIMER, 10.0, 2.0, 9.0).interval_us == (9.0, 11.0)
+    assert TimerSummary(GRAPH_TIMER, 10.0, 2.0, 9.0, 9.5, 10.4).interval_us == (9.5, 10.4)
+
+
+def test_grouping_keeps_first_seen_order():
+    other = Case("DeepSeek-V3", "router", "router", 16, 256, 7168)
+    records = [Record.for_case(c, b, ERROR, "x") for c in (CASE, other) for b in ("a", "b")]
+    assert list(by_case(records)) == [CASE, other]
+    assert [len(group) for group in by_case(records).values()] == [2, 2]
+    assert list(by_shape(records)) == [("DeepSeek-V3", "router", 256, 7168)]
+    assert len(by_shape(records)[CASE.shape_key]) == 4
