@@ -268,3 +268,21 @@ def test_plot_command(tmp_path):
     assert result.exit_code == 0 and (tmp_path / "router.png").stat().st_size > 10_000
     bad = invoke("plot", COLD_A, "-o", tmp_path / "router.gif")
     assert bad.exit_code == 2 and "Error: cannot tell the image format" in bad.stderr
+
+
+def test_warmup_help_states_the_default_the_library_uses():
+    from gemmbench.measure import POINT_WARMUP_S
+
+    result = invoke("sweep", "--help")
+    assert f"(default {POINT_WARMUP_S * 1e3:g})" in " ".join(result.stdout.split())
+
+
+def test_recommend_explains_a_run_without_measurements():
+    result = invoke("recommend", FIXTURES / "handmade_sm100.json")
+    assert result.exit_code == 0, result.output
+    assert "mm_out_dtype never qualified: no relative error recorded" in result.stdout
+
+
+def test_csv_and_json_cannot_both_go_to_stdout():
+    result = invoke("sweep", "--backend", "fake", "--csv", "-", "--json", "-", "--no-save")
+    assert result.exit_code == 2 and "both ask for stdout" in result.stderr

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# GPU check for the answers (issue 6): roofline, routing accuracy, recommendations, on the DeepSeek-V3,
+# GPU check for docs/answers.md: roofline, routing accuracy, recommendations, on the DeepSeek-V3,
 # V4-Pro and V4-Flash presets, in one call. Full log under $OUT; compare/plot/recommend then run anywhere.
-# Usage (from the repository root): OUT=/some/dir bash scripts/answers_check.sh
+# Usage (from the repository root): OUT=/some/dir bash scripts/checks/answers_check.sh
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 

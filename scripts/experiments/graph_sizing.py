@@ -6,12 +6,12 @@ at most 32), the host time of one graph.replay(), the device time per call at se
 sizes, and at the size timing.fit_graph_unroll now picks. A replay whose device work is shorter than
 the host's cost of launching the next leaves the GPU idle, and the idle time is counted.
 
-Usage: python scripts/graph_sizing.py OUT_DIR   (writes OUT_DIR/graph_sizing.md)
+Usage: python scripts/experiments/graph_sizing.py OUT_DIR   (writes OUT_DIR/graph_sizing.md)
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import torch
 
 from gemmbench import timing
 from gemmbench.backends import REGISTRY
+from gemmbench.measure import load_backends
 from gemmbench.render import markdown_table
 from gemmbench.shapes import load_preset
 from gemmbench.inputs import make_inputs
@@ -43,7 +44,8 @@ def host_us_per_replay(graph: torch.cuda.CUDAGraph) -> float:
 def point_row(backend_name: str, m: int, device: torch.device) -> list:
     case = load_preset("deepseek-v3").gemms[0].case(m)
     backend = REGISTRY[backend_name]
-    reason = backend.supports(case, device)  # also loads the extension the ext backends need
+    load_backends([backend], device)
+    reason = backend.unavailable_reason(case, device)
     if reason:
         return [f"{backend_name} M={m}", f"skipped: {reason}"]
     call = backend.prepare(case, make_inputs(case, device, seed=0))
@@ -59,7 +61,14 @@ def point_row(backend_name: str, m: int, device: torch.device) -> list:
     ]
 
 
-def main(out_dir: Path) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path, help="folder for graph_sizing.md")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    out_dir = parse_args(argv).out_dir
     device = torch.device("cuda")
     rows = [point_row(name, m, device) for name, m in POINTS]
     headers = [
@@ -72,4 +81,4 @@ def main(out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main()

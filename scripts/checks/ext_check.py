@@ -1,5 +1,10 @@
 """GPU check for the cuBLAS extension: is cublas_ext bit-identical to torch.mm(out_dtype=), on the same
-GEMM kernel? Prints a Markdown table (docs/cublas_ext.md holds one). Usage: python scripts/ext_check.py"""
+GEMM kernel? Prints a Markdown table (docs/cublas_ext.md holds one).
+
+Usage: python scripts/checks/ext_check.py
+"""
+
+import argparse
 
 import torch
 
@@ -14,7 +19,12 @@ M_VALUES = (1, 16, 128, 1024, 4096)
 COMPARED = ("cublas_ext", "cublaslt_ext", "cublaslt_tuned_ext")
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parse_args(argv)
     ext.load()
     device = torch.device("cuda")
     gemms = load_preset("deepseek-v3").gemms + load_preset("deepseek-v4-pro").gemms

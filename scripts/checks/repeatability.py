@@ -1,6 +1,6 @@
 """Repeatability of two runs of the same sweep, and cold against hot L2 (docs/measurement.md).
 
-Usage: python scripts/repeatability.py RUN_A RUN_B [--hot RUN_HOT]
+Usage: python scripts/checks/repeatability.py RUN_A RUN_B [--hot RUN_HOT]
 Prints, for device time, the median and 95th percentile of |B/A - 1| over the points both ran, and,
 given a hot run, every point whose inputs fit in L2 where the cold device time (RUN_A) is below the hot.
 """
@@ -24,12 +24,16 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_a")
-    parser.add_argument("run_b")
-    parser.add_argument("--hot")
-    args = parser.parse_args()
+    parser.add_argument("run_a", help="a run file")
+    parser.add_argument("run_b", help="a second run of the same sweep")
+    parser.add_argument("--hot", help="a hot-L2 run of the same sweep")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     provenance, first = device_medians(args.run_a)
     _, second = device_medians(args.run_b)
     shared = sorted(set(first) & set(second), key=lambda key: (key[0].m, key[1]))

@@ -5,13 +5,13 @@ For each window: the median device time per call (CUDA-graph replays, cold L2 as
 clock and power NVML reads at its end, and the throttle reasons. Shows whether the time moves within
 the span one timer samples (50-200 ms), which the confidence interval of a median cannot see.
 
-Usage: python scripts/power_drift.py OUT_DIR   (writes OUT_DIR/power_drift.md)
+Usage: python scripts/experiments/power_drift.py OUT_DIR   (writes OUT_DIR/power_drift.md)
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from gemmbench.clocks import ClockWatch, slowdown_names
 from gemmbench.render import markdown_table
 from gemmbench.shapes import load_preset
 from gemmbench.clocks import warm_device
-from gemmbench.inputs import COLD, input_copies
+from gemmbench.inputs import input_copies, rotating
 
 M = 16384
 WINDOW_S = 0.1
@@ -47,13 +47,20 @@ def windows(call, unroll: int, clocks: ClockWatch, phase: str) -> tuple[list[lis
     return rows, medians
 
 
-def main(out_dir: Path) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path, help="folder for power_drift.md")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    out_dir = parse_args(argv).out_dir
     device = torch.device("cuda")
     clocks = ClockWatch(device)
     warm_device(device, clocks)
     case = load_preset("deepseek-v3").gemms[0].case(M)
-    copies, _ = input_copies(case, device, SweepOptions())
-    call = timing.rotating([REGISTRY["mm_out_dtype"].prepare(case, inputs) for inputs in copies])
+    copies, _ = input_copies(case, device, seed=0, cold=True)
+    call = rotating([REGISTRY["mm_out_dtype"].prepare(case, inputs) for inputs in copies])
     timing.warm_up(call, 0.02, torch.cuda.synchronize)
     unroll = timing.fit_graph_unroll(call, 100.0, multiple_of=len(copies))
     hot_rows, hot_medians = windows(call, unroll, clocks, "right after the device warm-up")
@@ -72,4 +79,4 @@ def main(out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every GPU check of the open issues in one call on the GPU machine; full log under $OUT, summary last.
-# Usage (from the repository root): OUT=/some/dir bash scripts/gpu_check.sh
+# The general GPU check in one call (tests, sweep, kernels, extension) on the GPU machine; full log under $OUT, summary last.
+# Usage (from the repository root): OUT=/some/dir bash scripts/checks/gpu_check.sh
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -27,7 +27,7 @@ source "$(dirname "$0")/common.sh"
   echo "== extension backends beside mm_out_dtype: DeepSeek-V3 router and V4-Pro shapes"
   gb sweep --preset deepseek-v3 --preset deepseek-v4-pro --m 1,16,128,1024,4096 \
     --backend mm_out_dtype,cublas_ext,cublaslt_ext,cublaslt_tuned_ext --out-dir "$OUT/ext" --quiet
-  python3 scripts/ext_check.py | tee "$OUT/ext_identity.md"
+  python3 scripts/checks/ext_check.py | tee "$OUT/ext_identity.md"
 
   echo "== kernels"
   t0=$(ms)

@@ -4,12 +4,13 @@ For each point: gemmbench's eager latency, device time hot and cold, and kernel 
 do_bench and do_bench_cudagraph; torch.utils.benchmark.Timer; and ncu's gpu__time_duration.sum
 (--clock-control none) without and with --cache-control all. All on mm_out_dtype, the subject.
 
-Usage: python scripts/validate_timers.py OUT_DIR   (writes OUT_DIR/validation.md and .json)
-       python scripts/validate_timers.py --ncu-target   (the process ncu profiles; internal)
+Usage: python scripts/checks/validate_timers.py OUT_DIR   (writes OUT_DIR/validation.md and .json)
+       python scripts/checks/validate_timers.py --ncu-target   (the process ncu profiles; internal)
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 import torch
 
 from gemmbench.backends import REGISTRY
+from gemmbench.clocks import ClockWatch, warm_device
 from gemmbench.render import markdown_table
 from gemmbench.shapes import Case
 from gemmbench.inputs import COLD, HOT, make_inputs
@@ -135,11 +137,23 @@ COLUMNS = [
 ]
 
 
-def main(out_dir: Path) -> None:
-    device = torch.device("cuda")
-    from gemmbench.clocks import warm_device
-    from gemmbench.clocks import ClockWatch
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", nargs="?", type=Path, help="folder for validation.md and validation.json")
+    parser.add_argument("--ncu-target", action="store_true", help="be the process ncu profiles (internal)")
+    args = parser.parse_args(argv)
+    if not args.ncu_target and args.out_dir is None:
+        parser.error("give OUT_DIR")
+    return args
 
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.ncu_target:
+        ncu_target()
+        return
+    out_dir = args.out_dir
+    device = torch.device("cuda")
     warm_device(device, ClockWatch(device))
     results = []
     for case in POINTS:
@@ -167,7 +181,4 @@ def _us(value) -> str:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--ncu-target"]:
-        ncu_target()
-    else:
-        main(Path(sys.argv[1]))
+    main()

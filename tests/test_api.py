@@ -1,0 +1,52 @@
+"""The Python API for notebooks: gemmbench.load_run, Run.to_frame, gemmbench.sweep."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import gemmbench
+from gemmbench.errors import GemmbenchError, UsageError
+from gemmbench.records import OK
+from gemmbench.runfile import RECORD_COLUMNS, records_to_csv
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SM90 = FIXTURES / "h200_deepseek_v3_sm90.json"
+
+
+def test_a_saved_run_becomes_a_frame_with_typed_columns():
+    frame = gemmbench.load_run(SM90).to_frame()
+    assert list(frame.columns) == RECORD_COLUMNS and len(frame) == 9
+    for column in ("device_median_us", "latency_median_us", "rel_err", "tflops", "kernel_sum_us"):
+        assert pd.api.types.is_float_dtype(frame[column]), column
+    for column in ("m", "n", "k", "device_samples", "kernel_count"):
+        assert pd.api.types.is_integer_dtype(frame[column]), column
+    assert pd.api.types.is_bool_dtype(frame["noisy"])
+    assert isinstance(frame["kernels"][0], list) and frame["kernels"][0][0].startswith("nvjet_sm90")
+    assert frame.groupby("backend")["device_median_us"].min()["mm_out_dtype"] > 0
+
+
+def test_a_csv_export_gives_the_same_frame_without_kernel_durations(tmp_path):
+    run = gemmbench.load_run(SM90)
+    path = tmp_path / "run.csv"
+    path.write_text(records_to_csv(run.records))
+    pd.testing.assert_frame_equal(gemmbench.load_run(path).to_frame(), run.to_frame())
+
+
+def test_sweep_returns_a_run_and_prints_nothing(capsys, tmp_path):
+    run = gemmbench.sweep(shapes=["4x8x16"], m=[1, 2], backends=["fake", "mm_out_dtype"], device="cpu")
+    assert capsys.readouterr() == ("", "")
+    assert [(r.m, r.backend, r.status) for r in run.records] == [(4, "fake", OK), (4, "mm_out_dtype", "skipped")]
+    assert run.provenance["device_type"] == "cpu" and not list(tmp_path.iterdir())
+    saved = gemmbench.sweep(presets=["deepseek-v3"], m="1", backends=["fake"], device="cpu", out_dir=tmp_path)
+    (path,) = tmp_path.glob("*.json")
+    assert gemmbench.load_run(path).records == saved.records
+
+
+def test_sweep_rejects_bad_options_with_the_cli_errors():
+    with pytest.raises(UsageError, match="unknown backend 'nope'"):
+        gemmbench.sweep(backends=["nope"], device="cpu")
+    with pytest.raises(UsageError, match="bad M value"):
+        gemmbench.sweep(m=[0], backends=["fake"], device="cpu")
+    with pytest.raises(GemmbenchError, match="does not exist"):
+        gemmbench.load_run("no/such/run.json")

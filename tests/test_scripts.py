@@ -1,0 +1,48 @@
+"""Smoke tests of scripts/: each Python script imports (so a library change that breaks one fails here)
+and parses its arguments; each shell script is valid bash and calls only scripts that exist."""
+
+import importlib.util
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+# Arguments each Python script accepts (a run file or an output folder are only parsed, never opened).
+SAMPLE_ARGS = {
+    "checks/ext_check.py": [],
+    "checks/repeatability.py": ["a.json", "b.json", "--hot", "c.json"],
+    "checks/validate_timers.py": ["out"],
+    "experiments/graph_sizing.py": ["out"],
+    "experiments/power_drift.py": ["out"],
+}
+
+
+def load_script(relative: str):
+    path = SCRIPTS / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_python_script_has_a_smoke_test():
+    assert sorted(str(p.relative_to(SCRIPTS)) for p in SCRIPTS.rglob("*.py")) == sorted(SAMPLE_ARGS)
+
+
+@pytest.mark.parametrize("relative", sorted(SAMPLE_ARGS))
+def test_python_script_imports_and_parses_its_arguments(relative, capsys):
+    module = load_script(relative)
+    module.parse_args(SAMPLE_ARGS[relative])
+    with pytest.raises(SystemExit) as exit_info:
+        module.parse_args(["--help"])
+    assert exit_info.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", sorted(SCRIPTS.rglob("*.sh")), ids=lambda p: p.name)
+def test_shell_script_is_valid_and_calls_existing_scripts(path):
+    subprocess.run(["bash", "-n", str(path)], check=True)
+    repository = SCRIPTS.parent
+    for called in re.findall(r"scripts/[\w/]+\.(?:py|sh)", path.read_text()):
+        assert (repository / called).is_file(), f"{path.name} calls {called}, which does not exist"

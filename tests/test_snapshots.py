@@ -1,0 +1,53 @@
+"""Snapshot tests: the Markdown outputs, pinned on the fixture runs in tests/fixtures.
+
+A deliberate change to an output: run `UPDATE_SNAPSHOTS=1 python -m pytest tests/test_snapshots.py`,
+then review the diff of tests/snapshots/ like any other change.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gemmbench.cli import app
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+SM90 = FIXTURES / "h200_deepseek_v3_sm90.json"
+SM90_B = FIXTURES / "h200_deepseek_v3_sm90_b.json"
+SM100 = FIXTURES / "handmade_sm100.json"
+
+CASES = {
+    "show_sm90.md": ["show", SM90, "--md"],
+    "show_sm100.md": ["show", SM100, "--md"],
+    "kernels_sm90.md": ["kernels", "--from", SM90, "--md"],
+    "kernels_sm100.md": ["kernels", "--from", SM100, "--md"],
+    "compare_sm90.md": ["compare", SM90, SM90_B, "--md"],
+    "recommend_sm90.md": ["recommend", SM90, "--md"],
+    "recommend_sm90.json": ["recommend", SM90, "--json"],
+    "recommend_sm90_loose.md": ["recommend", SM90, "--md", "--tolerance", "1e-2"],
+    # The fake backend's times are simulated, so a CPU sweep's table is exact; its header line (machine,
+    # time) is not pinned.
+    "sweep_fake.md": ["sweep", "--backend", "fake", "--preset", "deepseek-v3", "--m", "1,8", "--shape", "4x8x16",
+                      "--no-save", "--md", "--quiet"],
+}
+
+
+def check_snapshot(name: str, text: str) -> None:
+    path = SNAPSHOTS / name
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        path.write_text(text)
+    assert path.is_file(), f"no snapshot {path.name}: run with UPDATE_SNAPSHOTS=1 to create it"
+    assert text == path.read_text()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_markdown_output_matches_its_snapshot(name):
+    result = CliRunner().invoke(app, [str(arg) for arg in CASES[name]])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    if name.startswith("sweep"):
+        header, text = text.split("\n", 1)
+        assert header.startswith("gemmbench ") and "CPU" in header
+    check_snapshot(name, text)
