@@ -2,7 +2,7 @@
 
 Pure string work, no torch: it reads names recorded on any GPU (sm90, sm100, ...) on any machine.
 
-Forms handled (DESIGN.md section 3 and issue 3):
+Forms handled (examples in docs/design.md, what was measured, and tests/test_decode.py):
 - nvjet (cuBLASLt): nvjet_[smXX_]<types>_<TM>x<TN>_<TK>x<STAGES>_<CM>x<CN>[_2cta]_<v|h>_<flags...>_<layout>
   with <types> of 3 letters ([A and B][compute][C and D]) or 5 ([A][B][C][compute][D]).
 - cuBLAS xmma: smXX_xmma_gemm_<A><B>_<out><acc>_<scale>_<layout>_..._tilesize<TM>x<TN>x<TK>_stage<S>_...
