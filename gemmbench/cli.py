@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -52,27 +52,39 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 PresetOpt = Annotated[
-    Optional[list[str]],
-    typer.Option("--preset", "-p", help="Shape preset from configs/ (repeatable; `gemmbench list` shows them). "
-                 "Default: deepseek-v3 when no --preset, --config or --shape is given."),
+    list[str] | None,
+    typer.Option(
+        "--preset",
+        "-p",
+        help="Shape preset from configs/ (repeatable; `gemmbench list` shows them). "
+        "Default: deepseek-v3 when no --preset, --config or --shape is given.",
+    ),
 ]
 ConfigOpt = Annotated[
-    Optional[list[Path]], typer.Option("--config", help="Your own preset TOML file (repeatable), same format as configs/*.toml.")
+    list[Path] | None,
+    typer.Option("--config", help="Your own preset TOML file (repeatable), same format as configs/*.toml."),
 ]
 ShapeOpt = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--shape", help="An explicit GEMM MxNxK: x[M, K] @ w[N, K].T (repeatable). --m does not apply to it."),
 ]
-RoleOpt = Annotated[Optional[list[str]], typer.Option("--role", help="Only GEMMs of this role: router or attention.")]
+RoleOpt = Annotated[list[str] | None, typer.Option("--role", help="Only GEMMs of this role: router or attention.")]
 MOpt = Annotated[
-    Optional[str],
-    typer.Option("--m", help="Token counts M: a list 1,8,64, a range 1:16384:x2 or 8:64:+8, or a mix. "
-                 "Default: 1 to 16384 in powers of two on a GPU, 1,8,64 on the CPU."),
+    str | None,
+    typer.Option(
+        "--m",
+        help="Token counts M: a list 1,8,64, a range 1:16384:x2 or 8:64:+8, or a mix. "
+        "Default: 1 to 16384 in powers of two on a GPU, 1,8,64 on the CPU.",
+    ),
 ]
 BackendOpt = Annotated[
-    Optional[list[str]],
-    typer.Option("--backend", "-b", help="Backends to run (repeatable or comma-separated). Default: every real backend; "
-                 "those that cannot run here show as skipped rows."),
+    list[str] | None,
+    typer.Option(
+        "--backend",
+        "-b",
+        help="Backends to run (repeatable or comma-separated). Default: every real backend; "
+        "those that cannot run here show as skipped rows.",
+    ),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if present), cuda or cpu.")]
 
@@ -86,23 +98,59 @@ def sweep(
     m: MOpt = None,
     backend: BackendOpt = None,
     device: DeviceOpt = "auto",
-    csv: Annotated[Optional[str], typer.Option("--csv", help="Also write one CSV row per (case, backend) here; - for stdout.")] = None,
-    json_path: Annotated[Optional[str], typer.Option("--json", help="Also write the run as JSON here; - for stdout.")] = None,
-    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for the run file, written after every row.")] = Path("results"),
+    csv: Annotated[
+        str | None, typer.Option("--csv", help="Also write one CSV row per (case, backend) here; - for stdout.")
+    ] = None,
+    json_path: Annotated[
+        str | None, typer.Option("--json", help="Also write the run as JSON here; - for stdout.")
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", help="Folder for the run file, written after every row.")
+    ] = Path("results"),
     no_save: Annotated[bool, typer.Option("--no-save", help="Do not write a run file.")] = False,
-    hot: Annotated[bool, typer.Option("--hot", help="Time one set of buffers (hot L2). Default: cold L2, rotating "
-                                      "input copies past twice the L2, as in a forward pass that evicted the weights.")] = False,
-    target_ci: Annotated[float, typer.Option("--target-ci", min=0.01, help="Sample each timer until the 95% CI of the "
-                                             "median is within ± this many percent...")] = 1.0,
-    budget_ms: Annotated[float, typer.Option("--budget-ms", min=1, help="...or until this many ms of sampling per timer "
-                                             "and point; rows that miss the target are flagged noisy.")] = 200.0,
-    warmup_ms: Annotated[Optional[float], typer.Option("--warmup-ms", min=0, help="Warm-up time per point before timing, "
-                                                       "in ms (default 20).")] = None,
+    hot: Annotated[
+        bool,
+        typer.Option(
+            "--hot",
+            help="Time one set of buffers (hot L2). Default: cold L2, rotating "
+            "input copies past twice the L2, as in a forward pass that evicted the weights.",
+        ),
+    ] = False,
+    target_ci: Annotated[
+        float,
+        typer.Option(
+            "--target-ci",
+            min=0.01,
+            help="Sample each timer until the 95% CI of the median is within ± this many percent...",
+        ),
+    ] = 1.0,
+    budget_ms: Annotated[
+        float,
+        typer.Option(
+            "--budget-ms",
+            min=1,
+            help="...or until this many ms of sampling per timer "
+            "and point; rows that miss the target are flagged noisy.",
+        ),
+    ] = 200.0,
+    warmup_ms: Annotated[
+        float | None,
+        typer.Option("--warmup-ms", min=0, help="Warm-up time per point before timing, in ms (default 20)."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
-    no_kernels: Annotated[bool, typer.Option("--no-kernels", help="Skip the profiler pass that records kernel names.")] = False,
-    md: Annotated[bool, typer.Option("--md", help="Print the results as a Markdown table instead of rich tables.")] = False,
-    remeasure_roofline: Annotated[bool, typer.Option("--remeasure-roofline", help="Measure the device's bandwidth and "
-                                                     "bf16 throughput again instead of using the cached figures.")] = False,
+    no_kernels: Annotated[
+        bool, typer.Option("--no-kernels", help="Skip the profiler pass that records kernel names.")
+    ] = False,
+    md: Annotated[
+        bool, typer.Option("--md", help="Print the results as a Markdown table instead of rich tables.")
+    ] = False,
+    remeasure_roofline: Annotated[
+        bool,
+        typer.Option(
+            "--remeasure-roofline",
+            help="Measure the device's bandwidth and bf16 throughput again instead of using the cached figures.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")] = False,
 ) -> None:
     """Check and time each backend on each shape and M; print tables, save the run."""
@@ -115,9 +163,20 @@ def sweep(
     if csv == "-" and json_path == "-":
         raise UsageError("--csv - and --json - both ask for stdout", "send one of them to a file")
     plan = plan_sweep(
-        presets=_split(preset), configs=config or [], shapes=_split(shape), roles=_split(role), m=m,
-        backends=_split(backend), device=device, hot=hot, target_ci_pct=target_ci, budget_ms=budget_ms,
-        warmup_ms=warmup_ms, seed=seed, kernels=not no_kernels, out_dir=None if no_save else out_dir,
+        presets=_split(preset),
+        configs=config or [],
+        shapes=_split(shape),
+        roles=_split(role),
+        m=m,
+        backends=_split(backend),
+        device=device,
+        hot=hot,
+        target_ci_pct=target_ci,
+        budget_ms=budget_ms,
+        warmup_ms=warmup_ms,
+        seed=seed,
+        kernels=not no_kernels,
+        out_dir=None if no_save else out_dir,
         remeasure_roofline=remeasure_roofline,
     )
     tables_console = err_console if "-" in (csv, json_path) else out_console
@@ -191,8 +250,8 @@ def _export(run, csv: str | None, json_path: str | None) -> None:
 @app.command()
 def show(
     run: Annotated[Path, typer.Argument(help="A run file (results/*.json) or a CSV export.")],
-    csv: Annotated[Optional[str], typer.Option("--csv", help="Write the rows as CSV here; - for stdout.")] = None,
-    json_path: Annotated[Optional[str], typer.Option("--json", help="Write the run as JSON here; - for stdout.")] = None,
+    csv: Annotated[str | None, typer.Option("--csv", help="Write the rows as CSV here; - for stdout.")] = None,
+    json_path: Annotated[str | None, typer.Option("--json", help="Write the run as JSON here; - for stdout.")] = None,
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown table instead of rich tables.")] = False,
 ) -> None:
     """Re-render a saved run."""
@@ -219,7 +278,8 @@ def kernels(
     backend: BackendOpt = None,
     device: DeviceOpt = "auto",
     from_run: Annotated[
-        Optional[Path], typer.Option("--from", help="Read kernels from a saved run file or CSV (any GPU) instead of running.")
+        Path | None,
+        typer.Option("--from", help="Read kernels from a saved run file or CSV (any GPU) instead of running."),
     ] = None,
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown table for a pull request.")] = False,
 ) -> None:
@@ -233,10 +293,20 @@ def kernels(
     if from_run is not None:
         run = runfile.load_run(from_run)
     else:
-        plan = plan_sweep(presets=_split(preset), configs=config or [], shapes=_split(shape), roles=_split(role), m=m,
-                          backends=_split(backend), device=device, time_calls=False)
+        plan = plan_sweep(
+            presets=_split(preset),
+            configs=config or [],
+            shapes=_split(shape),
+            roles=_split(role),
+            m=m,
+            backends=_split(backend),
+            device=device,
+            time_calls=False,
+        )
         if plan.device.type != "cuda":
-            raise GemmbenchError("no CUDA device: kernel names need a GPU", "run on a GPU, or inspect a saved run with --from RUN")
+            raise GemmbenchError(
+                "no CUDA device: kernel names need a GPU", "run on a GPU, or inspect a saved run with --from RUN"
+            )
         run = _run_with_progress(plan, None, err_console, enabled=True).run
     if md:
         typer.echo(render.kernel_markdown(run.records), nl=False)
@@ -266,8 +336,14 @@ def decode(
 def compare(
     base: Annotated[Path, typer.Argument(help="The reference run (run file or CSV).")],
     new: Annotated[Path, typer.Argument(help="The run to judge against it.")],
-    fail_above: Annotated[Optional[float], typer.Option("--fail-above", min=0, help="Exit 1 if a row is slower by more "
-                                                         "than this many percent (verdict 'slower'): for CI.")] = None,
+    fail_above: Annotated[
+        float | None,
+        typer.Option(
+            "--fail-above",
+            min=0,
+            help="Exit 1 if a row is slower by more than this many percent (verdict 'slower'): for CI.",
+        ),
+    ] = None,
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
 ) -> None:
     """Compare two runs row by row: ratio of medians and a verdict (faster, slower, same, noisy)."""
@@ -285,17 +361,27 @@ def compare(
         regressions = comparison.regressions(fail_above)
         if regressions:
             worst = max(regressions, key=lambda r: r.ratio)
-            typer.echo(f"{len(regressions)} row(s) slower by more than {fail_above:g}% (worst: {worst.base.model} "
-                       f"{worst.base.gemm} M={worst.base.m} {worst.base.backend}, {worst.ratio:.3f}x)", err=True)
+            typer.echo(
+                f"{len(regressions)} row(s) slower by more than {fail_above:g}% (worst: {worst.base.model} "
+                f"{worst.base.gemm} M={worst.base.m} {worst.base.backend}, {worst.ratio:.3f}x)",
+                err=True,
+            )
             raise typer.Exit(1)
 
 
 @app.command()
 def recommend(
     run: Annotated[Path, typer.Argument(help="A run file or CSV.")],
-    tolerance: Annotated[Optional[float], typer.Option("--tolerance", min=0, help="Largest rel_err a backend may have "
-                                                       "(default 1e-4: fp32-output semantics, which excludes linear_cast's "
-                                                       "bf16 rounding; 1e-2 admits it).")] = None,
+    tolerance: Annotated[
+        float | None,
+        typer.Option(
+            "--tolerance",
+            min=0,
+            help="Largest rel_err a backend may have "
+            "(default 1e-4: fp32-output semantics, which excludes linear_cast's "
+            "bf16 rounding; 1e-2 admits it).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
 ) -> None:
@@ -351,7 +437,9 @@ def env(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead
 
 
 ext_app = typer.Typer(
-    cls=_Group, no_args_is_help=True, rich_markup_mode=None,
+    cls=_Group,
+    no_args_is_help=True,
+    rich_markup_mode=None,
     help="The optional cuBLAS extension (backends cublas_ext, cublaslt_ext, cublaslt_tuned_ext).",
 )
 app.add_typer(ext_app, name="ext")
@@ -367,7 +455,9 @@ def ext_build() -> None:
         out_console.print(f"already built: {status.library}")
         return
     if status.cannot_build:
-        raise GemmbenchError(f"cannot build the cuBLAS extension here: {status.cannot_build}", "see gemmbench ext status")
+        raise GemmbenchError(
+            f"cannot build the cuBLAS extension here: {status.cannot_build}", "see gemmbench ext status"
+        )
     err_console.print(f"building into {status.library.parent} (about a minute) …")
     try:
         path = ext.build()
@@ -375,7 +465,10 @@ def ext_build() -> None:
         log = ext.build_dir() / ext.LOG_NAME
         if log.is_file():
             err_console.print(log.read_text(), markup=False, highlight=False)
-        raise GemmbenchError(f"cannot build the cuBLAS extension: {exc}", "fix the compiler error above and run gemmbench ext build again") from None
+        raise GemmbenchError(
+            f"cannot build the cuBLAS extension: {exc}",
+            "fix the compiler error above and run gemmbench ext build again",
+        ) from None
     out_console.print(f"built: {path}")
 
 

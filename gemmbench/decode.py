@@ -6,7 +6,8 @@ Forms handled (examples in docs/design.md, what was measured, and tests/test_dec
 - nvjet (cuBLASLt): nvjet_[smXX_]<types>_<TM>x<TN>_<TK>x<STAGES>_<CM>x<CN>[_2cta]_<v|h>_<flags...>_<layout>
   with <types> of 3 letters ([A and B][compute][C and D]) or 5 ([A][B][C][compute][D]).
 - cuBLAS xmma: smXX_xmma_gemm_<A><B>_<out><acc>_<scale>_<layout>_..._tilesize<TM>x<TN>x<TK>_stage<S>_...
-- CUTLASS 2.x: cutlass_<XX>_<tensorop|simt|wmma_tensorop>_[<in>_]<instr>gemm[_<epilogue>][_<out>]_<TM>x<TN>_<TK>x<S>_<layout>_align<A>,
+- CUTLASS 2.x: cutlass_<XX>_<tensorop|simt|wmma_tensorop>_[<in>_]<instr>gemm[_<epilogue>][_<out>]
+  _<TM>x<TN>_<TK>x<S>_<layout>_align<A>,
   also inside templates (void cutlass::Kernel2<cutlass_80_simt_sgemm_...>(...)); CUTLASS 3.x cutlass3x_smXX_... names.
 - helpers: cuBLASLt split-K reduce, cuBLAS gemv, PyTorch elementwise kernels (copies, casts), memset.
 """
@@ -22,7 +23,15 @@ GEMM_FAMILIES = ("nvjet", "xmma", "cutlass", "gemv")
 # nvjet type letters (cuBLASLt's naming).
 _NVJET_TYPES = {"h": "fp16", "s": "fp32", "t": "bf16", "q": "fp8_e4m3", "o": "fp4_e2m1"}
 # dtype spellings in xmma and CUTLASS names.
-_NAMED_TYPES = {"bf16": "bf16", "f16": "fp16", "fp16": "fp16", "f32": "fp32", "fp32": "fp32", "tf32": "tf32", "e4m3": "fp8_e4m3"}
+_NAMED_TYPES = {
+    "bf16": "bf16",
+    "f16": "fp16",
+    "fp16": "fp16",
+    "f32": "fp32",
+    "fp32": "fp32",
+    "tf32": "tf32",
+    "e4m3": "fp8_e4m3",
+}
 # CUTLASS 2.x instruction prefixes: the letter is the accumulator type.
 _INSTR_ACC = {"s": "fp32", "h": "fp16", "d": "fp64", "i": "int32"}
 # CUTLASS SIMT kernels name the whole GEMM's type: sgemm is fp32 throughout, and so on.
@@ -101,7 +110,11 @@ def _nvjet(name: str) -> KernelInfo | None:
             fields.update(a_dtype=letters[0], b_dtype=letters[1], compute_dtype=letters[3], out_dtype=letters[4])
     dims = [tuple(map(int, m.groups())) for t in tokens[:3] if (m := _DIMS2.match(t))]
     if len(dims) == 3:
-        (fields["tile_m"], fields["tile_n"]), (fields["tile_k"], fields["stages"]), (fields["cluster_m"], fields["cluster_n"]) = dims
+        (
+            (fields["tile_m"], fields["tile_n"]),
+            (fields["tile_k"], fields["stages"]),
+            (fields["cluster_m"], fields["cluster_n"]),
+        ) = dims
     if tokens and _LAYOUT.match(tokens[-1]):
         fields["layout"] = tokens[-1]
     return KernelInfo(name, "nvjet", **fields)

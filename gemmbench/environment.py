@@ -94,7 +94,11 @@ def driver_version() -> str | None:
 def device_facts(device: torch.device) -> dict:
     """Name, compute capability, memory and L2 of `device` (CPU: the processor)."""
     if device.type != "cuda":
-        return {"device_type": "cpu", "device_name": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads()}
+        return {
+            "device_type": "cpu",
+            "device_name": platform.processor() or platform.machine(),
+            "cpu_threads": torch.get_num_threads(),
+        }
     props = torch.cuda.get_device_properties(device)
     # Initialise cuBLAS so that its library is loaded and its version can be read.
     a = torch.ones(8, 8, device=device, dtype=torch.bfloat16)

@@ -6,8 +6,8 @@ skips and errors included; never prints.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import torch
 
@@ -149,7 +149,10 @@ def measure_point(
         rel_err = relative_error(checked.out, ref)
         if not rel_err <= WRONG_RESULT_REL_ERR:  # also catches NaN
             return Record.for_case(
-                case, backend.name, ERROR, f"wrong result: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}",
+                case,
+                backend.name,
+                ERROR,
+                f"wrong result: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}",
                 rel_err=rel_err,
             )
         call = rotating(calls)
@@ -184,9 +187,16 @@ def measure_point(
     mode = l2_mode(device, options.l2)
     note = "; ".join(n for n in (l2_note, timer_note, routing_note) if n)
     return Record.for_case(
-        case, backend.name, OK, note,
-        latency=latency.summary(), device=device_time.summary() if device_time else None,
-        rel_err=rel_err, l2_mode=mode, l2_copies=len(calls) if mode else None, **values,
+        case,
+        backend.name,
+        OK,
+        note,
+        latency=latency.summary(),
+        device=device_time.summary() if device_time else None,
+        rel_err=rel_err,
+        l2_mode=mode,
+        l2_copies=len(calls) if mode else None,
+        **values,
     )
 
 

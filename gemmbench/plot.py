@@ -33,15 +33,19 @@ def plot_run(run: Run, path: Path) -> Path:
         raise GemmbenchError("the run has no timed rows to plot", "plot a run with at least one ok row")
     columns = min(MAX_COLUMNS, len(groups))
     rows = math.ceil(len(groups) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(PANEL_INCHES[0] * columns, PANEL_INCHES[1] * rows), squeeze=False)
-    for axis, ((model, gemm, n, k), records) in zip(axes.flat, groups.items()):
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(PANEL_INCHES[0] * columns, PANEL_INCHES[1] * rows), squeeze=False
+    )
+    for axis, ((model, gemm, n, k), records) in zip(
+        axes.flat, groups.items(), strict=False
+    ):  # spare axes are hidden below
         backends = dict.fromkeys(r.backend for r in records)
         for backend in backends:
             points = sorted((r.m, r.best_time_us) for r in records if r.backend == backend)
-            axis.plot(*zip(*points), marker="o", markersize=3, label=backend)
+            axis.plot(*zip(*points, strict=True), marker="o", markersize=3, label=backend)
         floor = sorted({(r.m, r.floor_us) for r in records if r.floor_us is not None})
         if floor:
-            axis.plot(*zip(*floor), color="black", linestyle="--", linewidth=1, label="floor")
+            axis.plot(*zip(*floor, strict=True), color="black", linestyle="--", linewidth=1, label="floor")
         axis.set_xscale("log", base=2)
         axis.set_yscale("log")
         axis.set_title(f"{model} {gemm}\nN={n}, K={k}", fontsize=9)
@@ -49,7 +53,7 @@ def plot_run(run: Run, path: Path) -> Path:
         axis.set_ylabel("µs per call")
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=7)
-    for axis in list(axes.flat)[len(groups):]:
+    for axis in list(axes.flat)[len(groups) :]:
         axis.set_visible(False)
     figure.suptitle(_title(run), fontsize=10)
     figure.tight_layout()
@@ -68,7 +72,8 @@ def _title(run: Run) -> str:
     modes = sorted({r.l2_mode for r in run.records if r.l2_mode})
     timers = sorted({r.device_timer or r.latency_timer for r in run.records if r.status == OK})
     timer = {GRAPH_TIMER: "CUDA-graph replay (device time)", HOST_TIMER: "host clock"}.get(
-        timers[0] if len(timers) == 1 else "", ", ".join(timers))
+        timers[0] if len(timers) == 1 else "", ", ".join(timers)
+    )
     first = [device, f"L2 {'/'.join(modes)}" if modes else ""]
     second = [timer, provenance.get("started", "")]
     return "\n".join(" · ".join(p for p in line if p) for line in (first, second))

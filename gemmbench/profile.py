@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import statistics
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch.autograd import DeviceType
@@ -25,6 +25,8 @@ PROFILED_CALLS = 3
 # Eager calls before profiling, so lazy work (handle creation, heuristics caches) stays out of the trace.
 WARM_CALLS = 2
 CALL_PREFIX = "gemmbench.call."
+# A profiler failure's message keeps its first line, cut to this many characters.
+MAX_FAILURE_CHARS = 200
 # CUDA runtime and driver API names start so (cudaLaunchKernel, cuLaunchKernelEx, cudaMemsetAsync);
 # aten ops and Python frames do not.
 _RUNTIME_PREFIX = "cu"
@@ -64,11 +66,13 @@ def capture_kernels(call: Callable[[], object], device: torch.device) -> KernelT
                         call()
                     torch.cuda.synchronize(device)
         events = [
-            ProfiledEvent(e.name(), e.device_type() == DeviceType.CUDA, e.start_ns() / 1e3, e.end_ns() / 1e3, e.correlation_id())
+            ProfiledEvent(
+                e.name(), e.device_type() == DeviceType.CUDA, e.start_ns() / 1e3, e.end_ns() / 1e3, e.correlation_id()
+            )
             for e in prof.profiler.kineto_results.events()
         ]
     except (RuntimeError, AttributeError) as exc:
-        raise ProfilerUnavailable(f"torch.profiler failed: {str(exc).splitlines()[0][:200]}") from exc
+        raise ProfilerUnavailable(f"torch.profiler failed: {str(exc).splitlines()[0][:MAX_FAILURE_CHARS]}") from exc
     per_call = group_by_call(events, PROFILED_CALLS)
     if not all(per_call):
         raise ProfilerUnavailable("torch.profiler recorded no device kernels (CUPTI unavailable or not permitted)")

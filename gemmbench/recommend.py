@@ -54,7 +54,11 @@ def _recommend_shape(key: tuple, records: list[Record], tolerance: float) -> Sha
     winners = {m: next(b for b in preference if b in near) for m, near in tied.items()}
     excluded = {}
     for record in records:
-        if record.backend not in winners.values() and record.backend not in excluded and not _qualifies(record, tolerance):
+        if (
+            record.backend not in winners.values()
+            and record.backend not in excluded
+            and not _qualifies(record, tolerance)
+        ):
             excluded[record.backend] = record
     return ShapeRecommendation(model, gemm, n, k, tolerance, _ranges(winners), winners, excluded)
 

@@ -7,8 +7,8 @@ flat, as in the run file and the CSV export; `latency` and `device` read the two
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from gemmbench.shapes import Case
 from gemmbench.summary import TimerSummary
@@ -93,8 +93,13 @@ class Record:
         if self.latency_timer is None or self.latency_median_us is None:
             return None
         return TimerSummary(
-            self.latency_timer, self.latency_median_us, self.latency_iqr_us, self.latency_min_us,
-            self.latency_ci_low_us, self.latency_ci_high_us, self.latency_samples,
+            self.latency_timer,
+            self.latency_median_us,
+            self.latency_iqr_us,
+            self.latency_min_us,
+            self.latency_ci_low_us,
+            self.latency_ci_high_us,
+            self.latency_samples,
         )
 
     @property
@@ -103,8 +108,13 @@ class Record:
         if self.device_timer is None or self.device_median_us is None:
             return None
         return TimerSummary(
-            self.device_timer, self.device_median_us, self.device_iqr_us, self.device_min_us,
-            self.device_ci_low_us, self.device_ci_high_us, self.device_samples,
+            self.device_timer,
+            self.device_median_us,
+            self.device_iqr_us,
+            self.device_min_us,
+            self.device_ci_low_us,
+            self.device_ci_high_us,
+            self.device_samples,
         )
 
     @property
@@ -149,8 +159,19 @@ class Record:
                 device_samples=device.samples,
             )
         return cls(
-            case.model, case.gemm, case.role, case.m, case.n, case.k, case.in_dtype, case.out_dtype,
-            backend, status, reason, top_k=case.top_k, **values,
+            case.model,
+            case.gemm,
+            case.role,
+            case.m,
+            case.n,
+            case.k,
+            case.in_dtype,
+            case.out_dtype,
+            backend,
+            status,
+            reason,
+            top_k=case.top_k,
+            **values,
         )
 
 

@@ -156,7 +156,9 @@ def sweep_markdown(records: list[Record]) -> str:
     rows = []
     for ((model, gemm, n, k), m), row in by_point.items():
         fastest = _fastest_accurate(row.values())
-        rows.append([f"{model} {gemm}", str(n), str(k), str(m), *(_markdown_cell(row.get(b), b == fastest) for b in backends)])
+        rows.append(
+            [f"{model} {gemm}", str(n), str(k), str(m), *(_markdown_cell(row.get(b), b == fastest) for b in backends)]
+        )
     return markdown_table(["GEMM", "N", "K", "M", *backends], rows)
 
 
@@ -168,7 +170,9 @@ def _markdown_cell(record: Record | None, fastest: bool) -> str:
     time = format_us(record.best_time_us)
     time = f"**{time}**" if fastest else time
     eager = f" ({format_us(record.latency_median_us)})" if record.device_median_us is not None else ""
-    return f"{time}{eager}, {format_err(record.rel_err)}" + "".join(f", {e}" for e in _annotations(record) + _flags(record))
+    return f"{time}{eager}, {format_err(record.rel_err)}" + "".join(
+        f", {e}" for e in _annotations(record) + _flags(record)
+    )
 
 
 def _legend(records: list[Record]) -> Text:
@@ -182,7 +186,10 @@ def _legend(records: list[Record]) -> Text:
         f"green: fastest with fp32-accurate output (≤ {FP32_ACCURATE_REL_ERR:g})"
     )
     if any(r.floor_us is not None for r in ok):
-        lines.append("floor: max(bytes / measured bandwidth, FLOPs / measured bf16 throughput); N% of floor: the floor over the time")
+        lines.append(
+            "floor: max(bytes / measured bandwidth, FLOPs / measured bf16 throughput); "
+            "N% of floor: the floor over the time"
+        )
     if any(r.topk_mismatch is not None for r in ok):
         lines.append("top-k≠: share of tokens whose top-k experts differ from those of the float64 logits")
     if any(r.noisy for r in ok):
@@ -246,7 +253,9 @@ def _shared_gemm_line(records: list[Record]) -> str:
         kernel = gemm_kernel([k.name for k in record.kernels or ()])
         if kernel:
             by_kernel.setdefault(kernel, []).append(record.backend)
-    shared = [f"{', '.join(backends)} → {short_name(kernel)}" for kernel, backends in by_kernel.items() if len(backends) > 1]
+    shared = [
+        f"{', '.join(backends)} → {short_name(kernel)}" for kernel, backends in by_kernel.items() if len(backends) > 1
+    ]
     return "same GEMM kernel: " + "; ".join(shared) if shared else "no two backends share a GEMM kernel"
 
 
@@ -257,16 +266,26 @@ def kernel_tables(records: list[Record]) -> Group:
         table = Table(pad_edge=False)
         table.add_column("backend", style="cyan")
         for column in KERNEL_COLUMNS:
-            table.add_column(column, justify="right" if column in ("stages", "µs") else "left",
-                             min_width=KERNEL_NAME_WIDTH if column == "kernel" else None)
+            table.add_column(
+                column,
+                justify="right" if column in ("stages", "µs") else "left",
+                min_width=KERNEL_NAME_WIDTH if column == "kernel" else None,
+            )
         for record in group:
             if record.status != OK or not record.kernels:
                 note = record.reason if record.status != OK else "kernels not recorded"
-                table.add_row(record.backend, Text(f"{record.status}: {note}", style="dim"), *[""] * (len(KERNEL_COLUMNS) - 1))
+                table.add_row(
+                    record.backend, Text(f"{record.status}: {note}", style="dim"), *[""] * (len(KERNEL_COLUMNS) - 1)
+                )
                 continue
             for index, kernel in enumerate(record.kernels):
                 table.add_row(record.backend if index == 0 else "", *_kernel_cells(kernel))
-        parts += [Text(f"{shape_title(case)}, M={case.m}", style="bold"), table, Text(_shared_gemm_line(group)), Text("")]
+        parts += [
+            Text(f"{shape_title(case)}, M={case.m}", style="bold"),
+            table,
+            Text(_shared_gemm_line(group)),
+            Text(""),
+        ]
     return Group(*parts)
 
 
@@ -289,6 +308,7 @@ def kernel_markdown(records: list[Record]) -> str:
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
     """A GitHub Markdown table of any cell values (as str() writes them); short rows are padded, pipes escaped."""
+
     def line(cells: list) -> str:
         cells = [str(c).replace("|", "\\|") for c in cells] + [""] * (len(header) - len(cells))
         return "| " + " | ".join(cells) + " |"
@@ -305,7 +325,9 @@ def decoded_tables(infos: list[KernelInfo]) -> Group:
         table.add_column()
         for key, value in info.to_dict().items():
             if key != "name":
-                table.add_row(key, "–" if value is None else str(value).lower() if isinstance(value, bool) else str(value))
+                table.add_row(
+                    key, "–" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+                )
         parts += [Text(info.name, style="bold"), table, Text("")]
     return Group(*parts)
 
@@ -323,10 +345,17 @@ def _comparison_rows(comparison: Comparison) -> list[list[str]]:
         # A row that was not timed in one run shows the other's device time, if it has one.
         base_us = row.base_us if row.timer else row.base.device_median_us
         new_us = row.new_us if row.timer else row.new.device_median_us
-        rows.append([
-            f"{row.base.model} {row.base.gemm} N={row.base.n} K={row.base.k}", str(row.base.m), row.base.backend,
-            format_us(base_us), format_us(new_us), "–" if row.ratio is None else f"{row.ratio:.3f}x", row.verdict,
-        ])
+        rows.append(
+            [
+                f"{row.base.model} {row.base.gemm} N={row.base.n} K={row.base.k}",
+                str(row.base.m),
+                row.base.backend,
+                format_us(base_us),
+                format_us(new_us),
+                "–" if row.ratio is None else f"{row.ratio:.3f}x",
+                row.verdict,
+            ]
+        )
     return rows
 
 
@@ -349,7 +378,7 @@ def comparison_table(comparison: Comparison) -> Group:
     table = Table(pad_edge=False)
     for column in COMPARE_COLUMNS:
         table.add_column(column, justify="right" if column in ("M", "base", "new", "new/base") else "left")
-    for cells, row in zip(_comparison_rows(comparison), comparison.rows):
+    for cells, row in zip(_comparison_rows(comparison), comparison.rows, strict=True):
         table.add_row(*cells[:-1], Text(cells[-1], style=VERDICT_STYLES[row.verdict]))
     legend = Text(
         f"time: device (CUDA-graph) median where both runs have one, else latency; same: within ±{SAME_TOLERANCE:.0%} "
@@ -362,7 +391,13 @@ def comparison_table(comparison: Comparison) -> Group:
 
 def comparison_markdown(comparison: Comparison) -> str:
     header = f"base: {_gpu(comparison.base_provenance)}; new: {_gpu(comparison.new_provenance)}\n\n"
-    return header + markdown_table(COMPARE_COLUMNS, _comparison_rows(comparison)) + "\n" + comparison_summary(comparison) + "\n"
+    return (
+        header
+        + markdown_table(COMPARE_COLUMNS, _comparison_rows(comparison))
+        + "\n"
+        + comparison_summary(comparison)
+        + "\n"
+    )
 
 
 def range_rule(ranges: list[MRange], index: int) -> str:
@@ -397,7 +432,11 @@ def recommendation_dicts(recommendations: list[ShapeRecommendation]) -> list[dic
     """The recommendations as `recommend --json` writes them: every field, each range's rule, a summary."""
     return [
         {
-            "model": rec.model, "gemm": rec.gemm, "n": rec.n, "k": rec.k, "tolerance": rec.tolerance,
+            "model": rec.model,
+            "gemm": rec.gemm,
+            "n": rec.n,
+            "k": rec.k,
+            "tolerance": rec.tolerance,
             "ranges": [
                 {"first_m": r.first_m, "last_m": r.last_m, "backend": r.backend, "rule": range_rule(rec.ranges, i)}
                 for i, r in enumerate(rec.ranges)
@@ -412,14 +451,18 @@ def recommendation_dicts(recommendations: list[ShapeRecommendation]) -> list[dic
 
 def _recommendation_rows(recommendation: ShapeRecommendation) -> list[list[str]]:
     ranges = recommendation.ranges
-    return [[range_rule(ranges, i), r.backend, f"{r.first_m}-{r.last_m}" if r.first_m != r.last_m else str(r.first_m)]
-            for i, r in enumerate(ranges)]
+    return [
+        [range_rule(ranges, i), r.backend, f"{r.first_m}-{r.last_m}" if r.first_m != r.last_m else str(r.first_m)]
+        for i, r in enumerate(ranges)
+    ]
 
 
 def recommendation_tables(recommendations: list[ShapeRecommendation]) -> Group:
     parts: list = []
     for rec in recommendations:
-        parts.append(Text(f"{rec.model} {rec.gemm} (N={rec.n}, K={rec.k}): {recommendation_summary(rec)}", style="bold"))
+        parts.append(
+            Text(f"{rec.model} {rec.gemm} (N={rec.n}, K={rec.k}): {recommendation_summary(rec)}", style="bold")
+        )
         table = Table(pad_edge=False)
         for column in ("M range", "backend", "measured M"):
             table.add_column(column)
@@ -429,14 +472,22 @@ def recommendation_tables(recommendations: list[ShapeRecommendation]) -> Group:
         for backend, record in rec.excluded.items():
             parts.append(Text(f"  {backend} never qualified: {why_not_qualified(record, rec.tolerance)}", style="dim"))
     if recommendations:
-        parts.append(Text(f"qualifies: status ok and rel_err <= {recommendations[0].tolerance:g}; fastest by device time "
-                          "(latency where there is none)", style="dim"))
+        parts.append(
+            Text(
+                f"qualifies: status ok and rel_err <= {recommendations[0].tolerance:g}; fastest by device time "
+                "(latency where there is none)",
+                style="dim",
+            )
+        )
     return Group(*parts)
 
 
 def recommendation_markdown(recommendations: list[ShapeRecommendation]) -> str:
-    rows = [[f"{rec.model} {rec.gemm}", str(rec.n), str(rec.k), *cells]
-            for rec in recommendations for cells in _recommendation_rows(rec)]
+    rows = [
+        [f"{rec.model} {rec.gemm}", str(rec.n), str(rec.k), *cells]
+        for rec in recommendations
+        for cells in _recommendation_rows(rec)
+    ]
     return markdown_table(["GEMM", "N", "K", "M range", "backend", "measured M"], rows)
 
 
@@ -450,8 +501,16 @@ def presets_table(presets: list[Preset]) -> Table:
         table.add_column(column, justify="right" if column in ("N", "K", "top_k") else "left")
     for preset in presets:
         for i, g in enumerate(preset.gemms):
-            table.add_row(preset.name if i == 0 else "", preset.model if i == 0 else "", g.name, g.role, str(g.n), str(g.k),
-                          f"{g.in_dtype} → {g.out_dtype}", str(g.top_k or ""))
+            table.add_row(
+                preset.name if i == 0 else "",
+                preset.model if i == 0 else "",
+                g.name,
+                g.role,
+                str(g.n),
+                str(g.k),
+                f"{g.in_dtype} → {g.out_dtype}",
+                str(g.top_k or ""),
+            )
     return table
 
 

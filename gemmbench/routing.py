@@ -12,6 +12,7 @@ scale at which bf16's rounding of the output (a relative step of 2^-8) flips sel
 from __future__ import annotations
 
 import math
+
 import torch
 
 from gemmbench.backends.base import TORCH_DTYPES, Backend, GemmInputs
@@ -25,7 +26,9 @@ def routing_inputs(case: Case, tokens: int, device: torch.device, seed: int) -> 
     generator = torch.Generator(device=device).manual_seed(seed)
     dtype = TORCH_DTYPES[case.in_dtype]
     x = torch.randn(tokens, case.k, device=device, dtype=torch.float32, generator=generator).to(dtype)
-    w = (torch.randn(case.n, case.k, device=device, dtype=torch.float32, generator=generator) / math.sqrt(case.k)).to(dtype)
+    w = (torch.randn(case.n, case.k, device=device, dtype=torch.float32, generator=generator) / math.sqrt(case.k)).to(
+        dtype
+    )
     return x, w
 
 

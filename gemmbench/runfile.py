@@ -5,16 +5,16 @@ that a path can be written before any work starts.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import tempfile
 import typing
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from gemmbench.errors import GemmbenchError
 from gemmbench.records import KernelRun, Record
@@ -89,9 +89,14 @@ def ensure_writable_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise GemmbenchError(f"cannot create the results folder {path}: {exc.strerror}", "pass --out-dir to a writable folder, or --no-save") from exc
+        raise GemmbenchError(
+            f"cannot create the results folder {path}: {exc.strerror}",
+            "pass --out-dir to a writable folder, or --no-save",
+        ) from exc
     if not os.access(path, os.W_OK | os.X_OK):
-        raise GemmbenchError(f"the results folder {path} is not writable", "pass --out-dir to a writable folder, or --no-save")
+        raise GemmbenchError(
+            f"the results folder {path} is not writable", "pass --out-dir to a writable folder, or --no-save"
+        )
     return path
 
 
@@ -106,7 +111,9 @@ def ensure_writable_file(path: str) -> None:
     if target.exists() and not os.access(target, os.W_OK):
         raise GemmbenchError(f"cannot write {target}: permission denied", "choose another path")
     if not parent.is_dir():
-        raise GemmbenchError(f"cannot write {target}: folder {parent} does not exist", "create it or choose another path")
+        raise GemmbenchError(
+            f"cannot write {target}: folder {parent} does not exist", "create it or choose another path"
+        )
     if not target.exists() and not os.access(parent, os.W_OK | os.X_OK):
         raise GemmbenchError(f"cannot write {target}: folder {parent} is not writable", "choose another path")
 
@@ -177,13 +184,17 @@ def load_run(path: Path) -> Run:
     """A run file (JSON) or a CSV export; the CSV carries no provenance."""
     path = Path(path)
     if not path.is_file():
-        raise GemmbenchError(f"run file {path} does not exist", "give a path under results/ (gemmbench sweep saves there)")
+        raise GemmbenchError(
+            f"run file {path} does not exist", "give a path under results/ (gemmbench sweep saves there)"
+        )
     if path.suffix.lower() == ".csv":
         return Run({}, _records_from_csv(path))
     try:
         doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GemmbenchError(f"{path} is not a gemmbench run file (invalid JSON: {exc})", "give a .json run file or a .csv export") from exc
+        raise GemmbenchError(
+            f"{path} is not a gemmbench run file (invalid JSON: {exc})", "give a .json run file or a .csv export"
+        ) from exc
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise GemmbenchError(f"{path} is not a gemmbench run file", "give a .json file written by gemmbench sweep")
     if doc.get("schema_version", 0) > SCHEMA_VERSION:

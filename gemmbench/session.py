@@ -7,10 +7,9 @@ the run file after every row, and keeps what finished when interrupted. It repor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -21,7 +20,14 @@ from gemmbench.measure import POINT_WARMUP_S, SweepOptions, run_points
 from gemmbench.records import Record
 from gemmbench.runfile import Run, RunWriter, ensure_writable_dir, new_run_path
 from gemmbench.shapes import (
-    CPU_DEFAULT_M, DEFAULT_M, DEFAULT_PRESET, Case, build_cases, parse_m_list, parse_shape, select_gemms,
+    CPU_DEFAULT_M,
+    DEFAULT_M,
+    DEFAULT_PRESET,
+    Case,
+    build_cases,
+    parse_m_list,
+    parse_shape,
+    select_gemms,
 )
 from gemmbench.timing import Target
 

@@ -150,9 +150,7 @@ def _parse_gemm(entry: dict, model: str, path: Path, where: str) -> GemmSpec:
             raise GemmbenchError(f"{path}: {where} has {key} = {value}", f"make '{key}' a positive integer")
     for key, value in (("in_dtype", in_dtype), ("out_dtype", out_dtype)):
         if value not in DTYPE_BYTES:
-            raise GemmbenchError(
-                f"{path}: {where} has {key} = '{value}'", f"use one of: {', '.join(DTYPE_BYTES)}"
-            )
+            raise GemmbenchError(f"{path}: {where} has {key} = '{value}'", f"use one of: {', '.join(DTYPE_BYTES)}")
     top_k = entry.get("top_k")
     if top_k is not None and (not isinstance(top_k, int) or top_k <= 0):
         raise GemmbenchError(f"{path}: {where} has top_k = {top_k!r}", "make 'top_k' a positive integer")

@@ -15,6 +15,7 @@ GRAPH_TIMER = "cuda_graph"  # CUDA-graph replays of unrolled calls, per call
 HOST_TIMER = "host_clock"  # a host clock around synchronous CPU calls
 SIMULATED_TIMER = "simulated"  # the fake backend's made-up times
 
+
 @dataclass(frozen=True)
 class TimerSummary:
     """One timer's result at one point. Runs saved before confidence intervals existed have none."""

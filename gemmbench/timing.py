@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -167,7 +167,9 @@ def _sample_with_events(launch: Callable[[], object], target: Target, calls_per_
     values: list[float] = []
     started = time.perf_counter()
     while not _done(values, target, started):
-        pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(EVENTS_BATCH)]
+        pairs = [
+            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(EVENTS_BATCH)
+        ]
         for start, end in pairs:
             start.record()
             launch()

@@ -70,7 +70,13 @@ def test_show_rerenders_and_exports(tmp_path):
 def test_list_shows_presets_and_backend_availability():
     result = invoke("list")
     assert result.exit_code == 0
-    for text in ("deepseek-v4-pro", "compressor.fused_wkv_wgate.ratio4", "qwen3-235b-a22b", "mm_out_dtype", "test double"):
+    for text in (
+        "deepseek-v4-pro",
+        "compressor.fused_wkv_wgate.ratio4",
+        "qwen3-235b-a22b",
+        "mm_out_dtype",
+        "test double",
+    ):
         assert text in result.stdout
 
 
@@ -84,7 +90,13 @@ def test_env_json_says_whether_out_dtype_works():
 def test_decode_json_gives_the_issue_fields():
     result = invoke("decode", "nvjet_sm100_tss_16x64_64x16_4x1_v_bz_TNN", "Memset (Device)", "--json")
     first, second = json.loads(result.stdout)
-    assert (first["family"], first["arch"], first["tile_m"], first["stages"], first["split_k"]) == ("nvjet", "sm100", 16, 16, False)
+    assert (first["family"], first["arch"], first["tile_m"], first["stages"], first["split_k"]) == (
+        "nvjet",
+        "sm100",
+        16,
+        16,
+        False,
+    )
     assert second["family"] == "memset"
 
 
@@ -145,7 +157,12 @@ BAD_INPUTS = [
     (["sweep", "--config", "{tmp}/missing.toml"], 1, "missing.toml does not exist", "--config"),
     (["sweep", "--config", "{tmp}/broken.toml"], 1, "broken.toml is not valid TOML", "fix"),
     (["sweep", "--config", "{tmp}/nokey.toml"], 1, "nokey.toml: [[gemm]] 'r' is missing the key 'k'", "add 'k'"),
-    (["sweep", "--csv", "{tmp}/no/such/dir/x.csv"], 1, "folder {tmp}/no/such/dir does not exist", "choose another path"),
+    (
+        ["sweep", "--csv", "{tmp}/no/such/dir/x.csv"],
+        1,
+        "folder {tmp}/no/such/dir does not exist",
+        "choose another path",
+    ),
     (["sweep", "--out-dir", "{tmp}/afile/sub"], 1, "cannot create the results folder", "--no-save"),
     (["show", "{tmp}/missing.json"], 1, "does not exist", "results/"),
 ]
@@ -191,9 +208,23 @@ def test_ctrl_c_keeps_finished_rows(tmp_path, monkeypatch):
 def test_sigint_to_a_real_sweep_exits_130_and_keeps_rows(tmp_path):
     """A real process and a real SIGINT: the run file already holds the finished rows."""
     shapes = [arg for m in range(1, 40) for arg in ("--shape", f"{m}x256x7168")]
-    command = [sys.executable, "-m", "gemmbench", "sweep", *shapes, "--backend", "upcast",
-               "--budget-ms", "200", "--out-dir", str(tmp_path), "-q"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "gemmbench",
+        "sweep",
+        *shapes,
+        "--backend",
+        "upcast",
+        "--budget-ms",
+        "200",
+        "--out-dir",
+        str(tmp_path),
+        "-q",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         files = run_files(tmp_path)
@@ -286,3 +317,16 @@ def test_recommend_explains_a_run_without_measurements():
 def test_csv_and_json_cannot_both_go_to_stdout():
     result = invoke("sweep", "--backend", "fake", "--csv", "-", "--json", "-", "--no-save")
     assert result.exit_code == 2 and "both ask for stdout" in result.stderr
+
+
+def test_sweep_defaults_are_the_library_defaults():
+    import inspect
+
+    from gemmbench.cli import sweep
+    from gemmbench.session import plan_sweep
+    from gemmbench.timing import Target
+
+    cli, library = inspect.signature(sweep).parameters, inspect.signature(plan_sweep).parameters
+    assert cli["target_ci"].default == library["target_ci_pct"].default == Target().ci_rel * 100
+    assert cli["budget_ms"].default == library["budget_ms"].default == Target().budget_s * 1e3
+    assert cli["seed"].default == library["seed"].default

@@ -11,8 +11,14 @@ def reading(sm=1980, mem=3201, temp=50, power=300.0, reasons=0):
 
 def test_a_steady_point_is_not_throttled():
     values = assess(reading(temp=50), reading(temp=55, power=420.0), MAX_SM)
-    assert values == {"sm_clock_mhz": 1980, "mem_clock_mhz": 3201, "temp_c": 55, "power_w": 420.0,
-                      "throttle_reasons": None, "throttled": False}
+    assert values == {
+        "sm_clock_mhz": 1980,
+        "mem_clock_mhz": 3201,
+        "temp_c": 55,
+        "power_w": 420.0,
+        "throttle_reasons": None,
+        "throttled": False,
+    }
 
 
 def test_a_sagging_clock_is_throttled():

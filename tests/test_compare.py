@@ -10,9 +10,18 @@ CASE = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)
 
 def timed(backend, median, half_ci=0.05, m=1, **flags):
     case = Case(CASE.model, CASE.gemm, CASE.role, m, CASE.n, CASE.k)
-    return Record.for_case(case, backend, OK, rel_err=1e-6, device_timer="cuda_graph", device_median_us=median,
-                           device_ci_low_us=median - half_ci, device_ci_high_us=median + half_ci,
-                           latency_median_us=median + 20, **flags)
+    return Record.for_case(
+        case,
+        backend,
+        OK,
+        rel_err=1e-6,
+        device_timer="cuda_graph",
+        device_median_us=median,
+        device_ci_low_us=median - half_ci,
+        device_ci_high_us=median + half_ci,
+        latency_median_us=median + 20,
+        **flags,
+    )
 
 
 def run(*records, device="NVIDIA H100 80GB HBM3"):

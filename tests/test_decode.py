@@ -26,21 +26,46 @@ def fields(name):
 
 def test_the_sm100_kernel_of_the_issue_decodes_fully():
     assert fields("nvjet_sm100_tss_16x64_64x16_4x1_v_bz_TNN") == {
-        "family": "nvjet", "arch": "sm100", "a_dtype": "bf16", "b_dtype": "bf16", "out_dtype": "fp32",
-        "compute_dtype": "fp32", "tile_m": 16, "tile_n": 64, "tile_k": 64, "stages": 16,
-        "cluster_m": 4, "cluster_n": 1, "split_k": False, "layout": "TNN",
+        "family": "nvjet",
+        "arch": "sm100",
+        "a_dtype": "bf16",
+        "b_dtype": "bf16",
+        "out_dtype": "fp32",
+        "compute_dtype": "fp32",
+        "tile_m": 16,
+        "tile_n": 64,
+        "tile_k": 64,
+        "stages": 16,
+        "cluster_m": 4,
+        "cluster_n": 1,
+        "split_k": False,
+        "layout": "TNN",
     }
 
 
 def test_nvjet_split_k_small_m_kernel():
     info = decode("nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT")
-    assert (info.arch, info.tile_m, info.tile_n, info.split_k, info.layout, info.out_dtype) == ("sm90", 64, 8, True, "TNT", "fp32")
+    assert (info.arch, info.tile_m, info.tile_n, info.split_k, info.layout, info.out_dtype) == (
+        "sm90",
+        64,
+        8,
+        True,
+        "TNT",
+        "fp32",
+    )
 
 
 def test_nvjet_coop_large_m_kernel():
     info = decode("nvjet_sm90_tss_128x256_64x4_2x1_v_bz_coopA_TNN")
     assert (info.tile_m, info.tile_n, info.tile_k, info.stages, info.cluster_m, info.cluster_n, info.split_k) == (
-        128, 256, 64, 4, 2, 1, False)
+        128,
+        256,
+        64,
+        4,
+        2,
+        1,
+        False,
+    )
 
 
 def test_nvjet_bf16_output_and_no_arch_in_older_cublas():
@@ -60,41 +85,89 @@ def test_nvjet_fp4_and_fp16_letters():
 
 
 def test_xmma_bf16_tensor_core_gemm():
-    info = decode("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_execute_segment_k_off_kernel__5x_cublas")
-    assert (info.family, info.arch, info.a_dtype, info.out_dtype, info.compute_dtype) == ("xmma", "sm90", "bf16", "bf16", "fp32")
+    info = decode(
+        "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_execute_segment_k_off_kernel__5x_cublas"
+    )
+    assert (info.family, info.arch, info.a_dtype, info.out_dtype, info.compute_dtype) == (
+        "xmma",
+        "sm90",
+        "bf16",
+        "bf16",
+        "fp32",
+    )
     assert (info.tile_m, info.tile_n, info.tile_k, info.layout) == (128, 128, 64, "tn")
 
 
 def test_xmma_fp32_simt_gemm():
-    info = decode("sm80_xmma_gemm_f32f32_f32f32_f32_nn_n_tilesize32x32x8_stage3_warpsize1x2x1_ffma_aligna4_alignc4_execute_kernel__5x_cublas")
-    assert (info.arch, info.a_dtype, info.out_dtype, info.tile_k, info.stages, info.split_k) == ("sm80", "fp32", "fp32", 8, 3, None)
+    info = decode(
+        "sm80_xmma_gemm_f32f32_f32f32_f32_nn_n_tilesize32x32x8_stage3_warpsize1x2x1_ffma_aligna4_alignc4_execute_kernel__5x_cublas"
+    )
+    assert (info.arch, info.a_dtype, info.out_dtype, info.tile_k, info.stages, info.split_k) == (
+        "sm80",
+        "fp32",
+        "fp32",
+        8,
+        3,
+        None,
+    )
 
 
 def test_cutlass_tensorop():
     info = decode("cutlass_80_tensorop_bf16_s16816gemm_relu_bf16_64x64_64x4_tn_align8")
-    assert (info.family, info.arch, info.a_dtype, info.compute_dtype, info.out_dtype) == ("cutlass", "sm80", "bf16", "fp32", "bf16")
+    assert (info.family, info.arch, info.a_dtype, info.compute_dtype, info.out_dtype) == (
+        "cutlass",
+        "sm80",
+        "bf16",
+        "fp32",
+        "bf16",
+    )
     assert (info.tile_m, info.tile_n, info.tile_k, info.stages, info.layout) == (64, 64, 64, 4, "tn")
 
 
-@pytest.mark.parametrize("name", [
-    "cutlass_80_simt_sgemm_128x64_8x5_tn_align1",
-    "void cutlass::Kernel2<cutlass_80_simt_sgemm_128x64_8x5_tn_align1>(cutlass_80_simt_sgemm_128x64_8x5_tn_align1::Params)",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cutlass_80_simt_sgemm_128x64_8x5_tn_align1",
+        "void cutlass::Kernel2<cutlass_80_simt_sgemm_128x64_8x5_tn_align1>(cutlass_80_simt_sgemm_128x64_8x5_tn_align1::Params)",  # noqa: E501
+    ],
+)
 def test_cutlass_simt_sgemm_plain_and_wrapped(name):
     info = decode(name)
-    assert (info.family, info.arch, info.a_dtype, info.compute_dtype, info.out_dtype) == ("cutlass", "sm80", "fp32", "fp32", "fp32")
+    assert (info.family, info.arch, info.a_dtype, info.compute_dtype, info.out_dtype) == (
+        "cutlass",
+        "sm80",
+        "fp32",
+        "fp32",
+        "fp32",
+    )
     assert (info.tile_m, info.tile_n, info.tile_k, info.stages, info.layout) == (128, 64, 8, 5, "tn")
 
 
 def test_cutlass3x_name():
-    info = decode("cutlass3x_sm90_tensorop_s64x128x16gemm_bf16_bf16_f32_bf16_bf16_128x128x64_1x1x1_0_tnn_align8_warpspecialized_cooperative_epi_tma")
-    assert (info.family, info.arch, info.a_dtype, info.out_dtype, info.tile_m, info.cluster_m) == ("cutlass", "sm90", "bf16", "bf16", 128, 1)
+    info = decode(
+        "cutlass3x_sm90_tensorop_s64x128x16gemm_bf16_bf16_f32_bf16_bf16_128x128x64_1x1x1_0_tnn_align8_warpspecialized_cooperative_epi_tma"
+    )
+    assert (info.family, info.arch, info.a_dtype, info.out_dtype, info.tile_m, info.cluster_m) == (
+        "cutlass",
+        "sm90",
+        "bf16",
+        "bf16",
+        128,
+        1,
+    )
 
 
-@pytest.mark.parametrize("name, family", [
-    (SPLITK_REDUCE, "splitk_reduce"), (GEMVX, "gemv"), (COPY, "elementwise"), ("Memset (Device)", "memset"),
-    ("my_custom_kernel", "other"), ("", "other"),
-])
+@pytest.mark.parametrize(
+    "name, family",
+    [
+        (SPLITK_REDUCE, "splitk_reduce"),
+        (GEMVX, "gemv"),
+        (COPY, "elementwise"),
+        ("Memset (Device)", "memset"),
+        ("my_custom_kernel", "other"),
+        ("", "other"),
+    ],
+)
 def test_helper_kernels(name, family):
     assert decode(name).family == family
 
@@ -104,11 +177,15 @@ def test_every_family_is_known():
 
 
 def test_gemm_kernel_picks_the_gemm_among_helpers():
-    assert gemm_kernel([COPY, "nvjet_sm90_tst_64x8_64x16_4x1_v_bz_TNT", COPY]) == "nvjet_sm90_tst_64x8_64x16_4x1_v_bz_TNT"
+    assert (
+        gemm_kernel([COPY, "nvjet_sm90_tst_64x8_64x16_4x1_v_bz_TNT", COPY]) == "nvjet_sm90_tst_64x8_64x16_4x1_v_bz_TNT"
+    )
     assert gemm_kernel([COPY, "Memset (Device)"]) is None
 
 
 def test_short_name_elides_templates_and_return_types():
     assert short_name(GEMVX) == "internal::gemvx::kernel<…>"
     assert short_name(COPY) == "at::native::unrolled_elementwise_kernel<direct_copy_kernel_cuda…>"
-    assert short_name("nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT") == "nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT"
+    assert (
+        short_name("nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT") == "nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT"
+    )

@@ -7,11 +7,11 @@ import torch
 from typer.testing import CliRunner
 
 from gemmbench import ext
-from gemmbench.cache import CACHE_ENV
 from gemmbench.backends import REGISTRY
+from gemmbench.cache import CACHE_ENV
 from gemmbench.cli import app
-from gemmbench.records import SKIPPED
 from gemmbench.measure import SweepOptions, run_points
+from gemmbench.records import SKIPPED
 
 runner = CliRunner()
 EXT_BACKENDS = ["cublas_ext", "cublaslt_ext", "cublaslt_tuned_ext"]

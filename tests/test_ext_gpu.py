@@ -5,13 +5,15 @@ import torch
 
 from gemmbench import ext
 from gemmbench.backends import REGISTRY
-from gemmbench.shapes import load_preset
 from gemmbench.inputs import make_inputs
+from gemmbench.shapes import load_preset
 
 pytestmark = pytest.mark.gpu
 
 CUDA = torch.device("cuda")
-CASES = [g.case(m) for g in load_preset("deepseek-v3").gemms + load_preset("deepseek-v4-pro").gemms for m in (1, 16, 4096)]
+CASES = [
+    g.case(m) for g in load_preset("deepseek-v3").gemms + load_preset("deepseek-v4-pro").gemms for m in (1, 16, 4096)
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -70,14 +72,17 @@ def bf16(*shape, device=CUDA):
 
 
 @pytest.mark.parametrize("op", ["gemm_ex", "lt"])
-@pytest.mark.parametrize("x, w, message", [
-    (lambda: bf16(4, 64).half(), lambda: bf16(8, 64), "must be bfloat16"),
-    (lambda: bf16(2, 4, 64), lambda: bf16(8, 64), "must be 2-D"),
-    (lambda: bf16(4, 64), lambda: bf16(8, 32), "K mismatch"),
-    (lambda: bf16(4, 64, device="cpu"), lambda: bf16(8, 64, device="cpu"), "must be CUDA tensors"),
-    (lambda: bf16(4, 64, device="cpu"), lambda: bf16(8, 64), "must be CUDA tensors"),
-    (lambda: bf16(64, 4).t(), lambda: bf16(8, 64), "must be contiguous"),
-])
+@pytest.mark.parametrize(
+    "x, w, message",
+    [
+        (lambda: bf16(4, 64).half(), lambda: bf16(8, 64), "must be bfloat16"),
+        (lambda: bf16(2, 4, 64), lambda: bf16(8, 64), "must be 2-D"),
+        (lambda: bf16(4, 64), lambda: bf16(8, 32), "K mismatch"),
+        (lambda: bf16(4, 64, device="cpu"), lambda: bf16(8, 64, device="cpu"), "must be CUDA tensors"),
+        (lambda: bf16(4, 64, device="cpu"), lambda: bf16(8, 64), "must be CUDA tensors"),
+        (lambda: bf16(64, 4).t(), lambda: bf16(8, 64), "must be contiguous"),
+    ],
+)
 def test_bad_inputs_raise_clear_errors(op, x, w, message):
     with pytest.raises(RuntimeError, match=message):
         getattr(torch.ops.gemmbench, op)(x(), w())

@@ -6,9 +6,9 @@ import torch
 from gemmbench import timing
 from gemmbench.backends import REGISTRY, default_backends
 from gemmbench.decode import decode, gemm_kernel
+from gemmbench.measure import SweepOptions, run_points
 from gemmbench.records import ERROR, OK
 from gemmbench.shapes import Case, load_preset
-from gemmbench.measure import SweepOptions, run_points
 
 pytestmark = pytest.mark.gpu
 

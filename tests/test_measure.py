@@ -4,9 +4,9 @@ import torch
 from gemmbench import timing
 from gemmbench.backends import REGISTRY, Backend
 from gemmbench.backends.fake import FAKE_LAUNCH_US
+from gemmbench.measure import SweepOptions, run_points
 from gemmbench.records import ERROR, OK, SKIPPED
 from gemmbench.shapes import Case
-from gemmbench.measure import SweepOptions, run_points
 
 CPU = torch.device("cpu")
 FAST = SweepOptions(warmup_s=0.0, target=timing.Target(budget_s=0.001, min_time_s=0.0))
@@ -27,6 +27,7 @@ class BrokenBackend(Backend):
     def prepare(self, case, inputs):
         def call():
             raise RuntimeError("cuBLAS said no\nsecond line")
+
         return call
 
 
@@ -55,11 +56,14 @@ def test_fake_backend_times_are_deterministic(small_case):
     assert record.tflops == pytest.approx(small_case.flops / record.device_median_us / 1e6)
 
 
-@pytest.mark.parametrize("backend, reason", [
-    (LazyBackend(), "wrong result: rel_err nan"),
-    (HalfWrongBackend(), "wrong result: rel_err 0.5"),
-    (BrokenBackend(), "RuntimeError: cuBLAS said no"),
-])
+@pytest.mark.parametrize(
+    "backend, reason",
+    [
+        (LazyBackend(), "wrong result: rel_err nan"),
+        (HalfWrongBackend(), "wrong result: rel_err 0.5"),
+        (BrokenBackend(), "RuntimeError: cuBLAS said no"),
+    ],
+)
 def test_failures_are_error_rows_not_exceptions(small_case, backend, reason):
     (record,) = run_points([small_case], [backend], CPU, FAST)
     assert record.status == ERROR and record.reason.startswith(reason) and "\n" not in record.reason

@@ -37,15 +37,22 @@ def test_bf16_rounding_is_excluded_unless_the_tolerance_admits_it():
 
 def test_ties_within_noise_do_not_split_the_range():
     records = []
-    for m, (a, b) in zip((1, 2, 4, 8), ((5.0, 5.05), (5.1, 5.0), (5.0, 5.1), (5.2, 5.0))):
+    for m, (a, b) in zip((1, 2, 4, 8), ((5.0, 5.05), (5.1, 5.0), (5.0, 5.1), (5.2, 5.0)), strict=True):
         records += [row("a", m, a), row("b", m, b)]
     (rec,) = recommend(records)
     assert len(rec.ranges) == 1
 
 
 def test_three_ranges_and_errors():
-    records = [row("x", 1, 1.0), row("y", 1, 2.0), row("x", 2, 5.0), row("y", 2, 2.0), row("x", 4, 1.0),
-               row("y", 4, 2.0), row("z", 1, 0.0, status=ERROR)]
+    records = [
+        row("x", 1, 1.0),
+        row("y", 1, 2.0),
+        row("x", 2, 5.0),
+        row("y", 2, 2.0),
+        row("x", 4, 1.0),
+        row("y", 4, 2.0),
+        row("z", 1, 0.0, status=ERROR),
+    ]
     (rec,) = recommend(records)
     assert spans(rec) == [(1, 1, "x"), (2, 2, "y"), (4, 4, "x")] and list(rec.excluded) == ["z"]
     as_json = recommendation_dicts([rec])[0]

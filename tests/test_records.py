@@ -1,7 +1,8 @@
-from gemmbench.records import ERROR, OK, SKIPPED, KernelRun, Record, by_case, by_shape
+from samples import CASE, sample_records
+
+from gemmbench.records import ERROR, OK, SKIPPED, Record, by_case, by_shape
 from gemmbench.shapes import Case
 from gemmbench.summary import EVENTS_TIMER, GRAPH_TIMER, TimerSummary
-from samples import CASE, sample_records
 
 
 def test_fp32_accuracy_threshold():

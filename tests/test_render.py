@@ -14,9 +14,17 @@ def text_of(renderable) -> str:
 
 
 def ok(backend, device_us, rel_err, kernels=()):
-    return Record.for_case(CASE, backend, OK, rel_err=rel_err, latency_timer="cuda_events", latency_median_us=device_us + 20,
-                           device_timer="cuda_graph", device_median_us=device_us,
-                           kernels=tuple(KernelRun(k, 1.0) for k in kernels) or None)
+    return Record.for_case(
+        CASE,
+        backend,
+        OK,
+        rel_err=rel_err,
+        latency_timer="cuda_events",
+        latency_median_us=device_us + 20,
+        device_timer="cuda_graph",
+        device_median_us=device_us,
+        kernels=tuple(KernelRun(k, 1.0) for k in kernels) or None,
+    )
 
 
 def test_fastest_fp32_accurate_backend_is_highlighted_not_the_bf16_one():
@@ -27,8 +35,11 @@ def test_fastest_fp32_accurate_backend_is_highlighted_not_the_bf16_one():
 
 
 def test_sweep_table_shows_times_errors_and_reasons():
-    records = [ok("mm_out_dtype", 5.6, 1.4e-6), Record.for_case(CASE, "upcast", SKIPPED, "no CUDA device"),
-               Record.for_case(CASE, "linear_cast", ERROR, "out of memory")]
+    records = [
+        ok("mm_out_dtype", 5.6, 1.4e-6),
+        Record.for_case(CASE, "upcast", SKIPPED, "no CUDA device"),
+        Record.for_case(CASE, "linear_cast", ERROR, "out of memory"),
+    ]
     text = text_of(render.sweep_tables(records))
     assert "DeepSeek-V3 router: x[M, 7168] @ w[256, 7168]ᵀ" in text
     assert "5.6 µs" in text and "skipped" in text and "error" in text
@@ -37,13 +48,18 @@ def test_sweep_table_shows_times_errors_and_reasons():
 
 
 def test_units_scale_for_people():
-    assert render.format_us(5.634) == "5.63 µs" and render.format_us(1520.0) == "1.52 ms" and render.format_us(None) == "–"
+    assert (
+        render.format_us(5.634) == "5.63 µs" and render.format_us(1520.0) == "1.52 ms" and render.format_us(None) == "–"
+    )
 
 
 def test_kernel_tables_name_the_shared_gemm_kernel():
     gemm = "nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT"
-    records = [ok("mm_out_dtype", 5.6, 1e-6, [gemm, "splitKreduce_kernel"]), ok("cublas_ext", 5.6, 1e-6, [gemm]),
-               ok("linear_cast", 4.0, 1e-3, ["nvjet_sm90_tst_64x8_64x16_4x1_v_bz_TNT"])]
+    records = [
+        ok("mm_out_dtype", 5.6, 1e-6, [gemm, "splitKreduce_kernel"]),
+        ok("cublas_ext", 5.6, 1e-6, [gemm]),
+        ok("linear_cast", 4.0, 1e-3, ["nvjet_sm90_tst_64x8_64x16_4x1_v_bz_TNT"]),
+    ]
     text = text_of(render.kernel_tables(records))
     assert f"same GEMM kernel: mm_out_dtype, cublas_ext → {gemm}" in text
     assert "splitk_reduce" in text and "bf16·bf16→bf16 (acc fp32)" in text
@@ -59,6 +75,16 @@ def test_markdown_table_pads_rows_and_escapes_pipes():
 
 
 def test_header_names_gpu_torch_and_cuda():
-    text = render.header({"gemmbench": "0.1.0", "device_type": "cuda", "device_name": "NVIDIA H200", "arch": "sm90",
-                          "driver": "580", "torch": "2.11.0", "cuda": "13.0", "cublas": "13.1.0"}).plain
+    text = render.header(
+        {
+            "gemmbench": "0.1.0",
+            "device_type": "cuda",
+            "device_name": "NVIDIA H200",
+            "arch": "sm90",
+            "driver": "580",
+            "torch": "2.11.0",
+            "cuda": "13.0",
+            "cublas": "13.1.0",
+        }
+    ).plain
     assert "NVIDIA H200 (sm90" in text and "torch 2.11.0" in text and "CUDA 13.0" in text and "cuBLAS 13.1.0" in text

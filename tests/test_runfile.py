@@ -3,16 +3,24 @@ import os
 from pathlib import Path
 
 import pytest
+from samples import sample_records
 
 from gemmbench.errors import GemmbenchError
 from gemmbench.records import KernelRun, Record
 from gemmbench.runfile import (
-    SCHEMA_VERSION, RunWriter, ensure_writable_dir, ensure_writable_file, load_run, new_run_path, record_to_dict,
+    SCHEMA_VERSION,
+    RunWriter,
+    ensure_writable_dir,
+    ensure_writable_file,
+    load_run,
+    new_run_path,
+    record_to_dict,
     records_to_csv,
 )
-from samples import sample_records
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
 def test_csv_round_trip_keeps_every_column(tmp_path):
     path = tmp_path / "run.csv"
     path.write_text(records_to_csv(sample_records()))
@@ -27,8 +35,18 @@ def test_csv_round_trip_keeps_every_column(tmp_path):
 
 def test_csv_header_has_units_in_column_names():
     header = records_to_csv([]).strip().split(",")
-    for column in ("latency_median_us", "device_median_us", "tflops", "gbps", "rel_err", "status", "reason",
-                   "kernels", "kernel_count", "kernel_sum_us"):
+    for column in (
+        "latency_median_us",
+        "device_median_us",
+        "tflops",
+        "gbps",
+        "rel_err",
+        "status",
+        "reason",
+        "kernels",
+        "kernel_count",
+        "kernel_sum_us",
+    ):
         assert column in header
 
 
@@ -53,12 +71,15 @@ def test_gpu_recorded_fixture_loads():
     assert all(r.kernels for r in run.records)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("not json", "invalid JSON"),
-    ('{"schema": "other"}', "not a gemmbench run file"),
-    ('{"schema": "gemmbench.run", "schema_version": 99}', "newer than this gemmbench"),
-    ('{"schema": "gemmbench.run", "schema_version": 1, "records": [{"model": "x"}]}', "malformed record"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("not json", "invalid JSON"),
+        ('{"schema": "other"}', "not a gemmbench run file"),
+        ('{"schema": "gemmbench.run", "schema_version": 99}', "newer than this gemmbench"),
+        ('{"schema": "gemmbench.run", "schema_version": 1, "records": [{"model": "x"}]}', "malformed record"),
+    ],
+)
 def test_unreadable_run_files(tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_text(content)

@@ -13,8 +13,14 @@ from gemmbench.shapes import (
 )
 
 REQUIRED_PRESETS = {
-    "deepseek-v3", "deepseek-v3.2", "deepseek-v4-pro", "deepseek-v4-flash",
-    "kimi-k2", "glm-5", "qwen3-30b-a3b", "qwen3-235b-a22b",
+    "deepseek-v3",
+    "deepseek-v3.2",
+    "deepseek-v4-pro",
+    "deepseek-v4-flash",
+    "kimi-k2",
+    "glm-5",
+    "qwen3-30b-a3b",
+    "qwen3-235b-a22b",
 }
 
 
@@ -73,7 +79,9 @@ def test_m_lists_and_ranges(text, values):
     assert parse_m_list(text) == values
 
 
-@pytest.mark.parametrize("text", ["", "0", "1,,2", "a", "-4", "1:16", "16:1:x2", "1:16:x1", "1:16:*2", "1:16:x", "1:100000:+1"])
+@pytest.mark.parametrize(
+    "text", ["", "0", "1,,2", "a", "-4", "1:16", "16:1:x2", "1:16:x1", "1:16:*2", "1:16:x", "1:100000:+1"]
+)
 def test_bad_m_lists_are_usage_errors(text):
     with pytest.raises(UsageError):
         parse_m_list(text)
@@ -143,7 +151,11 @@ def test_cases_cover_every_gemm_at_every_m_then_explicit_shapes():
     gemms = select_gemms(["deepseek-v3.2"], [], [])
     cases = build_cases(gemms, [parse_shape("2x3x4")], (1, 16))
     assert [(c.gemm, c.m) for c in cases] == [
-        ("router", 1), ("router", 16), ("indexer.weights_proj", 1), ("indexer.weights_proj", 16), ("3x4", 2)
+        ("router", 1),
+        ("router", 16),
+        ("indexer.weights_proj", 1),
+        ("indexer.weights_proj", 16),
+        ("3x4", 2),
     ]
 
 

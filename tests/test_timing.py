@@ -24,7 +24,12 @@ def test_host_timer_takes_at_least_the_minimum_samples_even_with_no_budget():
 
 def test_host_timer_stops_at_the_sample_cap():
     seen = []
-    assert timing.time_host(lambda: time.sleep(0.0001 * (len(seen) % 3)) or seen.append(1), timing.Target(ci_rel=0.0, budget_s=60.0)).count == timing.MAX_SAMPLES
+    assert (
+        timing.time_host(
+            lambda: time.sleep(0.0001 * (len(seen) % 3)) or seen.append(1), timing.Target(ci_rel=0.0, budget_s=60.0)
+        ).count
+        == timing.MAX_SAMPLES
+    )
 
 
 def test_warm_up_runs_at_least_once():

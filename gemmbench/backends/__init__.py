@@ -17,8 +17,7 @@ from gemmbench.errors import UsageError
 from gemmbench.shapes import Case
 
 REGISTRY: dict[str, Backend] = {
-    b.name: b
-    for b in (MmOutDtype(), Upcast(), LinearCast(), CublasExt(), CublasLtExt(), CublasLtTunedExt(), Fake())
+    b.name: b for b in (MmOutDtype(), Upcast(), LinearCast(), CublasExt(), CublasLtExt(), CublasLtTunedExt(), Fake())
 }
 
 
@@ -46,11 +45,16 @@ class Availability:
 def availability(backends: list[Backend], probe: Case, device: torch.device) -> list[Availability]:
     """Whether each backend can run `probe` on `device`; builds nothing."""
     build_first = device.type == "cuda" and ext.needs_build()
-    return [
-        Availability(b, b.unavailable_reason(probe, device), b.needs_extension and build_first) for b in backends
-    ]
+    return [Availability(b, b.unavailable_reason(probe, device), b.needs_extension and build_first) for b in backends]
 
 
 __all__ = [
-    "REGISTRY", "Availability", "Backend", "GemmCall", "GemmInputs", "availability", "default_backends", "select_backends",
+    "REGISTRY",
+    "Availability",
+    "Backend",
+    "GemmCall",
+    "GemmInputs",
+    "availability",
+    "default_backends",
+    "select_backends",
 ]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 
@@ -9,6 +9,8 @@ from gemmbench.shapes import Case
 
 # torch.mm gained `out_dtype` (aten::mm.dtype) in PyTorch 2.8.
 _MIN_TORCH = (2, 8)
+# The probe's failure message keeps the first line of the exception, cut to this many characters.
+MAX_PROBE_MESSAGE_CHARS = 120
 
 
 def _torch_version() -> tuple[int, int]:
@@ -16,7 +18,7 @@ def _torch_version() -> tuple[int, int]:
     return int(major), int(minor)
 
 
-@lru_cache(maxsize=None)
+@cache
 def out_dtype_unavailable(device_type: str) -> str | None:
     """Why `torch.mm(..., out_dtype=torch.float32)` cannot run on this device type, or None if it can.
 
@@ -33,7 +35,7 @@ def out_dtype_unavailable(device_type: str) -> str | None:
     except NotImplementedError:
         return f"torch {torch.__version__} has no {device_type} kernel for torch.mm(out_dtype=) (aten::mm.dtype)"
     except RuntimeError as exc:
-        return f"torch.mm(out_dtype=) failed on {device_type}: {str(exc).splitlines()[0][:120]}"
+        return f"torch.mm(out_dtype=) failed on {device_type}: {str(exc).splitlines()[0][:MAX_PROBE_MESSAGE_CHARS]}"
     return None
 
 

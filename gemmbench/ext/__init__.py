@@ -27,6 +27,8 @@ from gemmbench.environment import loaded_library
 
 SOURCE = Path(__file__).with_name("cublas_gemm.cpp")
 LOG_NAME = "build.log"
+# Hex digits of the build key: 64 bits, so two source/torch/CUDA combinations never share a folder.
+BUILD_KEY_HEX_DIGITS = 16
 
 
 class ExtensionUnavailable(Exception):
@@ -67,7 +69,7 @@ def _source() -> bytes:
 def build_key() -> str:
     digest = hashlib.sha256(_source())
     digest.update(f"{torch.__version__}|{torch.version.cuda}".encode())
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()[:BUILD_KEY_HEX_DIGITS]
 
 
 def build_dir() -> Path:
@@ -163,8 +165,12 @@ def build() -> Path:
             extra_include_paths=[str(libs.include)],
             # Link the very files torch loaded (pip wheels ship only versioned names such as .so.13).
             extra_ldflags=[
-                f"-L{libs.cublas.parent}", f"-Wl,-rpath,{libs.cublas.parent}", f"-l:{libs.cublas.name}",
-                f"-L{libs.cublaslt.parent}", f"-Wl,-rpath,{libs.cublaslt.parent}", f"-l:{libs.cublaslt.name}",
+                f"-L{libs.cublas.parent}",
+                f"-Wl,-rpath,{libs.cublas.parent}",
+                f"-l:{libs.cublas.name}",
+                f"-L{libs.cublaslt.parent}",
+                f"-Wl,-rpath,{libs.cublaslt.parent}",
+                f"-l:{libs.cublaslt.name}",
             ],
             build_directory=str(folder),
             with_cuda=True,
@@ -197,7 +203,12 @@ def _register_fakes() -> None:
     def writes_in_place(x, w, out, algo=0):
         return None
 
-    for name, fake in (("gemm_ex", new_output), ("lt", new_output), ("gemm_ex_out", writes_in_place), ("lt_out", writes_in_place)):
+    for name, fake in (
+        ("gemm_ex", new_output),
+        ("lt", new_output),
+        ("gemm_ex_out", writes_in_place),
+        ("lt_out", writes_in_place),
+    ):
         torch.library.register_fake(f"gemmbench::{name}")(fake)
 
 

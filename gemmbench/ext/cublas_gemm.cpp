@@ -23,7 +23,8 @@
 
 namespace {
 
-// Heuristic candidates asked of cuBLASLt per shape; lt_tuned tries up to this many.
+// Heuristic results asked of cuBLASLt per shape; lt_algo_count reports how many it gave, and the
+// cublaslt_tuned_ext backend times the first few of them (LT_TUNE_CANDIDATES in Python).
 constexpr int kMaxAlgos = 16;
 
 // Error messages are built from std::string and std::to_string, never by streaming numbers: on the

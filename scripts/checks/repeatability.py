@@ -39,27 +39,39 @@ def main(argv: list[str] | None = None) -> None:
     shared = sorted(set(first) & set(second), key=lambda key: (key[0].m, key[1]))
     deviations = [abs(second[key].device_median_us / first[key].device_median_us - 1) for key in shared]
     print(f"points in both runs: {len(shared)}")
-    print(f"device time |B/A - 1|: median {statistics.median(deviations):.2%}, 95th percentile {percentile(deviations, 0.95):.2%}, "
-          f"max {max(deviations):.2%}")
-    worst = sorted(zip(deviations, shared), key=lambda pair: -pair[0])[:5]
+    print(
+        f"device time |B/A - 1|: median {statistics.median(deviations):.2%}, "
+        f"95th percentile {percentile(deviations, 0.95):.2%}, max {max(deviations):.2%}"
+    )
+    worst = sorted(zip(deviations, shared, strict=True), key=lambda pair: -pair[0])[:5]
     for deviation, (case, backend) in worst:
-        print(f"  {deviation:.2%}  M={case.m} {backend}: {first[(case, backend)].device_median_us:.3g} -> "
-              f"{second[(case, backend)].device_median_us:.3g} us")
-    print(f"rows flagged noisy: {sum(bool(r.noisy) for r in first.values())} and {sum(bool(r.noisy) for r in second.values())}; "
-          f"throttled: {sum(bool(r.throttled) for r in first.values())} and {sum(bool(r.throttled) for r in second.values())}")
+        print(
+            f"  {deviation:.2%}  M={case.m} {backend}: {first[(case, backend)].device_median_us:.3g} -> "
+            f"{second[(case, backend)].device_median_us:.3g} us"
+        )
+    noisy = [sum(bool(r.noisy) for r in run.values()) for run in (first, second)]
+    throttled = [sum(bool(r.throttled) for r in run.values()) for run in (first, second)]
+    print(f"rows flagged noisy: {noisy[0]} and {noisy[1]}; throttled: {throttled[0]} and {throttled[1]}")
     if args.hot:
         _, hot = device_medians(args.hot)
         l2_bytes = provenance.get("l2_cache_mb", 0) * 1e6
         fitting = [key for key in shared if key in hot and key[0].bytes_moved <= l2_bytes]
-        below = [(key, first[key].device_median_us, hot[key].device_median_us) for key in fitting
-                 if first[key].device_median_us < hot[key].device_median_us]
-        print(f"points whose inputs fit in L2 ({l2_bytes / 1e6:.0f} MB): {len(fitting)}; cold below hot at {len(below)}")
+        below = [
+            (key, first[key].device_median_us, hot[key].device_median_us)
+            for key in fitting
+            if first[key].device_median_us < hot[key].device_median_us
+        ]
+        print(
+            f"points whose inputs fit in L2 ({l2_bytes / 1e6:.0f} MB): {len(fitting)}; cold below hot at {len(below)}"
+        )
         for (case, backend), cold_us, hot_us in below:
             print(f"  M={case.m} {backend}: cold {cold_us:.3g} < hot {hot_us:.3g} us ({cold_us / hot_us - 1:.1%})")
         ratios = [first[key].device_median_us / hot[key].device_median_us for key in fitting]
         if ratios:
-            print(f"cold/hot device time where inputs fit in L2: median {statistics.median(ratios):.2f}x, "
-                  f"min {min(ratios):.2f}x, max {max(ratios):.2f}x")
+            print(
+                f"cold/hot device time where inputs fit in L2: median {statistics.median(ratios):.2f}x, "
+                f"min {min(ratios):.2f}x, max {max(ratios):.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -24,10 +24,10 @@ import torch
 
 from gemmbench.backends import REGISTRY
 from gemmbench.clocks import ClockWatch, warm_device
-from gemmbench.render import markdown_table
-from gemmbench.shapes import Case
 from gemmbench.inputs import COLD, HOT, make_inputs
 from gemmbench.measure import SweepOptions, run_points
+from gemmbench.render import markdown_table
+from gemmbench.shapes import Case
 
 ROUTER_M = (1, 16, 128, 1024, 4096)
 POINTS = (
@@ -59,8 +59,8 @@ def gemmbench_times(case: Case, device: torch.device) -> dict:
 
 
 def other_timers(case: Case, device: torch.device) -> dict:
-    import triton.testing
     import torch.utils.benchmark as tbench
+    import triton.testing
 
     call = BACKEND.prepare(case, make_inputs(case, device, seed=0))
     for _ in range(10):
@@ -79,9 +79,23 @@ def ncu_times(cache_control: str) -> list[float | None]:
     with tempfile.TemporaryDirectory() as folder:
         log = Path(folder) / "ncu.csv"
         command = [
-            "ncu", "--metrics", "gpu__time_duration.sum", "--clock-control", "none", "--cache-control", cache_control,
-            "--profile-from-start", "off", "--csv", "--print-units", "base", "--log-file", str(log),
-            sys.executable, __file__, "--ncu-target",
+            "ncu",
+            "--metrics",
+            "gpu__time_duration.sum",
+            "--clock-control",
+            "none",
+            "--cache-control",
+            cache_control,
+            "--profile-from-start",
+            "off",
+            "--csv",
+            "--print-units",
+            "base",
+            "--log-file",
+            str(log),
+            sys.executable,
+            __file__,
+            "--ncu-target",
         ]
         subprocess.run(command, check=True, env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=600)
         rows = [r for r in csv.DictReader(_csv_lines(log)) if r.get("Metric Name") == "gpu__time_duration.sum"]
@@ -164,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         print(values, flush=True)
     for cache_control, key in (("none", "ncu_hot"), ("all", "ncu_cold")):
         try:
-            for values, time_us in zip(results, ncu_times(cache_control)):
+            for values, time_us in zip(results, ncu_times(cache_control), strict=False):
                 values[key] = time_us
         except (subprocess.SubprocessError, OSError, StopIteration) as exc:
             print(f"ncu --cache-control {cache_control} failed: {exc}", flush=True)

@@ -19,10 +19,10 @@ import torch
 
 from gemmbench import timing
 from gemmbench.backends import REGISTRY
+from gemmbench.inputs import make_inputs
 from gemmbench.measure import load_backends
 from gemmbench.render import markdown_table
 from gemmbench.shapes import load_preset
-from gemmbench.inputs import make_inputs
 
 POINTS = [("mm_out_dtype", 1), ("linear_cast", 1), ("cublas_ext", 16), ("cublaslt_tuned_ext", 16), ("cublaslt_ext", 32)]
 FIXED_UNROLLS = (4, 8, 16, 32, 64)
@@ -56,8 +56,13 @@ def point_row(backend_name: str, m: int, device: torch.device) -> list:
     host_us = host_us_per_replay(timing.capture_graph(call, 1))
     per_unroll = {u: timing.time_graph(call, TARGET, u).median_us for u in sorted({*FIXED_UNROLLS, old_unroll, fitted})}
     return [
-        f"{backend_name} M={m}", f"{latency.min_us:.1f}", old_unroll, f"{host_us:.1f}",
-        *(f"{per_unroll[u]:.2f}" for u in FIXED_UNROLLS), f"{per_unroll[old_unroll]:.2f}", f"{fitted} → {per_unroll[fitted]:.2f}",
+        f"{backend_name} M={m}",
+        f"{latency.min_us:.1f}",
+        old_unroll,
+        f"{host_us:.1f}",
+        *(f"{per_unroll[u]:.2f}" for u in FIXED_UNROLLS),
+        f"{per_unroll[old_unroll]:.2f}",
+        f"{fitted} → {per_unroll[fitted]:.2f}",
     ]
 
 
@@ -72,8 +77,13 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device("cuda")
     rows = [point_row(name, m, device) for name, m in POINTS]
     headers = [
-        "point (hot)", "eager latency min µs", "old graph size", "host µs per replay (1 call)",
-        *(f"device µs/call, {u} per graph" for u in FIXED_UNROLLS), "device µs/call, old size", "fitted size → µs/call",
+        "point (hot)",
+        "eager latency min µs",
+        "old graph size",
+        "host µs per replay (1 call)",
+        *(f"device µs/call, {u} per graph" for u in FIXED_UNROLLS),
+        "device µs/call, old size",
+        "fitted size → µs/call",
     ]
     table = f"{torch.cuda.get_device_name()}, torch {torch.__version__}\n\n" + markdown_table(headers, rows)
     (out_dir / "graph_sizing.md").write_text(table)

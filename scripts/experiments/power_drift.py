@@ -19,11 +19,10 @@ import torch
 
 from gemmbench import timing
 from gemmbench.backends import REGISTRY
-from gemmbench.clocks import ClockWatch, slowdown_names
+from gemmbench.clocks import ClockWatch, slowdown_names, warm_device
+from gemmbench.inputs import input_copies, rotating
 from gemmbench.render import markdown_table
 from gemmbench.shapes import load_preset
-from gemmbench.clocks import warm_device
-from gemmbench.inputs import input_copies, rotating
 
 M = 16384
 WINDOW_S = 0.1
@@ -39,11 +38,18 @@ def windows(call, unroll: int, clocks: ClockWatch, phase: str) -> tuple[list[lis
         samples = timing.time_graph(call, window, unroll)
         reading = clocks.read()
         medians.append(samples.median_us)
-        rows.append([
-            phase, f"{time.perf_counter() - started:.2f}", f"{samples.median_us:.1f}", f"{samples.iqr_us:.1f}",
-            samples.count, reading.sm_mhz if reading else "–", f"{reading.power_w:.0f}" if reading else "–",
-            ",".join(slowdown_names(reading.reasons)) if reading else "–",
-        ])
+        rows.append(
+            [
+                phase,
+                f"{time.perf_counter() - started:.2f}",
+                f"{samples.median_us:.1f}",
+                f"{samples.iqr_us:.1f}",
+                samples.count,
+                reading.sm_mhz if reading else "–",
+                f"{reading.power_w:.0f}" if reading else "–",
+                ",".join(slowdown_names(reading.reasons)) if reading else "–",
+            ]
+        )
     return rows, medians
 
 
@@ -71,9 +77,11 @@ def main(argv: list[str] | None = None) -> None:
         f"- {phase}: window medians {min(m):.1f}-{max(m):.1f} µs, median of windows {statistics.median(m):.1f} µs\n"
         for phase, m in (("right after the device warm-up", hot_medians), (f"after {IDLE_S:g} s idle", idle_medians))
     )
-    table = (f"{torch.cuda.get_device_name()}, DeepSeek-V3 router M={M}, mm_out_dtype, cold L2 ({len(copies)} copies), "
-             f"{unroll} calls per graph, {WINDOW_S * 1e3:g} ms windows\n\n{summary}\n"
-             + markdown_table(headers, hot_rows + idle_rows))
+    table = (
+        f"{torch.cuda.get_device_name()}, DeepSeek-V3 router M={M}, mm_out_dtype, cold L2 ({len(copies)} copies), "
+        f"{unroll} calls per graph, {WINDOW_S * 1e3:g} ms windows\n\n{summary}\n"
+        + markdown_table(headers, hot_rows + idle_rows)
+    )
     (out_dir / "power_drift.md").write_text(table)
     print(table)
 
