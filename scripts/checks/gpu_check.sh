@@ -16,8 +16,15 @@ source "$(dirname "$0")/common.sh"
   python3 -c "import time, torch; from gemmbench import ext; t = time.perf_counter(); ext.load(); print(f'ext load from cache: {(time.perf_counter() - t) * 1e3:.0f} ms')"
   gb ext status
 
-  echo "== GPU tests"
-  python3 -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tail -25
+  echo "== the whole test suite (GPU tests included)"
+  python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tail -25
+
+  echo "== the Python API on the GPU"
+  python3 -c "
+import gemmbench
+run = gemmbench.sweep(presets=['deepseek-v3'], m=[1, 16], backends=['mm_out_dtype', 'cublas_ext'], out_dir='$OUT/api')
+print(run.to_frame()[['m', 'backend', 'status', 'device_median_us', 'rel_err', 'kernel_count']].to_string())
+"
 
   echo "== sweep, DeepSeek-V3 preset, all real backends"
   t0=$(ms)
@@ -38,3 +45,6 @@ source "$(dirname "$0")/common.sh"
   echo "== fixture for tests/fixtures (sm90 kernel names)"
   gb sweep --preset deepseek-v3 --m 1,16,4096 --out-dir "$OUT/fixture" --budget-ms 20 --quiet > /dev/null
 } 2>&1 | tee "$OUT/gpu_check.log"
+
+echo "== summary"
+grep -E "passed|failed|wall time|ext load" "$OUT/gpu_check.log"
