@@ -9,13 +9,15 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import gemmbench.session
 from gemmbench.cli import EXIT_INTERRUPTED, app
 
 FIXTURES = Path(__file__).parent / "fixtures"
-FAKE_SHAPE = ["--shape", "4x8x16", "--shape", "2x8x16", "--backend", "fake,upcast,mm_out_dtype"]
+# CPU sweeps, on any machine (GPU sweeps are tests/test_gpu.py).
+FAKE_SHAPE = ["--shape", "4x8x16", "--shape", "2x8x16", "--backend", "fake,upcast,mm_out_dtype", "--device", "cpu"]
 runner = CliRunner()
 
 
@@ -39,7 +41,7 @@ def test_sweep_prints_a_table_and_saves_a_run(tmp_path):
 
 
 def test_default_sweep_on_cpu_uses_the_default_preset_and_short_m_list(tmp_path):
-    result = invoke("sweep", "--backend", "fake", "--no-save", "--csv", "-")
+    result = invoke("sweep", "--backend", "fake", "--device", "cpu", "--no-save", "--csv", "-")
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(r["model"], r["m"]) for r in rows] == [("DeepSeek-V3", "1"), ("DeepSeek-V3", "8"), ("DeepSeek-V3", "64")]
@@ -83,8 +85,12 @@ def test_list_shows_presets_and_backend_availability():
 def test_env_json_says_whether_out_dtype_works():
     result = invoke("env", "--json")
     facts = json.loads(result.stdout)
-    assert facts["torch"] and facts["cuda_available"] is False
-    assert facts["mm_out_dtype"].startswith("unavailable")
+    assert facts["torch"] and facts["cuda_available"] is torch.cuda.is_available()
+    assert (
+        facts["mm_out_dtype"] == "works"
+        if torch.cuda.is_available()
+        else facts["mm_out_dtype"].startswith("unavailable")
+    )
 
 
 def test_decode_json_gives_the_issue_fields():
@@ -133,7 +139,7 @@ def test_kernels_from_csv_export(tmp_path):
 
 
 def test_kernels_live_without_a_gpu_says_how_to_proceed():
-    result = invoke("kernels", "--m", "1")
+    result = invoke("kernels", "--m", "1", "--device", "cpu")
     assert result.exit_code == 1 and "--from RUN" in result.stderr
 
 
@@ -153,7 +159,13 @@ BAD_INPUTS = [
     (["sweep", "--m", "1,x"], 2, "bad M value 'x'", "positive integers"),
     (["sweep", "--m", "16:1:x2"], 2, "bad M range '16:1:x2'", "START:STOP"),
     (["sweep", "--role", "mlp"], 2, "unknown role 'mlp'", "router"),
-    (["sweep", "--device", "cuda"], 2, "no CUDA device", "--device cpu"),
+    pytest.param(
+        ["sweep", "--device", "cuda"],
+        2,
+        "no CUDA device",
+        "--device cpu",
+        marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present"),
+    ),
     (["sweep", "--config", "{tmp}/missing.toml"], 1, "missing.toml does not exist", "--config"),
     (["sweep", "--config", "{tmp}/broken.toml"], 1, "broken.toml is not valid TOML", "fix"),
     (["sweep", "--config", "{tmp}/nokey.toml"], 1, "nokey.toml: [[gemm]] 'r' is missing the key 'k'", "add 'k'"),

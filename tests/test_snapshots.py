@@ -29,20 +29,7 @@ CASES = {
     "recommend_sm90_loose.md": ["recommend", SM90, "--md", "--tolerance", "1e-2"],
     # The fake backend's times are simulated, so a CPU sweep's table is exact; its header line (machine,
     # time) is not pinned.
-    "sweep_fake.md": [
-        "sweep",
-        "--backend",
-        "fake",
-        "--preset",
-        "deepseek-v3",
-        "--m",
-        "1,8",
-        "--shape",
-        "4x8x16",
-        "--no-save",
-        "--md",
-        "--quiet",
-    ],
+    "sweep_fake.md": "sweep -b fake --device cpu -p deepseek-v3 --m 1,8 --shape 4x8x16 --no-save --md -q".split(),
 }
 
 
