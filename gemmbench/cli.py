@@ -89,6 +89,19 @@ BackendOpt = Annotated[
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if present), cuda or cpu.")]
 
 
+def _selection(preset, config, shape, role, m, backend, device) -> dict:
+    """The shape, M, backend and device options that sweep and kernels share, as plan_sweep takes them."""
+    return {
+        "presets": _split(preset),
+        "configs": config or [],
+        "shapes": _split(shape),
+        "roles": _split(role),
+        "m": m,
+        "backends": _split(backend),
+        "device": device,
+    }
+
+
 @app.command()
 def sweep(
     preset: PresetOpt = None,
@@ -163,13 +176,7 @@ def sweep(
     if csv == "-" and json_path == "-":
         raise UsageError("--csv - and --json - both ask for stdout", "send one of them to a file")
     plan = plan_sweep(
-        presets=_split(preset),
-        configs=config or [],
-        shapes=_split(shape),
-        roles=_split(role),
-        m=m,
-        backends=_split(backend),
-        device=device,
+        **_selection(preset, config, shape, role, m, backend, device),
         hot=hot,
         target_ci_pct=target_ci,
         budget_ms=budget_ms,
@@ -293,16 +300,7 @@ def kernels(
     if from_run is not None:
         run = runfile.load_run(from_run)
     else:
-        plan = plan_sweep(
-            presets=_split(preset),
-            configs=config or [],
-            shapes=_split(shape),
-            roles=_split(role),
-            m=m,
-            backends=_split(backend),
-            device=device,
-            time_calls=False,
-        )
+        plan = plan_sweep(**_selection(preset, config, shape, role, m, backend, device), time_calls=False)
         if plan.device.type != "cuda":
             raise GemmbenchError(
                 "no CUDA device: kernel names need a GPU", "run on a GPU, or inspect a saved run with --from RUN"
