@@ -201,7 +201,9 @@ def sweep(
     if notes and result.path:
         notes.print(f"saved {len(records)} rows to {result.path}", style="dim")
     if result.interrupted:
-        err_console.print(f"interrupted: {len(records)} of {result.planned} rows finished and kept", style="yellow")
+        from gemmbench import render
+
+        err_console.print(f"interrupted: {render.incomplete_note(result.run)}; kept", style="yellow")
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
@@ -211,21 +213,23 @@ def _run_with_progress(plan, header_console: Console | None, notes: Console | No
     from gemmbench.session import SweepCallbacks, run_session
 
     with render.progress(err_console, enabled=enabled and err_console.is_terminal) as bar:
-        task = bar.add_task("", total=len(plan.points))
-        points: list = []
+        task = bar.add_task("", total=len(plan.steps))
+        steps: list = []
 
         def started(provenance: dict, planned: list) -> None:
-            points.extend(planned)
+            steps.extend(planned)
             if header_console:
                 header_console.print(render.header(provenance))
-            bar.update(task, description=render.point_label(*points[0]) if points else "")
+            progress(0)
 
-        def finished_point(record, done: int) -> None:
-            bar.update(task, advance=1, description=render.point_label(*points[done]) if done < len(points) else "done")
+        def progress(done: int) -> None:
+            bar.update(
+                task, completed=done, description=render.step_label(steps[done]) if done < len(steps) else "done"
+            )
 
         callbacks = SweepCallbacks(
             started=started,
-            finished_point=finished_point,
+            progress=progress,
             note=(lambda message: notes.print(message)) if notes else (lambda message: None),
             warn=_warn,
         )
@@ -271,6 +275,8 @@ def show(
     console = err_console if "-" in (csv, json_path) else out_console
     if loaded.provenance:
         console.print(render.header(loaded.provenance))
+    if not loaded.complete:
+        err_console.print(f"incomplete run (interrupted): {render.incomplete_note(loaded)}", style="yellow")
     _print_results(console, loaded.records, md)
     _export(loaded, csv, json_path)
 

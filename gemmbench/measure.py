@@ -1,28 +1,34 @@
-"""Measuring points: for each case, inputs and a float64 reference; for each backend, a correctness
-check, then the timers, the clock watch and the kernel pass. Yields one Record per (case, backend),
-skips and errors included; never prints.
+"""Measuring points, in two passes that never print.
+
+`measure_cases`: for each case, inputs and a float64 reference; each backend's output checked against
+it; then the eager latency of all the case's backends, sampled in windows interleaved between them (so
+they are compared under the same host state), and each backend's CUDA-graph device time, clock watch
+and routing check. One Record per (case, backend), skips and errors included.
+
+`profile_records`: the kernel pass, after every point is timed. torch.profiler leaves a cost behind in
+the process (docs/design.md, what was measured: eager +11-16%, graph +1.4%), so no timer runs after it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from gemmbench import ext, profile, routing, timing
 from gemmbench.backends import Backend, GemmInputs
-from gemmbench.clocks import ClockWatch, assess, warm_device
-from gemmbench.inputs import COLD, input_copies, l2_mode, reference, relative_error, rotating
+from gemmbench.clocks import ClockReading, ClockWatch, assess, warm_device
+from gemmbench.inputs import COLD, input_copies, l2_mode, make_inputs, reference, relative_error, rotating
 from gemmbench.records import ERROR, OK, SKIPPED, WRONG_RESULT_REL_ERR, Record
 from gemmbench.roofline import Roofline
 from gemmbench.shapes import Case
-from gemmbench.summary import SIMULATED_TIMER
+from gemmbench.summary import EVENTS_TIMER, HOST_TIMER, SIMULATED_TIMER
 from gemmbench.timing import Samples
 
-# Per point: calls before timing, so caches, clocks and lazy initialisation settle (docs/design.md,
-# measurement rules).
+# Per point and backend: calls before timing, so caches, clocks and lazy initialisation settle
+# (docs/design.md, measurement rules).
 POINT_WARMUP_S = 0.02
 # An error row keeps the first line of the exception's message, cut to this many characters.
 MAX_ERROR_CHARS = 300
@@ -33,30 +39,14 @@ MAX_NOTE_CHARS = 200
 @dataclass(frozen=True)
 class SweepOptions:
     warmup_s: float = POINT_WARMUP_S
-    target: timing.Target = field(default_factory=timing.Target)
+    target: timing.Target = field(default_factory=timing.Target)  # the device-time timer's stopping rule
+    eager_windows: int = timing.EAGER_WINDOWS
+    eager_window_s: float = timing.EAGER_WINDOW_S
     l2: str = COLD  # "cold": rotate input copies past the L2; "hot": one set of buffers
     seed: int = 0
     time_calls: bool = True  # False: check and profile only (`gemmbench kernels`)
-    capture_kernels: bool = True  # a torch.profiler pass per point, after the timers
+    capture_kernels: bool = True  # a torch.profiler pass per point, after every point is timed
     roofline: Roofline | None = None  # measured device limits; gives each row its floor
-
-
-class _KernelCapture:
-    """Profiles points until the profiler proves unavailable; then warns once and stops trying."""
-
-    def __init__(self, enabled: bool, warn: Callable[[str], None]) -> None:
-        self.enabled = enabled
-        self.warn = warn
-
-    def __call__(self, call, device: torch.device) -> profile.KernelTrace | None:
-        if not self.enabled or device.type != "cuda":
-            return None
-        try:
-            return profile.capture_kernels(call, device)
-        except Exception as exc:  # noqa: BLE001 - a profiler problem must never cost a row its timings
-            self.enabled = False
-            self.warn(f"kernel names not recorded: {exc}; the kernel columns stay empty")
-            return None
 
 
 def _ignore(message: str) -> None:
@@ -73,7 +63,22 @@ def load_backends(backends: list[Backend], device: torch.device, note: Callable[
         ext.ensure_loaded()
 
 
-def run_points(
+def is_allocation_failure(exc: BaseException) -> bool:
+    """Out of device memory, or (on the CPU) an allocation the host cannot satisfy."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+
+
+def error_reason(exc: BaseException) -> str:
+    """An error row's reason: the exception's type and the first line of its message."""
+    if is_allocation_failure(exc):
+        return "out of memory"
+    message = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {message}"[:MAX_ERROR_CHARS]
+
+
+def measure_cases(
     cases: list[Case],
     backends: list[Backend],
     device: torch.device,
@@ -82,9 +87,8 @@ def run_points(
     note: Callable[[str], None] = _ignore,
 ) -> Iterator[Record]:
     """One record per (case, backend), in case order then backend order, after loading the backends.
-    `warn` gets sweep-wide problems, `note` what is about to take a while."""
+    No profiler runs here. `warn` gets sweep-wide problems, `note` what is about to take a while."""
     load_backends(backends, device, note)
-    capture = _KernelCapture(options.capture_kernels, warn)
     clocks = ClockWatch(device)
     if device.type == "cuda" and clocks.unavailable and options.time_calls:
         warn(f"no clock watch: {clocks.unavailable}; the clock and throttle columns stay empty")
@@ -92,31 +96,192 @@ def run_points(
     for case in cases:
         reasons = {b.name: b.unavailable_reason(case, device) for b in backends}
         runnable = [b for b in backends if reasons[b.name] is None]
-        copies: list[GemmInputs] = []
-        ref = None
-        setup_error = ""
-        l2_note = ""
-        if runnable:
-            try:
-                cold = options.l2 == COLD and options.time_calls
-                copies, l2_note = input_copies(case, device, options.seed, cold)
-                ref = reference(copies[0])
-            except torch.cuda.OutOfMemoryError:
-                copies, ref = [], None
-                setup_error = "out of memory (inputs and float64 reference)"
-                _release(device)
-            if not device_warm and any(b.real for b in runnable):
-                warm_device(device, clocks)
-                device_warm = True
+        if runnable and not device_warm and any(b.real for b in runnable):
+            warm_device(device, clocks)
+            device_warm = True
+        measured = _measure_case(case, runnable, device, options, clocks) if runnable else {}
         for backend in backends:
-            if reasons[backend.name]:
-                yield Record.for_case(case, backend.name, SKIPPED, reasons[backend.name])
-            elif setup_error:
-                yield Record.for_case(case, backend.name, ERROR, setup_error)
-            else:
-                yield measure_point(case, backend, copies, ref, device, options, capture, clocks, l2_note)
-        del copies, ref
+            reason = reasons[backend.name]
+            yield measured[backend.name] if reason is None else Record.for_case(case, backend.name, SKIPPED, reason)
         _release(device)
+
+
+def _measure_case(
+    case: Case, backends: list[Backend], device: torch.device, options: SweepOptions, clocks: ClockWatch
+) -> dict[str, Record]:
+    """Every runnable backend of one case, checked and timed; failures are error rows."""
+    try:
+        cold = options.l2 == COLD and options.time_calls
+        copies, l2_note = input_copies(case, device, options.seed, cold)
+        ref = reference(copies[0])
+    except Exception as exc:  # noqa: BLE001 - inputs that cannot be made are a row per backend, never a traceback
+        _release(device)
+        reason = error_reason(exc)
+        reason = f"{reason} (inputs and float64 reference)" if is_allocation_failure(exc) else reason
+        return {b.name: Record.for_case(case, b.name, ERROR, reason) for b in backends}
+    done: dict[str, Record] = {}
+    checked: dict[str, tuple[Callable[[], object], float]] = {}
+    for backend in backends:
+        try:
+            call, rel_err = _checked_call(case, backend, copies, ref, device)
+        except Exception as exc:  # noqa: BLE001 - any backend failure is a row, never a traceback
+            done[backend.name] = Record.for_case(case, backend.name, ERROR, error_reason(exc))
+            continue
+        if not rel_err <= WRONG_RESULT_REL_ERR:  # also catches NaN
+            reason = f"wrong result: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}"
+            done[backend.name] = Record.for_case(case, backend.name, ERROR, reason, rel_err=rel_err)
+        elif not options.time_calls:
+            done[backend.name] = Record.for_case(case, backend.name, OK, rel_err=rel_err)
+        else:
+            checked[backend.name] = call, rel_err
+    del ref
+    if checked:
+        by_name = {b.name: b for b in backends}
+        done.update(_time_case(case, by_name, checked, len(copies), l2_note, device, options, clocks))
+    return {b.name: done[b.name] for b in backends}
+
+
+def _checked_call(
+    case: Case, backend: Backend, copies: list[GemmInputs], ref: torch.Tensor, device: torch.device
+) -> tuple[Callable[[], object], float]:
+    """The backend's call over the rotating copies, and the relative error of its first output, written
+    into a buffer poisoned with NaN so that an output that is not fully written fails."""
+    calls = [backend.prepare(case, inputs) for inputs in copies]
+    copies[0].out.fill_(math.nan)
+    calls[0]()
+    _sync(device)()
+    return rotating(calls), relative_error(copies[0].out, ref)
+
+
+def _time_case(
+    case: Case,
+    backends: dict[str, Backend],
+    checked: dict[str, tuple[Callable[[], object], float]],
+    copies: int,
+    l2_note: str,
+    device: torch.device,
+    options: SweepOptions,
+    clocks: ClockWatch,
+) -> dict[str, Record]:
+    """Eager latency of all `checked` backends in interleaved windows, then each one's device time,
+    clocks and routing check."""
+    records: dict[str, Record] = {}
+    simulated = {name for name in checked if backends[name].simulated_times_us(case) is not None}
+    calls = {name: call for name, (call, _) in checked.items() if name not in simulated}
+    for name, call in list(calls.items()):
+        try:
+            timing.warm_up(call, options.warmup_s, _sync(device))
+        except Exception as exc:  # noqa: BLE001
+            records[name] = Record.for_case(case, name, ERROR, error_reason(exc))
+            del calls[name]
+    start = clocks.read()
+    latencies, failures = _interleaved_latency(calls, device, options)
+    for name, exc in failures.items():
+        records[name] = Record.for_case(case, name, ERROR, error_reason(exc))
+    for name, (call, rel_err) in checked.items():
+        if name in records:
+            continue
+        backend = backends[name]
+        try:
+            if name in simulated:
+                latency_us, device_us = backend.simulated_times_us(case)
+                latency, device_time, timer_note = (
+                    Samples(SIMULATED_TIMER, (latency_us,)),
+                    Samples(SIMULATED_TIMER, (device_us,)),
+                    "",
+                )
+            else:
+                latency = latencies[name]
+                device_time, timer_note = _device_time(call, latency, copies, device, options)
+            end = clocks.read()
+            mismatch, routing_note = _routing(case, backend, device, options)
+        except Exception as exc:  # noqa: BLE001 - any backend failure is a row, never a traceback
+            _release(device)
+            records[name] = Record.for_case(case, name, ERROR, error_reason(exc))
+            continue
+        note = "; ".join(n for n in (l2_note, timer_note, routing_note) if n)
+        records[name] = _timed_record(
+            case, name, rel_err, latency, device_time, note, mismatch, start, end, copies, device, options, clocks
+        )
+    return records
+
+
+def _interleaved_latency(
+    calls: dict[str, Callable[[], object]], device: torch.device, options: SweepOptions
+) -> tuple[dict[str, Samples], dict[str, Exception]]:
+    """Eager latency of each call, in `options.eager_windows` rounds that visit every call in turn: the
+    backends of a point are sampled under the same host states. A call that raises is dropped."""
+    timer = EVENTS_TIMER if device.type == "cuda" else HOST_TIMER
+    windows: dict[str, list[list[float]]] = {name: [] for name in calls}
+    failures: dict[str, Exception] = {}
+    for _ in range(options.eager_windows):
+        for name, call in calls.items():
+            if name in failures:
+                continue
+            try:
+                windows[name].append(timing.sample_window(call, timer, options.eager_window_s))
+            except Exception as exc:  # noqa: BLE001 - the caller turns it into this backend's error row
+                failures[name] = exc
+    return {name: Samples.from_windows(timer, w) for name, w in windows.items() if name not in failures}, failures
+
+
+def _device_time(
+    call: Callable[[], object], latency: Samples, copies: int, device: torch.device, options: SweepOptions
+) -> tuple[Samples | None, str]:
+    """CUDA-graph device time (None on the CPU), and a note where the call cannot be captured."""
+    if device.type != "cuda":
+        return None, ""
+    try:
+        # Each graph replay runs every copy the same number of times, so rotation continues across replays.
+        unroll = timing.fit_graph_unroll(call, latency.min_us, multiple_of=copies)
+        return timing.time_graph(call, options.target, unroll), ""
+    except RuntimeError as exc:  # a call that cannot be captured still has its eager latency
+        if is_allocation_failure(exc):
+            raise
+        return None, f"graph timer failed: {str(exc).splitlines()[0][:MAX_NOTE_CHARS]}"
+
+
+def _timed_record(
+    case: Case,
+    backend: str,
+    rel_err: float,
+    latency: Samples,
+    device_time: Samples | None,
+    note: str,
+    mismatch: float | None,
+    start: ClockReading | None,
+    end: ClockReading | None,
+    copies: int,
+    device: torch.device,
+    options: SweepOptions,
+    clocks: ClockWatch,
+) -> Record:
+    best_us = (device_time or latency).median_us
+    values: dict = {
+        "noisy": any(s.noisy for s in (latency, device_time) if s is not None),
+        "tflops": case.flops / best_us / 1e6,  # FLOP per us = 1e6 FLOP/s; TFLOP/s = 1e12 FLOP/s
+        "gbps": case.bytes_moved / best_us / 1e3,  # bytes per us = 1e6 B/s; GB/s = 1e9 B/s
+    }
+    if mismatch is not None:
+        values["topk_mismatch"] = mismatch
+    if options.roofline is not None:
+        values["floor_us"] = options.roofline.floor_us(case)
+        values["pct_of_floor"] = 100 * values["floor_us"] / best_us
+    if start and end:
+        values.update(assess(start, end, clocks.max_sm_mhz))
+    mode = l2_mode(device, options.l2)
+    return Record.for_case(
+        case,
+        backend,
+        OK,
+        note,
+        latency=latency.summary(),
+        device=device_time.summary() if device_time else None,
+        rel_err=rel_err,
+        l2_mode=mode,
+        l2_copies=copies if mode else None,
+        **values,
+    )
 
 
 def _release(device: torch.device) -> None:
@@ -128,109 +293,68 @@ def _sync(device: torch.device):
     return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
 
-def measure_point(
-    case: Case,
-    backend: Backend,
-    copies: list[GemmInputs],
-    ref: torch.Tensor,
-    device: torch.device,
-    options: SweepOptions,
-    capture: Callable[[Callable, torch.device], profile.KernelTrace | None] = lambda call, device: None,
-    clocks: ClockWatch | None = None,
-    l2_note: str = "",
-) -> Record:
-    """Check one backend's output against the reference, time it, then profile it. Failures become error rows."""
-    try:
-        calls = [backend.prepare(case, inputs) for inputs in copies]
-        checked = copies[0]
-        checked.out.fill_(math.nan)
-        calls[0]()
-        _sync(device)()
-        rel_err = relative_error(checked.out, ref)
-        if not rel_err <= WRONG_RESULT_REL_ERR:  # also catches NaN
-            return Record.for_case(
-                case,
-                backend.name,
-                ERROR,
-                f"wrong result: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}",
-                rel_err=rel_err,
-            )
-        call = rotating(calls)
-        if not options.time_calls:
-            return Record.for_case(case, backend.name, OK, rel_err=rel_err, **_kernel_values(capture(call, device)))
-        timing.warm_up(call, options.warmup_s, _sync(device))
-        before = clocks.read() if clocks else None
-        latency, device_time, timer_note = _time(case, backend, call, len(calls), device, options)
-        after = clocks.read() if clocks else None
-        trace = capture(call, device)
-        mismatch, routing_note = _routing(case, backend, device, options)
-    except torch.cuda.OutOfMemoryError:
-        _release(device)
-        return Record.for_case(case, backend.name, ERROR, "out of memory")
-    except Exception as exc:  # noqa: BLE001 - any backend failure is a row, never a traceback
-        message = (str(exc).strip().splitlines() or [""])[0]
-        return Record.for_case(case, backend.name, ERROR, f"{type(exc).__name__}: {message}"[:MAX_ERROR_CHARS])
-    best_us = (device_time or latency).median_us
-    values: dict = {
-        "noisy": any(s.noisy for s in (latency, device_time) if s is not None),
-        "tflops": case.flops / best_us / 1e6,  # FLOP per us = 1e6 FLOP/s; TFLOP/s = 1e12 FLOP/s
-        "gbps": case.bytes_moved / best_us / 1e3,  # bytes per us = 1e6 B/s; GB/s = 1e9 B/s
-        **_kernel_values(trace),
-    }
-    if mismatch is not None:
-        values["topk_mismatch"] = mismatch
-    if options.roofline is not None:
-        values["floor_us"] = options.roofline.floor_us(case)
-        values["pct_of_floor"] = 100 * values["floor_us"] / best_us
-    if before and after:
-        values.update(assess(before, after, clocks.max_sm_mhz))
-    mode = l2_mode(device, options.l2)
-    note = "; ".join(n for n in (l2_note, timer_note, routing_note) if n)
-    return Record.for_case(
-        case,
-        backend.name,
-        OK,
-        note,
-        latency=latency.summary(),
-        device=device_time.summary() if device_time else None,
-        rel_err=rel_err,
-        l2_mode=mode,
-        l2_copies=len(calls) if mode else None,
-        **values,
-    )
-
-
 def _routing(case: Case, backend: Backend, device: torch.device, options: SweepOptions) -> tuple[float | None, str]:
     """The top-k mismatch of a router row, or why there is none; never fails the row."""
     if not routing.applies(case):
         return None, ""
     try:
         return routing.topk_mismatch(backend, case, device, options.seed), ""
-    except torch.cuda.OutOfMemoryError:
+    except Exception as exc:  # noqa: BLE001 - a failed routing check leaves the row its timings
+        if not is_allocation_failure(exc):
+            raise
         _release(device)
         return None, "routing check: out of memory"
 
 
-def _time(
-    case: Case, backend: Backend, call, copies: int, device: torch.device, options: SweepOptions
-) -> tuple[Samples, Samples | None, str]:
-    simulated = backend.simulated_times_us(case)
-    if simulated is not None:
-        latency_us, device_us = simulated
-        return Samples(SIMULATED_TIMER, (latency_us,)), Samples(SIMULATED_TIMER, (device_us,)), ""
-    if device.type != "cuda":
-        return timing.time_host(call, options.target), None, ""
-    latency = timing.time_events(call, options.target)
-    try:
-        # Each graph replay runs every copy the same number of times, so rotation continues across replays.
-        unroll = timing.fit_graph_unroll(call, latency.min_us, multiple_of=copies)
-        device_time = timing.time_graph(call, options.target, unroll)
-    except RuntimeError as exc:  # a call that cannot be captured still has its eager latency
-        return latency, None, f"graph timer failed: {str(exc).splitlines()[0][:MAX_NOTE_CHARS]}"
-    return latency, device_time, ""
+def profile_records(
+    records: list[Record],
+    backends: list[Backend],
+    device: torch.device,
+    options: SweepOptions = SweepOptions(),
+    warn: Callable[[str], None] = _ignore,
+) -> Iterator[tuple[int, Record]]:
+    """The kernel pass, to run after all timing: each record as (index in `records`, record), an ok
+    record with the kernels one call of its backend launches. Every index comes once, unchanged where
+    nothing is profiled (not ok, not a GPU). An unavailable profiler is warned about once and ends the
+    pass's profiling; a call that fails under it leaves a note on its row, which keeps its timings."""
+    by_name = {b.name: b for b in backends}
+    enabled = device.type == "cuda"
+    inputs_case: Case | None = None
+    inputs: GemmInputs | None = None
+    for index, record in enumerate(records):
+        if enabled and record.status == OK and record.backend in by_name:
+            try:
+                if record.case != inputs_case:  # records come case by case: one set of inputs per case
+                    inputs_case, inputs = None, None
+                    _release(device)
+                    inputs_case, inputs = record.case, make_inputs(record.case, device, options.seed)
+                trace = profile.capture_kernels(by_name[record.backend].prepare(record.case, inputs), device)
+            except profile.ProfilerUnavailable as exc:
+                enabled = False
+                warn(f"kernel names not recorded: {exc}; the kernel columns stay empty")
+            except Exception as exc:  # noqa: BLE001 - a failure under the profiler never costs a row its timings
+                inputs_case, inputs = None, None
+                _release(device)
+                note = f"kernel pass: {error_reason(exc)}"
+                record = replace(record, reason="; ".join(n for n in (record.reason, note) if n))
+            else:
+                kernels = trace.kernels
+                record = replace(record, kernels=kernels, kernel_count=len(kernels), kernel_sum_us=trace.sum_us)
+        yield index, record
+    _release(device)
 
 
-def _kernel_values(trace: profile.KernelTrace | None) -> dict:
-    if trace is None:
-        return {}
-    return {"kernels": trace.kernels, "kernel_count": len(trace.kernels), "kernel_sum_us": trace.sum_us}
+def measure_all(
+    cases: list[Case],
+    backends: list[Backend],
+    device: torch.device,
+    options: SweepOptions = SweepOptions(),
+    warn: Callable[[str], None] = _ignore,
+) -> list[Record]:
+    """Both passes, for callers that need no progress (scripts, tests): every point measured, then
+    profiled where `options.capture_kernels`."""
+    records = list(measure_cases(cases, backends, device, options, warn))
+    if options.capture_kernels:
+        for index, record in profile_records(records, backends, device, options, warn):
+            records[index] = record
+    return records

@@ -72,6 +72,8 @@ def capture_kernels(call: Callable[[], object], device: torch.device) -> KernelT
             for e in prof.profiler.kineto_results.events()
         ]
     except (RuntimeError, AttributeError) as exc:
+        if isinstance(exc, torch.OutOfMemoryError):  # the call's failure, not the profiler's
+            raise
         raise ProfilerUnavailable(f"torch.profiler failed: {str(exc).splitlines()[0][:MAX_FAILURE_CHARS]}") from exc
     per_call = group_by_call(events, PROFILED_CALLS)
     if not all(per_call):

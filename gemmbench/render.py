@@ -17,6 +17,8 @@ from gemmbench.compare import FLAGGED_TOLERANCE, SAME_TOLERANCE, Comparison
 from gemmbench.decode import KernelInfo, decode, gemm_kernel, short_name
 from gemmbench.recommend import MRange, ShapeRecommendation
 from gemmbench.records import ERROR, FP32_ACCURATE_REL_ERR, OK, SKIPPED, KernelRun, Record, by_case, by_shape
+from gemmbench.runfile import Run
+from gemmbench.session import MEASURE, Step
 from gemmbench.shapes import Case, Preset
 from gemmbench.summary import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER, SIMULATED_TIMER
 
@@ -59,6 +61,20 @@ def shape_title(case: Case, l2_mode: str | None = None) -> str:
 
 def point_label(case: Case, backend: str) -> str:
     return f"{case.model} {case.gemm} M={case.m} · {backend}"
+
+
+def step_label(step: Step) -> str:
+    """A progress bar's description of the step in hand."""
+    label = point_label(step.case, step.backend)
+    return label if step.phase == MEASURE else f"kernels: {label}"
+
+
+def incomplete_note(run: Run) -> str:
+    """How much of an interrupted sweep finished."""
+    planned = "?" if run.planned is None else run.planned
+    if run.planned is not None and len(run.records) >= run.planned:
+        return f"all {planned} rows finished, the kernel pass did not"
+    return f"{len(run.records)} of {planned} rows finished"
 
 
 def header(provenance: dict) -> Text:

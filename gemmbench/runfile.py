@@ -11,13 +11,13 @@ import os
 import tempfile
 import typing
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gemmbench.errors import GemmbenchError
-from gemmbench.records import KernelRun, Record
+from gemmbench.records import STATUSES, KernelRun, Record
 
 if TYPE_CHECKING:  # pandas is imported only where a frame is built: `show` and `list` start faster
     import pandas as pd
@@ -56,6 +56,8 @@ class Run:
 
     provenance: dict
     records: list[Record] = field(default_factory=list)
+    planned: int | None = None  # points the sweep planned (None: not recorded, as in a CSV export)
+    complete: bool = True  # False while a sweep runs, and after one was interrupted
 
     def to_frame(self) -> pd.DataFrame:
         """One row per record, the CSV's columns: numbers numeric, flags boolean, kernels as lists of names."""
@@ -119,24 +121,33 @@ def ensure_writable_file(path: str) -> None:
 
 
 class RunWriter:
-    """Keeps the run file on disk up to date: rewritten atomically after every record."""
+    """Keeps a run's file on disk up to date: `flush` after every change rewrites it atomically."""
 
-    def __init__(self, path: Path, provenance: dict) -> None:
+    def __init__(self, path: Path, run: Run) -> None:
         self.path = Path(path)
-        self.run = Run(provenance)
-        self._flush()
+        self.run = run
+        self.flush()
 
-    def add(self, record: Record) -> None:
-        self.run.records.append(record)
-        self._flush()
-
-    def _flush(self) -> None:
+    def flush(self) -> None:
         text = run_to_json(self.run)
         # Write beside the target and rename: a crash mid-write never leaves a truncated run file.
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
+        # mkstemp creates the file readable by its owner only; give it the mode a plain open() would.
+        os.chmod(tmp, _DEFAULT_FILE_MODE & ~_current_umask())
         os.replace(tmp, self.path)
+
+
+# What open() asks for before the umask is applied.
+_DEFAULT_FILE_MODE = 0o666
+
+
+def _current_umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _clean(value):
@@ -157,6 +168,8 @@ def run_to_json(run: Run) -> str:
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "provenance": run.provenance,
+        "planned": run.planned,
+        "complete": run.complete,
         "records": [record_to_dict(r) for r in run.records],
     }
     return json.dumps(doc, indent=1) + "\n"
@@ -181,8 +194,13 @@ def write_text(path: str, text: str, stdout) -> None:
 
 
 def load_run(path: Path) -> Run:
-    """A run file (JSON) or a CSV export; the CSV carries no provenance."""
+    """A run file (JSON) or a CSV export; the CSV carries no provenance. Every field of every record is
+    checked: a malformed one is a GemmbenchError naming the file, the record and the field."""
     path = Path(path)
+    if path.is_dir():
+        runs = sorted(path.glob("*.json"))
+        example = f", e.g. {runs[-1]}" if runs else ""
+        raise GemmbenchError(f"{path} is a folder, not a run file", f"give one run file{example}")
     if not path.is_file():
         raise GemmbenchError(
             f"run file {path} does not exist", "give a path under results/ (gemmbench sweep saves there)"
@@ -197,23 +215,92 @@ def load_run(path: Path) -> Run:
         ) from exc
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise GemmbenchError(f"{path} is not a gemmbench run file", "give a .json file written by gemmbench sweep")
-    if doc.get("schema_version", 0) > SCHEMA_VERSION:
+    version = doc.get("schema_version", 0)
+    if not _is_int(version):
+        raise GemmbenchError(f"{path}: schema_version {version!r} is not an integer", _REWRITE)
+    if version > SCHEMA_VERSION:
         raise GemmbenchError(
-            f"{path} has schema version {doc['schema_version']}, newer than this gemmbench reads ({SCHEMA_VERSION})",
+            f"{path} has schema version {version}, newer than this gemmbench reads ({SCHEMA_VERSION})",
             "upgrade gemmbench",
         )
-    return Run(doc.get("provenance", {}), [_record_from_dict(row, path) for row in doc.get("records", [])])
+    provenance, rows = doc.get("provenance", {}), doc.get("records", [])
+    planned, complete = doc.get("planned"), doc.get("complete", True)
+    for key, value, ok in (
+        ("provenance", provenance, isinstance(provenance, dict)),
+        ("records", rows, isinstance(rows, list)),
+        ("planned", planned, planned is None or _is_int(planned)),
+        ("complete", complete, isinstance(complete, bool)),
+    ):
+        if not ok:
+            raise GemmbenchError(f"{path}: '{key}' is {value!r}, not what a run file holds there", _REWRITE)
+    records = [_record_from_dict(row, f"{path}: record {i}") for i, row in enumerate(rows, start=1)]
+    return Run(provenance, records, planned, complete)
 
 
-def _record_from_dict(row: dict, path: Path) -> Record:
+_REWRITE = "re-run the sweep that made it, or correct the file"
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _field_problem(name: str, value) -> str | None:
+    """What is wrong with `value` for the record field `name`, or None."""
+    if value is None:
+        return None if name in _NULLABLE_COLUMNS else "missing (null)"
+    if name == "kernels":
+        ok = isinstance(value, list) and all(
+            isinstance(k, dict)
+            and isinstance(k.get("name"), str)
+            and (k.get("duration_us") is None or _is_finite_number(k["duration_us"]))
+            and set(k) <= {"name", "duration_us"}
+            for k in value
+        )
+        return None if ok else "not a list of kernels (objects with a name and a duration_us)"
+    kind = COLUMN_DTYPES[name]
+    if kind == "Int64" and not _is_int(value):
+        return "not an integer"
+    if kind == "float64" and not _is_finite_number(value):
+        return "not a finite number"
+    if kind == "boolean" and not isinstance(value, bool):
+        return "not true or false"
+    if kind == "string" and not isinstance(value, str):
+        return "not a string"
+    if name == "status" and value not in STATUSES:
+        return f"not a status ({', '.join(STATUSES)})"
+    return None
+
+
+def _is_finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _record_from_dict(row, where: str) -> Record:
+    if not isinstance(row, dict):
+        raise GemmbenchError(f"{where} is {json.dumps(row)}, not a record", _REWRITE)
     known = {k: v for k, v in row.items() if k in RECORD_COLUMNS}
-    kernels = known.get("kernels")
-    try:
-        if kernels is not None:
-            known["kernels"] = tuple(KernelRun(**k) for k in kernels)
-        return Record(**known)
-    except TypeError as exc:
-        raise GemmbenchError(f"{path} has a malformed record: {exc}", "re-run the sweep that made it") from exc
+    for name in RECORD_COLUMNS:
+        if name not in known and name not in _OPTIONAL_FIELDS:
+            raise GemmbenchError(f"{where} has no field '{name}'", _REWRITE)
+    for name, value in known.items():
+        problem = _field_problem(name, value)
+        if problem:
+            raise GemmbenchError(f"{where} has {name} = {json.dumps(value)}: {problem}", _REWRITE)
+    if known.get("kernels") is not None:
+        known["kernels"] = tuple(KernelRun(**k) for k in known["kernels"])
+    return Record(**known)
+
+
+# Fields a record may leave out (they have defaults): the others are required.
+_OPTIONAL_FIELDS = {f.name for f in fields(Record) if f.default is not MISSING}
+
+# Reading a CSV cell as the value its column holds (empty cells of optional columns are None).
+_CELL_PARSERS = {
+    "Int64": int,
+    "float64": float,
+    "boolean": lambda text: {"True": True, "False": False}[text],
+    "string": str,
+}
 
 
 def _records_from_csv(path: Path) -> list[Record]:
@@ -221,20 +308,25 @@ def _records_from_csv(path: Path) -> list[Record]:
 
     malformed = "give a CSV written by gemmbench --csv"
     try:
-        frame = pd.read_csv(
-            path,
-            dtype={c: t for c, t in COLUMN_DTYPES.items()},
-            keep_default_na=False,  # an empty reason stays "", not NaN...
-            na_values={c: [""] for c in _NULLABLE_COLUMNS},  # ...while an empty optional cell is None
-        )
-    except (ValueError, TypeError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise GemmbenchError(f"{path} has a malformed value: {str(exc).splitlines()[0]}", malformed) from exc
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise GemmbenchError(f"{path} is not a CSV file: {str(exc).splitlines()[0]}", malformed) from exc
     missing = [c for c in REQUIRED_CSV_COLUMNS if c not in frame.columns]
     if missing:
         raise GemmbenchError(f"{path} is not a gemmbench CSV export (no column '{missing[0]}')", malformed)
-    frame = frame[[c for c in RECORD_COLUMNS if c in frame.columns]]
-    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    for row in rows:
-        if row.get("kernels") is not None:
-            row["kernels"] = [{"name": name} for name in row["kernels"].split(KERNEL_SEPARATOR)]
-    return [_record_from_dict(row, path) for row in rows]
+    columns = [c for c in RECORD_COLUMNS if c in frame.columns]
+    records = []
+    for line, cells in enumerate(frame[columns].to_dict("records"), start=2):  # line 1 is the header
+        row = {}
+        for name, text in cells.items():
+            if text == "" and name in _NULLABLE_COLUMNS:
+                row[name] = None
+            elif name == "kernels":
+                row[name] = [{"name": kernel} for kernel in text.split(KERNEL_SEPARATOR)]
+            else:
+                try:
+                    row[name] = _CELL_PARSERS[COLUMN_DTYPES[name]](text)
+                except (ValueError, KeyError):
+                    raise GemmbenchError(f"{path}: line {line} has {name} = {text!r}", malformed) from None
+        records.append(_record_from_dict(row, f"{path}: line {line}"))
+    return records

@@ -16,8 +16,7 @@ import torch
 from gemmbench import environment, roofline
 from gemmbench.backends import Backend, select_backends
 from gemmbench.inputs import COLD, HOT
-from gemmbench.measure import POINT_WARMUP_S, SweepOptions, run_points
-from gemmbench.records import Record
+from gemmbench.measure import POINT_WARMUP_S, SweepOptions, measure_cases, profile_records
 from gemmbench.runfile import Run, RunWriter, ensure_writable_dir, new_run_path
 from gemmbench.shapes import (
     CPU_DEFAULT_M,
@@ -36,12 +35,24 @@ def _ignore(*_args) -> None:
     return None
 
 
+MEASURE, PROFILE = "measure", "kernels"  # the two passes of a session
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unit of a session's work, for progress: a point measured, or profiled."""
+
+    phase: str  # MEASURE or PROFILE
+    case: Case
+    backend: str
+
+
 @dataclass(frozen=True)
 class SweepCallbacks:
     """How a session reports as it goes; every callback is optional."""
 
-    started: Callable[[dict, list[tuple[Case, str]]], None] = _ignore  # provenance, the points planned
-    finished_point: Callable[[Record, int], None] = _ignore  # each record, and how many are done
+    started: Callable[[dict, list[Step]], None] = _ignore  # the provenance, and every step planned
+    progress: Callable[[int], None] = _ignore  # how many steps are done
     note: Callable[[str], None] = _ignore  # what is about to take a while
     warn: Callable[[str], None] = _ignore  # a sweep-wide problem that leaves columns empty
 
@@ -59,9 +70,15 @@ class SweepPlan:
     remeasure_roofline: bool = False
 
     @property
-    def points(self) -> list[tuple[Case, str]]:
-        """(case, backend) in the order rows arrive: case by case, each backend in turn."""
-        return [(case, backend.name) for case in self.cases for backend in self.backends]
+    def profiles(self) -> bool:
+        """Whether the session ends with a kernel pass (torch.profiler needs a GPU)."""
+        return self.options.capture_kernels and self.device.type == "cuda"
+
+    @property
+    def steps(self) -> list[Step]:
+        """Case by case, each backend in turn; then the same again for the kernel pass, if any."""
+        phases = (MEASURE, PROFILE) if self.profiles else (MEASURE,)
+        return [Step(phase, case, b.name) for phase in phases for case in self.cases for b in self.backends]
 
 
 @dataclass(frozen=True)
@@ -124,7 +141,8 @@ def plan_sweep(
 
 
 def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks()) -> SweepResult:
-    """Run every point of `plan`; Ctrl-C ends the session early with the rows that finished."""
+    """Measure every point of `plan`, then profile them; Ctrl-C ends the session early with what
+    finished, and the run says it is incomplete."""
     provenance = environment.collect_provenance(plan.device)
     options = plan.options
     if options.time_calls:
@@ -132,18 +150,30 @@ def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks()) -
         if roof is not None:
             provenance["roofline"] = asdict(roof)
             options = replace(options, roofline=roof)
-    writer = RunWriter(new_run_path(plan.out_dir, provenance), provenance) if plan.out_dir is not None else None
-    run = writer.run if writer else Run(provenance)
-    points = plan.points
-    callbacks.started(provenance, points)
-    interrupted = False
+    points = len(plan.cases) * len(plan.backends)
+    run = Run(provenance, planned=points, complete=False)
+    writer = RunWriter(new_run_path(plan.out_dir, run.provenance), run) if plan.out_dir is not None else None
+    steps = plan.steps
+    callbacks.started(provenance, steps)
+    done = 0
     try:
-        for record in run_points(plan.cases, plan.backends, plan.device, options, callbacks.warn, callbacks.note):
+        for record in measure_cases(plan.cases, plan.backends, plan.device, options, callbacks.warn, callbacks.note):
+            run.records.append(record)
             if writer:
-                writer.add(record)
-            else:
-                run.records.append(record)
-            callbacks.finished_point(record, len(run.records))
+                writer.flush()
+            done += 1
+            callbacks.progress(done)
+        if plan.profiles:
+            for index, record in profile_records(run.records, plan.backends, plan.device, options, callbacks.warn):
+                if record is not run.records[index]:
+                    run.records[index] = record
+                    if writer:
+                        writer.flush()
+                done += 1
+                callbacks.progress(done)
+        run.complete = True
     except KeyboardInterrupt:
-        interrupted = True
-    return SweepResult(run, writer.path if writer else None, len(points), interrupted)
+        pass
+    if writer:
+        writer.flush()
+    return SweepResult(run, writer.path if writer else None, points, not run.complete)

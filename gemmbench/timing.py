@@ -7,13 +7,18 @@
   time without launch gaps, what a CUDA-graph serving loop pays.
 - `time_host`: a host clock around each synchronised call, for the CPU.
 
-Sampling is adaptive: a timer samples until the 95% confidence interval of the median is within the
-target (default ±1%) or its time budget runs out; a timer that missed the target says so (`noisy`).
+Two ways of sampling. Adaptive (`time_graph`, `time_events`, `time_host`): sample until the 95%
+confidence interval of the median is within the target (default ±1%) or the time budget runs out; a
+timer that missed the target says so (`noisy`). That interval assumes independent samples, which the
+device time gives. Eager latency does not: it moves with the host's state (docs/design.md, what was
+measured), so it is sampled in windows (`sample_window`, `Samples.from_windows`), which the sweep
+interleaves between the backends of a point, and its interval is the range of the window medians.
 Statistics are derived from the samples; nothing here rounds.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import time
@@ -32,10 +37,20 @@ MIN_SAMPLES = 5
 # Fewest samples before the confidence interval of the median is trusted to stop sampling: with fewer,
 # the order statistics that bound it are the extremes of the sample.
 MIN_SAMPLES_FOR_CI = 20
-# z of a two-sided 95% interval.
-_Z95 = 1.96
+# Confidence level of the intervals of a median.
+CI_LEVEL = 0.95
 # A cap on samples per timer: beyond a few thousand the median no longer moves.
 MAX_SAMPLES = 4000
+# Eager latency: this many windows per point and backend, each sampling for about this long. Window
+# medians of eager mm_out_dtype at M = 2 on one H200 host ranged 22.7-40.9 us over 15 s (the host's
+# state moves), so samples of one window are not independent of each other, but windows spread over the
+# point are closer to it: the range of 6 independent window medians covers the median with probability
+# 1 - 2 * 0.5**6 = 96.9%, the interval reported.
+EAGER_WINDOWS = 6
+EAGER_WINDOW_S = 0.01
+# An eager figure whose window medians spread beyond ± this share of the median did not hold steady
+# over its point; it is flagged noisy. Device times spread far less (docs/measurement.md).
+EAGER_STEADY_CI_REL = 0.05
 # Graph replays are sized to take about this long on the device, so that event resolution (~0.5 us)
 # and each replay's own launch cost are small beside a replay, and the GPU never waits for the host to
 # launch the next one (graph.replay() from Python took 2.5-3.3 us of host time on one H200 host, an
@@ -69,9 +84,23 @@ class Samples:
     timer: str
     values_us: tuple[float, ...]
     target_ci_rel: float | None = None
+    window_medians_us: tuple[float, ...] = ()  # sampled in windows: each window's median
+
+    @classmethod
+    def from_windows(
+        cls, timer: str, windows: list[list[float]], target_ci_rel: float = EAGER_STEADY_CI_REL
+    ) -> Samples:
+        """Samples taken in windows; their interval is the range of the window medians."""
+        values = tuple(v for window in windows for v in window)
+        medians = tuple(statistics.median(window) for window in windows if window)
+        return cls(timer, values, target_ci_rel, medians)
 
     @property
     def ci_us(self) -> tuple[float, float]:
+        """95% confidence interval of the median: order statistics of independent samples, or the range of
+        the window medians where sampled in windows."""
+        if self.window_medians_us:
+            return min(self.window_medians_us), max(self.window_medians_us)
         return median_ci(self.values_us)
 
     @property
@@ -110,13 +139,27 @@ class Samples:
         return TimerSummary(self.timer, self.median_us, self.iqr_us, self.min_us, low, high, self.count)
 
 
+@functools.cache
+def median_ci_ranks(n: int) -> tuple[int, int]:
+    """0-based ranks (low, high) of the order statistics that bound a 95% confidence interval of the
+    median of n samples: the narrowest symmetric pair [X(j), X(n+1-j)] whose exact binomial coverage,
+    P(j <= B <= n-j) with B ~ Binomial(n, 1/2), is at least 95%. Below n = 6 no pair reaches 95%;
+    the extremes are used."""
+    log_half_n = n * math.log(0.5)
+    tail = 0.0  # P(B <= k)
+    j = 1
+    for k in range(n // 2):
+        tail += math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + log_half_n)
+        if 1 - 2 * tail < CI_LEVEL:
+            break
+        j = k + 1
+    return j - 1, n - j
+
+
 def median_ci(values) -> tuple[float, float]:
-    """Distribution-free 95% confidence interval of the median: the order statistics n/2 ± 1.96·√n/2."""
+    """Distribution-free 95% confidence interval of the median, from order statistics (`median_ci_ranks`)."""
     ordered = sorted(values)
-    n = len(ordered)
-    half = _Z95 * math.sqrt(n) / 2
-    low = max(0, math.floor(n / 2 - half))
-    high = min(n - 1, math.ceil(n / 2 + half) - 1)
+    low, high = median_ci_ranks(len(ordered))
     return ordered[low], ordered[high]
 
 
@@ -151,10 +194,27 @@ def time_host(fn: Callable[[], object], target: Target) -> Samples:
     values: list[float] = []
     started = time.perf_counter()
     while not _done(values, target, started):
-        start = time.perf_counter()
-        fn()
-        values.append((time.perf_counter() - start) * 1e6)
+        values.append(_host_sample(fn))
     return Samples(HOST_TIMER, tuple(values), target_ci_rel=target.ci_rel)
+
+
+def sample_window(fn: Callable[[], object], timer: str, seconds: float) -> list[float]:
+    """Samples of `timer` (EVENTS_TIMER, or HOST_TIMER for synchronous CPU calls) around back-to-back
+    calls of `fn` for about `seconds`, at least one batch; at most a window's share of MAX_SAMPLES."""
+    values: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while not values or (time.perf_counter() < deadline and len(values) < MAX_SAMPLES // EAGER_WINDOWS):
+        if timer == EVENTS_TIMER:
+            values.extend(_event_batch(fn, calls_per_launch=1))
+        else:
+            values.append(_host_sample(fn))
+    return values
+
+
+def _host_sample(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e6
 
 
 def time_events(fn: Callable[[], object], target: Target) -> Samples:
@@ -167,16 +227,19 @@ def _sample_with_events(launch: Callable[[], object], target: Target, calls_per_
     values: list[float] = []
     started = time.perf_counter()
     while not _done(values, target, started):
-        pairs = [
-            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(EVENTS_BATCH)
-        ]
-        for start, end in pairs:
-            start.record()
-            launch()
-            end.record()
-        torch.cuda.synchronize()
-        values.extend(start.elapsed_time(end) * 1e3 / calls_per_launch for start, end in pairs)
+        values.extend(_event_batch(launch, calls_per_launch))
     return tuple(values)
+
+
+def _event_batch(launch: Callable[[], object], calls_per_launch: int) -> list[float]:
+    """EVENTS_BATCH launches back to back, each between a pair of events; one synchronisation at the end."""
+    pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(EVENTS_BATCH)]
+    for start, end in pairs:
+        start.record()
+        launch()
+        end.record()
+    torch.cuda.synchronize()
+    return [start.elapsed_time(end) * 1e3 / calls_per_launch for start, end in pairs]
 
 
 def graph_unroll(per_call_us: float, multiple_of: int = 1) -> int:

@@ -200,7 +200,7 @@ def test_unwritable_output_is_refused_before_the_sweep_starts(tmp_path):
 
 
 def test_ctrl_c_keeps_finished_rows(tmp_path, monkeypatch):
-    real = gemmbench.session.run_points
+    real = gemmbench.session.measure_cases
 
     def interrupted(*args, **kwargs):
         for index, record in enumerate(real(*args, **kwargs)):
@@ -208,12 +208,15 @@ def test_ctrl_c_keeps_finished_rows(tmp_path, monkeypatch):
                 raise KeyboardInterrupt
             yield record
 
-    monkeypatch.setattr(gemmbench.session, "run_points", interrupted)
+    monkeypatch.setattr(gemmbench.session, "measure_cases", interrupted)
     result = invoke("sweep", *FAKE_SHAPE, "--out-dir", tmp_path, "--budget-ms", 1, "--csv", tmp_path / "part.csv")
     assert result.exit_code == EXIT_INTERRUPTED
     assert "interrupted: 2 of 6 rows" in result.stderr
     (path,) = run_files(tmp_path)
-    assert len(json.loads(path.read_text())["records"]) == 2
+    doc = json.loads(path.read_text())
+    assert len(doc["records"]) == 2 and doc["complete"] is False and doc["planned"] == 6
+    shown = invoke("show", path)
+    assert shown.exit_code == 0 and "incomplete run (interrupted): 2 of 6 rows finished" in shown.stderr
     assert len(list(csv.DictReader((tmp_path / "part.csv").open()))) == 2
 
 
@@ -342,3 +345,52 @@ def test_sweep_defaults_are_the_library_defaults():
     assert cli["target_ci"].default == library["target_ci_pct"].default == Target().ci_rel * 100
     assert cli["budget_ms"].default == library["budget_ms"].default == Target().budget_s * 1e3
     assert cli["seed"].default == library["seed"].default
+
+
+def _corrupted_run(tmp_path, change) -> Path:
+    """The sm90 fixture with one change made to its parsed JSON (or its text, for NaN)."""
+    doc = json.loads((FIXTURES / "h200_deepseek_v3_sm90.json").read_text())
+    text = change(doc)
+    path = tmp_path / "bad.json"
+    path.write_text(text if isinstance(text, str) else json.dumps(doc))
+    return path
+
+
+def _set_record(index, key, value):
+    return lambda doc: doc["records"][index].__setitem__(key, value)
+
+
+def _nan_median(doc):
+    return json.dumps(doc).replace('"device_median_us": 5.', '"device_median_us": NaN, "x": 5.', 1)
+
+
+CORRUPT_RUNS = [
+    (_set_record(1, "m", "one"), 'record 2 has m = "one": not an integer'),
+    (_set_record(0, "device_median_us", "fast"), 'record 1 has device_median_us = "fast": not a finite number'),
+    (lambda doc: doc["records"].__setitem__(2, None), "record 3 is null, not a record"),
+    (_nan_median, "record 1 has device_median_us = NaN: not a finite number"),
+    (_set_record(0, "status", "done"), 'record 1 has status = "done": not a status'),
+    (lambda doc: doc.__setitem__("schema_version", "1"), "schema_version '1' is not an integer"),
+]
+COMMANDS_ON_A_RUN = [
+    ["show"],
+    ["recommend"],
+    ["kernels", "--from"],
+    ["compare", "{run}"],
+    ["plot", "-o", "{tmp}/x.png"],
+]
+
+
+@pytest.mark.parametrize("change, what", CORRUPT_RUNS)
+@pytest.mark.parametrize("command", COMMANDS_ON_A_RUN, ids=lambda c: c[0])
+def test_a_malformed_run_file_gets_one_error_line_naming_the_record_and_field(tmp_path, change, what, command):
+    path = _corrupted_run(tmp_path, change)
+    args = [a.replace("{run}", str(path)).replace("{tmp}", str(tmp_path)) for a in command]
+    if command[0] == "plot":
+        args = ["plot", str(path), *args[1:]]
+    else:
+        args = [*args, str(path)]
+    result = invoke(*args)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert lines[0].startswith(f"Error: {path}: ") and what in lines[0] and "Traceback" not in result.output

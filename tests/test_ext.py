@@ -10,7 +10,7 @@ from gemmbench import ext
 from gemmbench.backends import REGISTRY
 from gemmbench.cache import CACHE_ENV
 from gemmbench.cli import app
-from gemmbench.measure import SweepOptions, run_points
+from gemmbench.measure import SweepOptions, measure_all
 from gemmbench.records import SKIPPED
 
 runner = CliRunner()
@@ -51,7 +51,7 @@ def test_status_explains_why_it_cannot_run_here_and_exits_0():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU skip rows")
 def test_sweep_gives_skipped_rows_with_the_reason(small_case):
-    records = list(run_points([small_case], [REGISTRY[n] for n in EXT_BACKENDS], torch.device("cpu"), SweepOptions()))
+    records = list(measure_all([small_case], [REGISTRY[n] for n in EXT_BACKENDS], torch.device("cpu"), SweepOptions()))
     assert [(r.backend, r.status, r.reason) for r in records] == [(n, SKIPPED, "no CUDA device") for n in EXT_BACKENDS]
 
 

@@ -6,14 +6,16 @@ import torch
 from gemmbench import timing
 from gemmbench.backends import REGISTRY, default_backends
 from gemmbench.decode import decode, gemm_kernel
-from gemmbench.measure import SweepOptions, run_points
+from gemmbench.measure import SweepOptions, measure_all
 from gemmbench.records import ERROR, OK
 from gemmbench.shapes import Case, load_preset
 
 pytestmark = pytest.mark.gpu
 
 CUDA = torch.device("cuda")
-FAST = SweepOptions(warmup_s=0.005, target=timing.Target(budget_s=0.01, min_time_s=0.0))
+FAST = SweepOptions(
+    warmup_s=0.005, target=timing.Target(budget_s=0.01, min_time_s=0.0), eager_windows=3, eager_window_s=0.002
+)
 
 
 def _router(m: int) -> Case:
@@ -22,7 +24,7 @@ def _router(m: int) -> Case:
 
 @pytest.fixture(scope="module")
 def router_records():
-    records = list(run_points([_router(1), _router(4096)], default_backends(), CUDA, FAST))
+    records = list(measure_all([_router(1), _router(4096)], default_backends(), CUDA, FAST))
     return {(r.m, r.backend): r for r in records}
 
 
@@ -74,13 +76,13 @@ def test_graph_size_grows_from_an_overstated_bound_until_a_replay_is_long():
 
 def test_a_case_too_large_for_memory_is_an_error_row_and_the_sweep_goes_on():
     huge = Case("custom", "huge", "custom", 1 << 20, 1 << 20, 7168)  # a 4 TiB fp32 output
-    records = list(run_points([huge, _router(1)], [REGISTRY["mm_out_dtype"]], CUDA, FAST))
+    records = list(measure_all([huge, _router(1)], [REGISTRY["mm_out_dtype"]], CUDA, FAST))
     assert records[0].status == ERROR and "out of memory" in records[0].reason
     assert records[1].status == OK
 
 
 def test_kernels_only_pass_skips_timers():
-    (record,) = run_points([_router(16)], [REGISTRY["mm_out_dtype"]], CUDA, SweepOptions(time_calls=False))
+    (record,) = measure_all([_router(16)], [REGISTRY["mm_out_dtype"]], CUDA, SweepOptions(time_calls=False))
     assert record.status == OK and record.kernels and record.latency_median_us is None
 
 
@@ -100,6 +102,6 @@ def test_rows_carry_routing_and_floor_with_a_roofline():
     roof = roofline.measure(CUDA)
     assert 1000 < roof.bandwidth_gbps < 10000 and 100 < roof.bf16_tflops < 2000
     options = SweepOptions(warmup_s=0.005, target=timing.Target(budget_s=0.01, min_time_s=0.0), roofline=roof)
-    (record,) = run_points([_router(1)], [REGISTRY["mm_out_dtype"]], CUDA, options)
+    (record,) = measure_all([_router(1)], [REGISTRY["mm_out_dtype"]], CUDA, options)
     assert record.topk_mismatch is not None and 0 < record.pct_of_floor < 100
     assert record.floor_us == roof.floor_us(record.case)

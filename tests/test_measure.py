@@ -1,15 +1,17 @@
 import pytest
 import torch
 
-from gemmbench import timing
+from gemmbench import profile, timing
 from gemmbench.backends import REGISTRY, Backend
 from gemmbench.backends.fake import FAKE_LAUNCH_US
-from gemmbench.measure import SweepOptions, run_points
-from gemmbench.records import ERROR, OK, SKIPPED
+from gemmbench.measure import SweepOptions, measure_all
+from gemmbench.records import ERROR, OK, SKIPPED, KernelRun
 from gemmbench.shapes import Case
 
 CPU = torch.device("cpu")
-FAST = SweepOptions(warmup_s=0.0, target=timing.Target(budget_s=0.001, min_time_s=0.0))
+FAST = SweepOptions(
+    warmup_s=0.0, target=timing.Target(budget_s=0.001, min_time_s=0.0), eager_windows=2, eager_window_s=0.0
+)
 
 
 class LazyBackend(Backend):
@@ -40,7 +42,7 @@ class HalfWrongBackend(Backend):
 
 def test_cpu_sweep_gives_a_row_per_case_and_backend(small_case):
     backends = [REGISTRY[n] for n in ("mm_out_dtype", "upcast", "linear_cast", "fake")]
-    records = list(run_points([small_case, Case("custom", "8x16", "custom", 2, 8, 16)], backends, CPU, FAST))
+    records = list(measure_all([small_case, Case("custom", "8x16", "custom", 2, 8, 16)], backends, CPU, FAST))
     assert [(r.m, r.backend) for r in records] == [(m, b.name) for m in (4, 2) for b in backends]
     by_backend = {r.backend: r for r in records if r.m == 4}
     assert by_backend["mm_out_dtype"].status == SKIPPED and "aten::mm.dtype" in by_backend["mm_out_dtype"].reason
@@ -51,7 +53,7 @@ def test_cpu_sweep_gives_a_row_per_case_and_backend(small_case):
 
 
 def test_fake_backend_times_are_deterministic(small_case):
-    (record,) = run_points([small_case], [REGISTRY["fake"]], CPU, FAST)
+    (record,) = measure_all([small_case], [REGISTRY["fake"]], CPU, FAST)
     assert record.latency_median_us == pytest.approx(record.device_median_us + FAKE_LAUNCH_US)
     assert record.tflops == pytest.approx(small_case.flops / record.device_median_us / 1e6)
 
@@ -65,40 +67,68 @@ def test_fake_backend_times_are_deterministic(small_case):
     ],
 )
 def test_failures_are_error_rows_not_exceptions(small_case, backend, reason):
-    (record,) = run_points([small_case], [backend], CPU, FAST)
+    (record,) = measure_all([small_case], [backend], CPU, FAST)
     assert record.status == ERROR and record.reason.startswith(reason) and "\n" not in record.reason
     assert record.latency_median_us is None
 
 
 def test_unsupported_dtypes_are_skipped():
     case = Case("custom", "x", "custom", 2, 8, 16, in_dtype="fp16")
-    (record,) = run_points([case], [REGISTRY["upcast"]], CPU, FAST)
+    (record,) = measure_all([case], [REGISTRY["upcast"]], CPU, FAST)
     assert record.status == SKIPPED and "only bf16" in record.reason
 
 
 def test_check_only_sweep_skips_timers(small_case):
-    (record,) = run_points([small_case], [REGISTRY["upcast"]], CPU, SweepOptions(time_calls=False))
+    (record,) = measure_all([small_case], [REGISTRY["upcast"]], CPU, SweepOptions(time_calls=False))
     assert record.status == OK and record.rel_err is not None and record.latency_median_us is None
 
 
-def test_an_unavailable_profiler_warns_once_and_rows_keep_going(monkeypatch):
-    from gemmbench import measure, profile
+def _profile_on_a_pretend_gpu(monkeypatch, small_case, capture):
+    """profile_records over three fake rows with `capture` standing in for torch.profiler: inputs are made on
+    the CPU, the device only says cuda."""
+    from gemmbench import inputs, measure, profile
 
-    calls, warnings = [], []
+    monkeypatch.setattr(profile, "capture_kernels", capture)
+    monkeypatch.setattr(measure, "make_inputs", lambda case, device, seed: inputs.make_inputs(case, CPU, seed))
+    records = measure_all([small_case], [REGISTRY["fake"]], CPU, FAST) * 3
+    warnings = []
+    out = list(measure.profile_records(records, [REGISTRY["fake"]], torch.device("cuda"), FAST, warnings.append))
+    return records, out, warnings
+
+
+def test_an_unavailable_profiler_warns_once_and_rows_keep_their_timings(monkeypatch, small_case):
+    from gemmbench import profile
+
+    calls = []
 
     def refuse(call, device):
         calls.append(1)
         raise profile.ProfilerUnavailable("CUPTI refused")
 
-    monkeypatch.setattr(profile, "capture_kernels", refuse)
-    capture = measure._KernelCapture(True, warnings.append)
-    cuda = torch.device("cuda")
-    assert capture(lambda: None, cuda) is None and capture(lambda: None, cuda) is None
+    records, out, warnings = _profile_on_a_pretend_gpu(monkeypatch, small_case, refuse)
+    assert [(i, r) for i, r in out] == list(enumerate(records))
     assert len(calls) == 1 and len(warnings) == 1 and "CUPTI refused" in warnings[0]
 
 
+def test_a_call_that_fails_under_the_profiler_keeps_its_row_with_a_note(monkeypatch, small_case):
+    def fail(call, device):
+        raise RuntimeError("launch failed\nmore")
+
+    records, out, warnings = _profile_on_a_pretend_gpu(monkeypatch, small_case, fail)
+    assert not warnings and len(out) == 3
+    for (_index, record), before in zip(out, records, strict=True):
+        assert record.reason == "kernel pass: RuntimeError: launch failed" and record.kernels is None
+        assert record.device_median_us == before.device_median_us
+
+
+def test_the_kernel_pass_records_what_the_profiler_saw(monkeypatch, small_case):
+    trace = profile.KernelTrace((KernelRun("nvjet_sm90_tss_64x8_64x16_4x1_v_bz_TNT", 4.0),), 4.0)
+    records, out, _ = _profile_on_a_pretend_gpu(monkeypatch, small_case, lambda call, device: trace)
+    assert all(r.kernels == trace.kernels and r.kernel_count == 1 and r.kernel_sum_us == 4.0 for _, r in out)
+
+
 def test_cpu_rows_carry_no_l2_mode_and_their_ci(small_case):
-    (record,) = run_points([small_case], [REGISTRY["upcast"]], CPU, FAST)
+    (record,) = measure_all([small_case], [REGISTRY["upcast"]], CPU, FAST)
     assert record.l2_mode is None and record.l2_copies is None
     assert record.latency_ci_low_us <= record.latency_median_us <= record.latency_ci_high_us
     assert record.noisy in (True, False) and record.throttled is None

@@ -9,6 +9,7 @@ from gemmbench.errors import GemmbenchError
 from gemmbench.records import KernelRun, Record
 from gemmbench.runfile import (
     SCHEMA_VERSION,
+    Run,
     RunWriter,
     ensure_writable_dir,
     ensure_writable_file,
@@ -52,15 +53,17 @@ def test_csv_header_has_units_in_column_names():
 
 def test_run_file_is_written_after_every_record_and_round_trips(tmp_path):
     path = tmp_path / "run.json"
-    writer = RunWriter(path, {"device_name": "test"})
+    run = Run({"device_name": "test"}, planned=3, complete=False)
+    writer = RunWriter(path, run)
     assert json.loads(path.read_text())["records"] == []
     for count, record in enumerate(sample_records(), start=1):
-        writer.add(record)
+        run.records.append(record)
+        writer.flush()
         assert len(json.loads(path.read_text())["records"]) == count
     doc = json.loads(path.read_text())
     assert doc["schema_version"] == SCHEMA_VERSION and doc["records"][2]["rel_err"] is None
     loaded = load_run(path)
-    assert loaded.provenance == {"device_name": "test"}
+    assert loaded.provenance == {"device_name": "test"} and (loaded.planned, loaded.complete) == (3, False)
     assert loaded.records[:2] == sample_records()[:2]
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
@@ -77,7 +80,10 @@ def test_gpu_recorded_fixture_loads():
         ("not json", "invalid JSON"),
         ('{"schema": "other"}', "not a gemmbench run file"),
         ('{"schema": "gemmbench.run", "schema_version": 99}', "newer than this gemmbench"),
-        ('{"schema": "gemmbench.run", "schema_version": 1, "records": [{"model": "x"}]}', "malformed record"),
+        (
+            '{"schema": "gemmbench.run", "schema_version": 1, "records": [{"model": "x"}]}',
+            "record 1 has no field 'gemm'",
+        ),
     ],
 )
 def test_unreadable_run_files(tmp_path, content, message):

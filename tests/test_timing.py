@@ -1,3 +1,4 @@
+import math
 import time
 
 import pytest
@@ -47,10 +48,23 @@ def test_graph_unroll_is_a_multiple_of_the_rotated_copies(per_call_us, copies, u
     assert timing.graph_unroll(per_call_us, multiple_of=copies) == unroll
 
 
-def test_median_ci_brackets_the_median_with_order_statistics():
-    values = list(range(1, 101))  # 1..100
-    low, high = timing.median_ci(values)
-    assert low < 50.5 < high and (low, high) == (41, 60)
+def exact_coverage(n: int, low: int, high: int) -> float:
+    """P(X(low) <= median <= X(high)) for 0-based ranks: the chance that between low+1 and high of n
+    samples fall below the median, B ~ Binomial(n, 1/2)."""
+    return sum(math.comb(n, b) for b in range(low + 1, high + 1)) / 2**n
+
+
+@pytest.mark.parametrize("n", [20, 50, 100, 1000, 4000])
+def test_median_ci_covers_95_percent_with_the_narrowest_symmetric_ranks(n):
+    low, high = timing.median_ci_ranks(n)
+    assert low + high == n - 1  # symmetric
+    assert exact_coverage(n, low, high) >= 0.95
+    assert exact_coverage(n, low + 1, high - 1) < 0.95  # one rank narrower would not cover
+
+
+def test_median_ci_uses_the_extremes_for_tiny_samples():
+    assert timing.median_ci_ranks(5) == (0, 4) and timing.median_ci_ranks(1) == (0, 0)
+    assert timing.median_ci(list(range(100, 0, -1))) == (40, 61)
 
 
 def test_samples_flag_a_missed_target():

@@ -25,7 +25,7 @@ import torch
 from gemmbench.backends import REGISTRY
 from gemmbench.clocks import ClockWatch, warm_device
 from gemmbench.inputs import COLD, HOT, make_inputs
-from gemmbench.measure import SweepOptions, run_points
+from gemmbench.measure import SweepOptions, measure_all
 from gemmbench.render import markdown_table
 from gemmbench.shapes import Case
 
@@ -46,7 +46,7 @@ BACKEND = REGISTRY["mm_out_dtype"]
 def gemmbench_times(case: Case, device: torch.device) -> dict:
     values = {}
     for mode in (HOT, COLD):
-        (record,) = run_points([case], [BACKEND], device, SweepOptions(l2=mode))
+        (record,) = measure_all([case], [BACKEND], device, SweepOptions(l2=mode))
         assert record.status == "ok", record.reason
         values[f"device_{mode}"] = record.device_median_us
         if mode == HOT:
