@@ -26,6 +26,10 @@ MIN_COLD_COPIES = 2
 MAX_COLD_COPIES = 512
 # The copies may take at most this share of the free device memory; fewer copies are used otherwise.
 COLD_MEMORY_FRACTION = 0.5
+# The float64 reference and the relative error work on row blocks of about this many bytes of float64:
+# a whole float64 copy of x is 4x its bf16 size (172 GB for DeepSeek-V3's router at M = 3,000,000),
+# while the reference itself, [M, N] in float64, is small beside x for every preset GEMM.
+REFERENCE_BLOCK_BYTES = 256 << 20
 
 
 def make_inputs(case: Case, device: torch.device, seed: int) -> GemmInputs:
@@ -38,14 +42,30 @@ def make_inputs(case: Case, device: torch.device, seed: int) -> GemmInputs:
     return GemmInputs(x, w, out)
 
 
+def _row_blocks(rows: int, row_bytes: int) -> list[slice]:
+    """Slices of about REFERENCE_BLOCK_BYTES each over `rows` rows of `row_bytes` bytes."""
+    step = max(1, REFERENCE_BLOCK_BYTES // max(1, row_bytes))
+    return [slice(start, start + step) for start in range(0, rows, step)]
+
+
 def reference(inputs: GemmInputs) -> torch.Tensor:
-    """x @ w.T in float64, on the same device."""
-    return torch.mm(inputs.x.double(), inputs.w.double().t())
+    """x @ w.T in float64, on the same device, computed in row blocks of x."""
+    x, w64 = inputs.x, inputs.w.double()
+    ref = torch.empty(x.shape[0], w64.shape[0], dtype=torch.float64, device=x.device)
+    for rows in _row_blocks(x.shape[0], x.shape[1] * 8):
+        torch.mm(x[rows].double(), w64.t(), out=ref[rows])
+    return ref
 
 
 def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
-    """||out - ref|| / ||ref|| in float64; NaN when any element of `out` is NaN (e.g. never written)."""
-    return (torch.linalg.vector_norm(out.double() - ref) / torch.linalg.vector_norm(ref)).item()
+    """||out - ref|| / ||ref|| in float64, in row blocks; NaN when any element of `out` is NaN (e.g. never
+    written)."""
+    diff_sq = ref_sq = torch.zeros((), dtype=torch.float64, device=ref.device)
+    for rows in _row_blocks(ref.shape[0], ref.shape[1] * 8):
+        block = ref[rows]
+        diff_sq = diff_sq + (out[rows].double() - block).square().sum()
+        ref_sq = ref_sq + block.square().sum()
+    return (diff_sq / ref_sq).sqrt().item()
 
 
 def l2_mode(device: torch.device, requested: str) -> str | None:

@@ -12,6 +12,7 @@ import torch
 
 from gemmbench import timing
 from gemmbench.cache import cache_root
+from gemmbench.clocks import ClockWatch, warm_device
 from gemmbench.shapes import Case
 
 # 1 GiB copied: far beyond any L2, so the copy runs at device-memory speed.
@@ -56,7 +57,9 @@ def _matmul_tflops(device: torch.device) -> float:
 
 
 def measure(device: torch.device) -> Roofline:
-    """Measure now (random data, never zeros: docs/design.md, measurement rules); the buffers are freed on return."""
+    """Measure now, on a warmed device (clocks ramp from idle) and random data (never zeros: docs/design.md,
+    measurement rules); the buffers are freed on return."""
+    warm_device(device, ClockWatch(device))
     roofline = Roofline(
         bandwidth_gbps=_copy_gbps(device),
         bf16_tflops=_matmul_tflops(device),

@@ -29,6 +29,8 @@ CUSTOM_ROLE = "custom"
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 # Most values one range may expand to: a typo such as 1:100000:+1 would otherwise queue days of work.
 MAX_RANGE_VALUES = 64
+# Largest M, N or K: cuBLAS takes GEMM dimensions as 32-bit signed integers.
+MAX_DIMENSION = 2**31 - 1
 
 _REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 _PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -146,8 +148,10 @@ def _parse_gemm(entry: dict, model: str, path: Path, where: str) -> GemmSpec:
     in_dtype = _require(entry, "in_dtype", str, path, where)
     out_dtype = _require(entry, "out_dtype", str, path, where)
     for key, value in (("n", n), ("k", k)):
-        if value <= 0:
-            raise GemmbenchError(f"{path}: {where} has {key} = {value}", f"make '{key}' a positive integer")
+        if not 0 < value <= MAX_DIMENSION:
+            raise GemmbenchError(
+                f"{path}: {where} has {key} = {value}", f"make '{key}' a positive integer up to {MAX_DIMENSION}"
+            )
     for key, value in (("in_dtype", in_dtype), ("out_dtype", out_dtype)):
         if value not in DTYPE_BYTES:
             raise GemmbenchError(f"{path}: {where} has {key} = '{value}'", f"use one of: {', '.join(DTYPE_BYTES)}")
@@ -170,6 +174,7 @@ def _require(table: dict, key: str, kind: type, path: Path, where: str):
     return value
 
 
+_TOO_LARGE = "cuBLAS takes GEMM dimensions as 32-bit integers; give smaller ones"
 _SHAPE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
@@ -181,6 +186,8 @@ def parse_shape(text: str) -> Case:
         raise UsageError(
             f"malformed shape '{text}'", "write it as MxNxK with positive integers, e.g. --shape 16x256x7168"
         )
+    if max(dims) > MAX_DIMENSION:
+        raise UsageError(f"shape '{text}' has a dimension above {MAX_DIMENSION}", _TOO_LARGE)
     m, n, k = dims
     return Case("custom", f"{n}x{k}", CUSTOM_ROLE, m, n, k)
 
@@ -202,6 +209,8 @@ def _parse_m_value(item: str, whole: str) -> int:
         raise UsageError(
             f"bad M value '{item}' in '{whole}'", "give positive integers, e.g. --m 1,8,64 or --m 1:16384:x2"
         )
+    if int(item) > MAX_DIMENSION:
+        raise UsageError(f"M value {item} is above {MAX_DIMENSION}", _TOO_LARGE)
     return int(item)
 
 

@@ -22,7 +22,7 @@ runner = CliRunner()
 
 
 def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
+    return runner.invoke(app, [str(a) for a in args], prog_name="gemmbench")
 
 
 def run_files(folder: Path):
@@ -394,3 +394,49 @@ def test_a_malformed_run_file_gets_one_error_line_naming_the_record_and_field(tm
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 1 and len(lines) == 1, result.output
     assert lines[0].startswith(f"Error: {path}: ") and what in lines[0] and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args, reason",
+    [
+        (["--m", "1000000000"], "out of memory (inputs and float64 reference)"),
+        (["--shape", "4x100000000x100000"], "out of memory (inputs and float64 reference)"),
+    ],
+)
+def test_inputs_too_large_for_memory_are_an_error_row(args, reason):
+    result = invoke("sweep", "-b", "upcast", "--device", "cpu", "--no-save", "--csv", "-", *args)
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    (row,) = list(csv.DictReader(io.StringIO(result.stdout)))[-1:]
+    assert (row["status"], row["reason"]) == ("error", reason)
+
+
+@pytest.mark.parametrize("args", [["--m", "9223372036854775808"], ["--shape", "4x8x9223372036854775808"]])
+def test_dimensions_beyond_cublas_ints_are_refused(args):
+    result = invoke("sweep", "-b", "upcast", "--device", "cpu", "--no-save", *args)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and "above 2147483647" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, what",
+    [
+        (["sweep", "--target-ci", "0"], "Invalid value for '--target-ci'"),
+        (["sweep", "--seed", "abc"], "Invalid value for '--seed'"),
+        (["sweep", "--bogus"], "No such option: --bogus"),
+        (["bogus"], "No such command 'bogus'"),
+        (["ext", "bogus"], "No such command 'bogus'"),
+        (["show"], "Missing argument 'run'"),
+    ],
+)
+def test_usage_errors_are_one_error_line_too(args, what):
+    result = invoke(*args)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert lines[0].startswith(f"Error: {what}") and lines[0].endswith("--help'") and " — see 'gemmbench" in lines[0]
+
+
+def test_version():
+    from gemmbench import __version__
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout == f"gemmbench {__version__}\n"

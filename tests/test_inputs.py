@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from gemmbench.inputs import cold_copies, make_inputs, reference, relative_error, rotating
@@ -38,3 +39,18 @@ def test_rotating_calls_cycles_through_every_copy():
     for _ in range(7):
         call()
     assert seen == [0, 1, 2, 0, 1, 2, 0]
+
+
+def test_reference_and_relative_error_in_row_blocks_match_whole_tensors(monkeypatch):
+    from gemmbench import inputs as module
+
+    case = Case("custom", "x", "custom", 37, 8, 16)
+    made = make_inputs(case, CPU, seed=3)
+    whole = torch.mm(made.x.double(), made.w.double().t())
+    out = (whole * (1 + 1e-3)).float()
+    expected = (torch.linalg.vector_norm(out.double() - whole) / torch.linalg.vector_norm(whole)).item()
+    monkeypatch.setattr(module, "REFERENCE_BLOCK_BYTES", 5 * 16 * 8)  # 5 rows of x a block: 8 blocks
+    assert len(module._row_blocks(37, 16 * 8)) == 8
+    ref = reference(made)
+    assert torch.equal(ref, whole)
+    assert relative_error(out, ref) == pytest.approx(expected, rel=1e-12)
