@@ -1,8 +1,11 @@
 """Repeatability of two runs of the same sweep, and cold against hot L2 (docs/measurement.md).
 
 Usage: python scripts/checks/repeatability.py RUN_A RUN_B [--hot RUN_HOT]
-Prints, for device time, the median and 95th percentile of |B/A - 1| over the points both ran, and,
-given a hot run, every point whose inputs fit in L2 where the cold device time (RUN_A) is below the hot.
+Prints, for device time and for eager latency, the median, 95th percentile and maximum of |B/A - 1|
+over the points both timed, over all of them and over those flagged in neither run (noisy or
+throttled), and the points that differ most. Given a hot run, every point whose inputs fit in L2 where
+the cold device time (RUN_A) is below the hot. Any two runs compare: two default sweeps, or a sweep
+with the kernel pass against one without (--no-kernels).
 """
 
 from __future__ import annotations
@@ -13,15 +16,71 @@ import statistics
 from gemmbench.records import OK
 from gemmbench.runfile import load_run
 
+# Points listed under each timer's summary: the largest differences.
+WORST_SHOWN = 5
 
-def device_medians(path) -> tuple[dict, dict]:
+
+def timed_rows(path) -> tuple[dict, dict]:
     run = load_run(path)
-    return run.provenance, {(r.case, r.backend): r for r in run.records if r.status == OK and r.device_median_us}
+    return run.provenance, {(r.case, r.backend): r for r in run.records if r.status == OK}
 
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def flagged(record) -> bool:
+    return bool(record.noisy or record.throttled)
+
+
+def spread_line(label: str, deviations: list[float]) -> str:
+    if not deviations:
+        return f"{label}: no points"
+    return (
+        f"{label} ({len(deviations)} points): median {statistics.median(deviations):.2%}, "
+        f"95th percentile {percentile(deviations, 0.95):.2%}, max {max(deviations):.2%}"
+    )
+
+
+def report_timer(timer: str, first: dict, second: dict) -> None:
+    def median_of(record):
+        summary = getattr(record, timer)
+        return summary.median_us if summary else None
+
+    shared = sorted(
+        (key for key in set(first) & set(second) if median_of(first[key]) and median_of(second[key])),
+        key=lambda key: (key[0].shape_key, key[0].m, key[1]),
+    )
+    deviation = {key: abs(median_of(second[key]) / median_of(first[key]) - 1) for key in shared}
+    steady = [key for key in shared if not flagged(first[key]) and not flagged(second[key])]
+    print(spread_line(f"{timer} |B/A - 1|, all", list(deviation.values())))
+    print(spread_line(f"{timer} |B/A - 1|, flagged in neither run", [deviation[key] for key in steady]))
+    for key in sorted(shared, key=deviation.get, reverse=True)[:WORST_SHOWN]:
+        case, backend = key
+        flags = "flagged" if flagged(first[key]) or flagged(second[key]) else "unflagged"
+        print(
+            f"  {deviation[key]:.2%}  {case.gemm} M={case.m} {backend}: {median_of(first[key]):.3g} -> "
+            f"{median_of(second[key]):.3g} us ({flags})"
+        )
+
+
+def report_hot(provenance: dict, first: dict, hot: dict) -> None:
+    l2_bytes = provenance.get("l2_cache_mb", 0) * 1e6
+    fitting = [
+        key for key in first if key in hot and first[key].device and hot[key].device and key[0].bytes_moved <= l2_bytes
+    ]
+    below = [key for key in fitting if first[key].device_median_us < hot[key].device_median_us]
+    print(f"points whose inputs fit in L2 ({l2_bytes / 1e6:.0f} MB): {len(fitting)}; cold below hot at {len(below)}")
+    for case, backend in below:
+        cold_us, hot_us = first[(case, backend)].device_median_us, hot[(case, backend)].device_median_us
+        print(f"  M={case.m} {backend}: cold {cold_us:.3g} < hot {hot_us:.3g} us ({cold_us / hot_us - 1:.1%})")
+    ratios = [first[key].device_median_us / hot[key].device_median_us for key in fitting]
+    if ratios:
+        print(
+            f"cold/hot device time where inputs fit in L2: median {statistics.median(ratios):.2f}x, "
+            f"min {min(ratios):.2f}x, max {max(ratios):.2f}x"
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -34,44 +93,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    provenance, first = device_medians(args.run_a)
-    _, second = device_medians(args.run_b)
-    shared = sorted(set(first) & set(second), key=lambda key: (key[0].m, key[1]))
-    deviations = [abs(second[key].device_median_us / first[key].device_median_us - 1) for key in shared]
-    print(f"points in both runs: {len(shared)}")
-    print(
-        f"device time |B/A - 1|: median {statistics.median(deviations):.2%}, "
-        f"95th percentile {percentile(deviations, 0.95):.2%}, max {max(deviations):.2%}"
-    )
-    worst = sorted(zip(deviations, shared, strict=True), key=lambda pair: -pair[0])[:5]
-    for deviation, (case, backend) in worst:
-        print(
-            f"  {deviation:.2%}  M={case.m} {backend}: {first[(case, backend)].device_median_us:.3g} -> "
-            f"{second[(case, backend)].device_median_us:.3g} us"
-        )
-    noisy = [sum(bool(r.noisy) for r in run.values()) for run in (first, second)]
-    throttled = [sum(bool(r.throttled) for r in run.values()) for run in (first, second)]
-    print(f"rows flagged noisy: {noisy[0]} and {noisy[1]}; throttled: {throttled[0]} and {throttled[1]}")
+    provenance, first = timed_rows(args.run_a)
+    _, second = timed_rows(args.run_b)
+    for timer in ("device", "latency"):
+        report_timer(timer, first, second)
+    for label, run in (("A", first), ("B", second)):
+        noisy, throttled = sum(bool(r.noisy) for r in run.values()), sum(bool(r.throttled) for r in run.values())
+        print(f"run {label}: {len(run)} timed rows, {noisy} flagged noisy, {throttled} throttled")
     if args.hot:
-        _, hot = device_medians(args.hot)
-        l2_bytes = provenance.get("l2_cache_mb", 0) * 1e6
-        fitting = [key for key in shared if key in hot and key[0].bytes_moved <= l2_bytes]
-        below = [
-            (key, first[key].device_median_us, hot[key].device_median_us)
-            for key in fitting
-            if first[key].device_median_us < hot[key].device_median_us
-        ]
-        print(
-            f"points whose inputs fit in L2 ({l2_bytes / 1e6:.0f} MB): {len(fitting)}; cold below hot at {len(below)}"
-        )
-        for (case, backend), cold_us, hot_us in below:
-            print(f"  M={case.m} {backend}: cold {cold_us:.3g} < hot {hot_us:.3g} us ({cold_us / hot_us - 1:.1%})")
-        ratios = [first[key].device_median_us / hot[key].device_median_us for key in fitting]
-        if ratios:
-            print(
-                f"cold/hot device time where inputs fit in L2: median {statistics.median(ratios):.2f}x, "
-                f"min {min(ratios):.2f}x, max {max(ratios):.2f}x"
-            )
+        report_hot(provenance, first, timed_rows(args.hot)[1])
 
 
 if __name__ == "__main__":
