@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -32,8 +33,30 @@ COLD_MEMORY_FRACTION = 0.5
 REFERENCE_BLOCK_BYTES = 256 << 20
 
 
+def host_memory_available() -> int | None:
+    """Bytes the host can still give without swapping (MemAvailable), or None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_host_memory(case: Case) -> None:
+    """On the CPU, refuse inputs that cannot fit before allocating them: where the kernel overcommits
+    memory, an oversized allocation succeeds and the process is killed when it is written."""
+    needed = case.bytes_moved + case.m * case.n * 8  # the operands, the output and the float64 reference
+    available = host_memory_available()
+    if available is not None and needed > available:
+        raise MemoryError(f"the inputs need {needed / 1e9:.3g} GB, the host has {available / 1e9:.3g} GB available")
+
+
 def make_inputs(case: Case, device: torch.device, seed: int) -> GemmInputs:
     """Random normal operands (never zeros: they run faster and hide unwritten outputs)."""
+    if device.type == "cpu":
+        _check_host_memory(case)
     generator = torch.Generator(device=device).manual_seed(seed)
     dtype = TORCH_DTYPES[case.in_dtype]
     x = torch.randn(case.m, case.k, device=device, dtype=dtype, generator=generator)

@@ -117,7 +117,9 @@ def _measure_case(
     except Exception as exc:  # noqa: BLE001 - inputs that cannot be made are a row per backend, never a traceback
         _release(device)
         reason = error_reason(exc)
-        reason = f"{reason} (inputs and float64 reference)" if is_allocation_failure(exc) else reason
+        if is_allocation_failure(exc):
+            known = f": {exc}" if isinstance(exc, MemoryError) and str(exc) else ""
+            reason = f"out of memory (inputs and float64 reference){known}"
         return {b.name: Record.for_case(case, b.name, ERROR, reason) for b in backends}
     done: dict[str, Record] = {}
     checked: dict[str, tuple[Callable[[], object], float]] = {}

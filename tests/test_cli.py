@@ -407,7 +407,7 @@ def test_inputs_too_large_for_memory_are_an_error_row(args, reason):
     result = invoke("sweep", "-b", "upcast", "--device", "cpu", "--no-save", "--csv", "-", *args)
     assert result.exit_code == 0 and "Traceback" not in result.output
     (row,) = list(csv.DictReader(io.StringIO(result.stdout)))[-1:]
-    assert (row["status"], row["reason"]) == ("error", reason)
+    assert row["status"] == "error" and row["reason"].startswith(reason)
 
 
 @pytest.mark.parametrize("args", [["--m", "9223372036854775808"], ["--shape", "4x8x9223372036854775808"]])
