@@ -314,36 +314,46 @@ def profile_records(
     device: torch.device,
     options: SweepOptions = SweepOptions(),
     warn: Callable[[str], None] = _ignore,
-) -> Iterator[tuple[int, Record]]:
-    """The kernel pass, to run after all timing: each record as (index in `records`, record), an ok
-    record with the kernels one call of its backend launches. Every index comes once, unchanged where
-    nothing is profiled (not ok, not a GPU). An unavailable profiler is warned about once and ends the
-    pass's profiling; a call that fails under it leaves a note on its row, which keeps its timings."""
+    done: Callable[[int], None] = _ignore,
+) -> list[Record]:
+    """The kernel pass, to run after all timing: `records` with the kernels one call of each ok row's
+    backend launches, all in one profiler session; `done(index)` is told as each row is profiled.
+    Nothing is profiled off a GPU. An unavailable profiler is warned about and leaves the kernel columns
+    empty; a call that fails under the profiler leaves a note on its row, which keeps its timings."""
     by_name = {b.name: b for b in backends}
-    enabled = device.type == "cuda"
-    inputs_case: Case | None = None
-    inputs: GemmInputs | None = None
-    for index, record in enumerate(records):
-        if enabled and record.status == OK and record.backend in by_name:
-            try:
-                if record.case != inputs_case:  # records come case by case: one set of inputs per case
-                    inputs_case, inputs = None, None
-                    _release(device)
-                    inputs_case, inputs = record.case, make_inputs(record.case, device, options.seed)
-                trace = profile.capture_kernels(by_name[record.backend].prepare(record.case, inputs), device)
-            except profile.ProfilerUnavailable as exc:
-                enabled = False
-                warn(f"kernel names not recorded: {exc}; the kernel columns stay empty")
-            except Exception as exc:  # noqa: BLE001 - a failure under the profiler never costs a row its timings
-                inputs_case, inputs = None, None
-                _release(device)
-                note = f"kernel pass: {error_reason(exc)}"
-                record = replace(record, reason="; ".join(n for n in (record.reason, note) if n))
-            else:
-                kernels = trace.kernels
-                record = replace(record, kernels=kernels, kernel_count=len(kernels), kernel_sum_us=trace.sum_us)
-        yield index, record
-    _release(device)
+    wanted = (
+        [i for i, r in enumerate(records) if r.status == OK and r.backend in by_name] if device.type == "cuda" else []
+    )
+    inputs_of: dict[Case, GemmInputs] = {}  # one set of inputs, for the case in hand
+
+    def make_call(key: int) -> Callable[[], object]:
+        record = records[wanted[key]]
+        if record.case not in inputs_of:
+            inputs_of.clear()
+            _release(device)
+            inputs_of[record.case] = make_inputs(record.case, device, options.seed)
+        return by_name[record.backend].prepare(record.case, inputs_of[record.case])
+
+    try:
+        traces, failures = profile.capture_many(len(wanted), make_call, device, lambda key: done(wanted[key]))
+    except profile.ProfilerUnavailable as exc:
+        warn(f"kernel names not recorded: {exc}; the kernel columns stay empty")
+        return records
+    finally:
+        inputs_of.clear()
+        _release(device)
+    profiled = list(records)
+    for key, index in enumerate(wanted):
+        record = records[index]
+        if key in traces:
+            kernels = traces[key].kernels
+            profiled[index] = replace(
+                record, kernels=kernels, kernel_count=len(kernels), kernel_sum_us=traces[key].sum_us
+            )
+        else:
+            note = f"kernel pass: {error_reason(failures[key])}"
+            profiled[index] = replace(record, reason="; ".join(n for n in (record.reason, note) if n))
+    return profiled
 
 
 def measure_all(
@@ -356,7 +366,4 @@ def measure_all(
     """Both passes, for callers that need no progress (scripts, tests): every point measured, then
     profiled where `options.capture_kernels`."""
     records = list(measure_cases(cases, backends, device, options, warn))
-    if options.capture_kernels:
-        for index, record in profile_records(records, backends, device, options, warn):
-            records[index] = record
-    return records
+    return profile_records(records, backends, device, options, warn) if options.capture_kernels else records

@@ -54,17 +54,38 @@ class ProfiledEvent:
 
 
 def capture_kernels(call: Callable[[], object], device: torch.device) -> KernelTrace:
-    for _ in range(WARM_CALLS):
-        call()
-    torch.cuda.synchronize(device)
+    """The kernels one call of `call` launches (its own profiler session)."""
+    traces, failures = capture_many(1, lambda key: call, device)
+    if failures:
+        raise failures[0]
+    return traces[0]
+
+
+def capture_many(
+    count: int,
+    make_call: Callable[[int], Callable[[], object]],
+    device: torch.device,
+    done: Callable[[int], None] = lambda key: None,
+) -> tuple[dict[int, KernelTrace], dict[int, Exception]]:
+    """The kernels of calls 0..count-1, all in one profiler session: starting and reading a session
+    costs tenths of a second, which a session per call would pay for every point of a sweep.
+
+    `make_call(key)` gives call `key` (it may allocate its inputs); `done(key)` is told as each finishes.
+    Returns the traces, and the exceptions of the calls that failed (which do not stop the others).
+    Raises ProfilerUnavailable if the profiler recorded no device kernel at all.
+    """
+    traces: dict[int, KernelTrace] = {}
+    failures: dict[int, Exception] = {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the profiler's own notices would reach the user's terminal
             with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-                for index in range(PROFILED_CALLS):
-                    with record_function(f"{CALL_PREFIX}{index}"):
-                        call()
-                    torch.cuda.synchronize(device)
+                for key in range(count):
+                    try:
+                        _profiled_calls(make_call(key), key, device)
+                    except Exception as exc:  # noqa: BLE001 - one call's failure is its own, reported to the caller
+                        failures[key] = exc
+                    done(key)
         events = [
             ProfiledEvent(
                 e.name(), e.device_type() == DeviceType.CUDA, e.start_ns() / 1e3, e.end_ns() / 1e3, e.correlation_id()
@@ -72,15 +93,32 @@ def capture_kernels(call: Callable[[], object], device: torch.device) -> KernelT
             for e in prof.profiler.kineto_results.events()
         ]
     except (RuntimeError, AttributeError) as exc:
-        if isinstance(exc, torch.OutOfMemoryError):  # the call's failure, not the profiler's
-            raise
         raise ProfilerUnavailable(f"torch.profiler failed: {str(exc).splitlines()[0][:MAX_FAILURE_CHARS]}") from exc
-    per_call = group_by_call(events, PROFILED_CALLS)
-    if not all(per_call):
+    per_call = group_by_call(events, count * PROFILED_CALLS)
+    if count > len(failures) and not any(per_call):
         raise ProfilerUnavailable("torch.profiler recorded no device kernels (CUPTI unavailable or not permitted)")
-    sums = [sum(k.duration_us or 0.0 for k in kernels) for kernels in per_call]
-    median_call = sorted(range(len(sums)), key=sums.__getitem__)[len(sums) // 2]
-    return KernelTrace(tuple(per_call[median_call]), statistics.median(sums))
+    for key in range(count):
+        calls = per_call[key * PROFILED_CALLS : (key + 1) * PROFILED_CALLS]
+        if key in failures:
+            continue
+        if not all(calls):
+            failures[key] = ProfilerUnavailable("torch.profiler recorded no device kernel for this call")
+            continue
+        sums = [sum(k.duration_us or 0.0 for k in kernels) for kernels in calls]
+        median_call = sorted(range(len(sums)), key=sums.__getitem__)[len(sums) // 2]
+        traces[key] = KernelTrace(tuple(calls[median_call]), statistics.median(sums))
+    return traces, failures
+
+
+def _profiled_calls(call: Callable[[], object], key: int, device: torch.device) -> None:
+    """WARM_CALLS calls outside any range (lazy work stays out), then PROFILED_CALLS, each in its range."""
+    for _ in range(WARM_CALLS):
+        call()
+    torch.cuda.synchronize(device)
+    for index in range(PROFILED_CALLS):
+        with record_function(f"{CALL_PREFIX}{key * PROFILED_CALLS + index}"):
+            call()
+        torch.cuda.synchronize(device)
 
 
 def group_by_call(events: list[ProfiledEvent], calls: int) -> list[list[KernelRun]]:

@@ -164,13 +164,16 @@ def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks()) -
             done += 1
             callbacks.progress(done)
         if plan.profiles:
-            for index, record in profile_records(run.records, plan.backends, plan.device, options, callbacks.warn):
-                if record is not run.records[index]:
-                    run.records[index] = record
-                    if writer:
-                        writer.flush()
-                done += 1
-                callbacks.progress(done)
+            measured = done
+            callbacks.progress(done)
+            run.records[:] = profile_records(
+                run.records,
+                plan.backends,
+                plan.device,
+                options,
+                callbacks.warn,
+                lambda index: callbacks.progress(measured + index + 1),
+            )
         run.complete = True
     except KeyboardInterrupt:
         pass

@@ -83,48 +83,66 @@ def test_check_only_sweep_skips_timers(small_case):
     assert record.status == OK and record.rel_err is not None and record.latency_median_us is None
 
 
-def _profile_on_a_pretend_gpu(monkeypatch, small_case, capture):
-    """profile_records over three fake rows with `capture` standing in for torch.profiler: inputs are made on
-    the CPU, the device only says cuda."""
-    from gemmbench import inputs, measure, profile
+def _profile_on_a_pretend_gpu(monkeypatch, small_case, outcome):
+    """profile_records over three fake rows with `outcome(key, call)` standing in for torch.profiler on each
+    call (a KernelTrace, or an exception): inputs are made on the CPU, the device only says cuda."""
+    from gemmbench import inputs, measure
 
-    monkeypatch.setattr(profile, "capture_kernels", capture)
-    monkeypatch.setattr(measure, "make_inputs", lambda case, device, seed: inputs.make_inputs(case, CPU, seed))
+    made = []
+
+    def capture_many(count, make_call, device, done):
+        traces, failures = {}, {}
+        for key in range(count):
+            result = outcome(key, make_call(key))
+            (traces if isinstance(result, profile.KernelTrace) else failures)[key] = result
+            done(key)
+        return traces, failures
+
+    monkeypatch.setattr(profile, "capture_many", capture_many)
+    monkeypatch.setattr(
+        measure, "make_inputs", lambda case, device, seed: made.append(case) or inputs.make_inputs(case, CPU, seed)
+    )
     records = measure_all([small_case], [REGISTRY["fake"]], CPU, FAST) * 3
-    warnings = []
-    out = list(measure.profile_records(records, [REGISTRY["fake"]], torch.device("cuda"), FAST, warnings.append))
+    warnings, done = [], []
+    out = measure.profile_records(records, [REGISTRY["fake"]], torch.device("cuda"), FAST, warnings.append, done.append)
+    assert done == [0, 1, 2] and made == [small_case]  # one set of inputs for the three rows of one case
     return records, out, warnings
 
 
 def test_an_unavailable_profiler_warns_once_and_rows_keep_their_timings(monkeypatch, small_case):
-    from gemmbench import profile
+    from gemmbench import measure
 
-    calls = []
-
-    def refuse(call, device):
-        calls.append(1)
+    def refuse(count, make_call, device, done):
         raise profile.ProfilerUnavailable("CUPTI refused")
 
-    records, out, warnings = _profile_on_a_pretend_gpu(monkeypatch, small_case, refuse)
-    assert [(i, r) for i, r in out] == list(enumerate(records))
-    assert len(calls) == 1 and len(warnings) == 1 and "CUPTI refused" in warnings[0]
+    monkeypatch.setattr(profile, "capture_many", refuse)
+    records = measure_all([small_case], [REGISTRY["fake"]], CPU, FAST) * 2
+    warnings = []
+    assert measure.profile_records(records, [REGISTRY["fake"]], torch.device("cuda"), FAST, warnings.append) == records
+    assert len(warnings) == 1 and "CUPTI refused" in warnings[0]
 
 
 def test_a_call_that_fails_under_the_profiler_keeps_its_row_with_a_note(monkeypatch, small_case):
-    def fail(call, device):
-        raise RuntimeError("launch failed\nmore")
-
-    records, out, warnings = _profile_on_a_pretend_gpu(monkeypatch, small_case, fail)
+    records, out, warnings = _profile_on_a_pretend_gpu(
+        monkeypatch, small_case, lambda key, call: RuntimeError("launch failed\nmore")
+    )
     assert not warnings and len(out) == 3
-    for (_index, record), before in zip(out, records, strict=True):
+    for record, before in zip(out, records, strict=True):
         assert record.reason == "kernel pass: RuntimeError: launch failed" and record.kernels is None
         assert record.device_median_us == before.device_median_us
 
 
 def test_the_kernel_pass_records_what_the_profiler_saw(monkeypatch, small_case):
     trace = profile.KernelTrace((KernelRun("nvjet_sm90_tss_64x8_64x16_4x1_v_bz_TNT", 4.0),), 4.0)
-    records, out, _ = _profile_on_a_pretend_gpu(monkeypatch, small_case, lambda call, device: trace)
-    assert all(r.kernels == trace.kernels and r.kernel_count == 1 and r.kernel_sum_us == 4.0 for _, r in out)
+    _, out, _ = _profile_on_a_pretend_gpu(monkeypatch, small_case, lambda key, call: trace)
+    assert all(r.kernels == trace.kernels and r.kernel_count == 1 and r.kernel_sum_us == 4.0 for r in out)
+
+
+def test_nothing_is_profiled_off_a_gpu(small_case):
+    from gemmbench import measure
+
+    records = measure_all([small_case], [REGISTRY["fake"]], CPU, FAST)
+    assert measure.profile_records(records, [REGISTRY["fake"]], CPU, FAST) == records
 
 
 def test_cpu_rows_carry_no_l2_mode_and_their_ci(small_case):
