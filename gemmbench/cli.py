@@ -402,12 +402,26 @@ def compare(
         ),
     ] = None,
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+    allow_mismatch: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mismatch",
+            help="Compare runs timed differently (CPU and GPU, cold and hot L2, other timers) all the same.",
+        ),
+    ] = False,
 ) -> None:
     """Compare two runs row by row: ratio of medians and a verdict (faster, slower, same, noisy)."""
     from gemmbench import render, runfile
-    from gemmbench.compare import compare_runs
+    from gemmbench.compare import compare_runs, mismatches
 
-    comparison = compare_runs(runfile.load_run(base), runfile.load_run(new))
+    base_run, new_run = runfile.load_run(base), runfile.load_run(new)
+    differences = mismatches(base_run, new_run)
+    if differences and not allow_mismatch:
+        raise GemmbenchError(
+            f"{base} and {new} were timed differently ({'; '.join(differences)}), so their ratios mean little",
+            "compare runs of the same kind, or pass --allow-mismatch",
+        )
+    comparison = compare_runs(base_run, new_run)
     if not comparison.rows:
         raise GemmbenchError(f"{base} and {new} share no (case, backend) rows", "compare runs of the same shapes")
     if md:
@@ -447,6 +461,8 @@ def recommend(
     from gemmbench.recommend import recommend as recommend_backends
     from gemmbench.records import FP32_ACCURATE_REL_ERR
 
+    if as_json and md:
+        raise UsageError("--json and --md both choose the output format", "give one of them")
     loaded = runfile.load_run(run)
     recommendations = recommend_backends(loaded.records, FP32_ACCURATE_REL_ERR if tolerance is None else tolerance)
     if as_json:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from gemmbench.records import OK, Record
 from gemmbench.runfile import Run
+from gemmbench.summary import HOST_TIMER
 
 # A change within ±3% is "same": in two back-to-back runs of the same sweep on an H200, the rows that
 # kept their clocks differed by at most 2.95% (95th percentile 1.7%; docs/measurement.md).
@@ -36,12 +37,23 @@ class RowComparison:
 
 
 @dataclass(frozen=True)
+class RunConditions:
+    """What two runs must share for their times to be compared: where and how they were timed."""
+
+    device_type: str | None  # "cuda" or "cpu"; None where unknown (a CSV export of no timed row)
+    l2_modes: tuple[str, ...]  # "cold", "hot"; empty on the CPU
+    timers: tuple[str, ...]  # the timer names of the timed rows
+
+
+@dataclass(frozen=True)
 class Comparison:
     base_provenance: dict
     new_provenance: dict
     rows: list[RowComparison]
     only_base: list[Record]
     only_new: list[Record]
+    base_conditions: RunConditions
+    new_conditions: RunConditions
 
     @property
     def geomean_ratio(self) -> float | None:
@@ -83,6 +95,34 @@ def compare_row(base: Record, new: Record, tolerance: float = SAME_TOLERANCE) ->
     return RowComparison(base, new, timer, base_time.median_us, new_time.median_us, ratio, verdict)
 
 
+def run_conditions(run: Run) -> RunConditions:
+    timed = [r for r in run.records if r.status == OK]
+    timers = sorted({t for r in timed for t in (r.latency_timer, r.device_timer) if t})
+    device_type = run.provenance.get("device_type")
+    if device_type is None and timers:  # a CSV export carries no provenance: the timers tell
+        device_type = "cpu" if HOST_TIMER in timers else "cuda"
+    return RunConditions(device_type, tuple(sorted({r.l2_mode for r in timed if r.l2_mode})), tuple(timers))
+
+
+def mismatches(base: Run, new: Run) -> list[str]:
+    """How the two runs were timed differently ('device type: cpu vs cuda', ...); empty when they match."""
+    a, b = run_conditions(base), run_conditions(new)
+
+    def l2(conditions: RunConditions) -> str | None:
+        # GPU runs recorded before L2 modes were: unknown, not a mode of their own
+        return "/".join(conditions.l2_modes) or (None if conditions.device_type == "cuda" else "none")
+
+    differences = []
+    for label, left, right in (
+        ("device type", a.device_type, b.device_type),
+        ("L2 mode", l2(a), l2(b)),
+        ("timers", ", ".join(a.timers) or "none", ", ".join(b.timers) or "none"),
+    ):
+        if left != right and None not in (left, right):
+            differences.append(f"{label}: {left} vs {right}")
+    return differences
+
+
 def compare_runs(base: Run, new: Run, tolerance: float = SAME_TOLERANCE) -> Comparison:
     base_rows = {_key(r): r for r in base.records}
     new_rows = {_key(r): r for r in new.records}
@@ -93,4 +133,6 @@ def compare_runs(base: Run, new: Run, tolerance: float = SAME_TOLERANCE) -> Comp
         rows,
         only_base=[r for k, r in base_rows.items() if k not in new_rows],
         only_new=[r for k, r in new_rows.items() if k not in base_rows],
+        base_conditions=run_conditions(base),
+        new_conditions=run_conditions(new),
     )

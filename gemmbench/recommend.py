@@ -1,8 +1,9 @@
 """Which backend to dispatch at which M: the fastest accurate backend per M, collapsed into M ranges.
 
-Backends within the run-to-run spread of the fastest (SAME_TOLERANCE, 3%) are tied at that M; a tie
-goes to the backend that is among the fastest at the most M values, so that measurement noise does not
-split the M axis into ranges that alternate between equivalent backends.
+Backends within the run-to-run spread of the fastest (SAME_TOLERANCE, 3%) are tied at that M; a tie goes
+to the first of them in PREFERENCE, so that two runs of the same sweep, which differ within that spread,
+recommend the same backend, and noise does not split the M axis into ranges that alternate between
+equivalent backends. The sweep's tables mark the same choice.
 """
 
 from __future__ import annotations
@@ -11,6 +12,25 @@ from dataclasses import dataclass, field
 
 from gemmbench.compare import SAME_TOLERANCE
 from gemmbench.records import FP32_ACCURATE_REL_ERR, Record, by_shape
+
+# The order in which tied backends are preferred: the plain PyTorch calls first (nothing to build or
+# ship), then the cuBLAS extension's; backends not listed (plugins) after them, by name.
+PREFERENCE = ("mm_out_dtype", "linear_cast", "upcast", "cublas_ext", "cublaslt_ext", "cublaslt_tuned_ext")
+
+
+def preference_rank(backend: str) -> tuple[int, str]:
+    return (PREFERENCE.index(backend) if backend in PREFERENCE else len(PREFERENCE), backend)
+
+
+def tied_fastest(records, tolerance: float = FP32_ACCURATE_REL_ERR) -> list[str]:
+    """The backends of one point's `records` (one M) that qualify and are within SAME_TOLERANCE of the
+    fastest that does, in the order of preference: the first is the choice, the others are tied with it."""
+    candidates = [r for r in records if _qualifies(r, tolerance)]
+    if not candidates:
+        return []
+    fastest = min(r.best_time_us for r in candidates)
+    tied = {r.backend for r in candidates if r.best_time_us <= fastest * (1 + SAME_TOLERANCE)}
+    return sorted(tied, key=preference_rank)
 
 
 @dataclass(frozen=True)
@@ -32,8 +52,9 @@ class ShapeRecommendation:
     tolerance: float
     ranges: list[MRange]
     winners: dict[int, str] = field(default_factory=dict)  # M -> backend
+    tied: dict[int, list[str]] = field(default_factory=dict)  # M -> the other backends tied with the winner
     # backend -> the first of its rows that did not qualify (status not ok, or rel_err above tolerance),
-    # for backends that never qualified at any M
+    # for backends that qualified at no M
     excluded: dict[str, Record] = field(default_factory=dict)
 
 
@@ -43,24 +64,18 @@ def recommend(records: list[Record], tolerance: float = FP32_ACCURATE_REL_ERR) -
 
 def _recommend_shape(key: tuple, records: list[Record], tolerance: float) -> ShapeRecommendation:
     model, gemm, n, k = key
-    tied: dict[int, set[str]] = {}  # M -> backends within SAME_TOLERANCE of the fastest accurate one
+    winners: dict[int, str] = {}
+    tied: dict[int, list[str]] = {}
     for m in sorted({r.m for r in records}):
-        candidates = [r for r in records if r.m == m and _qualifies(r, tolerance)]
-        if candidates:
-            fastest = min(r.best_time_us for r in candidates)
-            tied[m] = {r.backend for r in candidates if r.best_time_us <= fastest * (1 + SAME_TOLERANCE)}
-    backends = list(dict.fromkeys(r.backend for r in records))
-    preference = sorted(backends, key=lambda b: -sum(b in near for near in tied.values()))
-    winners = {m: next(b for b in preference if b in near) for m, near in tied.items()}
-    excluded = {}
+        ranked = tied_fastest([r for r in records if r.m == m], tolerance)
+        if ranked:
+            winners[m], tied[m] = ranked[0], ranked[1:]
+    qualified = {r.backend for r in records if _qualifies(r, tolerance)}
+    excluded: dict[str, Record] = {}
     for record in records:
-        if (
-            record.backend not in winners.values()
-            and record.backend not in excluded
-            and not _qualifies(record, tolerance)
-        ):
-            excluded[record.backend] = record
-    return ShapeRecommendation(model, gemm, n, k, tolerance, _ranges(winners), winners, excluded)
+        if record.backend not in qualified:
+            excluded.setdefault(record.backend, record)
+    return ShapeRecommendation(model, gemm, n, k, tolerance, _ranges(winners), winners, tied, excluded)
 
 
 def _qualifies(record: Record, tolerance: float) -> bool:

@@ -13,9 +13,9 @@ from rich.text import Text
 
 from gemmbench.backends import Availability
 from gemmbench.clocks import THROTTLE_CLOCK_FRACTION
-from gemmbench.compare import FLAGGED_TOLERANCE, SAME_TOLERANCE, Comparison
+from gemmbench.compare import FLAGGED_TOLERANCE, SAME_TOLERANCE, Comparison, RunConditions
 from gemmbench.decode import KernelInfo, decode, gemm_kernel, short_name
-from gemmbench.recommend import MRange, ShapeRecommendation
+from gemmbench.recommend import PREFERENCE, MRange, ShapeRecommendation, tied_fastest
 from gemmbench.records import ERROR, FP32_ACCURATE_REL_ERR, OK, SKIPPED, KernelRun, Record, by_case, by_shape
 from gemmbench.runfile import Run
 from gemmbench.session import MEASURE, Step
@@ -126,8 +126,9 @@ def _shape_table(records: list[Record], backends: list[str]) -> Group:
 
 
 def _fastest_accurate(records) -> str | None:
-    accurate = [r for r in records if r.accurate() and r.best_time_us is not None]
-    return min(accurate, key=lambda r: r.best_time_us).backend if accurate else None
+    """The backend `recommend` chooses at this point: the table marks the same one."""
+    ranked = tied_fastest(records)
+    return ranked[0] if ranked else None
 
 
 def _cell(record: Record | None, fastest: bool) -> Text:
@@ -351,8 +352,24 @@ def decoded_tables(infos: list[KernelInfo]) -> Group:
 VERDICT_STYLES = {"faster": "green", "slower": "red", "same": "", "noisy": "yellow", "not timed": "dim"}
 
 
-def _gpu(provenance: dict) -> str:
-    return f"{provenance.get('device_name', 'unknown device')} ({provenance.get('started', 'no date')})"
+def _run_label(provenance: dict, conditions: RunConditions) -> str:
+    """What a compared run ran on: device, L2 mode, versions, date."""
+    parts = [provenance.get("device_name") or conditions.device_type or "unknown device"]
+    if conditions.l2_modes:
+        parts.append(f"L2 {'/'.join(conditions.l2_modes)}")
+    for key, label in (("gemmbench", "gemmbench"), ("torch", "torch"), ("cuda", "CUDA"), ("cublas", "cuBLAS")):
+        if provenance.get(key):
+            parts.append(f"{label} {provenance[key]}")
+    parts.append(provenance.get("started", "no date"))
+    return " · ".join(parts)
+
+
+def _base_label(comparison: Comparison) -> str:
+    return _run_label(comparison.base_provenance, comparison.base_conditions)
+
+
+def _new_label(comparison: Comparison) -> str:
+    return _run_label(comparison.new_provenance, comparison.new_conditions)
 
 
 def _comparison_rows(comparison: Comparison) -> list[list[str]]:
@@ -390,7 +407,7 @@ def comparison_summary(comparison: Comparison) -> str:
 
 
 def comparison_table(comparison: Comparison) -> Group:
-    header = Text(f"base: {_gpu(comparison.base_provenance)}\nnew:  {_gpu(comparison.new_provenance)}", style="bold")
+    header = Text(f"base: {_base_label(comparison)}\nnew:  {_new_label(comparison)}", style="bold")
     table = Table(pad_edge=False)
     for column in COMPARE_COLUMNS:
         table.add_column(column, justify="right" if column in ("M", "base", "new", "new/base") else "left")
@@ -406,7 +423,7 @@ def comparison_table(comparison: Comparison) -> Group:
 
 
 def comparison_markdown(comparison: Comparison) -> str:
-    header = f"base: {_gpu(comparison.base_provenance)}; new: {_gpu(comparison.new_provenance)}\n\n"
+    header = f"base: {_base_label(comparison)}\n\nnew: {_new_label(comparison)}\n\n"
     return (
         header
         + markdown_table(COMPARE_COLUMNS, _comparison_rows(comparison))
@@ -458,6 +475,7 @@ def recommendation_dicts(recommendations: list[ShapeRecommendation]) -> list[dic
                 for i, r in enumerate(rec.ranges)
             ],
             "winners": rec.winners,
+            "tied": rec.tied,
             "excluded": {backend: why_not_qualified(record, rec.tolerance) for backend, record in rec.excluded.items()},
             "summary": recommendation_summary(rec),
         }
@@ -465,12 +483,37 @@ def recommendation_dicts(recommendations: list[ShapeRecommendation]) -> list[dic
     ]
 
 
+def _range_ties(recommendation: ShapeRecommendation, mrange: MRange) -> str:
+    """The backends tied with the range's choice at some of its M values, with those M values."""
+    at: dict[str, list[int]] = {}
+    for m, others in recommendation.tied.items():
+        if mrange.first_m <= m <= mrange.last_m:
+            for backend in others:
+                at.setdefault(backend, []).append(m)
+    return ", ".join(f"{b} (M {','.join(map(str, ms))})" for b, ms in at.items())
+
+
 def _recommendation_rows(recommendation: ShapeRecommendation) -> list[list[str]]:
     ranges = recommendation.ranges
     return [
-        [range_rule(ranges, i), r.backend, f"{r.first_m}-{r.last_m}" if r.first_m != r.last_m else str(r.first_m)]
+        [
+            range_rule(ranges, i),
+            r.backend,
+            f"{r.first_m}-{r.last_m}" if r.first_m != r.last_m else str(r.first_m),
+            _range_ties(recommendation, r),
+        ]
         for i, r in enumerate(ranges)
     ]
+
+
+RECOMMEND_COLUMNS = ["M range", "backend", "measured M", f"tied within {SAME_TOLERANCE:.0%}"]
+
+
+def tie_rule() -> str:
+    return (
+        f"tied: within {SAME_TOLERANCE:.0%} of the fastest (the run-to-run spread); a tie goes to the first of "
+        f"{', '.join(PREFERENCE)}, then any other backend by name"
+    )
 
 
 def recommendation_tables(recommendations: list[ShapeRecommendation]) -> Group:
@@ -480,7 +523,7 @@ def recommendation_tables(recommendations: list[ShapeRecommendation]) -> Group:
             Text(f"{rec.model} {rec.gemm} (N={rec.n}, K={rec.k}): {recommendation_summary(rec)}", style="bold")
         )
         table = Table(pad_edge=False)
-        for column in ("M range", "backend", "measured M"):
+        for column in RECOMMEND_COLUMNS:
             table.add_column(column)
         for cells in _recommendation_rows(rec):
             table.add_row(*cells)
@@ -488,6 +531,7 @@ def recommendation_tables(recommendations: list[ShapeRecommendation]) -> Group:
         for backend, record in rec.excluded.items():
             parts.append(Text(f"  {backend} never qualified: {why_not_qualified(record, rec.tolerance)}", style="dim"))
     if recommendations:
+        parts.append(Text(tie_rule(), style="dim"))
         parts.append(
             Text(
                 f"qualifies: status ok and rel_err <= {recommendations[0].tolerance:g}; fastest by device time "
@@ -504,7 +548,7 @@ def recommendation_markdown(recommendations: list[ShapeRecommendation]) -> str:
         for rec in recommendations
         for cells in _recommendation_rows(rec)
     ]
-    return markdown_table(["GEMM", "N", "K", "M range", "backend", "measured M"], rows)
+    return markdown_table(["GEMM", "N", "K", *RECOMMEND_COLUMNS], rows) + ("\n" + tie_rule() + "\n" if rows else "")
 
 
 PRESET_COLUMNS = ("preset", "model", "gemm", "role", "N", "K", "in → out", "top_k")

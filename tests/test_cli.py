@@ -266,7 +266,8 @@ def test_sweep_markdown(tmp_path):
     assert result.exit_code == 0 and "| custom 8x16 | 8 | 16 | 4 |" in result.stdout
 
 
-COLD_A = Path(__file__).parent.parent / "docs" / "runs" / "h200_deepseek_v3_cold_a.json"
+DOCS_RUNS = Path(__file__).parent.parent / "docs" / "runs"
+COLD_A = DOCS_RUNS / "h200_deepseek_v3_cold_a.json"
 COLD_B = Path(__file__).parent.parent / "docs" / "runs" / "h200_deepseek_v3_cold_b.json"
 
 
@@ -296,8 +297,24 @@ def test_compare_fail_above_exits_1_on_a_regression(tmp_path):
 def test_compare_runs_without_shared_rows(tmp_path):
     invoke("sweep", *FAKE_SHAPE, "--out-dir", tmp_path, "--budget-ms", 1)
     (path,) = run_files(tmp_path)
-    result = invoke("compare", COLD_A, path)
+    result = invoke("compare", COLD_A, path, "--allow-mismatch")
     assert result.exit_code == 1 and "share no (case, backend) rows" in result.stderr
+
+
+def test_compare_refuses_runs_timed_differently(tmp_path):
+    invoke("sweep", *FAKE_SHAPE, "--out-dir", tmp_path, "--budget-ms", 1)
+    (cpu,) = run_files(tmp_path)
+    result = invoke("compare", COLD_A, cpu)
+    assert result.exit_code == 1 and "device type: cuda vs cpu" in result.stderr and "--allow-mismatch" in result.stderr
+    hot = invoke("compare", COLD_A, DOCS_RUNS / "h200_deepseek_v3_hot.json")
+    assert hot.exit_code == 1 and "L2 mode: cold vs hot" in hot.stderr
+    allowed = invoke("compare", COLD_A, DOCS_RUNS / "h200_deepseek_v3_hot.json", "--allow-mismatch")
+    assert allowed.exit_code == 0 and "L2 cold" in allowed.stdout and "L2 hot" in allowed.stdout
+
+
+def test_recommend_takes_one_output_format():
+    result = invoke("recommend", COLD_A, "--json", "--md")
+    assert result.exit_code == 2 and "--json and --md" in result.stderr
 
 
 def test_recommend_table_json_and_markdown():

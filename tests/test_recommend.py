@@ -1,4 +1,4 @@
-from gemmbench.recommend import recommend
+from gemmbench.recommend import PREFERENCE, recommend
 from gemmbench.records import ERROR, OK, Record
 from gemmbench.render import recommendation_dicts, recommendation_summary
 from gemmbench.shapes import Case
@@ -35,12 +35,20 @@ def test_bf16_rounding_is_excluded_unless_the_tolerance_admits_it():
     assert spans(loose) == [(1, 1, "linear_cast")]
 
 
-def test_ties_within_noise_do_not_split_the_range():
+def test_ties_go_to_the_preferred_backend_and_name_the_runner_up():
     records = []
-    for m, (a, b) in zip((1, 2, 4, 8), ((5.0, 5.05), (5.1, 5.0), (5.0, 5.1), (5.2, 5.0)), strict=True):
-        records += [row("a", m, a), row("b", m, b)]
+    for m, (plain, ext) in zip((1, 2, 4, 8), ((5.0, 5.05), (5.1, 5.0), (5.0, 5.1), (5.12, 5.0)), strict=True):
+        records += [row("cublas_ext", m, ext), row("mm_out_dtype", m, plain)]
     (rec,) = recommend(records)
-    assert len(rec.ranges) == 1
+    assert spans(rec) == [(1, 8, "mm_out_dtype")]  # within 3% at every M: the plain torch call
+    assert rec.tied == {1: ["cublas_ext"], 2: ["cublas_ext"], 4: ["cublas_ext"], 8: ["cublas_ext"]}
+    assert PREFERENCE[0] == "mm_out_dtype"
+
+
+def test_a_backend_that_qualified_somewhere_is_not_excluded():
+    records = [row("x", 1, 1.0), row("x", 2, 1.0, status=ERROR), row("y", 1, 2.0), row("y", 2, 2.0)]
+    (rec,) = recommend(records)
+    assert rec.excluded == {} and spans(rec) == [(1, 1, "x"), (2, 2, "y")]
 
 
 def test_three_ranges_and_errors():

@@ -88,3 +88,13 @@ def test_header_names_gpu_torch_and_cuda():
         }
     ).plain
     assert "NVIDIA H200 (sm90" in text and "torch 2.11.0" in text and "CUDA 13.0" in text and "cuBLAS 13.1.0" in text
+
+
+def test_the_table_marks_the_backend_recommend_chooses_within_a_tie():
+    from gemmbench.recommend import recommend
+
+    records = [ok("cublas_ext", 5.0, 1.4e-6), ok("mm_out_dtype", 5.1, 1.4e-6)]  # 2% apart: tied
+    (rec,) = recommend(records)
+    assert rec.winners == {1: "mm_out_dtype"} and rec.tied == {1: ["cublas_ext"]}
+    markdown = render.sweep_markdown(records)
+    assert "**5.1 µs**" in markdown and "**5 µs**" not in markdown
