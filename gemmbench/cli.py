@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,11 +15,17 @@ from typer.core import TyperGroup
 from gemmbench.errors import GemmbenchError, UsageError
 
 # Width for output that is not a terminal (files, CI logs), where rich would assume 80 columns and
-# wrap kernel names and table cells.
+# wrap kernel names and table cells. $COLUMNS, where set, wins (rich reads it).
 PIPE_WIDTH = 160
+
+
+def _width(stream) -> int | None:
+    return None if stream.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+
+
 # Results go to stdout; progress, notes, warnings and errors to stderr, so `--csv -` pipes cleanly.
-out_console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else PIPE_WIDTH)
+out_console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))
 
 # Exit code of a run stopped with Ctrl-C, as shells report SIGINT (128 + 2).
 EXIT_INTERRUPTED = 130
@@ -142,6 +149,25 @@ BackendOpt = Annotated[
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if present), cuda or cpu.")]
 
 
+def _filtered(records, preset, config, shape, role, m, backend) -> list:
+    """The records of a saved run that the shape, M and backend options admit (only those given)."""
+    from gemmbench import shapes
+    from gemmbench.records import select_records
+
+    for role_name in _split(role):
+        if role_name not in shapes.ROLES:
+            raise UsageError(f"unknown role '{role_name}'", f"use one of: {', '.join(shapes.ROLES)}")
+    gemms = shapes.select_gemms(_split(preset), list(config or []), []) if preset or config else []
+    return select_records(
+        records,
+        backends=_split(backend),
+        m_values=shapes.parse_m_list(m) if m else (),
+        gemms=gemms,
+        roles=_split(role),
+        shapes=[shapes.parse_shape(text) for text in _split(shape)],
+    )
+
+
 def _selection(preset, config, shape, role, m, backend, device) -> dict:
     """The shape, M, backend and device options that sweep and kernels share, as plan_sweep takes them."""
     return {
@@ -244,7 +270,7 @@ def sweep(
     if notes and plan.device.type != "cuda":
         notes.print(
             "note: no CUDA device — timing on the CPU with the host clock; GPU-only backends are skipped rows"
-            + ("" if m else f"; M cut to {','.join(map(str, plan.m_values))}"),
+            + ("" if m or not plan.m_values else f"; M cut to {','.join(map(str, plan.m_values))}"),
             style="yellow",
         )
     result = _run_with_progress(plan, tables_console, notes, enabled=not quiet)
@@ -358,6 +384,9 @@ def kernels(
 
     if from_run is not None:
         run = runfile.load_run(from_run)
+        run.records = _filtered(run.records, preset, config, shape, role, m, backend)
+        if not run.records:
+            raise GemmbenchError(f"no row of {from_run} matches the filters given", "drop or change them")
     else:
         plan = plan_sweep(**_selection(preset, config, shape, role, m, backend, device), time_calls=False)
         if plan.device.type != "cuda":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gemmbench.shapes import Case
+from gemmbench.shapes import Case, GemmSpec
 from gemmbench.summary import TimerSummary
 
 OK = "ok"
@@ -173,6 +173,33 @@ class Record:
             top_k=case.top_k,
             **values,
         )
+
+
+def select_records(
+    records: Iterable[Record],
+    backends: Iterable[str] = (),
+    m_values: Iterable[int] = (),
+    gemms: Iterable[GemmSpec] = (),
+    roles: Iterable[str] = (),
+    shapes: Iterable[Case | GemmSpec] = (),
+) -> list[Record]:
+    """The records that every given filter admits (an empty filter admits all): a backend named, an M
+    listed, a GEMM of the given presets (or a role of them), a shape given (MxNxK matches M too)."""
+    backends, m_values, roles = set(backends), set(m_values), set(roles)
+    wanted_gemms = {(g.model, g.name, g.n, g.k) for g in gemms}
+    wanted_shapes = [(s.n, s.k, s.m if isinstance(s, Case) else None) for s in shapes]
+
+    def admitted(record: Record) -> bool:
+        shape_ok = any(n == record.n and k == record.k and m in (None, record.m) for n, k, m in wanted_shapes)
+        gemm_ok = record.case.shape_key in wanted_gemms
+        return (
+            (not backends or record.backend in backends)
+            and (not m_values or record.m in m_values)
+            and (not roles or record.role in roles)
+            and (not (wanted_gemms or wanted_shapes) or gemm_ok or shape_ok)
+        )
+
+    return [record for record in records if admitted(record)]
 
 
 def _grouped(records: Iterable[Record], key) -> dict:

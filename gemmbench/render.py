@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from rich import box
 from rich.console import Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -28,9 +29,8 @@ TIMER_LABELS = {
     HOST_TIMER: "host clock around synchronous CPU calls",
     SIMULATED_TIMER: "simulated by the fake backend",
 }
-# Kernel names are the point of the kernel tables: the rich table keeps this many characters of a
-# name whole (nvjet names run to ~50), and the Markdown table, which has no width limit, this many.
-KERNEL_NAME_WIDTH = 50
+# The Markdown kernel table, which has no width limit, keeps this many characters of a kernel name (the
+# rich table folds names to the terminal's width instead).
 MARKDOWN_KERNEL_NAME_WIDTH = 100
 # compare's summary lists at most this many rows found in only one of the runs.
 MAX_LISTED_UNMATCHED = 10
@@ -280,13 +280,14 @@ def kernel_tables(records: list[Record]) -> Group:
     """Per case: each backend's kernels in launch order, decoded; then which backends share a GEMM kernel."""
     parts: list = []
     for case, group in by_case(records).items():
-        table = Table(pad_edge=False)
-        table.add_column("backend", style="cyan")
+        # No vertical rules: ten columns must fit a 120-column terminal.
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        table.add_column("backend", style="cyan", overflow="fold")
         for column in KERNEL_COLUMNS:
             table.add_column(
                 column,
                 justify="right" if column in ("stages", "µs") else "left",
-                min_width=KERNEL_NAME_WIDTH if column == "kernel" else None,
+                overflow="fold",  # a narrow terminal folds long cells onto more lines; no column is cut
             )
         for record in group:
             if record.status != OK or not record.kernels:

@@ -15,6 +15,7 @@ import torch
 
 from gemmbench import environment, roofline
 from gemmbench.backends import Backend, select_backends
+from gemmbench.errors import UsageError
 from gemmbench.inputs import COLD, HOT
 from gemmbench.measure import POINT_WARMUP_S, SweepOptions, measure_cases, profile_records
 from gemmbench.runfile import Run, RunWriter, ensure_writable_dir, new_run_path
@@ -64,7 +65,7 @@ class SweepPlan:
     cases: list[Case]
     backends: list[Backend]
     device: torch.device
-    m_values: tuple[int, ...]  # the M values the presets' GEMMs run at (explicit shapes carry their own)
+    m_values: tuple[int, ...]  # the M values the GEMMs run at; empty where only MxNxK shapes (own M) run
     options: SweepOptions = SweepOptions()
     out_dir: Path | None = None
     remeasure_roofline: bool = False
@@ -110,8 +111,15 @@ def plan_sweep(
     """Turn the sweep's options (as the command line takes them) into a plan; bad input raises a
     GemmbenchError before any work. Defaults: the deepseek-v3 preset; M from 1 to 16384 in powers of
     two on a GPU, 1, 8, 64 on the CPU; every real backend."""
-    explicit = [parse_shape(text) for text in shapes]
-    if not presets and not configs and not explicit:
+    parsed = [parse_shape(text) for text in shapes]
+    explicit = [shape for shape in parsed if isinstance(shape, Case)]  # MxNxK: at its own M
+    custom = [shape for shape in parsed if not isinstance(shape, Case)]  # NxK: at the M values
+    if explicit and m is not None:
+        raise UsageError(
+            f"--shape {shapes[parsed.index(explicit[0])]} carries its own M, and --m was given too",
+            "write the shape as NxK to run it at the --m values, or drop --m",
+        )
+    if not presets and not configs and not parsed:
         presets = [DEFAULT_PRESET]
     dev = environment.select_device(device)
     if m is None:
@@ -120,7 +128,7 @@ def plan_sweep(
         m_values = parse_m_list(m)
     else:
         m_values = parse_m_list(",".join(str(value) for value in m))
-    gemms = select_gemms(list(presets), [Path(c) for c in configs], list(roles))
+    gemms = select_gemms(list(presets), [Path(c) for c in configs], list(roles)) + custom
     options = SweepOptions(
         warmup_s=POINT_WARMUP_S if warmup_ms is None else warmup_ms / 1e3,
         target=Target(ci_rel=target_ci_pct / 100, budget_s=budget_ms / 1e3),
@@ -133,7 +141,7 @@ def plan_sweep(
         cases=build_cases(gemms, explicit, m_values),
         backends=select_backends(list(backends)),
         device=dev,
-        m_values=m_values,
+        m_values=m_values if gemms else (),
         options=options,
         out_dir=None if out_dir is None else ensure_writable_dir(Path(out_dir)),
         remeasure_roofline=remeasure_roofline,

@@ -175,19 +175,24 @@ def _require(table: dict, key: str, kind: type, path: Path, where: str):
 
 
 _TOO_LARGE = "cuBLAS takes GEMM dimensions as 32-bit integers; give smaller ones"
-_SHAPE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+_SHAPE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?$")
 
 
-def parse_shape(text: str) -> Case:
-    """`MxNxK` -> a custom case: x [M, K] @ w [N, K].T."""
+def parse_shape(text: str) -> Case | GemmSpec:
+    """`MxNxK` -> a custom case, x [M, K] @ w [N, K].T, at its own M; `NxK` -> a custom GEMM, run at the
+    M values of --m like a preset's."""
     match = _SHAPE.match(text)
-    dims = tuple(int(g) for g in match.groups()) if match else ()
+    dims = tuple(int(g) for g in match.groups() if g is not None) if match else ()
     if not dims or min(dims) <= 0:
         raise UsageError(
-            f"malformed shape '{text}'", "write it as MxNxK with positive integers, e.g. --shape 16x256x7168"
+            f"malformed shape '{text}'",
+            "write it as MxNxK or NxK with positive integers, e.g. --shape 16x256x7168 or --shape 256x7168",
         )
     if max(dims) > MAX_DIMENSION:
         raise UsageError(f"shape '{text}' has a dimension above {MAX_DIMENSION}", _TOO_LARGE)
+    if len(dims) == 2:
+        n, k = dims
+        return GemmSpec("custom", f"{n}x{k}", CUSTOM_ROLE, n, k)
     m, n, k = dims
     return Case("custom", f"{n}x{k}", CUSTOM_ROLE, m, n, k)
 

@@ -457,3 +457,27 @@ def test_version():
 
     result = invoke("--version")
     assert result.exit_code == 0 and result.stdout == f"gemmbench {__version__}\n"
+
+
+def test_a_shape_with_its_own_m_and_m_together_are_refused():
+    result = invoke("sweep", "-b", "fake", "--device", "cpu", "--no-save", "--shape", "4x8x16", "--m", "1")
+    assert result.exit_code == 2 and "carries its own M" in result.stderr and "NxK" in result.stderr
+
+
+def test_a_shape_without_m_runs_at_the_m_values():
+    result = invoke(
+        "sweep", "-b", "fake", "--device", "cpu", "--no-save", "--shape", "8x16", "--m", "2,3", "--csv", "-"
+    )
+    assert [row["m"] for row in csv.DictReader(io.StringIO(result.stdout))] == ["2", "3"]
+    only_own_m = invoke("sweep", "-b", "fake", "--device", "cpu", "--no-save", "--shape", "4x8x16")
+    assert only_own_m.exit_code == 0 and "M cut to" not in only_own_m.stderr
+
+
+def test_kernels_from_a_run_applies_the_filters():
+    result = invoke(
+        "kernels", "--from", FIXTURES / "h200_deepseek_v3_sm90.json", "--m", "16", "-b", "mm_out_dtype", "--md"
+    )
+    rows = [line for line in result.stdout.splitlines()[2:] if "mm_out_dtype" in line or "upcast" in line]
+    assert rows and all("M=16 " in row and "| mm_out_dtype |" in row for row in rows)
+    none = invoke("kernels", "--from", FIXTURES / "h200_deepseek_v3_sm90.json", "--preset", "kimi-k2")
+    assert none.exit_code == 1 and "no row of" in none.stderr

@@ -98,3 +98,14 @@ def test_the_table_marks_the_backend_recommend_chooses_within_a_tie():
     assert rec.winners == {1: "mm_out_dtype"} and rec.tied == {1: ["cublas_ext"]}
     markdown = render.sweep_markdown(records)
     assert "**5.1 µs**" in markdown and "**5 µs**" not in markdown
+
+
+def test_kernel_tables_fold_to_a_narrow_terminal_and_keep_every_column():
+    record = ok("mm_out_dtype", 6.4, 1.4e-6, kernels=("nvjet_sm90_tss_64x16_64x16_4x1_v_bz_splitK_TNT",))
+    console = Console(width=100, record=True, color_system=None)
+    console.print(render.kernel_tables([record]))
+    lines = console.export_text().splitlines()
+    assert all(len(line) <= 100 for line in lines)
+    header = next(line for line in lines if "backend" in line)
+    assert "split-K" in header and "µs" in header
+    assert "splitK_TNT" in "".join(lines).replace(" ", "")  # the name folds onto more lines, not cut

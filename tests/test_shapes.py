@@ -58,7 +58,13 @@ def test_shape_parses_m_n_k():
     assert (case.m, case.n, case.k, case.model) == (16, 256, 7168, "custom")
 
 
-@pytest.mark.parametrize("text", ["12x", "0x5x5", "-1x2x3", "axbxc", "1x2", "1x2x3x4", ""])
+def test_shape_without_m_is_a_gemm_run_at_the_m_values():
+    gemm = parse_shape("256x7168")
+    assert (gemm.n, gemm.k, gemm.model, gemm.name) == (256, 7168, "custom", "256x7168")
+    assert gemm.case(4).m == 4
+
+
+@pytest.mark.parametrize("text", ["12x", "0x5x5", "-1x2x3", "axbxc", "0x2", "1x2x3x4", ""])
 def test_malformed_shapes_are_usage_errors(text):
     with pytest.raises(UsageError, match="malformed shape"):
         parse_shape(text)
