@@ -273,6 +273,13 @@ def sweep(
             + ("" if m or not plan.m_values else f"; M cut to {','.join(map(str, plan.m_values))}"),
             style="yellow",
         )
+    if plan.device.type != "cuda":
+        for flag, given, why in (
+            ("--hot", hot, "gemmbench manages the L2 of GPUs only"),
+            ("--remeasure-roofline", remeasure_roofline, "the roofline is measured on GPUs only"),
+        ):
+            if given:
+                _warn(f"{flag} has no effect on the CPU: {why}")
     result = _run_with_progress(plan, tables_console, notes, enabled=not quiet)
     records = result.run.records
     _print_results(tables_console, records, md)
@@ -513,7 +520,7 @@ def plot(
     from gemmbench import plot as plotting
     from gemmbench import runfile
 
-    runfile.ensure_writable_file(str(output))
+    runfile.ensure_writable_file(str(output), example="plot.png")
     path = plotting.plot_run(runfile.load_run(run), output)
     out_console.print(f"wrote {path}")
 
@@ -524,8 +531,8 @@ def list_(device: DeviceOpt = "auto") -> None:
     from gemmbench import environment, render, shapes
     from gemmbench.backends import REGISTRY, availability
 
+    dev = environment.select_device(device)  # a bad --device is an error before any output
     out_console.print(render.presets_table([shapes.load_preset(name) for name in shapes.preset_names()]))
-    dev = environment.select_device(device)
     probe = shapes.load_preset(shapes.DEFAULT_PRESET).gemms[0].case(1)
     out_console.print(render.backends_table(availability(list(REGISTRY.values()), probe, dev), dev.type))
 

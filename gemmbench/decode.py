@@ -60,7 +60,12 @@ class KernelInfo:
     layout: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return asdict(self) | {"recognised": self.recognised}
+
+    @property
+    def recognised(self) -> bool:
+        """False for a name of no family the decoder knows: then no field was read from it."""
+        return self.family != "other"
 
     @property
     def is_gemm(self) -> bool:

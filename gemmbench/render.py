@@ -15,7 +15,7 @@ from rich.text import Text
 from gemmbench.backends import Availability
 from gemmbench.clocks import THROTTLE_CLOCK_FRACTION
 from gemmbench.compare import FLAGGED_TOLERANCE, SAME_TOLERANCE, Comparison, RunConditions
-from gemmbench.decode import KernelInfo, decode, gemm_kernel, short_name
+from gemmbench.decode import FAMILIES, KernelInfo, decode, gemm_kernel, short_name
 from gemmbench.recommend import PREFERENCE, MRange, ShapeRecommendation, tied_fastest
 from gemmbench.records import ERROR, FP32_ACCURATE_REL_ERR, OK, SKIPPED, KernelRun, Record, by_case, by_shape
 from gemmbench.runfile import Run
@@ -338,6 +338,14 @@ def decoded_tables(infos: list[KernelInfo]) -> Group:
     """Each name, then its fields one per line: readable however long the name."""
     parts: list = []
     for info in infos:
+        if not info.recognised:
+            known = ", ".join(f for f in FAMILIES if f != "other")
+            parts += [
+                Text(info.name, style="bold"),
+                Text(f"not recognised: not a name of {known}", style="yellow"),
+                Text(""),
+            ]
+            continue
         table = Table(show_header=False, box=None, pad_edge=False)
         table.add_column(style="dim")
         table.add_column()

@@ -102,13 +102,13 @@ def ensure_writable_dir(path: Path) -> Path:
     return path
 
 
-def ensure_writable_file(path: str) -> None:
+def ensure_writable_file(path: str, example: str = "results.csv") -> None:
     """Check that `path` ('-' = stdout) can be written, without creating it."""
     if path == "-":
         return
     target = Path(path)
     if target.is_dir():
-        raise GemmbenchError(f"{target} is a folder", "give a file path, e.g. results.csv")
+        raise GemmbenchError(f"{target} is a folder", f"give a file path, e.g. {target / example}")
     parent = target.parent if str(target.parent) else Path(".")
     if target.exists() and not os.access(target, os.W_OK):
         raise GemmbenchError(f"cannot write {target}: permission denied", "choose another path")

@@ -6,6 +6,7 @@ This module is pure parsing: it imports no torch, so `gemmbench list` and `decod
 
 from __future__ import annotations
 
+import difflib
 import re
 import sys
 from dataclasses import dataclass
@@ -27,6 +28,11 @@ DEFAULT_PRESET = "deepseek-v3"
 ROLES = ("router", "attention")
 CUSTOM_ROLE = "custom"
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+# (input, output) dtype pairs that gemmbench's backends run: the GEMMs this tool exists for.
+RUNNABLE_DTYPES = (("bf16", "fp32"),)
+# The keys of a preset file, at its top level and in each [[gemm]] table.
+TOP_LEVEL_KEYS = ("model", "gemm")
+GEMM_KEYS = ("name", "role", "n", "k", "in_dtype", "out_dtype", "top_k")
 # Most values one range may expand to: a typo such as 1:100000:+1 would otherwise queue days of work.
 MAX_RANGE_VALUES = 64
 # Largest M, N or K: cuBLAS takes GEMM dimensions as 32-bit signed integers.
@@ -113,12 +119,17 @@ def load_preset(name: str) -> Preset:
 def load_config(path: Path) -> Preset:
     """Read a preset TOML file; every problem names the file and the key."""
     path = Path(path)
+    if path.is_dir():
+        raise GemmbenchError(
+            f"{path} is a folder, not a config file", "give one TOML file, e.g. configs/deepseek-v3.toml"
+        )
     if not path.is_file():
         raise GemmbenchError(f"config file {path} does not exist", "check the path given to --config")
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise GemmbenchError(f"config file {path} is not valid TOML: {exc}", "fix the syntax") from exc
+    _reject_unknown_keys(data, TOP_LEVEL_KEYS, path, "the top level")
     model = _require(data, "model", str, path, "the top level")
     entries = _require(data, "gemm", list, path, "the top level")
     if not entries:
@@ -137,9 +148,19 @@ def load_config(path: Path) -> Preset:
     )
 
 
+def _reject_unknown_keys(table: dict, known: tuple[str, ...], path: Path, where: str) -> None:
+    """A misspelt key (`topk`) would otherwise be ignored without a word."""
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            fix = f"did you mean '{close[0]}'?" if close else f"the keys are: {', '.join(known)}"
+            raise GemmbenchError(f"{path}: {where} has an unknown key '{key}'", f"{fix} (notes go in # comments)")
+
+
 def _parse_gemm(entry: dict, model: str, path: Path, where: str) -> GemmSpec:
     name = _require(entry, "name", str, path, where)
     where = f"[[gemm]] '{name}'"
+    _reject_unknown_keys(entry, GEMM_KEYS, path, where)
     role = _require(entry, "role", str, path, where)
     if role not in ROLES:
         raise GemmbenchError(f"{path}: {where} has role '{role}'", f"use one of: {', '.join(ROLES)}")
@@ -155,9 +176,16 @@ def _parse_gemm(entry: dict, model: str, path: Path, where: str) -> GemmSpec:
     for key, value in (("in_dtype", in_dtype), ("out_dtype", out_dtype)):
         if value not in DTYPE_BYTES:
             raise GemmbenchError(f"{path}: {where} has {key} = '{value}'", f"use one of: {', '.join(DTYPE_BYTES)}")
+    if (in_dtype, out_dtype) not in RUNNABLE_DTYPES:
+        runnable = ", ".join(f"{a} -> {b}" for a, b in RUNNABLE_DTYPES)
+        raise GemmbenchError(f"{path}: {where} is {in_dtype} -> {out_dtype}, which no backend runs", f"use {runnable}")
     top_k = entry.get("top_k")
-    if top_k is not None and (not isinstance(top_k, int) or top_k <= 0):
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0):
         raise GemmbenchError(f"{path}: {where} has top_k = {top_k!r}", "make 'top_k' a positive integer")
+    if top_k is not None and top_k > n:
+        raise GemmbenchError(
+            f"{path}: {where} has top_k = {top_k}, more than its n = {n} experts", "make 'top_k' at most n"
+        )
     return GemmSpec(model, name, role, n, k, in_dtype, out_dtype, top_k)
 
 

@@ -481,3 +481,39 @@ def test_kernels_from_a_run_applies_the_filters():
     assert rows and all("M=16 " in row and "| mm_out_dtype |" in row for row in rows)
     none = invoke("kernels", "--from", FIXTURES / "h200_deepseek_v3_sm90.json", "--preset", "kimi-k2")
     assert none.exit_code == 1 and "no row of" in none.stderr
+
+
+def test_gpu_only_options_on_the_cpu_say_they_do_nothing():
+    result = invoke("sweep", *FAKE_SHAPE, "--no-save", "--hot", "--remeasure-roofline", "-q")
+    assert result.exit_code == 0
+    assert "--hot has no effect on the CPU" in result.stderr
+    assert "--remeasure-roofline has no effect on the CPU" in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present")
+def test_list_with_an_unusable_device_fails_before_printing():
+    result = invoke("list", "--device", "cuda")
+    assert result.exit_code == 2 and result.stdout == "" and "no CUDA device" in result.stderr
+
+
+def test_decode_says_when_a_name_is_not_recognised():
+    result = invoke("decode", "my_custom_kernel")
+    assert result.exit_code == 0 and "not recognised" in result.stdout
+    (info,) = json.loads(invoke("decode", "my_custom_kernel", "--json").stdout)
+    assert info["recognised"] is False and info["family"] == "other"
+
+
+@pytest.mark.parametrize(
+    "args, what, fix",
+    [
+        (["show", "{docs}"], "is a folder, not a run file", "give one run file, e.g."),
+        (["sweep", "--config", "{configs}"], "is a folder, not a config file", "give one TOML file"),
+        (["plot", "{run}", "-o", "{tmp}"], "is a folder", "plot.png"),
+    ],
+)
+def test_a_folder_where_a_file_belongs_is_named_as_such(tmp_path, args, what, fix):
+    repository = Path(__file__).parent.parent
+    values = {"{docs}": DOCS_RUNS, "{configs}": repository / "configs", "{run}": COLD_A, "{tmp}": tmp_path}
+    result = invoke(*[values.get(a, a) for a in args])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and what in lines[0] and fix in lines[0], result.output

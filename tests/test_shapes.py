@@ -169,3 +169,38 @@ def test_flops_and_bytes():
     case = parse_shape("2x3x4")
     assert case.flops == 2 * 2 * 3 * 4
     assert case.bytes_moved == (2 * 4 + 3 * 4) * 2 + 2 * 3 * 4
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("topk = 8\n", "unknown key 'topk' — did you mean 'top_k'?"),
+        ("top_k = 9\n", "top_k = 9, more than its n = 8 experts"),
+        ('source = "x"\n', "unknown key 'source'"),
+    ],
+)
+def test_config_mistakes_are_named(tmp_path, extra, message):
+    path = tmp_path / "mine.toml"
+    body = 'name = "r"\nrole = "router"\nn = 8\nk = 16\nin_dtype = "bf16"\nout_dtype = "fp32"\n'
+    path.write_text(f'model = "m"\n[[gemm]]\n{body}{extra}')
+    with pytest.raises(GemmbenchError, match=message):
+        load_config(path)
+
+
+def test_a_dtype_pair_no_backend_runs_is_refused(tmp_path):
+    path = tmp_path / "fp16.toml"
+    path.write_text(
+        'model = "m"\n[[gemm]]\nname = "r"\nrole = "router"\nn = 8\nk = 16\nin_dtype = "fp16"\nout_dtype = "fp32"\n'
+    )
+    with pytest.raises(GemmbenchError, match="fp16 -> fp32, which no backend runs"):
+        load_config(path)
+
+
+def test_a_folder_is_not_a_config(tmp_path):
+    with pytest.raises(GemmbenchError, match="is a folder, not a config file"):
+        load_config(tmp_path)
+
+
+def test_glm5_routes_8_of_256():
+    (router,) = load_preset("glm-5").gemms
+    assert (router.n, router.top_k) == (256, 8)
