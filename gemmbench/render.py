@@ -18,10 +18,12 @@ from gemmbench.compare import FLAGGED_TOLERANCE, SAME_TOLERANCE, Comparison, Run
 from gemmbench.decode import FAMILIES, KernelInfo, decode, gemm_kernel, short_name
 from gemmbench.recommend import PREFERENCE, MRange, ShapeRecommendation, tied_fastest
 from gemmbench.records import ERROR, FP32_ACCURATE_REL_ERR, OK, SKIPPED, KernelRun, Record, by_case, by_shape
+from gemmbench.routing import ROUTING_TOKENS
 from gemmbench.runfile import Run
 from gemmbench.session import MEASURE, Step
 from gemmbench.shapes import Case, Preset
 from gemmbench.summary import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER, SIMULATED_TIMER
+from gemmbench.timing import EAGER_STEADY_CI_REL
 
 TIMER_LABELS = {
     GRAPH_TIMER: "CUDA-graph replay, per call (device time)",
@@ -176,7 +178,8 @@ def sweep_markdown(records: list[Record]) -> str:
         rows.append(
             [f"{model} {gemm}", str(n), str(k), str(m), *(_markdown_cell(row.get(b), b == fastest) for b in backends)]
         )
-    return markdown_table(["GEMM", "N", "K", "M", *backends], rows)
+    legend = "".join(f"- {line}\n" for line in legend_lines(records, markdown=True))
+    return markdown_table(["GEMM", "N", "K", "M", *backends], rows) + ("\n" + legend if legend else "")
 
 
 def _markdown_cell(record: Record | None, fastest: bool) -> str:
@@ -193,14 +196,24 @@ def _markdown_cell(record: Record | None, fastest: bool) -> str:
 
 
 def _legend(records: list[Record]) -> Text:
+    return Text("\n".join(legend_lines(records, markdown=False)), style="dim")
+
+
+def legend_lines(records: list[Record], markdown: bool) -> list[str]:
+    """What the marks of a sweep table mean, for the marks these records use, in the words of the rich
+    table or of the Markdown one."""
+    bold, eager = ("bold", "in brackets") if markdown else ("green", "eager")
     ok = [r for r in records if r.status == OK]
-    timers = dict.fromkeys(r.device_timer or r.latency_timer for r in ok)
+    if not ok:
+        return []
+    timers = dict.fromkeys(t for r in ok if (t := r.device_timer or r.latency_timer))
     lines = [f"time: {TIMER_LABELS.get(t, t)}" for t in timers]
     eager_timers = dict.fromkeys(r.latency_timer for r in ok if r.device_median_us is not None)
-    lines += [f"eager: {TIMER_LABELS.get(t, t)}" for t in eager_timers]
+    lines += [f"{eager}: {TIMER_LABELS.get(t, t)}" for t in eager_timers]
     lines.append(
         "second number: ||out − ref|| / ||ref|| against float64; "
-        f"green: fastest with fp32-accurate output (≤ {FP32_ACCURATE_REL_ERR:g})"
+        f"{bold}: fastest with fp32-accurate output (≤ {FP32_ACCURATE_REL_ERR:g}), ties within "
+        f"{SAME_TOLERANCE:.0%} going to the first of {', '.join(PREFERENCE)} (as `gemmbench recommend` chooses)"
     )
     if any(r.floor_us is not None for r in ok):
         lines.append(
@@ -208,15 +221,20 @@ def _legend(records: list[Record]) -> Text:
             "N% of floor: the floor over the time"
         )
     if any(r.topk_mismatch is not None for r in ok):
-        lines.append("top-k≠: share of tokens whose top-k experts differ from those of the float64 logits")
+        lines.append(
+            f"top-k≠: share of {ROUTING_TOKENS} tokens whose top-k experts differ from those of the float64 logits"
+        )
     if any(r.noisy for r in ok):
-        lines.append("noisy: a timer's budget ran out before the 95% CI of its median reached the target")
+        lines.append(
+            "noisy: the device time's 95% interval did not reach its target within the budget, or the eager "
+            f"latency's window medians spread beyond ±{EAGER_STEADY_CI_REL:.0%} (the host's state moved)"
+        )
     if any(r.throttled for r in ok):
         lines.append(
             f"throttled: the SM clock fell below {THROTTLE_CLOCK_FRACTION:.0%} of its maximum, "
             "or NVML reported a power or thermal slowdown"
         )
-    return Text("\n".join(lines), style="dim")
+    return lines
 
 
 def _reasons(records: list[Record]) -> Text | None:

@@ -24,7 +24,7 @@ def fields(name):
     return {k: v for k, v in decode(name).to_dict().items() if k != "name"}
 
 
-def test_the_sm100_kernel_of_the_issue_decodes_fully():
+def test_an_sm100_nvjet_kernel_decodes_fully():
     assert fields("nvjet_sm100_tss_16x64_64x16_4x1_v_bz_TNN") == {
         "family": "nvjet",
         "arch": "sm100",
@@ -40,6 +40,7 @@ def test_the_sm100_kernel_of_the_issue_decodes_fully():
         "cluster_n": 1,
         "split_k": False,
         "layout": "TNN",
+        "recognised": True,
     }
 
 
