@@ -87,3 +87,13 @@ def test_clean_removes_cached_builds():
     result = runner.invoke(app, ["ext", "clean"])
     assert result.exit_code == 0 and "removed 2 build(s)" in result.stdout
     assert not (ext.cache_root() / "ext").exists()
+
+
+def test_a_toolkit_without_headers_is_named_with_the_fix(monkeypatch, tmp_path):
+    """torch guessed CUDA_HOME from an nvcc wrapper: the folder has bin/nvcc but no CUDA headers."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "nvcc").write_text("#!/bin/sh\n")
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(ext._cpp_extension(), "CUDA_HOME", str(tmp_path))
+    reason = ext.cannot_build()
+    assert f"torch takes the CUDA toolkit to be {tmp_path} (CUDA_HOME)" in reason and "set CUDA_HOME" in reason

@@ -13,10 +13,13 @@ Operators (torch.ops.gemmbench.*), each with a fake implementation for shapes wi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import io
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,18 +105,43 @@ def _torch_cublas() -> _TorchCublas | None:
     return _TorchCublas(Path(cublas), Path(cublaslt), root / "include")
 
 
+@contextlib.contextmanager
+def _quiet_torch():
+    """torch's extension tooling prints notices and warnings (the CUDA_HOME it guessed, the architecture
+    list) straight to the terminal; gemmbench reports what matters itself. Yields what was printed."""
+    printed = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stderr(printed), contextlib.redirect_stdout(printed):
+        warnings.simplefilter("ignore")
+        yield printed
+
+
+def _cpp_extension():
+    with _quiet_torch():
+        from torch.utils import cpp_extension
+    return cpp_extension
+
+
 def cannot_build() -> str | None:
-    """Why the extension cannot be built here, or None."""
+    """Why the extension cannot be built here, or None: every file and tool a build needs is checked."""
     if torch.version.cuda is None:
         return f"torch {torch.__version__} is a CPU build; the extension needs a CUDA build of torch"
-    from torch.utils import cpp_extension
-
-    if cpp_extension.CUDA_HOME is None or not (Path(cpp_extension.CUDA_HOME) / "bin" / "nvcc").exists():
+    cpp_extension = _cpp_extension()
+    cuda_home = Path(cpp_extension.CUDA_HOME) if cpp_extension.CUDA_HOME else None
+    if cuda_home is None or not (cuda_home / "bin" / "nvcc").exists():
         return "no CUDA toolkit found (no nvcc); install one or set CUDA_HOME to the folder holding bin/nvcc"
+    if not (cuda_home / "include" / "cuda_runtime.h").is_file():
+        # torch guesses CUDA_HOME from the nvcc on PATH; a wrapper script there points it at the wrong folder
+        return (
+            f"torch takes the CUDA toolkit to be {cuda_home} (CUDA_HOME), but it has no include/cuda_runtime.h; "
+            "set CUDA_HOME to the toolkit folder that holds both bin/nvcc and include/cuda_runtime.h"
+        )
     if not cpp_extension.is_ninja_available():
         return "ninja is not installed; pip install ninja"
-    if _torch_cublas() is None:
+    libs = _torch_cublas()
+    if libs is None:
         return "cannot find the libcublas that torch loaded"
+    if not any((folder / "cublasLt.h").is_file() for folder in (libs.include, cuda_home / "include")):
+        return f"no cuBLAS headers (cublasLt.h) in {libs.include}, beside the libcublas torch loaded, or in {cuda_home}"
     return None
 
 
@@ -145,8 +173,7 @@ def build() -> Path:
     problem = cannot_build()
     if problem:
         raise ExtensionUnavailable(problem)
-    from torch.utils import cpp_extension
-
+    cpp_extension = _cpp_extension()
     libs = _torch_cublas()
     folder = build_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -158,27 +185,28 @@ def build() -> Path:
     if saved_arch is None and not torch.cuda.is_available():
         os.environ[arch_env] = "9.0"
     try:
-        cpp_extension.load(
-            name=module_name(),
-            sources=[str(SOURCE)],
-            extra_cflags=["-O2"],
-            extra_include_paths=[str(libs.include)],
-            # Link the very files torch loaded (pip wheels ship only versioned names such as .so.13).
-            extra_ldflags=[
-                f"-L{libs.cublas.parent}",
-                f"-Wl,-rpath,{libs.cublas.parent}",
-                f"-l:{libs.cublas.name}",
-                f"-L{libs.cublaslt.parent}",
-                f"-Wl,-rpath,{libs.cublaslt.parent}",
-                f"-l:{libs.cublaslt.name}",
-            ],
-            build_directory=str(folder),
-            with_cuda=True,
-            is_python_module=False,
-            verbose=False,
-        )
+        with _quiet_torch() as printed:
+            cpp_extension.load(
+                name=module_name(),
+                sources=[str(SOURCE)],
+                extra_cflags=["-O2"],
+                extra_include_paths=[str(libs.include)],
+                # Link the very files torch loaded (pip wheels ship only versioned names such as .so.13).
+                extra_ldflags=[
+                    f"-L{libs.cublas.parent}",
+                    f"-Wl,-rpath,{libs.cublas.parent}",
+                    f"-l:{libs.cublas.name}",
+                    f"-L{libs.cublaslt.parent}",
+                    f"-Wl,-rpath,{libs.cublaslt.parent}",
+                    f"-l:{libs.cublaslt.name}",
+                ],
+                build_directory=str(folder),
+                with_cuda=True,
+                is_python_module=False,
+                verbose=False,
+            )
     except Exception as exc:  # noqa: BLE001 - compiler and linker failures come as several types
-        log.write_text(f"{exc}\n")
+        log.write_text(f"{printed.getvalue()}{exc}\n")
         raise ExtensionUnavailable(f"the build failed (compiler output in {log})") from exc
     finally:
         if saved_arch is None:
