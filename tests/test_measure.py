@@ -150,3 +150,38 @@ def test_cpu_rows_carry_no_l2_mode_and_their_ci(small_case):
     assert record.l2_mode is None and record.l2_copies is None
     assert record.latency_ci_low_us <= record.latency_median_us <= record.latency_ci_high_us
     assert record.noisy in (True, False) and record.throttled is None
+
+
+def test_eager_windows_go_round_robin_between_the_backends_of_a_point(monkeypatch, small_case):
+    from gemmbench import timing
+
+    order = []
+    real = timing.sample_window
+
+    def spy(fn, timer, seconds):
+        order.append(fn)
+        return real(fn, timer, seconds)
+
+    monkeypatch.setattr(timing, "sample_window", spy)
+    backends = [REGISTRY["upcast"], HalfUpcast()]
+    options = SweepOptions(warmup_s=0.0, target=timing.Target(budget_s=0.001, min_time_s=0.0), eager_windows=3)
+    records = measure_all([small_case], backends, CPU, options)
+    assert [r.status for r in records] == [OK, OK]
+    first, second = order[0], order[1]
+    assert first is not second and order == [first, second] * 3
+    assert records[0].latency_samples >= 3  # every window's samples are kept
+
+
+class HalfUpcast(Backend):
+    """A second CPU backend: the same product, computed in two halves of N."""
+
+    name = "half_upcast"
+
+    def prepare(self, case, inputs):
+        half = case.n // 2
+
+        def call():
+            torch.mm(inputs.x.float(), inputs.w[:half].float().t(), out=inputs.out[:, :half])
+            torch.mm(inputs.x.float(), inputs.w[half:].float().t(), out=inputs.out[:, half:])
+
+        return call

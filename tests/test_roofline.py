@@ -31,3 +31,14 @@ def test_cached_figures_are_reused(tmp_path, monkeypatch):
     assert json.loads((tmp_path / roofline.CACHE_FILE).read_text())["GPU X"]["bf16_tflops"] == 500.0
     roofline.for_device(cuda, remeasure=True)
     assert len(calls) == 2
+
+
+def test_the_roofline_is_measured_on_a_warmed_device(monkeypatch):
+    calls = []
+    monkeypatch.setattr(roofline, "ClockWatch", lambda device: "clocks")
+    monkeypatch.setattr(roofline, "warm_device", lambda device, clocks: calls.append("warm"))
+    monkeypatch.setattr(roofline, "_copy_gbps", lambda device: calls.append("copy") or 3000.0)
+    monkeypatch.setattr(roofline, "_matmul_tflops", lambda device: calls.append("matmul") or 700.0)
+    monkeypatch.setattr(roofline.torch.cuda, "empty_cache", lambda: None)
+    measured = roofline.measure(torch.device("cuda"))
+    assert calls == ["warm", "copy", "matmul"] and measured.bandwidth_gbps == 3000.0

@@ -120,3 +120,13 @@ def test_writable_checks(tmp_path):
     with pytest.raises(GemmbenchError, match="cannot create the results folder"):
         ensure_writable_dir(blocker / "sub")
     assert ensure_writable_dir(tmp_path / "a" / "b").is_dir()
+
+
+def test_run_files_get_the_mode_the_umask_gives(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "run.json"
+        RunWriter(path, Run({}))
+        assert (path.stat().st_mode & 0o777) == 0o644
+    finally:
+        os.umask(old)

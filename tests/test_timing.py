@@ -84,3 +84,18 @@ def test_sampling_lasts_at_least_the_minimum_time():
     start = time.perf_counter()
     timing.time_host(lambda: time.sleep(0.001), timing.Target(ci_rel=10.0, budget_s=60.0, min_time_s=0.05))
     assert time.perf_counter() - start >= 0.05
+
+
+def test_windowed_samples_take_their_interval_from_the_window_medians():
+    steady = timing.Samples.from_windows("cuda_events", [[10.0, 10.1, 9.9], [10.2, 10.0], [9.8, 10.1]])
+    assert steady.window_medians_us == (10.0, 10.1, 9.95) and steady.ci_us == (9.95, 10.1)
+    assert not steady.noisy and steady.count == 7
+    moved = timing.Samples.from_windows("cuda_events", [[24.0, 24.2], [40.0, 41.0], [25.0]])
+    assert moved.ci_us == (24.1, 40.5) and moved.noisy  # the host's state moved between windows
+
+
+def test_a_window_samples_for_about_its_time_and_at_least_once():
+    assert len(timing.sample_window(lambda: None, timing.HOST_TIMER, 0.0)) == 1
+    start = time.perf_counter()
+    values = timing.sample_window(lambda: time.sleep(0.001), timing.HOST_TIMER, 0.02)
+    assert time.perf_counter() - start >= 0.02 and 5 <= len(values) <= 25
