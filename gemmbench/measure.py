@@ -106,6 +106,21 @@ def measure_cases(
         _release(device)
 
 
+@dataclass(frozen=True)
+class _CaseRun:
+    """What the measurement of one case shares between its backends."""
+
+    case: Case
+    device: torch.device
+    options: SweepOptions
+    clocks: ClockWatch
+    copies: int = 1  # input copies rotated (cold L2)
+    l2_note: str = ""  # where fewer copies than wanted fit
+
+    def error(self, backend: str, exc: BaseException) -> Record:
+        return Record.for_case(self.case, backend, ERROR, error_reason(exc))
+
+
 def _measure_case(
     case: Case, backends: list[Backend], device: torch.device, options: SweepOptions, clocks: ClockWatch
 ) -> dict[str, Record]:
@@ -121,13 +136,14 @@ def _measure_case(
             known = f": {exc}" if isinstance(exc, MemoryError) and str(exc) else ""
             reason = f"out of memory (inputs and float64 reference){known}"
         return {b.name: Record.for_case(case, b.name, ERROR, reason) for b in backends}
+    run = _CaseRun(case, device, options, clocks, len(copies), l2_note)
     done: dict[str, Record] = {}
-    checked: dict[str, tuple[Callable[[], object], float]] = {}
+    checked: dict[Backend, tuple[Callable[[], object], float]] = {}
     for backend in backends:
         try:
             call, rel_err = _checked_call(case, backend, copies, ref, device)
         except Exception as exc:  # noqa: BLE001 - any backend failure is a row, never a traceback
-            done[backend.name] = Record.for_case(case, backend.name, ERROR, error_reason(exc))
+            done[backend.name] = run.error(backend.name, exc)
             continue
         if not rel_err <= WRONG_RESULT_REL_ERR:  # also catches NaN
             reason = f"wrong result: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}"
@@ -135,11 +151,9 @@ def _measure_case(
         elif not options.time_calls:
             done[backend.name] = Record.for_case(case, backend.name, OK, rel_err=rel_err)
         else:
-            checked[backend.name] = call, rel_err
+            checked[backend] = call, rel_err
     del ref
-    if checked:
-        by_name = {b.name: b for b in backends}
-        done.update(_time_case(case, by_name, checked, len(copies), l2_note, device, options, clocks))
+    done.update(_time_case(run, checked))
     return {b.name: done[b.name] for b in backends}
 
 
@@ -155,88 +169,76 @@ def _checked_call(
     return rotating(calls), relative_error(copies[0].out, ref)
 
 
-def _time_case(
-    case: Case,
-    backends: dict[str, Backend],
-    checked: dict[str, tuple[Callable[[], object], float]],
-    copies: int,
-    l2_note: str,
-    device: torch.device,
-    options: SweepOptions,
-    clocks: ClockWatch,
-) -> dict[str, Record]:
+def _time_case(run: _CaseRun, checked: dict[Backend, tuple[Callable[[], object], float]]) -> dict[str, Record]:
     """Eager latency of all `checked` backends in interleaved windows, then each one's device time,
-    clocks and routing check."""
+    clocks and routing check. The fake backend's times are simulated, not measured."""
     records: dict[str, Record] = {}
-    simulated = {name for name in checked if backends[name].simulated_times_us(case) is not None}
-    calls = {name: call for name, (call, _) in checked.items() if name not in simulated}
-    for name, call in list(calls.items()):
-        try:
-            timing.warm_up(call, options.warmup_s, _sync(device))
-        except Exception as exc:  # noqa: BLE001
-            records[name] = Record.for_case(case, name, ERROR, error_reason(exc))
-            del calls[name]
-    start = clocks.read()
-    latencies, failures = _interleaved_latency(calls, device, options)
-    for name, exc in failures.items():
-        records[name] = Record.for_case(case, name, ERROR, error_reason(exc))
-    for name, (call, rel_err) in checked.items():
-        if name in records:
+    simulated = {b: b.simulated_times_us(run.case) for b in checked if b.simulated_times_us(run.case) is not None}
+    calls: dict[Backend, Callable[[], object]] = {}
+    for backend, (call, _) in checked.items():
+        if backend in simulated:
             continue
-        backend = backends[name]
         try:
-            if name in simulated:
-                latency_us, device_us = backend.simulated_times_us(case)
-                latency, device_time, timer_note = (
-                    Samples(SIMULATED_TIMER, (latency_us,)),
-                    Samples(SIMULATED_TIMER, (device_us,)),
-                    "",
-                )
-            else:
-                latency = latencies[name]
-                device_time, timer_note = _device_time(call, latency, copies, device, options)
-            end = clocks.read()
-            mismatch, routing_note = _routing(case, backend, device, options)
+            timing.warm_up(call, run.options.warmup_s, _sync(run.device))
+            calls[backend] = call
         except Exception as exc:  # noqa: BLE001 - any backend failure is a row, never a traceback
-            _release(device)
-            records[name] = Record.for_case(case, name, ERROR, error_reason(exc))
+            records[backend.name] = run.error(backend.name, exc)
+    start = run.clocks.read()
+    latencies, failures = _interleaved_latency(calls, run.device, run.options)
+    for backend, exc in failures.items():
+        records[backend.name] = run.error(backend.name, exc)
+    for backend, (call, rel_err) in checked.items():
+        if backend.name in records:
             continue
-        note = "; ".join(n for n in (l2_note, timer_note, routing_note) if n)
-        records[name] = _timed_record(
-            case, name, rel_err, latency, device_time, note, mismatch, start, end, copies, device, options, clocks
+        try:
+            if backend in simulated:
+                latency_us, device_us = simulated[backend]
+                latency, device_time = Samples(SIMULATED_TIMER, (latency_us,)), Samples(SIMULATED_TIMER, (device_us,))
+                timer_note = ""
+            else:
+                latency = latencies[backend]
+                device_time, timer_note = _device_time(run, call, latency)
+            end = run.clocks.read()
+            mismatch, routing_note = _routing(run.case, backend, run.device, run.options)
+        except Exception as exc:  # noqa: BLE001 - any backend failure is a row, never a traceback
+            _release(run.device)
+            records[backend.name] = run.error(backend.name, exc)
+            continue
+        notes = (run.l2_note, timer_note, routing_note)
+        records[backend.name] = _timed_record(
+            run, backend.name, rel_err, latency, device_time, notes, mismatch, start, end
         )
     return records
 
 
 def _interleaved_latency(
-    calls: dict[str, Callable[[], object]], device: torch.device, options: SweepOptions
-) -> tuple[dict[str, Samples], dict[str, Exception]]:
+    calls: dict[Backend, Callable[[], object]], device: torch.device, options: SweepOptions
+) -> tuple[dict[Backend, Samples], dict[Backend, Exception]]:
     """Eager latency of each call, in `options.eager_windows` rounds that visit every call in turn: the
     backends of a point are sampled under the same host states. A call that raises is dropped."""
     timer = EVENTS_TIMER if device.type == "cuda" else HOST_TIMER
-    windows: dict[str, list[list[float]]] = {name: [] for name in calls}
-    failures: dict[str, Exception] = {}
+    windows: dict[Backend, list[list[float]]] = {backend: [] for backend in calls}
+    failures: dict[Backend, Exception] = {}
     for _ in range(options.eager_windows):
-        for name, call in calls.items():
-            if name in failures:
+        for backend, call in calls.items():
+            if backend in failures:
                 continue
             try:
-                windows[name].append(timing.sample_window(call, timer, options.eager_window_s))
+                windows[backend].append(timing.sample_window(call, timer, options.eager_window_s))
             except Exception as exc:  # noqa: BLE001 - the caller turns it into this backend's error row
-                failures[name] = exc
-    return {name: Samples.from_windows(timer, w) for name, w in windows.items() if name not in failures}, failures
+                failures[backend] = exc
+    samples = {backend: Samples.from_windows(timer, w) for backend, w in windows.items() if backend not in failures}
+    return samples, failures
 
 
-def _device_time(
-    call: Callable[[], object], latency: Samples, copies: int, device: torch.device, options: SweepOptions
-) -> tuple[Samples | None, str]:
+def _device_time(run: _CaseRun, call: Callable[[], object], latency: Samples) -> tuple[Samples | None, str]:
     """CUDA-graph device time (None on the CPU), and a note where the call cannot be captured."""
-    if device.type != "cuda":
+    if run.device.type != "cuda":
         return None, ""
     try:
         # Each graph replay runs every copy the same number of times, so rotation continues across replays.
-        unroll = timing.fit_graph_unroll(call, latency.min_us, multiple_of=copies)
-        return timing.time_graph(call, options.target, unroll), ""
+        unroll = timing.fit_graph_unroll(call, latency.min_us, multiple_of=run.copies)
+        return timing.time_graph(call, run.options.target, unroll), ""
     except RuntimeError as exc:  # a call that cannot be captured still has its eager latency
         if is_allocation_failure(exc):
             raise
@@ -244,20 +246,17 @@ def _device_time(
 
 
 def _timed_record(
-    case: Case,
+    run: _CaseRun,
     backend: str,
     rel_err: float,
     latency: Samples,
     device_time: Samples | None,
-    note: str,
+    notes: tuple[str, ...],
     mismatch: float | None,
     start: ClockReading | None,
     end: ClockReading | None,
-    copies: int,
-    device: torch.device,
-    options: SweepOptions,
-    clocks: ClockWatch,
 ) -> Record:
+    case, options = run.case, run.options
     best_us = (device_time or latency).median_us
     values: dict = {
         "noisy": any(s.noisy for s in (latency, device_time) if s is not None),
@@ -270,18 +269,18 @@ def _timed_record(
         values["floor_us"] = options.roofline.floor_us(case)
         values["pct_of_floor"] = 100 * values["floor_us"] / best_us
     if start and end:
-        values.update(assess(start, end, clocks.max_sm_mhz))
-    mode = l2_mode(device, options.l2)
+        values.update(assess(start, end, run.clocks.max_sm_mhz))
+    mode = l2_mode(run.device, options.l2)
     return Record.for_case(
         case,
         backend,
         OK,
-        note,
+        "; ".join(n for n in notes if n),
         latency=latency.summary(),
         device=device_time.summary() if device_time else None,
         rel_err=rel_err,
         l2_mode=mode,
-        l2_copies=copies if mode else None,
+        l2_copies=run.copies if mode else None,
         **values,
     )
 
