@@ -1,15 +1,13 @@
-"""Decode GPU kernel names into what they say: family, architecture, dtypes, tile, cluster, split-K.
+"""Decode GPU kernel names into what they say: family, architecture, dtypes, tile, stages, cluster, split-K.
 
-Pure string work, no torch: it reads names recorded on any GPU (sm90, sm100, ...) on any machine.
+Pure string work, no torch: it reads names recorded on any GPU (sm70 ... sm120) on any machine. Each
+family is read by its own grammar, written down with examples in docs/kernels.md; a field the name does
+not state stays empty (never guessed), and a name of no known family is `recognised: false`.
 
-Forms handled (examples in docs/design.md, what was measured, and tests/test_decode.py):
-- nvjet (cuBLASLt): nvjet_[smXX_]<types>_<TM>x<TN>_<TK>x<STAGES>_<CM>x<CN>[_2cta]_<v|h>_<flags...>_<layout>
-  with <types> of 3 letters ([A and B][compute][C and D]) or 5 ([A][B][C][compute][D]).
-- cuBLAS xmma: smXX_xmma_gemm_<A><B>_<out><acc>_<scale>_<layout>_..._tilesize<TM>x<TN>x<TK>_stage<S>_...
-- CUTLASS 2.x: cutlass_<XX>_<tensorop|simt|wmma_tensorop>_[<in>_]<instr>gemm[_<epilogue>][_<out>]
-  _<TM>x<TN>_<TK>x<S>_<layout>_align<A>,
-  also inside templates (void cutlass::Kernel2<cutlass_80_simt_sgemm_...>(...)); CUTLASS 3.x cutlass3x_smXX_... names.
-- helpers: cuBLASLt split-K reduce, cuBLAS gemv, PyTorch elementwise kernels (copies, casts), memset.
+Families: nvjet (cuBLASLt, CUDA 12+; the sm120 `_mma_` grammar too), xmma (cuBLAS), cutlass (2.x and 3.x
+names, CUTLASS-profiler names without an arch, and templated kernels as torch.profiler prints them),
+cublas (the pre-nvjet names sm70-sm89 cards run: ampere_, volta_, ...), and the helpers a GEMM call
+launches around its GEMM: cuBLASLt split-K reduce, gemv, PyTorch elementwise kernels, memset.
 """
 
 from __future__ import annotations
@@ -17,28 +15,80 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-FAMILIES = ("nvjet", "xmma", "cutlass", "splitk_reduce", "gemv", "elementwise", "memset", "other")
-GEMM_FAMILIES = ("nvjet", "xmma", "cutlass", "gemv")
+FAMILIES = ("nvjet", "xmma", "cutlass", "cublas", "splitk_reduce", "gemv", "elementwise", "memset", "other")
+GEMM_FAMILIES = ("nvjet", "xmma", "cutlass", "cublas", "gemv")
 
-# nvjet type letters (cuBLASLt's naming).
-_NVJET_TYPES = {"h": "fp16", "s": "fp32", "t": "bf16", "q": "fp8_e4m3", "o": "fp4_e2m1"}
-# dtype spellings in xmma and CUTLASS names.
+# nvjet type letters, as cuBLASLt spells them.
+_NVJET_TYPES = {
+    "h": "fp16",
+    "s": "fp32",
+    "t": "bf16",
+    "d": "fp64",
+    "q": "fp8_e4m3",
+    "r": "fp8_e5m2",
+    "o": "fp4_e2m1",
+    "b": "int8",
+    "i": "int32",
+}
+# Type tokens of xmma, CUTLASS and pre-nvjet cuBLAS names. `tf32` is a math mode on fp32 storage, handled
+# apart; `f8`, `f6`, `f4` are CUTLASS's run-time-typed formats, whose exact format the name leaves open.
 _NAMED_TYPES = {
     "bf16": "bf16",
     "f16": "fp16",
     "fp16": "fp16",
     "f32": "fp32",
     "fp32": "fp32",
-    "tf32": "tf32",
+    "f64": "fp64",
+    "fp64": "fp64",
     "e4m3": "fp8_e4m3",
+    "e5m2": "fp8_e5m2",
+    "e2m1": "fp4_e2m1",
+    "e3m2": "fp6_e3m2",
+    "e2m3": "fp6_e2m3",
+    "f8": "fp8",
+    "f6": "fp6",
+    "f4": "fp4",
+    "s8": "int8",
+    "i8": "int8",
+    "int8": "int8",
+    "u8": "uint8",
+    "s4": "int4",
+    "u4": "uint4",
+    "s32": "int32",
+    "i32": "int32",
+    "int32": "int32",
 }
-# CUTLASS 2.x instruction prefixes: the letter is the accumulator type.
-_INSTR_ACC = {"s": "fp32", "h": "fp16", "d": "fp64", "i": "int32"}
-# CUTLASS SIMT kernels name the whole GEMM's type: sgemm is fp32 throughout, and so on.
-_SIMT_GEMM = {"sgemm": "fp32", "hgemm": "fp16", "dgemm": "fp64"}
+_TF32 = "tf32"
+# CUTLASS 2.x and pre-nvjet cuBLAS: the letter before an instruction shape is the accumulator's type.
+_ACCUMULATOR_LETTERS = {"s": "fp32", "h": "fp16", "d": "fp64", "i": "int32"}
+# SIMT kernels name the whole GEMM's type (igemm: int8 operands, int32 accumulator and output).
+_SIMT_GEMMS = {
+    "sgemm": ("fp32", "fp32"),
+    "hgemm": ("fp16", "fp16"),
+    "dgemm": ("fp64", "fp64"),
+    "igemm": ("int8", "int32"),
+}
+# Pre-nvjet cuBLAS names start with the GPU generation; the name says no more than that.
+_GENERATIONS = ("maxwell", "pascal", "volta", "turing", "ampere", "ada", "hopper")
+# Element types of templated CUTLASS kernels.
+_CUTLASS_ELEMENTS = {
+    "cutlass::bfloat16_t": "bf16",
+    "cutlass::half_t": "fp16",
+    "cutlass::tfloat32_t": "fp32",
+    "cutlass::float_e4m3_t": "fp8_e4m3",
+    "cutlass::float_e5m2_t": "fp8_e5m2",
+    "cutlass::float_e2m1_t": "fp4_e2m1",
+    "float": "fp32",
+    "double": "fp64",
+    "signed char": "int8",
+    "int8_t": "int8",
+}
 
 _DIMS2 = re.compile(r"^(\d+)x(\d+)$")
-_LAYOUT = re.compile(r"^[TN]{2,4}$")
+_DIMS3 = re.compile(r"^(\d+)x(\d+)x(\d+)$")
+_CLUSTER = re.compile(r"^(\d+)x(\d+)f?$")  # sm100/sm103 nvjet names may end a cluster in `f`
+_LAYOUT_UPPER = re.compile(r"^[TN]{2,4}$")
+_LAYOUT_LOWER = re.compile(r"^[tn]{2,3}$")
 
 
 @dataclass(frozen=True)
@@ -48,8 +98,10 @@ class KernelInfo:
     arch: str | None = None
     a_dtype: str | None = None
     b_dtype: str | None = None
-    out_dtype: str | None = None
-    compute_dtype: str | None = None
+    out_dtype: str | None = None  # C and D storage (D where they differ)
+    compute_dtype: str | None = None  # the accumulator
+    math: str | None = None  # "tf32" where fp32 operands run on tf32 tensor cores
+    scale_dtype: str | None = None  # block scales of block-scaled operands (ue4m3, ue8m0)
     tile_m: int | None = None
     tile_n: int | None = None
     tile_k: int | None = None
@@ -77,7 +129,10 @@ class KernelInfo:
         if not (self.a_dtype or self.out_dtype):
             return ""
         text = f"{self.a_dtype or '?'}·{self.b_dtype or '?'}→{self.out_dtype or '?'}"
-        return f"{text} (acc {self.compute_dtype})" if self.compute_dtype else text
+        extras = [f"acc {self.compute_dtype}"] if self.compute_dtype else []
+        extras += [f"{self.math} math"] if self.math else []
+        extras += [f"scales {self.scale_dtype}"] if self.scale_dtype else []
+        return f"{text} ({', '.join(extras)})" if extras else text
 
     @property
     def tile(self) -> str:
@@ -91,8 +146,8 @@ class KernelInfo:
 
 
 def decode(name: str) -> KernelInfo:
-    """Decode one kernel name; unknown names give family 'other', never an exception."""
-    for decoder in (_nvjet, _xmma, _cutlass, _helper):
+    """Decode one kernel name; an unknown name gives family 'other' (not recognised), never an exception."""
+    for decoder in (_nvjet, _xmma, _cutlass3, _cutlass_templated, _cutlass2, _cublas_legacy, _helper):
         info = decoder(name)
         if info is not None:
             return info
@@ -100,6 +155,8 @@ def decode(name: str) -> KernelInfo:
 
 
 def _nvjet(name: str) -> KernelInfo | None:
+    """nvjet_[smXX_]<types>[_tf32]_<TM>x<TN>_<TK>x<STAGES>_<CM>x<CN>[f][_2cta]_<v|h>_<flags>_<LAYOUT>, or on
+    sm120 nvjet_sm120_<types>_mma_<TM>x<TN>x<TK>[_<STAGES>_<WM>x<WN>x<WK>]_<flags>_<LAYOUT>."""
     match = re.search(r"\bnvjet_\w+", name)
     if not match:
         return None
@@ -107,44 +164,98 @@ def _nvjet(name: str) -> KernelInfo | None:
     fields: dict = {"split_k": "splitK" in tokens}
     if tokens and re.fullmatch(r"sm\d+[a-z]?", tokens[0]):
         fields["arch"] = tokens.pop(0)
-    if tokens and re.fullmatch(r"[a-z]{3}|[a-z]{5}", tokens[0]):
-        letters = [_NVJET_TYPES.get(c) for c in tokens.pop(0)]
-        if len(letters) == 3:
-            fields.update(a_dtype=letters[0], b_dtype=letters[0], compute_dtype=letters[1], out_dtype=letters[2])
-        else:
-            fields.update(a_dtype=letters[0], b_dtype=letters[1], compute_dtype=letters[3], out_dtype=letters[4])
-    dims = [tuple(map(int, m.groups())) for t in tokens[:3] if (m := _DIMS2.match(t))]
-    if len(dims) == 3:
-        (
-            (fields["tile_m"], fields["tile_n"]),
-            (fields["tile_k"], fields["stages"]),
-            (fields["cluster_m"], fields["cluster_n"]),
-        ) = dims
-    if tokens and _LAYOUT.match(tokens[-1]):
+    if tokens and re.fullmatch(r"[a-z]{3}|[a-z]{5}", tokens[0]) and all(c in _NVJET_TYPES for c in tokens[0]):
+        fields.update(_nvjet_types(tokens.pop(0)))
+    if tokens and tokens[0] == _TF32:
+        fields["math"] = tokens.pop(0)
+    if tokens and tokens[0] == "mma":
+        tokens.pop(0)
+        fields.update(_nvjet_sm120_tile(tokens))
+    else:
+        fields.update(_nvjet_tile(tokens))
+    scale = next((m.group(1).lower() for t in tokens if (m := re.search(r"vec\d+(UE4M3|UE8M0)", t))), None)
+    if scale:
+        fields["scale_dtype"] = scale
+    if tokens and _LAYOUT_UPPER.match(tokens[-1]):
         fields["layout"] = tokens[-1]
     return KernelInfo(name, "nvjet", **fields)
 
 
+def _nvjet_types(letters: str) -> dict:
+    types = [_NVJET_TYPES[c] for c in letters]
+    if len(types) == 3:  # [A and B][compute][C and D]
+        return {"a_dtype": types[0], "b_dtype": types[0], "compute_dtype": types[1], "out_dtype": types[2]}
+    return {
+        "a_dtype": types[0],
+        "b_dtype": types[1],
+        "compute_dtype": types[3],
+        "out_dtype": types[4],
+    }  # A B C compute D
+
+
+def _nvjet_tile(tokens: list[str]) -> dict:
+    """<TM>x<TN>_<TK>x<STAGES>_<CM>x<CN>[f] at the head of `tokens`."""
+    if len(tokens) < 3:
+        return {}
+    tile, depth, cluster = _DIMS2.match(tokens[0]), _DIMS2.match(tokens[1]), _CLUSTER.match(tokens[2])
+    if not (tile and depth and cluster):
+        return {}
+    (tm, tn), (tk, stages), (cm, cn) = (tuple(map(int, m.groups())) for m in (tile, depth, cluster))
+    return {"tile_m": tm, "tile_n": tn, "tile_k": tk, "stages": stages, "cluster_m": cm, "cluster_n": cn}
+
+
+def _nvjet_sm120_tile(tokens: list[str]) -> dict:
+    """<TM>x<TN>x<TK>[_<STAGES>_<WM>x<WN>x<WK>] at the head of `tokens` (the warp tile is not a field)."""
+    tile = _DIMS3.match(tokens[0]) if tokens else None
+    if not tile:
+        return {}
+    fields = dict(zip(("tile_m", "tile_n", "tile_k"), map(int, tile.groups()), strict=True))
+    if len(tokens) > 2 and tokens[1].isdigit() and _DIMS3.match(tokens[2]):
+        fields["stages"] = int(tokens[1])
+    return fields
+
+
 def _xmma(name: str) -> KernelInfo | None:
-    match = re.search(r"\b(sm\d+)_xmma_gemm_(\w+)", name)
+    """smXX_xmma_gemm_<A/B><C>_<MMA input><accumulator>_<epilogue scalar>_<layout>_..._tilesize<TM>x<TN>x<TK>
+    [_stage<S>]_..."""
+    match = re.search(r"\b(sm\d+[a-z]?)_xmma_gemm_(\w+)", name)
     if not match:
         return None
     fields: dict = {"arch": match.group(1), "split_k": _says_split_k(name)}
     tokens = match.group(2).split("_")
-    # <A><B>_<out><acc>_<scale>: each group is two dtype names run together (bf16bf16, f32f32).
-    type_pairs = [_two_types(t) for t in tokens[:2]]
-    if all(type_pairs):
-        (fields["a_dtype"], fields["b_dtype"]), (fields["out_dtype"], fields["compute_dtype"]) = type_pairs
-    layouts = [t for t in tokens if re.fullmatch(r"[tn]{2}", t)]
-    if layouts:
-        fields["layout"] = layouts[0]
+    storage, mma = (_two_types(t) for t in (tokens + ["", ""])[:2])
+    if storage:
+        fields.update(a_dtype=_storage(storage[0]), b_dtype=_storage(storage[0]), out_dtype=_storage(storage[1]))
+    if mma:
+        fields["compute_dtype"] = _storage(mma[1])
+        if _TF32 in (storage or ())[:1] + mma[:1]:
+            fields["math"] = _TF32
+    layout = next((t for t in tokens[2:] if re.fullmatch(r"[tn]{2}", t)), None)
+    if layout:
+        fields["layout"] = layout
     tile = re.search(r"tilesize(\d+)x(\d+)x(\d+)", name)
     if tile:
         fields["tile_m"], fields["tile_n"], fields["tile_k"] = map(int, tile.groups())
     stage = re.search(r"_stage(\d+)", name)
     if stage:
         fields["stages"] = int(stage.group(1))
+    cluster = re.search(r"clustersize(\d+)x(\d+)", name)
+    if cluster:
+        fields["cluster_m"], fields["cluster_n"] = map(int, cluster.groups())
     return KernelInfo(name, "xmma", **fields)
+
+
+_TYPE_WORD = "bf16|tf32|f16|f32|f64|e4m3|e5m2|i8|i32|s8|s32|u8"
+
+
+def _two_types(token: str) -> tuple[str, str] | None:
+    match = re.fullmatch(rf"({_TYPE_WORD})({_TYPE_WORD})", token)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def _storage(word: str) -> str:
+    """A type word as a storage type: tf32 operands are fp32 in memory."""
+    return "fp32" if word == _TF32 else _NAMED_TYPES[word]
 
 
 def _says_split_k(name: str) -> bool | None:
@@ -152,70 +263,154 @@ def _says_split_k(name: str) -> bool | None:
     return True if "splitk" in name.lower() else None
 
 
-def _two_types(token: str) -> tuple[str, str] | None:
-    match = re.fullmatch(r"(bf16|tf32|f16|f32|e4m3)(bf16|tf32|f16|f32|e4m3)", token)
-    return (_NAMED_TYPES[match.group(1)], _NAMED_TYPES[match.group(2)]) if match else None
-
-
-def _cutlass(name: str) -> KernelInfo | None:
-    match = re.search(r"\bcutlass3x_(sm\d+)_\w+", name)
-    if match:
-        return _cutlass3(name, match.group(0), match.group(1))
-    match = re.search(r"\bcutlass_(\d+)_(\w+)", name)
+def _cutlass2(name: str) -> KernelInfo | None:
+    """cutlass_[<XX>_]<op>_[<C>_]<acc letter><instr>gemm_[<A>_]<TM>x<TN>_<TK>x<STAGES>_<layout>_align<N>: a type
+    before the instruction is the output, one after it is input A (and B); left-out types are the
+    accumulator's. `cutlass_tensorop_...` (the CUTLASS profiler's names) carry no arch."""
+    match = re.search(r"\bcutlass_(?:(\d+)_)?((?:wmma_)?tensorop|simt|wmma)_(\w+)", name)
     if not match:
         return None
-    fields: dict = {"arch": f"sm{match.group(1)}", "split_k": _says_split_k(name)}
-    tokens = match.group(2).split("_")
-    instr_index = next((i for i, t in enumerate(tokens) if t.endswith("gemm")), None)
-    if instr_index is not None:
-        instr = re.sub(r"\d+", "", tokens[instr_index])  # s16816gemm -> sgemm
-        before = [_NAMED_TYPES[t] for t in tokens[:instr_index] if t in _NAMED_TYPES]
-        after = [_NAMED_TYPES[t] for t in tokens[instr_index + 1 :] if t in _NAMED_TYPES]
-        if "simt" in tokens[:instr_index] and instr in _SIMT_GEMM:
-            dtype = _SIMT_GEMM[instr]
-            fields.update(a_dtype=dtype, b_dtype=dtype, out_dtype=dtype, compute_dtype=dtype)
-        else:
-            fields["compute_dtype"] = _INSTR_ACC.get(instr[0])
-            if before:
-                fields["a_dtype"] = fields["b_dtype"] = before[0]
-            if after:
-                fields["out_dtype"] = after[-1]
-    dims = [tuple(map(int, m.groups())) for t in tokens if (m := _DIMS2.match(t))]
-    if len(dims) >= 2:
-        (fields["tile_m"], fields["tile_n"]), (fields["tile_k"], fields["stages"]) = dims[:2]
-    layouts = [t for t in tokens if re.fullmatch(r"[tn]{2,3}", t)]
-    if layouts:
-        fields["layout"] = layouts[0]
+    arch = f"sm{match.group(1)}" if match.group(1) else None
+    fields = _read_legacy_gemm(match.group(3).split("_"), simt=match.group(2) == "simt")
+    return KernelInfo(name, "cutlass", arch=arch, split_k=_says_split_k(name), **fields)
+
+
+def _cublas_legacy(name: str) -> KernelInfo | None:
+    """<generation>_[<C>_]<acc letter><instr>gemm_[<A>_]<TM>x<TN>_..._[stages_<TK>x<STAGES>_]<layout>: the
+    names cuBLAS gave its kernels before nvjet (ampere_bf16_s16816gemm_bf16_128x256_ldg8_f2f_stages_64x3_tn)."""
+    match = re.search(rf"\b({'|'.join(_GENERATIONS)})_(\w*gemm\w*)", name)
+    if not match:
+        return None
+    fields = _read_legacy_gemm(match.group(2).split("_"), simt=True)
+    return KernelInfo(name, "cublas", arch=match.group(1), split_k=_says_split_k(name), **fields)
+
+
+def _read_legacy_gemm(tokens: list[str], simt: bool) -> dict:
+    """Types, tile and layout of a CUTLASS 2.x or pre-nvjet cuBLAS name, from its tokens after the op."""
+    fields: dict = {}
+    instr_at = next((i for i, t in enumerate(tokens) if re.fullmatch(r"[a-z]?\d*gemm", t)), None)
+    if instr_at is None:
+        return fields
+    instr = tokens[instr_at]
+    letter = instr[0] if instr[0] in _ACCUMULATOR_LETTERS else None
+    if simt and instr in _SIMT_GEMMS:
+        operand, accumulator = _SIMT_GEMMS[instr]
+        fields.update(a_dtype=operand, b_dtype=operand, compute_dtype=accumulator, out_dtype=accumulator)
+    elif letter:
+        accumulator = _ACCUMULATOR_LETTERS[letter]
+        before = [t for t in tokens[:instr_at] if t in _NAMED_TYPES or t == _TF32]
+        tile_at = next((i for i, t in enumerate(tokens) if _DIMS2.match(t)), len(tokens))
+        after = [t for t in tokens[instr_at + 1 : tile_at] if t in _NAMED_TYPES or t == _TF32]
+        out = _storage(before[-1]) if before else accumulator
+        a = _storage(after[0]) if after else accumulator
+        b = _storage(after[1]) if len(after) > 1 else a
+        fields.update(a_dtype=a, b_dtype=b, compute_dtype=accumulator, out_dtype=out)
+        if _TF32 in before + after:
+            fields["math"] = _TF32
+    dims = [tuple(map(int, m.groups())) for t in tokens[instr_at + 1 :] if (m := _DIMS2.match(t))]
+    if dims:
+        fields["tile_m"], fields["tile_n"] = dims[0]
+    if len(dims) > 1:
+        fields["tile_k"], fields["stages"] = dims[1]
+    layout = next((t for t in reversed(tokens) if _LAYOUT_LOWER.match(t)), None)
+    if layout:
+        fields["layout"] = layout
+    return fields
+
+
+def _cutlass3(name: str) -> KernelInfo | None:
+    """cutlass3x_smXX_<op>_<instr>gemm_<A>_<B>_<acc>_<C>_<D>_<TM>x<TN>x<TK>_<CM>x<CN>x<CK>_<STAGES>_<layout>
+    _align<N>_<flags>: five types by position (C may be `void`), stage count 0 = chosen by CUTLASS;
+    block-scaled types `ue4m3xf4` (fp4 data, ue4m3 scales); epilogue tokens (`bias_f16`) come after the
+    layout and are not operand types."""
+    match = re.search(r"\bcutlass3x_(sm\d+[a-z]?)_\w+?gemm(?:_\w+)?", name)
+    if not match:
+        return None
+    fields: dict = {"arch": match.group(1), "split_k": _says_split_k(name)}
+    body = match.group(0)
+    tokens = body[body.index("gemm") + len("gemm") :].split("_")[1:]
+    types = []
+    for token in tokens:
+        read = _cutlass3_type(token)
+        if read is None:
+            break
+        types.append(read)
+    if len(types) == 5:
+        (a, scale_a), (b, _), (acc, _), _, (d, _) = types
+        fields.update(a_dtype=a, b_dtype=b, compute_dtype=acc, out_dtype=d)
+        if scale_a:
+            fields["scale_dtype"] = scale_a
+    rest = tokens[len(types) :]
+    if rest and (tile := _DIMS3.match(rest[0])):
+        fields["tile_m"], fields["tile_n"], fields["tile_k"] = map(int, tile.groups())
+        if len(rest) > 1 and (cluster := _DIMS3.match(rest[1])):
+            fields["cluster_m"], fields["cluster_n"] = map(int, cluster.groups()[:2])
+            if len(rest) > 2 and rest[2].isdigit() and int(rest[2]) > 0:
+                fields["stages"] = int(rest[2])
+    layout = next((t for t in rest if _LAYOUT_LOWER.match(t)), None)
+    if layout:
+        fields["layout"] = layout
     return KernelInfo(name, "cutlass", **fields)
 
 
-def _cutlass3(name: str, body: str, arch: str) -> KernelInfo:
-    """CUTLASS 3.x: ..._<A>_<B>_<acc>_<C>_<D>_<TM>x<TN>x<TK>_<CM>x<CN>x<CK>_..._<layout>_align<A>..."""
-    fields: dict = {"arch": arch, "split_k": _says_split_k(name)}
-    tokens = body.split("_")
-    types = [_NAMED_TYPES[t] for t in tokens if t in _NAMED_TYPES]
-    if len(types) >= 3:
-        fields.update(a_dtype=types[0], b_dtype=types[1], compute_dtype=types[2], out_dtype=types[-1])
-    dims3 = [tuple(map(int, t.split("x"))) for t in tokens if re.fullmatch(r"\d+x\d+x\d+", t)]
-    if dims3:
-        fields["tile_m"], fields["tile_n"], fields["tile_k"] = dims3[0]
-    if len(dims3) > 1:
-        fields["cluster_m"], fields["cluster_n"] = dims3[1][:2]
-    layouts = [t for t in tokens if re.fullmatch(r"[tn]{2,3}", t)]
-    if layouts:
-        fields["layout"] = layouts[0]
+def _cutlass3_type(token: str) -> tuple[str | None, str | None] | None:
+    """(data type, block-scale type) of one CUTLASS 3.x type token; None where the token is no type."""
+    scaled = re.fullmatch(r"ue(4m3|8m0)x(\w+)", token)
+    if scaled and scaled.group(2) in _NAMED_TYPES:
+        return _NAMED_TYPES[scaled.group(2)], f"ue{scaled.group(1)}"
+    if token == "void":
+        return None, None
+    if token == _TF32:
+        return "fp32", None
+    return (_NAMED_TYPES[token], None) if token in _NAMED_TYPES else None
+
+
+def _cutlass_templated(name: str) -> KernelInfo | None:
+    """Templated CUTLASS GEMMs as torch.profiler prints them, possibly cut short:
+    cutlass::device_kernel<cutlass::gemm::kernel::GemmUniversal<..., CollectiveMma<MainloopSm90...<(int)STAGES,
+    cute::tuple<cute::C<(int)CM>, ...>, ...>, cute::tuple<cute::C<(int)TM>, ...>, ElementA, StrideA, ElementB, ...
+    (CUTLASS 3.x), or cutlass::Kernel<cutlass::gemm::kernel::Gemm...<...GemmShape<TM, TN, TK>...> (2.x)."""
+    if "cutlass::" not in name or not re.search(r"cutlass::gemm::kernel::\w*Gemm", name):
+        return None
+    fields: dict = {"split_k": _says_split_k(name)}
+    arch = re.search(r"(?:Mainloop|arch::)Sm(\d+)", name)
+    if arch:
+        fields["arch"] = f"sm{arch.group(1)}"
+    mainloop = re.search(r"Mainloop\w*<\(int\)(\d+), ((?:cute::tuple<(?:cute::C<\(int\)\d+>(?:, )?)+\s*>))?", name)
+    tuples = [
+        tuple(int(v) for v in re.findall(r"\(int\)(\d+)", t))
+        for t in re.findall(r"cute::tuple<(?:cute::C<\(int\)\d+>(?:, )?)+\s*>", name)
+    ]
+    if mainloop:
+        fields["stages"] = int(mainloop.group(1))
+        if mainloop.group(2):
+            cluster = tuple(int(v) for v in re.findall(r"\(int\)(\d+)", mainloop.group(2)))
+            fields["cluster_m"], fields["cluster_n"] = cluster[:2]
+            tile_tuples = tuples[tuples.index(cluster) + 1 :] if cluster in tuples else []
+            if tile_tuples and len(tile_tuples[0]) == 3:
+                fields["tile_m"], fields["tile_n"], fields["tile_k"] = tile_tuples[0]
+    shape = re.search(r"GemmShape<(\d+), (\d+), (\d+)>", name)
+    if "tile_m" not in fields and shape:
+        fields["tile_m"], fields["tile_n"], fields["tile_k"] = map(int, shape.groups())
+    elements = re.findall(r"(cutlass::(?:bfloat16_t|half_t|tfloat32_t|float_e\dm\d_t)|\bfloat\b|\bdouble\b)", name)
+    if elements:
+        fields["a_dtype"] = _CUTLASS_ELEMENTS[elements[0]]
+        if len(elements) > 1:
+            fields["b_dtype"] = _CUTLASS_ELEMENTS[elements[1]]
+        if "cutlass::tfloat32_t" in elements[:2]:
+            fields["math"] = _TF32
     return KernelInfo(name, "cutlass", **fields)
 
 
 def _helper(name: str) -> KernelInfo | None:
     lowered = name.lower()
-    if "splitkreduce" in lowered:
+    if "splitkreduce" in lowered or "reducesplitk" in lowered:
         return KernelInfo(name, "splitk_reduce", split_k=True)
-    if re.search(r"gemv|gemvx|gemvn", lowered):
+    if re.search(r"gemv", lowered):
         return KernelInfo(name, "gemv")
     if "memset" in lowered:
         return KernelInfo(name, "memset")
-    if "elementwise_kernel" in lowered or "at::native::" in name and "copy" in lowered:
+    if "elementwise_kernel" in lowered or ("at::native::" in name and "copy" in lowered):
         return KernelInfo(name, "elementwise")
     return None
 
@@ -228,7 +423,7 @@ def short_name(name: str, width: int = 72) -> str:
     if "<" in name and not name.startswith(("nvjet", "sm", "cutlass")):
         name = re.sub(r"^(void\s+|std::enable_if<.*?>::type\s+)", "", name)
         head = name.split("<", 1)[0]
-        inner = re.search(r"(direct_copy_kernel_cuda|copy_kernel|fill_kernel|cutlass_\w+)", name)
+        inner = re.search(r"(direct_copy_kernel_cuda|copy_kernel|fill_kernel|cutlass_\w+|GemmUniversal)", name)
         name = f"{head}<{inner.group(1)}…>" if inner else f"{head}<…>"
     return name if len(name) <= width else name[: width - 1] + "…"
 

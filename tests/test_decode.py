@@ -32,6 +32,8 @@ def test_an_sm100_nvjet_kernel_decodes_fully():
         "b_dtype": "bf16",
         "out_dtype": "fp32",
         "compute_dtype": "fp32",
+        "math": None,
+        "scale_dtype": None,
         "tile_m": 16,
         "tile_n": 64,
         "tile_k": 64,
@@ -190,3 +192,102 @@ def test_short_name_elides_templates_and_return_types():
     assert (
         short_name("nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT") == "nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT"
     )
+
+
+# The six kinds of name the decoder once misread, each with the fields it states.
+FORMERLY_MISREAD = {
+    "nvjet_sm100_tst_128x256_64x6_2x2f_2cta_h_bz_TNT": dict(
+        arch="sm100", tile_m=128, tile_n=256, tile_k=64, stages=6, cluster_m=2, cluster_n=2, out_dtype="bf16"
+    ),
+    "nvjet_sm120_qqtst_mma_64x128x64_8_32x64x64_tmaAB_bz_TNNN": dict(
+        a_dtype="fp8_e4m3",
+        b_dtype="fp8_e4m3",
+        out_dtype="bf16",
+        compute_dtype="fp32",
+        tile_m=64,
+        tile_n=128,
+        tile_k=64,
+        stages=8,
+        layout="TNNN",
+    ),
+    "nvjet_sm120_hhh_mma_64x64x128_tmaAB_bz_NNNN": dict(tile_m=64, tile_n=64, tile_k=128, stages=None),
+    "sm90_xmma_gemm_bf16f32_bf16f32_f32_tn_n_tilesize128x256x64_warpgroupsize2x1x1_execute_segment_k_off_kernel__5x_cublas": dict(  # noqa: E501
+        a_dtype="bf16", b_dtype="bf16", out_dtype="fp32", compute_dtype="fp32", math=None
+    ),
+    "cutlass_80_wmma_tensorop_s161616gemm_f16_32x32_128x2_tn_align8": dict(
+        a_dtype="fp16", out_dtype="fp32", compute_dtype="fp32", tile_m=32, tile_n=32, tile_k=128, stages=2
+    ),
+    "cutlass_80_tensorop_h16816gemm_64x64_64x6_nn_align8": dict(a_dtype="fp16", out_dtype="fp16", compute_dtype="fp16"),
+    "cutlass3x_sm100_tensorop_s64x256x32gemm_f8_f8_f32_f16_f16_64x256x128_1x1x1_0_tnn_align4_1sm_bias_f16_relu_aux_scalemax": dict(  # noqa: E501
+        a_dtype="fp8",
+        b_dtype="fp8",
+        compute_dtype="fp32",
+        out_dtype="fp16",
+        tile_m=64,
+        tile_n=256,
+        tile_k=128,
+        stages=None,
+        cluster_m=1,
+        layout="tnn",
+    ),
+    "cutlass3x_sm90_tensorop_gemm_bf16_bf16_f32_void_bf16_128x128x64_2x1x1_3_nnn_align8": dict(
+        a_dtype="bf16", out_dtype="bf16", stages=3, cluster_m=2, layout="nnn"
+    ),
+    "cutlass3x_sm100_bstensorop_s128x256x64gemm_ue4m3xf4_ue4m3xf4_f32_void_bf16_128x256x256_1x1x1_0_tnt_align32_2sm": dict(  # noqa: E501
+        a_dtype="fp4", scale_dtype="ue4m3", out_dtype="bf16", compute_dtype="fp32", tile_k=256
+    ),
+    "cutlass_80_tensorop_s8_i16832gemm_s8_128x256_64x3_tn_align16": dict(
+        a_dtype="int8", out_dtype="int8", compute_dtype="int32"
+    ),
+    "cutlass_tensorop_s16816gemm_f16_256x128_32x3_nn_align8": dict(family="cutlass", arch=None, a_dtype="fp16"),
+    "ampere_bf16_s16816gemm_bf16_128x256_ldg8_f2f_stages_64x3_tn": dict(
+        family="cublas",
+        arch="ampere",
+        a_dtype="bf16",
+        out_dtype="bf16",
+        compute_dtype="fp32",
+        tile_m=128,
+        tile_n=256,
+        tile_k=64,
+        stages=3,
+        layout="tn",
+    ),
+    "volta_sgemm_64x32_sliced1x4_nn": dict(family="cublas", arch="volta", a_dtype="fp32", tile_m=64, layout="nn"),
+    "void cutlass::device_kernel<cutlass::gemm::kernel::GemmUniversal<cute::tuple<int, int, int, int>, "
+    "cutlass::gemm::collective::CollectiveMma<cutlass::gemm::MainloopSm90ArrayTmaGmmaWarpSpecialized<(int)12, "
+    "cute::tuple<cute::C<(int)2>, cute::C<(int)1>, cute::C<(int)1> >, cutlass::gemm::KernelPtrArrayTmaWarpSpecialized"
+    "Cooperative>, cute::tuple<cute::C<(int)128>, cute::C<(int)256>, cute::C<(int)64> >, cutlass::bfloat16_t, "
+    "cute::tuple<long, cute::C<(int)1>, cute::C<(int)0> >, cutlass::bfloat16_t...": dict(
+        family="cutlass",
+        arch="sm90",
+        stages=12,
+        cluster_m=2,
+        cluster_n=1,
+        tile_m=128,
+        tile_n=256,
+        tile_k=64,
+        a_dtype="bf16",
+        b_dtype="bf16",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", FORMERLY_MISREAD)
+def test_names_once_misread_give_the_fields_they_state(name):
+    info = decode(name).to_dict()
+    assert info["recognised"]
+    assert {k: info[k] for k in FORMERLY_MISREAD[name]} == FORMERLY_MISREAD[name]
+
+
+def test_the_gemm_of_a_call_is_found_among_templated_cutlass_kernels():
+    reduce = "void cutlass::Kernel2<cutlass::reduction::kernel::ReduceSplitK<cutlass::MatrixShape<4, 128> > >(...)"
+    templated = next(name for name in FORMERLY_MISREAD if name.startswith("void cutlass::device_kernel"))
+    assert gemm_kernel([COPY, templated, reduce]) == templated
+    assert decode(reduce).family == "splitk_reduce"
+
+
+def test_nvjet_tf32_and_block_scale_tokens():
+    tf32 = decode("nvjet_sm90_sss_tf32_128x128_32x4_1x1_v_bz_NNT")
+    assert (tf32.a_dtype, tf32.math, tf32.tile_m) == ("fp32", "tf32", 128)
+    scaled = decode("nvjet_sm100_ooohsh_128x256_256x4_2x1_2cta_v_bz_Avec16UE4M3_Bvec16UE4M3_TNT")
+    assert scaled.scale_dtype == "ue4m3"
