@@ -33,7 +33,8 @@ def sweep(**options) -> Run:
     presets, configs, shapes ("MxNxK" strings), roles: what to run (default: the deepseek-v3 preset);
     m: a list of ints or a string such as "1:16384:x2"; backends: names (default: every real backend);
     device: "auto", "cuda" or "cpu"; hot; target_ci_pct; budget_ms; warmup_ms; seed; kernels (the
-    profiler pass, default True); out_dir: save the run file there (default: not saved);
+    profiler pass, default True); plugins: modules or .py files with backends of your own
+    (docs/plugins.md); out_dir: save the run file there (default: not saved);
     remeasure_roofline; on_warning: called with each sweep-wide warning (default: warnings.warn).
 
     Bad options raise gemmbench.errors.GemmbenchError. A KeyboardInterrupt ends the sweep early: the

@@ -147,6 +147,14 @@ BackendOpt = Annotated[
     ),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if present), cuda or cpu.")]
+PluginOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--plugin",
+        help="A module or .py file that adds backends of your own (repeatable; docs/plugins.md). Plugins of "
+        "installed packages (entry points, group gemmbench.backends) load without it.",
+    ),
+]
 
 
 def _filtered(records, preset, config, shape, role, m, backend) -> list:
@@ -168,9 +176,10 @@ def _filtered(records, preset, config, shape, role, m, backend) -> list:
     )
 
 
-def _selection(preset, config, shape, role, m, backend, device) -> dict:
-    """The shape, M, backend and device options that sweep and kernels share, as plan_sweep takes them."""
+def _selection(preset, config, shape, role, m, backend, device, plugin) -> dict:
+    """The shape, M, backend, device and plugin options that sweep and kernels share, as plan_sweep takes them."""
     return {
+        "plugins": _split(plugin),
         "presets": _split(preset),
         "configs": config or [],
         "shapes": _split(shape),
@@ -190,6 +199,7 @@ def sweep(
     m: MOpt = None,
     backend: BackendOpt = None,
     device: DeviceOpt = "auto",
+    plugin: PluginOpt = None,
     csv: Annotated[
         str | None, typer.Option("--csv", help="Also write one CSV row per (case, backend) here; - for stdout.")
     ] = None,
@@ -255,7 +265,7 @@ def sweep(
     if csv == "-" and json_path == "-":
         raise UsageError("--csv - and --json - both ask for stdout", "send one of them to a file")
     plan = plan_sweep(
-        **_selection(preset, config, shape, role, m, backend, device),
+        **_selection(preset, config, shape, role, m, backend, device, plugin),
         hot=hot,
         target_ci_pct=target_ci,
         budget_ms=budget_ms,
@@ -376,6 +386,7 @@ def kernels(
     m: MOpt = None,
     backend: BackendOpt = None,
     device: DeviceOpt = "auto",
+    plugin: PluginOpt = None,
     from_run: Annotated[
         Path | None,
         typer.Option("--from", help="Read kernels from a saved run file or CSV (any GPU) instead of running."),
@@ -395,7 +406,7 @@ def kernels(
         if not run.records:
             raise GemmbenchError(f"no row of {from_run} matches the filters given", "drop or change them")
     else:
-        plan = plan_sweep(**_selection(preset, config, shape, role, m, backend, device), time_calls=False)
+        plan = plan_sweep(**_selection(preset, config, shape, role, m, backend, device, plugin), time_calls=False)
         if plan.device.type != "cuda":
             raise GemmbenchError(
                 "no CUDA device: kernel names need a GPU", "run on a GPU, or inspect a saved run with --from RUN"
@@ -526,12 +537,14 @@ def plot(
 
 
 @app.command("list")
-def list_(device: DeviceOpt = "auto") -> None:
-    """List the shape presets with their GEMMs, and the backends with their availability here."""
+def list_(device: DeviceOpt = "auto", plugin: PluginOpt = None) -> None:
+    """List the shape presets with their GEMMs, and the backends with their origin and availability here."""
     from gemmbench import environment, render, shapes
     from gemmbench.backends import REGISTRY, availability
+    from gemmbench.plugins import load_plugins
 
     dev = environment.select_device(device)  # a bad --device is an error before any output
+    load_plugins(_split(plugin))
     out_console.print(render.presets_table([shapes.load_preset(name) for name in shapes.preset_names()]))
     probe = shapes.load_preset(shapes.DEFAULT_PRESET).gemms[0].case(1)
     out_console.print(render.backends_table(availability(list(REGISTRY.values()), probe, dev), dev.type))

@@ -604,10 +604,11 @@ def presets_table(presets: list[Preset]) -> Table:
 def backends_table(availabilities: list[Availability], device_type: str) -> Table:
     """Each backend, the code it stands for, and whether it runs here (and if not, why)."""
     table = Table(title=f"Backends (availability on {device_type})", title_justify="left")
-    for column in ("backend", "code", "here"):
+    for column in ("backend", "code", "origin", "here"):
         table.add_column(column)
     for availability in availabilities:
-        table.add_row(availability.backend.name, availability.backend.code, _availability_cell(availability))
+        backend = availability.backend
+        table.add_row(backend.name, backend.code, backend.origin, _availability_cell(availability))
     return table
 
 

@@ -18,6 +18,7 @@ from gemmbench.backends import Backend, select_backends
 from gemmbench.errors import UsageError
 from gemmbench.inputs import COLD, HOT
 from gemmbench.measure import POINT_WARMUP_S, SweepOptions, measure_cases, profile_records
+from gemmbench.plugins import load_plugins
 from gemmbench.runfile import Run, RunWriter, ensure_writable_dir, new_run_path
 from gemmbench.shapes import (
     CPU_DEFAULT_M,
@@ -104,13 +105,16 @@ def plan_sweep(
     warmup_ms: float | None = None,
     seed: int = 0,
     kernels: bool = True,
+    plugins: Sequence[str] = (),
     out_dir: str | Path | None = None,
     remeasure_roofline: bool = False,
     time_calls: bool = True,
 ) -> SweepPlan:
     """Turn the sweep's options (as the command line takes them) into a plan; bad input raises a
     GemmbenchError before any work. Defaults: the deepseek-v3 preset; M from 1 to 16384 in powers of
-    two on a GPU, 1, 8, 64 on the CPU; every real backend."""
+    two on a GPU, 1, 8, 64 on the CPU; every real backend, those of `plugins` (module names or .py
+    files) and of installed plugin packages included."""
+    load_plugins(list(plugins))
     parsed = [parse_shape(text) for text in shapes]
     explicit = [shape for shape in parsed if isinstance(shape, Case)]  # MxNxK: at its own M
     custom = [shape for shape in parsed if not isinstance(shape, Case)]  # NxK: at the M values

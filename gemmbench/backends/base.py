@@ -35,6 +35,7 @@ class Backend:
     code: str = ""  # the user's line of code this backend stands for, shown by `gemmbench list`
     real: bool = True  # False for test doubles, which a default sweep leaves out
     needs_extension: bool = False  # True for the cuBLAS extension's backends (gemmbench/ext)
+    origin: str = "built-in"  # or the plugin that registered it (gemmbench/plugins.py)
 
     def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
         """Why this backend cannot run `case` on `device`, or None if it can.

@@ -1,0 +1,160 @@
+"""Backends of your own: --plugin files and modules, entry points, the contract, and the examples."""
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from gemmbench import plugins
+from gemmbench.backends import REGISTRY
+from gemmbench.cli import app
+from gemmbench.errors import GemmbenchError
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+CPU_PLUGIN = EXAMPLES / "chunked_fp32_plugin.py"
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def clean_registry(monkeypatch):
+    """Every test starts from the built-in backends and leaves them so."""
+    monkeypatch.setattr(plugins, "_loaded", {})
+    saved = dict(REGISTRY)
+    yield
+    REGISTRY.clear()
+    REGISTRY.update(saved)
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], prog_name="gemmbench")
+
+
+def write_plugin(tmp_path, body: str, name: str = "mine.py") -> Path:
+    path = tmp_path / name
+    path.write_text("import torch\nfrom gemmbench.backends import Backend\n\n" + body)
+    return path
+
+
+def test_the_cpu_example_runs_end_to_end():
+    result = invoke(
+        "sweep", "--plugin", CPU_PLUGIN, "--backend", "chunked_fp32", "--shape", "1x64x128", "--no-save", "--csv", "-"
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = csv.DictReader(io.StringIO(result.stdout))
+    assert (row["backend"], row["status"]) == ("chunked_fp32", "ok") and float(row["rel_err"]) < 1e-6
+
+
+def test_the_vllm_example_is_a_skipped_row_with_the_reason_where_it_cannot_run():
+    result = invoke(
+        "sweep",
+        "--plugin",
+        EXAMPLES / "vllm_router_plugin.py",
+        "-b",
+        "vllm_dsv3_router_gemm",
+        "--device",
+        "cpu",
+        "--m",
+        "1",
+        "--no-save",
+        "--csv",
+        "-",
+    )
+    (row,) = csv.DictReader(io.StringIO(result.stdout))
+    assert row["status"] == "skipped" and row["reason"] == "no CUDA device"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the reason on a GPU machine without vLLM")
+def test_the_vllm_example_says_when_vllm_is_missing():
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    (backend,) = plugins.load_plugins([str(EXAMPLES / "vllm_router_plugin.py")], entry_points=False)
+    from gemmbench.shapes import load_preset
+
+    case = load_preset("deepseek-v3").gemms[0].case(1)
+    assert backend.unavailable_reason(case, torch.device("cuda")) == "vLLM is not installed (pip install vllm)"
+
+
+def test_list_shows_where_a_backend_comes_from():
+    result = invoke("list", "--plugin", CPU_PLUGIN)
+    assert result.exit_code == 0 and "chunked_fp32" in result.stdout and "│ plugin " in result.stdout
+    assert "│ built-in" in result.stdout and REGISTRY["chunked_fp32"].origin == f"plugin {CPU_PLUGIN}"
+
+
+def test_a_module_name_works_like_a_file(tmp_path, monkeypatch):
+    write_plugin(
+        tmp_path,
+        "class B(Backend):\n    name = 'by_module'\n    code = 'x'\n"
+        "    def prepare(self, case, inputs):\n        return lambda: inputs.out\n\nBACKENDS = [B()]\n",
+        name="my_gemm_plugin.py",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (backend,) = plugins.load_plugins(["my_gemm_plugin"], entry_points=False)
+    assert REGISTRY["by_module"] is backend and backend.origin == "plugin my_gemm_plugin"
+
+
+BROKEN = [
+    (
+        "raise ImportError('no module named fancy_kernels')\n",
+        "failed to import: ImportError: no module named fancy_kernels",
+    ),
+    ("x = 1\n", "defines no BACKENDS list"),
+    ("BACKENDS = [object()]\n", "is not a gemmbench.backends.Backend instance"),
+    ("class B(Backend):\n    name = 'no_prepare'\n    code = 'x'\n\nBACKENDS = [B()]\n", "does not implement prepare"),
+    (
+        "class B(Backend):\n    name = 'bad name!'\n    code = 'x'\n    def prepare(self, c, i):\n        pass\n\n"
+        "BACKENDS = [B()]\n",
+        "is not letters, digits",
+    ),
+    (
+        "class B(Backend):\n    name = 'upcast'\n    code = 'x'\n    def prepare(self, c, i):\n        pass\n\n"
+        "BACKENDS = [B()]\n",
+        "the backend name 'upcast' is taken (built-in)",
+    ),
+]
+
+
+@pytest.mark.parametrize("body, message", BROKEN)
+def test_a_broken_plugin_is_one_error_line_naming_it(tmp_path, body, message):
+    path = write_plugin(tmp_path, body)
+    result = invoke("sweep", "--plugin", path, "-b", "fake", "--device", "cpu", "--no-save")
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert lines[0].startswith(f"Error: plugin {path}") and message in lines[0] and "Traceback" not in result.output
+
+
+def test_a_missing_plugin_file_is_named(tmp_path):
+    with pytest.raises(GemmbenchError, match="failed to import: FileNotFoundError: no file"):
+        plugins.load_plugins([str(tmp_path / "nope.py")], entry_points=False)
+
+
+def test_a_plugin_that_raises_in_a_call_is_an_error_row(tmp_path):
+    path = write_plugin(
+        tmp_path,
+        "class B(Backend):\n    name = 'raiser'\n    code = 'x'\n"
+        "    def prepare(self, case, inputs):\n"
+        "        def call():\n            raise RuntimeError('kernel launch failed')\n"
+        "        return call\n\nBACKENDS = [B()]\n",
+    )
+    result = invoke(
+        "sweep", "--plugin", path, "-b", "raiser", "--device", "cpu", "--shape", "2x8x16", "--no-save", "--csv", "-"
+    )
+    (row,) = csv.DictReader(io.StringIO(result.stdout))
+    assert result.exit_code == 0 and row["status"] == "error" and "kernel launch failed" in row["reason"]
+
+
+def test_installed_packages_register_through_entry_points(monkeypatch):
+    import importlib.metadata
+
+    point = importlib.metadata.EntryPoint(
+        name="chunked", value="gemmbench_plugin_chunked_fp32_plugin:BACKENDS", group=plugins.ENTRY_POINT_GROUP
+    )
+    module = plugins._import(str(CPU_PLUGIN))  # stands in for an installed package's module
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [point] if group == point.group else [])
+    loaded = plugins.load_plugins()
+    assert [b.name for b in loaded] == ["chunked_fp32"] and REGISTRY["chunked_fp32"] is module.BACKENDS[0]
+    assert loaded[0].origin.startswith("entry point chunked")
