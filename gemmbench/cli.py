@@ -502,17 +502,26 @@ def recommend(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+    python: Annotated[
+        bool,
+        typer.Option(
+            "--python", help="Print a dispatch function for these shapes on this GPU, to paste into serving code."
+        ),
+    ] = False,
 ) -> None:
     """Per GEMM shape: the fastest accurate backend at each M, collapsed into M ranges with the crossovers."""
     from gemmbench import render, runfile
     from gemmbench.recommend import recommend as recommend_backends
     from gemmbench.records import FP32_ACCURATE_REL_ERR
 
-    if as_json and md:
-        raise UsageError("--json and --md both choose the output format", "give one of them")
+    formats = [flag for flag, on in (("--json", as_json), ("--md", md), ("--python", python)) if on]
+    if len(formats) > 1:
+        raise UsageError(f"{' and '.join(formats)} each choose the output format", "give one of them")
     loaded = runfile.load_run(run)
     recommendations = recommend_backends(loaded.records, FP32_ACCURATE_REL_ERR if tolerance is None else tolerance)
-    if as_json:
+    if python:
+        typer.echo(render.recommendation_python(recommendations, loaded.provenance, str(run)), nl=False)
+    elif as_json:
         typer.echo(json.dumps(render.recommendation_dicts(recommendations), indent=1))
     elif md:
         typer.echo(render.recommendation_markdown(recommendations), nl=False)

@@ -314,7 +314,7 @@ def test_compare_refuses_runs_timed_differently(tmp_path):
 
 def test_recommend_takes_one_output_format():
     result = invoke("recommend", COLD_A, "--json", "--md")
-    assert result.exit_code == 2 and "--json and --md" in result.stderr
+    assert result.exit_code == 2 and "--json and --md each choose the output format" in result.stderr
 
 
 def test_recommend_table_json_and_markdown():
@@ -517,3 +517,25 @@ def test_a_folder_where_a_file_belongs_is_named_as_such(tmp_path, args, what, fi
     result = invoke(*[values.get(a, a) for a in args])
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 1 and len(lines) == 1 and what in lines[0] and fix in lines[0], result.output
+
+
+def test_recommend_python_is_a_dispatch_function_that_runs():
+    result = invoke("recommend", COLD_A, "--python")
+    assert result.exit_code == 0, result.output
+    code = result.stdout
+    namespace: dict = {}
+    exec(compile(code, "dispatch.py", "exec"), namespace)
+    assert "docs/runs/h200_deepseek_v3_cold_a.json" in code and "NVIDIA H200" in code and "torch 2.11" in code
+    from gemmbench.recommend import recommend as recommend_backends
+    from gemmbench.runfile import load_run
+
+    (rec,) = recommend_backends(load_run(COLD_A).records)
+    expected = rec.winners
+    assert {m: namespace["choose_backend"](256, 7168, m) for m in expected} == expected
+    assert namespace["choose_backend"](1, 2, 3) is None
+    assert "_TIER_1_MAX_M = " in code
+
+
+def test_recommend_output_formats_are_exclusive():
+    result = invoke("recommend", COLD_A, "--python", "--md")
+    assert result.exit_code == 2 and "--md and --python each choose the output format" in result.stderr
