@@ -254,10 +254,28 @@ def sweep(
         ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")] = False,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            help="Under torchrun: 'points' measures each point once, spread over the ranks (one merged run); "
+            "'none' has every rank measure every point (a fleet check; see gemmbench fleet).",
+        ),
+    ] = "points",
 ) -> None:
-    """Check and time each backend on each shape and M; print tables, save the run."""
+    """Check and time each backend on each shape and M; print tables, save the run.
+
+    Started by torchrun, it runs one rank per GPU and rank 0 writes one run file (README: fleets).
+    """
     from gemmbench import runfile
+    from gemmbench.distributed import SPLITS, Fleet
     from gemmbench.session import plan_sweep
+
+    if split not in SPLITS:
+        raise UsageError(f"unknown split '{split}'", f"use one of: {', '.join(SPLITS)}")
+    fleet = Fleet.from_environment()
+    if fleet and not fleet.leader:
+        quiet = True  # rank 0 speaks for the fleet
 
     for path in (csv, json_path):
         if path:
@@ -283,6 +301,8 @@ def sweep(
             + ("" if m or not plan.m_values else f"; M cut to {','.join(map(str, plan.m_values))}"),
             style="yellow",
         )
+    if fleet is None and split != "points":
+        _warn("--split has no effect without torchrun: this sweep runs on one device")
     if plan.device.type != "cuda":
         for flag, given, why in (
             ("--hot", hot, "gemmbench manages the L2 of GPUs only"),
@@ -290,12 +310,22 @@ def sweep(
         ):
             if given:
                 _warn(f"{flag} has no effect on the CPU: {why}")
-    result = _run_with_progress(plan, tables_console, notes, enabled=not quiet)
+    result = _run_with_progress(
+        plan, tables_console if not quiet or fleet is None else None, notes, not quiet, fleet, split
+    )
+    if fleet and not fleet.leader:
+        raise typer.Exit(1 if result.failure else 0)
+    if result.failure:
+        err_console.print(
+            f"the fleet stopped early: {result.failure}; rows it did not report are error rows", style="red"
+        )
     records = result.run.records
     _print_results(tables_console, records, md)
     _export(result.run, csv, json_path)
     if notes and result.path:
         notes.print(f"saved {len(records)} rows to {result.path}", style="dim")
+    if result.failure:
+        raise typer.Exit(1)
     if result.interrupted:
         from gemmbench import render
 
@@ -303,9 +333,13 @@ def sweep(
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
-def _run_with_progress(plan, header_console: Console | None, notes: Console | None, enabled: bool):
-    """Run a sweep session with a progress bar on stderr (a terminal only); the header goes first."""
+def _run_with_progress(
+    plan, header_console: Console | None, notes: Console | None, enabled: bool, fleet=None, split=""
+):
+    """Run a sweep session (this rank's, under torchrun) with a progress bar on stderr (a terminal only);
+    the header goes first."""
     from gemmbench import render
+    from gemmbench.distributed import run_fleet
     from gemmbench.session import SweepCallbacks, run_session
 
     with render.progress(err_console, enabled=enabled and err_console.is_terminal) as bar:
@@ -329,7 +363,7 @@ def _run_with_progress(plan, header_console: Console | None, notes: Console | No
             note=(lambda message: notes.print(message)) if notes else (lambda message: None),
             warn=_warn,
         )
-        return run_session(plan, callbacks)
+        return run_fleet(plan, fleet, split, callbacks) if fleet else run_session(plan, callbacks)
 
 
 def _print_results(console: Console, records, md: bool) -> None:
@@ -529,6 +563,50 @@ def recommend(
         if loaded.provenance:
             out_console.print(render.header(loaded.provenance))
         out_console.print(render.recommendation_tables(recommendations))
+
+
+@app.command()
+def fleet(
+    run: Annotated[
+        Path, typer.Argument(help="A fleet check: the run file of torchrun ... gemmbench -- sweep --split none.")
+    ],
+    fail_above: Annotated[
+        float | None,
+        typer.Option(
+            "--fail-above",
+            min=0,
+            help="Exit 1 if a device's median time is more than this many percent above the fleet's: for CI.",
+        ),
+    ] = None,
+    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: every device and every point.")] = False,
+) -> None:
+    """Per device of a fleet: its times against the fleet's median, and whether it is an outlier."""
+    from gemmbench import render, runfile
+    from gemmbench.fleet import fleet_report
+
+    if md and as_json:
+        raise UsageError("--md and --json each choose the output format", "give one of them")
+    loaded = runfile.load_run(run)
+    report = fleet_report(loaded, str(run))
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=1))
+    elif md:
+        typer.echo(render.fleet_markdown(report), nl=False)
+    else:
+        if loaded.provenance:
+            out_console.print(render.header(loaded.provenance))
+        out_console.print(render.fleet_table(report))
+    if fail_above is not None:
+        failing = report.failing(fail_above)
+        if failing:
+            worst = max(failing, key=lambda d: d.median_ratio)
+            typer.echo(
+                f"{len(failing)} device(s) slower than the fleet by more than {fail_above:g}% "
+                f"(worst: {worst.device_id}, {worst.median_ratio:.3f}x)",
+                err=True,
+            )
+            raise typer.Exit(1)
 
 
 @app.command()

@@ -82,6 +82,8 @@ class Record:
     kernels: tuple[KernelRun, ...] | None = None  # one call's kernels in launch order; None: not profiled
     kernel_count: int | None = None
     kernel_sum_us: float | None = None
+    rank: int | None = None  # fleet runs (torchrun): the rank that measured the row...
+    device_id: str | None = None  # ...and its device, "host:cuda:N"
 
     @property
     def case(self) -> Case:

@@ -18,6 +18,7 @@ from gemmbench.backends import Availability
 from gemmbench.clocks import THROTTLE_CLOCK_FRACTION
 from gemmbench.compare import FLAGGED_TOLERANCE, SAME_TOLERANCE, Comparison, RunConditions
 from gemmbench.decode import FAMILIES, KernelInfo, decode, gemm_kernel, short_name
+from gemmbench.fleet import OUTLIER, OUTLIER_MIN_POINTS, FleetReport
 from gemmbench.recommend import PREFERENCE, MRange, ShapeRecommendation, tied_fastest
 from gemmbench.records import ERROR, FP32_ACCURATE_REL_ERR, OK, SKIPPED, KernelRun, Record, by_case, by_shape
 from gemmbench.routing import ROUTING_TOKENS
@@ -97,10 +98,25 @@ def header(provenance: dict) -> Text:
     return Text(" · ".join(parts), style="bold")
 
 
+def per_device(records: list[Record]) -> list[tuple[str | None, list[Record]]]:
+    """A fleet run whose devices measured the same points (`--split none`) reads device by device; any
+    other run is one group (a `--split points` run measured each point once)."""
+    devices = list(dict.fromkeys(r.device_id for r in records))
+    points = {(r.case, r.backend) for r in records}
+    if len(devices) < 2 or len(points) == len(records):
+        return [(None, records)]
+    return [(device, [r for r in records if r.device_id == device]) for device in devices]
+
+
 def sweep_tables(records: list[Record]) -> Group:
-    """One table per GEMM shape, one row per M, one column per backend; then skip and error reasons."""
+    """One table per GEMM shape, one row per M, one column per backend (per device, for a fleet check);
+    then the legend and the skip and error reasons."""
     backends = list(dict.fromkeys(r.backend for r in records))
-    parts: list = [_shape_table(group, backends) for group in by_shape(records).values()]
+    parts: list = []
+    for device, group in per_device(records):
+        if device:
+            parts.append(Text(f"device {device} (rank {group[0].rank})", style="bold magenta"))
+        parts += [_shape_table(shape, backends) for shape in by_shape(group).values()]
     parts.append(_legend(records))
     reasons = _reasons(records)
     if reasons:
@@ -171,17 +187,26 @@ def _flags(record: Record) -> list[str]:
 def sweep_markdown(records: list[Record]) -> str:
     """The sweep as one Markdown table: per backend `device (eager), rel_err`; fastest accurate in bold."""
     backends = list(dict.fromkeys(r.backend for r in records))
+    groups = per_device(records)
     by_point: dict[tuple, dict[str, Record]] = {}
-    for record in records:
-        by_point.setdefault((record.case.shape_key, record.m), {})[record.backend] = record
+    for device, group in groups:
+        for record in group:
+            by_point.setdefault((device, record.case.shape_key, record.m), {})[record.backend] = record
     rows = []
-    for ((model, gemm, n, k), m), row in by_point.items():
+    for (device, (model, gemm, n, k), m), row in by_point.items():
         fastest = _fastest_accurate(row.values())
-        rows.append(
-            [f"{model} {gemm}", str(n), str(k), str(m), *(_markdown_cell(row.get(b), b == fastest) for b in backends)]
-        )
+        cells = [
+            f"{model} {gemm}",
+            str(n),
+            str(k),
+            str(m),
+            *(_markdown_cell(row.get(b), b == fastest) for b in backends),
+        ]
+        rows.append([device, *cells] if len(groups) > 1 else cells)
+    header = ["GEMM", "N", "K", "M", *backends]
     legend = "".join(f"- {line}\n" for line in legend_lines(records, markdown=True))
-    return markdown_table(["GEMM", "N", "K", "M", *backends], rows) + ("\n" + legend if legend else "")
+    table = markdown_table(["device", *header] if len(groups) > 1 else header, rows)
+    return table + ("\n" + legend if legend else "")
 
 
 def _markdown_cell(record: Record | None, fastest: bool) -> str:
@@ -695,3 +720,73 @@ def recommendation_python(recommendations: list[ShapeRecommendation], provenance
         "    return pick(m) if pick else None",
     ]
     return "\n".join(lines) + "\n"
+
+
+FLEET_COLUMNS = [
+    "device",
+    "rank",
+    "GPU",
+    "points",
+    "median ratio",
+    "worst",
+    "slower at",
+    "verdict",
+    "min SM MHz",
+    "max W",
+    "slowdowns",
+]
+
+
+def _fleet_rows(report: FleetReport) -> list[list[str]]:
+    return [
+        [
+            d.device_id,
+            "–" if d.rank is None else str(d.rank),
+            d.gpu,
+            str(d.points),
+            f"{d.median_ratio:.3f}x",
+            f"{d.max_ratio:.3f}x",
+            str(d.slower_points),
+            d.verdict,
+            "–" if d.min_sm_clock_mhz is None else str(d.min_sm_clock_mhz),
+            "–" if d.max_power_w is None else f"{d.max_power_w:.0f}",
+            ", ".join(d.throttle_reasons) or "–",
+        ]
+        for d in report.devices
+    ]
+
+
+def fleet_legend() -> str:
+    return (
+        "ratio: the device's median over the fleet's median at a point (device time, else latency); "
+        f"slower at: points where the low end of its 95% interval is more than {SAME_TOLERANCE:.0%} above the "
+        f"fleet's median; outlier: slower at {OUTLIER_MIN_POINTS} or more points"
+    )
+
+
+def _slowest_points(report: FleetReport) -> list[str]:
+    """For each outlier, the points where it is slower, worst first."""
+    lines = []
+    for device in (d for d in report.devices if d.verdict == OUTLIER):
+        slow = sorted(
+            (p for p in report.points if p.device_id == device.device_id and p.slower), key=lambda p: -p.ratio
+        )
+        shown = ", ".join(f"{p.model} {p.gemm} M={p.m} {p.backend} {p.ratio:.2f}x" for p in slow[:MAX_LISTED_UNMATCHED])
+        lines.append(f"{device.device_id} slower at: {shown}{' …' if len(slow) > MAX_LISTED_UNMATCHED else ''}")
+    return lines
+
+
+def fleet_table(report: FleetReport) -> Group:
+    table = Table(pad_edge=False)
+    for column in FLEET_COLUMNS:
+        table.add_column(column, justify="right" if column in ("rank", "points", "median ratio", "worst") else "left")
+    for cells, device in zip(_fleet_rows(report), report.devices, strict=True):
+        style = "red" if device.verdict == OUTLIER else "green"
+        table.add_row(*cells[:7], Text(cells[7], style=style), *cells[8:])
+    return Group(table, *(Text(line) for line in _slowest_points(report)), Text(fleet_legend(), style="dim"))
+
+
+def fleet_markdown(report: FleetReport) -> str:
+    lines = _slowest_points(report)
+    extra = "\n" + "".join(f"- {line}\n" for line in lines) if lines else ""
+    return markdown_table(FLEET_COLUMNS, _fleet_rows(report)) + extra + "\n" + fleet_legend() + "\n"

@@ -89,6 +89,7 @@ class SweepResult:
     path: Path | None  # the run file, where saved
     planned: int  # points planned; fewer records when interrupted
     interrupted: bool
+    failure: str | None = None  # why a fleet stopped early (a rank gone, a collective timed out)
 
 
 def plan_sweep(
