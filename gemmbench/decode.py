@@ -233,9 +233,11 @@ def _xmma(name: str) -> KernelInfo | None:
     layout = next((t for t in tokens[2:] if re.fullmatch(r"[tn]{2}", t)), None)
     if layout:
         fields["layout"] = layout
-    tile = re.search(r"tilesize(\d+)x(\d+)x(\d+)", name)
+    tile = re.search(r"tilesize(\d+)x(\d+)(?:x(\d+))?", name)  # a name cut short may end after TN
     if tile:
-        fields["tile_m"], fields["tile_n"], fields["tile_k"] = map(int, tile.groups())
+        fields["tile_m"], fields["tile_n"] = int(tile.group(1)), int(tile.group(2))
+        if tile.group(3):
+            fields["tile_k"] = int(tile.group(3))
     stage = re.search(r"_stage(\d+)", name)
     if stage:
         fields["stages"] = int(stage.group(1))
@@ -288,7 +290,7 @@ def _cublas_legacy(name: str) -> KernelInfo | None:
 def _read_legacy_gemm(tokens: list[str], simt: bool) -> dict:
     """Types, tile and layout of a CUTLASS 2.x or pre-nvjet cuBLAS name, from its tokens after the op."""
     fields: dict = {}
-    instr_at = next((i for i, t in enumerate(tokens) if re.fullmatch(r"[a-z]?\d*gemm", t)), None)
+    instr_at = next((i for i, t in enumerate(tokens) if re.fullmatch(r"[a-z]*\d*gemm", t)), None)
     if instr_at is None:
         return fields
     instr = tokens[instr_at]
@@ -328,6 +330,9 @@ def _cutlass3(name: str) -> KernelInfo | None:
         return None
     fields: dict = {"arch": match.group(1), "split_k": _says_split_k(name)}
     body = match.group(0)
+    instruction = body[: body.index("gemm")].rsplit("_", 1)[-1]  # s64x256x32, tf32, or empty
+    if _TF32 in instruction:
+        fields["math"] = _TF32
     tokens = body[body.index("gemm") + len("gemm") :].split("_")[1:]
     types = []
     for token in tokens:
@@ -358,6 +363,9 @@ def _cutlass3_type(token: str) -> tuple[str | None, str | None] | None:
     scaled = re.fullmatch(r"ue(4m3|8m0)x(\w+)", token)
     if scaled and scaled.group(2) in _NAMED_TYPES:
         return _NAMED_TYPES[scaled.group(2)], f"ue{scaled.group(1)}"
+    blockwise = re.fullmatch(r"\d+x\d+(\w+?)x(\w+)", token)  # 64x128f32xe4m3: scale blocks 64x128 of f32
+    if blockwise and blockwise.group(1) in _NAMED_TYPES and blockwise.group(2) in _NAMED_TYPES:
+        return _NAMED_TYPES[blockwise.group(2)], _NAMED_TYPES[blockwise.group(1)]
     if token == "void":
         return None, None
     if token == _TF32:
@@ -370,7 +378,12 @@ def _cutlass_templated(name: str) -> KernelInfo | None:
     cutlass::device_kernel<cutlass::gemm::kernel::GemmUniversal<..., CollectiveMma<MainloopSm90...<(int)STAGES,
     cute::tuple<cute::C<(int)CM>, ...>, ...>, cute::tuple<cute::C<(int)TM>, ...>, ElementA, StrideA, ElementB, ...
     (CUTLASS 3.x), or cutlass::Kernel<cutlass::gemm::kernel::Gemm...<...GemmShape<TM, TN, TK>...> (2.x)."""
-    if "cutlass::" not in name or not re.search(r"cutlass::gemm::kernel::\w*Gemm", name):
+    gemm_kernel_types = (
+        r"cutlass::gemm::kernel::\w*Gemm",  # CUTLASS's own GEMM kernels
+        r"cutlass::device_kernel<[\w:]*gemm",  # GEMMs built on CUTLASS (vllm::cutlass_3x_gemm_fp8...)
+        r"_ZN7cutlass\w*4gemm6kernel",  # the same, as a mangled name
+    )
+    if not any(re.search(pattern, name, re.IGNORECASE) for pattern in gemm_kernel_types):
         return None
     fields: dict = {"split_k": _says_split_k(name)}
     arch = re.search(r"(?:Mainloop|arch::)Sm(\d+)", name)

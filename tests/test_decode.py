@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import pytest
 
 from gemmbench.decode import FAMILIES, decode, gemm_kernel, short_name
@@ -286,8 +289,23 @@ def test_the_gemm_of_a_call_is_found_among_templated_cutlass_kernels():
     assert decode(reduce).family == "splitk_reduce"
 
 
-def test_nvjet_tf32_and_block_scale_tokens():
+def test_nvjet_tf32_and_block_scale_tokens_of_the_grammar():
     tf32 = decode("nvjet_sm90_sss_tf32_128x128_32x4_1x1_v_bz_NNT")
     assert (tf32.a_dtype, tf32.math, tf32.tile_m) == ("fp32", "tf32", 128)
-    scaled = decode("nvjet_sm100_ooohsh_128x256_256x4_2x1_2cta_v_bz_Avec16UE4M3_Bvec16UE4M3_TNT")
+    scaled = decode("nvjet_sm100_oohsh_128x256_256x4_2x1_2cta_v_bz_Avec16UE4M3_Bvec16UE4M3_TNT")
     assert scaled.scale_dtype == "ue4m3"
+
+
+REAL_NAMES = json.loads((Path(__file__).parent / "fixtures" / "kernel_names.json").read_text())
+
+
+def test_the_fixture_holds_many_real_names_each_with_its_source():
+    assert len(REAL_NAMES) >= 60 and len({entry["name"] for entry in REAL_NAMES}) == len(REAL_NAMES)
+    assert all(entry["source"]["repo"] and entry["source"]["where"] for entry in REAL_NAMES)
+    assert {entry["expected"]["family"] for entry in REAL_NAMES} >= set(FAMILIES) - {"other"}
+
+
+@pytest.mark.parametrize("entry", REAL_NAMES, ids=lambda entry: entry["name"][:60])
+def test_real_kernel_names_give_the_fields_they_state(entry):
+    decoded = decode(entry["name"]).to_dict()
+    assert {key: decoded[key] for key in entry["expected"]} == entry["expected"], entry["source"]
