@@ -309,3 +309,15 @@ def test_the_fixture_holds_many_real_names_each_with_its_source():
 def test_real_kernel_names_give_the_fields_they_state(entry):
     decoded = decode(entry["name"]).to_dict()
     assert {key: decoded[key] for key in entry["expected"]} == entry["expected"], entry["source"]
+
+
+def test_decode_json_on_the_command_line_gives_the_same_fields():
+    from typer.testing import CliRunner
+
+    from gemmbench.cli import app
+
+    names = list(FORMERLY_MISREAD)
+    result = CliRunner().invoke(app, ["decode", "--json", *names])
+    assert result.exit_code == 0, result.output
+    for name, info in zip(names, json.loads(result.stdout), strict=True):
+        assert info["name"] == name and {k: info[k] for k in FORMERLY_MISREAD[name]} == FORMERLY_MISREAD[name]
