@@ -375,6 +375,13 @@ def _print_results(console: Console, records, md: bool) -> None:
         console.print(render.sweep_tables(records))
 
 
+def _one_format(*flags: tuple[str, bool]) -> None:
+    """At most one output-format flag: each of them chooses the whole output."""
+    given = [flag for flag, on in flags if on]
+    if len(given) > 1:
+        raise UsageError(f"{' and '.join(given)} each choose the output format", "give one of them")
+
+
 def _warn(message: str) -> None:
     err_console.print(f"warning: {message}", style="yellow")
 
@@ -548,9 +555,7 @@ def recommend(
     from gemmbench.recommend import recommend as recommend_backends
     from gemmbench.records import FP32_ACCURATE_REL_ERR
 
-    formats = [flag for flag, on in (("--json", as_json), ("--md", md), ("--python", python)) if on]
-    if len(formats) > 1:
-        raise UsageError(f"{' and '.join(formats)} each choose the output format", "give one of them")
+    _one_format(("--json", as_json), ("--md", md), ("--python", python))
     loaded = runfile.load_run(run)
     recommendations = recommend_backends(loaded.records, FP32_ACCURATE_REL_ERR if tolerance is None else tolerance)
     if python:
@@ -585,8 +590,7 @@ def fleet(
     from gemmbench import render, runfile
     from gemmbench.fleet import fleet_report
 
-    if md and as_json:
-        raise UsageError("--md and --json each choose the output format", "give one of them")
+    _one_format(("--json", as_json), ("--md", md))
     loaded = runfile.load_run(run)
     report = fleet_report(loaded, str(run))
     if as_json:
