@@ -71,7 +71,18 @@ class Comparison:
 
 
 def _key(record: Record) -> tuple:
-    return (record.model, record.gemm, record.m, record.n, record.k, record.in_dtype, record.out_dtype, record.backend)
+    """A row's identity across runs: its case, backend and, in fleet runs, device."""
+    return (
+        record.model,
+        record.gemm,
+        record.m,
+        record.n,
+        record.k,
+        record.in_dtype,
+        record.out_dtype,
+        record.backend,
+        record.device_id,
+    )
 
 
 def compare_row(base: Record, new: Record, tolerance: float = SAME_TOLERANCE) -> RowComparison:
