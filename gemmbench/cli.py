@@ -310,10 +310,9 @@ def sweep(
         ):
             if given:
                 _warn(f"{flag} has no effect on the CPU: {why}")
-    result = _run_with_progress(
-        plan, tables_console if not quiet or fleet is None else None, notes, not quiet, fleet, split
-    )
-    if fleet and not fleet.leader:
+    speaks = fleet is None or fleet.leader  # under torchrun, rank 0 speaks for the fleet
+    result = _run_with_progress(plan, tables_console if speaks else None, notes, not quiet, fleet, split)
+    if not speaks:
         raise typer.Exit(1 if result.failure else 0)
     if result.failure:
         err_console.print(
