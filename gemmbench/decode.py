@@ -15,8 +15,21 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-FAMILIES = ("nvjet", "xmma", "cutlass", "cublas", "splitk_reduce", "gemv", "elementwise", "memset", "other")
-GEMM_FAMILIES = ("nvjet", "xmma", "cutlass", "cublas", "gemv")
+FAMILIES = (
+    "nvjet",
+    "xmma",
+    "cutlass",
+    "cublas",
+    "gemmbench",
+    "splitk_reduce",
+    "gemv",
+    "elementwise",
+    "memset",
+    "other",
+)
+GEMM_FAMILIES = ("nvjet", "xmma", "cutlass", "cublas", "gemmbench", "gemv")
+# gemmbench's own kernels (backends/router_small_m.py): the name says no more than which kernel it is.
+_GEMMBENCH_KERNELS = ("gemmbench_router_small_m",)
 
 # nvjet type letters, as cuBLASLt spells them.
 _NVJET_TYPES = {
@@ -416,6 +429,8 @@ def _cutlass_templated(name: str) -> KernelInfo | None:
 
 
 def _helper(name: str) -> KernelInfo | None:
+    if name.startswith(_GEMMBENCH_KERNELS):
+        return KernelInfo(name, "gemmbench")
     lowered = name.lower()
     if "splitkreduce" in lowered or "reducesplitk" in lowered:
         return KernelInfo(name, "splitk_reduce", split_k=True)

@@ -205,9 +205,7 @@ def _time_case(run: _CaseRun, checked: dict[Backend, tuple[Callable[[], object],
             records[backend.name] = run.error(backend.name, exc)
             continue
         notes = (run.l2_note, timer_note, routing_note)
-        records[backend.name] = _timed_record(
-            run, backend.name, rel_err, latency, device_time, notes, mismatch, start, end
-        )
+        records[backend.name] = _timed_record(run, backend, rel_err, latency, device_time, notes, mismatch, start, end)
     return records
 
 
@@ -247,7 +245,7 @@ def _device_time(run: _CaseRun, call: Callable[[], object], latency: Samples) ->
 
 def _timed_record(
     run: _CaseRun,
-    backend: str,
+    backend: Backend,
     rel_err: float,
     latency: Samples,
     device_time: Samples | None,
@@ -257,6 +255,7 @@ def _timed_record(
     end: ClockReading | None,
 ) -> Record:
     case, options = run.case, run.options
+    backends_config = backend.configuration(case)
     best_us = (device_time or latency).median_us
     values: dict = {
         "noisy": any(s.noisy for s in (latency, device_time) if s is not None),
@@ -273,7 +272,7 @@ def _timed_record(
     mode = l2_mode(run.device, options.l2)
     return Record.for_case(
         case,
-        backend,
+        backend.name,
         OK,
         "; ".join(n for n in notes if n),
         latency=latency.summary(),
@@ -281,6 +280,7 @@ def _timed_record(
         rel_err=rel_err,
         l2_mode=mode,
         l2_copies=run.copies if mode else None,
+        backend_config=backends_config,
         **values,
     )
 

@@ -14,8 +14,17 @@ from gemmbench.compare import SAME_TOLERANCE
 from gemmbench.records import FP32_ACCURATE_REL_ERR, Record, by_shape
 
 # The order in which tied backends are preferred: the plain PyTorch calls first (nothing to build or
-# ship), then the cuBLAS extension's; backends not listed (plugins) after them, by name.
-PREFERENCE = ("mm_out_dtype", "linear_cast", "upcast", "cublas_ext", "cublaslt_ext", "cublaslt_tuned_ext")
+# ship), then the cuBLAS extension's, then gemmbench's own kernel; backends not listed (plugins) after
+# them, by name.
+PREFERENCE = (
+    "mm_out_dtype",
+    "linear_cast",
+    "upcast",
+    "cublas_ext",
+    "cublaslt_ext",
+    "cublaslt_tuned_ext",
+    "router_small_m",
+)
 
 
 def preference_rank(backend: str) -> tuple[int, str]:

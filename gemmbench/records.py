@@ -84,6 +84,7 @@ class Record:
     kernel_sum_us: float | None = None
     rank: int | None = None  # fleet runs (torchrun): the rank that measured the row...
     device_id: str | None = None  # ...and its device, "host:cuda:N"
+    backend_config: str | None = None  # the configuration a tuned backend ran (router_small_m's block sizes)
 
     @property
     def case(self) -> Case:

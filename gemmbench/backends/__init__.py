@@ -12,12 +12,23 @@ from gemmbench.backends.cublas_ext import CublasExt, CublasLtExt, CublasLtTunedE
 from gemmbench.backends.fake import Fake
 from gemmbench.backends.linear_cast import LinearCast
 from gemmbench.backends.mm_out_dtype import MmOutDtype
+from gemmbench.backends.router_small_m import RouterSmallM
 from gemmbench.backends.upcast import Upcast
 from gemmbench.errors import UsageError
 from gemmbench.shapes import Case
 
 REGISTRY: dict[str, Backend] = {
-    b.name: b for b in (MmOutDtype(), Upcast(), LinearCast(), CublasExt(), CublasLtExt(), CublasLtTunedExt(), Fake())
+    b.name: b
+    for b in (
+        MmOutDtype(),
+        Upcast(),
+        LinearCast(),
+        CublasExt(),
+        CublasLtExt(),
+        CublasLtTunedExt(),
+        RouterSmallM(),
+        Fake(),
+    )
 }
 
 

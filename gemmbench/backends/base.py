@@ -50,6 +50,11 @@ class Backend:
         """A callable that computes the GEMM into `inputs.out` and returns it; called many times."""
         raise NotImplementedError
 
+    def configuration(self, case: Case) -> str | None:
+        """Which of its configurations the backend runs for `case` (tuned kernels), for the row; None if it
+        has one way only."""
+        return None
+
     def simulated_times_us(self, case: Case) -> tuple[float, float] | None:
         """(latency, device) times for test doubles that must not be timed for real; None for real ones."""
         return None

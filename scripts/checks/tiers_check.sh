@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The router's tiers on the GPU machine, in one call (docs/tiers.md): router_small_m's GPU tests; the five
+# router shapes at M = 1..32 with router_small_m, mm_out_dtype and linear_cast (cold L2, graph time);
+# every preset with router_small_m against mm_out_dtype (relative error and routing); recommend --python.
+# Full log under $OUT, summary last.
+# Usage (from the repository root): OUT=/some/dir bash scripts/checks/tiers_check.sh
+set -uo pipefail
+source "$(dirname "$0")/common.sh"
+
+{
+  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv
+  python3 -c "import triton; print('triton', triton.__version__)"
+  python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -k router_small_m 2>&1 | tail -3
+  t0=$(ms)
+  gb sweep --shape 256x7168 --shape 384x7168 --shape 256x6144 --shape 256x4096 --shape 64x7168 --m 1:32:x2 \
+    --backend router_small_m,mm_out_dtype,linear_cast --out-dir "$OUT/tiers" --md > "$OUT/tiers.md"
+  echo "tiers sweep wall time: $(( $(ms) - t0 )) ms"
+  cat "$OUT/tiers.md"
+  gb sweep --preset deepseek-v3 --preset kimi-k2 --preset glm-5 --preset deepseek-v4-flash --preset deepseek-v4-pro \
+    --preset deepseek-v3.2 --preset qwen3-30b-a3b --preset qwen3-235b-a22b --m 1,8,16,32 \
+    --backend router_small_m,mm_out_dtype --no-kernels --out-dir "$OUT/presets" --md > "$OUT/presets.md"
+  grep -c "router_small_m" "$OUT/presets.md"
+  gb recommend "$OUT"/tiers/*.json --md
+  gb recommend "$OUT"/tiers/*.json --python > "$OUT/dispatch.py" && python3 -c "compile(open('$OUT/dispatch.py').read(), 'dispatch.py', 'exec'); print('dispatch.py compiles')"
+} 2>&1 | tee "$OUT/tiers.log"
+
+echo "== summary"
+grep -E "passed|failed|wall time|compiles|\| M <=|\| M >|all M" "$OUT/tiers.log"

@@ -1,0 +1,60 @@
+"""router_small_m without a GPU: its limits and configurations, and (where Triton is installed) its
+kernel run by Triton's interpreter on the CPU. GPU tests: test_gpu.py."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gemmbench.backends.router_small_m import MAX_M, MAX_PARTIALS, RouterSmallM, block_m, candidates
+from gemmbench.shapes import Case
+
+
+def test_m_buckets_are_powers_of_two():
+    assert [block_m(m) for m in (1, 2, 3, 5, 16, 17, 32)] == [1, 2, 4, 8, 16, 32, 32]
+
+
+def test_every_candidate_keeps_its_partial_sums_in_registers():
+    for m in range(1, MAX_M + 1):
+        configs = candidates(m)
+        assert configs and all(block_m(m) * c.block_k <= MAX_PARTIALS for c in configs)
+
+
+def test_it_says_why_it_cannot_run_here():
+    backend = RouterSmallM()
+    router = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)
+    assert backend.unavailable_reason(router, torch.device("cpu")) == "no CUDA device (a Triton kernel)"
+    fp16 = Case("x", "y", "custom", 1, 8, 16, in_dtype="fp16")
+    assert backend.unavailable_reason(fp16, torch.device("cpu")).startswith("only bf16")
+    assert backend.configuration(router) is None  # nothing tuned yet
+
+
+INTERPRETED = """
+import torch
+from gemmbench.backends.router_small_m import Config, candidates, launch
+torch.manual_seed(0)
+for m in (1, 2, 3, 8, 16, 31, 32):
+    x = torch.randn(m, 1000, dtype=torch.bfloat16)  # K = 1000: no block size divides it
+    w = torch.randn(24, 1000, dtype=torch.bfloat16)
+    ref = x.double() @ w.double().T
+    for config in candidates(m)[::3]:
+        out = torch.full((m, 24), float("nan"))
+        launch(x, w, out, config)
+        first = out.clone()
+        launch(x, w, out, config)
+        assert torch.equal(first, out), (m, config)  # the same bits on every call
+        err = ((out.double() - ref).norm() / ref.norm()).item()
+        assert err <= 1e-5, (m, config, err)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="Triton is not installed")
+def test_the_kernel_is_exact_and_deterministic_in_tritons_interpreter():
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(Path(__file__).parent.parent)}
+    result = subprocess.run([sys.executable, "-c", INTERPRETED], capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
