@@ -21,18 +21,18 @@ import re
 import signal
 import socket
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
-from gemmbench import __version__, environment, roofline
+from gemmbench import __version__
 from gemmbench.errors import GemmbenchError
 from gemmbench.measure import measure_cases, profile_records
 from gemmbench.records import ERROR, Record
 from gemmbench.runfile import Run, RunWriter, new_run_path
-from gemmbench.session import MEASURE, PROFILE, Step, SweepCallbacks, SweepPlan, SweepResult
+from gemmbench.session import SweepCallbacks, SweepPlan, SweepResult, provenance_and_options
 
 SPLIT_POINTS = "points"
 SPLIT_NONE = "none"
@@ -127,14 +127,8 @@ def _check_agreement(split: str) -> None:
 
 def _run(plan: SweepPlan, fleet: Fleet, split: str, callbacks: SweepCallbacks) -> SweepResult:
     _check_agreement(split)
-    options = plan.options
-    provenance = environment.collect_provenance(plan.device)
+    provenance, options = provenance_and_options(plan)
     provenance.update(rank=fleet.rank, device_id=device_id(fleet.rank, plan.device))
-    if options.time_calls:
-        roof = roofline.for_device(plan.device, remeasure=plan.remeasure_roofline)
-        if roof is not None:
-            provenance["roofline"] = asdict(roof)
-            options = replace(options, roofline=roof)
     everyone = _gather(provenance)
     assignment = assign(plan.cases, fleet, split)
     planned = sum(len(cases) for cases in assignment) * len(plan.backends)
@@ -143,10 +137,7 @@ def _run(plan: SweepPlan, fleet: Fleet, split: str, callbacks: SweepCallbacks) -
     writer = RunWriter(new_run_path(plan.out_dir, merged), run) if fleet.leader and plan.out_dir else None
     mine: list[Record] = []  # this rank's records, in its order
     positions: list[list[int]] = [[] for _ in range(fleet.world_size)]  # rank 0: where each rank's rows are
-    steps = [Step(MEASURE, c, b.name) for c in assignment[fleet.rank] for b in plan.backends]
-    if plan.profiles:
-        steps += [Step(PROFILE, s.case, s.backend) for s in steps]
-    callbacks.started(merged, steps)
+    callbacks.started(merged, plan.steps_for(assignment[fleet.rank]))
     rounds = max(len(cases) for cases in assignment)
     stamp = {"rank": fleet.rank, "device_id": provenance["device_id"]}
     # One generator over all of this rank's cases, advanced a case per round: its device warm-up and clock

@@ -78,9 +78,12 @@ class SweepPlan:
 
     @property
     def steps(self) -> list[Step]:
+        return self.steps_for(self.cases)
+
+    def steps_for(self, cases: list[Case]) -> list[Step]:
         """Case by case, each backend in turn; then the same again for the kernel pass, if any."""
         phases = (MEASURE, PROFILE) if self.profiles else (MEASURE,)
-        return [Step(phase, case, b.name) for phase in phases for case in self.cases for b in self.backends]
+        return [Step(phase, case, b.name) for phase in phases for case in cases for b in self.backends]
 
 
 @dataclass(frozen=True)
@@ -153,9 +156,9 @@ def plan_sweep(
     )
 
 
-def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks()) -> SweepResult:
-    """Measure every point of `plan`, then profile them; Ctrl-C ends the session early with what
-    finished, and the run says it is incomplete."""
+def provenance_and_options(plan: SweepPlan) -> tuple[dict, SweepOptions]:
+    """The provenance of a run on `plan.device`, and the plan's options with the device's roofline where
+    timing (measured once per GPU and cached)."""
     provenance = environment.collect_provenance(plan.device)
     options = plan.options
     if options.time_calls:
@@ -163,6 +166,13 @@ def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks()) -
         if roof is not None:
             provenance["roofline"] = asdict(roof)
             options = replace(options, roofline=roof)
+    return provenance, options
+
+
+def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks()) -> SweepResult:
+    """Measure every point of `plan`, then profile them; Ctrl-C ends the session early with what
+    finished, and the run says it is incomplete."""
+    provenance, options = provenance_and_options(plan)
     points = len(plan.cases) * len(plan.backends)
     run = Run(provenance, planned=points, complete=False)
     writer = RunWriter(new_run_path(plan.out_dir, run.provenance), run) if plan.out_dir is not None else None
