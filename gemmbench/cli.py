@@ -223,7 +223,7 @@ def sweep(
         typer.Option(
             "--target-ci",
             min=0.01,
-            help="Sample each timer until the 95% CI of the median is within ± this many percent...",
+            help="Sample the device time (CUDA graphs) until the 95% CI of its median is within ± this many percent...",
         ),
     ] = 1.0,
     budget_ms: Annotated[
@@ -231,8 +231,8 @@ def sweep(
         typer.Option(
             "--budget-ms",
             min=1,
-            help="...or until this many ms of sampling per timer "
-            "and point; rows that miss the target are flagged noisy.",
+            help="...or until this many ms of sampling per point; rows that miss the target are flagged noisy. "
+            "(The eager latency is sampled in 6 windows of 10 ms interleaved between the point's backends.)",
         ),
     ] = 200.0,
     warmup_ms: Annotated[
