@@ -336,8 +336,12 @@ def test_plot_command(tmp_path):
 def test_warmup_help_states_the_default_the_library_uses():
     from gemmbench.measure import POINT_WARMUP_S
 
+    from gemmbench.timing import EAGER_WINDOW_S, EAGER_WINDOWS
+
     result = invoke("sweep", "--help")
-    assert f"(default {POINT_WARMUP_S * 1e3:g})" in " ".join(result.stdout.split())
+    text = " ".join(result.stdout.split())
+    assert f"(default {POINT_WARMUP_S * 1e3:g})" in text
+    assert f"{EAGER_WINDOWS} windows of {EAGER_WINDOW_S * 1e3:g} ms" in text
 
 
 def test_recommend_explains_a_run_without_measurements():
