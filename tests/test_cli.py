@@ -93,7 +93,7 @@ def test_env_json_says_whether_out_dtype_works():
     )
 
 
-def test_decode_json_gives_the_issue_fields():
+def test_decode_json_gives_the_fields_of_a_name():
     result = invoke("decode", "nvjet_sm100_tss_16x64_64x16_4x1_v_bz_TNN", "Memset (Device)", "--json")
     first, second = json.loads(result.stdout)
     assert (first["family"], first["arch"], first["tile_m"], first["stages"], first["split_k"]) == (
