@@ -640,13 +640,16 @@ def backends_table(availabilities: list[Availability], device_type: str) -> Tabl
 
 
 def _availability_cell(availability: Availability) -> str:
-    if not availability.backend.real:
+    backend = availability.backend
+    if not backend.real:
         return "test double"
     if availability.reason:
-        return f"[yellow]no: {availability.reason}[/]"
-    if availability.builds_first:
-        return "[green]yes[/] (the extension builds on first use)"
-    return "[green]yes[/]"
+        cell = f"[yellow]no: {availability.reason}[/]"
+    elif availability.builds_first:
+        cell = "[green]yes[/] (the extension builds on first use)"
+    else:
+        cell = "[green]yes[/]"
+    return cell if backend.in_default_set else f"{cell}; only with --backend {backend.name}"
 
 
 def facts_table(facts: dict) -> Table:

@@ -335,7 +335,6 @@ def test_plot_command(tmp_path):
 
 def test_warmup_help_states_the_default_the_library_uses():
     from gemmbench.measure import POINT_WARMUP_S
-
     from gemmbench.timing import EAGER_WINDOW_S, EAGER_WINDOWS
 
     result = invoke("sweep", "--help")

@@ -58,3 +58,10 @@ def test_the_kernel_is_exact_and_deterministic_in_tritons_interpreter():
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(Path(__file__).parent.parent)}
     result = subprocess.run([sys.executable, "-c", INTERPRETED], capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_it_runs_only_when_asked_for():
+    from gemmbench.backends import REGISTRY, default_backends, select_backends
+
+    assert REGISTRY["router_small_m"] not in default_backends()
+    assert select_backends(["router_small_m"]) == [REGISTRY["router_small_m"]]

@@ -33,8 +33,8 @@ REGISTRY: dict[str, Backend] = {
 
 
 def default_backends() -> list[Backend]:
-    """Every real backend; those that cannot run here become skipped rows that say why."""
-    return [b for b in REGISTRY.values() if b.real]
+    """Every real backend of the default set; those that cannot run here become skipped rows that say why."""
+    return [b for b in REGISTRY.values() if b.real and b.in_default_set]
 
 
 def select_backends(names: list[str]) -> list[Backend]:

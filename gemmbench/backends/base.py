@@ -34,6 +34,7 @@ class Backend:
     name: str = ""
     code: str = ""  # the user's line of code this backend stands for, shown by `gemmbench list`
     real: bool = True  # False for test doubles, which a default sweep leaves out
+    in_default_set: bool = True  # False: run only when named with --backend
     needs_extension: bool = False  # True for the cuBLAS extension's backends (gemmbench/ext)
     origin: str = "built-in"  # or the plugin that registered it (gemmbench/plugins.py)
 
