@@ -440,6 +440,12 @@ def kernels(
     from gemmbench import render, runfile
     from gemmbench.session import plan_sweep
 
+    from gemmbench.distributed import Fleet
+
+    if Fleet.from_environment() is not None and from_run is None:
+        raise GemmbenchError(
+            "gemmbench kernels runs on one GPU, not under torchrun", "run it without torchrun (seconds)"
+        )
     if from_run is not None:
         run = runfile.load_run(from_run)
         run.records = _filtered(run.records, preset, config, shape, role, m, backend)

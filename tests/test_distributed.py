@@ -150,3 +150,10 @@ def test_cases_are_dealt_round_robin_or_given_to_every_rank():
     assert distributed.assign(list(range(7)), fleet, "points") == [[0, 3, 6], [1, 4], [2, 5]]
     assert distributed.assign([1, 2], fleet, "none") == [[1, 2]] * 3
     assert sys.executable  # torchrun runs the same interpreter's packages
+
+
+def test_kernels_is_not_a_fleet_command(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    result = runner.invoke(app, ["kernels", "--m", "1", "--device", "cpu"])
+    assert result.exit_code == 1 and "not under torchrun" in result.stderr
