@@ -438,9 +438,8 @@ def kernels(
     Runs each backend a few times per case under torch.profiler, without timing: seconds, not minutes.
     """
     from gemmbench import render, runfile
-    from gemmbench.session import plan_sweep
-
     from gemmbench.distributed import Fleet
+    from gemmbench.session import plan_sweep
 
     if Fleet.from_environment() is not None and from_run is None:
         raise GemmbenchError(
