@@ -27,6 +27,8 @@ def _width(stream) -> int | None:
 out_console = Console(width=_width(sys.stdout))
 err_console = Console(stderr=True, width=_width(sys.stderr))
 
+# `gemmbench group` without --backend: the backends serving engines use for the light GEMMs.
+GROUP_DEFAULT_BACKENDS = ("mm_out_dtype", "cublas_ext", "linear_cast")
 # Exit code of a run stopped with Ctrl-C, as shells report SIGINT (128 + 2).
 EXIT_INTERRUPTED = 130
 
@@ -389,7 +391,10 @@ def _export(run, csv: str | None, json_path: str | None) -> None:
     from gemmbench import runfile
 
     if csv:
-        runfile.write_text(csv, runfile.records_to_csv(run.records), sys.stdout)
+        text = (
+            runfile.groups_to_csv(run.groups) if run.groups and not run.records else runfile.records_to_csv(run.records)
+        )
+        runfile.write_text(csv, text, sys.stdout)
     if json_path:
         runfile.write_text(json_path, runfile.run_to_json(run), sys.stdout)
 
@@ -413,7 +418,12 @@ def show(
         console.print(render.header(loaded.provenance))
     if not loaded.complete:
         err_console.print(f"incomplete run (interrupted): {render.incomplete_note(loaded)}", style="yellow")
-    _print_results(console, loaded.records, md)
+    if loaded.records or not loaded.groups:
+        _print_results(console, loaded.records, md)
+    if loaded.groups and md:
+        console.print(render.group_markdown(loaded.groups), markup=False, highlight=False, soft_wrap=True)
+    elif loaded.groups:
+        console.print(render.group_tables(loaded.groups))
     _export(loaded, csv, json_path)
 
 
@@ -504,7 +514,7 @@ def compare(
 ) -> None:
     """Compare two runs row by row: ratio of medians and a verdict (faster, slower, same, noisy)."""
     from gemmbench import render, runfile
-    from gemmbench.compare import compare_runs, mismatches
+    from gemmbench.compare import compare_groups, compare_runs, mismatches
 
     base_run, new_run = runfile.load_run(base), runfile.load_run(new)
     differences = mismatches(base_run, new_run)
@@ -514,12 +524,17 @@ def compare(
             "compare runs of the same kind, or pass --allow-mismatch",
         )
     comparison = compare_runs(base_run, new_run)
-    if not comparison.rows:
+    group_rows = compare_groups(base_run, new_run)
+    if not comparison.rows and not group_rows:
         raise GemmbenchError(f"{base} and {new} share no (case, backend) rows", "compare runs of the same shapes")
-    if md:
+    if comparison.rows and md:
         typer.echo(render.comparison_markdown(comparison), nl=False)
-    else:
+    elif comparison.rows:
         out_console.print(render.comparison_table(comparison))
+    if group_rows and md:
+        typer.echo(render.group_comparison_markdown(group_rows), nl=False)
+    elif group_rows:
+        out_console.print(render.group_comparison_table(group_rows))
     if fail_above is not None:
         regressions = comparison.regressions(fail_above)
         if regressions:
@@ -561,7 +576,21 @@ def recommend(
 
     _one_format(("--json", as_json), ("--md", md), ("--python", python))
     loaded = runfile.load_run(run)
-    recommendations = recommend_backends(loaded.records, FP32_ACCURATE_REL_ERR if tolerance is None else tolerance)
+    tolerance = FP32_ACCURATE_REL_ERR if tolerance is None else tolerance
+    if loaded.groups:  # a `gemmbench group` run: per group, whether and up to which M the streams pay
+        from gemmbench.group_advice import advise
+
+        if python:
+            raise UsageError("--python writes a dispatch function for sweeps, not for group runs", "drop --python")
+        advice = advise(loaded.groups, tolerance)
+        if as_json:
+            typer.echo(json.dumps(render.advice_dicts(advice), indent=1))
+        elif md:
+            typer.echo(render.advice_markdown(advice), nl=False)
+        else:
+            out_console.print(render.advice_tables(advice))
+        return
+    recommendations = recommend_backends(loaded.records, tolerance)
     if python:
         typer.echo(render.recommendation_python(recommendations, loaded.provenance, str(run)), nl=False)
     elif as_json:
@@ -572,6 +601,94 @@ def recommend(
         if loaded.provenance:
             out_console.print(render.header(loaded.provenance))
         out_console.print(render.recommendation_tables(recommendations))
+
+
+@app.command()
+def group(
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    m: MOpt = None,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--backend",
+            "-b",
+            help="Backends that compute the group's light (bf16 -> fp32) members, each in turn (repeatable or "
+            "comma-separated). Default: mm_out_dtype, cublas_ext, linear_cast; the heavy member runs torch.mm in "
+            "its own dtypes.",
+        ),
+    ] = None,
+    device: DeviceOpt = "auto",
+    plugin: PluginOpt = None,
+    csv: Annotated[
+        str | None, typer.Option("--csv", help="Also write the group rows as CSV here; - for stdout.")
+    ] = None,
+    json_path: Annotated[
+        str | None, typer.Option("--json", help="Also write the run as JSON here; - for stdout.")
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", help="Folder for the run file, written after every row.")
+    ] = Path("results"),
+    no_save: Annotated[bool, typer.Option("--no-save", help="Do not write a run file.")] = False,
+    hot: Annotated[bool, typer.Option("--hot", help="One set of inputs (hot L2). Default: cold L2.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
+    no_kernels: Annotated[
+        bool, typer.Option("--no-kernels", help="Skip the profiler pass that shows which streams overlapped.")
+    ] = False,
+    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")] = False,
+) -> None:
+    """Run each [[group]] of a preset (DeepSeek-V4's attention input GEMMs) serially and on its CUDA streams:
+    what the auxiliary streams are worth, with which backend for the light GEMMs, up to which M."""
+    from gemmbench import render, runfile, shapes
+    from gemmbench.session import SweepCallbacks, plan_sweep, run_group_session
+
+    for path in (csv, json_path):
+        if path:
+            runfile.ensure_writable_file(path)
+    presets = _split(preset)
+    if not presets and not config:
+        with_groups = [name for name in shapes.preset_names() if shapes.load_preset(name).groups]
+        raise UsageError("no preset given", f"name one with groups: {', '.join(with_groups)}")
+    loaded = [shapes.load_preset(name) for name in presets] + [shapes.load_config(path) for path in config or []]
+    groups = [g for p in loaded for g in p.groups]
+    if not groups:
+        raise UsageError(f"{', '.join(p.name for p in loaded)} define(s) no [[group]]", "give a preset with groups")
+    plan = plan_sweep(
+        presets=presets,
+        configs=config or [],
+        m=m,
+        backends=_split(backend) or list(GROUP_DEFAULT_BACKENDS),
+        device=device,
+        hot=hot,
+        seed=seed,
+        kernels=not no_kernels,
+        plugins=_split(plugin),
+        out_dir=None if no_save else out_dir,
+    )
+    console = err_console if "-" in (csv, json_path) else out_console
+    notes = err_console if not quiet else None
+    with render.progress(err_console, enabled=not quiet and err_console.is_terminal) as bar:
+        task = bar.add_task("groups", total=len(groups) * len(plan.m_values) * len(plan.backends))
+        callbacks = SweepCallbacks(
+            started=lambda provenance, steps: console.print(render.header(provenance)),
+            progress=lambda done: bar.update(task, completed=done),
+            note=(lambda message: notes.print(message)) if notes else (lambda message: None),
+            warn=_warn,
+        )
+        result = run_group_session(plan, groups, callbacks)
+    if md:
+        console.print(render.group_markdown(result.run.groups), markup=False, highlight=False, soft_wrap=True)
+    else:
+        console.print(render.group_tables(result.run.groups))
+    if csv:
+        runfile.write_text(csv, runfile.groups_to_csv(result.run.groups), sys.stdout)
+    if json_path:
+        runfile.write_text(json_path, runfile.run_to_json(result.run), sys.stdout)
+    if notes and result.path:
+        notes.print(f"saved {len(result.run.groups)} group rows to {result.path}", style="dim")
+    if result.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
 
 
 @app.command()

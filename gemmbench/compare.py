@@ -6,7 +6,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from gemmbench.records import OK, Record
+from gemmbench.records import OK, GroupRecord, Record
 from gemmbench.runfile import Run
 from gemmbench.summary import HOST_TIMER
 
@@ -96,14 +96,50 @@ def compare_row(base: Record, new: Record, tolerance: float = SAME_TOLERANCE) ->
     if not base_time or not new_time or not base_time.median_us or not new_time.median_us:
         return not_timed
     ratio = new_time.median_us / base_time.median_us
-    if abs(ratio - 1) <= tolerance:
-        verdict = SAME
-    else:
-        (base_low, base_high), (new_low, new_high) = base_time.interval_us, new_time.interval_us
-        overlap = new_low <= base_high and base_low <= new_high
-        flagged = any(r.noisy or r.throttled for r in (base, new)) and abs(ratio - 1) <= FLAGGED_TOLERANCE
-        verdict = NOISY if overlap or flagged else (FASTER if ratio < 1 else SLOWER)
+    flagged = any(r.noisy or r.throttled for r in (base, new))
+    verdict = judge(ratio, base_time.interval_us, new_time.interval_us, flagged, tolerance)
     return RowComparison(base, new, timer, base_time.median_us, new_time.median_us, ratio, verdict)
+
+
+def judge(ratio: float, base_interval, new_interval, flagged: bool, tolerance: float = SAME_TOLERANCE) -> str:
+    """The verdict on a ratio of medians, given both 95% intervals and whether either row was flagged."""
+    if abs(ratio - 1) <= tolerance:
+        return SAME
+    (base_low, base_high), (new_low, new_high) = base_interval, new_interval
+    overlap = new_low <= base_high and base_low <= new_high
+    if overlap or (flagged and abs(ratio - 1) <= FLAGGED_TOLERANCE):
+        return NOISY
+    return FASTER if ratio < 1 else SLOWER
+
+
+@dataclass(frozen=True)
+class GroupComparison:
+    base: GroupRecord
+    new: GroupRecord
+    ratio: float | None  # new over base parallel device time
+    verdict: str
+
+
+def compare_groups(base: Run, new: Run, tolerance: float = SAME_TOLERANCE) -> list[GroupComparison]:
+    """The group rows both runs hold, by parallel device time."""
+    key = lambda r: (r.model, r.group, r.m, r.backend)  # noqa: E731
+    new_rows = {key(r): r for r in new.groups}
+    rows = []
+    for old in base.groups:
+        other = new_rows.get(key(old))
+        if other is None:
+            continue
+        if old.status != OK or other.status != OK or not old.parallel_device_us or not other.parallel_device_us:
+            rows.append(GroupComparison(old, other, None, NOT_TIMED))
+            continue
+        ratio = other.parallel_device_us / old.parallel_device_us
+        intervals = [
+            (r.parallel_device_ci_low_us or r.parallel_device_us, r.parallel_device_ci_high_us or r.parallel_device_us)
+            for r in (old, other)
+        ]
+        flagged = any(r.noisy or r.throttled for r in (old, other))
+        rows.append(GroupComparison(old, other, ratio, judge(ratio, *intervals, flagged, tolerance)))
+    return rows
 
 
 def run_conditions(run: Run) -> RunConditions:

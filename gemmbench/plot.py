@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from gemmbench.errors import GemmbenchError, UsageError
-from gemmbench.records import OK, by_shape
+from gemmbench.records import OK, by_shape, grouped
 from gemmbench.runfile import Run
 from gemmbench.summary import GRAPH_TIMER, HOST_TIMER
 
@@ -28,32 +28,25 @@ def plot_run(run: Run, path: Path) -> Path:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise GemmbenchError("plotting needs matplotlib", "pip install matplotlib (or gemmbench[plot])") from exc
-    groups = by_shape(r for r in run.records if r.status == OK and r.best_time_us is not None)
-    if not groups:
+    panels = _record_panels(run) + _group_panels(run)
+    if not panels:
         raise GemmbenchError("the run has no timed rows to plot", "plot a run with at least one ok row")
-    columns = min(MAX_COLUMNS, len(groups))
-    rows = math.ceil(len(groups) / columns)
+    columns = min(MAX_COLUMNS, len(panels))
+    rows = math.ceil(len(panels) / columns)
     figure, axes = plt.subplots(
         rows, columns, figsize=(PANEL_INCHES[0] * columns, PANEL_INCHES[1] * rows), squeeze=False
     )
-    for axis, ((model, gemm, n, k), records) in zip(
-        axes.flat, groups.items(), strict=False
-    ):  # spare axes are hidden below
-        backends = dict.fromkeys(r.backend for r in records)
-        for backend in backends:
-            points = sorted((r.m, r.best_time_us) for r in records if r.backend == backend)
-            axis.plot(*zip(*points, strict=True), marker="o", markersize=3, label=backend)
-        floor = sorted({(r.m, r.floor_us) for r in records if r.floor_us is not None})
-        if floor:
-            axis.plot(*zip(*floor, strict=True), color="black", linestyle="--", linewidth=1, label="floor")
+    for axis, (title, series) in zip(axes.flat, panels, strict=False):  # spare axes are hidden below
+        for label, points, style in series:
+            axis.plot(*zip(*sorted(points), strict=True), label=label, **style)
         axis.set_xscale("log", base=2)
         axis.set_yscale("log")
-        axis.set_title(f"{model} {gemm}\nN={n}, K={k}", fontsize=9)
+        axis.set_title(title, fontsize=9)
         axis.set_xlabel("M (tokens)")
         axis.set_ylabel("µs per call")
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=7)
-    for axis in list(axes.flat)[len(groups) :]:
+    for axis in list(axes.flat)[len(panels) :]:
         axis.set_visible(False)
     figure.suptitle(_title(run), fontsize=10)
     figure.tight_layout()
@@ -64,6 +57,42 @@ def plot_run(run: Run, path: Path) -> Path:
     finally:
         plt.close(figure)
     return path
+
+
+# A panel: its title and its lines, each (label, [(M, µs)], matplotlib style).
+Panel = tuple[str, list[tuple[str, list[tuple[int, float]], dict]]]
+_POINTS = {"marker": "o", "markersize": 3}
+_FLOOR = {"color": "black", "linestyle": "--", "linewidth": 1}
+
+
+def _record_panels(run: Run) -> list[Panel]:
+    """One panel per GEMM shape: a line per backend, and the floor."""
+    panels = []
+    for (model, gemm, n, k), records in by_shape(r for r in run.records if r.status == OK and r.best_time_us).items():
+        series = [
+            (backend, [(r.m, r.best_time_us) for r in records if r.backend == backend], _POINTS)
+            for backend in dict.fromkeys(r.backend for r in records)
+        ]
+        floor = sorted({(r.m, r.floor_us) for r in records if r.floor_us is not None})
+        if floor:
+            series.append(("floor", floor, _FLOOR))
+        panels.append((f"{model} {gemm}\nN={n}, K={k}", series))
+    return panels
+
+
+def _group_panels(run: Run) -> list[Panel]:
+    """One panel per group: parallel and serial device time against M, per light backend."""
+    timed = [r for r in run.groups if r.status == OK and r.parallel_device_us and r.serial_device_us]
+    panels = []
+    for (model, name), records in grouped(timed, lambda r: (r.model, r.group)).items():
+        series = []
+        for backend in dict.fromkeys(r.backend for r in records):
+            mine = [r for r in records if r.backend == backend]
+            series.append((f"parallel ({backend})", [(r.m, r.parallel_device_us) for r in mine], _POINTS))
+            serial_style = {**_POINTS, "linestyle": ":"}
+            series.append((f"serial ({backend})", [(r.m, r.serial_device_us) for r in mine], serial_style))
+        panels.append((f"{model} {name}\nparallel on streams vs serial", series))
+    return panels
 
 
 def _title(run: Run) -> str:

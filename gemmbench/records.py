@@ -205,7 +205,8 @@ def select_records(
     return [record for record in records if admitted(record)]
 
 
-def _grouped(records: Iterable[Record], key) -> dict:
+def grouped(records: Iterable, key) -> dict:
+    """Records grouped by `key(record)`, groups and records in first-seen order."""
     groups: dict = {}
     for record in records:
         groups.setdefault(key(record), []).append(record)
@@ -214,9 +215,54 @@ def _grouped(records: Iterable[Record], key) -> dict:
 
 def by_shape(records: Iterable[Record]) -> dict[tuple, list[Record]]:
     """Records grouped by GEMM shape (model, gemm, N, K), in first-seen order: one table or panel each."""
-    return _grouped(records, lambda record: record.case.shape_key)
+    return grouped(records, lambda record: record.case.shape_key)
 
 
 def by_case(records: Iterable[Record]) -> dict[Case, list[Record]]:
     """Records grouped by case (shape and M), in first-seen order: one kernel table each."""
-    return _grouped(records, lambda record: record.case)
+    return grouped(records, lambda record: record.case)
+
+
+@dataclass(frozen=True)
+class MemberTime:
+    """One member of a group, timed alone (CUDA-graph device time)."""
+
+    gemm: str
+    stream: str
+    device_us: float | None = None
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    """One (group, M, backend) point of `gemmbench group`: the group's GEMMs run serially on one stream and
+    in parallel on their streams, the light members computed by `backend`. Skips and errors are records too."""
+
+    model: str
+    group: str
+    m: int
+    k: int
+    backend: str  # computes the group's light (bf16 -> fp32) members
+    status: str
+    reason: str = ""
+    rel_err: float | None = None  # the largest relative error of the light members, against float64
+    serial_device_us: float | None = None  # CUDA-graph device time, one stream
+    serial_device_ci_low_us: float | None = None
+    serial_device_ci_high_us: float | None = None
+    serial_latency_us: float | None = None  # eager, CUDA events
+    parallel_device_us: float | None = None  # forked onto the members' streams and joined with events
+    parallel_device_ci_low_us: float | None = None
+    parallel_device_ci_high_us: float | None = None
+    parallel_latency_us: float | None = None
+    speedup: float | None = None  # serial over parallel device time
+    overlap_efficiency: float | None = None  # the members' times alone, summed, over the parallel time
+    critical_path: str | None = None  # the stream whose members take longest alone
+    members: tuple[MemberTime, ...] | None = None
+    l2_mode: str | None = None
+    streams_with_kernels: int | None = None  # kernel pass: streams that ran kernels in one parallel call
+    overlap_us: float | None = None  # kernel pass: time during which kernels of two or more streams ran
+    noisy: bool | None = None
+    throttled: bool | None = None
+
+    @classmethod
+    def for_point(cls, group, m: int, backend: str, status: str, reason: str = "", **values) -> GroupRecord:
+        return cls(group.model, group.name, m, group.k, backend, status, reason, **values)

@@ -16,11 +16,23 @@ from rich.text import Text
 
 from gemmbench.backends import Availability
 from gemmbench.clocks import THROTTLE_CLOCK_FRACTION
-from gemmbench.compare import FLAGGED_TOLERANCE, SAME_TOLERANCE, Comparison, RunConditions
+from gemmbench.compare import FLAGGED_TOLERANCE, SAME_TOLERANCE, Comparison, GroupComparison, RunConditions
 from gemmbench.decode import FAMILIES, KernelInfo, decode, gemm_kernel, short_name
 from gemmbench.fleet import OUTLIER, OUTLIER_MIN_POINTS, FleetReport
+from gemmbench.group_advice import GroupAdvice
 from gemmbench.recommend import PREFERENCE, MRange, ShapeRecommendation, tied_fastest
-from gemmbench.records import ERROR, FP32_ACCURATE_REL_ERR, OK, SKIPPED, KernelRun, Record, by_case, by_shape
+from gemmbench.records import (
+    ERROR,
+    FP32_ACCURATE_REL_ERR,
+    OK,
+    SKIPPED,
+    GroupRecord,
+    KernelRun,
+    Record,
+    by_case,
+    by_shape,
+    grouped,
+)
 from gemmbench.routing import ROUTING_TOKENS
 from gemmbench.runfile import Run
 from gemmbench.session import MEASURE, Step
@@ -793,3 +805,176 @@ def fleet_markdown(report: FleetReport) -> str:
     lines = _slowest_points(report)
     extra = "\n" + "".join(f"- {line}\n" for line in lines) if lines else ""
     return markdown_table(FLEET_COLUMNS, _fleet_rows(report)) + extra + "\n" + fleet_legend() + "\n"
+
+
+GROUP_LEGEND = (
+    "parallel: the members on their streams, forked from and joined to the default stream with events; "
+    "serial: all on one stream; times: CUDA-graph device time (eager latency below); speedup: serial over "
+    "parallel; overlap: the members' times alone, summed, over the parallel time (1 = no gain; the stream "
+    "count at best); critical path: the stream whose members take longest alone"
+)
+
+
+def _group_cell(record: GroupRecord | None) -> Text:
+    if record is None:
+        return Text("")
+    if record.status != OK:
+        return Text(record.status, style="dim" if record.status == SKIPPED else "red")
+    style = "green" if record.speedup and record.speedup > 1 + SAME_TOLERANCE else ""
+    text = Text(f"{format_us(record.parallel_device_us)} ∥ {format_us(record.serial_device_us)}", style=style)
+    text.append(f"\n{record.speedup:.2f}x, overlap {record.overlap_efficiency:.2f}", style=style or "dim")
+    text.append(f"\neager {format_us(record.parallel_latency_us)} ∥ {format_us(record.serial_latency_us)}", style="dim")
+    if record.noisy:
+        text.append("\nnoisy", style="yellow")
+    return text
+
+
+def group_tables(records: list[GroupRecord]) -> Group:
+    """Per group: one row per M, one column per backend of the light members: parallel ∥ serial."""
+    backends = list(dict.fromkeys(r.backend for r in records))
+    parts: list = []
+    for (model, name), group in grouped(records, lambda r: (r.model, r.group)).items():
+        table = Table(pad_edge=False)
+        table.add_column("M", justify="right", style="cyan")
+        for backend in backends:
+            table.add_column(f"light: {backend}", justify="right")
+        by_m: dict[int, dict[str, GroupRecord]] = defaultdict(dict)
+        for record in group:
+            by_m[record.m][record.backend] = record
+        for m in sorted(by_m):
+            table.add_row(str(m), *(_group_cell(by_m[m].get(b)) for b in backends))
+        timed = next((r for r in group if r.status == OK and r.members), None)
+        members = ", ".join(f"{t.gemm} ({t.stream})" for t in timed.members) if timed else ""
+        parts += [Text(f"{model} {name}: {members}", style="bold"), table]
+    parts.append(Text("time: parallel ∥ serial. " + GROUP_LEGEND, style="dim"))
+    reasons = _reasons(records)
+    if reasons:
+        parts.append(reasons)
+    return Group(*parts)
+
+
+GROUP_COLUMNS = [
+    "group",
+    "M",
+    "light backend",
+    "parallel",
+    "serial",
+    "speedup",
+    "overlap",
+    "critical path",
+    "eager parallel",
+    "eager serial",
+]
+
+
+def group_markdown(records: list[GroupRecord]) -> str:
+    rows = []
+    for r in records:
+        if r.status != OK:
+            rows.append([f"{r.model} {r.group}", str(r.m), r.backend, f"{r.status}: {r.reason}"])
+            continue
+        rows.append(
+            [
+                f"{r.model} {r.group}",
+                str(r.m),
+                r.backend,
+                format_us(r.parallel_device_us),
+                format_us(r.serial_device_us),
+                f"{r.speedup:.2f}x",
+                f"{r.overlap_efficiency:.2f}",
+                r.critical_path or "",
+                format_us(r.parallel_latency_us),
+                format_us(r.serial_latency_us),
+            ]
+        )
+    return markdown_table(GROUP_COLUMNS, rows) + "\n" + GROUP_LEGEND + "\n"
+
+
+ADVICE_COLUMNS = ["M", "light backend", "parallel", "serial", "speedup", "streams pay"]
+
+
+def _advice_rows(advice: GroupAdvice) -> list[list[str]]:
+    return [
+        [
+            str(c.m),
+            c.backend,
+            format_us(c.parallel_us),
+            format_us(c.serial_us),
+            f"{c.speedup:.2f}x",
+            "yes" if c.streams_pay else "no",
+        ]
+        for c in advice.choices
+    ]
+
+
+def advice_summary(advice: GroupAdvice) -> str:
+    up_to = advice.streams_pay_up_to
+    backends = ", ".join(dict.fromkeys(c.backend for c in advice.choices)) or "none qualified"
+    pays = f"the auxiliary streams pay up to M = {up_to}" if up_to else "the auxiliary streams do not pay"
+    return f"{advice.model} {advice.group}: {pays}; light GEMMs: {backends}"
+
+
+def advice_tables(advice: list[GroupAdvice]) -> Group:
+    parts: list = []
+    for item in advice:
+        table = Table(pad_edge=False)
+        for column in ADVICE_COLUMNS:
+            table.add_column(column, justify="left" if column in ("light backend", "streams pay") else "right")
+        for row in _advice_rows(item):
+            table.add_row(*row)
+        parts += [Text(advice_summary(item), style="bold"), table]
+    parts.append(
+        Text(f"streams pay: parallel beats serial by more than {SAME_TOLERANCE:.0%}; " + tie_rule(), style="dim")
+    )
+    return Group(*parts)
+
+
+def advice_markdown(advice: list[GroupAdvice]) -> str:
+    parts = [f"{advice_summary(item)}\n\n{markdown_table(ADVICE_COLUMNS, _advice_rows(item))}" for item in advice]
+    return "\n".join(parts)
+
+
+def advice_dicts(advice: list[GroupAdvice]) -> list[dict]:
+    return [
+        {
+            "model": a.model,
+            "group": a.group,
+            "streams_pay_up_to": a.streams_pay_up_to,
+            "choices": [c.__dict__ for c in a.choices],
+            "summary": advice_summary(a),
+        }
+        for a in advice
+    ]
+
+
+GROUP_COMPARE_COLUMNS = ["group", "M", "light backend", "base parallel", "new parallel", "new/base", "verdict"]
+
+
+def _group_comparison_rows(rows: list[GroupComparison]) -> list[list[str]]:
+    return [
+        [
+            f"{r.base.model} {r.base.group}",
+            str(r.base.m),
+            r.base.backend,
+            format_us(r.base.parallel_device_us),
+            format_us(r.new.parallel_device_us),
+            "–" if r.ratio is None else f"{r.ratio:.3f}x",
+            r.verdict,
+        ]
+        for r in rows
+    ]
+
+
+def group_comparison_table(rows: list[GroupComparison]) -> Table:
+    table = Table(title="groups (parallel device time)", title_justify="left", pad_edge=False)
+    for column in GROUP_COMPARE_COLUMNS:
+        table.add_column(
+            column, justify="right" if column in ("M", "base parallel", "new parallel", "new/base") else "left"
+        )
+    for cells, row in zip(_group_comparison_rows(rows), rows, strict=True):
+        table.add_row(*cells[:-1], Text(cells[-1], style=VERDICT_STYLES[row.verdict]))
+    return table
+
+
+def group_comparison_markdown(rows: list[GroupComparison]) -> str:
+    return markdown_table(GROUP_COMPARE_COLUMNS, _group_comparison_rows(rows))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gemmbench.errors import GemmbenchError
-from gemmbench.records import STATUSES, KernelRun, Record
+from gemmbench.records import STATUSES, GroupRecord, Record
 
 if TYPE_CHECKING:  # pandas is imported only where a frame is built: `show` and `list` start faster
     import pandas as pd
@@ -32,22 +32,37 @@ KERNEL_SEPARATOR = " ; "
 REQUIRED_CSV_COLUMNS = ("model", "gemm", "m", "n", "k", "backend", "status")
 
 
-def _column_dtypes() -> dict[str, str]:
-    """pandas dtype of each scalar column, from Record's type hints (nullable where the field is)."""
-    by_type = {int: "Int64", float: "float64", bool: "boolean", str: "string"}
-    dtypes = {}
-    for name, hint in typing.get_type_hints(Record).items():
-        scalar = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
-        if scalar[0] in by_type:
-            dtypes[name] = by_type[scalar[0]]
-    return dtypes
+@dataclass(frozen=True)
+class _Schema:
+    """The columns of a record type, from its type hints: pandas dtypes of the scalar ones, which may be
+    null, which may be left out (they have defaults), and the nested ones (tuples of a dataclass)."""
+
+    dtypes: dict[str, str]
+    nullable: frozenset[str]
+    optional: frozenset[str]
+    nested: dict[str, type]
+
+    @classmethod
+    def of(cls, record_type: type) -> _Schema:
+        by_type = {int: "Int64", float: "float64", bool: "boolean", str: "string"}
+        dtypes, nested = {}, {}
+        hints = typing.get_type_hints(record_type)
+        for name, hint in hints.items():
+            scalar = [t for t in typing.get_args(hint) if t is not type(None)] or [hint]
+            if scalar[0] in by_type:
+                dtypes[name] = by_type[scalar[0]]
+            elif typing.get_origin(scalar[0]) is tuple:
+                nested[name] = typing.get_args(scalar[0])[0]
+        nullable = frozenset(name for name, hint in hints.items() if type(None) in typing.get_args(hint))
+        optional = frozenset(f.name for f in fields(record_type) if f.default is not MISSING)
+        return cls(dtypes, nullable, optional, nested)
 
 
-COLUMN_DTYPES = _column_dtypes()
+RECORD_SCHEMA = _Schema.of(Record)
+GROUP_SCHEMA = _Schema.of(GroupRecord)
+COLUMN_DTYPES = RECORD_SCHEMA.dtypes
 # Columns whose empty cell means None (every Optional field); a required string's empty cell is "".
-_NULLABLE_COLUMNS = [
-    name for name, hint in typing.get_type_hints(Record).items() if type(None) in typing.get_args(hint)
-]
+_NULLABLE_COLUMNS = RECORD_SCHEMA.nullable
 
 
 @dataclass
@@ -58,6 +73,7 @@ class Run:
     records: list[Record] = field(default_factory=list)
     planned: int | None = None  # points the sweep planned (None: not recorded, as in a CSV export)
     complete: bool = True  # False while a sweep runs, and after one was interrupted
+    groups: list[GroupRecord] = field(default_factory=list)  # `gemmbench group`'s points
 
     def to_frame(self) -> pd.DataFrame:
         """One row per record, the CSV's columns: numbers numeric, flags boolean, kernels as lists of names."""
@@ -157,6 +173,10 @@ def _clean(value):
     return value
 
 
+def _clean_dict(record) -> dict:
+    return {key: _clean(value) for key, value in asdict(record).items()}
+
+
 def record_to_dict(record: Record) -> dict:
     row = {key: _clean(value) for key, value in asdict(record).items() if key != "kernels"}
     row["kernels"] = None if record.kernels is None else [asdict(k) for k in record.kernels]
@@ -172,6 +192,8 @@ def run_to_json(run: Run) -> str:
         "complete": run.complete,
         "records": [record_to_dict(r) for r in run.records],
     }
+    if run.groups:
+        doc["groups"] = [_clean_dict(g) for g in run.groups]
     return json.dumps(doc, indent=1) + "\n"
 
 
@@ -180,6 +202,21 @@ def records_to_csv(records: Iterable[Record]) -> str:
     frame = records_frame(records)
     frame["kernels"] = frame["kernels"].map(lambda names: KERNEL_SEPARATOR.join(names or ()))
     return frame.to_csv(index=False, lineterminator="\n")
+
+
+def groups_to_csv(groups: Iterable[GroupRecord]) -> str:
+    """One row per (group, M, backend); members alone as `gemm@stream=us` joined with ' ; '."""
+    import pandas as pd
+
+    rows = []
+    for record in groups:
+        row = _clean_dict(record)
+        row["members"] = KERNEL_SEPARATOR.join(
+            f"{m['gemm']}@{m['stream']}={m['device_us']}" for m in row["members"] or ()
+        )
+        rows.append(row)
+    columns = [f.name for f in fields(GroupRecord)]
+    return pd.DataFrame(rows, columns=columns).astype(GROUP_SCHEMA.dtypes).to_csv(index=False, lineterminator="\n")
 
 
 def write_text(path: str, text: str, stdout) -> None:
@@ -223,18 +260,22 @@ def load_run(path: Path) -> Run:
             f"{path} has schema version {version}, newer than this gemmbench reads ({SCHEMA_VERSION})",
             "upgrade gemmbench",
         )
-    provenance, rows = doc.get("provenance", {}), doc.get("records", [])
+    provenance, rows, group_rows = doc.get("provenance", {}), doc.get("records", []), doc.get("groups", [])
     planned, complete = doc.get("planned"), doc.get("complete", True)
     for key, value, ok in (
         ("provenance", provenance, isinstance(provenance, dict)),
         ("records", rows, isinstance(rows, list)),
+        ("groups", group_rows, isinstance(group_rows, list)),
         ("planned", planned, planned is None or _is_int(planned)),
         ("complete", complete, isinstance(complete, bool)),
     ):
         if not ok:
             raise GemmbenchError(f"{path}: '{key}' is {value!r}, not what a run file holds there", _REWRITE)
     records = [_record_from_dict(row, f"{path}: record {i}") for i, row in enumerate(rows, start=1)]
-    return Run(provenance, records, planned, complete)
+    groups = [
+        _from_dict(GroupRecord, GROUP_SCHEMA, row, f"{path}: group record {i}") for i, row in enumerate(group_rows, 1)
+    ]
+    return Run(provenance, records, planned, complete, groups)
 
 
 _REWRITE = "re-run the sweep that made it, or correct the file"
@@ -244,20 +285,24 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _field_problem(name: str, value) -> str | None:
-    """What is wrong with `value` for the record field `name`, or None."""
+def _field_problem(schema: _Schema, name: str, value) -> str | None:
+    """What is wrong with `value` for the field `name`, or None."""
     if value is None:
-        return None if name in _NULLABLE_COLUMNS else "missing (null)"
-    if name == "kernels":
+        return None if name in schema.nullable else "missing (null)"
+    if name in schema.nested:
+        nested = schema.nested[name]
+        hints = typing.get_type_hints(nested)
+        required = {f.name for f in fields(nested) if f.default is MISSING}
         ok = isinstance(value, list) and all(
-            isinstance(k, dict)
-            and isinstance(k.get("name"), str)
-            and (k.get("duration_us") is None or _is_finite_number(k["duration_us"]))
-            and set(k) <= {"name", "duration_us"}
-            for k in value
+            isinstance(item, dict)
+            and set(item) <= set(hints)
+            and required <= set(item)
+            and all(_scalar_ok(hints[key], v) for key, v in item.items())
+            for item in value
         )
-        return None if ok else "not a list of kernels (objects with a name and a duration_us)"
-    kind = COLUMN_DTYPES[name]
+        fields_named = ", ".join(hints)
+        return None if ok else f"not a list of objects with {fields_named}"
+    kind = schema.dtypes[name]
     if kind == "Int64" and not _is_int(value):
         return "not an integer"
     if kind == "float64" and not _is_finite_number(value):
@@ -271,28 +316,38 @@ def _field_problem(name: str, value) -> str | None:
     return None
 
 
+def _scalar_ok(hint, value) -> bool:
+    """A nested field's value against its hint (str, or float | None)."""
+    if value is None:
+        return type(None) in typing.get_args(hint)
+    return isinstance(value, str) if str in (hint, *typing.get_args(hint)) else _is_finite_number(value)
+
+
 def _is_finite_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _record_from_dict(row, where: str) -> Record:
+def _from_dict(record_type: type, schema: _Schema, row, where: str):
     if not isinstance(row, dict):
         raise GemmbenchError(f"{where} is {json.dumps(row)}, not a record", _REWRITE)
-    known = {k: v for k, v in row.items() if k in RECORD_COLUMNS}
-    for name in RECORD_COLUMNS:
-        if name not in known and name not in _OPTIONAL_FIELDS:
+    names = [f.name for f in fields(record_type)]
+    known = {k: v for k, v in row.items() if k in names}
+    for name in names:
+        if name not in known and name not in schema.optional:
             raise GemmbenchError(f"{where} has no field '{name}'", _REWRITE)
     for name, value in known.items():
-        problem = _field_problem(name, value)
+        problem = _field_problem(schema, name, value)
         if problem:
             raise GemmbenchError(f"{where} has {name} = {json.dumps(value)}: {problem}", _REWRITE)
-    if known.get("kernels") is not None:
-        known["kernels"] = tuple(KernelRun(**k) for k in known["kernels"])
-    return Record(**known)
+    for name, nested in schema.nested.items():
+        if known.get(name) is not None:
+            known[name] = tuple(nested(**item) for item in known[name])
+    return record_type(**known)
 
 
-# Fields a record may leave out (they have defaults): the others are required.
-_OPTIONAL_FIELDS = {f.name for f in fields(Record) if f.default is not MISSING}
+def _record_from_dict(row, where: str) -> Record:
+    return _from_dict(Record, RECORD_SCHEMA, row, where)
+
 
 # Reading a CSV cell as the value its column holds (empty cells of optional columns are None).
 _CELL_PARSERS = {

@@ -25,6 +25,7 @@ from gemmbench.shapes import (
     DEFAULT_M,
     DEFAULT_PRESET,
     Case,
+    GroupSpec,
     build_cases,
     parse_m_list,
     parse_shape,
@@ -197,6 +198,34 @@ def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks()) -
                 callbacks.warn,
                 lambda index: callbacks.progress(measured + index + 1),
             )
+        run.complete = True
+    except KeyboardInterrupt:
+        pass
+    if writer:
+        writer.flush()
+    return SweepResult(run, writer.path if writer else None, points, not run.complete)
+
+
+def run_group_session(
+    plan: SweepPlan, groups: list[GroupSpec], callbacks: SweepCallbacks = SweepCallbacks()
+) -> SweepResult:
+    """`gemmbench group`: every (group, M, backend) of `plan` timed serially and in parallel, then the
+    kernel pass; the run file holds the group records."""
+    from gemmbench.groups import measure_groups, profile_groups
+
+    provenance, options = provenance_and_options(plan)
+    points = len(groups) * len(plan.m_values) * len(plan.backends)
+    run = Run(provenance, planned=points, complete=False)
+    writer = RunWriter(new_run_path(plan.out_dir, provenance), run) if plan.out_dir is not None else None
+    callbacks.started(provenance, [])
+    try:
+        for record in measure_groups(groups, plan.m_values, plan.backends, plan.device, options, callbacks.note):
+            run.groups.append(record)
+            if writer:
+                writer.flush()
+            callbacks.progress(len(run.groups))
+        if plan.profiles:
+            run.groups[:] = profile_groups(run.groups, groups, plan.backends, plan.device, options)
         run.complete = True
     except KeyboardInterrupt:
         pass

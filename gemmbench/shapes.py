@@ -31,7 +31,9 @@ DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 # (input, output) dtype pairs that gemmbench's backends run: the GEMMs this tool exists for.
 RUNNABLE_DTYPES = (("bf16", "fp32"),)
 # The keys of a preset file, at its top level and in each [[gemm]] table.
-TOP_LEVEL_KEYS = ("model", "gemm")
+TOP_LEVEL_KEYS = ("model", "gemm", "group")
+GROUP_KEYS = ("name", "members")
+MEMBER_KEYS = ("gemm", "stream", "n", "k", "in_dtype", "out_dtype")
 GEMM_KEYS = ("name", "role", "n", "k", "in_dtype", "out_dtype", "top_k")
 # Most values one range may expand to: a typo such as 1:100000:+1 would otherwise queue days of work.
 MAX_RANGE_VALUES = 64
@@ -89,12 +91,39 @@ class Case:
         return inputs + self.m * self.n * DTYPE_BYTES[self.out_dtype]
 
 
+DEFAULT_STREAM = "default"
+_AUX_STREAM = re.compile(r"^aux\d+$")
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """One GEMM of a group and the CUDA stream it runs on ("default", or "aux0", "aux1", ...)."""
+
+    gemm: GemmSpec
+    stream: str
+    light: bool  # a bf16 -> fp32 GEMM of the file, computed by the backend under test; else torch.mm in its dtypes
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """GEMMs that a model runs together, on several CUDA streams (DeepSeek-V4's attention input group)."""
+
+    model: str
+    name: str
+    members: tuple[GroupMember, ...]
+
+    @property
+    def k(self) -> int:
+        return self.members[0].gemm.k
+
+
 @dataclass(frozen=True)
 class Preset:
     name: str
     model: str
     gemms: tuple[GemmSpec, ...]
     path: Path
+    groups: tuple[GroupSpec, ...] = ()
 
 
 def presets_dir() -> Path:
@@ -140,12 +169,56 @@ def load_config(path: Path) -> Preset:
         if not isinstance(entry, dict):
             raise GemmbenchError(f"{path}: {where} is not a table", "write each GEMM as a [[gemm]] table")
         gemms.append(_parse_gemm(entry, model, path, where))
-    return Preset(
-        name=path.stem,
-        model=model,
-        gemms=tuple(gemms),
-        path=path,
-    )
+    groups = tuple(_parse_group(entry, model, gemms, path, index) for index, entry in enumerate(data.get("group", [])))
+    return Preset(name=path.stem, model=model, gemms=tuple(gemms), path=path, groups=groups)
+
+
+def _parse_group(entry, model: str, gemms: list[GemmSpec], path: Path, index: int) -> GroupSpec:
+    """A [[group]]: a name and its members, each a [[gemm]] of the file (by name) or a GEMM of its own
+    (name, n, k, in_dtype, out_dtype: the heavy projection, bf16 -> bf16), with its stream."""
+    if not isinstance(entry, dict):
+        raise GemmbenchError(
+            f"{path}: [[group]] entry {index + 1} is not a table", "write each group as a [[group]] table"
+        )
+    name = _require(entry, "name", str, path, f"[[group]] entry {index + 1}")
+    where = f"[[group]] '{name}'"
+    _reject_unknown_keys(entry, GROUP_KEYS, path, where)
+    members = _require(entry, "members", list, path, where)
+    if len(members) < 2:
+        raise GemmbenchError(f"{path}: {where} has {len(members)} member(s)", "a group runs two or more GEMMs")
+    by_name = {g.name: g for g in gemms}
+    parsed = []
+    for member in members:
+        if not isinstance(member, dict):
+            raise GemmbenchError(
+                f"{path}: {where} has a member that is not a table", "write { gemm = ..., stream = ... }"
+            )
+        gemm_name = _require(member, "gemm", str, path, where)
+        _reject_unknown_keys(member, MEMBER_KEYS, path, f"{where} member '{gemm_name}'")
+        stream = _require(member, "stream", str, path, f"{where} member '{gemm_name}'")
+        if stream != DEFAULT_STREAM and not _AUX_STREAM.match(stream):
+            raise GemmbenchError(
+                f"{path}: {where} member '{gemm_name}' has stream '{stream}'", "use 'default' or aux0, aux1, ..."
+            )
+        if "n" in member:  # a GEMM of its own
+            member_where = f"{where} member '{gemm_name}'"
+            n, k = (_require(member, key, int, path, member_where) for key in ("n", "k"))
+            in_dtype, out_dtype = (_require(member, key, str, path, member_where) for key in ("in_dtype", "out_dtype"))
+            if min(n, k) <= 0 or in_dtype not in DTYPE_BYTES or out_dtype not in DTYPE_BYTES:
+                raise GemmbenchError(f"{path}: {member_where} is not a GEMM", "give positive n, k and known dtypes")
+            parsed.append(
+                GroupMember(GemmSpec(model, gemm_name, "attention", n, k, in_dtype, out_dtype), stream, False)
+            )
+        elif gemm_name in by_name:
+            parsed.append(GroupMember(by_name[gemm_name], stream, True))
+        else:
+            raise GemmbenchError(
+                f"{path}: {where} names a GEMM '{gemm_name}' the file does not define",
+                f"use one of: {', '.join(by_name)}, or give its n, k, in_dtype and out_dtype",
+            )
+    if len({m.gemm.k for m in parsed}) > 1:
+        raise GemmbenchError(f"{path}: {where} mixes hidden sizes (K)", "a group's GEMMs read the same input")
+    return GroupSpec(model, name, tuple(parsed))
 
 
 def _reject_unknown_keys(table: dict, known: tuple[str, ...], path: Path, where: str) -> None:

@@ -146,3 +146,16 @@ def test_router_small_m_rows_say_which_configuration_ran_and_its_kernel():
     assert [decode(k.name).family for k in record.kernels] == ["gemmbench"]
     (beyond,) = measure_all([_router(64)], [REGISTRY["router_small_m"]], CUDA, FAST)
     assert beyond.status == "skipped" and "M <= 32" in beyond.reason
+
+
+def test_a_group_runs_serially_and_on_its_streams():
+    from gemmbench.groups import measure_groups, profile_groups
+
+    (group,) = load_preset("deepseek-v4-pro").groups
+    backends = [REGISTRY["mm_out_dtype"]]
+    records = list(measure_groups([group], (1,), backends, CUDA, FAST))
+    (record,) = profile_groups(records, [group], backends, CUDA, FAST)
+    assert record.status == OK, record.reason
+    assert record.rel_err < 5e-5 and len(record.members) == 4 and all(m.device_us > 0 for m in record.members)
+    assert record.serial_device_us > 0 and record.parallel_device_us > 0 and record.speedup > 0
+    assert record.streams_with_kernels == 4  # the default stream and three auxiliary ones ran kernels
