@@ -94,32 +94,32 @@ def _measure(group: GroupSpec, m: int, backend: Backend, device: torch.device, o
 
 
 def _simulated(group: GroupSpec, m: int, backend: Backend) -> GroupRecord:
-    """The fake backend's group: every member takes its simulated time; streams overlap perfectly."""
-    alone = [(member, backend.simulated_times_us(member.gemm.case(m))) for member in group.members]
-    per_stream: dict[str, float] = {}
-    for member, (_, device_us) in alone:
-        per_stream[member.stream] = per_stream.get(member.stream, 0.0) + device_us
-    launch_us = alone[0][1][0] - alone[0][1][1]
-    serial = sum(device_us for _, (_, device_us) in alone)
-    parallel = max(per_stream.values())
+    """The fake backend's group: every member takes its simulated time; streams overlap perfectly, and
+    every launch costs the fake's launch time on the host."""
+    times = [backend.simulated_times_us(member.gemm.case(m)) for member in group.members]
+    members = [
+        MemberTime(member.gemm.name, member.stream, device_us)
+        for member, (_, device_us) in zip(group.members, times, strict=True)
+    ]
+    launches_us = sum(latency_us - device_us for latency_us, device_us in times)
+    serial = sum(device_us for _, device_us in times)
+    parallel = max(_per_stream(members).values())
     return _record(
-        group,
-        m,
-        backend.name,
-        serial,
-        parallel,
-        serial + launch_us * len(alone),
-        parallel + launch_us * len(alone),
-        [MemberTime(member.gemm.name, member.stream, device_us) for member, (_, device_us) in alone],
-        None,
+        group, m, backend.name, serial, parallel, serial + launches_us, parallel + launches_us, members, None
     )
+
+
+def _per_stream(members: list[MemberTime]) -> dict[str, float]:
+    """Each stream's members' times alone, summed: what a stream takes at best."""
+    per_stream: dict[str, float] = {}
+    for member in members:
+        per_stream[member.stream] = per_stream.get(member.stream, 0.0) + (member.device_us or 0.0)
+    return per_stream
 
 
 def _record(group, m, backend, serial_us, parallel_us, serial_latency_us, parallel_latency_us, members, l2, **values):
     """A timed group record, with the figures derived from its times."""
-    per_stream: dict[str, float] = {}
-    for member in members:
-        per_stream[member.stream] = per_stream.get(member.stream, 0.0) + (member.device_us or 0.0)
+    per_stream = _per_stream(members)
     critical = max(per_stream, key=per_stream.get)
     names = ", ".join(member.gemm for member in members if member.stream == critical)
     return GroupRecord.for_point(
