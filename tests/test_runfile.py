@@ -130,3 +130,29 @@ def test_run_files_get_the_mode_the_umask_gives(tmp_path):
         assert (path.stat().st_mode & 0o777) == 0o644
     finally:
         os.umask(old)
+
+
+def test_a_malformed_group_record_is_named(tmp_path):
+    path = tmp_path / "g.json"
+    path.write_text(
+        json.dumps(
+            {
+                "schema": "gemmbench.run",
+                "schema_version": 1,
+                "records": [],
+                "groups": [
+                    {
+                        "model": "m",
+                        "group": "g",
+                        "m": 1,
+                        "k": 8,
+                        "backend": "fake",
+                        "status": "ok",
+                        "members": [{"gemm": 3}],
+                    }
+                ],
+            }
+        )
+    )
+    with pytest.raises(GemmbenchError, match=r"group record 1 has members = .*: not a list of objects with gemm"):
+        load_run(path)

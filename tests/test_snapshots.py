@@ -31,6 +31,8 @@ CASES = {
     # The fake backend's times are simulated, so a CPU sweep's table is exact but for its header line
     # (machine, time) and the relative errors, which the host's float32 matmul sets (they differ in the
     # second digit between machines); the fixture snapshots above pin how relative errors are written.
+    # The fake backend's group records are simulated, so exact on any machine but for the header line.
+    "group_fake.md": "group -p deepseek-v4-pro -b fake --m 1,16 --device cpu --no-save --md -q".split(),
     "sweep_fake.md": "sweep -b fake --device cpu -p deepseek-v3 --m 1,8 --shape 8x16 --no-save --md -q".split(),
 }
 
@@ -48,7 +50,7 @@ def test_markdown_output_matches_its_snapshot(name):
     result = CliRunner().invoke(app, [str(arg) for arg in CASES[name]])
     assert result.exit_code == 0, result.output
     text = result.stdout
-    if name.startswith("sweep"):
+    if name.startswith(("sweep", "group")):
         header, text = text.split("\n", 1)
         assert header.startswith("gemmbench ") and "CPU" in header
         text = re.sub(r"(µs\)), \d\.\de-\d\d", r"\1, <rel_err>", text)
