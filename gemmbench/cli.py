@@ -149,6 +149,12 @@ BackendOpt = Annotated[
     ),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if present), cuda or cpu.")]
+# Options that sweep and group share.
+JsonOutOpt = Annotated[str | None, typer.Option("--json", help="Also write the run as JSON here; - for stdout.")]
+OutDirOpt = Annotated[Path, typer.Option("--out-dir", help="Folder for the run file, written after every row.")]
+NoSaveOpt = Annotated[bool, typer.Option("--no-save", help="Do not write a run file.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")]
 PluginOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -205,13 +211,9 @@ def sweep(
     csv: Annotated[
         str | None, typer.Option("--csv", help="Also write one CSV row per (case, backend) here; - for stdout.")
     ] = None,
-    json_path: Annotated[
-        str | None, typer.Option("--json", help="Also write the run as JSON here; - for stdout.")
-    ] = None,
-    out_dir: Annotated[
-        Path, typer.Option("--out-dir", help="Folder for the run file, written after every row.")
-    ] = Path("results"),
-    no_save: Annotated[bool, typer.Option("--no-save", help="Do not write a run file.")] = False,
+    json_path: JsonOutOpt = None,
+    out_dir: OutDirOpt = Path("results"),
+    no_save: NoSaveOpt = False,
     hot: Annotated[
         bool,
         typer.Option(
@@ -241,7 +243,7 @@ def sweep(
         float | None,
         typer.Option("--warmup-ms", min=0, help="Warm-up time per point before timing, in ms (default 20)."),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
+    seed: SeedOpt = 0,
     no_kernels: Annotated[
         bool, typer.Option("--no-kernels", help="Skip the profiler pass that records kernel names.")
     ] = False,
@@ -255,7 +257,7 @@ def sweep(
             help="Measure the device's bandwidth and bf16 throughput again instead of using the cached figures.",
         ),
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")] = False,
+    quiet: QuietOpt = False,
     split: Annotated[
         str,
         typer.Option(
@@ -623,20 +625,16 @@ def group(
     csv: Annotated[
         str | None, typer.Option("--csv", help="Also write the group rows as CSV here; - for stdout.")
     ] = None,
-    json_path: Annotated[
-        str | None, typer.Option("--json", help="Also write the run as JSON here; - for stdout.")
-    ] = None,
-    out_dir: Annotated[
-        Path, typer.Option("--out-dir", help="Folder for the run file, written after every row.")
-    ] = Path("results"),
-    no_save: Annotated[bool, typer.Option("--no-save", help="Do not write a run file.")] = False,
+    json_path: JsonOutOpt = None,
+    out_dir: OutDirOpt = Path("results"),
+    no_save: NoSaveOpt = False,
     hot: Annotated[bool, typer.Option("--hot", help="One set of inputs (hot L2). Default: cold L2.")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
+    seed: SeedOpt = 0,
     no_kernels: Annotated[
         bool, typer.Option("--no-kernels", help="Skip the profiler pass that shows which streams overlapped.")
     ] = False,
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run each [[group]] of a preset (DeepSeek-V4's attention input GEMMs) serially and on its CUDA streams:
     what the auxiliary streams are worth, with which backend for the light GEMMs, up to which M."""

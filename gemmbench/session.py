@@ -170,13 +170,25 @@ def provenance_and_options(plan: SweepPlan) -> tuple[dict, SweepOptions]:
     return provenance, options
 
 
+def _open_run(plan: SweepPlan, provenance: dict, planned: int) -> tuple[Run, RunWriter | None]:
+    """A run not yet complete, and the writer of its file where the plan saves one."""
+    run = Run(provenance, planned=planned, complete=False)
+    return run, RunWriter(new_run_path(plan.out_dir, provenance), run) if plan.out_dir is not None else None
+
+
+def _close_run(run: Run, writer: RunWriter | None, planned: int) -> SweepResult:
+    """The file written once more (complete or not), and the session's result."""
+    if writer:
+        writer.flush()
+    return SweepResult(run, writer.path if writer else None, planned, not run.complete)
+
+
 def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks()) -> SweepResult:
     """Measure every point of `plan`, then profile them; Ctrl-C ends the session early with what
     finished, and the run says it is incomplete."""
     provenance, options = provenance_and_options(plan)
     points = len(plan.cases) * len(plan.backends)
-    run = Run(provenance, planned=points, complete=False)
-    writer = RunWriter(new_run_path(plan.out_dir, run.provenance), run) if plan.out_dir is not None else None
+    run, writer = _open_run(plan, provenance, points)
     steps = plan.steps
     callbacks.started(provenance, steps)
     done = 0
@@ -201,9 +213,7 @@ def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks()) -
         run.complete = True
     except KeyboardInterrupt:
         pass
-    if writer:
-        writer.flush()
-    return SweepResult(run, writer.path if writer else None, points, not run.complete)
+    return _close_run(run, writer, points)
 
 
 def run_group_session(
@@ -215,8 +225,7 @@ def run_group_session(
 
     provenance, options = provenance_and_options(plan)
     points = len(groups) * len(plan.m_values) * len(plan.backends)
-    run = Run(provenance, planned=points, complete=False)
-    writer = RunWriter(new_run_path(plan.out_dir, provenance), run) if plan.out_dir is not None else None
+    run, writer = _open_run(plan, provenance, points)
     callbacks.started(provenance, [])
     try:
         for record in measure_groups(groups, plan.m_values, plan.backends, plan.device, options, callbacks.note):
@@ -229,6 +238,4 @@ def run_group_session(
         run.complete = True
     except KeyboardInterrupt:
         pass
-    if writer:
-        writer.flush()
-    return SweepResult(run, writer.path if writer else None, points, not run.complete)
+    return _close_run(run, writer, points)
