@@ -137,12 +137,12 @@ def test_router_small_m_is_exact_deterministic_and_capturable(n, k, m):
     graph.replay()
     torch.cuda.synchronize()
     assert torch.equal(first, inputs.out)
-    assert backend.configuration(case).startswith("router_small_m BLOCK_K=")
+    assert backend.configuration(case).startswith("router_small_m BLOCK_N=")
 
 
 def test_router_small_m_rows_say_which_configuration_ran_and_its_kernel():
     (record,) = measure_all([_router(1)], [REGISTRY["router_small_m"]], CUDA, FAST)
-    assert record.status == OK and record.backend_config.startswith("router_small_m BLOCK_K=")
+    assert record.status == OK and record.backend_config.startswith("router_small_m BLOCK_N=")
     assert [decode(k.name).family for k in record.kernels] == ["gemmbench"]
     (beyond,) = measure_all([_router(64)], [REGISTRY["router_small_m"]], CUDA, FAST)
     assert beyond.status == "skipped" and "M <= 32" in beyond.reason

@@ -21,7 +21,7 @@ def test_m_buckets_are_powers_of_two():
 def test_every_candidate_keeps_its_partial_sums_in_registers():
     for m in range(1, MAX_M + 1):
         configs = candidates(m)
-        assert configs and all(block_m(m) * c.block_k <= MAX_PARTIALS for c in configs)
+        assert configs and all(block_m(m) * c.block_n * c.block_k <= MAX_PARTIALS for c in configs)
 
 
 def test_it_says_why_it_cannot_run_here():

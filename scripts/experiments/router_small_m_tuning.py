@@ -1,0 +1,97 @@
+"""router_small_m's tuning space on this GPU: every candidate configuration's cold-L2 CUDA-graph device time
+for the five router shapes of docs/tiers.md at M = 1..32, beside `mm_out_dtype` timed the same way.
+
+The table shows the best and the worst candidate per point (how much tuning is worth) and the best
+configuration with each BLOCK_N (what reading activations once for several columns is worth as M grows);
+the JSON keeps every candidate's time.
+
+Usage: python scripts/experiments/router_small_m_tuning.py OUT_DIR
+       (writes OUT_DIR/router_small_m_tuning.md and .json)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from gemmbench import timing
+from gemmbench.backends import REGISTRY
+from gemmbench.backends.router_small_m import BLOCK_NS, candidate_times
+from gemmbench.inputs import input_copies, rotating
+from gemmbench.render import markdown_table
+from gemmbench.shapes import Case
+
+SHAPES = {  # name: (N, K), as in docs/tiers.md
+    "DeepSeek-V3 router": (256, 7168),
+    "Kimi-K2 / V4-Pro router": (384, 7168),
+    "GLM-5 router": (256, 6144),
+    "V4-Flash router": (256, 4096),
+    "V4 indexer weights_proj": (64, 7168),
+}
+MS = (1, 2, 4, 8, 16, 32)
+TARGET = timing.Target(budget_s=0.05, min_time_s=0.05)
+
+
+def mm_out_dtype_us(case: Case, device: torch.device) -> float:
+    copies, _ = input_copies(case, device, seed=0, cold=True)
+    backend = REGISTRY["mm_out_dtype"]
+    call = rotating([backend.prepare(case, c) for c in copies])
+    call()
+    unroll = timing.fit_graph_unroll(call, timing.GRAPH_TARGET_REPLAY_US, multiple_of=len(copies))
+    return timing.time_graph(call, TARGET, unroll).median_us
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path, help="folder for router_small_m_tuning.md and .json")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    out_dir = parse_args(argv).out_dir
+    device = torch.device("cuda")
+    rows, everything = [], {}
+    for name, (n, k) in SHAPES.items():
+        for m in MS:
+            case = Case(name, "router", "router", m, n, k)
+            times = candidate_times(case, device)
+            best = min(times, key=times.get)
+            best_per_block_n = {
+                bn: min((t for c, t in times.items() if c.block_n == bn), default=None) for bn in BLOCK_NS
+            }
+            reference = mm_out_dtype_us(case, device)
+            rows.append(
+                [
+                    name,
+                    m,
+                    f"{reference:.2f}",
+                    f"{times[best]:.2f}",
+                    f"{reference / times[best]:.2f}x",
+                    str(best).removeprefix("router_small_m "),
+                    f"{max(times.values()):.2f}",
+                    *("" if t is None else f"{t:.2f}" for t in best_per_block_n.values()),
+                ]
+            )
+            everything[f"{name} M={m}"] = {str(c): t for c, t in sorted(times.items(), key=lambda item: item[1])}
+    headers = [
+        "shape",
+        "M",
+        "mm_out_dtype µs",
+        "best µs",
+        "speedup",
+        "best configuration",
+        "worst µs",
+        *(f"best, BLOCK_N={bn} µs" for bn in BLOCK_NS),
+    ]
+    title = f"{torch.cuda.get_device_name()}, torch {torch.__version__}, cold L2, CUDA-graph device time (median)"
+    table = f"{title}\n\n" + markdown_table(headers, rows)
+    (out_dir / "router_small_m_tuning.md").write_text(table)
+    (out_dir / "router_small_m_tuning.json").write_text(json.dumps(everything, indent=1))
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
