@@ -1,17 +1,20 @@
 """`router_small_m`: a specialised bf16 x bf16 -> fp32 GEMM for M <= 32 tokens, in Triton: the first tier
 of a GateLinear-style router dispatch (docs/design.md, the problem; docs/tiers.md, the measurements).
 
-Each program owns BLOCK_N output columns (experts), as TensorRT-LLM's dsv3RouterGemm owns one per block: it
-reads their weight rows once, multiplies them with the same K slice of every token of the batch, keeps fp32
-partial sums per (token, column, k lane) and reduces them once at the end. The walk along K is unrolled
-(K is a compile-time constant), so that all of a program's loads can be in flight at once: at these sizes
-the kernel is bound by how many bytes are in flight per SM, not by arithmetic. BLOCK_N > 1 reads each
-token's activations once for several columns, which matters as M grows (all programs read all of x).
-One kernel per call, no split-K reduce, no atomics (the same bits on every call), no allocation per call,
-capturable in CUDA graphs.
+At these sizes the GEMM is a read of the weight, and what decides its time is how many bytes are in
+flight per SM: a program per expert that walks all of K (TensorRT-LLM's dsv3RouterGemm) leaves the walk's
+latency exposed on an H200 (4.2 us at M = 1 for DeepSeek-V3's router, docs/tiers.md). So the work is split
+in tiles of BLOCK_N columns x K_SPLIT elements of K, one program each, and the splits of a column block are
+summed in the same kernel: each program stores its fp32 partial in a workspace and counts itself in with
+one atomic; the last to arrive adds the partials in split order and writes the output. The atomic only
+picks who adds, never the order, so every call gives the same bits; there is one kernel per call (cuBLAS
+runs nvjet and a split-K reduce), no allocation per call (the workspace comes with `prepare`), and it is
+capturable in CUDA graphs (the last program resets its counter).
 
-BLOCK_N, BLOCK_K and the warps per program are tuned once per (GPU, N, K, M bucket) by cold-L2 CUDA-graph
-device time and cached in the per-user cache; each row says which configuration ran.
+Inside a tile, a product on CUDA cores (token x column x k partial sums, for M of a few tokens) or on
+tensor cores (`tl.dot`, with M padded to 16 rows). Which of them, the tile, and the warps are tuned once
+per (GPU, N, K, M bucket) by cold-L2 CUDA-graph device time and cached in the per-user cache; each row
+says which configuration ran.
 """
 
 from __future__ import annotations
@@ -27,28 +30,40 @@ from gemmbench.backends.base import Backend, GemmCall, GemmInputs
 from gemmbench.cache import cache_root
 from gemmbench.shapes import Case
 
-# The largest M it runs: beyond, the weight is no longer the whole cost and cuBLAS's tiles win.
+# The largest M it runs: beyond, cuBLAS's tiles win (docs/tiers.md).
 MAX_M = 32
-# Columns a program owns, and elements of K it holds per token and step. At most MAX_PARTIALS fp32 partial
-# sums per program (BLOCK_M x BLOCK_N x BLOCK_K), so that they stay in registers: 64 per thread at 8 warps.
-BLOCK_NS = (1, 2, 4)
-BLOCK_KS = (256, 512, 1024, 2048)
+# tl.dot's smallest tile side: M is padded to it on tensor cores.
+DOT_MIN = 16
+# At most this many fp32 partial sums per program on CUDA cores (BLOCK_M x BLOCK_N x BLOCK_K), so that they
+# stay in registers: 128 per thread at 4 warps.
 MAX_PARTIALS = 4096 * 4
-WARPS = (4, 8)
+WARPS = 4  # 4 or 8 warps tuned alike on an H200 (docs/tiers.md); 4 leaves more programs per SM
 # Device time per candidate while tuning: enough for a stable median of a ~2-10 us kernel.
 TUNE_BUDGET_S = 0.02
 CACHE_FILE = "router_small_m.json"
 KERNEL_NAME = "gemmbench_router_small_m"  # what the profiler shows; decode.py knows it
+CUDA_CORES, TENSOR_CORES = "fma", "dot"
 
 
 @dataclass(frozen=True)
 class Config:
+    """One way to run it: the product inside a tile, the tile (BLOCK_N columns x K_SPLIT of K, walked
+    BLOCK_K at a time) and the warps per program."""
+
+    product: str  # CUDA_CORES or TENSOR_CORES
     block_n: int
     block_k: int
-    num_warps: int
+    k_split: int
+    num_warps: int = WARPS
 
     def __str__(self) -> str:
-        return f"router_small_m BLOCK_N={self.block_n} BLOCK_K={self.block_k} warps={self.num_warps}"
+        return (
+            f"router_small_m {self.product} BLOCK_N={self.block_n} BLOCK_K={self.block_k} "
+            f"K_SPLIT={self.k_split} warps={self.num_warps}"
+        )
+
+    def splits(self, k: int) -> int:
+        return -(-k // self.k_split)
 
 
 def block_m(m: int) -> int:
@@ -57,7 +72,23 @@ def block_m(m: int) -> int:
 
 
 def candidates(m: int) -> list[Config]:
-    return [Config(n, k, w) for n in BLOCK_NS for k in BLOCK_KS for w in WARPS if block_m(m) * n * k <= MAX_PARTIALS]
+    """The configurations tuned for M: tensor-core tiles for every M, CUDA-core ones where the partial sums
+    fit in registers. K_SPLIT 8192 is a whole router row in one program (no split) for K <= 8192."""
+    dot = [
+        Config(TENSOR_CORES, n, k, split)
+        for n in (16, 32)
+        for k in (128, 256)
+        for split in (256, 512, 1024)
+        if split >= k
+    ]
+    fma = [
+        Config(CUDA_CORES, n, k, split)
+        for n in (1, 2)
+        for k in (512, 1024, 2048)
+        for split in (1024, 2048, 8192)
+        if split >= k and block_m(m) * n * k <= MAX_PARTIALS
+    ]
+    return dot + fma
 
 
 @functools.cache
@@ -68,51 +99,110 @@ def _kernel():
 
     @triton.jit
     def gemmbench_router_small_m(
-        x, w, out, M, N, K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr
+        x,
+        w,
+        out,
+        workspace,  # [splits, M, N] fp32 partial sums
+        arrivals,  # [column blocks] int32, zero between calls
+        M,
+        N,
+        K,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_K: tl.constexpr,
+        K_SPLIT: tl.constexpr,
+        ON_TENSOR_CORES: tl.constexpr,
     ):
-        columns = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+        column_block = tl.program_id(0)
+        split = tl.program_id(1)
+        splits = tl.num_programs(1)
+        columns = column_block * BLOCK_N + tl.arange(0, BLOCK_N)
         tokens = tl.arange(0, BLOCK_M)
         lanes = tl.arange(0, BLOCK_K)
-        partial = tl.zeros((BLOCK_M, BLOCK_N, BLOCK_K), dtype=tl.float32)
-        for start in tl.static_range(0, K, BLOCK_K):
-            k = start + lanes
+        if ON_TENSOR_CORES:
+            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        else:
+            partial = tl.zeros((BLOCK_M, BLOCK_N, BLOCK_K), dtype=tl.float32)
+        for start in tl.static_range(0, K_SPLIT, BLOCK_K):  # unrolled: all of a tile's loads in flight
+            k = split * K_SPLIT + start + lanes
             in_k = k < K
             weight = tl.load(
                 w + columns[:, None] * K + k[None, :], mask=(columns[:, None] < N) & in_k[None, :], other=0.0
             )
             acts = tl.load(x + tokens[:, None] * K + k[None, :], mask=(tokens[:, None] < M) & in_k[None, :], other=0.0)
-            partial += acts.to(tl.float32)[:, None, :] * weight.to(tl.float32)[None, :, :]
-        sums = tl.sum(partial, axis=2)
-        tl.store(
-            out + tokens[:, None] * N + columns[None, :], sums, mask=(tokens[:, None] < M) & (columns[None, :] < N)
-        )
+            if ON_TENSOR_CORES:
+                acc = tl.dot(acts, tl.trans(weight), acc)
+            else:
+                partial += acts.to(tl.float32)[:, None, :] * weight.to(tl.float32)[None, :, :]
+        if not ON_TENSOR_CORES:
+            acc = tl.sum(partial, axis=2)
+        at = tokens[:, None] * N + columns[None, :]
+        valid = (tokens[:, None] < M) & (columns[None, :] < N)
+        if splits == 1:
+            tl.store(out + at, acc, mask=valid)
+        else:
+            tl.store(workspace + split * M * N + at, acc, mask=valid)
+            tl.debug_barrier()  # every thread's partial is stored before the program counts itself in
+            arrived = tl.atomic_add(arrivals + column_block, 1, sem="acq_rel")
+            if arrived == splits - 1:  # the last program of this column block adds the partials, in split order
+                total = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+                for s in range(0, splits):
+                    total += tl.load(workspace + s * M * N + at, mask=valid, other=0.0, cache_modifier=".cg")
+                tl.store(out + at, total, mask=valid)
+                tl.atomic_xchg(arrivals + column_block, 0)  # ready for the next call
 
     return gemmbench_router_small_m
 
 
-def launch(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor, config: Config) -> torch.Tensor:
+@dataclass(frozen=True)
+class Workspace:
+    """What one prepared call needs besides its operands, allocated once (never per call)."""
+
+    partials: torch.Tensor
+    arrivals: torch.Tensor
+
+    @classmethod
+    def for_call(cls, x: torch.Tensor, w: torch.Tensor, config: Config) -> Workspace:
+        (m, k), n = x.shape, w.shape[0]
+        splits = config.splits(k)
+        partials = torch.empty((splits, m, n) if splits > 1 else (1,), dtype=torch.float32, device=x.device)
+        arrivals = torch.zeros(-(-n // config.block_n), dtype=torch.int32, device=x.device)
+        return cls(partials, arrivals)
+
+
+def launch(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor, config: Config, workspace: Workspace) -> torch.Tensor:
     """out = x @ w.T with `config`; x [M, K] and w [N, K] contiguous bf16, out [M, N] fp32."""
-    m, k = x.shape
-    n = w.shape[0]
-    grid = (-(-n // config.block_n),)  # programs: N / BLOCK_N, rounded up
+    (m, k), n = x.shape, w.shape[0]
+    on_tensor_cores = config.product == TENSOR_CORES
+    grid = (-(-n // config.block_n), config.splits(k))
     _kernel()[grid](
         x,
         w,
         out,
+        workspace.partials,
+        workspace.arrivals,
         m,
         n,
-        K=k,
-        BLOCK_M=block_m(m),
+        k,
+        BLOCK_M=max(DOT_MIN, block_m(m)) if on_tensor_cores else block_m(m),
         BLOCK_N=config.block_n,
         BLOCK_K=config.block_k,
+        K_SPLIT=config.k_split,
+        ON_TENSOR_CORES=on_tensor_cores,
         num_warps=config.num_warps,
     )
     return out
 
 
+def prepared(inputs: GemmInputs, config: Config) -> GemmCall:
+    """A call of `config` on `inputs`, with its workspace."""
+    workspace = Workspace.for_call(inputs.x, inputs.w, config)
+    return functools.partial(launch, inputs.x, inputs.w, inputs.out, config, workspace)
+
+
 class RouterSmallM(Backend):
     name = "router_small_m"
-    code = "gemmbench's Triton kernel for M <= 32: one program per expert, the weight read once, fp32 sums"
+    code = "gemmbench's Triton kernel for M <= 32: weight tiles read once, split-K summed in the same kernel"
     # Run only when asked for (--backend router_small_m) until its H200 measurements are in: its first use
     # on a GPU also tunes it, which a default sweep should not pay for unannounced.
     in_default_set = False
@@ -137,9 +227,7 @@ class RouterSmallM(Backend):
         return None if chosen is None else str(chosen)
 
     def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
-        config = self._config(case, inputs)
-        x, w, out = inputs.x, inputs.w, inputs.out
-        return lambda: launch(x, w, out, config)
+        return prepared(inputs, self._config(case, inputs))
 
     def _config(self, case: Case, inputs: GemmInputs) -> Config:
         """The configuration for this shape and M bucket: chosen before in this process, cached for this GPU,
@@ -147,8 +235,8 @@ class RouterSmallM(Backend):
         shape = _shape(case)
         if shape not in self._chosen:
             key = _cache_key(case, inputs.x.device)
-            cached = _read_cache().get(key)
-            self._chosen[shape] = Config(**cached) if cached else _tune(case, inputs.x.device)
+            cached = _cached_config(key)
+            self._chosen[shape] = cached or _tune(case, inputs.x.device)
             if not cached:
                 _write_cache(key, self._chosen[shape])
         return self._chosen[shape]
@@ -184,7 +272,7 @@ def candidate_times(case: Case, device: torch.device) -> dict[Config, float]:
     target = timing.Target(budget_s=TUNE_BUDGET_S, min_time_s=TUNE_BUDGET_S)
     times: dict[Config, float] = {}
     for config in candidates(case.m):
-        call = rotating([functools.partial(launch, c.x, c.w, c.out, config) for c in copies])
+        call = rotating([prepared(c, config) for c in copies])
         try:
             call()
             unroll = timing.fit_graph_unroll(
@@ -201,6 +289,14 @@ def _read_cache() -> dict:
         return json.loads((cache_root() / CACHE_FILE).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _cached_config(key: str) -> Config | None:
+    """The configuration cached for `key`, or None (also for one written by an older gemmbench)."""
+    try:
+        return Config(**_read_cache()[key])
+    except (KeyError, TypeError):
+        return None
 
 
 def _write_cache(key: str, config: Config) -> None:

@@ -2,7 +2,7 @@
 # The router's tiers on the GPU machine, in one call (docs/tiers.md): router_small_m's GPU tests; the five
 # router shapes at M = 1..32 with router_small_m, mm_out_dtype and linear_cast (cold L2, graph time);
 # every preset with router_small_m against mm_out_dtype (relative error and routing); recommend --python.
-# The tuning space (every configuration) first. Full log under $OUT, summary last.
+# Then the GPU tests and the tuning space (every configuration). Full log under $OUT, summary last.
 # Usage (from the repository root): OUT=/some/dir bash scripts/checks/tiers_check.sh
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
@@ -21,10 +21,6 @@ torch.cuda.synchronize()
 {
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv
   python3 -c "import triton; print('triton', triton.__version__)"
-  python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -k router_small_m 2>&1 | tail -3
-  t0=$(ms)
-  python3 scripts/experiments/router_small_m_tuning.py "$OUT"
-  echo "tuning space wall time: $(( $(ms) - t0 )) ms"
   t0=$(ms)
   gb sweep --shape 256x7168 --shape 384x7168 --shape 256x6144 --shape 256x4096 --shape 64x7168 --m 1:32:x2 \
     --backend router_small_m,mm_out_dtype,linear_cast --out-dir "$OUT/tiers" --md > "$OUT/tiers.md"
@@ -43,6 +39,10 @@ torch.cuda.synchronize()
     "$OUT/ncu_router.txt" | head -80
   gb recommend "$OUT"/tiers/*.json --md
   gb recommend "$OUT"/tiers/*.json --python > "$OUT/dispatch.py" && python3 -c "compile(open('$OUT/dispatch.py').read(), 'dispatch.py', 'exec'); print('dispatch.py compiles')"
+  python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -k router_small_m 2>&1 | tail -3
+  t0=$(ms)
+  python3 scripts/experiments/router_small_m_tuning.py "$OUT"
+  echo "tuning space wall time: $(( $(ms) - t0 )) ms"
 } 2>&1 | tee "$OUT/tiers.log"
 
 echo "== summary"

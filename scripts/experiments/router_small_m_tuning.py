@@ -1,9 +1,9 @@
 """router_small_m's tuning space on this GPU: every candidate configuration's cold-L2 CUDA-graph device time
 for the five router shapes of docs/tiers.md at M = 1..32, beside `mm_out_dtype` timed the same way.
 
-The table shows the best and the worst candidate per point (how much tuning is worth) and the best
-configuration with each BLOCK_N (what reading activations once for several columns is worth as M grows);
-the JSON keeps every candidate's time.
+The table shows the best and the worst candidate per point (how much tuning is worth), the best on tensor
+cores and on CUDA cores, and the best without a split along K (one program walks all of K, as
+TensorRT-LLM's dsv3RouterGemm does); the JSON keeps every candidate's time.
 
 Usage: python scripts/experiments/router_small_m_tuning.py OUT_DIR
        (writes OUT_DIR/router_small_m_tuning.md and .json)
@@ -19,7 +19,7 @@ import torch
 
 from gemmbench import timing
 from gemmbench.backends import REGISTRY
-from gemmbench.backends.router_small_m import BLOCK_NS, candidate_times
+from gemmbench.backends.router_small_m import CUDA_CORES, TENSOR_CORES, candidate_times
 from gemmbench.inputs import input_copies, rotating
 from gemmbench.render import markdown_table
 from gemmbench.shapes import Case
@@ -59,8 +59,10 @@ def main(argv: list[str] | None = None) -> None:
             case = Case(name, "router", "router", m, n, k)
             times = candidate_times(case, device)
             best = min(times, key=times.get)
-            best_per_block_n = {
-                bn: min((t for c, t in times.items() if c.block_n == bn), default=None) for bn in BLOCK_NS
+            kinds = {
+                "tensor": [t for c, t in times.items() if c.product == TENSOR_CORES],
+                "cuda": [t for c, t in times.items() if c.product == CUDA_CORES],
+                "unsplit": [t for c, t in times.items() if c.splits(k) == 1],
             }
             reference = mm_out_dtype_us(case, device)
             rows.append(
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"{reference / times[best]:.2f}x",
                     str(best).removeprefix("router_small_m "),
                     f"{max(times.values()):.2f}",
-                    *("" if t is None else f"{t:.2f}" for t in best_per_block_n.values()),
+                    *(f"{min(t):.2f}" if t else "" for t in kinds.values()),
                 ]
             )
             everything[f"{name} M={m}"] = {str(c): t for c, t in sorted(times.items(), key=lambda item: item[1])}
@@ -84,7 +86,9 @@ def main(argv: list[str] | None = None) -> None:
         "speedup",
         "best configuration",
         "worst µs",
-        *(f"best, BLOCK_N={bn} µs" for bn in BLOCK_NS),
+        "best on tensor cores µs",
+        "best on CUDA cores µs",
+        "best unsplit µs",
     ]
     title = f"{torch.cuda.get_device_name()}, torch {torch.__version__}, cold L2, CUDA-graph device time (median)"
     table = f"{title}\n\n" + markdown_table(headers, rows)
