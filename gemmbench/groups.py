@@ -33,7 +33,7 @@ from gemmbench.inputs import (
     reference,
     relative_error,
 )
-from gemmbench.measure import SweepOptions, error_reason, is_allocation_failure, load_backends
+from gemmbench.measure import SweepOptions, announce_tuning, error_reason, is_allocation_failure, load_backends
 from gemmbench.records import ERROR, OK, SKIPPED, WRONG_RESULT_REL_ERR, GroupRecord, MemberTime
 from gemmbench.shapes import DEFAULT_STREAM, GroupMember, GroupSpec
 from gemmbench.summary import EVENTS_TIMER
@@ -58,6 +58,9 @@ def measure_groups(
     for group in groups:
         for m in m_values:
             for backend in backends:
+                if _unavailable(group, m, backend, device) is None:
+                    light = [member.gemm.case(m) for member in group.members if member.light]
+                    announce_tuning([backend], light, device, note)
                 yield _measure(group, m, backend, device, options)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()

@@ -63,6 +63,16 @@ def load_backends(backends: list[Backend], device: torch.device, note: Callable[
         ext.ensure_loaded()
 
 
+def announce_tuning(
+    backends: list[Backend], cases: list[Case], device: torch.device, note: Callable[[str], None]
+) -> None:
+    """Say through `note` what the backends will tune before they run `cases` (a tuned kernel's first use)."""
+    for backend in backends:
+        for case in cases:
+            if tuning := backend.tuning_note(case, device):
+                note(tuning)
+
+
 def is_allocation_failure(exc: BaseException) -> bool:
     """Out of device memory, or (on the CPU) an allocation the host cannot satisfy."""
     if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
@@ -99,6 +109,7 @@ def measure_cases(
         if runnable and not device_warm and any(b.real for b in runnable):
             warm_device(device, clocks)
             device_warm = True
+        announce_tuning(runnable, [case], device, note)
         measured = _measure_case(case, runnable, device, options, clocks) if runnable else {}
         for backend in backends:
             reason = reasons[backend.name]

@@ -3,8 +3,8 @@ import torch
 
 from gemmbench import profile, timing
 from gemmbench.backends import REGISTRY, Backend
-from gemmbench.backends.fake import FAKE_LAUNCH_US
-from gemmbench.measure import SweepOptions, measure_all
+from gemmbench.backends.fake import FAKE_LAUNCH_US, Fake
+from gemmbench.measure import SweepOptions, measure_all, measure_cases
 from gemmbench.records import ERROR, OK, SKIPPED, KernelRun
 from gemmbench.shapes import Case
 
@@ -185,3 +185,26 @@ class HalfUpcast(Backend):
             torch.mm(inputs.x.float(), inputs.w[half:].float().t(), out=inputs.out[:, half:])
 
         return call
+
+
+class TuningFake(Fake):
+    """The fake, but tuned on its first use per shape, as router_small_m is."""
+
+    name = "tuning_fake"
+
+    def __init__(self):
+        self.tuned = set()
+
+    def tuning_note(self, case, device):
+        return None if case.n in self.tuned else f"tuning for N={case.n}"
+
+    def prepare(self, case, inputs):
+        self.tuned.add(case.n)
+        return super().prepare(case, inputs)
+
+
+def test_a_sweep_announces_a_tuning_before_it_happens_and_only_once(small_case):
+    notes = []
+    backend = TuningFake()
+    list(measure_cases([small_case, small_case], [backend], CPU, FAST, note=notes.append))
+    assert notes == [f"tuning for N={small_case.n}"]

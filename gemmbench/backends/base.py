@@ -51,6 +51,11 @@ class Backend:
         """A callable that computes the GEMM into `inputs.out` and returns it; called many times."""
         raise NotImplementedError
 
+    def tuning_note(self, case: Case, device: torch.device) -> str | None:
+        """What preparing `case` will tune first (tuned kernels, on their first use per GPU and shape), for
+        the sweep to announce; None where it tunes nothing. A query, like `unavailable_reason`."""
+        return None
+
     def configuration(self, case: Case) -> str | None:
         """Which of its configurations the backend runs for `case` (tuned kernels), for the row; None if it
         has one way only."""

@@ -203,9 +203,6 @@ def prepared(inputs: GemmInputs, config: Config) -> GemmCall:
 class RouterSmallM(Backend):
     name = "router_small_m"
     code = "gemmbench's Triton kernel for M <= 32: weight tiles read once, split-K summed in the same kernel"
-    # Run only when asked for (--backend router_small_m) until its H200 measurements are in: its first use
-    # on a GPU also tunes it, which a default sweep should not pay for unannounced.
-    in_default_set = False
 
     def __init__(self) -> None:
         self._chosen: dict[tuple[int, int, int], Config] = {}  # (N, K, M bucket) -> the tuned configuration
@@ -221,6 +218,14 @@ class RouterSmallM(Backend):
         if case.m > MAX_M:
             return f"runs M <= {MAX_M} only (the torch.mm tier takes larger M)"
         return None
+
+    def tuning_note(self, case: Case, device: torch.device) -> str | None:
+        if _shape(case) in self._chosen or _cached_config(_cache_key(case, device)):
+            return None
+        return (
+            f"tuning router_small_m for N={case.n}, K={case.k}, M <= {block_m(case.m)} on this GPU "
+            f"({len(candidates(case.m))} configurations; once, then cached in {cache_root() / CACHE_FILE})…"
+        )
 
     def configuration(self, case: Case) -> str | None:
         chosen = self._chosen.get(_shape(case))
