@@ -259,7 +259,7 @@ class GroupRecord:
     members: tuple[MemberTime, ...] | None = None
     l2_mode: str | None = None
     streams_with_kernels: int | None = None  # kernel pass: streams that ran kernels in one parallel call
-    overlap_us: float | None = None  # kernel pass: time during which kernels of two or more streams ran
+    overlap_us: float | None = None  # kernel pass: time during which two or more kernels ran, in a graph replay
     noisy: bool | None = None
     throttled: bool | None = None
 
