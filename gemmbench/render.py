@@ -696,7 +696,8 @@ def recommendation_python(recommendations: list[ShapeRecommendation], provenance
         f"The fastest backend with rel_err <= {tolerance:g} at each measured M; ties within {SAME_TOLERANCE:.0%} go",
         f"to the first of {', '.join(PREFERENCE)}.",
         "Each threshold is the largest M measured in its tier; an M between two measured values gets the",
-        "lower tier's backend.",
+        "lower tier's backend; an M above the largest measured gets None (not measured: a specialised",
+        "backend may not even run there).",
         '"""',
         "",
     ]
@@ -708,9 +709,13 @@ def recommendation_python(recommendations: list[ShapeRecommendation], provenance
         lines.append(f"# {rec.model} {rec.gemm}: x[M, {rec.k}] @ w[{rec.n}, {rec.k}].T")
         for tier, mrange in enumerate(rec.ranges[:-1], start=1):
             lines.append(f"{prefix}_TIER_{tier}_MAX_M = {mrange.last_m}  # {mrange.backend}")
+        if rec.ranges:
+            lines.append(f"{prefix}_MAX_MEASURED_M = {rec.ranges[-1].last_m}")
         lines += ["", "", f"def {function}(m: int) -> str | None:"]
         if not rec.ranges:
             lines.append("    return None  # no backend qualified in this run")
+        else:
+            lines += [f"    if m > {prefix}_MAX_MEASURED_M:", "        return None  # not measured"]
         for tier, mrange in enumerate(rec.ranges[:-1], start=1):
             lines += [f"    if m <= {prefix}_TIER_{tier}_MAX_M:", f"        return {json.dumps(mrange.backend)}"]
         if rec.ranges:

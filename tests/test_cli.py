@@ -536,6 +536,7 @@ def test_recommend_python_is_a_dispatch_function_that_runs():
     expected = rec.winners
     assert {m: namespace["choose_backend"](256, 7168, m) for m in expected} == expected
     assert namespace["choose_backend"](1, 2, 3) is None
+    assert namespace["choose_backend"](256, 7168, max(expected) + 1) is None  # beyond what was measured
     assert "_TIER_1_MAX_M = " in code
 
 
