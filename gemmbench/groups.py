@@ -317,9 +317,10 @@ def profile_groups(
 
     Which streams ran kernels comes from one eager call, whose kernels carry the streams they were launched
     on. How long kernels ran at once comes from one replay of the parallel group captured in a CUDA graph:
-    eagerly under the profiler, each small kernel ends before the host has launched the next, so nothing
-    overlaps that the graph-timed parallel run overlaps (measured on the H200: 0 us at every M <= 2048 of
-    DeepSeek-V4-Pro's group, docs/groups.md). A record that cannot be profiled keeps its timings."""
+    eagerly under the profiler, each small kernel ends before the host has launched the next (on the H200,
+    0 us of overlap at every M <= 2048 of DeepSeek-V4-Pro's group). Even in the replay, the profiler sees
+    less overlap at small M than the graph timing implies (docs/groups.md), so it is a lower bound. A
+    record that cannot be profiled keeps its timings."""
     if device.type != "cuda":
         return records
     by_name = {(g.model, g.name): g for g in groups}
