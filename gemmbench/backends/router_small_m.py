@@ -1,20 +1,23 @@
 """`router_small_m`: a specialised bf16 x bf16 -> fp32 GEMM for M <= 32 tokens, in Triton: the first tier
 of a GateLinear-style router dispatch (docs/design.md, the problem; docs/tiers.md, the measurements).
 
-At these sizes the GEMM is a read of the weight, and what decides its time is how many bytes are in
-flight per SM: a program per expert that walks all of K (TensorRT-LLM's dsv3RouterGemm) leaves the walk's
-latency exposed on an H200 (4.2 us at M = 1 for DeepSeek-V3's router, docs/tiers.md). So the work is split
-in tiles of BLOCK_N columns x K_SPLIT elements of K, one program each, and the splits of a column block are
-summed in the same kernel: each program stores its fp32 partial in a workspace and counts itself in with
-one atomic; the last to arrive adds the partials in split order and writes the output. The atomic only
-picks who adds, never the order, so every call gives the same bits; there is one kernel per call (cuBLAS
-runs nvjet and a split-K reduce), no allocation per call (the workspace comes with `prepare`), and it is
-capturable in CUDA graphs (the last program resets its counter).
+At these sizes the GEMM is a read of the weight, and its time is decided by how many bytes are in flight
+per SM, not by arithmetic. One kernel, two ways of tiling it, tuned per shape:
 
-Inside a tile, a product on CUDA cores (token x column x k partial sums, for M of a few tokens) or on
-tensor cores (`tl.dot`, with M padded to 16 rows). Which of them, the tile, and the warps are tuned once
-per (GPU, N, K, M bucket) by cold-L2 CUDA-graph device time and cached in the per-user cache; each row
-says which configuration ran.
+- For a few tokens, a program per expert row (BLOCK_N rows) that walks all of K, as TensorRT-LLM's
+  dsv3RouterGemm does: the walk is unrolled (K_SPLIT is a compile-time constant), so that all of a
+  program's loads can be issued at once, and the products run on CUDA cores with fp32 partial sums per
+  (token, column, k lane), reduced once at the end. The fastest at M <= 4 on an H200.
+- From about 8 tokens, tensor-core tiles (`tl.dot`, M padded to 16 rows) of BLOCK_N columns x K_SPLIT
+  elements of K, and the splits of a column block summed in the same kernel: each program stores its fp32
+  partial in a workspace and counts itself in with one atomic; the last to arrive adds the partials in
+  split order and writes the output.
+
+The atomic only picks who adds, never the order, so every call gives the same bits; there is one kernel
+per call (cuBLAS runs nvjet and a split-K reduce), no allocation per call (the workspace comes with
+`prepare`), and it is capturable in CUDA graphs (the last program resets its counter). The tiling is
+tuned once per (GPU, N, K, M bucket) by cold-L2 CUDA-graph device time and cached in the per-user cache;
+each row says which configuration ran.
 """
 
 from __future__ import annotations
@@ -30,14 +33,16 @@ from gemmbench.backends.base import Backend, GemmCall, GemmInputs
 from gemmbench.cache import cache_root
 from gemmbench.shapes import Case
 
-# The largest M it runs: beyond, cuBLAS's tiles win (docs/tiers.md).
+# The largest M it runs: at 32 it already loses to cuBLAS on three of five router GEMMs on an H200 (docs/tiers.md).
 MAX_M = 32
 # tl.dot's smallest tile side: M is padded to it on tensor cores.
 DOT_MIN = 16
 # At most this many fp32 partial sums per program on CUDA cores (BLOCK_M x BLOCK_N x BLOCK_K), so that they
 # stay in registers: 128 per thread at 4 warps.
 MAX_PARTIALS = 4096 * 4
-WARPS = 4  # 4 or 8 warps tuned alike on an H200 (docs/tiers.md); 4 leaves more programs per SM
+# Warps per program: tuning 4 against 8 on an H200 (an earlier version of this kernel) picked 4 at 20 points
+# and 8 at 10 of 30; one value halves the candidates, and so the first use's tuning time.
+WARPS = 4
 # Device time per candidate while tuning: enough for a stable median of a ~2-10 us kernel.
 TUNE_BUDGET_S = 0.02
 CACHE_FILE = "router_small_m.json"
