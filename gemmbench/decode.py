@@ -28,7 +28,8 @@ FAMILIES = (
     "other",
 )
 GEMM_FAMILIES = ("nvjet", "xmma", "cutlass", "cublas", "gemmbench", "gemv")
-# gemmbench's own kernels (backends/router_small_m.py): the name says no more than which kernel it is.
+# gemmbench's own kernels (backends/router_small_m.py, and ext/router_small_m.cu, whose templated kernel
+# the profiler names `void gemmbench_router_small_m_ext<M>(...)`): the name says which kernel it is.
 _GEMMBENCH_KERNELS = ("gemmbench_router_small_m",)
 
 # nvjet type letters, as cuBLASLt spells them.
@@ -429,7 +430,7 @@ def _cutlass_templated(name: str) -> KernelInfo | None:
 
 
 def _helper(name: str) -> KernelInfo | None:
-    if name.startswith(_GEMMBENCH_KERNELS):
+    if name.removeprefix("void ").startswith(_GEMMBENCH_KERNELS):
         return KernelInfo(name, "gemmbench")
     lowered = name.lower()
     if "splitkreduce" in lowered or "reducesplitk" in lowered:

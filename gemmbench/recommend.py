@@ -14,8 +14,8 @@ from gemmbench.compare import SAME_TOLERANCE
 from gemmbench.records import FP32_ACCURATE_REL_ERR, Record, by_shape
 
 # The order in which tied backends are preferred: the plain PyTorch calls first (nothing to build or
-# ship), then the cuBLAS extension's, then gemmbench's own kernel; backends not listed (plugins) after
-# them, by name.
+# ship), then the cuBLAS extension's, then gemmbench's own kernels (Triton's ships with torch); backends
+# not listed (plugins) after them, by name.
 PREFERENCE = (
     "mm_out_dtype",
     "linear_cast",
@@ -24,6 +24,7 @@ PREFERENCE = (
     "cublaslt_ext",
     "cublaslt_tuned_ext",
     "router_small_m",
+    "router_small_m_ext",
 )
 
 

@@ -307,6 +307,8 @@ def test_the_fixture_holds_many_real_names_each_with_its_source():
 
 
 def test_gemmbench_own_kernel_is_a_family_of_its_own():
+    cuda_kernel = "void gemmbench_router_small_m_ext<1>(__nv_bfloat16 const*, __nv_bfloat16 const*, float*, int, int)"
+    assert decode(cuda_kernel).family == "gemmbench" and decode(cuda_kernel).is_gemm
     info = decode("gemmbench_router_small_m")
     assert info.family == "gemmbench" and info.is_gemm and info.recognised and info.a_dtype is None
 

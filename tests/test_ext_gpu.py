@@ -93,3 +93,47 @@ def test_wrong_output_buffer_is_refused():
         torch.ops.gemmbench.gemm_ex_out(bf16(4, 64), bf16(8, 64), torch.empty(8, 4, device=CUDA))
     with pytest.raises(RuntimeError, match="out must be float32"):
         torch.ops.gemmbench.lt_out(bf16(4, 64), bf16(8, 64), torch.empty(4, 8, device=CUDA, dtype=torch.bfloat16))
+
+
+@pytest.mark.parametrize("n, k", [(256, 7168), (384, 7168), (64, 7168), (256, 4096), (100, 1000)])
+def test_router_small_m_ext_is_exact_deterministic_and_capturable(n, k):
+    """Every token count it has a kernel for, on the router shapes and one that no 128-thread step divides."""
+    w = bf16(n, k)
+    for m in range(1, 17):
+        x = bf16(m, k)
+        ref = torch.mm(x.double(), w.double().t())
+        out = torch.full((m, n), float("nan"), device=CUDA)
+        torch.ops.gemmbench.router_small_m_out(x, w, out)
+        first = out.clone()
+        assert ((first.double() - ref).norm() / ref.norm()).item() <= 1e-5, m
+        torch.ops.gemmbench.router_small_m_out(x, w, out)
+        assert torch.equal(first, out), m  # the same bits on every call
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            torch.ops.gemmbench.router_small_m_out(x, w, out)
+        out.zero_()
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(first, out), m
+
+
+def test_router_small_m_ext_refuses_what_it_has_no_kernel_for():
+    out = torch.empty(17, 8, device=CUDA)
+    with pytest.raises(RuntimeError, match="M must be 1..16"):
+        torch.ops.gemmbench.router_small_m_out(bf16(17, 64), bf16(8, 64), out)
+    with pytest.raises(RuntimeError, match="K must be a multiple of 8"):
+        torch.ops.gemmbench.router_small_m_out(bf16(2, 60), bf16(8, 60), torch.empty(2, 8, device=CUDA))
+    with pytest.raises(RuntimeError, match="16-byte boundaries"):
+        x = bf16(2 * 64 + 1)[1:].view(2, 64)  # one element past an aligned start
+        torch.ops.gemmbench.router_small_m_out(x, bf16(8, 64), torch.empty(2, 8, device=CUDA))
+
+
+def test_router_small_m_ext_rows_carry_its_kernel():
+    from gemmbench import timing
+    from gemmbench.decode import decode
+    from gemmbench.measure import SweepOptions, measure_all
+
+    fast = SweepOptions(warmup_s=0.005, target=timing.Target(budget_s=0.01, min_time_s=0.0), eager_windows=3)
+    (record,) = measure_all([CASES[0]], [REGISTRY["router_small_m_ext"]], CUDA, fast)
+    assert record.status == "ok" and record.rel_err <= 1e-5
+    assert [decode(k.name).family for k in record.kernels] == ["gemmbench"]

@@ -71,3 +71,25 @@ def test_it_is_in_the_default_set():
     from gemmbench.backends import REGISTRY, default_backends
 
     assert REGISTRY["router_small_m"] in default_backends()
+
+
+def test_the_cuda_kernel_says_why_it_cannot_run(monkeypatch):
+    from gemmbench import ext
+    from gemmbench.backends.router_small_m import EXT_MAX_M, RouterSmallMExt
+
+    backend = RouterSmallMExt()
+    router = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)
+    assert backend.unavailable_reason(router, torch.device("cpu")) == "no CUDA device"
+    monkeypatch.setattr(ext, "unavailable_reason", lambda: None)  # as where the extension builds
+    cuda = torch.device("cuda")
+    assert backend.unavailable_reason(router, cuda) is None
+    beyond = Case("DeepSeek-V3", "router", "router", EXT_MAX_M + 1, 256, 7168)
+    assert backend.unavailable_reason(beyond, cuda).startswith(f"runs M <= {EXT_MAX_M} only")
+    odd_k = Case("x", "y", "custom", 1, 8, 1001)
+    assert "multiple of 8" in backend.unavailable_reason(odd_k, cuda)
+
+
+def test_the_cuda_kernel_runs_only_when_asked_for_until_measured():
+    from gemmbench.backends import REGISTRY, default_backends
+
+    assert REGISTRY["router_small_m_ext"] not in default_backends() and REGISTRY["router_small_m_ext"].needs_extension

@@ -12,7 +12,7 @@ from gemmbench.backends.cublas_ext import CublasExt, CublasLtExt, CublasLtTunedE
 from gemmbench.backends.fake import Fake
 from gemmbench.backends.linear_cast import LinearCast
 from gemmbench.backends.mm_out_dtype import MmOutDtype
-from gemmbench.backends.router_small_m import RouterSmallM
+from gemmbench.backends.router_small_m import RouterSmallM, RouterSmallMExt
 from gemmbench.backends.upcast import Upcast
 from gemmbench.errors import UsageError
 from gemmbench.shapes import Case
@@ -27,6 +27,7 @@ REGISTRY: dict[str, Backend] = {
         CublasLtExt(),
         CublasLtTunedExt(),
         RouterSmallM(),
+        RouterSmallMExt(),
         Fake(),
     )
 }

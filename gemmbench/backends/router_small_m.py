@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from gemmbench.backends.base import Backend, GemmCall, GemmInputs
+from gemmbench.backends.cublas_ext import ExtensionBackend
 from gemmbench.cache import cache_root
 from gemmbench.shapes import Case
 
@@ -250,6 +251,42 @@ class RouterSmallM(Backend):
             if not cached:
                 _write_cache(key, self._chosen[shape])
         return self._chosen[shape]
+
+
+# router_small_m_ext's kernel (ext/router_small_m.cu): one template instance per token count up to this, and
+# 16-byte loads of 8 bf16 along K.
+EXT_MAX_M = 16
+EXT_K_MULTIPLE = 8
+
+
+class RouterSmallMExt(ExtensionBackend):
+    """The same first tier as a CUDA kernel in the extension, beside the Triton one: a CTA per expert row
+    of 128 threads with 16-byte loads, the token count a template parameter (TensorRT-LLM's dsv3RouterGemm
+    design), the threads' sums added in a fixed order. Not in the default set until it has been measured
+    on a GPU (docs/tiers.md)."""
+
+    name = "router_small_m_ext"
+    code = "gemmbench's CUDA kernel for M <= 16 (ext/router_small_m.cu): a CTA per expert row, 16-byte loads"
+    in_default_set = False
+
+    def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
+        reason = super().unavailable_reason(case, device)
+        if reason:
+            return reason
+        if case.m > EXT_MAX_M:
+            return f"runs M <= {EXT_MAX_M} only (the torch.mm tier takes larger M)"
+        if case.k % EXT_K_MULTIPLE:
+            return f"K must be a multiple of {EXT_K_MULTIPLE} (16-byte loads), got {case.k}"
+        return None
+
+    def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
+        router_small_m_out, x, w, out = torch.ops.gemmbench.router_small_m_out, inputs.x, inputs.w, inputs.out
+
+        def call() -> torch.Tensor:
+            router_small_m_out(x, w, out)
+            return out
+
+        return call
 
 
 def _shape(case: Case) -> tuple[int, int, int]:

@@ -1,14 +1,16 @@
-"""The optional cuBLAS extension: C++ source in this folder, built on demand, cached per user.
+"""The optional cuBLAS extension: C++ and CUDA source in this folder, built on demand, cached per user.
 
-The build goes to `<cache>/ext/<key>`, the key a hash of the source, the torch version and its CUDA
-version: a rebuild happens only when one of them changes, and a cached library loads in well under a
-second. It links the very libcublas and libcublasLt that torch loaded, so the extension shares
-torch's cuBLAS (and handles) instead of bringing a second copy.
+The build goes to `<cache>/ext/<key>`, the key a hash of the sources, the torch version, its CUDA version
+and the GPU architectures compiled for: a rebuild happens only when one of them changes, and a cached
+library loads in well under a second. It links the very libcublas and libcublasLt that torch loaded, so
+the extension shares torch's cuBLAS (and handles) instead of bringing a second copy.
 
 Operators (torch.ops.gemmbench.*), each with a fake implementation for shapes without a GPU:
 `gemm_ex(x, w)` / `gemm_ex_out(x, w, out)`: cublasGemmEx, bf16 x bf16 -> fp32, compute fp32.
 `lt(x, w, algo)` / `lt_out(x, w, out, algo)`: cublasLtMatmul with the heuristic's algorithm `algo`
 (0 = its best); `lt_algo_count(x, w)`: how many algorithms the heuristic offers for this shape.
+`router_small_m_out(x, w, out)`: not cuBLAS but gemmbench's own CUDA kernel for M <= 16 (router_small_m.cu),
+the router_small_m_ext backend.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ import torch
 from gemmbench.cache import cache_root
 from gemmbench.environment import loaded_library
 
-SOURCE = Path(__file__).with_name("cublas_gemm.cpp")
+SOURCES = (Path(__file__).with_name("cublas_gemm.cpp"), Path(__file__).with_name("router_small_m.cu"))
+ARCH_ENV = "TORCH_CUDA_ARCH_LIST"
+# Where no GPU is present to say which architecture to compile for (a build ahead of time): the H100/H200's.
+DEFAULT_ARCH = "9.0"
 LOG_NAME = "build.log"
 # Hex digits of the build key: 64 bits, so two source/torch/CUDA combinations never share a folder.
 BUILD_KEY_HEX_DIGITS = 16
@@ -65,13 +70,25 @@ class ExtensionStatus:
 
 @functools.cache
 def _source() -> bytes:
-    """The extension's source, read once per process (every backend's availability check asks for the key)."""
-    return SOURCE.read_bytes()
+    """The extension's sources, read once per process (every backend's availability check asks for the key)."""
+    return b"".join(source.read_bytes() for source in SOURCES)
+
+
+@functools.cache
+def target_arches() -> str:
+    """The GPU architectures the kernels are compiled for, as TORCH_CUDA_ARCH_LIST writes them: that
+    variable where set, else those of the GPUs present (torch's own rule), else DEFAULT_ARCH."""
+    if os.environ.get(ARCH_ENV):
+        return os.environ[ARCH_ENV]
+    if torch.cuda.is_available():
+        capabilities = {torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())}
+        return ";".join(f"{major}.{minor}" for major, minor in sorted(capabilities))
+    return DEFAULT_ARCH
 
 
 def build_key() -> str:
     digest = hashlib.sha256(_source())
-    digest.update(f"{torch.__version__}|{torch.version.cuda}".encode())
+    digest.update(f"{torch.__version__}|{torch.version.cuda}|{target_arches()}".encode())
     return digest.hexdigest()[:BUILD_KEY_HEX_DIGITS]
 
 
@@ -178,18 +195,16 @@ def build() -> Path:
     folder = build_dir()
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / LOG_NAME
-    # The source is host C++ only (no kernels), so the CUDA architecture list is unused; but torch
-    # insists on one and derives it from the GPUs present, so give it one where there is no GPU.
-    arch_env = "TORCH_CUDA_ARCH_LIST"
-    saved_arch = os.environ.get(arch_env)
-    if saved_arch is None and not torch.cuda.is_available():
-        os.environ[arch_env] = "9.0"
+    # The kernels are compiled for the architectures the build key names.
+    saved_arch = os.environ.get(ARCH_ENV)
+    os.environ[ARCH_ENV] = target_arches()
     try:
         with _quiet_torch() as printed:
             cpp_extension.load(
                 name=module_name(),
-                sources=[str(SOURCE)],
+                sources=[str(source) for source in SOURCES],
                 extra_cflags=["-O2"],
+                extra_cuda_cflags=["-O3"],
                 extra_include_paths=[str(libs.include)],
                 # Link the very files torch loaded (pip wheels ship only versioned names such as .so.13).
                 extra_ldflags=[
@@ -210,7 +225,9 @@ def build() -> Path:
         raise ExtensionUnavailable(f"the build failed (compiler output in {log})") from exc
     finally:
         if saved_arch is None:
-            os.environ.pop(arch_env, None)
+            os.environ.pop(ARCH_ENV, None)
+        else:
+            os.environ[ARCH_ENV] = saved_arch
     log.unlink(missing_ok=True)
     return library_path()
 
@@ -236,6 +253,7 @@ def _register_fakes() -> None:
         ("lt", new_output),
         ("gemm_ex_out", writes_in_place),
         ("lt_out", writes_in_place),
+        ("router_small_m_out", writes_in_place),
     ):
         torch.library.register_fake(f"gemmbench::{name}")(fake)
 

@@ -15,11 +15,15 @@
 #include <cublas_v2.h>
 #include <torch/library.h>
 
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
 #include <tuple>
 #include <vector>
+
+// router_small_m.cu: the kernel of the router_small_m_ext backend.
+void launch_router_small_m(const at::Tensor& x, const at::Tensor& w, at::Tensor& out);
 
 namespace {
 
@@ -154,6 +158,25 @@ int64_t lt_algo_count(const at::Tensor& x, const at::Tensor& w) {
   return static_cast<int64_t>(lt_plan_for(x, w).algos.size());
 }
 
+// The most tokens router_small_m_out's kernel holds (one template instance per count), and the elements of
+// K in its 16-byte loads.
+constexpr int64_t kRouterMaxTokens = 16;
+constexpr int64_t kRouterVector = 8;
+
+void router_small_m_out(const at::Tensor& x, const at::Tensor& w, at::Tensor& out) {
+  check_inputs("router_small_m", x, w, out);
+  require(x.size(0) >= 1 && x.size(0) <= kRouterMaxTokens, "router_small_m",
+          "M must be 1.." + std::to_string(kRouterMaxTokens) + ", got " + std::to_string(x.size(0)));
+  require(x.size(1) % kRouterVector == 0, "router_small_m",
+          "K must be a multiple of " + std::to_string(kRouterVector) + ", got " + std::to_string(x.size(1)));
+  require(reinterpret_cast<std::uintptr_t>(x.data_ptr()) % 16 == 0 &&
+              reinterpret_cast<std::uintptr_t>(w.data_ptr()) % 16 == 0,
+          "router_small_m", "x and w must start on 16-byte boundaries");
+  if (w.size(0) == 0) return;
+  const c10::cuda::CUDAGuard guard(x.device());
+  launch_router_small_m(x, w, out);
+}
+
 at::Tensor gemm_ex(const at::Tensor& x, const at::Tensor& w) {
   at::Tensor out = new_output(x, w);
   gemm_ex_out(x, w, out);
@@ -174,6 +197,7 @@ TORCH_LIBRARY(gemmbench, m) {
   m.def("lt(Tensor x, Tensor w, int algo=0) -> Tensor");
   m.def("lt_out(Tensor x, Tensor w, Tensor(a!) out, int algo=0) -> ()");
   m.def("lt_algo_count(Tensor x, Tensor w) -> int");
+  m.def("router_small_m_out(Tensor x, Tensor w, Tensor(a!) out) -> ()");
 }
 
 // CUDA runs the GEMMs; CPU reaches the same input checks, so a CPU tensor gets a clear message
@@ -185,6 +209,7 @@ TORCH_LIBRARY(gemmbench, m) {
     m.impl("lt", &lt);                           \
     m.impl("lt_out", &lt_out);                   \
     m.impl("lt_algo_count", &lt_algo_count);     \
+    m.impl("router_small_m_out", &router_small_m_out); \
   }
 GEMMBENCH_IMPL(CUDA)
 GEMMBENCH_IMPL(CPU)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The router's tiers on the GPU machine, in one call (docs/tiers.md): router_small_m's GPU tests; the five
-# router shapes at M = 1..32 with router_small_m, mm_out_dtype and linear_cast (cold L2, graph time);
+# router shapes at M = 1..32 with router_small_m (Triton), router_small_m_ext (CUDA), mm_out_dtype and
+# linear_cast (cold L2, graph time);
 # every preset with router_small_m against mm_out_dtype (relative error and routing); recommend --python.
 # Then the GPU tests and the tuning space (every configuration). Full log under $OUT, summary last.
 # Usage (from the repository root): OUT=/some/dir bash scripts/checks/tiers_check.sh
@@ -11,7 +12,9 @@ import torch
 from gemmbench.backends import REGISTRY
 from gemmbench.inputs import make_inputs
 from gemmbench.shapes import Case
-for name in ("router_small_m", "mm_out_dtype"):
+from gemmbench import ext
+ext.load()
+for name in ("router_small_m", "router_small_m_ext", "mm_out_dtype"):
     for m in (1, 16):
         case = Case("DeepSeek-V3", "router", "router", m, 256, 7168)
         REGISTRY[name].prepare(case, make_inputs(case, torch.device("cuda"), seed=0))()
@@ -21,9 +24,10 @@ torch.cuda.synchronize()
 {
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv
   python3 -c "import triton; print('triton', triton.__version__)"
+  gb ext build > /dev/null
   t0=$(ms)
   gb sweep --shape 256x7168 --shape 384x7168 --shape 256x6144 --shape 256x4096 --shape 64x7168 --m 1:32:x2 \
-    --backend router_small_m,mm_out_dtype,linear_cast --out-dir "$OUT/tiers" --md > "$OUT/tiers.md"
+    --backend router_small_m,router_small_m_ext,mm_out_dtype,linear_cast --out-dir "$OUT/tiers" --md > "$OUT/tiers.md"
   echo "tiers sweep wall time: $(( $(ms) - t0 )) ms"
   cat "$OUT/tiers.md"
   gb sweep --preset deepseek-v3 --preset kimi-k2 --preset glm-5 --preset deepseek-v4-flash --preset deepseek-v4-pro \
@@ -39,7 +43,7 @@ torch.cuda.synchronize()
     "$OUT/ncu_router.txt" | head -80
   gb recommend "$OUT"/tiers/*.json --md
   gb recommend "$OUT"/tiers/*.json --python > "$OUT/dispatch.py" && python3 -c "compile(open('$OUT/dispatch.py').read(), 'dispatch.py', 'exec'); print('dispatch.py compiles')"
-  python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py -k router_small_m 2>&1 | tail -3
+  python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_ext_gpu.py -k router_small_m 2>&1 | tail -3
   t0=$(ms)
   python3 scripts/experiments/router_small_m_tuning.py "$OUT"
   echo "tuning space wall time: $(( $(ms) - t0 )) ms"
