@@ -540,6 +540,22 @@ def test_recommend_python_is_a_dispatch_function_that_runs():
     assert "_TIER_1_MAX_M = " in code
 
 
+def test_recommend_python_of_the_tiers_run_dispatches_the_first_tier_only_where_it_was_measured():
+    result = invoke("recommend", DOCS_RUNS / "h200_tiers.json", "--python")
+    assert result.exit_code == 0, result.output
+    namespace: dict = {}
+    exec(compile(result.stdout, "dispatch.py", "exec"), namespace)
+    choose = namespace["choose_backend"]
+    assert [choose(256, 7168, m) for m in (1, 4, 8, 32, 33)] == [
+        "router_small_m",
+        "router_small_m",
+        "mm_out_dtype",
+        "mm_out_dtype",
+        None,
+    ]
+    assert choose(256, 4096, 32) == "router_small_m" and choose(256, 4096, 64) is None
+
+
 def test_recommend_output_formats_are_exclusive():
     result = invoke("recommend", COLD_A, "--python", "--md")
     assert result.exit_code == 2 and "--md and --python each choose the output format" in result.stderr
