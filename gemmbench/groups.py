@@ -342,7 +342,8 @@ def profile_groups(
             profiled.append(record)
             continue
         # In the replay, every kernel counts as its own lane: what overlaps is kernels, whichever stream
-        # the profiler files a graph's kernels under.
+        # the profiler files a graph's kernels under (so two kernels of one stream that overlap, as with
+        # programmatic dependent launch, count too).
         lanes = [(i, start, end) for i, (_, start, end) in enumerate(replayed)]
         profiled.append(
             replace(

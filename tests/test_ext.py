@@ -12,6 +12,7 @@ from gemmbench.cache import CACHE_ENV
 from gemmbench.cli import app
 from gemmbench.measure import SweepOptions, measure_all
 from gemmbench.records import SKIPPED
+from gemmbench.shapes import Case
 
 runner = CliRunner()
 EXT_BACKENDS = ["cublas_ext", "cublaslt_ext", "cublaslt_tuned_ext"]
@@ -97,3 +98,39 @@ def test_a_toolkit_without_headers_is_named_with_the_fix(monkeypatch, tmp_path):
     monkeypatch.setattr(ext._cpp_extension(), "CUDA_HOME", str(tmp_path))
     reason = ext.cannot_build()
     assert f"torch takes the CUDA toolkit to be {tmp_path} (CUDA_HOME)" in reason and "set CUDA_HOME" in reason
+
+
+def test_a_router_kernel_that_does_not_compile_costs_only_its_own_backend(monkeypatch):
+    from gemmbench.backends.router_small_m import RouterSmallMExt
+
+    built = []
+
+    def compile_(sources, defines):
+        if ext.ROUTER_SOURCE in sources:
+            raise RuntimeError("nvcc fatal : unsupported gpu architecture")
+        built.append(defines)
+        ext.library_path().write_bytes(b"")
+
+    monkeypatch.setattr(ext, "cannot_build", lambda: None)
+    monkeypatch.setattr(ext, "_compile", compile_)
+    assert ext.build() == ext.library_path() and built == [[ext.WITHOUT_ROUTER_KERNEL]]
+    problem = ext.router_kernel_problem()
+    assert (
+        "did not compile" in problem and ext.ROUTER_LOG_NAME in problem and "cuBLAS backends are unaffected" in problem
+    )
+    assert "unsupported gpu architecture" in (ext.build_dir() / ext.ROUTER_LOG_NAME).read_text()
+    monkeypatch.setattr(ext, "unavailable_reason", lambda: None)  # the library is there and loads
+    case = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)
+    assert RouterSmallMExt().unavailable_reason(case, torch.device("cuda")) == problem
+    assert REGISTRY["cublas_ext"].unavailable_reason(case, torch.device("cuda")) is None
+
+
+def test_a_failed_build_of_both_says_where_the_log_is(monkeypatch):
+    def compile_(sources, defines):
+        raise RuntimeError("g++: error")
+
+    monkeypatch.setattr(ext, "cannot_build", lambda: None)
+    monkeypatch.setattr(ext, "_compile", compile_)
+    with pytest.raises(ext.ExtensionUnavailable, match="the build failed"):
+        ext.build()
+    assert "g++: error" in (ext.build_dir() / ext.LOG_NAME).read_text()

@@ -73,6 +73,14 @@ def test_it_is_in_the_default_set():
     assert REGISTRY["router_small_m"] in default_backends()
 
 
+def test_it_refuses_a_weight_beyond_its_32_bit_offsets(monkeypatch):
+    import importlib.util as importlib_util
+
+    monkeypatch.setattr(importlib_util, "find_spec", lambda name: object())  # as where Triton is installed
+    huge = Case("x", "y", "custom", 1, 1 << 20, 1 << 12)
+    assert "32-bit offsets" in RouterSmallM().unavailable_reason(huge, torch.device("cuda"))
+
+
 def test_the_cuda_kernel_says_why_it_cannot_run(monkeypatch):
     from gemmbench import ext
     from gemmbench.backends.router_small_m import EXT_MAX_M, RouterSmallMExt

@@ -15,7 +15,8 @@ per SM, not by arithmetic. One kernel, two ways of tiling it, tuned per shape:
 
 The atomic only picks who adds, never the order, so every call gives the same bits; there is one kernel
 per call (cuBLAS runs nvjet and a split-K reduce), no allocation per call (the workspace comes with
-`prepare`), and it is capturable in CUDA graphs (the last program resets its counter). The tiling is
+`prepare`), and it is capturable in CUDA graphs (the last program resets its counter; a launch that is
+aborted halfway would leave it set, and `prepare` starts each call's counters at zero). The tiling is
 tuned once per (GPU, N, K, M bucket) by cold-L2 CUDA-graph device time and cached in the per-user cache;
 each row says which configuration ran.
 """
@@ -29,6 +30,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from gemmbench import ext
 from gemmbench.backends.base import Backend, GemmCall, GemmInputs
 from gemmbench.backends.cublas_ext import ExtensionBackend
 from gemmbench.cache import cache_root
@@ -36,6 +38,8 @@ from gemmbench.shapes import Case
 
 # The largest M it runs: at 32 it already loses to cuBLAS on three of five router GEMMs on an H200 (docs/tiers.md).
 MAX_M = 32
+# The kernel's offsets into the weight are 32-bit: N x K must stay below this.
+MAX_WEIGHT_ELEMENTS = 2**31
 # tl.dot's smallest tile side: M is padded to it on tensor cores.
 DOT_MIN = 16
 # At most this many fp32 partial sums per program on CUDA cores (BLOCK_M x BLOCK_N x BLOCK_K), so that they
@@ -223,6 +227,8 @@ class RouterSmallM(Backend):
             return "Triton is not installed (it ships with CUDA builds of torch)"
         if case.m > MAX_M:
             return f"runs M <= {MAX_M} only (the torch.mm tier takes larger M)"
+        if case.n * case.k >= MAX_WEIGHT_ELEMENTS:
+            return f"the weight's N x K = {case.n * case.k} elements is beyond its 32-bit offsets"
         return None
 
     def tuning_note(self, case: Case, device: torch.device) -> str | None:
@@ -270,7 +276,7 @@ class RouterSmallMExt(ExtensionBackend):
     in_default_set = False
 
     def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
-        reason = super().unavailable_reason(case, device)
+        reason = super().unavailable_reason(case, device) or ext.router_kernel_problem()
         if reason:
             return reason
         if case.m > EXT_MAX_M:

@@ -22,8 +22,11 @@
 #include <tuple>
 #include <vector>
 
-// router_small_m.cu: the kernel of the router_small_m_ext backend.
+// router_small_m.cu: the kernel of the router_small_m_ext backend. Where it does not compile, the extension
+// is built without it (GEMMBENCH_NO_ROUTER_KERNEL), so that the cuBLAS operators stay available.
+#ifndef GEMMBENCH_NO_ROUTER_KERNEL
 void launch_router_small_m(const at::Tensor& x, const at::Tensor& w, at::Tensor& out);
+#endif
 
 namespace {
 
@@ -158,6 +161,7 @@ int64_t lt_algo_count(const at::Tensor& x, const at::Tensor& w) {
   return static_cast<int64_t>(lt_plan_for(x, w).algos.size());
 }
 
+#ifndef GEMMBENCH_NO_ROUTER_KERNEL
 // The most tokens router_small_m_out's kernel holds (one template instance per count), and the elements of
 // K in its 16-byte loads.
 constexpr int64_t kRouterMaxTokens = 16;
@@ -176,6 +180,7 @@ void router_small_m_out(const at::Tensor& x, const at::Tensor& w, at::Tensor& ou
   const c10::cuda::CUDAGuard guard(x.device());
   launch_router_small_m(x, w, out);
 }
+#endif
 
 at::Tensor gemm_ex(const at::Tensor& x, const at::Tensor& w) {
   at::Tensor out = new_output(x, w);
@@ -197,7 +202,6 @@ TORCH_LIBRARY(gemmbench, m) {
   m.def("lt(Tensor x, Tensor w, int algo=0) -> Tensor");
   m.def("lt_out(Tensor x, Tensor w, Tensor(a!) out, int algo=0) -> ()");
   m.def("lt_algo_count(Tensor x, Tensor w) -> int");
-  m.def("router_small_m_out(Tensor x, Tensor w, Tensor(a!) out) -> ()");
 }
 
 // CUDA runs the GEMMs; CPU reaches the same input checks, so a CPU tensor gets a clear message
@@ -209,7 +213,12 @@ TORCH_LIBRARY(gemmbench, m) {
     m.impl("lt", &lt);                           \
     m.impl("lt_out", &lt_out);                   \
     m.impl("lt_algo_count", &lt_algo_count);     \
-    m.impl("router_small_m_out", &router_small_m_out); \
   }
 GEMMBENCH_IMPL(CUDA)
 GEMMBENCH_IMPL(CPU)
+
+#ifndef GEMMBENCH_NO_ROUTER_KERNEL
+TORCH_LIBRARY_FRAGMENT(gemmbench, m) { m.def("router_small_m_out(Tensor x, Tensor w, Tensor(a!) out) -> ()"); }
+TORCH_LIBRARY_IMPL(gemmbench, CUDA, m) { m.impl("router_small_m_out", &router_small_m_out); }
+TORCH_LIBRARY_IMPL(gemmbench, CPU, m) { m.impl("router_small_m_out", &router_small_m_out); }
+#endif
