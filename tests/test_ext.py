@@ -134,3 +134,15 @@ def test_a_failed_build_of_both_says_where_the_log_is(monkeypatch):
     with pytest.raises(ext.ExtensionUnavailable, match="the build failed"):
         ext.build()
     assert "g++: error" in (ext.build_dir() / ext.LOG_NAME).read_text()
+
+
+def test_a_library_that_does_not_load_is_a_reason_not_a_traceback(monkeypatch):
+    monkeypatch.setattr(ext, "build", lambda: ext.library_path())
+    monkeypatch.setattr(ext, "is_loaded", lambda: False)
+
+    def load_library(path):
+        raise OSError("undefined symbol: launch_router_small_m")
+
+    monkeypatch.setattr(torch.ops, "load_library", load_library)
+    with pytest.raises(ext.ExtensionUnavailable, match="does not load .*undefined symbol.*ext clean"):
+        ext.load()

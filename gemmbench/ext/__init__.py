@@ -269,7 +269,10 @@ def load() -> None:
     if is_loaded():
         return
     build()
-    torch.ops.load_library(str(library_path()))
+    try:
+        torch.ops.load_library(str(library_path()))
+    except (OSError, RuntimeError) as exc:  # a library that built but does not load (a missing symbol)
+        raise ExtensionUnavailable(f"{library_path()} does not load ({exc}); gemmbench ext clean rebuilds it") from exc
     _register_fakes()
 
 
