@@ -14,6 +14,17 @@ LT_TUNE_CANDIDATES = 8
 LT_TUNE_BUDGET_S = 0.01
 
 
+def out_op_call(op, inputs: GemmInputs) -> GemmCall:
+    """A call of one of the extension's `*_out(x, w, out)` operators on `inputs`, returning `out`."""
+    x, w, out = inputs.x, inputs.w, inputs.out
+
+    def call() -> torch.Tensor:
+        op(x, w, out)
+        return out
+
+    return call
+
+
 class ExtensionBackend(Backend):
     needs_extension = True
 
@@ -28,13 +39,7 @@ class CublasExt(ExtensionBackend):
     code = "cublasGemmEx(bf16, bf16 -> fp32, CUBLAS_COMPUTE_32F) on torch's handle (vLLM's router_gemm_bf16_fp32)"
 
     def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
-        gemm_ex_out, x, w, out = torch.ops.gemmbench.gemm_ex_out, inputs.x, inputs.w, inputs.out
-
-        def call() -> torch.Tensor:
-            gemm_ex_out(x, w, out)
-            return out
-
-        return call
+        return out_op_call(torch.ops.gemmbench.gemm_ex_out, inputs)
 
 
 class CublasLtExt(ExtensionBackend):

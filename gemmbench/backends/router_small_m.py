@@ -32,7 +32,7 @@ import torch
 
 from gemmbench import ext
 from gemmbench.backends.base import Backend, GemmCall, GemmInputs
-from gemmbench.backends.cublas_ext import ExtensionBackend
+from gemmbench.backends.cublas_ext import ExtensionBackend, out_op_call
 from gemmbench.cache import cache_root
 from gemmbench.shapes import Case
 
@@ -285,13 +285,7 @@ class RouterSmallMExt(ExtensionBackend):
         return None
 
     def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
-        router_small_m_out, x, w, out = torch.ops.gemmbench.router_small_m_out, inputs.x, inputs.w, inputs.out
-
-        def call() -> torch.Tensor:
-            router_small_m_out(x, w, out)
-            return out
-
-        return call
+        return out_op_call(torch.ops.gemmbench.router_small_m_out, inputs)
 
 
 def _shape(case: Case) -> tuple[int, int, int]:
