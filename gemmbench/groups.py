@@ -59,10 +59,7 @@ def measure_groups(
     for group in groups:
         for m in m_values:
             for backend in backends:
-                if _unavailable(group, m, backend, device) is None:
-                    light = [member.gemm.case(m) for member in group.members if member.light]
-                    announce_tuning([backend], light, device, note)
-                yield _measure(group, m, backend, device, options)
+                yield _measure(group, m, backend, device, options, note)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
 
@@ -76,7 +73,9 @@ def _unavailable(group: GroupSpec, m: int, backend: Backend, device: torch.devic
     return None
 
 
-def _measure(group: GroupSpec, m: int, backend: Backend, device: torch.device, options: SweepOptions) -> GroupRecord:
+def _measure(
+    group: GroupSpec, m: int, backend: Backend, device: torch.device, options: SweepOptions, note: Callable[[str], None]
+) -> GroupRecord:
     reason = _unavailable(group, m, backend, device)
     if reason:
         return GroupRecord.for_point(group, m, backend.name, SKIPPED, reason)
@@ -84,6 +83,7 @@ def _measure(group: GroupSpec, m: int, backend: Backend, device: torch.device, o
         return _simulated(group, m, backend)
     if device.type != "cuda":
         return GroupRecord.for_point(group, m, backend.name, SKIPPED, "CUDA streams need a CUDA device")
+    announce_tuning([backend], [member.gemm.case(m) for member in group.members if member.light], device, note)
     try:
         calls = GroupCalls.build(group, m, backend, device, options)
         rel_err, wrong = calls.check()
