@@ -16,6 +16,7 @@ SAMPLE_ARGS = {
     "checks/validate_timers.py": ["out"],
     "experiments/graph_sizing.py": ["out"],
     "experiments/power_drift.py": ["out"],
+    "experiments/router_ext_variants.py": ["out"],
     "experiments/router_floor.py": ["out"],
     "experiments/router_small_m_tuning.py": ["out"],
 }
