@@ -546,14 +546,14 @@ def test_recommend_python_of_the_tiers_run_dispatches_the_first_tier_only_where_
     namespace: dict = {}
     exec(compile(result.stdout, "dispatch.py", "exec"), namespace)
     choose = namespace["choose_backend"]
-    assert [choose(256, 7168, m) for m in (1, 4, 8, 32, 33)] == [
-        "router_small_m",
-        "router_small_m",
+    assert [choose(256, 7168, m) for m in (1, 8, 9, 32, 33)] == [
+        "router_small_m_ext",
+        "router_small_m_ext",
         "mm_out_dtype",
         "mm_out_dtype",
         None,
     ]
-    assert choose(256, 4096, 32) == "router_small_m" and choose(256, 4096, 64) is None
+    assert [choose(256, 4096, m) for m in (16, 32, 64)] == ["router_small_m_ext", "router_small_m", None]
 
 
 def test_recommend_output_formats_are_exclusive():

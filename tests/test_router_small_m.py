@@ -97,7 +97,8 @@ def test_the_cuda_kernel_says_why_it_cannot_run(monkeypatch):
     assert "multiple of 8" in backend.unavailable_reason(odd_k, cuda)
 
 
-def test_the_cuda_kernel_runs_only_when_asked_for_until_measured():
+def test_a_default_sweep_measures_both_first_tier_kernels():
     from gemmbench.backends import REGISTRY, default_backends
 
-    assert REGISTRY["router_small_m_ext"] not in default_backends() and REGISTRY["router_small_m_ext"].needs_extension
+    assert {REGISTRY["router_small_m"], REGISTRY["router_small_m_ext"]} <= set(default_backends())
+    assert REGISTRY["router_small_m_ext"].needs_extension

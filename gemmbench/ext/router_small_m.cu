@@ -1,27 +1,44 @@
 // router_small_m_ext's kernel: out[M, N] = x[M, K] @ w[N, K].T, bf16 x bf16 -> fp32, for M <= 16 tokens.
 //
 // The design of TensorRT-LLM's dsv3RouterGemm (docs/design.md, specialised router kernels), written anew:
-// one CTA per expert (output column) of kThreads threads; each thread reads 16-byte vectors (8 bf16) of
-// the expert's weight row and the same K slice of every token, multiplies in fp32, and the CTA adds its
+// a CTA per expert (output column), or per pair of experts; each thread reads 16-byte vectors (8 bf16) of
+// the experts' weight rows and the same K slice of every token, multiplies in fp32, and the CTA adds its
 // threads' sums in a fixed order (warp shuffles, then shared memory), so every call gives the same bits.
 // The token count is a template parameter, so the per-token sums live in registers. No workspace, no
 // atomics, one kernel per call on the current stream (capturable in CUDA graphs).
+//
+// What makes it fast is that every byte a thread needs is in flight before the thread waits for any: a
+// router GEMM at M <= 16 is one DRAM round trip of a few MB. Two ways, by token count (`Layout` below;
+// the configurations measured on the H200 by scripts/experiments/router_ext_variants.py, docs/tiers.md):
+// - tokens in registers: the weight and token vectors loaded by asm statements the compiler keeps ahead of
+//   the arithmetic (it moves an __ldg next to its first use, and a thread's loads then wait in turn);
+// - tokens staged: copied with cp.async into a landing buffer in shared memory that holds them without
+//   registers (each thread reads back only what it copied, so no barrier), the weights into registers,
+//   then one wait; two experts per CTA share the tokens.
 
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAException.h>
 #include <cuda_bf16.h>
+#include <cuda_pipeline.h>
 
 #include <cstdint>
 
 namespace {
 
-constexpr int kThreads = 128;  // 4 warps per CTA, as dsv3RouterGemm
-constexpr int kWarps = kThreads / 32;
 constexpr int kVector = 8;  // bf16 per 16-byte load
-// Vectors per thread that are loaded before any is used: K = 7168 is 7 vectors per thread at 128
-// threads, so 8 keeps a whole router row's loads in flight at once.
-constexpr int kUnroll = 8;
+
+// How a token count is computed: threads per CTA, vectors per thread per step, experts per CTA, and
+// whether the tokens go through shared memory. Measured on the H200 (cold L2, graph time) over the
+// DeepSeek-V3, Kimi-K2 and V4-Flash routers; the fastest configuration for most of the three per count.
+template <int kTokens>
+struct Layout {
+  static constexpr bool kStageTokens = kTokens > 2;  // beyond 2 tokens, registers run short
+  static constexpr int kThreads = kTokens <= 2 ? 512 : kTokens <= 8 ? 256 : 128;
+  static constexpr int kUnroll = kTokens <= 2 ? 2 : kTokens <= 8 ? 4 : 2;
+  static constexpr int kExperts = kTokens <= 2 ? 1 : 2;
+  static constexpr size_t kLandingBytes = kStageTokens ? sizeof(uint4) * kTokens * kUnroll * kThreads : 0;
+};
 
 __device__ inline void to_float8(const uint4& packed, float (&values)[kVector]) {
   const __nv_bfloat162* pairs = reinterpret_cast<const __nv_bfloat162*>(&packed);
@@ -33,61 +50,130 @@ __device__ inline void to_float8(const uint4& packed, float (&values)[kVector]) 
   }
 }
 
+// A 16-byte read-only load that the compiler keeps in program order with the others.
+__device__ inline uint4 load_in_order(const uint4* address) {
+  uint4 value;
+  asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(value.x), "=r"(value.y), "=r"(value.z), "=r"(value.w)
+               : "l"(address));
+  return value;
+}
+
+__device__ inline float dot8(const float (&a)[kVector], const float (&b)[kVector], float sum) {
+#pragma unroll
+  for (int i = 0; i < kVector; ++i) sum = fmaf(a[i], b[i], sum);
+  return sum;
+}
+
 }  // namespace
 
 // At global scope, so that the profiler shows `void gemmbench_router_small_m_ext<M>(...)`, which
 // gemmbench's decoder knows as its own.
 template <int kTokens>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(Layout<kTokens>::kThreads)
     gemmbench_router_small_m_ext(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
                                  float* __restrict__ out, int n, int k) {
-  const int column = blockIdx.x;
+  using L = Layout<kTokens>;
+  constexpr int kThreads = L::kThreads, kUnroll = L::kUnroll, kExperts = L::kExperts;
+  extern __shared__ uint4 landing[];  // [kTokens][kUnroll][kThreads], when the tokens are staged
   const int vectors = k / kVector;
-  const uint4* weight = reinterpret_cast<const uint4*>(w + static_cast<int64_t>(column) * k);
+  const int first = blockIdx.x * kExperts;
   const uint4* tokens = reinterpret_cast<const uint4*>(x);
-
-  float sums[kTokens];
+  const uint4* rows[kExperts];
 #pragma unroll
-  for (int t = 0; t < kTokens; ++t) sums[t] = 0.0f;
+  for (int e = 0; e < kExperts; ++e)  // an expert past N (odd N) reads the last row; its sums are not stored
+    rows[e] = reinterpret_cast<const uint4*>(w + static_cast<int64_t>(min(first + e, n - 1)) * k);
 
+  float sums[kExperts][kTokens] = {};
   for (int base = threadIdx.x; base < vectors; base += kThreads * kUnroll) {
-    uint4 loaded[kUnroll];
+    uint4 weights_loaded[kExperts][kUnroll];
+    if constexpr (L::kStageTokens) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int v = base + u * kThreads;
-      loaded[u] = v < vectors ? __ldg(weight + v) : make_uint4(0, 0, 0, 0);
-    }
+      for (int e = 0; e < kExperts; ++e) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int v = base + u * kThreads;
-      if (v >= vectors) break;
-      float weights[kVector];
-      to_float8(loaded[u], weights);
+        for (int u = 0; u < kUnroll; ++u) {
+          const int v = base + u * kThreads;
+          weights_loaded[e][u] = v < vectors ? __ldg(rows[e] + v) : make_uint4(0, 0, 0, 0);
+        }
+      }
 #pragma unroll
       for (int t = 0; t < kTokens; ++t) {
-        float acts[kVector];
-        to_float8(__ldg(tokens + static_cast<int64_t>(t) * vectors + v), acts);
 #pragma unroll
-        for (int i = 0; i < kVector; ++i) sums[t] = fmaf(acts[i], weights[i], sums[t]);
+        for (int u = 0; u < kUnroll; ++u) {
+          const int v = base + u * kThreads;
+          if (v < vectors)
+            __pipeline_memcpy_async(&landing[(t * kUnroll + u) * kThreads + threadIdx.x],
+                                    tokens + static_cast<int64_t>(t) * vectors + v, sizeof(uint4));
+        }
+      }
+      __pipeline_commit();
+      __pipeline_wait_prior(0);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (base + u * kThreads >= vectors) break;
+        float weights[kExperts][kVector];
+#pragma unroll
+        for (int e = 0; e < kExperts; ++e) to_float8(weights_loaded[e][u], weights[e]);
+#pragma unroll
+        for (int t = 0; t < kTokens; ++t) {
+          float acts[kVector];
+          to_float8(landing[(t * kUnroll + u) * kThreads + threadIdx.x], acts);
+#pragma unroll
+          for (int e = 0; e < kExperts; ++e) sums[e][t] = dot8(acts, weights[e], sums[e][t]);
+        }
+      }
+    } else {
+      // Unconditional loads (a vector past the end reads the last one again and is zeroed below).
+      uint4 tokens_loaded[kTokens][kUnroll];
+#pragma unroll
+      for (int e = 0; e < kExperts; ++e) {
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) weights_loaded[e][u] = load_in_order(rows[e] + min(base + u * kThreads, vectors - 1));
+      }
+#pragma unroll
+      for (int t = 0; t < kTokens; ++t) {
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u)
+          tokens_loaded[t][u] = load_in_order(tokens + static_cast<int64_t>(t) * vectors + min(base + u * kThreads, vectors - 1));
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const bool past_end = base + u * kThreads >= vectors;
+        float weights[kExperts][kVector];
+#pragma unroll
+        for (int e = 0; e < kExperts; ++e) to_float8(past_end ? make_uint4(0, 0, 0, 0) : weights_loaded[e][u], weights[e]);
+#pragma unroll
+        for (int t = 0; t < kTokens; ++t) {
+          float acts[kVector];
+          to_float8(tokens_loaded[t][u], acts);
+#pragma unroll
+          for (int e = 0; e < kExperts; ++e) sums[e][t] = dot8(acts, weights[e], sums[e][t]);
+        }
       }
     }
   }
 
-  __shared__ float per_warp[kWarps][kTokens];
+  constexpr int kWarps = kThreads / 32;
+  __shared__ float per_warp[kWarps][kExperts * kTokens];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 #pragma unroll
-  for (int t = 0; t < kTokens; ++t) {
-    float sum = sums[t];
+  for (int e = 0; e < kExperts; ++e) {
 #pragma unroll
-    for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-    if (lane == 0) per_warp[warp][t] = sum;
+    for (int t = 0; t < kTokens; ++t) {
+      float sum = sums[e][t];
+#pragma unroll
+      for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+      if (lane == 0) per_warp[warp][e * kTokens + t] = sum;
+    }
   }
   __syncthreads();
-  if (threadIdx.x < kTokens) {
+  for (int slot = threadIdx.x; slot < kExperts * kTokens; slot += kThreads) {
+    const int e = slot / kTokens, t = slot % kTokens;
+    if (first + e >= n) continue;
     float total = 0.0f;
 #pragma unroll
-    for (int i = 0; i < kWarps; ++i) total += per_warp[i][threadIdx.x];
-    out[static_cast<int64_t>(threadIdx.x) * n + column] = total;
+    for (int i = 0; i < kWarps; ++i) total += per_warp[i][slot];
+    out[static_cast<int64_t>(t) * n + first + e] = total;
   }
 }
 
@@ -95,8 +181,17 @@ namespace {
 
 template <int kTokens>
 void launch(const at::Tensor& x, const at::Tensor& w, at::Tensor& out) {
+  using L = Layout<kTokens>;
   const int n = static_cast<int>(w.size(0)), k = static_cast<int>(x.size(1));
-  gemmbench_router_small_m_ext<kTokens><<<n, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+  if constexpr (L::kLandingBytes > 0) {
+    // Beside the static shared memory, any dynamic amount needs the opt-in (asked per call: it is per
+    // device, and costs far less than the launch).
+    C10_CUDA_CHECK(cudaFuncSetAttribute(gemmbench_router_small_m_ext<kTokens>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(L::kLandingBytes)));
+  }
+  const int ctas = (n + L::kExperts - 1) / L::kExperts;
+  gemmbench_router_small_m_ext<kTokens><<<ctas, L::kThreads, L::kLandingBytes, c10::cuda::getCurrentCUDAStream()>>>(
       reinterpret_cast<const __nv_bfloat16*>(x.data_ptr()), reinterpret_cast<const __nv_bfloat16*>(w.data_ptr()),
       out.data_ptr<float>(), n, k);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
