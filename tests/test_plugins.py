@@ -85,6 +85,24 @@ def test_list_shows_where_a_backend_comes_from():
     assert "│ built-in" in result.stdout and REGISTRY["chunked_fp32"].origin == f"plugin {CPU_PLUGIN}"
 
 
+def test_a_backend_outside_the_default_set_runs_only_when_named(tmp_path):
+    plugin = write_plugin(
+        tmp_path,
+        "class B(Backend):\n    name = 'on_request'\n    code = 'x'\n    in_default_set = False\n"
+        "    def prepare(self, case, inputs):\n"
+        "        return lambda: torch.mm(inputs.x.float(), inputs.w.float().t(), out=inputs.out)\n\n"
+        "BACKENDS = [B()]\n",
+    )
+    listed = invoke("list", "--plugin", plugin)
+    assert listed.exit_code == 0 and "only with --backend on_request" in listed.stdout
+    default = invoke("sweep", "--plugin", plugin, "--shape", "1x64x128", "--no-save", "--csv", "-")
+    named = invoke(
+        "sweep", "--plugin", plugin, "--backend", "on_request", "--shape", "1x64x128", "--no-save", "--csv", "-"
+    )
+    assert default.exit_code == 0 and "on_request" not in default.stdout
+    assert named.exit_code == 0 and [row["status"] for row in csv.DictReader(io.StringIO(named.stdout))] == ["ok"]
+
+
 def test_a_module_name_works_like_a_file(tmp_path, monkeypatch):
     write_plugin(
         tmp_path,
