@@ -266,7 +266,7 @@ EXT_K_MULTIPLE = 8
 
 class RouterSmallMExt(ExtensionBackend):
     """The same first tier as a CUDA kernel in the extension, beside the Triton one: a CTA per expert row
-    (or pair of rows), 16-byte loads all in flight before the first multiply, the token count a template
+    (or pair of rows), 16-byte loads put in flight before the multiplies, the token count a template
     parameter (TensorRT-LLM's dsv3RouterGemm design), the threads' sums added in a fixed order. Faster than
     router_small_m at M <= 8 on the H200 (docs/tiers.md); a fixed configuration per token count, no tuning."""
 

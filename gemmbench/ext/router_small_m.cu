@@ -7,11 +7,12 @@
 // The token count is a template parameter, so the per-token sums live in registers. No workspace, no
 // atomics, one kernel per call on the current stream (capturable in CUDA graphs).
 //
-// What makes it fast is that every byte a thread needs is in flight before the thread waits for any: a
+// What makes it fast is that the bytes a thread needs are in flight before the thread waits for any: a
 // router GEMM at M <= 16 is one DRAM round trip of a few MB. Two ways, by token count (`Layout` below;
 // the configurations measured on the H200 by scripts/experiments/router_ext_variants.py, docs/tiers.md):
-// - tokens in registers: the weight and token vectors loaded by asm statements the compiler keeps ahead of
-//   the arithmetic (it moves an __ldg next to its first use, and a thread's loads then wait in turn);
+// - tokens in registers: the weight and token vectors loaded by asm statements, which the compiler keeps
+//   in program order (an __ldg it moves next to its first use, and a thread's loads then wait in turn);
+//   nvcc 13.0 issues all four loads of a thread before its first multiply at M = 1, three of six at M = 2;
 // - tokens staged: copied with cp.async into a landing buffer in shared memory that holds them without
 //   registers (each thread reads back only what it copied, so no barrier), the weights into registers,
 //   then one wait; two experts per CTA share the tokens.

@@ -4,7 +4,8 @@
 //
 // - baseline: the product's kernel as it was first measured (tokens read from global memory inside the
 //   loop over a thread's weight vectors, so each step waits for its token loads);
-// - registers: every load of a step (weights and tokens) issued before the first multiply, unconditionally;
+// - registers: every load of a step (weights and tokens) written before the first multiply, unconditionally,
+//   as asm statements the compiler keeps in order (it still places some multiplies between them);
 // - staged: the tokens copied with cp.async into a per-thread landing buffer in shared memory (no
 //   registers held while in flight), the weights into registers, then one wait; kExperts rows per CTA;
 // - staged_all: the weights too through cp.async;
