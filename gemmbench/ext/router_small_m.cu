@@ -24,21 +24,32 @@
 #include <cuda_pipeline.h>
 
 #include <cstdint>
+#include <type_traits>
 
 namespace {
 
 constexpr int kVector = 8;  // bf16 per 16-byte load
 
-// How a token count is computed: threads per CTA, vectors per thread per step, experts per CTA, and
-// whether the tokens go through shared memory. Measured on the H200 (cold L2, graph time) over the
-// DeepSeek-V3, Kimi-K2 and V4-Flash routers; the fastest configuration for most of the three per count.
+// One way to compute: threads per CTA, vectors per thread per step, experts per CTA, and whether the
+// tokens go through shared memory.
+template <int kThreadsPerCta, int kVectorsPerStep, int kExpertsPerCta, bool kTokensStaged>
+struct Configuration {
+  static constexpr int kThreads = kThreadsPerCta, kUnroll = kVectorsPerStep, kExperts = kExpertsPerCta;
+  static constexpr bool kStageTokens = kTokensStaged;
+};
+
+// The variants of scripts/experiments/router_ext_variants.cu this kernel takes, by token count: on the
+// H200 (cold L2, graph time), the fastest for most of the DeepSeek-V3, Kimi-K2 and V4-Flash routers.
+using TokensInRegisters = Configuration<512, 2, 1, false>;  // registers_t512_u2, M <= 2
+using TokensStagedWide = Configuration<256, 4, 2, true>;    // staged_t256_u4_e2, M = 3-8 (registers run short)
+using TokensStagedNarrow = Configuration<128, 2, 2, true>;  // staged_t128_u2_e2, M = 9-16
+
 template <int kTokens>
-struct Layout {
-  static constexpr bool kStageTokens = kTokens > 2;  // beyond 2 tokens, registers run short
-  static constexpr int kThreads = kTokens <= 2 ? 512 : kTokens <= 8 ? 256 : 128;
-  static constexpr int kUnroll = kTokens <= 2 ? 2 : kTokens <= 8 ? 4 : 2;
-  static constexpr int kExperts = kTokens <= 2 ? 1 : 2;
-  static constexpr size_t kLandingBytes = kStageTokens ? sizeof(uint4) * kTokens * kUnroll * kThreads : 0;
+struct Layout : std::conditional_t<kTokens <= 2, TokensInRegisters,
+                                   std::conditional_t<kTokens <= 8, TokensStagedWide, TokensStagedNarrow>> {
+  // The staged tokens' landing buffer, [kTokens][kUnroll][kThreads] vectors.
+  static constexpr size_t kLandingBytes =
+      Layout::kStageTokens ? sizeof(uint4) * kTokens * Layout::kUnroll * Layout::kThreads : 0;
 };
 
 __device__ inline void to_float8(const uint4& packed, float (&values)[kVector]) {
