@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from gemmbench.backends import Backend, GemmCall, GemmInputs
-from gemmbench.shapes import Case
+from gemmbench.spec import Case
 
 # Columns of K per step: a kernel's K tile.
 K_CHUNK = 512

@@ -13,7 +13,7 @@ import importlib.util
 import torch
 
 from gemmbench.backends import Backend, GemmCall, GemmInputs
-from gemmbench.shapes import Case
+from gemmbench.spec import Case
 
 # The shapes vLLM's kernel is built for: DeepSeek-V3 (256 experts) and Kimi-K2 (384) routers, hidden 7168,
 # up to 16 tokens; vLLM falls back to torch.mm(out_dtype=) beyond.

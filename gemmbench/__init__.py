@@ -12,17 +12,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gemmbench.version import __version__
+
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from gemmbench.runfile import Run
-
-__version__ = "0.1.0"
+    from gemmbench.records import Run
 
 
 def load_run(path: str | Path) -> Run:
     """A saved run file (JSON) or CSV export; `.to_frame()` gives its rows as a pandas DataFrame."""
-    from gemmbench.runfile import load_run as load
+    from gemmbench.records.runfile import load_run as load
 
     return load(path)
 
@@ -42,7 +42,7 @@ def sweep(**options) -> Run:
     """
     import warnings
 
-    from gemmbench.session import SweepCallbacks, plan_sweep, run_session
+    from gemmbench.measure.session import SweepCallbacks, plan_sweep, run_session
 
     on_warning = options.pop("on_warning", None) or (lambda message: warnings.warn(message, stacklevel=2))
     return run_session(plan_sweep(**options), SweepCallbacks(warn=on_warning)).run

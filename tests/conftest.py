@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gemmbench.cache import CACHE_ENV
-from gemmbench.shapes import Case
+from gemmbench.spec.cases import Case
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

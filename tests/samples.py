@@ -1,7 +1,9 @@
-"""Records shared by the tests of the record model and the run file."""
+"""Records shared by the tests of the record model and the run file, and a helper that measures points."""
 
-from gemmbench.records import ERROR, OK, SKIPPED, KernelRun, Record
-from gemmbench.shapes import Case
+from gemmbench.measure.bench import Bench, MeasureOptions
+from gemmbench.measure.points import measure_cases, profile_records
+from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, KernelRun, Record, TimerSummary
+from gemmbench.spec.cases import Case
 
 CASE = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)
 
@@ -13,16 +15,8 @@ def sample_records():
             "mm_out_dtype",
             OK,
             rel_err=1.4e-6,
-            latency_timer="cuda_events",
-            latency_median_us=27.5,
-            latency_iqr_us=1.0,
-            latency_min_us=26.0,
-            latency_samples=100,
-            device_timer="cuda_graph",
-            device_median_us=5.6,
-            device_iqr_us=0.1,
-            device_min_us=5.5,
-            device_samples=50,
+            latency=TimerSummary("cuda_events", 27.5, iqr_us=1.0, min_us=26.0, samples=100),
+            device=TimerSummary("cuda_graph", 5.6, iqr_us=0.1, min_us=5.5, samples=50),
             tflops=0.65,
             gbps=660.0,
             kernels=(
@@ -34,10 +28,30 @@ def sample_records():
             noisy=False,
             l2_mode="cold",
             l2_copies=29,
-            sm_clock_mhz=1755,
-            throttle_reasons="sw_power_cap",
-            throttled=True,
+            clocks=ClockSummary(sm_clock_mhz=1755, throttle_reasons="sw_power_cap", throttled=True),
         ),
         Record.for_case(CASE, "upcast", SKIPPED, "no CUDA device"),
         Record.for_case(CASE, "linear_cast", ERROR, "out of memory", rel_err=float("nan")),
     ]
+
+
+def timed(backend: str, device_us: float, rel_err: float, case: Case = CASE, **results) -> Record:
+    """An ok row with a device time and an eager latency 20 µs above it."""
+    return Record.for_case(
+        case,
+        backend,
+        OK,
+        rel_err=rel_err,
+        latency=TimerSummary("cuda_events", device_us + 20),
+        device=TimerSummary("cuda_graph", device_us),
+        **results,
+    )
+
+
+def measure_all(cases, backends, device, options=None):
+    """Every point measured, then profiled where `options.capture_kernels` (as a session does, without a
+    run file or provenance)."""
+    options = options or MeasureOptions()
+    bench = Bench(device, options)
+    records = list(measure_cases(cases, backends, bench))
+    return profile_records(records, backends, bench) if options.capture_kernels else records

@@ -7,8 +7,9 @@ import pytest
 
 import gemmbench
 from gemmbench.errors import GemmbenchError, UsageError
-from gemmbench.records import OK
-from gemmbench.runfile import RECORD_COLUMNS, records_to_csv
+from gemmbench.records import OK, Record
+from gemmbench.records.schema import column_names
+from gemmbench.records.table import records_to_csv
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SM90 = FIXTURES / "h200_deepseek_v3_sm90.json"
@@ -16,7 +17,7 @@ SM90 = FIXTURES / "h200_deepseek_v3_sm90.json"
 
 def test_a_saved_run_becomes_a_frame_with_typed_columns():
     frame = gemmbench.load_run(SM90).to_frame()
-    assert list(frame.columns) == RECORD_COLUMNS and len(frame) == 9
+    assert list(frame.columns) == column_names(Record) and len(frame) == 9
     for column in ("device_median_us", "latency_median_us", "rel_err", "tflops", "kernel_sum_us"):
         assert pd.api.types.is_float_dtype(frame[column]), column
     for column in ("m", "n", "k", "device_samples", "kernel_count"):

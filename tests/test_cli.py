@@ -12,7 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-import gemmbench.session
+import gemmbench.measure.session
 from gemmbench.cli import EXIT_INTERRUPTED, app
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -200,7 +200,7 @@ def test_unwritable_output_is_refused_before_the_sweep_starts(tmp_path):
 
 
 def test_ctrl_c_keeps_finished_rows(tmp_path, monkeypatch):
-    real = gemmbench.session.measure_cases
+    real = gemmbench.measure.session.measure_cases
 
     def interrupted(*args, **kwargs):
         for index, record in enumerate(real(*args, **kwargs)):
@@ -208,7 +208,7 @@ def test_ctrl_c_keeps_finished_rows(tmp_path, monkeypatch):
                 raise KeyboardInterrupt
             yield record
 
-    monkeypatch.setattr(gemmbench.session, "measure_cases", interrupted)
+    monkeypatch.setattr(gemmbench.measure.session, "measure_cases", interrupted)
     result = invoke("sweep", *FAKE_SHAPE, "--out-dir", tmp_path, "--budget-ms", 1, "--csv", tmp_path / "part.csv")
     assert result.exit_code == EXIT_INTERRUPTED
     assert "interrupted: 2 of 6 rows" in result.stderr
@@ -334,8 +334,8 @@ def test_plot_command(tmp_path):
 
 
 def test_warmup_help_states_the_default_the_library_uses():
-    from gemmbench.measure import POINT_WARMUP_S
-    from gemmbench.timing import EAGER_WINDOW_S, EAGER_WINDOWS
+    from gemmbench.measure.bench import POINT_WARMUP_S
+    from gemmbench.timing.timers import EAGER_WINDOW_S, EAGER_WINDOWS
 
     result = invoke("sweep", "--help")
     text = " ".join(result.stdout.split())
@@ -357,9 +357,9 @@ def test_csv_and_json_cannot_both_go_to_stdout():
 def test_sweep_defaults_are_the_library_defaults():
     import inspect
 
-    from gemmbench.cli import sweep
-    from gemmbench.session import plan_sweep
-    from gemmbench.timing import Target
+    from gemmbench.cli.run import sweep
+    from gemmbench.measure.session import plan_sweep
+    from gemmbench.timing.timers import Target
 
     cli, library = inspect.signature(sweep).parameters, inspect.signature(plan_sweep).parameters
     assert cli["target_ci"].default == library["target_ci_pct"].default == Target().ci_rel * 100
@@ -529,8 +529,8 @@ def test_recommend_python_is_a_dispatch_function_that_runs():
     namespace: dict = {}
     exec(compile(code, "dispatch.py", "exec"), namespace)
     assert "docs/runs/h200_deepseek_v3_cold_a.json" in code and "NVIDIA H200" in code and "torch 2.11" in code
-    from gemmbench.recommend import recommend as recommend_backends
-    from gemmbench.runfile import load_run
+    from gemmbench.analysis.recommend import recommend as recommend_backends
+    from gemmbench.records.runfile import load_run
 
     (rec,) = recommend_backends(load_run(COLD_A).records)
     expected = rec.winners

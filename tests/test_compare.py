@@ -1,9 +1,9 @@
 import pytest
 
-from gemmbench.compare import FASTER, NOISY, NOT_TIMED, SAME, SLOWER, compare_runs
-from gemmbench.records import ERROR, OK, Record
-from gemmbench.runfile import Run
-from gemmbench.shapes import Case
+from gemmbench.analysis.compare import FASTER, NOISY, NOT_TIMED, SAME, SLOWER, compare_runs
+from gemmbench.records import ERROR, OK, ClockSummary, Record, TimerSummary
+from gemmbench.records.runfile import Run
+from gemmbench.spec.cases import Case
 
 CASE = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)
 
@@ -15,11 +15,8 @@ def timed(backend, median, half_ci=0.05, m=1, **flags):
         backend,
         OK,
         rel_err=1e-6,
-        device_timer="cuda_graph",
-        device_median_us=median,
-        device_ci_low_us=median - half_ci,
-        device_ci_high_us=median + half_ci,
-        latency_median_us=median + 20,
+        device=TimerSummary("cuda_graph", median, ci_low_us=median - half_ci, ci_high_us=median + half_ci),
+        latency=TimerSummary("cuda_events", median + 20),
         **flags,
     )
 
@@ -44,7 +41,7 @@ def test_a_flagged_row_still_shows_a_large_change():
 
 def test_throttled_rows_are_noisy_not_regressions():
     # 12%: what a power-capped row moved between two runs of the same sweep on an H200
-    assert verdicts(run(timed("a", 10.0)), run(timed("a", 11.2, throttled=True))) == {"a": NOISY}
+    assert verdicts(run(timed("a", 10.0)), run(timed("a", 11.2, clocks=ClockSummary(throttled=True)))) == {"a": NOISY}
 
 
 def test_rows_only_in_one_run_are_listed_and_untimed_rows_are_not_judged():

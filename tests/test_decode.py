@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from gemmbench.decode import FAMILIES, decode, gemm_kernel, short_name
+from gemmbench.analysis.decode import FAMILIES, decode, gemm_kernel, short_name
 
 SPLITK_REDUCE = (
     "void cublasLt::splitKreduce_kernel<32, 16, int, float, float, float, float, false, float, float, float, "

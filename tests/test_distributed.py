@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gemmbench import distributed
 from gemmbench.cli import app
 from gemmbench.errors import GemmbenchError
-from gemmbench.runfile import load_run
+from gemmbench.measure import fleet as distributed
+from gemmbench.records.runfile import load_run
+from gemmbench.records.schema import to_row
 
 TORCHRUN = shutil.which("torchrun")
 pytestmark = pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not on PATH")
@@ -88,7 +89,7 @@ def test_one_rank_under_torchrun_equals_a_plain_sweep(tmp_path):
     _, fleet_run, _ = torchrun(tmp_path, 1, "-b", "fake", "--m", "1,8")
     plain = runner.invoke(app, ["sweep", "-b", "fake", "--device", "cpu", "--m", "1,8", "--no-save", "--json", "-"])
     plain_rows = json.loads(plain.stdout)["records"]
-    fleet_rows = [dict(r.__dict__) for r in fleet_run.records]
+    fleet_rows = [to_row(r) for r in fleet_run.records]
     for row in fleet_rows:
         assert row.pop("rank") == 0 and row.pop("device_id")
     for row in plain_rows:
@@ -152,8 +153,11 @@ def test_cases_are_dealt_round_robin_or_given_to_every_rank():
     assert sys.executable  # torchrun runs the same interpreter's packages
 
 
-def test_kernels_is_not_a_fleet_command(monkeypatch):
+@pytest.mark.parametrize(
+    "command", [["kernels", "--m", "1"], ["group", "-p", "deepseek-v4-pro", "-b", "fake", "--m", "1", "--no-save"]]
+)
+def test_one_gpu_commands_refuse_torchrun(monkeypatch, command):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
-    result = runner.invoke(app, ["kernels", "--m", "1", "--device", "cpu"])
+    result = runner.invoke(app, [*command, "--device", "cpu"])
     assert result.exit_code == 1 and "not under torchrun" in result.stderr

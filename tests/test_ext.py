@@ -4,15 +4,14 @@ import json
 
 import pytest
 import torch
+from samples import measure_all
 from typer.testing import CliRunner
 
-from gemmbench import ext
-from gemmbench.backends import REGISTRY
+from gemmbench.backends import REGISTRY, ext
 from gemmbench.cache import CACHE_ENV
 from gemmbench.cli import app
-from gemmbench.measure import SweepOptions, measure_all
 from gemmbench.records import SKIPPED
-from gemmbench.shapes import Case
+from gemmbench.spec.cases import Case
 
 runner = CliRunner()
 EXT_BACKENDS = ["cublas_ext", "cublaslt_ext", "cublaslt_tuned_ext"]
@@ -52,7 +51,7 @@ def test_status_explains_why_it_cannot_run_here_and_exits_0():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU skip rows")
 def test_sweep_gives_skipped_rows_with_the_reason(small_case):
-    records = list(measure_all([small_case], [REGISTRY[n] for n in EXT_BACKENDS], torch.device("cpu"), SweepOptions()))
+    records = list(measure_all([small_case], [REGISTRY[n] for n in EXT_BACKENDS], torch.device("cpu")))
     assert [(r.backend, r.status, r.reason) for r in records] == [(n, SKIPPED, "no CUDA device") for n in EXT_BACKENDS]
 
 
@@ -101,7 +100,7 @@ def test_a_toolkit_without_headers_is_named_with_the_fix(monkeypatch, tmp_path):
 
 
 def test_a_router_kernel_that_does_not_compile_costs_only_its_own_backend(monkeypatch):
-    from gemmbench.backends.router_small_m import RouterSmallMExt
+    from gemmbench.backends.router_small_m_ext import RouterSmallMExt
 
     built = []
 

@@ -3,10 +3,9 @@
 import pytest
 import torch
 
-from gemmbench import ext
-from gemmbench.backends import REGISTRY
-from gemmbench.inputs import make_inputs
-from gemmbench.shapes import load_preset
+from gemmbench.backends import REGISTRY, ext
+from gemmbench.spec.presets import load_preset
+from gemmbench.timing.inputs import make_inputs
 
 pytestmark = pytest.mark.gpu
 
@@ -129,11 +128,13 @@ def test_router_small_m_ext_refuses_what_it_has_no_kernel_for():
 
 
 def test_router_small_m_ext_rows_carry_its_kernel():
-    from gemmbench import timing
-    from gemmbench.decode import decode
-    from gemmbench.measure import SweepOptions, measure_all
+    from samples import measure_all
 
-    fast = SweepOptions(warmup_s=0.005, target=timing.Target(budget_s=0.01, min_time_s=0.0), eager_windows=3)
+    from gemmbench.analysis.decode import decode
+    from gemmbench.measure.bench import MeasureOptions
+    from gemmbench.timing import timers as timing
+
+    fast = MeasureOptions(warmup_s=0.005, target=timing.Target(budget_s=0.01, min_time_s=0.0), eager_windows=3)
     (record,) = measure_all([CASES[0]], [REGISTRY["router_small_m_ext"]], CUDA, fast)
     assert record.status == "ok" and record.rel_err <= 1e-5
     assert [decode(k.name).family for k in record.kernels] == ["gemmbench"]

@@ -3,12 +3,12 @@ devices (the torchrun path itself is tests/test_distributed.py)."""
 
 import pytest
 
+from gemmbench.analysis.fleet import OUTLIER, OUTLIER_MIN_POINTS, fleet_report
 from gemmbench.errors import GemmbenchError
-from gemmbench.fleet import OUTLIER, OUTLIER_MIN_POINTS, fleet_report
-from gemmbench.records import OK, Record
-from gemmbench.runfile import Run
-from gemmbench.shapes import Case
-from gemmbench.summary import GRAPH_TIMER, TimerSummary
+from gemmbench.records import OK, ClockSummary, Record
+from gemmbench.records.runfile import Run
+from gemmbench.records.timers import GRAPH_TIMER, TimerSummary
+from gemmbench.spec.cases import Case
 
 DEVICES = ("node1:cuda:0", "node1:cuda:1", "node2:cuda:0")
 
@@ -61,7 +61,10 @@ def test_a_difference_within_the_rows_own_interval_is_not_slower():
 
 def test_clocks_power_and_slowdowns_are_reported_beside_the_verdict():
     report = fleet_report(
-        run_of({d: [6.0] * 4 for d in DEVICES}, sm_clock_mhz=1500, power_w=690.0, throttle_reasons="sw_power_cap")
+        run_of(
+            {d: [6.0] * 4 for d in DEVICES},
+            clocks=ClockSummary(sm_clock_mhz=1500, power_w=690.0, throttle_reasons="sw_power_cap"),
+        )
     )
     first = report.devices[0]
     assert (first.min_sm_clock_mhz, first.max_power_w, first.throttle_reasons) == (1500, 690.0, ["sw_power_cap"])

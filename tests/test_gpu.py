@@ -2,18 +2,20 @@
 
 import pytest
 import torch
+from samples import measure_all
 
-from gemmbench import timing
+from gemmbench.analysis.decode import decode, gemm_kernel
 from gemmbench.backends import REGISTRY, default_backends
-from gemmbench.decode import decode, gemm_kernel
-from gemmbench.measure import SweepOptions, measure_all
+from gemmbench.measure.bench import Bench, MeasureOptions
 from gemmbench.records import ERROR, OK
-from gemmbench.shapes import Case, load_preset
+from gemmbench.spec.cases import Case
+from gemmbench.spec.presets import load_preset
+from gemmbench.timing import timers as timing
 
 pytestmark = pytest.mark.gpu
 
 CUDA = torch.device("cuda")
-FAST = SweepOptions(
+FAST = MeasureOptions(
     warmup_s=0.005, target=timing.Target(budget_s=0.01, min_time_s=0.0), eager_windows=3, eager_window_s=0.002
 )
 
@@ -39,8 +41,8 @@ def test_each_backend_has_its_expected_accuracy(router_records, m):
 
 def test_rows_carry_both_timers_and_kernels(router_records):
     for record in (r for r in router_records.values() if r.status == OK):
-        assert record.latency_timer == "cuda_events" and record.device_timer == "cuda_graph"
-        assert record.latency_samples >= 5 and record.device_samples >= 5
+        assert record.latency.timer == "cuda_events" and record.device.timer == "cuda_graph"
+        assert record.latency.samples >= 5 and record.device.samples >= 5
         assert record.kernel_count == len(record.kernels) >= 1
         assert record.kernel_sum_us > 0
 
@@ -82,12 +84,12 @@ def test_a_case_too_large_for_memory_is_an_error_row_and_the_sweep_goes_on():
 
 
 def test_kernels_only_pass_skips_timers():
-    (record,) = measure_all([_router(16)], [REGISTRY["mm_out_dtype"]], CUDA, SweepOptions(time_calls=False))
-    assert record.status == OK and record.kernels and record.latency_median_us is None
+    (record,) = measure_all([_router(16)], [REGISTRY["mm_out_dtype"]], CUDA, MeasureOptions(time_calls=False))
+    assert record.status == OK and record.kernels and record.latency is None
 
 
 def test_routing_accuracy_separates_fp32_from_bf16_outputs():
-    from gemmbench.routing import topk_mismatch
+    from gemmbench.measure.routing import topk_mismatch
 
     case = _router(16)
     assert case.top_k == 8
@@ -97,11 +99,11 @@ def test_routing_accuracy_separates_fp32_from_bf16_outputs():
 
 
 def test_rows_carry_routing_and_floor_with_a_roofline():
-    from gemmbench import roofline
+    from gemmbench.measure import roofline
 
     roof = roofline.measure(CUDA)
     assert 1000 < roof.bandwidth_gbps < 10000 and 100 < roof.bf16_tflops < 2000
-    options = SweepOptions(warmup_s=0.005, target=timing.Target(budget_s=0.01, min_time_s=0.0), roofline=roof)
+    options = MeasureOptions(warmup_s=0.005, target=timing.Target(budget_s=0.01, min_time_s=0.0), roofline=roof)
     (record,) = measure_all([_router(1)], [REGISTRY["mm_out_dtype"]], CUDA, options)
     assert record.topk_mismatch is not None and 0 < record.pct_of_floor < 100
     assert record.floor_us == roof.floor_us(record.case)
@@ -117,7 +119,7 @@ ROUTERS = [
 
 
 def _exact_deterministic_and_capturable(call, inputs) -> None:
-    from gemmbench.inputs import reference, relative_error
+    from gemmbench.timing.inputs import reference, relative_error
 
     inputs.out.fill_(float("nan"))
     first = call().clone()
@@ -135,7 +137,7 @@ def _exact_deterministic_and_capturable(call, inputs) -> None:
 def test_every_router_small_m_configuration_is_exact_deterministic_and_capturable(n, k, m):
     """Every candidate, since the tuner may pick any; they compile once per M bucket, whatever N and K."""
     from gemmbench.backends.router_small_m import candidates, prepared
-    from gemmbench.inputs import make_inputs
+    from gemmbench.timing.inputs import make_inputs
 
     case = Case("router", f"{n}x{k}", "router", m, n, k)
     inputs = make_inputs(case, CUDA, seed=0)
@@ -146,7 +148,7 @@ def test_every_router_small_m_configuration_is_exact_deterministic_and_capturabl
 @pytest.mark.parametrize("n, k", ROUTERS)
 def test_router_small_m_tunes_each_router_and_says_which_configuration_ran(n, k):
     from gemmbench.backends.router_small_m import RouterSmallM
-    from gemmbench.inputs import make_inputs
+    from gemmbench.timing.inputs import make_inputs
 
     case = Case("router", f"{n}x{k}", "router", 16, n, k)
     backend = RouterSmallM()
@@ -164,14 +166,18 @@ def test_router_small_m_rows_say_which_configuration_ran_and_its_kernel():
 
 
 def test_a_group_runs_serially_and_on_its_streams():
-    from gemmbench.groups import measure_groups, profile_groups
+    from gemmbench.measure.groups import measure_groups, profile_groups
 
     (group,) = load_preset("deepseek-v4-pro").groups
     backends = [REGISTRY["mm_out_dtype"]]
-    records = list(measure_groups([group], (1,), backends, CUDA, FAST))
-    (record,) = profile_groups(records, [group], backends, CUDA, FAST)
+    bench = Bench(CUDA, FAST)
+    records = list(measure_groups([group], (1,), backends, bench))
+    (record,) = profile_groups(records, [group], backends, bench)
     assert record.status == OK, record.reason
     assert record.rel_err < 5e-5 and len(record.members) == 4 and all(m.device_us > 0 for m in record.members)
-    assert record.serial_device_us > 0 and record.parallel_device_us > 0 and record.speedup > 0
+    assert record.serial_device.median_us > 0 and record.parallel_device.median_us > 0 and record.speedup > 0
     assert record.streams_with_kernels == 4  # the default stream and three auxiliary ones ran kernels
     assert record.overlap_us > 0  # in a graph replay, the light GEMMs run beside the heavy one
+    # timed like a sweep's point: the clock watch around it, the cold copies counted the same way
+    assert bench.clocks.unavailable or (record.clocks.sm_clock_mhz > 0 and record.clocks.throttled is not None)
+    assert record.l2_mode == "cold" and record.l2_copies >= 2 and record.serial_latency.timer == "cuda_events"

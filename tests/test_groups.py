@@ -11,11 +11,12 @@ from typer.testing import CliRunner
 from gemmbench.backends import REGISTRY
 from gemmbench.cli import app
 from gemmbench.errors import GemmbenchError
-from gemmbench.groups import measure_groups, overlap_us
-from gemmbench.measure import SweepOptions
+from gemmbench.measure.bench import Bench, MeasureOptions
+from gemmbench.measure.groups import measure_groups
 from gemmbench.records import OK, SKIPPED
-from gemmbench.runfile import load_run
-from gemmbench.shapes import load_config, load_preset
+from gemmbench.records.runfile import load_run
+from gemmbench.spec.presets import load_config, load_preset
+from gemmbench.timing.profile import overlap_us
 
 CPU = torch.device("cpu")
 runner = CliRunner()
@@ -68,18 +69,18 @@ def test_group_mistakes_are_named(tmp_path, members, message):
 
 def test_the_fake_backend_gives_a_group_record_with_its_figures():
     (group,) = load_preset("deepseek-v4-pro").groups
-    (record,) = measure_groups([group], (16,), [REGISTRY["fake"]], CPU, SweepOptions())
+    (record,) = measure_groups([group], (16,), [REGISTRY["fake"]], Bench(CPU, MeasureOptions()))
     alone = {m.gemm: m.device_us for m in record.members}
-    assert record.status == OK and record.serial_device_us == pytest.approx(sum(alone.values()))
-    assert record.parallel_device_us == pytest.approx(max(alone.values()))  # one member per stream
-    assert record.speedup == pytest.approx(record.serial_device_us / record.parallel_device_us)
+    assert record.status == OK and record.serial_device.median_us == pytest.approx(sum(alone.values()))
+    assert record.parallel_device.median_us == pytest.approx(max(alone.values()))  # one member per stream
+    assert record.speedup == pytest.approx(record.serial_device.median_us / record.parallel_device.median_us)
     assert record.overlap_efficiency == pytest.approx(record.speedup)
     assert record.critical_path.startswith("aux0: compressor") or record.critical_path.startswith("default:")
 
 
 def test_without_a_gpu_a_real_backend_is_a_skipped_row_with_the_reason():
     (group,) = load_preset("deepseek-v4-flash").groups
-    (record,) = measure_groups([group], (1,), [REGISTRY["upcast"]], CPU, SweepOptions())
+    (record,) = measure_groups([group], (1,), [REGISTRY["upcast"]], Bench(CPU, MeasureOptions()))
     assert (record.status, record.reason) == (SKIPPED, "CUDA streams need a CUDA device")
 
 

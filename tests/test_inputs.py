@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from gemmbench.inputs import cold_copies, make_inputs, reference, relative_error, rotating
-from gemmbench.shapes import Case
+from gemmbench.spec.cases import Case
+from gemmbench.timing.inputs import cold_copies, make_inputs, reference, relative_error, rotating
 
 CPU = torch.device("cpu")
 
@@ -25,12 +25,12 @@ def test_relative_error_is_nan_for_unwritten_output(small_case):
 def test_cold_copies_span_twice_the_l2_within_memory():
     router = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)  # ~3.7 MB a copy
     l2 = 50 * 2**20
-    assert cold_copies(router, l2, free_bytes=80 * 2**30) == (29, 29)
-    assert cold_copies(router, l2, free_bytes=20 * 2**20) == (2, 29)  # memory-bound: fewer copies, said so
+    assert cold_copies(router.bytes_moved, l2, free_bytes=80 * 2**30) == (29, 29)
+    assert cold_copies(router.bytes_moved, l2, free_bytes=20 * 2**20) == (2, 29)  # memory-bound: fewer copies, said so
     huge = Case("x", "y", "attention", 16384, 2048, 7168)
-    assert cold_copies(huge, l2, free_bytes=80 * 2**30) == (2, 2)
+    assert cold_copies(huge.bytes_moved, l2, free_bytes=80 * 2**30) == (2, 2)
     tiny = Case("x", "y", "attention", 1, 8, 16)
-    assert cold_copies(tiny, l2, free_bytes=80 * 2**30)[0] == 512
+    assert cold_copies(tiny.bytes_moved, l2, free_bytes=80 * 2**30)[0] == 512
 
 
 def test_rotating_calls_cycles_through_every_copy():
@@ -42,7 +42,7 @@ def test_rotating_calls_cycles_through_every_copy():
 
 
 def test_reference_and_relative_error_in_row_blocks_match_whole_tensors(monkeypatch):
-    from gemmbench import inputs as module
+    from gemmbench.timing import inputs as module
 
     case = Case("custom", "x", "custom", 37, 8, 16)
     made = make_inputs(case, CPU, seed=3)

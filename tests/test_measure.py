@@ -1,15 +1,18 @@
 import pytest
 import torch
+from samples import measure_all
 
-from gemmbench import profile, timing
 from gemmbench.backends import REGISTRY, Backend
 from gemmbench.backends.fake import FAKE_LAUNCH_US, Fake
-from gemmbench.measure import SweepOptions, measure_all, measure_cases
+from gemmbench.measure.bench import Bench, MeasureOptions
+from gemmbench.measure.points import measure_cases
 from gemmbench.records import ERROR, OK, SKIPPED, KernelRun
-from gemmbench.shapes import Case
+from gemmbench.spec.cases import Case
+from gemmbench.timing import profile
+from gemmbench.timing import timers as timing
 
 CPU = torch.device("cpu")
-FAST = SweepOptions(
+FAST = MeasureOptions(
     warmup_s=0.0, target=timing.Target(budget_s=0.001, min_time_s=0.0), eager_windows=2, eager_window_s=0.0
 )
 
@@ -47,15 +50,15 @@ def test_cpu_sweep_gives_a_row_per_case_and_backend(small_case):
     by_backend = {r.backend: r for r in records if r.m == 4}
     assert by_backend["mm_out_dtype"].status == SKIPPED and "aten::mm.dtype" in by_backend["mm_out_dtype"].reason
     upcast = by_backend["upcast"]
-    assert upcast.status == OK and upcast.latency_timer == "host_clock" and upcast.device_median_us is None
+    assert upcast.status == OK and upcast.latency.timer == "host_clock" and upcast.device is None
     assert upcast.rel_err < 1e-6 and upcast.tflops > 0 and upcast.gbps > 0 and upcast.kernels is None
     assert 1e-4 < by_backend["linear_cast"].rel_err < 1e-2
 
 
 def test_fake_backend_times_are_deterministic(small_case):
     (record,) = measure_all([small_case], [REGISTRY["fake"]], CPU, FAST)
-    assert record.latency_median_us == pytest.approx(record.device_median_us + FAKE_LAUNCH_US)
-    assert record.tflops == pytest.approx(small_case.flops / record.device_median_us / 1e6)
+    assert record.latency.median_us == pytest.approx(record.device.median_us + FAKE_LAUNCH_US)
+    assert record.tflops == pytest.approx(small_case.flops / record.device.median_us / 1e6)
 
 
 @pytest.mark.parametrize(
@@ -69,7 +72,7 @@ def test_fake_backend_times_are_deterministic(small_case):
 def test_failures_are_error_rows_not_exceptions(small_case, backend, reason):
     (record,) = measure_all([small_case], [backend], CPU, FAST)
     assert record.status == ERROR and record.reason.startswith(reason) and "\n" not in record.reason
-    assert record.latency_median_us is None
+    assert record.latency is None
 
 
 def test_unsupported_dtypes_are_skipped():
@@ -79,14 +82,15 @@ def test_unsupported_dtypes_are_skipped():
 
 
 def test_check_only_sweep_skips_timers(small_case):
-    (record,) = measure_all([small_case], [REGISTRY["upcast"]], CPU, SweepOptions(time_calls=False))
-    assert record.status == OK and record.rel_err is not None and record.latency_median_us is None
+    (record,) = measure_all([small_case], [REGISTRY["upcast"]], CPU, MeasureOptions(time_calls=False))
+    assert record.status == OK and record.rel_err is not None and record.latency is None
 
 
 def _profile_on_a_pretend_gpu(monkeypatch, small_case, outcome):
     """profile_records over three fake rows with `outcome(key, call)` standing in for torch.profiler on each
     call (a KernelTrace, or an exception): inputs are made on the CPU, the device only says cuda."""
-    from gemmbench import inputs, measure
+    from gemmbench.measure import points as measure
+    from gemmbench.timing import inputs
 
     made = []
 
@@ -104,13 +108,14 @@ def _profile_on_a_pretend_gpu(monkeypatch, small_case, outcome):
     )
     records = measure_all([small_case], [REGISTRY["fake"]], CPU, FAST) * 3
     warnings, done = [], []
-    out = measure.profile_records(records, [REGISTRY["fake"]], torch.device("cuda"), FAST, warnings.append, done.append)
+    pretend_gpu = Bench(torch.device("cuda"), FAST)
+    out = measure.profile_records(records, [REGISTRY["fake"]], pretend_gpu, warnings.append, done.append)
     assert done == [0, 1, 2] and made == [small_case]  # one set of inputs for the three rows of one case
     return records, out, warnings
 
 
 def test_an_unavailable_profiler_warns_once_and_rows_keep_their_timings(monkeypatch, small_case):
-    from gemmbench import measure
+    from gemmbench.measure import points as measure
 
     def refuse(count, make_call, device, done):
         raise profile.ProfilerUnavailable("CUPTI refused")
@@ -118,7 +123,8 @@ def test_an_unavailable_profiler_warns_once_and_rows_keep_their_timings(monkeypa
     monkeypatch.setattr(profile, "capture_many", refuse)
     records = measure_all([small_case], [REGISTRY["fake"]], CPU, FAST) * 2
     warnings = []
-    assert measure.profile_records(records, [REGISTRY["fake"]], torch.device("cuda"), FAST, warnings.append) == records
+    pretend_gpu = Bench(torch.device("cuda"), FAST)
+    assert measure.profile_records(records, [REGISTRY["fake"]], pretend_gpu, warnings.append) == records
     assert len(warnings) == 1 and "CUPTI refused" in warnings[0]
 
 
@@ -129,7 +135,7 @@ def test_a_call_that_fails_under_the_profiler_keeps_its_row_with_a_note(monkeypa
     assert not warnings and len(out) == 3
     for record, before in zip(out, records, strict=True):
         assert record.reason == "kernel pass: RuntimeError: launch failed" and record.kernels is None
-        assert record.device_median_us == before.device_median_us
+        assert record.device.median_us == before.device.median_us
 
 
 def test_the_kernel_pass_records_what_the_profiler_saw(monkeypatch, small_case):
@@ -139,21 +145,21 @@ def test_the_kernel_pass_records_what_the_profiler_saw(monkeypatch, small_case):
 
 
 def test_nothing_is_profiled_off_a_gpu(small_case):
-    from gemmbench import measure
+    from gemmbench.measure import points as measure
 
     records = measure_all([small_case], [REGISTRY["fake"]], CPU, FAST)
-    assert measure.profile_records(records, [REGISTRY["fake"]], CPU, FAST) == records
+    assert measure.profile_records(records, [REGISTRY["fake"]], Bench(CPU, FAST)) == records
 
 
 def test_cpu_rows_carry_no_l2_mode_and_their_ci(small_case):
     (record,) = measure_all([small_case], [REGISTRY["upcast"]], CPU, FAST)
     assert record.l2_mode is None and record.l2_copies is None
-    assert record.latency_ci_low_us <= record.latency_median_us <= record.latency_ci_high_us
-    assert record.noisy in (True, False) and record.throttled is None
+    assert record.latency.ci_low_us <= record.latency.median_us <= record.latency.ci_high_us
+    assert record.noisy in (True, False) and record.clocks is None and not record.throttled
 
 
 def test_eager_windows_go_round_robin_between_the_backends_of_a_point(monkeypatch, small_case):
-    from gemmbench import timing
+    from gemmbench.timing import timers as timing
 
     order = []
     real = timing.sample_window
@@ -164,12 +170,12 @@ def test_eager_windows_go_round_robin_between_the_backends_of_a_point(monkeypatc
 
     monkeypatch.setattr(timing, "sample_window", spy)
     backends = [REGISTRY["upcast"], HalfUpcast()]
-    options = SweepOptions(warmup_s=0.0, target=timing.Target(budget_s=0.001, min_time_s=0.0), eager_windows=3)
+    options = MeasureOptions(warmup_s=0.0, target=timing.Target(budget_s=0.001, min_time_s=0.0), eager_windows=3)
     records = measure_all([small_case], backends, CPU, options)
     assert [r.status for r in records] == [OK, OK]
     first, second = order[0], order[1]
     assert first is not second and order == [first, second] * 3
-    assert records[0].latency_samples >= 3  # every window's samples are kept
+    assert records[0].latency.samples >= 3  # every window's samples are kept
 
 
 class HalfUpcast(Backend):
@@ -206,5 +212,5 @@ class TuningFake(Fake):
 def test_a_sweep_announces_a_tuning_before_it_happens_and_only_once(small_case):
     notes = []
     backend = TuningFake()
-    list(measure_cases([small_case, small_case], [backend], CPU, FAST, note=notes.append))
+    list(measure_cases([small_case, small_case], [backend], Bench(CPU, FAST), note=notes.append))
     assert notes == [f"tuning for N={small_case.n}"]

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from gemmbench.errors import GemmbenchError, UsageError
-from gemmbench.plot import plot_run
-from gemmbench.runfile import load_run
+from gemmbench.output.plot import plot_run
+from gemmbench.records.runfile import load_run
 
 RUN = Path(__file__).parent.parent / "docs" / "runs" / "h200_deepseek_v3_cold_a.json"
 

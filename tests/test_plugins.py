@@ -8,8 +8,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from gemmbench import plugins
-from gemmbench.backends import REGISTRY
+from gemmbench import backends
+from gemmbench.backends import plugins, registry
+from gemmbench.backends.registry import Registry
 from gemmbench.cli import app
 from gemmbench.errors import GemmbenchError
 
@@ -22,10 +23,9 @@ runner = CliRunner()
 def clean_registry(monkeypatch):
     """Every test starts from the built-in backends and leaves them so."""
     monkeypatch.setattr(plugins, "_loaded", {})
-    saved = dict(REGISTRY)
-    yield
-    REGISTRY.clear()
-    REGISTRY.update(saved)
+    fresh = Registry()
+    for module in (registry, plugins, backends):
+        monkeypatch.setattr(module, "REGISTRY", fresh)
 
 
 def invoke(*args):
@@ -73,7 +73,7 @@ def test_the_vllm_example_says_when_vllm_is_missing():
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vLLM is installed here")
     (backend,) = plugins.load_plugins([str(EXAMPLES / "vllm_router_plugin.py")], entry_points=False)
-    from gemmbench.shapes import load_preset
+    from gemmbench.spec.presets import load_preset
 
     case = load_preset("deepseek-v3").gemms[0].case(1)
     assert backend.unavailable_reason(case, torch.device("cuda")) == "vLLM is not installed (pip install vllm)"
@@ -82,7 +82,7 @@ def test_the_vllm_example_says_when_vllm_is_missing():
 def test_list_shows_where_a_backend_comes_from():
     result = invoke("list", "--plugin", CPU_PLUGIN)
     assert result.exit_code == 0 and "chunked_fp32" in result.stdout and "│ plugin " in result.stdout
-    assert "│ built-in" in result.stdout and REGISTRY["chunked_fp32"].origin == f"plugin {CPU_PLUGIN}"
+    assert "│ built-in" in result.stdout and backends.REGISTRY["chunked_fp32"].origin == f"plugin {CPU_PLUGIN}"
 
 
 def test_a_backend_outside_the_default_set_runs_only_when_named(tmp_path):
@@ -112,7 +112,7 @@ def test_a_module_name_works_like_a_file(tmp_path, monkeypatch):
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     (backend,) = plugins.load_plugins(["my_gemm_plugin"], entry_points=False)
-    assert REGISTRY["by_module"] is backend and backend.origin == "plugin my_gemm_plugin"
+    assert backends.REGISTRY["by_module"] is backend and backend.origin == "plugin my_gemm_plugin"
 
 
 BROKEN = [
@@ -174,5 +174,14 @@ def test_installed_packages_register_through_entry_points(monkeypatch):
     module = plugins._import(str(CPU_PLUGIN))  # stands in for an installed package's module
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [point] if group == point.group else [])
     loaded = plugins.load_plugins()
-    assert [b.name for b in loaded] == ["chunked_fp32"] and REGISTRY["chunked_fp32"] is module.BACKENDS[0]
+    assert [b.name for b in loaded] == ["chunked_fp32"] and backends.REGISTRY["chunked_fp32"] is module.BACKENDS[0]
     assert loaded[0].origin.startswith("entry point chunked")
+
+
+def test_the_plugin_api_imports_from_its_documented_homes_and_its_former_ones():
+    from gemmbench.backends import Backend, GemmCall, GemmInputs  # noqa: F401 - the documented imports
+    from gemmbench.shapes import Case as FormerCase
+    from gemmbench.spec import Case
+    from gemmbench.timing.inputs import GemmInputs as Defined
+
+    assert FormerCase is Case and GemmInputs is Defined and issubclass(backends.REGISTRY["fake"].__class__, Backend)

@@ -1,5 +1,5 @@
-from gemmbench.profile import CALL_PREFIX, ProfiledEvent, group_by_call
 from gemmbench.records import KernelRun
+from gemmbench.timing.profile import CALL_PREFIX, ProfiledEvent, group_by_call
 
 
 def host(name, start, end, corr):

@@ -1,7 +1,8 @@
-from gemmbench.recommend import PREFERENCE, recommend
-from gemmbench.records import ERROR, OK, Record
-from gemmbench.render import recommendation_dicts, recommendation_summary
-from gemmbench.shapes import Case
+from gemmbench.analysis.policy import PREFERENCE
+from gemmbench.analysis.recommend import recommend
+from gemmbench.output.recommend import recommendation_dicts, recommendation_summary
+from gemmbench.records import ERROR, OK, Record, TimerSummary
+from gemmbench.spec.cases import Case
 
 
 def spans(rec):
@@ -12,7 +13,7 @@ def row(backend, m, time_us, rel_err=1e-6, status=OK):
     case = Case("DeepSeek-V3", "router", "router", m, 256, 7168)
     if status != OK:
         return Record.for_case(case, backend, status, "out of memory")
-    return Record.for_case(case, backend, OK, rel_err=rel_err, device_median_us=time_us)
+    return Record.for_case(case, backend, OK, rel_err=rel_err, device=TimerSummary("cuda_graph", time_us))
 
 
 def test_crossover_becomes_m_ranges():

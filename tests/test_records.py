@@ -1,22 +1,30 @@
 from samples import CASE, sample_records
 
+from gemmbench.analysis.policy import accurate
 from gemmbench.records import ERROR, OK, SKIPPED, Record, by_case, by_shape
-from gemmbench.shapes import Case
-from gemmbench.summary import EVENTS_TIMER, GRAPH_TIMER, TimerSummary
+from gemmbench.records.schema import from_row, to_row
+from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, TimerSummary
+from gemmbench.spec.cases import Case
 
 
 def test_fp32_accuracy_threshold():
     ok, skipped, error = sample_records()
-    assert ok.accurate() and not skipped.accurate() and not error.accurate()
-    assert ok.best_time_us == 5.6
+    assert [accurate(r.status, r.rel_err) for r in (ok, skipped, error)] == [True, False, False]
+    assert ok.best_time_us == 5.6 and ok.throttled and not skipped.throttled
 
 
-def test_timer_summaries_spread_into_flat_fields_and_read_back():
+def test_a_record_is_its_case_then_its_results():
+    record = sample_records()[0]
+    assert record.case == CASE and (record.m, record.n, record.k) == (1, 256, 7168)
+
+
+def test_timer_summaries_spread_into_flat_columns_and_read_back():
     latency = TimerSummary(EVENTS_TIMER, 27.5, 1.0, 26.0, 27.0, 28.0, 100)
     device = TimerSummary(GRAPH_TIMER, 5.6, 0.1, 5.5, 5.55, 5.65, 50)
     record = Record.for_case(CASE, "mm_out_dtype", OK, latency=latency, device=device)
-    assert record.device_median_us == 5.6 and record.latency_ci_high_us == 28.0 and record.device_samples == 50
-    assert record.latency == latency and record.device == device
+    row = to_row(record)
+    assert row["device_median_us"] == 5.6 and row["latency_ci_high_us"] == 28.0 and row["device_samples"] == 50
+    assert from_row(Record, row, "test") == record
     assert Record.for_case(CASE, "upcast", SKIPPED, "no CUDA device").device is None
 
 

@@ -3,9 +3,9 @@ import json
 import pytest
 import torch
 
-from gemmbench import roofline
-from gemmbench.roofline import Roofline
-from gemmbench.shapes import Case
+from gemmbench.measure import roofline
+from gemmbench.measure.roofline import Roofline
+from gemmbench.spec.cases import Case
 
 
 def test_floor_is_the_larger_of_memory_and_compute_time():

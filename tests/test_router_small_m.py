@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gemmbench.backends.router_small_m import CUDA_CORES, MAX_M, MAX_PARTIALS, RouterSmallM, block_m, candidates
-from gemmbench.shapes import Case
+from gemmbench.spec.cases import Case
 
 
 def test_m_buckets_are_powers_of_two():
@@ -82,8 +82,8 @@ def test_it_refuses_a_weight_beyond_its_32_bit_offsets(monkeypatch):
 
 
 def test_the_cuda_kernel_says_why_it_cannot_run(monkeypatch):
-    from gemmbench import ext
-    from gemmbench.backends.router_small_m import EXT_MAX_M, RouterSmallMExt
+    from gemmbench.backends import ext
+    from gemmbench.backends.router_small_m_ext import EXT_MAX_M, RouterSmallMExt
 
     backend = RouterSmallMExt()
     router = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)

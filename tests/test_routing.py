@@ -1,8 +1,8 @@
 import torch
 
 from gemmbench.backends import REGISTRY
-from gemmbench.routing import ROUTING_TOKENS, expert_sets, routing_inputs, topk_mismatch
-from gemmbench.shapes import Case
+from gemmbench.measure.routing import ROUTING_TOKENS, expert_sets, routing_inputs, topk_mismatch
+from gemmbench.spec.cases import Case
 
 CPU = torch.device("cpu")
 ROUTER = Case("test", "router", "router", 64, 64, 256, top_k=4)

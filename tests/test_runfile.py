@@ -1,13 +1,14 @@
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from samples import sample_records
 
 from gemmbench.errors import GemmbenchError
-from gemmbench.records import KernelRun, Record
-from gemmbench.runfile import (
+from gemmbench.records import KernelRun
+from gemmbench.records.runfile import (
     SCHEMA_VERSION,
     Run,
     RunWriter,
@@ -15,9 +16,8 @@ from gemmbench.runfile import (
     ensure_writable_file,
     load_run,
     new_run_path,
-    record_to_dict,
-    records_to_csv,
 )
+from gemmbench.records.table import records_to_csv
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -29,7 +29,7 @@ def test_csv_round_trip_keeps_every_column(tmp_path):
     first = loaded.records[0]
     expected = sample_records()[0]
     assert first.kernels == tuple(KernelRun(k.name) for k in expected.kernels)  # CSV keeps names only
-    assert first == Record(**{**record_to_dict(expected), "kernels": first.kernels})
+    assert first == replace(expected, kernels=first.kernels)
     assert loaded.records[1] == sample_records()[1]
     assert loaded.records[2].rel_err is None  # NaN is written as an empty cell
 

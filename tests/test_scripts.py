@@ -49,3 +49,11 @@ def test_shell_script_is_valid_and_calls_existing_scripts(path):
     repository = SCRIPTS.parent
     for called in re.findall(r"scripts/[\w/]+\.(?:py|sh)", path.read_text()):
         assert (repository / called).is_file(), f"{path.name} calls {called}, which does not exist"
+
+
+@pytest.mark.parametrize("path", sorted(SCRIPTS.rglob("*.sh")), ids=lambda p: p.name)
+def test_the_python_a_shell_script_embeds_imports_what_exists(path):
+    for module, names in re.findall(r"from (gemmbench[\w.]*) import ([\w, ]+)", path.read_text()):
+        imported = importlib.import_module(module)
+        for name in (n.strip() for n in names.split(",")):
+            assert hasattr(imported, name) or importlib.util.find_spec(f"{module}.{name}"), f"{module}.{name}"

@@ -1,16 +1,8 @@
 import pytest
 
 from gemmbench.errors import GemmbenchError, UsageError
-from gemmbench.shapes import (
-    DEFAULT_M,
-    build_cases,
-    load_config,
-    load_preset,
-    parse_m_list,
-    parse_shape,
-    preset_names,
-    select_gemms,
-)
+from gemmbench.spec.parse import DEFAULT_M, build_cases, parse_m_list, parse_shape
+from gemmbench.spec.presets import load_config, load_preset, preset_names, select_gemms
 
 REQUIRED_PRESETS = {
     "deepseek-v3",

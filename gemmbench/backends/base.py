@@ -1,29 +1,16 @@
-"""The interface every backend implements: say why it cannot run a case here (if so), then prepare the call."""
+"""The interface every backend implements: say why it cannot run a case here (if so), then prepare the call.
+
+`Backend`, `GemmCall` and `GemmInputs` are the plugin API, importable from `gemmbench.backends`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
-from gemmbench.shapes import Case
-
-TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-
-
-@dataclass(frozen=True)
-class GemmInputs:
-    """Random operands of one case and the output buffer every backend must write into.
-
-    The sweep poisons `out` with NaN before the correctness check, so a backend that does not write
-    its whole output fails instead of passing on a stale result.
-    """
-
-    x: torch.Tensor  # [M, K]
-    w: torch.Tensor  # [N, K]
-    out: torch.Tensor  # [M, N], fp32
-
+from gemmbench.spec.cases import Case
+from gemmbench.timing.inputs import GemmInputs
 
 GemmCall = Callable[[], torch.Tensor]
 
@@ -35,8 +22,8 @@ class Backend:
     code: str = ""  # the user's line of code this backend stands for, shown by `gemmbench list`
     real: bool = True  # False for test doubles, which a default sweep leaves out
     in_default_set: bool = True  # False: run only when named with --backend
-    needs_extension: bool = False  # True for the cuBLAS extension's backends (gemmbench/ext)
-    origin: str = "built-in"  # or the plugin that registered it (gemmbench/plugins.py)
+    needs_extension: bool = False  # True for the extension's backends (gemmbench/backends/ext)
+    origin: str = "built-in"  # or the plugin that registered it (backends/plugins.py)
 
     def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
         """Why this backend cannot run `case` on `device`, or None if it can.

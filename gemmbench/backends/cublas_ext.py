@@ -5,33 +5,14 @@ from __future__ import annotations
 
 import torch
 
-from gemmbench import ext, timing
-from gemmbench.backends.base import Backend, GemmCall, GemmInputs
-from gemmbench.shapes import Case
+from gemmbench.backends.base import GemmCall, GemmInputs
+from gemmbench.backends.ext_backend import ExtensionBackend, out_op_call
+from gemmbench.spec.cases import Case
+from gemmbench.timing import timers
 
 # Heuristic algorithms cublaslt_tuned_ext tries per shape, and the sampling time it gives each.
 LT_TUNE_CANDIDATES = 8
 LT_TUNE_BUDGET_S = 0.01
-
-
-def out_op_call(op, inputs: GemmInputs) -> GemmCall:
-    """A call of one of the extension's `*_out(x, w, out)` operators on `inputs`, returning `out`."""
-    x, w, out = inputs.x, inputs.w, inputs.out
-
-    def call() -> torch.Tensor:
-        op(x, w, out)
-        return out
-
-    return call
-
-
-class ExtensionBackend(Backend):
-    needs_extension = True
-
-    def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
-        if device.type != "cuda":
-            return super().unavailable_reason(case, device) or "no CUDA device"
-        return super().unavailable_reason(case, device) or ext.unavailable_reason()
 
 
 class CublasExt(ExtensionBackend):
@@ -73,9 +54,9 @@ class CublasLtTunedExt(ExtensionBackend):
             call = _lt_call(inputs, algo)
             try:
                 call()
-                target = timing.Target(budget_s=LT_TUNE_BUDGET_S, min_time_s=LT_TUNE_BUDGET_S)
-                unroll = timing.fit_graph_unroll(call, upper_bound_us=timing.GRAPH_TARGET_REPLAY_US)
-                times[algo] = timing.time_graph(call, target, unroll).median_us
+                target = timers.Target(budget_s=LT_TUNE_BUDGET_S, min_time_s=LT_TUNE_BUDGET_S)
+                unroll = timers.fit_graph_unroll(call, upper_bound_us=timers.GRAPH_TARGET_REPLAY_US)
+                times[algo] = timers.time_graph(call, target, unroll).median_us
             except RuntimeError:  # an algorithm the heuristic offered but that fails here is simply not chosen
                 continue
         return min(times, key=times.get) if times else 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 
 from gemmbench.backends.base import Backend, GemmCall, GemmInputs
-from gemmbench.shapes import Case
+from gemmbench.spec.cases import Case
 
 # A made-up device: a fixed launch cost plus bytes and FLOPs at round rates. Deterministic, so CLI
 # tests can assert what the tables and files show.

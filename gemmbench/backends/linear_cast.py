@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from gemmbench.backends.base import Backend, GemmCall, GemmInputs
-from gemmbench.shapes import Case
+from gemmbench.spec.cases import Case
 
 
 class LinearCast(Backend):

@@ -5,7 +5,7 @@ from functools import cache
 import torch
 
 from gemmbench.backends.base import Backend, GemmCall, GemmInputs
-from gemmbench.shapes import Case
+from gemmbench.spec.cases import Case
 
 # torch.mm gained `out_dtype` (aten::mm.dtype) in PyTorch 2.8.
 _MIN_TORCH = (2, 8)

@@ -30,11 +30,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from gemmbench import ext
 from gemmbench.backends.base import Backend, GemmCall, GemmInputs
-from gemmbench.backends.cublas_ext import ExtensionBackend, out_op_call
 from gemmbench.cache import cache_root
-from gemmbench.shapes import Case
+from gemmbench.spec.cases import Case
+from gemmbench.timing import timers
+from gemmbench.timing.inputs import input_copies, rotating
 
 # The largest M it runs: at 32 it already loses to cuBLAS on three of five router GEMMs on an H200 (docs/tiers.md).
 MAX_M = 32
@@ -258,35 +258,6 @@ class RouterSmallM(Backend):
         return self._chosen[shape]
 
 
-# router_small_m_ext's kernel (ext/router_small_m.cu): one template instance per token count up to this, and
-# 16-byte loads of 8 bf16 along K.
-EXT_MAX_M = 16
-EXT_K_MULTIPLE = 8
-
-
-class RouterSmallMExt(ExtensionBackend):
-    """The same first tier as a CUDA kernel in the extension, beside the Triton one: a CTA per expert row
-    (or pair of rows), 16-byte loads put in flight before the multiplies, the token count a template
-    parameter (TensorRT-LLM's dsv3RouterGemm design), the threads' sums added in a fixed order. Faster than
-    router_small_m at M <= 8 on the H200 (docs/tiers.md); a fixed configuration per token count, no tuning."""
-
-    name = "router_small_m_ext"
-    code = "gemmbench's CUDA kernel for M <= 16 (ext/router_small_m.cu): a CTA per expert row, 16-byte loads"
-
-    def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
-        reason = super().unavailable_reason(case, device) or ext.router_kernel_problem()
-        if reason:
-            return reason
-        if case.m > EXT_MAX_M:
-            return f"runs M <= {EXT_MAX_M} only (the torch.mm tier takes larger M)"
-        if case.k % EXT_K_MULTIPLE:
-            return f"K must be a multiple of {EXT_K_MULTIPLE} (16-byte loads), got {case.k}"
-        return None
-
-    def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
-        return out_op_call(torch.ops.gemmbench.router_small_m_out, inputs)
-
-
 def _shape(case: Case) -> tuple[int, int, int]:
     return case.n, case.k, block_m(case.m)
 
@@ -310,20 +281,17 @@ def _tune(case: Case, device: torch.device) -> Config:
 
 def candidate_times(case: Case, device: torch.device) -> dict[Config, float]:
     """Median cold-L2 CUDA-graph device time (us) of every candidate this GPU runs, for `case`."""
-    from gemmbench import timing
-    from gemmbench.inputs import input_copies, rotating
-
     copies, _ = input_copies(case, device, seed=0, cold=True)
-    target = timing.Target(budget_s=TUNE_BUDGET_S, min_time_s=TUNE_BUDGET_S)
+    target = timers.Target(budget_s=TUNE_BUDGET_S, min_time_s=TUNE_BUDGET_S)
     times: dict[Config, float] = {}
     for config in candidates(case.m):
         call = rotating([prepared(c, config) for c in copies])
         try:
             call()
-            unroll = timing.fit_graph_unroll(
-                call, upper_bound_us=timing.GRAPH_TARGET_REPLAY_US, multiple_of=len(copies)
+            unroll = timers.fit_graph_unroll(
+                call, upper_bound_us=timers.GRAPH_TARGET_REPLAY_US, multiple_of=len(copies)
             )
-            times[config] = timing.time_graph(call, target, unroll).median_us
+            times[config] = timers.time_graph(call, target, unroll).median_us
         except RuntimeError:  # a configuration this GPU cannot run (registers, shared memory) is not chosen
             continue
     return times

@@ -8,12 +8,12 @@ import argparse
 
 import torch
 
-from gemmbench import ext, profile
-from gemmbench.backends import REGISTRY
-from gemmbench.decode import gemm_kernel
-from gemmbench.inputs import make_inputs
-from gemmbench.render import markdown_table
-from gemmbench.shapes import load_preset
+from gemmbench.analysis.decode import gemm_kernel
+from gemmbench.backends import REGISTRY, ext
+from gemmbench.output.format import markdown_table
+from gemmbench.spec.presets import load_preset
+from gemmbench.timing import profile
+from gemmbench.timing.inputs import make_inputs
 
 M_VALUES = (1, 16, 128, 1024, 4096)
 COMPARED = ("cublas_ext", "cublaslt_ext", "cublaslt_tuned_ext")

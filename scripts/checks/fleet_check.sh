@@ -25,7 +25,7 @@ GPUS=$(nvidia-smi -L | wc -l)
   python3 - "$OUT"/single/*.json "$OUT"/points/*.json "$OUT"/none/*.json <<'PY'
 import sys
 from collections import Counter
-from gemmbench.runfile import load_run
+from gemmbench.records.runfile import load_run
 single, points, none = (load_run(p) for p in sys.argv[1:])
 key = lambda r: (r.case, r.backend)
 print("split points: same points as one GPU:", sorted(map(str, map(key, points.records))) == sorted(map(str, map(key, single.records))),
@@ -44,7 +44,7 @@ PY
   python3 - "$OUT"/killed/*.json <<'PY'
 import sys
 from collections import Counter
-from gemmbench.runfile import load_run
+from gemmbench.records.runfile import load_run
 run = load_run(sys.argv[1])
 print("killed run: complete", run.complete, "rows by (rank, status)", dict(Counter((r.rank, r.status) for r in run.records)))
 print("an error row:", next((r.reason for r in run.records if r.status == "error"), None))

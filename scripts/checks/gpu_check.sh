@@ -13,7 +13,7 @@ source "$(dirname "$0")/common.sh"
   t0=$(ms)
   gb ext build
   echo "ext build wall time: $(( $(ms) - t0 )) ms"
-  python3 -c "import time, torch; from gemmbench import ext; t = time.perf_counter(); ext.load(); print(f'ext load from cache: {(time.perf_counter() - t) * 1e3:.0f} ms')"
+  python3 -c "import time, torch; from gemmbench.backends import ext; t = time.perf_counter(); ext.load(); print(f'ext load from cache: {(time.perf_counter() - t) * 1e3:.0f} ms')"
   gb ext status
 
   echo "== the whole test suite (GPU tests included)"

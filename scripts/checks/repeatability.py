@@ -14,7 +14,7 @@ import argparse
 import statistics
 
 from gemmbench.records import OK
-from gemmbench.runfile import load_run
+from gemmbench.records.runfile import load_run
 
 # Points listed under each timer's summary: the largest differences.
 WORST_SHOWN = 5

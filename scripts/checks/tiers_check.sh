@@ -11,9 +11,9 @@ source "$(dirname "$0")/common.sh"
 NCU_SNIPPET='
 import torch
 from gemmbench.backends import REGISTRY
-from gemmbench.inputs import make_inputs
-from gemmbench.shapes import Case
-from gemmbench import ext
+from gemmbench.timing.inputs import make_inputs
+from gemmbench.spec import Case
+from gemmbench.backends import ext
 ext.load()
 for name in ("router_small_m", "router_small_m_ext", "mm_out_dtype"):
     for m in (1, 16):

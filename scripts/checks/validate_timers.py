@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 
 from gemmbench.backends import REGISTRY
-from gemmbench.clocks import ClockWatch, warm_device
-from gemmbench.inputs import COLD, HOT, make_inputs
-from gemmbench.measure import SweepOptions, measure_all
-from gemmbench.render import markdown_table
-from gemmbench.shapes import Case
+from gemmbench.measure.session import plan_sweep, run_session
+from gemmbench.output.format import markdown_table
+from gemmbench.spec.cases import Case
+from gemmbench.timing.clocks import ClockWatch, warm_device
+from gemmbench.timing.inputs import COLD, HOT, make_inputs
 
 ROUTER_M = (1, 16, 128, 1024, 4096)
 POINTS = (
@@ -46,11 +46,12 @@ BACKEND = REGISTRY["mm_out_dtype"]
 def gemmbench_times(case: Case, device: torch.device) -> dict:
     values = {}
     for mode in (HOT, COLD):
-        (record,) = measure_all([case], [BACKEND], device, SweepOptions(l2=mode))
+        plan = plan_sweep(shapes=[f"{case.m}x{case.n}x{case.k}"], backends=[BACKEND.name], hot=mode == HOT)
+        (record,) = run_session(plan).run.records
         assert record.status == "ok", record.reason
-        values[f"device_{mode}"] = record.device_median_us
+        values[f"device_{mode}"] = record.device.median_us
         if mode == HOT:
-            values["latency"] = record.latency_median_us
+            values["latency"] = record.latency.median_us
             values["kernel_sum"] = record.kernel_sum_us
             values["kernel_count"] = record.kernel_count
         else:

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from gemmbench import timing
 from gemmbench.backends import REGISTRY
-from gemmbench.inputs import make_inputs
-from gemmbench.measure import load_backends
-from gemmbench.render import markdown_table
-from gemmbench.shapes import load_preset
+from gemmbench.measure.points import load_backends
+from gemmbench.output.format import markdown_table
+from gemmbench.spec.presets import load_preset
+from gemmbench.timing import timers as timing
+from gemmbench.timing.inputs import make_inputs
 
 POINTS = [("mm_out_dtype", 1), ("linear_cast", 1), ("cublas_ext", 16), ("cublaslt_tuned_ext", 16), ("cublaslt_ext", 32)]
 FIXED_UNROLLS = (4, 8, 16, 32, 64)

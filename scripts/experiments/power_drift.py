@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from gemmbench import timing
 from gemmbench.backends import REGISTRY
-from gemmbench.clocks import ClockWatch, slowdown_names, warm_device
-from gemmbench.inputs import input_copies, rotating
-from gemmbench.render import markdown_table
-from gemmbench.shapes import load_preset
+from gemmbench.output.format import markdown_table
+from gemmbench.spec.presets import load_preset
+from gemmbench.timing import timers as timing
+from gemmbench.timing.clocks import ClockWatch, slowdown_names, warm_device
+from gemmbench.timing.inputs import input_copies, rotating
 
 M = 16384
 WINDOW_S = 0.1
@@ -46,7 +46,7 @@ def windows(call, unroll: int, clocks: ClockWatch, phase: str) -> tuple[list[lis
                 f"{samples.iqr_us:.1f}",
                 samples.count,
                 reading.sm_mhz if reading else "–",
-                f"{reading.power_w:.0f}" if reading else "–",
+                f"{reading.clocks.power_w:.0f}" if reading else "–",
                 ",".join(slowdown_names(reading.reasons)) if reading else "–",
             ]
         )

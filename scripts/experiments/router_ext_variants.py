@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from gemmbench import timing
 from gemmbench.backends import REGISTRY
-from gemmbench.inputs import input_copies, reference, relative_error, rotating
-from gemmbench.render import markdown_table
-from gemmbench.shapes import Case
+from gemmbench.output.format import markdown_table
+from gemmbench.spec.cases import Case
+from gemmbench.timing import timers as timing
+from gemmbench.timing.inputs import input_copies, reference, relative_error, rotating
 
 SHAPES = {"DeepSeek-V3": (256, 7168), "Kimi-K2": (384, 7168), "V4-Flash": (256, 4096)}
 TOKEN_COUNTS = (1, 2, 4, 8, 16)

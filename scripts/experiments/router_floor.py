@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from gemmbench import timing
 from gemmbench.backends import REGISTRY
-from gemmbench.inputs import input_copies, rotating
-from gemmbench.render import markdown_table
-from gemmbench.shapes import Case
+from gemmbench.output.format import markdown_table
+from gemmbench.spec.cases import Case
+from gemmbench.timing import timers as timing
+from gemmbench.timing.inputs import input_copies, rotating
 
 CASE = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)
 TARGET = timing.Target(budget_s=0.1, min_time_s=0.1)

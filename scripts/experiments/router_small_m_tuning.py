@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from gemmbench import timing
 from gemmbench.backends import REGISTRY
 from gemmbench.backends.router_small_m import CUDA_CORES, TENSOR_CORES, candidate_times
-from gemmbench.inputs import input_copies, rotating
-from gemmbench.render import markdown_table
-from gemmbench.shapes import Case
+from gemmbench.output.format import markdown_table
+from gemmbench.spec.cases import Case
+from gemmbench.timing import timers as timing
+from gemmbench.timing.inputs import input_copies, rotating
 
 SHAPES = {  # name: (N, K), as in docs/tiers.md
     "DeepSeek-V3 router": (256, 7168),

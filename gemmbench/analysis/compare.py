@@ -1,0 +1,174 @@
+"""Compare two runs row by row: the ratio of medians and a verdict that accounts for both runs' spread."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+from gemmbench.analysis.policy import FLAGGED_TOLERANCE, SAME_TOLERANCE
+from gemmbench.records import OK, GroupRecord, Record, Run
+from gemmbench.records.timers import HOST_TIMER
+
+FASTER, SLOWER, SAME, NOISY, NOT_TIMED = "faster", "slower", "same", "noisy", "not timed"
+VERDICTS = (FASTER, SLOWER, SAME, NOISY, NOT_TIMED)
+
+# Which of a record's two times a comparison reads.
+DEVICE, LATENCY = "device", "latency"
+
+
+@dataclass(frozen=True)
+class RowComparison:
+    base: Record
+    new: Record
+    timer: str | None  # DEVICE where both rows have a device time, else LATENCY; None: not timed
+    base_us: float | None  # the medians compared
+    new_us: float | None
+    ratio: float | None  # new / base median
+    verdict: str
+
+
+@dataclass(frozen=True)
+class RunConditions:
+    """What two runs must share for their times to be compared: where and how they were timed."""
+
+    device_type: str | None  # "cuda" or "cpu"; None where unknown (a CSV export of no timed row)
+    l2_modes: tuple[str, ...]  # "cold", "hot"; empty on the CPU
+    timers: tuple[str, ...]  # the timer names of the timed rows
+
+
+@dataclass(frozen=True)
+class Comparison:
+    base_provenance: dict
+    new_provenance: dict
+    rows: list[RowComparison]
+    only_base: list[Record]
+    only_new: list[Record]
+    base_conditions: RunConditions
+    new_conditions: RunConditions
+
+    @property
+    def geomean_ratio(self) -> float | None:
+        ratios = [r.ratio for r in self.rows if r.ratio]
+        return math.exp(statistics.fmean(math.log(r) for r in ratios)) if ratios else None
+
+    def counts(self) -> dict[str, int]:
+        counts = {v: 0 for v in VERDICTS}
+        for row in self.rows:
+            counts[row.verdict] += 1
+        return counts
+
+    def regressions(self, above_pct: float) -> list[RowComparison]:
+        return [r for r in self.rows if r.verdict == SLOWER and (r.ratio - 1) * 100 > above_pct]
+
+
+def _key(record: Record) -> tuple:
+    """A row's identity across runs: its case, backend and, in fleet runs, device."""
+    return (
+        record.model,
+        record.gemm,
+        record.m,
+        record.n,
+        record.k,
+        record.in_dtype,
+        record.out_dtype,
+        record.backend,
+        record.device_id,
+    )
+
+
+def compare_row(base: Record, new: Record, tolerance: float = SAME_TOLERANCE) -> RowComparison:
+    not_timed = RowComparison(base, new, None, None, None, None, NOT_TIMED)
+    if base.status != OK or new.status != OK:
+        return not_timed
+    if base.device and new.device:
+        timer, base_time, new_time = DEVICE, base.device, new.device
+    else:
+        timer, base_time, new_time = LATENCY, base.latency, new.latency
+    if not base_time or not new_time or not base_time.median_us or not new_time.median_us:
+        return not_timed
+    ratio = new_time.median_us / base_time.median_us
+    flagged = any(r.noisy or r.throttled for r in (base, new))
+    verdict = judge(ratio, base_time.interval_us, new_time.interval_us, flagged, tolerance)
+    return RowComparison(base, new, timer, base_time.median_us, new_time.median_us, ratio, verdict)
+
+
+def judge(ratio: float, base_interval, new_interval, flagged: bool, tolerance: float = SAME_TOLERANCE) -> str:
+    """The verdict on a ratio of medians, given both 95% intervals and whether either row was flagged."""
+    if abs(ratio - 1) <= tolerance:
+        return SAME
+    (base_low, base_high), (new_low, new_high) = base_interval, new_interval
+    overlap = new_low <= base_high and base_low <= new_high
+    if overlap or (flagged and abs(ratio - 1) <= FLAGGED_TOLERANCE):
+        return NOISY
+    return FASTER if ratio < 1 else SLOWER
+
+
+@dataclass(frozen=True)
+class GroupComparison:
+    base: GroupRecord
+    new: GroupRecord
+    ratio: float | None  # new over base parallel device time
+    verdict: str
+
+
+def compare_groups(base: Run, new: Run, tolerance: float = SAME_TOLERANCE) -> list[GroupComparison]:
+    """The group rows both runs hold, by parallel device time."""
+    key = lambda r: (r.model, r.group, r.m, r.backend)  # noqa: E731
+    new_rows = {key(r): r for r in new.groups}
+    rows = []
+    for old in base.groups:
+        other = new_rows.get(key(old))
+        if other is None:
+            continue
+        if old.status != OK or other.status != OK or not old.parallel_device or not other.parallel_device:
+            rows.append(GroupComparison(old, other, None, NOT_TIMED))
+            continue
+        ratio = other.parallel_device.median_us / old.parallel_device.median_us
+        intervals = [r.parallel_device.interval_us for r in (old, other)]
+        flagged = any(r.noisy or r.throttled for r in (old, other))
+        rows.append(GroupComparison(old, other, ratio, judge(ratio, *intervals, flagged, tolerance)))
+    return rows
+
+
+def run_conditions(run: Run) -> RunConditions:
+    timed = [r for r in run.records if r.status == OK]
+    timers = sorted({summary.timer for r in timed for summary in (r.latency, r.device) if summary})
+    device_type = run.provenance.get("device_type")
+    if device_type is None and timers:  # a CSV export carries no provenance: the timers tell
+        device_type = "cpu" if HOST_TIMER in timers else "cuda"
+    return RunConditions(device_type, tuple(sorted({r.l2_mode for r in timed if r.l2_mode})), tuple(timers))
+
+
+def mismatches(base: Run, new: Run) -> list[str]:
+    """How the two runs were timed differently ('device type: cpu vs cuda', ...); empty when they match."""
+    a, b = run_conditions(base), run_conditions(new)
+
+    def l2(conditions: RunConditions) -> str | None:
+        # GPU runs recorded before L2 modes were: unknown, not a mode of their own
+        return "/".join(conditions.l2_modes) or (None if conditions.device_type == "cuda" else "none")
+
+    differences = []
+    for label, left, right in (
+        ("device type", a.device_type, b.device_type),
+        ("L2 mode", l2(a), l2(b)),
+        ("timers", ", ".join(a.timers) or "none", ", ".join(b.timers) or "none"),
+    ):
+        if left != right and None not in (left, right):
+            differences.append(f"{label}: {left} vs {right}")
+    return differences
+
+
+def compare_runs(base: Run, new: Run, tolerance: float = SAME_TOLERANCE) -> Comparison:
+    base_rows = {_key(r): r for r in base.records}
+    new_rows = {_key(r): r for r in new.records}
+    rows = [compare_row(base_rows[k], new_rows[k], tolerance) for k in base_rows if k in new_rows]
+    return Comparison(
+        base.provenance,
+        new.provenance,
+        rows,
+        only_base=[r for k, r in base_rows.items() if k not in new_rows],
+        only_new=[r for k, r in new_rows.items() if k not in base_rows],
+        base_conditions=run_conditions(base),
+        new_conditions=run_conditions(new),
+    )

@@ -1,0 +1,73 @@
+"""Per group: up to which M the auxiliary streams pay, and with which backend for the light GEMMs
+(`gemmbench recommend` on a `gemmbench group` run).
+
+At each M, the choice is the qualifying backend (status ok, light members within the tolerance) with the
+fastest parallel time, ties within the run-to-run spread going to the preferred backend (recommend.py).
+The streams pay at that M when the choice's parallel time beats its serial time by more than that spread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR, SAME_TOLERANCE, preference_rank
+from gemmbench.records import OK, GroupRecord, grouped
+from gemmbench.records.timers import median_of
+
+
+@dataclass(frozen=True)
+class GroupChoice:
+    m: int
+    backend: str
+    parallel_us: float
+    serial_us: float
+    speedup: float
+    streams_pay: bool
+
+
+@dataclass(frozen=True)
+class GroupAdvice:
+    model: str
+    group: str
+    choices: list[GroupChoice]
+
+    @property
+    def streams_pay_up_to(self) -> int | None:
+        """The largest M up to which (from the smallest measured M on) parallel beats serial; None if it
+        does not at the smallest."""
+        last = None
+        for choice in self.choices:
+            if not choice.streams_pay:
+                break
+            last = choice.m
+        return last
+
+
+def _qualifies(record: GroupRecord, tolerance: float) -> bool:
+    accurate = record.rel_err is None or record.rel_err <= tolerance  # the fake backend's rows carry none
+    return record.status == OK and accurate and median_of(record.parallel_device) is not None
+
+
+def advise(records: list[GroupRecord], tolerance: float = FP32_ACCURATE_REL_ERR) -> list[GroupAdvice]:
+    advice = []
+    for (model, name), group in grouped(records, lambda r: (r.model, r.group)).items():
+        choices = []
+        for m in sorted({r.m for r in group}):
+            candidates = [r for r in group if r.m == m and _qualifies(r, tolerance)]
+            if not candidates:
+                continue
+            fastest = min(median_of(r.parallel_device) for r in candidates)
+            tied = [r for r in candidates if median_of(r.parallel_device) <= fastest * (1 + SAME_TOLERANCE)]
+            best = min(tied, key=lambda r: preference_rank(r.backend))
+            choices.append(
+                GroupChoice(
+                    m,
+                    best.backend,
+                    median_of(best.parallel_device),
+                    median_of(best.serial_device),
+                    best.speedup,
+                    best.speedup > 1 + SAME_TOLERANCE,
+                )
+            )
+        advice.append(GroupAdvice(model, name, choices))
+    return advice

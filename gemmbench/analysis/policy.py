@@ -1,0 +1,62 @@
+"""The thresholds every judgement of gemmbench rests on, in one place, each with the measurement behind it:
+when an output is fp32-accurate or wrong, when two times are the same, when a point is flagged, which of
+tied backends is preferred, when a fleet's GPU is an outlier.
+
+The measurement applies some of them as it goes (a wrong result is an error row; a throttled or unsteady
+point is flagged), the analysis and the output the others; all of them read them from here. Plain
+constants: no torch, no other gemmbench module.
+"""
+
+from __future__ import annotations
+
+# fp32 accumulation over K = 7168 lands near 1e-6, bf16 rounding of the output near 1.5e-3: a relative
+# error under 1e-4 means the backend delivers fp32-output semantics, with wide margins on both sides.
+FP32_ACCURATE_REL_ERR = 1e-4
+# A relative error above this is not rounding (bf16 rounding of the output gives ~1.5e-3): the output
+# was not written, or is wrong. Such a row is an error and is not timed.
+WRONG_RESULT_REL_ERR = 1e-2
+
+# A change within ±3% is "same": in two back-to-back runs of the same sweep on an H200, the rows that
+# kept their clocks differed by at most 2.95% (95th percentile 1.7%; docs/measurement.md). Backends this
+# close at one M are tied (recommend), and a fleet's GPU must be slower than this to count as slower.
+SAME_TOLERANCE = 0.03
+# A row flagged noisy or throttled in either run needs a change beyond this to be called faster or
+# slower: throttled rows of those runs differed by up to 10.1% (11.0% in another pair), and one
+# power-capped point's 100 ms window medians ranged 82-113 us around 93 us (docs/measurement.md).
+FLAGGED_TOLERANCE = 0.15
+
+# A point whose SM clock fell below this fraction of the maximum SM clock is throttled.
+THROTTLE_CLOCK_FRACTION = 0.9
+# An eager figure whose window medians spread beyond ± this share of the median did not hold steady
+# over its point; it is flagged noisy. Device times spread far less (docs/measurement.md).
+EAGER_STEADY_CI_REL = 0.05
+
+# Tokens per routing check: a mismatch share of ~10% is then known to about ±0.7% (one standard error).
+ROUTING_TOKENS = 2048
+
+# Points a device must be slower at to be called an outlier: one is chance, three are a pattern (a clock
+# stuck low slows every point, a bad link or memory the large ones).
+OUTLIER_MIN_POINTS = 3
+
+# The order in which tied backends are preferred: the plain PyTorch calls first (nothing to build or
+# ship), then the cuBLAS extension's, then gemmbench's own kernels (Triton's ships with torch); backends
+# not listed (plugins) after them, by name.
+PREFERENCE = (
+    "mm_out_dtype",
+    "linear_cast",
+    "upcast",
+    "cublas_ext",
+    "cublaslt_ext",
+    "cublaslt_tuned_ext",
+    "router_small_m",
+    "router_small_m_ext",
+)
+
+
+def preference_rank(backend: str) -> tuple[int, str]:
+    return (PREFERENCE.index(backend) if backend in PREFERENCE else len(PREFERENCE), backend)
+
+
+def accurate(status: str, rel_err: float | None, tolerance: float = FP32_ACCURATE_REL_ERR) -> bool:
+    """A timed-and-checked row whose relative error is within `tolerance` (default: fp32 output)."""
+    return status == "ok" and rel_err is not None and rel_err <= tolerance

@@ -1,0 +1,85 @@
+"""Which backend to dispatch at which M: the fastest accurate backend per M, collapsed into M ranges.
+
+Backends within the run-to-run spread of the fastest (SAME_TOLERANCE, 3%) are tied at that M; a tie goes
+to the first of them in PREFERENCE, so that two runs of the same sweep, which differ within that spread,
+recommend the same backend, and noise does not split the M axis into ranges that alternate between
+equivalent backends. The sweep's tables mark the same choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR, SAME_TOLERANCE, accurate, preference_rank
+from gemmbench.records import Record, by_shape
+
+
+def tied_fastest(records, tolerance: float = FP32_ACCURATE_REL_ERR) -> list[str]:
+    """The backends of one point's `records` (one M) that qualify and are within SAME_TOLERANCE of the
+    fastest that does, in the order of preference: the first is the choice, the others are tied with it."""
+    candidates = [r for r in records if _qualifies(r, tolerance)]
+    if not candidates:
+        return []
+    fastest = min(r.best_time_us for r in candidates)
+    tied = {r.backend for r in candidates if r.best_time_us <= fastest * (1 + SAME_TOLERANCE)}
+    return sorted(tied, key=preference_rank)
+
+
+@dataclass(frozen=True)
+class MRange:
+    """Consecutive measured M values with the same winner. The dispatch boundary between two ranges is
+    the last M of the lower one: `M <= last_m` goes to this backend, the next range takes `M > last_m`."""
+
+    first_m: int
+    last_m: int
+    backend: str
+
+
+@dataclass(frozen=True)
+class ShapeRecommendation:
+    model: str
+    gemm: str
+    n: int
+    k: int
+    tolerance: float
+    ranges: list[MRange]
+    winners: dict[int, str] = field(default_factory=dict)  # M -> backend
+    tied: dict[int, list[str]] = field(default_factory=dict)  # M -> the other backends tied with the winner
+    # backend -> the first of its rows that did not qualify (status not ok, or rel_err above tolerance),
+    # for backends that qualified at no M
+    excluded: dict[str, Record] = field(default_factory=dict)
+
+
+def recommend(records: list[Record], tolerance: float = FP32_ACCURATE_REL_ERR) -> list[ShapeRecommendation]:
+    return [_recommend_shape(key, group, tolerance) for key, group in by_shape(records).items()]
+
+
+def _recommend_shape(key: tuple, records: list[Record], tolerance: float) -> ShapeRecommendation:
+    model, gemm, n, k = key
+    winners: dict[int, str] = {}
+    tied: dict[int, list[str]] = {}
+    for m in sorted({r.m for r in records}):
+        ranked = tied_fastest([r for r in records if r.m == m], tolerance)
+        if ranked:
+            winners[m], tied[m] = ranked[0], ranked[1:]
+    qualified = {r.backend for r in records if _qualifies(r, tolerance)}
+    excluded: dict[str, Record] = {}
+    for record in records:
+        if record.backend not in qualified:
+            excluded.setdefault(record.backend, record)
+    return ShapeRecommendation(model, gemm, n, k, tolerance, _ranges(winners), winners, tied, excluded)
+
+
+def _qualifies(record: Record, tolerance: float) -> bool:
+    return accurate(record.status, record.rel_err, tolerance) and record.best_time_us is not None
+
+
+def _ranges(winners: dict[int, str]) -> list[MRange]:
+    """Consecutive M values with the same winner become one range."""
+    ranges: list[MRange] = []
+    for m, backend in winners.items():
+        if ranges and ranges[-1].backend == backend:
+            ranges[-1] = MRange(ranges[-1].first_m, m, backend)
+        else:
+            ranges.append(MRange(m, m, backend))
+    return ranges

@@ -1,0 +1,87 @@
+"""The registry: backend names to backends. Built-in backends are imported and made on first use, so that
+importing the plugin API (`from gemmbench.backends import Backend`) loads no implementation; plugins add
+theirs with `register` (backends/plugins.py)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import torch
+
+from gemmbench.backends.base import Backend
+from gemmbench.backends.ext import needs_build
+from gemmbench.errors import UsageError
+from gemmbench.spec.cases import Case
+
+# Built-in backends in the order tables show them: name -> (module under gemmbench.backends, class).
+BUILT_IN = {
+    "mm_out_dtype": ("mm_out_dtype", "MmOutDtype"),
+    "upcast": ("upcast", "Upcast"),
+    "linear_cast": ("linear_cast", "LinearCast"),
+    "cublas_ext": ("cublas_ext", "CublasExt"),
+    "cublaslt_ext": ("cublas_ext", "CublasLtExt"),
+    "cublaslt_tuned_ext": ("cublas_ext", "CublasLtTunedExt"),
+    "router_small_m": ("router_small_m", "RouterSmallM"),
+    "router_small_m_ext": ("router_small_m_ext", "RouterSmallMExt"),
+    "fake": ("fake", "Fake"),
+}
+
+
+class Registry(Mapping[str, Backend]):
+    """Every backend by name: the built-in ones (made on first lookup, one instance per process), then
+    those plugins registered, in registration order."""
+
+    def __init__(self) -> None:
+        self._backends: dict[str, Backend] = {}
+        self._names: list[str] = list(BUILT_IN)
+
+    def __getitem__(self, name: str) -> Backend:
+        if name not in self._backends:
+            if name not in BUILT_IN:
+                raise KeyError(name)
+            module, cls = BUILT_IN[name]
+            self._backends[name] = getattr(importlib.import_module(f"gemmbench.backends.{module}"), cls)()
+        return self._backends[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def register(self, backend: Backend) -> None:
+        """Add a plugin's backend under its (checked, unused) name."""
+        self._backends[backend.name] = backend
+        self._names.append(backend.name)
+
+
+REGISTRY = Registry()
+
+
+def default_backends() -> list[Backend]:
+    """Every real backend of the default set; those that cannot run here become skipped rows that say why."""
+    return [b for b in REGISTRY.values() if b.real and b.in_default_set]
+
+
+def select_backends(names: list[str]) -> list[Backend]:
+    if not names:
+        return default_backends()
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise UsageError(f"unknown backend '{unknown[0]}'", f"choose from: {', '.join(REGISTRY)}")
+    return [REGISTRY[n] for n in dict.fromkeys(names)]
+
+
+@dataclass(frozen=True)
+class Availability:
+    backend: Backend
+    reason: str | None  # why it cannot run here; None: it can
+    builds_first: bool  # it can, once the extension is built (on first use)
+
+
+def availability(backends: list[Backend], probe: Case, device: torch.device) -> list[Availability]:
+    """Whether each backend can run `probe` on `device`; builds nothing."""
+    build_first = device.type == "cuda" and needs_build()
+    return [Availability(b, b.unavailable_reason(probe, device), b.needs_extension and build_first) for b in backends]

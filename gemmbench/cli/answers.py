@@ -1,0 +1,235 @@
+"""Answers from saved runs, none of which needs a GPU or imports torch: show, compare, recommend, fleet,
+plot, decode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gemmbench.analysis.compare import compare_groups, compare_runs, mismatches
+from gemmbench.analysis.decode import decode as decode_name
+from gemmbench.analysis.fleet import fleet_report
+from gemmbench.analysis.group_advice import advise
+from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR
+from gemmbench.analysis.recommend import recommend as recommend_backends
+from gemmbench.cli.app import app, err_console, out_console
+from gemmbench.cli.options import one_format
+from gemmbench.cli.run import export, print_results
+from gemmbench.errors import GemmbenchError, UsageError
+from gemmbench.output.compare import (
+    comparison_markdown,
+    comparison_table,
+    group_comparison_markdown,
+    group_comparison_table,
+)
+from gemmbench.output.dispatch import recommendation_python
+from gemmbench.output.fleet import fleet_markdown, fleet_table
+from gemmbench.output.format import header
+from gemmbench.output.groups import advice_dicts, advice_markdown, advice_tables, group_markdown, group_tables
+from gemmbench.output.kernels import decoded_tables
+from gemmbench.output.recommend import recommendation_dicts, recommendation_markdown, recommendation_tables
+from gemmbench.output.sweep import incomplete_note
+from gemmbench.records import runfile
+
+
+@app.command()
+def show(
+    run: Annotated[Path, typer.Argument(help="A run file (results/*.json) or a CSV export.")],
+    csv: Annotated[str | None, typer.Option("--csv", help="Write the rows as CSV here; - for stdout.")] = None,
+    json_path: Annotated[str | None, typer.Option("--json", help="Write the run as JSON here; - for stdout.")] = None,
+    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table instead of rich tables.")] = False,
+) -> None:
+    """Re-render a saved run."""
+
+    for path in (csv, json_path):
+        if path:
+            runfile.ensure_writable_file(path)
+    loaded = runfile.load_run(run)
+    console = err_console if "-" in (csv, json_path) else out_console
+    if loaded.provenance:
+        console.print(header(loaded.provenance))
+    if not loaded.complete:
+        err_console.print(f"incomplete run (interrupted): {incomplete_note(loaded)}", style="yellow")
+    if loaded.records or not loaded.groups:
+        print_results(console, loaded.records, md)
+    if loaded.groups and md:
+        console.print(group_markdown(loaded.groups), markup=False, highlight=False, soft_wrap=True)
+    elif loaded.groups:
+        console.print(group_tables(loaded.groups))
+    export(loaded, csv, json_path)
+
+
+@app.command()
+def decode(
+    names: Annotated[list[str], typer.Argument(help="Kernel names, as torch.profiler, nsys or ncu print them.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, one object per name, in order.")] = False,
+) -> None:
+    """Decode kernel names (nvjet, xmma, CUTLASS, split-K reduce, gemv, copies): family, arch, dtypes, tile."""
+
+    infos = [decode_name(name) for name in names]
+    if as_json:
+        typer.echo(json.dumps([info.to_dict() for info in infos], indent=1))
+        return
+    out_console.print(decoded_tables(infos))
+
+
+@app.command()
+def compare(
+    base: Annotated[Path, typer.Argument(help="The reference run (run file or CSV).")],
+    new: Annotated[Path, typer.Argument(help="The run to judge against it.")],
+    fail_above: Annotated[
+        float | None,
+        typer.Option(
+            "--fail-above",
+            min=0,
+            help="Exit 1 if a row is slower by more than this many percent (verdict 'slower'): for CI.",
+        ),
+    ] = None,
+    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+    allow_mismatch: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mismatch",
+            help="Compare runs timed differently (CPU and GPU, cold and hot L2, other timers) all the same.",
+        ),
+    ] = False,
+) -> None:
+    """Compare two runs row by row: ratio of medians and a verdict (faster, slower, same, noisy)."""
+
+    base_run, new_run = runfile.load_run(base), runfile.load_run(new)
+    differences = mismatches(base_run, new_run)
+    if differences and not allow_mismatch:
+        raise GemmbenchError(
+            f"{base} and {new} were timed differently ({'; '.join(differences)}), so their ratios mean little",
+            "compare runs of the same kind, or pass --allow-mismatch",
+        )
+    comparison = compare_runs(base_run, new_run)
+    group_rows = compare_groups(base_run, new_run)
+    if not comparison.rows and not group_rows:
+        raise GemmbenchError(f"{base} and {new} share no (case, backend) rows", "compare runs of the same shapes")
+    if comparison.rows and md:
+        typer.echo(comparison_markdown(comparison), nl=False)
+    elif comparison.rows:
+        out_console.print(comparison_table(comparison))
+    if group_rows and md:
+        typer.echo(group_comparison_markdown(group_rows), nl=False)
+    elif group_rows:
+        out_console.print(group_comparison_table(group_rows))
+    if fail_above is not None:
+        regressions = comparison.regressions(fail_above)
+        if regressions:
+            worst = max(regressions, key=lambda r: r.ratio)
+            typer.echo(
+                f"{len(regressions)} row(s) slower by more than {fail_above:g}% (worst: {worst.base.model} "
+                f"{worst.base.gemm} M={worst.base.m} {worst.base.backend}, {worst.ratio:.3f}x)",
+                err=True,
+            )
+            raise typer.Exit(1)
+
+
+@app.command()
+def recommend(
+    run: Annotated[Path, typer.Argument(help="A run file or CSV.")],
+    tolerance: Annotated[
+        float | None,
+        typer.Option(
+            "--tolerance",
+            min=0,
+            help="Largest rel_err a backend may have "
+            "(default 1e-4: fp32-output semantics, which excludes linear_cast's "
+            "bf16 rounding; 1e-2 admits it).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+    python: Annotated[
+        bool,
+        typer.Option(
+            "--python", help="Print a dispatch function for these shapes on this GPU, to paste into serving code."
+        ),
+    ] = False,
+) -> None:
+    """Per GEMM shape: the fastest accurate backend at each M, collapsed into M ranges with the crossovers."""
+
+    one_format(("--json", as_json), ("--md", md), ("--python", python))
+    loaded = runfile.load_run(run)
+    tolerance = FP32_ACCURATE_REL_ERR if tolerance is None else tolerance
+    if loaded.groups:  # a `gemmbench group` run: per group, whether and up to which M the streams pay
+        if python:
+            raise UsageError("--python writes a dispatch function for sweeps, not for group runs", "drop --python")
+        advice = advise(loaded.groups, tolerance)
+        if as_json:
+            typer.echo(json.dumps(advice_dicts(advice), indent=1))
+        elif md:
+            typer.echo(advice_markdown(advice), nl=False)
+        else:
+            out_console.print(advice_tables(advice))
+        return
+    recommendations = recommend_backends(loaded.records, tolerance)
+    if python:
+        typer.echo(recommendation_python(recommendations, loaded.provenance, str(run)), nl=False)
+    elif as_json:
+        typer.echo(json.dumps(recommendation_dicts(recommendations), indent=1))
+    elif md:
+        typer.echo(recommendation_markdown(recommendations), nl=False)
+    else:
+        if loaded.provenance:
+            out_console.print(header(loaded.provenance))
+        out_console.print(recommendation_tables(recommendations))
+
+
+@app.command()
+def fleet(
+    run: Annotated[
+        Path, typer.Argument(help="A fleet check: the run file of torchrun ... gemmbench -- sweep --split none.")
+    ],
+    fail_above: Annotated[
+        float | None,
+        typer.Option(
+            "--fail-above",
+            min=0,
+            help="Exit 1 if a device's median time is more than this many percent above the fleet's: for CI.",
+        ),
+    ] = None,
+    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: every device and every point.")] = False,
+) -> None:
+    """Per device of a fleet: its times against the fleet's median, and whether it is an outlier."""
+
+    one_format(("--json", as_json), ("--md", md))
+    loaded = runfile.load_run(run)
+    report = fleet_report(loaded, str(run))
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=1))
+    elif md:
+        typer.echo(fleet_markdown(report), nl=False)
+    else:
+        if loaded.provenance:
+            out_console.print(header(loaded.provenance))
+        out_console.print(fleet_table(report))
+    if fail_above is not None:
+        failing = report.failing(fail_above)
+        if failing:
+            worst = max(failing, key=lambda d: d.median_ratio)
+            typer.echo(
+                f"{len(failing)} device(s) slower than the fleet by more than {fail_above:g}% "
+                f"(worst: {worst.device_id}, {worst.median_ratio:.3f}x)",
+                err=True,
+            )
+            raise typer.Exit(1)
+
+
+@app.command()
+def plot(
+    run: Annotated[Path, typer.Argument(help="A run file or CSV.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Image file: .png or .svg.")],
+) -> None:
+    """Plot time against M (log-log), one panel per GEMM shape, one line per backend, and the floor."""
+    from gemmbench.output import plot as plotting  # matplotlib loads only here
+
+    runfile.ensure_writable_file(str(output), example="plot.png")
+    path = plotting.plot_run(runfile.load_run(run), output)
+    out_console.print(f"wrote {path}")

@@ -1,0 +1,113 @@
+"""The Typer app and what every command shares: the consoles (results on stdout; progress, notes, warnings
+and errors on stderr, so `--csv -` pipes cleanly), and the one place errors are caught: a GemmbenchError
+from any command, and click's usage errors, become one line `Error: what — how to fix` and an exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from gemmbench.errors import GemmbenchError, UsageError
+
+# Width for output that is not a terminal (files, CI logs), where rich would assume 80 columns and
+# wrap kernel names and table cells. $COLUMNS, where set, wins (rich reads it).
+PIPE_WIDTH = 160
+
+
+def _width(stream) -> int | None:
+    return None if stream.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+
+
+# Results go to stdout; progress, notes, warnings and errors to stderr, so `--csv -` pipes cleanly.
+out_console = Console(width=_width(sys.stdout))
+
+err_console = Console(stderr=True, width=_width(sys.stderr))
+
+# Exit code of a run stopped with Ctrl-C, as shells report SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
+
+# The click that typer runs on: typer.BadParameter derives from its UsageError and ClickException (recent
+# typer releases carry a click of their own, distinct from the click package).
+_ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+_NoArgsIsHelpError = getattr(sys.modules[_ClickUsageError.__module__], "NoArgsIsHelpError", ())
+
+
+class _OneLineUsageError(_ClickException):
+    """A click usage error (bad option value, unknown option or command), shown as one line like every
+    other error instead of click's usage block."""
+
+    exit_code = UsageError.exit_code
+
+    def __init__(self, error: _ClickUsageError) -> None:
+        super().__init__(error.format_message())
+        self.command_path = error.ctx.command_path if error.ctx else "gemmbench"
+
+    def show(self, file=None) -> None:
+        typer.echo(f"Error: {self.format_message().rstrip('.')} — see '{self.command_path} --help'", err=True)
+
+
+def _one_line(error: _ClickUsageError) -> _ClickException:
+    # "gemmbench" alone prints the help, through a usage error of its own: leave that one as it is.
+    return error if isinstance(error, _NoArgsIsHelpError) else _OneLineUsageError(error)
+
+
+class _Group(TyperGroup):
+    """Turns a GemmbenchError from any command into `Error: what — how to fix` and its exit code, and
+    click's usage errors into the same one-line form."""
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except _ClickUsageError as exc:
+            raise _one_line(exc) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except GemmbenchError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except _ClickUsageError as exc:
+            raise _one_line(exc) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Which way of computing a bf16 x bf16 -> fp32 GEMM is right and fastest on this GPU, "
+    "and which kernel does it run?",
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from gemmbench.version import __version__
+
+        typer.echo(f"gemmbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Which way of computing a bf16 x bf16 -> fp32 GEMM is right and fastest on this GPU, and which kernel
+    does it run?"""
+
+
+def warn(message: str) -> None:
+    err_console.print(f"warning: {message}", style="yellow")

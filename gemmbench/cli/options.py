@@ -1,0 +1,118 @@
+"""The options that several commands share, and what they turn into: the shape, M, backend, device and
+plugin selection of a sweep, and the filters of a saved run's rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gemmbench.errors import UsageError
+from gemmbench.records import select_records
+from gemmbench.spec.parse import parse_m_list, parse_shape
+from gemmbench.spec.presets import check_roles, select_gemms
+
+
+def split_values(values: list[str] | None) -> list[str]:
+    """Repeatable options also take comma-separated lists: --backend a,b == --backend a --backend b."""
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+PresetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--preset",
+        "-p",
+        help="Shape preset from configs/ (repeatable; `gemmbench list` shows them). "
+        "Default: deepseek-v3 when no --preset, --config or --shape is given.",
+    ),
+]
+
+ConfigOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--config", help="Your own preset TOML file (repeatable), same format as configs/*.toml."),
+]
+
+ShapeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--shape", help="An explicit GEMM MxNxK: x[M, K] @ w[N, K].T (repeatable). --m does not apply to it."),
+]
+
+RoleOpt = Annotated[list[str] | None, typer.Option("--role", help="Only GEMMs of this role: router or attention.")]
+
+MOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--m",
+        help="Token counts M: a list 1,8,64, a range 1:16384:x2 or 8:64:+8, or a mix. "
+        "Default: 1 to 16384 in powers of two on a GPU, 1,8,64 on the CPU.",
+    ),
+]
+
+BackendOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--backend",
+        "-b",
+        help="Backends to run (repeatable or comma-separated). Default: every real backend; "
+        "those that cannot run here show as skipped rows.",
+    ),
+]
+
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if present), cuda or cpu.")]
+
+# Options that sweep and group share.
+JsonOutOpt = Annotated[str | None, typer.Option("--json", help="Also write the run as JSON here; - for stdout.")]
+
+OutDirOpt = Annotated[Path, typer.Option("--out-dir", help="Folder for the run file, written after every row.")]
+
+NoSaveOpt = Annotated[bool, typer.Option("--no-save", help="Do not write a run file.")]
+
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")]
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")]
+
+PluginOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--plugin",
+        help="A module or .py file that adds backends of your own (repeatable; docs/plugins.md). Plugins of "
+        "installed packages (entry points, group gemmbench.backends) load without it.",
+    ),
+]
+
+
+def filtered(records, preset, config, shape, role, m, backend) -> list:
+    """The records of a saved run that the shape, M and backend options admit (only those given)."""
+    check_roles(split_values(role))
+    gemms = select_gemms(split_values(preset), list(config or []), []) if preset or config else []
+    return select_records(
+        records,
+        backends=split_values(backend),
+        m_values=parse_m_list(m) if m else (),
+        gemms=gemms,
+        roles=split_values(role),
+        shapes=[parse_shape(text) for text in split_values(shape)],
+    )
+
+
+def selection(preset, config, shape, role, m, backend, device, plugin) -> dict:
+    """The shape, M, backend, device and plugin options that sweep and kernels share, as plan_sweep takes them."""
+    return {
+        "plugins": split_values(plugin),
+        "presets": split_values(preset),
+        "configs": config or [],
+        "shapes": split_values(shape),
+        "roles": split_values(role),
+        "m": m,
+        "backends": split_values(backend),
+        "device": device,
+    }
+
+
+def one_format(*flags: tuple[str, bool]) -> None:
+    """At most one output-format flag: each of them chooses the whole output."""
+    given = [flag for flag, on in flags if on]
+    if len(given) > 1:
+        raise UsageError(f"{' and '.join(given)} each choose the output format", "give one of them")

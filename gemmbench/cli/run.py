@@ -1,0 +1,349 @@
+"""The commands that measure: sweep, kernels (live, or from a saved run) and group. Each parses its options,
+plans a session, runs it with progress on stderr and renders the run; torch is imported only when one runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from gemmbench.cli.app import EXIT_INTERRUPTED, app, err_console, out_console, warn
+from gemmbench.cli.options import (
+    BackendOpt,
+    ConfigOpt,
+    DeviceOpt,
+    JsonOutOpt,
+    MOpt,
+    NoSaveOpt,
+    OutDirOpt,
+    PluginOpt,
+    PresetOpt,
+    QuietOpt,
+    RoleOpt,
+    SeedOpt,
+    ShapeOpt,
+    filtered,
+    selection,
+    split_values,
+)
+from gemmbench.errors import GemmbenchError, UsageError
+from gemmbench.output.format import header
+from gemmbench.output.groups import group_markdown, group_tables
+from gemmbench.output.kernels import kernel_markdown, kernel_tables
+from gemmbench.output.progress import progress, step_label
+from gemmbench.output.sweep import incomplete_note, sweep_markdown, sweep_tables
+from gemmbench.records import runfile, table
+from gemmbench.spec import presets
+
+# `gemmbench group` without --backend: the backends serving engines use for the light GEMMs.
+GROUP_DEFAULT_BACKENDS = ("mm_out_dtype", "cublas_ext", "linear_cast")
+
+
+@app.command()
+def sweep(
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    shape: ShapeOpt = None,
+    role: RoleOpt = None,
+    m: MOpt = None,
+    backend: BackendOpt = None,
+    device: DeviceOpt = "auto",
+    plugin: PluginOpt = None,
+    csv: Annotated[
+        str | None, typer.Option("--csv", help="Also write one CSV row per (case, backend) here; - for stdout.")
+    ] = None,
+    json_path: JsonOutOpt = None,
+    out_dir: OutDirOpt = Path("results"),
+    no_save: NoSaveOpt = False,
+    hot: Annotated[
+        bool,
+        typer.Option(
+            "--hot",
+            help="Time one set of buffers (hot L2). Default: cold L2, rotating "
+            "input copies past twice the L2, as in a forward pass that evicted the weights.",
+        ),
+    ] = False,
+    target_ci: Annotated[
+        float,
+        typer.Option(
+            "--target-ci",
+            min=0.01,
+            help="Sample the device time (CUDA graphs) until the 95% CI of its median is within ± this many percent...",
+        ),
+    ] = 1.0,
+    budget_ms: Annotated[
+        float,
+        typer.Option(
+            "--budget-ms",
+            min=1,
+            help="...or until this many ms of sampling per point; rows that miss the target are flagged noisy. "
+            "(The eager latency is sampled in 6 windows of 10 ms interleaved between the point's backends.)",
+        ),
+    ] = 200.0,
+    warmup_ms: Annotated[
+        float | None,
+        typer.Option("--warmup-ms", min=0, help="Warm-up time per point before timing, in ms (default 20)."),
+    ] = None,
+    seed: SeedOpt = 0,
+    no_kernels: Annotated[
+        bool, typer.Option("--no-kernels", help="Skip the profiler pass that records kernel names.")
+    ] = False,
+    md: Annotated[
+        bool, typer.Option("--md", help="Print the results as a Markdown table instead of rich tables.")
+    ] = False,
+    remeasure_roofline: Annotated[
+        bool,
+        typer.Option(
+            "--remeasure-roofline",
+            help="Measure the device's bandwidth and bf16 throughput again instead of using the cached figures.",
+        ),
+    ] = False,
+    quiet: QuietOpt = False,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            help="Under torchrun: 'points' measures each point once, spread over the ranks (one merged run); "
+            "'none' has every rank measure every point (a fleet check; see gemmbench fleet).",
+        ),
+    ] = "points",
+) -> None:
+    """Check and time each backend on each shape and M; print tables, save the run.
+
+    Started by torchrun, it runs one rank per GPU and rank 0 writes one run file (README: fleets).
+    """
+    from gemmbench.measure.fleet import SPLITS, Fleet
+    from gemmbench.measure.session import plan_sweep
+
+    if split not in SPLITS:
+        raise UsageError(f"unknown split '{split}'", f"use one of: {', '.join(SPLITS)}")
+    fleet = Fleet.from_environment()
+    if fleet and not fleet.leader:
+        quiet = True  # rank 0 speaks for the fleet
+
+    for path in (csv, json_path):
+        if path:
+            runfile.ensure_writable_file(path)
+    if csv == "-" and json_path == "-":
+        raise UsageError("--csv - and --json - both ask for stdout", "send one of them to a file")
+    plan = plan_sweep(
+        **selection(preset, config, shape, role, m, backend, device, plugin),
+        hot=hot,
+        target_ci_pct=target_ci,
+        budget_ms=budget_ms,
+        warmup_ms=warmup_ms,
+        seed=seed,
+        kernels=not no_kernels,
+        out_dir=None if no_save else out_dir,
+        remeasure_roofline=remeasure_roofline,
+    )
+    tables_console = err_console if "-" in (csv, json_path) else out_console
+    notes = err_console if not quiet else None
+    if notes and plan.device.type != "cuda":
+        notes.print(
+            "note: no CUDA device — timing on the CPU with the host clock; GPU-only backends are skipped rows"
+            + ("" if m or not plan.m_values else f"; M cut to {','.join(map(str, plan.m_values))}"),
+            style="yellow",
+        )
+    if fleet is None and split != "points":
+        warn("--split has no effect without torchrun: this sweep runs on one device")
+    if plan.device.type != "cuda":
+        for flag, given, why in (
+            ("--hot", hot, "gemmbench manages the L2 of GPUs only"),
+            ("--remeasure-roofline", remeasure_roofline, "the roofline is measured on GPUs only"),
+        ):
+            if given:
+                warn(f"{flag} has no effect on the CPU: {why}")
+    speaks = fleet is None or fleet.leader  # under torchrun, rank 0 speaks for the fleet
+    result = run_with_progress(plan, tables_console if speaks else None, notes, not quiet, fleet, split)
+    if not speaks:
+        raise typer.Exit(1 if result.failure else 0)
+    if result.failure:
+        err_console.print(
+            f"the fleet stopped early: {result.failure}; rows it did not report are error rows", style="red"
+        )
+    records = result.run.records
+    print_results(tables_console, records, md)
+    export(result.run, csv, json_path)
+    if notes and result.path:
+        notes.print(f"saved {len(records)} rows to {result.path}", style="dim")
+    if result.failure:
+        raise typer.Exit(1)
+    if result.interrupted:
+        err_console.print(f"interrupted: {incomplete_note(result.run)}; kept", style="yellow")
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def run_with_progress(
+    plan, header_console: Console | None, notes: Console | None, enabled: bool, fleet=None, split="", work=None
+):
+    """Run a session (a sweep's points, or `work`; this rank's, under torchrun) with a progress bar on stderr
+    (a terminal only); the header goes first."""
+    from gemmbench.measure.fleet import run_fleet
+    from gemmbench.measure.session import SweepCallbacks, run_session
+
+    with progress(err_console, enabled=enabled and err_console.is_terminal) as bar:
+        task = bar.add_task("", total=None)
+        steps: list = []
+
+        def started(provenance: dict, planned: list) -> None:
+            steps.extend(planned)
+            bar.update(task, total=len(steps))
+            if header_console:
+                header_console.print(header(provenance))
+            advance(0)
+
+        def advance(done: int) -> None:
+            bar.update(task, completed=done, description=step_label(steps[done]) if done < len(steps) else "done")
+
+        callbacks = SweepCallbacks(
+            started=started,
+            progress=advance,
+            note=(lambda message: notes.print(message)) if notes else (lambda message: None),
+            warn=warn,
+        )
+        return run_fleet(plan, fleet, split, callbacks) if fleet else run_session(plan, callbacks, work)
+
+
+def print_results(console: Console, records, md: bool) -> None:
+    if md:
+        console.print(sweep_markdown(records), markup=False, highlight=False, soft_wrap=True)
+    else:
+        console.print(sweep_tables(records))
+
+
+def export(run, csv: str | None, json_path: str | None) -> None:
+    if csv:
+        text = table.groups_to_csv(run.groups) if run.groups and not run.records else table.records_to_csv(run.records)
+        runfile.write_text(csv, text, sys.stdout)
+    if json_path:
+        runfile.write_text(json_path, runfile.run_to_json(run), sys.stdout)
+
+
+@app.command()
+def kernels(
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    shape: ShapeOpt = None,
+    role: RoleOpt = None,
+    m: MOpt = None,
+    backend: BackendOpt = None,
+    device: DeviceOpt = "auto",
+    plugin: PluginOpt = None,
+    from_run: Annotated[
+        Path | None,
+        typer.Option("--from", help="Read kernels from a saved run file or CSV (any GPU) instead of running."),
+    ] = None,
+    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table for a pull request.")] = False,
+) -> None:
+    """Which kernels each backend runs per case, decoded, and which backends share a GEMM kernel.
+
+    Runs each backend a few times per case under torch.profiler, without timing: seconds, not minutes.
+    """
+    if from_run is not None:
+        run = runfile.load_run(from_run)
+        run.records = filtered(run.records, preset, config, shape, role, m, backend)
+        if not run.records:
+            raise GemmbenchError(f"no row of {from_run} matches the filters given", "drop or change them")
+    else:
+        from gemmbench.measure.fleet import Fleet
+        from gemmbench.measure.session import plan_sweep
+
+        if Fleet.from_environment() is not None:
+            raise GemmbenchError(
+                "gemmbench kernels runs on one GPU, not under torchrun", "run it without torchrun (seconds)"
+            )
+        plan = plan_sweep(**selection(preset, config, shape, role, m, backend, device, plugin), time_calls=False)
+        if plan.device.type != "cuda":
+            raise GemmbenchError(
+                "no CUDA device: kernel names need a GPU", "run on a GPU, or inspect a saved run with --from RUN"
+            )
+        run = run_with_progress(plan, None, err_console, enabled=True).run
+    if md:
+        typer.echo(kernel_markdown(run.records), nl=False)
+        return
+    if run.provenance:
+        out_console.print(header(run.provenance))
+    out_console.print(kernel_tables(run.records))
+
+
+@app.command()
+def group(
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    m: MOpt = None,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--backend",
+            "-b",
+            help="Backends that compute the group's light (bf16 -> fp32) members, each in turn (repeatable or "
+            "comma-separated). Default: mm_out_dtype, cublas_ext, linear_cast; the heavy member runs torch.mm in "
+            "its own dtypes.",
+        ),
+    ] = None,
+    device: DeviceOpt = "auto",
+    plugin: PluginOpt = None,
+    csv: Annotated[
+        str | None, typer.Option("--csv", help="Also write the group rows as CSV here; - for stdout.")
+    ] = None,
+    json_path: JsonOutOpt = None,
+    out_dir: OutDirOpt = Path("results"),
+    no_save: NoSaveOpt = False,
+    hot: Annotated[bool, typer.Option("--hot", help="One set of inputs (hot L2). Default: cold L2.")] = False,
+    seed: SeedOpt = 0,
+    no_kernels: Annotated[
+        bool, typer.Option("--no-kernels", help="Skip the profiler pass that shows which streams overlapped.")
+    ] = False,
+    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run each [[group]] of a preset (DeepSeek-V4's attention input GEMMs) serially and on its CUDA streams:
+    what the auxiliary streams are worth, with which backend for the light GEMMs, up to which M."""
+    from gemmbench.measure.fleet import Fleet
+    from gemmbench.measure.session import GroupWork, plan_sweep
+
+    if Fleet.from_environment() is not None:
+        raise GemmbenchError("gemmbench group runs on one GPU, not under torchrun", "run it without torchrun")
+    for path in (csv, json_path):
+        if path:
+            runfile.ensure_writable_file(path)
+    names = split_values(preset)
+    if not names and not config:
+        with_groups = [name for name in presets.preset_names() if presets.load_preset(name).groups]
+        raise UsageError("no preset given", f"name one with groups: {', '.join(with_groups)}")
+    loaded = [presets.load_preset(name) for name in names] + [presets.load_config(path) for path in config or []]
+    groups = [g for p in loaded for g in p.groups]
+    if not groups:
+        raise UsageError(f"{', '.join(p.name for p in loaded)} define(s) no [[group]]", "give a preset with groups")
+    plan = plan_sweep(
+        presets=names,
+        configs=config or [],
+        m=m,
+        backends=split_values(backend) or list(GROUP_DEFAULT_BACKENDS),
+        device=device,
+        hot=hot,
+        seed=seed,
+        kernels=not no_kernels,
+        plugins=split_values(plugin),
+        out_dir=None if no_save else out_dir,
+    )
+    console = err_console if "-" in (csv, json_path) else out_console
+    notes = err_console if not quiet else None
+    result = run_with_progress(plan, console, notes, not quiet, work=GroupWork(groups))
+    if md:
+        console.print(group_markdown(result.run.groups), markup=False, highlight=False, soft_wrap=True)
+    else:
+        console.print(group_tables(result.run.groups))
+    if csv:
+        runfile.write_text(csv, table.groups_to_csv(result.run.groups), sys.stdout)
+    if json_path:
+        runfile.write_text(json_path, runfile.run_to_json(result.run), sys.stdout)
+    if notes and result.path:
+        notes.print(f"saved {len(result.run.groups)} group rows to {result.path}", style="dim")
+    if result.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)

@@ -1,0 +1,161 @@
+"""What every measurement of a session shares, sweep points and groups alike: the options, the device
+warm-up (once, before the first timed call), the clock watch around each timed call, the per-call warm-up,
+the eager latency sampled in windows interleaved between the calls compared at a point, the CUDA-graph
+device time, and what a failure becomes in a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+import torch
+
+from gemmbench.backends import Backend, ext
+from gemmbench.measure.roofline import Roofline
+from gemmbench.records import ClockSummary
+from gemmbench.records.timers import EVENTS_TIMER, HOST_TIMER
+from gemmbench.spec.cases import Case
+from gemmbench.timing import timers
+from gemmbench.timing.clocks import ClockReading, ClockWatch, assess, warm_device
+from gemmbench.timing.inputs import COLD
+from gemmbench.timing.timers import Samples
+
+# Per point and backend: calls before timing, so caches, clocks and lazy initialisation settle
+# (docs/design.md, measurement rules).
+POINT_WARMUP_S = 0.02
+# An error row keeps the first line of the exception's message, cut to this many characters.
+MAX_ERROR_CHARS = 300
+# A graph-timer failure is a note on a row that keeps its eager latency; its message is cut to this.
+MAX_NOTE_CHARS = 200
+
+
+def ignore(*_args) -> None:
+    """The default of every optional callback (note, warn, progress): nothing."""
+    return None
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    warmup_s: float = POINT_WARMUP_S
+    target: timers.Target = field(default_factory=timers.Target)  # the device-time timer's stopping rule
+    eager_windows: int = timers.EAGER_WINDOWS
+    eager_window_s: float = timers.EAGER_WINDOW_S
+    l2: str = COLD  # "cold": rotate input copies past the L2; "hot": one set of buffers
+    seed: int = 0
+    time_calls: bool = True  # False: check and profile only (`gemmbench kernels`)
+    capture_kernels: bool = True  # a torch.profiler pass per point, after every point is timed
+    roofline: Roofline | None = None  # measured device limits; gives each row its floor
+
+
+class Bench:
+    """The device and options of one session, and the state its measurements share: the clock watch, and
+    whether the device is warm. `warn` is told, once, where the clock columns will stay empty."""
+
+    def __init__(self, device: torch.device, options: MeasureOptions, warn: Callable[[str], None] = ignore):
+        self.device = device
+        self.options = options
+        self.clocks = ClockWatch(device)
+        self._warm = device.type != "cuda" or not options.time_calls
+        if device.type == "cuda" and self.clocks.unavailable and options.time_calls:
+            warn(f"no clock watch: {self.clocks.unavailable}; the clock and throttle columns stay empty")
+
+    @property
+    def l2_mode(self) -> str | None:
+        """The L2 mode of the session's rows; None on the CPU, where gemmbench does not manage caches."""
+        return self.options.l2 if self.device.type == "cuda" else None
+
+    @property
+    def cold(self) -> bool:
+        return self.options.l2 == COLD and self.options.time_calls and self.device.type == "cuda"
+
+    def warm_device(self) -> None:
+        """Let the clocks settle before the session's first timed call (they ramp from idle)."""
+        if not self._warm:
+            warm_device(self.device, self.clocks)
+            self._warm = True
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def release(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def warm_up(self, call: Callable[[], object]) -> None:
+        """Calls before timing, for the options' warm-up time."""
+        timers.warm_up(call, self.options.warmup_s, self.sync)
+
+    def read_clocks(self) -> ClockReading | None:
+        return self.clocks.read()
+
+    def clock_summary(self, start: ClockReading | None, end: ClockReading | None) -> ClockSummary | None:
+        """The clock watch's summary of what ran between two readings; None without NVML."""
+        return assess(start, end, self.clocks.max_sm_mhz) if start and end else None
+
+    def eager_latency(
+        self, calls: dict[Hashable, Callable[[], object]]
+    ) -> tuple[dict[Hashable, Samples], dict[Hashable, Exception]]:
+        """Eager latency of each call, in `eager_windows` rounds that visit every call in turn: the calls of
+        a point are sampled under the same host states. A call that raises is dropped, with its exception."""
+        timer = EVENTS_TIMER if self.device.type == "cuda" else HOST_TIMER
+        windows: dict[Hashable, list[list[float]]] = {key: [] for key in calls}
+        failures: dict[Hashable, Exception] = {}
+        for _ in range(self.options.eager_windows):
+            for key, call in calls.items():
+                if key in failures:
+                    continue
+                try:
+                    windows[key].append(timers.sample_window(call, timer, self.options.eager_window_s))
+                except Exception as exc:  # noqa: BLE001 - the caller turns it into this call's error row
+                    failures[key] = exc
+        samples = {key: Samples.from_windows(timer, w) for key, w in windows.items() if key not in failures}
+        return samples, failures
+
+    def device_time(self, call: Callable[[], object], upper_bound_us: float, copies: int) -> Samples:
+        """CUDA-graph device time of `call`, which has run eagerly before; `upper_bound_us` is any figure
+        at least its device time (the eager latency), `copies` the input copies it rotates through (each
+        replay runs every copy equally often, so rotation continues across replays)."""
+        unroll = timers.fit_graph_unroll(call, upper_bound_us, multiple_of=copies)
+        return timers.time_graph(call, self.options.target, unroll)
+
+
+def load_backends(backends: list[Backend], device: torch.device, note: Callable[[str], None] = ignore) -> None:
+    """Build and load what the backends need (the extension), once per process, saying so through `note`
+    first where that means a build. A failure is not raised: the backends' availability query reports it
+    from then on, so their rows are skipped rows with the reason."""
+    if device.type == "cuda" and any(b.needs_extension for b in backends):
+        if ext.needs_build():
+            note(f"building the cuBLAS extension into {ext.library_path().parent} (first use; about a minute)…")
+        ext.ensure_loaded()
+
+
+def announce_tuning(
+    backends: list[Backend], cases: list[Case], device: torch.device, note: Callable[[str], None]
+) -> None:
+    """Say through `note` what the backends will tune before they run `cases` (a tuned kernel's first use)."""
+    for backend in backends:
+        for case in cases:
+            if tuning := backend.tuning_note(case, device):
+                note(tuning)
+
+
+def is_allocation_failure(exc: BaseException) -> bool:
+    """Out of device memory, or (on the CPU) an allocation the host cannot satisfy."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+
+
+def error_reason(exc: BaseException) -> str:
+    """An error row's reason: the exception's type and the first line of its message."""
+    if is_allocation_failure(exc):
+        return "out of memory"
+    message = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {message}"[:MAX_ERROR_CHARS]
+
+
+def graph_failure_note(exc: RuntimeError) -> str:
+    """The note of a row whose call could not be captured in a CUDA graph (it keeps its eager latency)."""
+    return f"graph timer failed: {str(exc).splitlines()[0][:MAX_NOTE_CHARS]}"

@@ -1,0 +1,314 @@
+"""Groups of GEMMs on CUDA streams: what running them in parallel is worth (`gemmbench group`).
+
+A group (a preset's [[group]]) is run two ways, as vLLM's attn_gemm_parallel_execute does: serially on
+one stream, and in parallel: an event recorded on the default stream, each auxiliary stream waiting on
+it and running its members, the default stream running its own, then waiting on each auxiliary stream's
+event. The light (bf16 -> fp32) members are computed by the backend under test, the others by torch.mm
+in their own dtypes. Each way is timed as CUDA-graph device time and as eager latency (windows
+interleaved between the two, as in a sweep), each member alone as device time, cold L2 by rotating
+copies of every member's inputs. The kernel pass, after all timing, profiles one parallel call and says
+how many streams ran kernels and for how long kernels of two or more streams overlapped.
+
+On the CPU there are no streams: rows are skipped with the reason, except for the fake backend, whose
+simulated times make the records, tables and comparisons testable anywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+
+import torch
+
+from gemmbench.analysis.policy import WRONG_RESULT_REL_ERR
+from gemmbench.backends import Backend, GemmInputs
+from gemmbench.measure.bench import Bench, announce_tuning, error_reason, ignore, load_backends
+from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, GroupRecord, MemberTime, TimerSummary
+from gemmbench.records.timers import SIMULATED_TIMER
+from gemmbench.spec.cases import DEFAULT_STREAM, GroupMember, GroupSpec
+from gemmbench.timing import profile, timers
+from gemmbench.timing.inputs import TORCH_DTYPES, cold_note, device_cold_copies, reference, relative_error
+
+# An upper bound of one member's time alone, to start sizing its CUDA graph (fit_graph_unroll refines it).
+MEMBER_UPPER_BOUND_US = 1000.0
+SERIAL, PARALLEL = "serial", "parallel"
+
+
+def measure_groups(
+    groups: list[GroupSpec],
+    m_values: tuple[int, ...],
+    backends: list[Backend],
+    bench: Bench,
+    note: Callable[[str], None] = ignore,
+) -> Iterator[GroupRecord]:
+    """One record per (group, M, backend), in that order; then run `profile_groups` on them."""
+    load_backends(backends, bench.device, note)
+    for group in groups:
+        for m in m_values:
+            for backend in backends:
+                yield _measure(group, m, backend, bench, note)
+                bench.release()
+
+
+def _unavailable(group: GroupSpec, m: int, backend: Backend, device: torch.device) -> str | None:
+    for member in group.members:
+        if member.light:
+            reason = backend.unavailable_reason(member.gemm.case(m), device)
+            if reason:
+                return reason
+    return None
+
+
+def _measure(group: GroupSpec, m: int, backend: Backend, bench: Bench, note: Callable[[str], None]) -> GroupRecord:
+    device = bench.device
+    reason = _unavailable(group, m, backend, device)
+    if reason:
+        return GroupRecord.for_point(group, m, backend.name, SKIPPED, reason)
+    if backend.simulated_times_us(group.members[0].gemm.case(m)) is not None:
+        return _simulated(group, m, backend)
+    if device.type != "cuda":
+        return GroupRecord.for_point(group, m, backend.name, SKIPPED, "CUDA streams need a CUDA device")
+    announce_tuning([backend], [member.gemm.case(m) for member in group.members if member.light], device, note)
+    try:
+        bench.warm_device()
+        calls = GroupCalls.build(group, m, backend, bench, cold=bench.cold)
+        rel_err, wrong = calls.check()
+        if wrong:
+            return GroupRecord.for_point(group, m, backend.name, ERROR, wrong, rel_err=rel_err)
+        return replace(calls.time(bench), rel_err=rel_err)
+    except Exception as exc:  # noqa: BLE001 - any failure is a row, never a traceback
+        bench.release()
+        return GroupRecord.for_point(group, m, backend.name, ERROR, error_reason(exc))
+
+
+def _simulated(group: GroupSpec, m: int, backend: Backend) -> GroupRecord:
+    """The fake backend's group: every member takes its simulated time; streams overlap perfectly, and
+    every launch costs the fake's launch time on the host."""
+    times = [backend.simulated_times_us(member.gemm.case(m)) for member in group.members]
+    members = [
+        MemberTime(member.gemm.name, member.stream, device_us)
+        for member, (_, device_us) in zip(group.members, times, strict=True)
+    ]
+    launches_us = sum(latency_us - device_us for latency_us, device_us in times)
+    serial = sum(device_us for _, device_us in times)
+    parallel = max(_per_stream(members).values())
+    simulated = functools.partial(TimerSummary, SIMULATED_TIMER)
+    timed = {
+        SERIAL: (simulated(serial), simulated(serial + launches_us)),
+        PARALLEL: (simulated(parallel), simulated(parallel + launches_us)),
+    }
+    return _record(group, m, backend.name, timed, members)
+
+
+def _per_stream(members: list[MemberTime]) -> dict[str, float]:
+    """Each stream's members' times alone, summed: what a stream takes at best."""
+    per_stream: dict[str, float] = {}
+    for member in members:
+        per_stream[member.stream] = per_stream.get(member.stream, 0.0) + (member.device_us or 0.0)
+    return per_stream
+
+
+def _record(
+    group: GroupSpec,
+    m: int,
+    backend: str,
+    timed: dict[str, tuple[TimerSummary, TimerSummary]],
+    members: list[MemberTime],
+    **values,
+) -> GroupRecord:
+    """A timed group record from each way's (device time, eager latency), with the figures they give."""
+    (serial, serial_latency), (parallel, parallel_latency) = timed[SERIAL], timed[PARALLEL]
+    per_stream = _per_stream(members)
+    critical = max(per_stream, key=per_stream.get)
+    names = ", ".join(member.gemm for member in members if member.stream == critical)
+    return GroupRecord.for_point(
+        group,
+        m,
+        backend,
+        OK,
+        serial_device=serial,
+        serial_latency=serial_latency,
+        parallel_device=parallel,
+        parallel_latency=parallel_latency,
+        speedup=serial.median_us / parallel.median_us,
+        overlap_efficiency=sum(member.device_us or 0.0 for member in members) / parallel.median_us,
+        critical_path=f"{critical}: {names}",
+        members=tuple(members),
+        **values,
+    )
+
+
+@dataclass
+class GroupCalls:
+    """The calls of one group at one M with one backend, over rotated copies of all its inputs."""
+
+    group: GroupSpec
+    m: int
+    backend: Backend
+    device: torch.device
+    inputs: list[list[GemmInputs]]  # copy -> member -> inputs (x shared by a copy's members)
+    member_calls: list[list[Callable[[], object]]]  # copy -> member -> call
+    streams: dict[str, torch.cuda.Stream]
+    fork: torch.cuda.Event  # made once, as vLLM does: recording an event is all a call then costs
+    joins: dict[str, torch.cuda.Event]
+    l2_note: str = ""  # where fewer copies than wanted fit
+
+    @classmethod
+    def build(cls, group: GroupSpec, m: int, backend: Backend, bench: Bench, cold: bool) -> GroupCalls:
+        """Copies of all the group's inputs, enough to keep the L2 cold (`cold`, as a sweep counts them for
+        the bytes of one copy: every member's), or one set."""
+        device = bench.device
+        group_bytes = sum(member.gemm.case(m).bytes_moved for member in group.members)
+        copies, wanted = device_cold_copies(group_bytes, device) if cold else (1, 1)
+        generator = torch.Generator(device=device).manual_seed(bench.options.seed)
+        inputs, member_calls = [], []
+        for _ in range(copies):
+            x = torch.randn(m, group.k, device=device, dtype=torch.bfloat16, generator=generator)  # one hidden state
+            copy_inputs, copy_calls = [], []
+            for member in group.members:
+                spec = member.gemm
+                w = torch.randn(spec.n, spec.k, device=device, dtype=TORCH_DTYPES[spec.in_dtype], generator=generator)
+                out = torch.empty(m, spec.n, device=device, dtype=TORCH_DTYPES[spec.out_dtype])
+                member_inputs = GemmInputs(x.to(TORCH_DTYPES[spec.in_dtype]), w, out)
+                copy_inputs.append(member_inputs)
+                copy_calls.append(_member_call(member, m, backend, member_inputs))
+            inputs.append(copy_inputs)
+            member_calls.append(copy_calls)
+        aux = sorted({member.stream for member in group.members if member.stream != DEFAULT_STREAM})
+        streams = {name: torch.cuda.Stream(device) for name in aux}
+        joins = {name: torch.cuda.Event() for name in aux}
+        fork = torch.cuda.Event()
+        note = cold_note(copies, wanted)
+        return cls(group, m, backend, device, inputs, member_calls, streams, fork, joins, note)
+
+    def check(self) -> tuple[float, str]:
+        """The largest relative error of the light members (against float64), and why one is wrong, or ''."""
+        worst = 0.0
+        for member, member_inputs, call in zip(self.group.members, self.inputs[0], self.member_calls[0], strict=True):
+            if not member.light:
+                continue
+            member_inputs.out.fill_(math.nan)
+            call()
+            torch.cuda.synchronize(self.device)
+            rel_err = relative_error(member_inputs.out, reference(member_inputs))
+            if not rel_err <= WRONG_RESULT_REL_ERR:
+                return rel_err, f"wrong result of {member.gemm.name}: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}"
+            worst = max(worst, rel_err)
+        return worst, ""
+
+    def serial(self, copy: int) -> None:
+        for call in self.member_calls[copy]:
+            call()
+
+    def parallel(self, copy: int) -> None:
+        """Fork onto the auxiliary streams and join back with events, as vLLM does."""
+        main = torch.cuda.current_stream(self.device)
+        self.fork.record(main)
+        for name, stream in self.streams.items():
+            stream.wait_event(self.fork)
+            with torch.cuda.stream(stream):
+                for member, call in zip(self.group.members, self.member_calls[copy], strict=True):
+                    if member.stream == name:
+                        call()
+                self.joins[name].record(stream)
+        for member, call in zip(self.group.members, self.member_calls[copy], strict=True):
+            if member.stream == DEFAULT_STREAM:
+                call()
+        for join in self.joins.values():
+            main.wait_event(join)
+
+    def rotating(self, way: Callable[[int], None]) -> Callable[[], None]:
+        state = {"next": 0}
+
+        def call() -> None:
+            way(state["next"])
+            state["next"] = (state["next"] + 1) % len(self.inputs)
+
+        return call
+
+    def time(self, bench: Bench) -> GroupRecord:
+        """Both ways timed as a sweep times a point (warm-up, eager windows interleaved between the two, CUDA-
+        graph device time, the clock watch around it all), then each member alone as device time."""
+        copies = len(self.inputs)
+        ways = {SERIAL: self.rotating(self.serial), PARALLEL: self.rotating(self.parallel)}
+        for call in ways.values():
+            bench.warm_up(call)
+        start = bench.read_clocks()
+        latency, failures = bench.eager_latency(ways)
+        if failures:
+            raise next(iter(failures.values()))
+        device_time = {name: bench.device_time(call, latency[name].min_us, copies) for name, call in ways.items()}
+        members = []
+        for index, member in enumerate(self.group.members):
+            call = self.rotating(lambda copy, index=index: self.member_calls[copy][index]())
+            call()
+            alone_us = bench.device_time(call, MEMBER_UPPER_BOUND_US, copies).median_us
+            members.append(MemberTime(member.gemm.name, member.stream, alone_us))
+        clocks: ClockSummary | None = bench.clock_summary(start, bench.read_clocks())
+        timed = {name: (device_time[name].summary(), latency[name].summary()) for name in ways}
+        return _record(
+            self.group,
+            self.m,
+            self.backend.name,
+            timed,
+            members,
+            reason=self.l2_note,
+            l2_mode=bench.l2_mode,
+            l2_copies=copies,
+            noisy=any(s.noisy for s in (*latency.values(), *device_time.values())),
+            clocks=clocks,
+        )
+
+
+def _member_call(member: GroupMember, m: int, backend: Backend, inputs: GemmInputs) -> Callable[[], object]:
+    if member.light:
+        return backend.prepare(member.gemm.case(m), inputs)
+    x, w, out = inputs.x, inputs.w, inputs.out
+    return lambda: torch.mm(x, w.t(), out=out)  # the heavy projection: F.linear in its own dtype
+
+
+def profile_groups(
+    records: list[GroupRecord], groups: list[GroupSpec], backends: list[Backend], bench: Bench
+) -> list[GroupRecord]:
+    """The kernel pass, after all timing: for each timed record, the parallel group under torch.profiler.
+
+    Which streams ran kernels comes from one eager call, whose kernels carry the streams they were launched
+    on. How long kernels ran at once comes from one replay of the parallel group captured in a CUDA graph:
+    eagerly under the profiler, each small kernel ends before the host has launched the next (on the H200,
+    0 us of overlap at every M <= 2048 of DeepSeek-V4-Pro's group). Even in the replay, the profiler sees
+    less overlap at small M than the graph timing implies (docs/groups.md), so it is a lower bound. A
+    record that cannot be profiled keeps its timings."""
+    if bench.device.type != "cuda":
+        return records
+    by_name = {(g.model, g.name): g for g in groups}
+    by_backend = {b.name: b for b in backends}
+    profiled = []
+    for record in records:
+        group = by_name.get((record.model, record.group))
+        if record.status != OK or group is None or record.backend not in by_backend:
+            profiled.append(record)
+            continue
+        try:
+            calls = GroupCalls.build(group, record.m, by_backend[record.backend], bench, cold=False)
+            parallel = functools.partial(calls.parallel, 0)
+            parallel()
+            eager = profile.kernel_intervals(parallel, bench.device)
+            graph = timers.capture_graph(parallel, 1)
+            replayed = profile.kernel_intervals(graph.replay, bench.device)
+        except Exception:  # noqa: BLE001 - a profiler problem never costs a record its timings
+            profiled.append(record)
+            continue
+        # In the replay, every kernel counts as its own lane: what overlaps is kernels, whichever stream
+        # the profiler files a graph's kernels under (so two kernels of one stream that overlap, as with
+        # programmatic dependent launch, count too).
+        lanes = [(i, start, end) for i, (_, start, end) in enumerate(replayed)]
+        profiled.append(
+            replace(
+                record,
+                streams_with_kernels=len({stream for stream, _, _ in eager}),
+                overlap_us=profile.overlap_us(lanes) if lanes else None,
+            )
+        )
+    return profiled

@@ -1,0 +1,244 @@
+"""A session: what the `sweep`, `kernels` and `group` commands and the Python API run.
+
+`plan_sweep` turns options into a plan (bad input raises before any work). `run_session` is the one driver
+of every kind of work, a sweep's points (`SweepWork`) or a preset's groups (`GroupWork`): it collects the
+provenance, measures the roofline (once per GPU, cached), measures every row on one `Bench`, writes the
+run file after every row, runs the kernel pass after all timing, and keeps what finished when
+interrupted. It reports through callbacks (progress, notes, warnings) and never prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from gemmbench.backends import Backend, select_backends
+from gemmbench.backends.plugins import load_plugins
+from gemmbench.errors import UsageError
+from gemmbench.measure import environment, roofline
+from gemmbench.measure.bench import POINT_WARMUP_S, Bench, MeasureOptions, ignore
+from gemmbench.measure.groups import measure_groups, profile_groups
+from gemmbench.measure.points import measure_cases, profile_records
+from gemmbench.records import Run
+from gemmbench.records.runfile import RunWriter, ensure_writable_dir, new_run_path
+from gemmbench.spec.cases import Case, GroupSpec
+from gemmbench.spec.parse import CPU_DEFAULT_M, DEFAULT_M, build_cases, parse_m_list, parse_shape
+from gemmbench.spec.presets import DEFAULT_PRESET, select_gemms
+from gemmbench.spec.steps import MEASURE, PROFILE, Step
+from gemmbench.timing.inputs import COLD, HOT
+from gemmbench.timing.timers import Target
+
+
+@dataclass(frozen=True)
+class SweepCallbacks:
+    """How a session reports as it goes; every callback is optional."""
+
+    started: Callable[[dict, list[Step]], None] = ignore  # the provenance, and every step planned
+    progress: Callable[[int], None] = ignore  # how many steps are done
+    note: Callable[[str], None] = ignore  # what is about to take a while
+    warn: Callable[[str], None] = ignore  # a sweep-wide problem that leaves columns empty
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """What to run, where and how; `out_dir` None: keep the run in memory only."""
+
+    cases: list[Case]
+    backends: list[Backend]
+    device: torch.device
+    m_values: tuple[int, ...]  # the M values the GEMMs run at; empty where only MxNxK shapes (own M) run
+    options: MeasureOptions = MeasureOptions()
+    out_dir: Path | None = None
+    remeasure_roofline: bool = False
+
+    @property
+    def profiles(self) -> bool:
+        """Whether the session ends with a kernel pass (torch.profiler needs a GPU)."""
+        return self.options.capture_kernels and self.device.type == "cuda"
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        return (MEASURE, PROFILE) if self.profiles else (MEASURE,)
+
+    @property
+    def steps(self) -> list[Step]:
+        return self.steps_for(self.cases)
+
+    def steps_for(self, cases: list[Case]) -> list[Step]:
+        """Case by case, each backend in turn; then the same again for the kernel pass, if any."""
+        return [
+            Step(phase, case.model, case.gemm, case.m, b.name)
+            for phase in self.phases
+            for case in cases
+            for b in self.backends
+        ]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    run: Run
+    path: Path | None  # the run file, where saved
+    planned: int  # points planned; fewer records when interrupted
+    interrupted: bool
+    failure: str | None = None  # why a fleet stopped early (a rank gone, a collective timed out)
+
+
+class Work(Protocol):
+    """One kind of session work: the rows it plans, how it measures them, how it profiles them."""
+
+    def steps(self, plan: SweepPlan) -> list[Step]: ...
+
+    def rows(self, run: Run) -> list: ...  # the run's list the rows go to
+
+    def measure(self, plan: SweepPlan, bench: Bench, note: Callable[[str], None]) -> Iterator: ...
+
+    def profile(self, plan: SweepPlan, rows: list, bench: Bench, callbacks: SweepCallbacks, done: int) -> list: ...
+
+
+class SweepWork:
+    """A sweep's points: one Record per (case, backend)."""
+
+    def steps(self, plan: SweepPlan) -> list[Step]:
+        return plan.steps
+
+    def rows(self, run: Run) -> list:
+        return run.records
+
+    def measure(self, plan: SweepPlan, bench: Bench, note: Callable[[str], None]) -> Iterator:
+        return measure_cases(plan.cases, plan.backends, bench, note)
+
+    def profile(self, plan: SweepPlan, rows: list, bench: Bench, callbacks: SweepCallbacks, done: int) -> list:
+        return profile_records(rows, plan.backends, bench, callbacks.warn, lambda i: callbacks.progress(done + i + 1))
+
+
+@dataclass(frozen=True)
+class GroupWork:
+    """A preset's groups: one GroupRecord per (group, M, backend), at the plan's M values."""
+
+    groups: list[GroupSpec]
+
+    def steps(self, plan: SweepPlan) -> list[Step]:
+        return [
+            Step(phase, group.model, group.name, m, b.name)
+            for phase in plan.phases
+            for group in self.groups
+            for m in plan.m_values
+            for b in plan.backends
+        ]
+
+    def rows(self, run: Run) -> list:
+        return run.groups
+
+    def measure(self, plan: SweepPlan, bench: Bench, note: Callable[[str], None]) -> Iterator:
+        return measure_groups(self.groups, plan.m_values, plan.backends, bench, note)
+
+    def profile(self, plan: SweepPlan, rows: list, bench: Bench, callbacks: SweepCallbacks, done: int) -> list:
+        profiled = profile_groups(rows, self.groups, plan.backends, bench)
+        callbacks.progress(done + len(rows))
+        return profiled
+
+
+def plan_sweep(
+    presets: Sequence[str] = (),
+    configs: Sequence[str | Path] = (),
+    shapes: Sequence[str] = (),
+    roles: Sequence[str] = (),
+    m: str | Sequence[int] | None = None,
+    backends: Sequence[str] = (),
+    device: str = "auto",
+    hot: bool = False,
+    target_ci_pct: float = 1.0,
+    budget_ms: float = 200.0,
+    warmup_ms: float | None = None,
+    seed: int = 0,
+    kernels: bool = True,
+    plugins: Sequence[str] = (),
+    out_dir: str | Path | None = None,
+    remeasure_roofline: bool = False,
+    time_calls: bool = True,
+) -> SweepPlan:
+    """Turn the sweep's options (as the command line takes them) into a plan; bad input raises a
+    GemmbenchError before any work. Defaults: the deepseek-v3 preset; M from 1 to 16384 in powers of
+    two on a GPU, 1, 8, 64 on the CPU; every real backend, those of `plugins` (module names or .py
+    files) and of installed plugin packages included."""
+    load_plugins(list(plugins))
+    parsed = [parse_shape(text) for text in shapes]
+    explicit = [shape for shape in parsed if isinstance(shape, Case)]  # MxNxK: at its own M
+    custom = [shape for shape in parsed if not isinstance(shape, Case)]  # NxK: at the M values
+    if explicit and m is not None:
+        raise UsageError(
+            f"--shape {shapes[parsed.index(explicit[0])]} carries its own M, and --m was given too",
+            "write the shape as NxK to run it at the --m values, or drop --m",
+        )
+    if not presets and not configs and not parsed:
+        presets = [DEFAULT_PRESET]
+    dev = environment.select_device(device)
+    if m is None:
+        m_values = DEFAULT_M if dev.type == "cuda" else CPU_DEFAULT_M
+    elif isinstance(m, str):
+        m_values = parse_m_list(m)
+    else:
+        m_values = parse_m_list(",".join(str(value) for value in m))
+    gemms = select_gemms(list(presets), [Path(c) for c in configs], list(roles)) + custom
+    options = MeasureOptions(
+        warmup_s=POINT_WARMUP_S if warmup_ms is None else warmup_ms / 1e3,
+        target=Target(ci_rel=target_ci_pct / 100, budget_s=budget_ms / 1e3),
+        l2=HOT if hot else COLD,
+        seed=seed,
+        time_calls=time_calls,
+        capture_kernels=kernels,
+    )
+    return SweepPlan(
+        cases=build_cases(gemms, explicit, m_values),
+        backends=select_backends(list(backends)),
+        device=dev,
+        m_values=m_values if gemms else (),
+        options=options,
+        out_dir=None if out_dir is None else ensure_writable_dir(Path(out_dir)),
+        remeasure_roofline=remeasure_roofline,
+    )
+
+
+def provenance_and_options(plan: SweepPlan) -> tuple[dict, MeasureOptions]:
+    """The provenance of a run on `plan.device`, and the plan's options with the device's roofline where
+    timing (measured once per GPU and cached)."""
+    provenance = environment.collect_provenance(plan.device)
+    options = plan.options
+    if options.time_calls:
+        roof = roofline.for_device(plan.device, remeasure=plan.remeasure_roofline)
+        if roof is not None:
+            provenance["roofline"] = asdict(roof)
+            options = replace(options, roofline=roof)
+    return provenance, options
+
+
+def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks(), work: Work | None = None) -> SweepResult:
+    """Measure every row of `work` (default: the plan's sweep points), then profile them; Ctrl-C ends the
+    session early with what finished, and the run says it is incomplete."""
+    work = work or SweepWork()
+    provenance, options = provenance_and_options(plan)
+    steps = work.steps(plan)
+    planned = len(steps) // len(plan.phases)
+    run = Run(provenance, planned=planned, complete=False)
+    writer = RunWriter(new_run_path(plan.out_dir, provenance), run) if plan.out_dir is not None else None
+    rows = work.rows(run)
+    callbacks.started(provenance, steps)
+    bench = Bench(plan.device, options, callbacks.warn)
+    try:
+        for row in work.measure(plan, bench, callbacks.note):
+            rows.append(row)
+            if writer:
+                writer.flush()
+            callbacks.progress(len(rows))
+        if plan.profiles:
+            rows[:] = work.profile(plan, rows, bench, callbacks, len(rows))
+        run.complete = True
+    except KeyboardInterrupt:
+        pass
+    if writer:
+        writer.flush()
+    return SweepResult(run, writer.path if writer else None, planned, not run.complete)

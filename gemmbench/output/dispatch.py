@@ -1,0 +1,83 @@
+"""`recommend --python`: the recommendation as a dispatch function to paste into serving code."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from gemmbench.analysis.policy import (
+    FP32_ACCURATE_REL_ERR,
+    PREFERENCE,
+    SAME_TOLERANCE,
+)
+from gemmbench.analysis.recommend import ShapeRecommendation
+
+
+def _identifier(text: str) -> str:
+    """`DeepSeek-V3 router` -> `deepseek_v3_router`: a Python name for a GEMM."""
+    name = re.sub(r"\W+", "_", text).strip("_").lower()
+    return name if name and not name[0].isdigit() else f"gemm_{name}"
+
+
+def recommendation_python(recommendations: list[ShapeRecommendation], provenance: dict, source: str) -> str:
+    """A dispatch function per GEMM shape and one by (N, K), as Python to paste into serving code: the M
+    thresholds as named constants, a docstring naming the run, GPU and software they were measured on."""
+    gpu = provenance.get("device_name", "unknown device")
+    arch = f" ({provenance['arch']})" if provenance.get("arch") else ""
+    software = ", ".join(
+        f"{label} {provenance[key]}"
+        for key, label in (("torch", "torch"), ("cuda", "CUDA"), ("cublas", "cuBLAS"), ("gemmbench", "gemmbench"))
+        if provenance.get(key)
+    )
+    tolerance = recommendations[0].tolerance if recommendations else FP32_ACCURATE_REL_ERR
+    lines = [
+        '"""Which backend to dispatch for each bf16 x bf16 -> fp32 GEMM, by token count M.',
+        "",
+        f"Measured in {source}: {gpu}{arch}, {software}, {provenance.get('started', 'date not recorded')}.",
+        f"The fastest backend with rel_err <= {tolerance:g} at each measured M; ties within {SAME_TOLERANCE:.0%} go",
+        f"to the first of {', '.join(PREFERENCE)}.",
+        "Each threshold is the largest M measured in its tier; an M between two measured values gets the",
+        "lower tier's backend; an M above the largest measured gets None (not measured: a specialised",
+        "backend may not even run there).",
+        '"""',
+        "",
+    ]
+    table: list[str] = []
+    seen_shapes: dict[tuple[int, int], str] = {}
+    for rec in recommendations:
+        function = f"{_identifier(f'{rec.model} {rec.gemm}')}_backend"
+        prefix = function.removesuffix("_backend").upper()
+        lines.append(f"# {rec.model} {rec.gemm}: x[M, {rec.k}] @ w[{rec.n}, {rec.k}].T")
+        for tier, mrange in enumerate(rec.ranges[:-1], start=1):
+            lines.append(f"{prefix}_TIER_{tier}_MAX_M = {mrange.last_m}  # {mrange.backend}")
+        if rec.ranges:
+            lines.append(f"{prefix}_MAX_MEASURED_M = {rec.ranges[-1].last_m}")
+        lines += ["", "", f"def {function}(m: int) -> str | None:"]
+        if not rec.ranges:
+            lines.append("    return None  # no backend qualified in this run")
+        else:
+            lines += [f"    if m > {prefix}_MAX_MEASURED_M:", "        return None  # not measured"]
+        for tier, mrange in enumerate(rec.ranges[:-1], start=1):
+            lines += [f"    if m <= {prefix}_TIER_{tier}_MAX_M:", f"        return {json.dumps(mrange.backend)}"]
+        if rec.ranges:
+            lines.append(f"    return {json.dumps(rec.ranges[-1].backend)}")
+        lines += ["", ""]
+        shape = (rec.n, rec.k)
+        if shape in seen_shapes:
+            table.append(f"    # {shape}: also {function}, measured separately; {seen_shapes[shape]} is used")
+        else:
+            seen_shapes[shape] = function
+            table.append(f"    {shape}: {function},")
+    lines += [
+        "# (N, K) -> the dispatch function of that GEMM shape",
+        "BACKEND_BY_SHAPE = {",
+        *table,
+        "}",
+        "",
+        "",
+        "def choose_backend(n: int, k: int, m: int) -> str | None:",
+        '    """The backend to dispatch for x[m, k] @ w[n, k].T, or None for a shape not measured."""',
+        "    pick = BACKEND_BY_SHAPE.get((n, k))",
+        "    return pick(m) if pick else None",
+    ]
+    return "\n".join(lines) + "\n"

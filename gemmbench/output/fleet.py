@@ -1,0 +1,83 @@
+"""A fleet check per device (`gemmbench fleet`): rich table and Markdown."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from gemmbench.analysis.fleet import OUTLIER, FleetReport
+from gemmbench.analysis.policy import (
+    OUTLIER_MIN_POINTS,
+    SAME_TOLERANCE,
+)
+from gemmbench.output.format import MAX_LISTED_UNMATCHED, markdown_table
+
+FLEET_COLUMNS = [
+    "device",
+    "rank",
+    "GPU",
+    "points",
+    "median ratio",
+    "worst",
+    "slower at",
+    "verdict",
+    "min SM MHz",
+    "max W",
+    "slowdowns",
+]
+
+
+def _fleet_rows(report: FleetReport) -> list[list[str]]:
+    return [
+        [
+            d.device_id,
+            "–" if d.rank is None else str(d.rank),
+            d.gpu,
+            str(d.points),
+            f"{d.median_ratio:.3f}x",
+            f"{d.max_ratio:.3f}x",
+            str(d.slower_points),
+            d.verdict,
+            "–" if d.min_sm_clock_mhz is None else str(d.min_sm_clock_mhz),
+            "–" if d.max_power_w is None else f"{d.max_power_w:.0f}",
+            ", ".join(d.throttle_reasons) or "–",
+        ]
+        for d in report.devices
+    ]
+
+
+def fleet_legend() -> str:
+    return (
+        "ratio: the device's median over the fleet's median at a point (device time, else latency); "
+        f"slower at: points where the low end of its 95% interval is more than {SAME_TOLERANCE:.0%} above the "
+        f"fleet's median; outlier: slower at {OUTLIER_MIN_POINTS} or more points"
+    )
+
+
+def _slowest_points(report: FleetReport) -> list[str]:
+    """For each outlier, the points where it is slower, worst first."""
+    lines = []
+    for device in (d for d in report.devices if d.verdict == OUTLIER):
+        slow = sorted(
+            (p for p in report.points if p.device_id == device.device_id and p.slower), key=lambda p: -p.ratio
+        )
+        shown = ", ".join(f"{p.model} {p.gemm} M={p.m} {p.backend} {p.ratio:.2f}x" for p in slow[:MAX_LISTED_UNMATCHED])
+        lines.append(f"{device.device_id} slower at: {shown}{' …' if len(slow) > MAX_LISTED_UNMATCHED else ''}")
+    return lines
+
+
+def fleet_table(report: FleetReport) -> Group:
+    table = Table(pad_edge=False)
+    for column in FLEET_COLUMNS:
+        table.add_column(column, justify="right" if column in ("rank", "points", "median ratio", "worst") else "left")
+    for cells, device in zip(_fleet_rows(report), report.devices, strict=True):
+        style = "red" if device.verdict == OUTLIER else "green"
+        table.add_row(*cells[:7], Text(cells[7], style=style), *cells[8:])
+    return Group(table, *(Text(line) for line in _slowest_points(report)), Text(fleet_legend(), style="dim"))
+
+
+def fleet_markdown(report: FleetReport) -> str:
+    lines = _slowest_points(report)
+    extra = "\n" + "".join(f"- {line}\n" for line in lines) if lines else ""
+    return markdown_table(FLEET_COLUMNS, _fleet_rows(report)) + extra + "\n" + fleet_legend() + "\n"

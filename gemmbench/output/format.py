@@ -1,0 +1,93 @@
+"""What every answer's output shares: units scaled and numbers rounded for people (files keep full
+precision), the run header, titles, Markdown tables, and the list of skip and error reasons."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from rich.text import Text
+
+from gemmbench.records import ERROR, SKIPPED, Record
+from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER, SIMULATED_TIMER
+from gemmbench.spec.cases import Case
+
+
+def format_us(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if value >= 1000:
+        return f"{value / 1000:.3g} ms"
+    return f"{value:.3g} µs"
+
+
+def format_err(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1e}"
+
+
+L2_LABELS = {
+    "cold": "L2 cold (input copies rotated past 2x L2)",
+    "hot": "L2 hot (one set of buffers)",
+}
+
+
+def shape_title(case: Case, l2_mode: str | None = None) -> str:
+    title = f"{case.model} {case.gemm}: x[M, {case.k}] @ w[{case.n}, {case.k}]ᵀ, {case.in_dtype} → {case.out_dtype}"
+    return f"{title} · {L2_LABELS.get(l2_mode, l2_mode)}" if l2_mode else title
+
+
+def header(provenance: dict) -> Text:
+    """One line naming the device and the software that produced the numbers."""
+    if provenance.get("device_type") == "cuda":
+        device = f"{provenance.get('device_name')} ({provenance.get('arch')}, driver {provenance.get('driver') or '?'})"
+    else:
+        device = f"CPU {provenance.get('device_name') or ''} ({provenance.get('cpu_threads', '?')} threads)"
+    parts = [f"gemmbench {provenance.get('gemmbench', '?')}", device, f"torch {provenance.get('torch', '?')}"]
+    if provenance.get("cuda"):
+        parts.append(f"CUDA {provenance['cuda']}")
+    if provenance.get("cublas"):
+        parts.append(f"cuBLAS {provenance['cublas']}")
+    if provenance.get("started"):
+        parts.append(provenance["started"])
+    return Text(" · ".join(parts), style="bold")
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A GitHub Markdown table of any cell values (as str() writes them); short rows are padded, pipes escaped."""
+
+    def line(cells: list) -> str:
+        cells = [str(c).replace("|", "\\|") for c in cells] + [""] * (len(header) - len(cells))
+        return "| " + " | ".join(cells) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * len(header), *map(line, rows)]) + "\n"
+
+
+TIMER_LABELS = {
+    GRAPH_TIMER: "CUDA-graph replay, per call (device time)",
+    EVENTS_TIMER: "CUDA events around eager calls, back to back (what an eager caller pays)",
+    HOST_TIMER: "host clock around synchronous CPU calls",
+    SIMULATED_TIMER: "simulated by the fake backend",
+}
+
+# compare's summary lists at most this many rows found in only one of the runs.
+MAX_LISTED_UNMATCHED = 10
+
+
+def reasons_text(records: list[Record]) -> Text | None:
+    """Each distinct skip or error reason once, with the backends and the number of rows it covers."""
+    seen: dict[tuple[str, str, str], int] = defaultdict(int)
+    for record in records:
+        if record.status in (SKIPPED, ERROR):
+            seen[(record.status, record.backend, record.reason)] += 1
+    if not seen:
+        return None
+    text = Text()
+    for (status, backend, reason), count in seen.items():
+        style = "yellow" if status == SKIPPED else "red"
+        text.append(f"{backend} {status} ({count} row{'s' if count > 1 else ''}): ", style=style)
+        text.append(f"{reason}\n")
+    return text
+
+
+def flags(record) -> list[str]:
+    """The flags a row (a Record or a GroupRecord) carries, as the tables mark them."""
+    return [flag for flag, on in (("noisy", record.noisy), ("throttled", record.throttled)) if on]

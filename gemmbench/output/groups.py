@@ -1,0 +1,168 @@
+"""Group runs (`gemmbench group`) and the advice on them: rich tables, Markdown and JSON."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from gemmbench.analysis.group_advice import GroupAdvice
+from gemmbench.analysis.policy import (
+    SAME_TOLERANCE,
+)
+from gemmbench.output.format import flags, format_us, markdown_table, reasons_text
+from gemmbench.output.recommend import tie_rule
+from gemmbench.records import OK, SKIPPED, GroupRecord, grouped
+from gemmbench.records.timers import median_of
+
+GROUP_LEGEND = (
+    "parallel: the members on their streams, forked from and joined to the default stream with events; "
+    "serial: all on one stream; times: CUDA-graph device time (eager latency below); speedup: serial over "
+    "parallel; overlap: the members' times alone, summed, over the parallel time (1 = no gain; the stream "
+    "count at best); critical path: the stream whose members take longest alone"
+)
+
+
+def _both(parallel, serial) -> str:
+    """`parallel ∥ serial`, of two timer summaries."""
+    return f"{format_us(median_of(parallel))} ∥ {format_us(median_of(serial))}"
+
+
+def _group_cell(record: GroupRecord | None) -> Text:
+    if record is None:
+        return Text("")
+    if record.status != OK:
+        return Text(record.status, style="dim" if record.status == SKIPPED else "red")
+    style = "green" if record.speedup and record.speedup > 1 + SAME_TOLERANCE else ""
+    text = Text(
+        f"{format_us(median_of(record.parallel_device))} ∥ {format_us(median_of(record.serial_device))}", style=style
+    )
+    text.append(f"\n{record.speedup:.2f}x, overlap {record.overlap_efficiency:.2f}", style=style or "dim")
+    text.append(
+        f"\neager {format_us(median_of(record.parallel_latency))} ∥ {format_us(median_of(record.serial_latency))}",
+        style="dim",
+    )
+    marks = flags(record)
+    if marks:
+        text.append(f"\n{' '.join(marks)}", style="yellow")
+    return text
+
+
+def group_tables(records: list[GroupRecord]) -> Group:
+    """Per group: one row per M, one column per backend of the light members: parallel ∥ serial."""
+    backends = list(dict.fromkeys(r.backend for r in records))
+    parts: list = []
+    for (model, name), group in grouped(records, lambda r: (r.model, r.group)).items():
+        table = Table(pad_edge=False)
+        table.add_column("M", justify="right", style="cyan")
+        for backend in backends:
+            table.add_column(f"light: {backend}", justify="right")
+        by_m: dict[int, dict[str, GroupRecord]] = defaultdict(dict)
+        for record in group:
+            by_m[record.m][record.backend] = record
+        for m in sorted(by_m):
+            table.add_row(str(m), *(_group_cell(by_m[m].get(b)) for b in backends))
+        timed = next((r for r in group if r.status == OK and r.members), None)
+        members = ", ".join(f"{t.gemm} ({t.stream})" for t in timed.members) if timed else ""
+        parts += [Text(f"{model} {name}: {members}", style="bold"), table]
+    parts.append(Text("time: parallel ∥ serial. " + GROUP_LEGEND, style="dim"))
+    reasons = reasons_text(records)
+    if reasons:
+        parts.append(reasons)
+    return Group(*parts)
+
+
+GROUP_COLUMNS = [
+    "group",
+    "M",
+    "light backend",
+    "parallel",
+    "serial",
+    "speedup",
+    "overlap",
+    "critical path",
+    "eager parallel",
+    "eager serial",
+]
+
+
+def group_markdown(records: list[GroupRecord]) -> str:
+    rows = []
+    for r in records:
+        if r.status != OK:
+            rows.append([f"{r.model} {r.group}", str(r.m), r.backend, f"{r.status}: {r.reason}"])
+            continue
+        rows.append(
+            [
+                f"{r.model} {r.group}",
+                str(r.m),
+                r.backend,
+                format_us(median_of(r.parallel_device)),
+                format_us(median_of(r.serial_device)),
+                f"{r.speedup:.2f}x",
+                f"{r.overlap_efficiency:.2f}",
+                r.critical_path or "",
+                format_us(median_of(r.parallel_latency)),
+                format_us(median_of(r.serial_latency)),
+            ]
+        )
+    return markdown_table(GROUP_COLUMNS, rows) + "\n" + GROUP_LEGEND + "\n"
+
+
+ADVICE_COLUMNS = ["M", "light backend", "parallel", "serial", "speedup", "streams pay"]
+
+
+def _advice_rows(advice: GroupAdvice) -> list[list[str]]:
+    return [
+        [
+            str(c.m),
+            c.backend,
+            format_us(c.parallel_us),
+            format_us(c.serial_us),
+            f"{c.speedup:.2f}x",
+            "yes" if c.streams_pay else "no",
+        ]
+        for c in advice.choices
+    ]
+
+
+def advice_summary(advice: GroupAdvice) -> str:
+    up_to = advice.streams_pay_up_to
+    backends = ", ".join(dict.fromkeys(c.backend for c in advice.choices)) or "none qualified"
+    pays = f"the auxiliary streams pay up to M = {up_to}" if up_to else "the auxiliary streams do not pay"
+    return f"{advice.model} {advice.group}: {pays}; light GEMMs: {backends}"
+
+
+def advice_tables(advice: list[GroupAdvice]) -> Group:
+    parts: list = []
+    for item in advice:
+        table = Table(pad_edge=False)
+        for column in ADVICE_COLUMNS:
+            table.add_column(column, justify="left" if column in ("light backend", "streams pay") else "right")
+        for row in _advice_rows(item):
+            table.add_row(*row)
+        parts += [Text(advice_summary(item), style="bold"), table]
+    parts.append(
+        Text(f"streams pay: parallel beats serial by more than {SAME_TOLERANCE:.0%}; " + tie_rule(), style="dim")
+    )
+    return Group(*parts)
+
+
+def advice_markdown(advice: list[GroupAdvice]) -> str:
+    parts = [f"{advice_summary(item)}\n\n{markdown_table(ADVICE_COLUMNS, _advice_rows(item))}" for item in advice]
+    return "\n".join(parts)
+
+
+def advice_dicts(advice: list[GroupAdvice]) -> list[dict]:
+    return [
+        {
+            "model": a.model,
+            "group": a.group,
+            "streams_pay_up_to": a.streams_pay_up_to,
+            "choices": [c.__dict__ for c in a.choices],
+            "summary": advice_summary(a),
+        }
+        for a in advice
+    ]

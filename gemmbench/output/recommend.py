@@ -1,0 +1,133 @@
+"""The recommendation per GEMM shape (`gemmbench recommend`): rich tables, Markdown and JSON."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from gemmbench.analysis.policy import (
+    PREFERENCE,
+    SAME_TOLERANCE,
+)
+from gemmbench.analysis.recommend import MRange, ShapeRecommendation
+from gemmbench.output.format import markdown_table
+from gemmbench.records import OK, Record
+
+
+def range_rule(ranges: list[MRange], index: int) -> str:
+    """The dispatch rule of `ranges[index]`: "M <= 8", "8 < M <= 64", "M > 64", or "all M"."""
+    last = ranges[index].last_m
+    previous = ranges[index - 1].last_m if index else None
+    if len(ranges) == 1:
+        return "all M"
+    if index == 0:
+        return f"M <= {last}"
+    if index == len(ranges) - 1:
+        return f"M > {previous}"
+    return f"{previous} < M <= {last}"
+
+
+def recommendation_summary(recommendation: ShapeRecommendation) -> str:
+    ranges = recommendation.ranges
+    return "; ".join(f"{range_rule(ranges, i)}: {r.backend}" for i, r in enumerate(ranges)) or "no backend qualified"
+
+
+def why_not_qualified(record: Record, tolerance: float) -> str:
+    if record.status != OK:
+        return f"{record.status}: {record.reason}"
+    if record.rel_err is None:
+        return "no relative error recorded"
+    if record.rel_err > tolerance:
+        return f"rel_err {record.rel_err:.1e} > {tolerance:g}"
+    return "not timed"
+
+
+def recommendation_dicts(recommendations: list[ShapeRecommendation]) -> list[dict]:
+    """The recommendations as `recommend --json` writes them: every field, each range's rule, a summary."""
+    return [
+        {
+            "model": rec.model,
+            "gemm": rec.gemm,
+            "n": rec.n,
+            "k": rec.k,
+            "tolerance": rec.tolerance,
+            "ranges": [
+                {"first_m": r.first_m, "last_m": r.last_m, "backend": r.backend, "rule": range_rule(rec.ranges, i)}
+                for i, r in enumerate(rec.ranges)
+            ],
+            "winners": rec.winners,
+            "tied": rec.tied,
+            "excluded": {backend: why_not_qualified(record, rec.tolerance) for backend, record in rec.excluded.items()},
+            "summary": recommendation_summary(rec),
+        }
+        for rec in recommendations
+    ]
+
+
+def _range_ties(recommendation: ShapeRecommendation, mrange: MRange) -> str:
+    """The backends tied with the range's choice at some of its M values, with those M values."""
+    at: dict[str, list[int]] = {}
+    for m, others in recommendation.tied.items():
+        if mrange.first_m <= m <= mrange.last_m:
+            for backend in others:
+                at.setdefault(backend, []).append(m)
+    return ", ".join(f"{b} (M {','.join(map(str, ms))})" for b, ms in at.items())
+
+
+def _recommendation_rows(recommendation: ShapeRecommendation) -> list[list[str]]:
+    ranges = recommendation.ranges
+    return [
+        [
+            range_rule(ranges, i),
+            r.backend,
+            f"{r.first_m}-{r.last_m}" if r.first_m != r.last_m else str(r.first_m),
+            _range_ties(recommendation, r),
+        ]
+        for i, r in enumerate(ranges)
+    ]
+
+
+RECOMMEND_COLUMNS = ["M range", "backend", "measured M", f"tied within {SAME_TOLERANCE:.0%}"]
+
+
+def tie_rule() -> str:
+    return (
+        f"tied: within {SAME_TOLERANCE:.0%} of the fastest (the run-to-run spread); a tie goes to the first of "
+        f"{', '.join(PREFERENCE)}, then any other backend by name"
+    )
+
+
+def recommendation_tables(recommendations: list[ShapeRecommendation]) -> Group:
+    parts: list = []
+    for rec in recommendations:
+        parts.append(
+            Text(f"{rec.model} {rec.gemm} (N={rec.n}, K={rec.k}): {recommendation_summary(rec)}", style="bold")
+        )
+        table = Table(pad_edge=False)
+        for column in RECOMMEND_COLUMNS:
+            table.add_column(column)
+        for cells in _recommendation_rows(rec):
+            table.add_row(*cells)
+        parts.append(table)
+        for backend, record in rec.excluded.items():
+            parts.append(Text(f"  {backend} never qualified: {why_not_qualified(record, rec.tolerance)}", style="dim"))
+    if recommendations:
+        parts.append(Text(tie_rule(), style="dim"))
+        parts.append(
+            Text(
+                f"qualifies: status ok and rel_err <= {recommendations[0].tolerance:g}; fastest by device time "
+                "(latency where there is none)",
+                style="dim",
+            )
+        )
+    return Group(*parts)
+
+
+def recommendation_markdown(recommendations: list[ShapeRecommendation]) -> str:
+    rows = [
+        [f"{rec.model} {rec.gemm}", str(rec.n), str(rec.k), *cells]
+        for rec in recommendations
+        for cells in _recommendation_rows(rec)
+    ]
+    return markdown_table(["GEMM", "N", "K", *RECOMMEND_COLUMNS], rows) + ("\n" + tie_rule() + "\n" if rows else "")

@@ -1,0 +1,42 @@
+"""What was measured: `Record` (one row per case and backend), `GroupRecord` (one per group, M and backend),
+the summaries they carry (`TimerSummary`, `ClockSummary`, `KernelRun`), the statuses, the columns derived
+from them (schema.py), the run file (runfile.py) and its CSV and DataFrame forms (table.py).
+
+Plain data: no torch (pandas only where a frame is built). Imports `spec` and `errors` only.
+"""
+
+from gemmbench.records.group import GroupRecord, MemberTime
+from gemmbench.records.record import (
+    ERROR,
+    OK,
+    SKIPPED,
+    STATUSES,
+    ClockSummary,
+    KernelRun,
+    Record,
+    by_case,
+    by_shape,
+    grouped,
+    select_records,
+)
+from gemmbench.records.runfile import Run, load_run
+from gemmbench.records.timers import TimerSummary
+
+__all__ = [
+    "ERROR",
+    "OK",
+    "SKIPPED",
+    "STATUSES",
+    "ClockSummary",
+    "GroupRecord",
+    "KernelRun",
+    "MemberTime",
+    "Record",
+    "Run",
+    "TimerSummary",
+    "by_case",
+    "by_shape",
+    "grouped",
+    "load_run",
+    "select_records",
+]

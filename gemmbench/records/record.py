@@ -1,0 +1,151 @@
+"""The record of one (case, backend) point: the case's fields, then what was measured, skips and errors
+included with the reason.
+
+A `Record` is its `Case` plus results: it extends Case, so the case's fields are defined once and come
+first. Each timer's statistics are one `TimerSummary` (`latency`, `device`) and the clock watch one
+`ClockSummary`; the run file, the CSV and `Run.to_frame()` flatten them into columns (`latency_median_us`,
+`sm_clock_mhz`: records/schema.py), units fixed and named in the column (µs, TFLOP/s, GB/s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import KW_ONLY, dataclass, field, fields
+
+from gemmbench.records.timers import TimerSummary
+from gemmbench.spec.cases import Case, GemmSpec
+
+OK = "ok"
+SKIPPED = "skipped"
+ERROR = "error"
+STATUSES = (OK, SKIPPED, ERROR)
+
+# How a nested summary is written as flat columns: its fields prefixed with the field's name (`latency_`),
+# or inline, under their own names (the clock summary's `sm_clock_mhz`).
+FLATTEN = "flatten"
+INLINE = ""
+
+
+def prefixed(prefix: str):
+    """A nested summary field, None unless measured, written as columns `<prefix>_<its field>`."""
+    return field(default=None, metadata={FLATTEN: f"{prefix}_"})
+
+
+def inline():
+    """A nested summary field, None unless measured, written as columns under its fields' own names."""
+    return field(default=None, metadata={FLATTEN: INLINE})
+
+
+@dataclass(frozen=True)
+class KernelRun:
+    """One device kernel of one call, as torch.profiler saw it."""
+
+    name: str
+    duration_us: float | None = None
+
+
+@dataclass(frozen=True)
+class ClockSummary:
+    """The clock watch around one point: NVML readings taken before and after its timers."""
+
+    sm_clock_mhz: int | None = None  # lowest SM clock read
+    mem_clock_mhz: int | None = None
+    temp_c: int | None = None  # highest
+    power_w: float | None = None  # highest
+    throttle_reasons: str | None = None  # NVML slowdown reasons seen, comma-separated
+    throttled: bool | None = None
+
+
+@dataclass(frozen=True)
+class Record(Case):
+    """One (case, backend) point: the case's fields (positional, as in Case), then the results (keywords)."""
+
+    _: KW_ONLY
+    backend: str
+    status: str
+    reason: str = ""
+    rel_err: float | None = None
+    topk_mismatch: float | None = None  # share of tokens whose top-k expert set differs from float64's
+    latency: TimerSummary | None = prefixed("latency")  # eager calls (CUDA events; the host clock on the CPU)
+    device: TimerSummary | None = prefixed("device")  # CUDA-graph replays; None off a GPU or where not capturable
+    noisy: bool | None = None  # a timer ran out of budget before its CI reached the target
+    l2_mode: str | None = None  # "cold" (inputs rotated past the L2), "hot", or None on the CPU
+    l2_copies: int | None = None
+    tflops: float | None = None
+    gbps: float | None = None
+    floor_us: float | None = None  # max(bytes / measured bandwidth, FLOPs / measured bf16 throughput)
+    pct_of_floor: float | None = None  # floor_us over the measured time, in percent
+    clocks: ClockSummary | None = inline()
+    kernels: tuple[KernelRun, ...] | None = None  # one call's kernels in launch order; None: not profiled
+    kernel_count: int | None = None
+    kernel_sum_us: float | None = None
+    rank: int | None = None  # fleet runs (torchrun): the rank that measured the row...
+    device_id: str | None = None  # ...and its device, "host:cuda:N"
+    backend_config: str | None = None  # the configuration a tuned backend ran (router_small_m's block sizes)
+
+    @classmethod
+    def for_case(cls, case: Case, backend: str, status: str, reason: str = "", **results) -> Record:
+        """A record of `case`: its fields, then `results` by name."""
+        return cls(
+            *(getattr(case, f.name) for f in fields(Case)), backend=backend, status=status, reason=reason, **results
+        )
+
+    @property
+    def case(self) -> Case:
+        return Case(*(getattr(self, f.name) for f in fields(Case)))
+
+    @property
+    def best_time_us(self) -> float | None:
+        """Device time where measured (it excludes launch gaps), else the latency."""
+        summary = self.device or self.latency
+        return summary.median_us if summary else None
+
+    @property
+    def throttled(self) -> bool:
+        """The clock watch saw a slowdown around this point."""
+        return bool(self.clocks and self.clocks.throttled)
+
+
+def select_records(
+    records: Iterable[Record],
+    backends: Iterable[str] = (),
+    m_values: Iterable[int] = (),
+    gemms: Iterable[GemmSpec] = (),
+    roles: Iterable[str] = (),
+    shapes: Iterable[Case | GemmSpec] = (),
+) -> list[Record]:
+    """The records that every given filter admits (an empty filter admits all): a backend named, an M
+    listed, a GEMM of the given presets (or a role of them), a shape given (MxNxK matches M too)."""
+    backends, m_values, roles = set(backends), set(m_values), set(roles)
+    wanted_gemms = {(g.model, g.name, g.n, g.k) for g in gemms}
+    wanted_shapes = [(s.n, s.k, s.m if isinstance(s, Case) else None) for s in shapes]
+
+    def admitted(record: Record) -> bool:
+        shape_ok = any(n == record.n and k == record.k and m in (None, record.m) for n, k, m in wanted_shapes)
+        gemm_ok = record.case.shape_key in wanted_gemms
+        return (
+            (not backends or record.backend in backends)
+            and (not m_values or record.m in m_values)
+            and (not roles or record.role in roles)
+            and (not (wanted_gemms or wanted_shapes) or gemm_ok or shape_ok)
+        )
+
+    return [record for record in records if admitted(record)]
+
+
+def grouped(records: Iterable, key) -> dict:
+    """Records grouped by `key(record)`, groups and records in first-seen order."""
+    groups: dict = {}
+    for record in records:
+        groups.setdefault(key(record), []).append(record)
+    return groups
+
+
+def by_shape(records: Iterable[Record]) -> dict[tuple, list[Record]]:
+    """Records grouped by GEMM shape (model, gemm, N, K), in first-seen order: one table or panel each."""
+    return grouped(records, lambda record: record.case.shape_key)
+
+
+def by_case(records: Iterable[Record]) -> dict[Case, list[Record]]:
+    """Records grouped by case (shape and M), in first-seen order: one kernel table each."""
+    return grouped(records, lambda record: record.case)

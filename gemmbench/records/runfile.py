@@ -1,0 +1,216 @@
+"""The run file: a session's provenance and records as schema-versioned JSON, rewritten atomically after
+every row, and loading it (or a CSV export) back; the checks that a path can be written before any work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gemmbench.errors import GemmbenchError
+from gemmbench.records.group import GroupRecord
+from gemmbench.records.record import Record
+from gemmbench.records.schema import REWRITE, from_row, is_int, to_row
+from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER
+
+if TYPE_CHECKING:  # pandas is imported only where a frame is built: `show` and `list` start faster
+    import pandas as pd
+
+SCHEMA = "gemmbench.run"
+SCHEMA_VERSION = 1
+# Group columns of runs saved before a group's timers were TimerSummary values: their new names, and the
+# timer each of them was.
+LEGACY_GROUP_COLUMNS = {
+    "serial_device_us": "serial_device_median_us",
+    "serial_latency_us": "serial_latency_median_us",
+    "parallel_device_us": "parallel_device_median_us",
+    "parallel_latency_us": "parallel_latency_median_us",
+}
+
+
+@dataclass
+class Run:
+    """A sweep's provenance and records, as saved in a run file."""
+
+    provenance: dict
+    records: list[Record] = field(default_factory=list)
+    planned: int | None = None  # points the sweep planned (None: not recorded, as in a CSV export)
+    complete: bool = True  # False while a sweep runs, and after one was interrupted
+    groups: list[GroupRecord] = field(default_factory=list)  # `gemmbench group`'s points
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per record, the CSV's columns: numbers numeric, flags boolean, kernels as lists of names."""
+        from gemmbench.records.table import records_frame
+
+        return records_frame(self.records)
+
+
+def new_run_path(out_dir: Path, provenance: dict) -> Path:
+    """results/<UTC time>_<gpu>.json: sortable by time, readable at a glance."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    device = "".join(c if c.isalnum() else "-" for c in str(provenance.get("device_name", "cpu"))).strip("-")
+    path = Path(out_dir) / f"{stamp}_{device.lower()}.json"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = path.with_name(f"{stamp}_{device.lower()}_{suffix}.json")
+    return path
+
+
+def ensure_writable_dir(path: Path) -> Path:
+    """Create `path` if needed; raise a GemmbenchError before any work if files cannot be written there."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GemmbenchError(
+            f"cannot create the results folder {path}: {exc.strerror}",
+            "pass --out-dir to a writable folder, or --no-save",
+        ) from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise GemmbenchError(
+            f"the results folder {path} is not writable", "pass --out-dir to a writable folder, or --no-save"
+        )
+    return path
+
+
+def ensure_writable_file(path: str, example: str = "results.csv") -> None:
+    """Check that `path` ('-' = stdout) can be written, without creating it."""
+    if path == "-":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise GemmbenchError(f"{target} is a folder", f"give a file path, e.g. {target / example}")
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise GemmbenchError(f"cannot write {target}: permission denied", "choose another path")
+    if not parent.is_dir():
+        raise GemmbenchError(
+            f"cannot write {target}: folder {parent} does not exist", "create it or choose another path"
+        )
+    if not target.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise GemmbenchError(f"cannot write {target}: folder {parent} is not writable", "choose another path")
+
+
+class RunWriter:
+    """Keeps a run's file on disk up to date: `flush` after every change rewrites it atomically."""
+
+    def __init__(self, path: Path, run: Run) -> None:
+        self.path = Path(path)
+        self.run = run
+        self.flush()
+
+    def flush(self) -> None:
+        text = run_to_json(self.run)
+        # Write beside the target and rename: a crash mid-write never leaves a truncated run file.
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        # mkstemp creates the file readable by its owner only; give it the mode a plain open() would.
+        os.chmod(tmp, _DEFAULT_FILE_MODE & ~_current_umask())
+        os.replace(tmp, self.path)
+
+
+# What open() asks for before the umask is applied.
+_DEFAULT_FILE_MODE = 0o666
+
+
+def _current_umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def run_to_json(run: Run) -> str:
+    doc = {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "provenance": run.provenance,
+        "planned": run.planned,
+        "complete": run.complete,
+        "records": [to_row(r) for r in run.records],
+    }
+    if run.groups:
+        doc["groups"] = [to_row(g) for g in run.groups]
+    return json.dumps(doc, indent=1) + "\n"
+
+
+def write_text(path: str, text: str, stdout) -> None:
+    """Write `text` to `path`, or to `stdout` when path is '-'."""
+    if path == "-":
+        stdout.write(text)
+        return
+    try:
+        Path(path).write_text(text)
+    except OSError as exc:
+        raise GemmbenchError(f"cannot write {path}: {exc.strerror}", "choose another path") from exc
+
+
+def load_run(path: Path) -> Run:
+    """A run file (JSON) or a CSV export; the CSV carries no provenance. Every field of every record is
+    checked: a malformed one is a GemmbenchError naming the file, the record and the field."""
+    path = Path(path)
+    if path.is_dir():
+        runs = sorted(path.glob("*.json"))
+        example = f", e.g. {runs[-1]}" if runs else ""
+        raise GemmbenchError(f"{path} is a folder, not a run file", f"give one run file{example}")
+    if not path.is_file():
+        raise GemmbenchError(
+            f"run file {path} does not exist", "give a path under results/ (gemmbench sweep saves there)"
+        )
+    if path.suffix.lower() == ".csv":
+        from gemmbench.records.table import records_from_csv
+
+        return Run({}, records_from_csv(path))
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GemmbenchError(
+            f"{path} is not a gemmbench run file (invalid JSON: {exc})", "give a .json run file or a .csv export"
+        ) from exc
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise GemmbenchError(f"{path} is not a gemmbench run file", "give a .json file written by gemmbench sweep")
+    version = doc.get("schema_version", 0)
+    if not is_int(version):
+        raise GemmbenchError(f"{path}: schema_version {version!r} is not an integer", REWRITE)
+    if version > SCHEMA_VERSION:
+        raise GemmbenchError(
+            f"{path} has schema version {version}, newer than this gemmbench reads ({SCHEMA_VERSION})",
+            "upgrade gemmbench",
+        )
+    provenance, rows, group_rows = doc.get("provenance", {}), doc.get("records", []), doc.get("groups", [])
+    planned, complete = doc.get("planned"), doc.get("complete", True)
+    for key, value, ok in (
+        ("provenance", provenance, isinstance(provenance, dict)),
+        ("records", rows, isinstance(rows, list)),
+        ("groups", group_rows, isinstance(group_rows, list)),
+        ("planned", planned, planned is None or is_int(planned)),
+        ("complete", complete, isinstance(complete, bool)),
+    ):
+        if not ok:
+            raise GemmbenchError(f"{path}: '{key}' is {value!r}, not what a run file holds there", REWRITE)
+    records = [from_row(Record, row, f"{path}: record {i}") for i, row in enumerate(rows, start=1)]
+    groups = [from_row(GroupRecord, _upgraded(row), f"{path}: group record {i}") for i, row in enumerate(group_rows, 1)]
+    return Run(provenance, records, planned, complete, groups)
+
+
+def _upgraded(row):
+    """A group row of an older run file, in today's columns (LEGACY_GROUP_COLUMNS)."""
+    if not isinstance(row, dict) or not any(old in row for old in LEGACY_GROUP_COLUMNS):
+        return row
+    row = {LEGACY_GROUP_COLUMNS.get(key, key): value for key, value in row.items()}
+    for prefix, timer in (
+        ("serial_device", GRAPH_TIMER),
+        ("parallel_device", GRAPH_TIMER),
+        ("serial_latency", EVENTS_TIMER),
+        ("parallel_latency", EVENTS_TIMER),
+    ):
+        if row.get(f"{prefix}_median_us") is not None:
+            row.setdefault(f"{prefix}_timer", timer)
+    return row

@@ -1,0 +1,92 @@
+"""Tables of records: the pandas DataFrame of `Run.to_frame()`, the CSV export (the same columns, in the same
+order; kernels as names joined by KERNEL_SEPARATOR), and reading a CSV export back into records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gemmbench.errors import GemmbenchError
+from gemmbench.records.group import GroupRecord
+from gemmbench.records.record import Record
+from gemmbench.records.schema import LIST, column_names, columns, from_row, scalar_dtypes, to_row
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Kernel names (and group members) in one CSV cell; no kernel name contains it.
+KERNEL_SEPARATOR = " ; "
+# Columns a CSV must have to be read as a gemmbench export.
+REQUIRED_CSV_COLUMNS = ("model", "gemm", "m", "n", "k", "backend", "status")
+# Reading a CSV cell as the value its column holds (empty cells of nullable columns are None).
+_CELL_PARSERS = {
+    "Int64": int,
+    "float64": float,
+    "boolean": lambda text: {"True": True, "False": False}[text],
+    "string": str,
+}
+
+
+def records_frame(records: Iterable[Record]) -> pd.DataFrame:
+    """One row per record: numbers numeric, flags boolean, kernels as lists of names."""
+    import pandas as pd
+
+    rows = [to_row(record) for record in records]
+    for row in rows:
+        row["kernels"] = None if row["kernels"] is None else [kernel["name"] for kernel in row["kernels"]]
+    return pd.DataFrame(rows, columns=column_names(Record)).astype(scalar_dtypes(Record))
+
+
+def records_to_csv(records: Iterable[Record]) -> str:
+    """One row per (case, backend), the record's columns in order, empty cells for missing values."""
+    frame = records_frame(records)
+    frame["kernels"] = frame["kernels"].map(lambda names: KERNEL_SEPARATOR.join(names or ()))
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def groups_to_csv(groups: Iterable[GroupRecord]) -> str:
+    """One row per (group, M, backend); members alone as `gemm@stream=us` joined with KERNEL_SEPARATOR."""
+    import pandas as pd
+
+    rows = []
+    for record in groups:
+        row = to_row(record)
+        row["members"] = KERNEL_SEPARATOR.join(
+            f"{m['gemm']}@{m['stream']}={m['device_us']}" for m in row["members"] or ()
+        )
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=column_names(GroupRecord)).astype(scalar_dtypes(GroupRecord))
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def records_from_csv(path: Path) -> list[Record]:
+    """The records of a CSV export, every cell checked (a malformed one names the line and the column)."""
+    import pandas as pd
+
+    malformed = "give a CSV written by gemmbench --csv"
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise GemmbenchError(f"{path} is not a CSV file: {str(exc).splitlines()[0]}", malformed) from exc
+    missing = [c for c in REQUIRED_CSV_COLUMNS if c not in frame.columns]
+    if missing:
+        raise GemmbenchError(f"{path} is not a gemmbench CSV export (no column '{missing[0]}')", malformed)
+    known = [c for c in columns(Record) if c.name in frame.columns]
+    records = []
+    for line, cells in enumerate(frame[[c.name for c in known]].to_dict("records"), start=2):  # line 1: header
+        row = {}
+        for column in known:
+            text = cells[column.name]
+            if text == "" and column.nullable:
+                row[column.name] = None
+            elif column.kind == LIST:
+                row[column.name] = [{"name": kernel} for kernel in text.split(KERNEL_SEPARATOR)]
+            else:
+                try:
+                    row[column.name] = _CELL_PARSERS[column.kind](text)
+                except (ValueError, KeyError):
+                    raise GemmbenchError(f"{path}: line {line} has {column.name} = {text!r}", malformed) from None
+        records.append(from_row(Record, row, f"{path}: line {line}"))
+    return records

@@ -1,0 +1,166 @@
+"""GPU clocks, temperature, power and throttle reasons through NVML (the nvidia-ml-py package), and
+the device warm-up that lets the clocks settle before a sweep.
+
+Read before and after each point, so a row whose SM clock sagged or that saw a thermal or power
+slowdown is flagged `throttled` instead of passing as a slow backend (docs/design.md, what was measured:
+sums of kernel times read 219 us under sustained load where ncu read 155 us).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from gemmbench.analysis.policy import THROTTLE_CLOCK_FRACTION
+from gemmbench.records import ClockSummary
+from gemmbench.timing import timers
+
+# Once per sweep on a GPU, run matmuls until the SM clock is stable: readings this far apart...
+DEVICE_WARMUP_STEP_S = 0.1
+# ...agreeing within this fraction over this many consecutive readings...
+DEVICE_WARMUP_CLOCK_TOLERANCE = 0.01
+DEVICE_WARMUP_STABLE_READINGS = 3
+# ...after at least the minimum and at most the maximum time. Without NVML: the minimum, doubled.
+DEVICE_WARMUP_MIN_S = 0.5
+DEVICE_WARMUP_MAX_S = 5.0
+# Side of the square bf16 matmul the warm-up runs: ~0.1 ms on an H100, enough to keep the GPU busy.
+DEVICE_WARMUP_SIZE = 4096
+# NVML clocks-event (throttle) reason bits that mean heat or power slowed the GPU (nvml.h). The others
+# (idle, application clocks, sync boost, display) are not slowdowns.
+SLOWDOWN_REASONS = {
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x20: "sw_thermal",
+    0x40: "hw_thermal",
+    0x80: "hw_power_brake",
+}
+
+
+@dataclass(frozen=True)
+class ClockReading:
+    sm_mhz: int
+    mem_mhz: int
+    temp_c: int
+    power_w: float
+    reasons: int  # NVML clocks-event reason bit mask
+
+
+def slowdown_names(mask: int) -> list[str]:
+    return [name for bit, name in SLOWDOWN_REASONS.items() if mask & bit]
+
+
+def assess(before: ClockReading, after: ClockReading, max_sm_mhz: int) -> ClockSummary:
+    """What a record keeps of the readings around its point."""
+    reasons = slowdown_names(before.reasons | after.reasons)
+    sm = min(before.sm_mhz, after.sm_mhz)
+    return ClockSummary(
+        sm_clock_mhz=sm,
+        mem_clock_mhz=min(before.mem_mhz, after.mem_mhz),
+        temp_c=max(before.temp_c, after.temp_c),
+        power_w=max(before.power_w, after.power_w),
+        throttle_reasons=",".join(reasons) or None,
+        throttled=bool(reasons) or sm < THROTTLE_CLOCK_FRACTION * max_sm_mhz,
+    )
+
+
+class ClockWatch:
+    """NVML for one CUDA device; `unavailable` says why not where NVML cannot be used."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.unavailable: str | None = None
+        self.max_sm_mhz = 0
+        self._nvml = self._handle = None
+        if device.type != "cuda":
+            self.unavailable = "not a CUDA device"
+            return
+        try:
+            import pynvml
+        except ImportError:
+            self.unavailable = "the nvidia-ml-py package is not installed"
+            return
+        try:
+            pynvml.nvmlInit()
+            self._handle = _handle_for(pynvml, device)
+            self.max_sm_mhz = pynvml.nvmlDeviceGetMaxClockInfo(self._handle, pynvml.NVML_CLOCK_SM)
+            self._nvml = pynvml
+        except pynvml.NVMLError as exc:
+            self.unavailable = f"NVML failed: {exc}"
+
+    def read(self) -> ClockReading | None:
+        if self._nvml is None:
+            return None
+        nvml, handle = self._nvml, self._handle
+        try:
+            reasons_of = (
+                getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+                or nvml.nvmlDeviceGetCurrentClocksThrottleReasons
+            )
+            return ClockReading(
+                sm_mhz=nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM),
+                mem_mhz=nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_MEM),
+                temp_c=nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU),
+                power_w=nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,
+                reasons=reasons_of(handle),
+            )
+        except nvml.NVMLError:
+            return None
+
+    def provenance(self) -> dict:
+        """Clocks at the start of a run and the settings that bound them."""
+        if self._nvml is None:
+            return {"nvml": self.unavailable}
+        nvml, handle = self._nvml, self._handle
+        facts: dict = {}
+        queries = {
+            "sm_clock_mhz_start": lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM),
+            "mem_clock_mhz_start": lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_MEM),
+            "sm_clock_mhz_max": lambda: self.max_sm_mhz,
+            "mem_clock_mhz_max": lambda: nvml.nvmlDeviceGetMaxClockInfo(handle, nvml.NVML_CLOCK_MEM),
+            "power_limit_w": lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0,
+            "ecc": lambda: bool(nvml.nvmlDeviceGetEccMode(handle)[0]),
+            "persistence_mode": lambda: bool(nvml.nvmlDeviceGetPersistenceMode(handle)),
+        }
+        for key, query in queries.items():
+            try:
+                facts[key] = query()
+            except nvml.NVMLError:  # some queries are not supported on every GPU or VM
+                facts[key] = None
+        return facts
+
+
+def _handle_for(nvml, device: torch.device):
+    """The NVML handle of a torch device, matched by PCI bus id (indices differ under CUDA_VISIBLE_DEVICES)."""
+    props = torch.cuda.get_device_properties(device)
+    bus = getattr(props, "pci_bus_id", None)
+    if bus is not None:
+        bus_id = f"{getattr(props, 'pci_domain_id', 0):08x}:{bus:02x}:{getattr(props, 'pci_device_id', 0):02x}.0"
+        try:
+            return nvml.nvmlDeviceGetHandleByPciBusId(bus_id)
+        except nvml.NVMLError:
+            pass
+    return nvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+
+
+def warm_device(device: torch.device, clocks: ClockWatch) -> None:
+    """Run bf16 matmuls until the SM clock has settled (docs/design.md, measurement rules: clocks ramp
+    from idle)."""
+    a = torch.randn(DEVICE_WARMUP_SIZE, DEVICE_WARMUP_SIZE, device=device, dtype=torch.bfloat16)
+    sync = lambda: torch.cuda.synchronize(device)  # noqa: E731
+    start = time.perf_counter()
+    readings: list[int] = []
+    while time.perf_counter() - start < DEVICE_WARMUP_MAX_S:
+        timers.warm_up(lambda: torch.mm(a, a), DEVICE_WARMUP_STEP_S, sync)
+        reading = clocks.read()
+        if reading is None:
+            if time.perf_counter() - start >= 2 * DEVICE_WARMUP_MIN_S:
+                return
+            continue
+        readings.append(reading.sm_mhz)
+        recent = readings[-DEVICE_WARMUP_STABLE_READINGS:]
+        settled = len(recent) == DEVICE_WARMUP_STABLE_READINGS and (
+            max(recent) - min(recent) <= DEVICE_WARMUP_CLOCK_TOLERANCE * max(recent)
+        )
+        if settled and time.perf_counter() - start >= DEVICE_WARMUP_MIN_S:
+            return

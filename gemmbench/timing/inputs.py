@@ -1,0 +1,148 @@
+"""What a point computes on: random operands, the float64 reference and the relative error against it,
+and the rotating input copies that keep the L2 cold.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gemmbench.spec.cases import Case
+
+COLD = "cold"
+HOT = "hot"
+TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+# Cold L2: copies of (x, w, out) rotated so that the bytes between two uses of one copy exceed twice
+# the L2 (docs/design.md, measurement rules), and never fewer than two, so consecutive calls never share
+# buffers.
+COLD_L2_FACTOR = 2
+MIN_COLD_COPIES = 2
+# Tiny cases (or groups) would need thousands of copies; this many already spans 2x L2 for inputs of >= 250 KB.
+MAX_COLD_COPIES = 512
+# The copies may take at most this share of the free device memory; fewer copies are used otherwise.
+COLD_MEMORY_FRACTION = 0.5
+# The float64 reference and the relative error work on row blocks of about this many bytes of float64:
+# a whole float64 copy of x is 4x its bf16 size (172 GB for DeepSeek-V3's router at M = 3,000,000),
+# while the reference itself, [M, N] in float64, is small beside x for every preset GEMM.
+REFERENCE_BLOCK_BYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class GemmInputs:
+    """Random operands of one case and the output buffer every backend must write into (plugin API,
+    importable from gemmbench.backends).
+
+    The sweep poisons `out` with NaN before the correctness check, so a backend that does not write
+    its whole output fails instead of passing on a stale result.
+    """
+
+    x: torch.Tensor  # [M, K]
+    w: torch.Tensor  # [N, K]
+    out: torch.Tensor  # [M, N], fp32
+
+
+def host_memory_available() -> int | None:
+    """Bytes the host can still give without swapping (MemAvailable), or None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_host_memory(case: Case) -> None:
+    """On the CPU, refuse inputs that cannot fit before allocating them: where the kernel overcommits
+    memory, an oversized allocation succeeds and the process is killed when it is written."""
+    needed = case.bytes_moved + case.m * case.n * 8  # the operands, the output and the float64 reference
+    available = host_memory_available()
+    if available is not None and needed > available:
+        raise MemoryError(f"the inputs need {needed / 1e9:.3g} GB, the host has {available / 1e9:.3g} GB available")
+
+
+def make_inputs(case: Case, device: torch.device, seed: int) -> GemmInputs:
+    """Random normal operands (never zeros: they run faster and hide unwritten outputs)."""
+    if device.type == "cpu":
+        _check_host_memory(case)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    dtype = TORCH_DTYPES[case.in_dtype]
+    x = torch.randn(case.m, case.k, device=device, dtype=dtype, generator=generator)
+    w = torch.randn(case.n, case.k, device=device, dtype=dtype, generator=generator)
+    out = torch.empty(case.m, case.n, device=device, dtype=TORCH_DTYPES[case.out_dtype])
+    return GemmInputs(x, w, out)
+
+
+def _row_blocks(rows: int, row_bytes: int) -> list[slice]:
+    """Slices of about REFERENCE_BLOCK_BYTES each over `rows` rows of `row_bytes` bytes."""
+    step = max(1, REFERENCE_BLOCK_BYTES // max(1, row_bytes))
+    return [slice(start, start + step) for start in range(0, rows, step)]
+
+
+def reference(inputs: GemmInputs) -> torch.Tensor:
+    """x @ w.T in float64, on the same device, computed in row blocks of x."""
+    x, w64 = inputs.x, inputs.w.double()
+    ref = torch.empty(x.shape[0], w64.shape[0], dtype=torch.float64, device=x.device)
+    for rows in _row_blocks(x.shape[0], x.shape[1] * 8):
+        torch.mm(x[rows].double(), w64.t(), out=ref[rows])
+    return ref
+
+
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """||out - ref|| / ||ref|| in float64, in row blocks; NaN when any element of `out` is NaN (e.g. never
+    written)."""
+    diff_sq = ref_sq = torch.zeros((), dtype=torch.float64, device=ref.device)
+    for rows in _row_blocks(ref.shape[0], ref.shape[1] * 8):
+        block = ref[rows]
+        diff_sq = diff_sq + (out[rows].double() - block).square().sum()
+        ref_sq = ref_sq + block.square().sum()
+    return (diff_sq / ref_sq).sqrt().item()
+
+
+def l2_mode(device: torch.device, requested: str) -> str | None:
+    """The L2 mode of a sweep's rows; None on the CPU, where gemmbench does not manage caches."""
+    return requested if device.type == "cuda" else None
+
+
+def cold_copies(bytes_per_copy: int, l2_bytes: int, free_bytes: int) -> tuple[int, int]:
+    """(copies to use, copies wanted) of inputs of `bytes_per_copy` bytes (one case's, or a whole group's)
+    so that rotating them keeps every call's inputs out of L2."""
+    wanted = min(MAX_COLD_COPIES, max(MIN_COLD_COPIES, math.ceil(COLD_L2_FACTOR * l2_bytes / bytes_per_copy)))
+    fitting = max(1, int(COLD_MEMORY_FRACTION * free_bytes // bytes_per_copy))
+    return min(wanted, fitting), wanted
+
+
+def device_cold_copies(bytes_per_copy: int, device: torch.device) -> tuple[int, int]:
+    """`cold_copies` for this GPU's L2 and its free memory now."""
+    l2_bytes = torch.cuda.get_device_properties(device).L2_cache_size
+    return cold_copies(bytes_per_copy, l2_bytes, torch.cuda.mem_get_info(device)[0])
+
+
+def cold_note(count: int, wanted: int) -> str:
+    """A row's note where fewer copies than wanted fit in memory."""
+    return "" if count == wanted else f"cold L2: only {count} of {wanted} input copies fit in memory"
+
+
+def input_copies(case: Case, device: torch.device, seed: int, cold: bool) -> tuple[list[GemmInputs], str]:
+    """One set of inputs, or (`cold`, on a GPU) enough rotating copies to keep L2 cold; and a note
+    where fewer copies than wanted fit in memory. The first copy is the one the correctness check uses."""
+    first = make_inputs(case, device, seed)
+    if not cold or device.type != "cuda":
+        return [first], ""
+    count, wanted = device_cold_copies(case.bytes_moved, device)
+    copies = [first] + [make_inputs(case, device, seed + i) for i in range(1, count)]
+    return copies, cold_note(count, wanted)
+
+
+def rotating(calls: list[Callable[[], object]]) -> Callable[[], object]:
+    """One callable that runs the next of `calls` on each call, round-robin (cold-L2 timing)."""
+    if len(calls) == 1:
+        return calls[0]
+    upcoming = itertools.cycle(calls)
+    return lambda: next(upcoming)()

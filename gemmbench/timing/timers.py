@@ -1,0 +1,290 @@
+"""How long a call takes: timers that return raw samples in microseconds.
+
+- Device time, `time_graph`: a CUDA graph of `unroll` calls (sized by `fit_graph_unroll`), replays timed
+  with events, divided per call: device time without launch gaps, what a CUDA-graph serving loop pays.
+  Sampled adaptively: until the 95% confidence interval of the median is within the target (default
+  ±1%) or the time budget runs out; a timer that missed the target says so (`noisy`). That interval
+  assumes independent samples, which the device time gives.
+- Eager latency, `sample_window`: CUDA events around back-to-back eager calls (host-inclusive: when the
+  GPU work is shorter than the launch path, the sample shows what an eager caller pays), or a host clock
+  around synchronous calls on the CPU. It moves with the host's state (docs/design.md, what was
+  measured), so it is sampled in windows (`Samples.from_windows`) that the measurement spreads over a
+  point and interleaves between the calls compared there; its interval is the range of the window medians.
+
+Statistics are derived from the samples; nothing here rounds.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from gemmbench.analysis.policy import EAGER_STEADY_CI_REL
+from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, TimerSummary
+
+# Samples recorded between two synchronisations: enough to keep the GPU queue busy, few enough that
+# the budget check stays close to the budget.
+EVENTS_BATCH = 16
+# Fewest samples a timer returns even when the budget runs out: a median and an IQR of fewer mean little.
+MIN_SAMPLES = 5
+# Fewest samples before the confidence interval of the median is trusted to stop sampling: with fewer,
+# the order statistics that bound it are the extremes of the sample.
+MIN_SAMPLES_FOR_CI = 20
+# Confidence level of the intervals of a median.
+CI_LEVEL = 0.95
+# A cap on samples per timer: beyond a few thousand the median no longer moves.
+MAX_SAMPLES = 4000
+# Eager latency: this many windows per point and backend, each sampling for about this long. Window
+# medians of eager mm_out_dtype at M = 2 on one H200 host ranged 22.7-40.9 us over 15 s (the host's
+# state moves), so samples of one window are not independent of each other, but windows spread over the
+# point are closer to it: the range of 6 independent window medians covers the median with probability
+# 1 - 2 * 0.5**6 = 96.9%, the interval reported.
+EAGER_WINDOWS = 6
+EAGER_WINDOW_S = 0.01
+# Graph replays are sized to take about this long on the device, so that event resolution (~0.5 us)
+# and each replay's own launch cost are small beside a replay, and the GPU never waits for the host to
+# launch the next one (graph.replay() from Python took 2.5-3.3 us of host time on one H200 host, an
+# eager GEMM launch 20-50 us; hosts differ); capped so a graph of the tiniest calls stays small.
+GRAPH_TARGET_REPLAY_US = 200.0
+MAX_GRAPH_UNROLL = 64
+# Back-to-back replays timed together when sizing a graph: enough that the host runs ahead of the GPU
+# once replays are long enough, few enough to cost well under a millisecond.
+SIZING_REPLAYS = 4
+
+
+@dataclass(frozen=True)
+class Target:
+    """When a timer may stop: the median's 95% CI within ±`ci_rel` after at least `min_time_s` of
+    sampling, or `budget_s` spent.
+
+    The minimum time matters: on an H200, a timer stopped after ~30 samples (2 ms) right after a point's
+    warm-up read 10.4 us for a 5.8 us call, consistently enough to pass the CI test, while the clocks
+    were still ramping; 50 ms of sampling reads the settled time.
+    """
+
+    ci_rel: float = 0.01
+    budget_s: float = 0.2
+    min_time_s: float = 0.05
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Raw per-call times of one timer, in microseconds."""
+
+    timer: str
+    values_us: tuple[float, ...]
+    target_ci_rel: float | None = None
+    window_medians_us: tuple[float, ...] = ()  # sampled in windows: each window's median
+
+    @classmethod
+    def from_windows(
+        cls, timer: str, windows: list[list[float]], target_ci_rel: float = EAGER_STEADY_CI_REL
+    ) -> Samples:
+        """Samples taken in windows; their interval is the range of the window medians."""
+        values = tuple(v for window in windows for v in window)
+        medians = tuple(statistics.median(window) for window in windows if window)
+        return cls(timer, values, target_ci_rel, medians)
+
+    @property
+    def ci_us(self) -> tuple[float, float]:
+        """95% confidence interval of the median: order statistics of independent samples, or the range of
+        the window medians where sampled in windows."""
+        if self.window_medians_us:
+            return min(self.window_medians_us), max(self.window_medians_us)
+        return median_ci(self.values_us)
+
+    @property
+    def ci_rel(self) -> float:
+        """Half-width of the median's 95% confidence interval, relative to the median."""
+        low, high = self.ci_us
+        return (high - low) / 2 / self.median_us if self.median_us > 0 else math.inf
+
+    @property
+    def noisy(self) -> bool:
+        """True when sampling stopped (budget spent) before the CI reached its target."""
+        return self.target_ci_rel is not None and not self.ci_rel <= self.target_ci_rel
+
+    @property
+    def count(self) -> int:
+        return len(self.values_us)
+
+    @property
+    def median_us(self) -> float:
+        return statistics.median(self.values_us)
+
+    @property
+    def min_us(self) -> float:
+        return min(self.values_us)
+
+    @property
+    def iqr_us(self) -> float:
+        if self.count < 2:
+            return 0.0
+        q1, _, q3 = statistics.quantiles(self.values_us, n=4, method="inclusive")
+        return q3 - q1
+
+    def summary(self) -> TimerSummary:
+        """What a record keeps of these samples."""
+        low, high = self.ci_us
+        return TimerSummary(self.timer, self.median_us, self.iqr_us, self.min_us, low, high, self.count)
+
+
+@functools.cache
+def median_ci_ranks(n: int) -> tuple[int, int]:
+    """0-based ranks (low, high) of the order statistics that bound a 95% confidence interval of the
+    median of n samples: the narrowest symmetric pair [X(j), X(n+1-j)] whose exact binomial coverage,
+    P(j <= B <= n-j) with B ~ Binomial(n, 1/2), is at least 95%. Below n = 6 no pair reaches 95%;
+    the extremes are used."""
+    log_half_n = n * math.log(0.5)
+    tail = 0.0  # P(B <= k)
+    j = 1
+    for k in range(n // 2):
+        tail += math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + log_half_n)
+        if 1 - 2 * tail < CI_LEVEL:
+            break
+        j = k + 1
+    return j - 1, n - j
+
+
+def median_ci(values) -> tuple[float, float]:
+    """Distribution-free 95% confidence interval of the median, from order statistics (`median_ci_ranks`)."""
+    ordered = sorted(values)
+    low, high = median_ci_ranks(len(ordered))
+    return ordered[low], ordered[high]
+
+
+def _done(values: list[float], target: Target, started: float) -> bool:
+    if len(values) >= MAX_SAMPLES:
+        return True
+    if len(values) < MIN_SAMPLES:
+        return False
+    elapsed = time.perf_counter() - started
+    if elapsed >= target.budget_s:
+        return True
+    if len(values) < MIN_SAMPLES_FOR_CI or elapsed < target.min_time_s:
+        return False
+    low, high = median_ci(values)
+    middle = statistics.median(values)
+    return middle > 0 and (high - low) / 2 / middle <= target.ci_rel
+
+
+def warm_up(fn: Callable[[], object], seconds: float, sync: Callable[[], None]) -> int:
+    """Call `fn` until `seconds` have passed (at least once); returns the number of calls."""
+    calls = 0
+    deadline = time.perf_counter() + seconds
+    while calls == 0 or time.perf_counter() < deadline:
+        fn()
+        sync()
+        calls += 1
+    return calls
+
+
+def sample_window(fn: Callable[[], object], timer: str, seconds: float) -> list[float]:
+    """Samples of `timer` (EVENTS_TIMER, or HOST_TIMER for synchronous CPU calls) around back-to-back
+    calls of `fn` for about `seconds`, at least one batch; at most a window's share of MAX_SAMPLES."""
+    values: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while not values or (time.perf_counter() < deadline and len(values) < MAX_SAMPLES // EAGER_WINDOWS):
+        if timer == EVENTS_TIMER:
+            values.extend(_event_batch(fn, calls_per_launch=1))
+        else:
+            values.append(_host_sample(fn))
+    return values
+
+
+def _host_sample(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1e6
+
+
+def sample_adaptively(batch: Callable[[], list[float]], target: Target) -> tuple[float, ...]:
+    """Samples from repeated `batch()` calls until the median's CI meets `target` or its budget is spent
+    (at least MIN_SAMPLES, at most about MAX_SAMPLES)."""
+    values: list[float] = []
+    started = time.perf_counter()
+    while not _done(values, target, started):
+        values.extend(batch())
+    return tuple(values)
+
+
+def _event_batch(launch: Callable[[], object], calls_per_launch: int) -> list[float]:
+    """EVENTS_BATCH launches back to back, each between a pair of events; one synchronisation at the end."""
+    pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(EVENTS_BATCH)]
+    for start, end in pairs:
+        start.record()
+        launch()
+        end.record()
+    torch.cuda.synchronize()
+    return [start.elapsed_time(end) * 1e3 / calls_per_launch for start, end in pairs]
+
+
+def graph_unroll(per_call_us: float, multiple_of: int = 1) -> int:
+    """Calls per captured graph so that one replay takes about GRAPH_TARGET_REPLAY_US, rounded to a
+    multiple of `multiple_of` (so that rotating copies each run equally often per replay)."""
+    calls = max(1, min(MAX_GRAPH_UNROLL, round(GRAPH_TARGET_REPLAY_US / max(per_call_us, 1e-3))))
+    return multiple_of * max(1, round(calls / multiple_of))
+
+
+def fit_graph_unroll(fn: Callable[[], object], upper_bound_us: float, multiple_of: int = 1) -> int:
+    """Calls per graph so that one replay takes about GRAPH_TARGET_REPLAY_US of *device* time.
+
+    `upper_bound_us` is any figure at least the device time per call, such as the eager latency. Where
+    the eager latency is host-bound (small calls), it overstates the device time several times, and a
+    graph sized from it is short: each replay's launch cost weighs on few calls (+2.5-4% at ~6 us per
+    call on an H200), and where launching a replay costs the host more than the replay's GPU work, the
+    GPU idles between replays and the idle time is timed (docs/measurement.md: a 7.4 us call read
+    10.6 us in one hot sweep). So the size is refined: time a few replays back to back; their per-call
+    time is again an upper bound, tighter each round; grow the graph until it no longer grows. `fn`
+    must have run eagerly before.
+    """
+    unroll = graph_unroll(upper_bound_us, multiple_of)
+    while True:
+        per_call_us = _replays_per_call_us(fn, unroll)
+        grown = graph_unroll(per_call_us, multiple_of)
+        if grown <= unroll:
+            return unroll
+        unroll = grown
+
+
+def capture_graph(fn: Callable[[], object], unroll: int) -> torch.cuda.CUDAGraph:
+    """A CUDA graph of `unroll` calls of `fn`, replayed once so that its first timed replay is not its upload."""
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(unroll):
+            fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    return graph
+
+
+def _replays_per_call_us(fn: Callable[[], object], unroll: int) -> float:
+    """Per-call time of SIZING_REPLAYS back-to-back replays of a graph of `unroll` calls."""
+    return mean_time_us(capture_graph(fn, unroll).replay, SIZING_REPLAYS) / unroll
+
+
+def mean_time_us(fn: Callable[[], object], repeats: int) -> float:
+    """Mean time of `repeats` back-to-back calls of `fn`, between one pair of CUDA events."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(repeats):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) * 1e3 / repeats
+
+
+def time_graph(fn: Callable[[], object], target: Target, unroll: int) -> Samples:
+    """Capture `unroll` calls in a CUDA graph; time replays with events; report time per call.
+
+    `fn` must have run eagerly before (lazy initialisation such as cuBLAS workspaces cannot be captured).
+    """
+    replay = capture_graph(fn, unroll).replay
+    values = sample_adaptively(lambda: _event_batch(replay, calls_per_launch=unroll), target)
+    return Samples(GRAPH_TIMER, values, target_ci_rel=target.ci_rel)
