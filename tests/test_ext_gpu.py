@@ -107,13 +107,16 @@ def test_router_small_m_ext_is_exact_deterministic_and_capturable(n, k):
         assert ((first.double() - ref).norm() / ref.norm()).item() <= 1e-5, m
         torch.ops.gemmbench.router_small_m_out(x, w, out)
         assert torch.equal(first, out), m  # the same bits on every call
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            torch.ops.gemmbench.router_small_m_out(x, w, out)
-        out.zero_()
-        graph.replay()
-        torch.cuda.synchronize()
-        assert torch.equal(first, out), m
+        for pdl in (False, True):  # with programmatic dependent launch, eagerly and in a graph: the same bits
+            torch.ops.gemmbench.router_small_m_out(x, w, out, pdl)
+            assert torch.equal(first, out), (m, pdl)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                torch.ops.gemmbench.router_small_m_out(x, w, out, pdl)
+            out.zero_()
+            graph.replay()
+            torch.cuda.synchronize()
+            assert torch.equal(first, out), (m, pdl)
 
 
 def test_router_small_m_ext_refuses_what_it_has_no_kernel_for():
@@ -138,3 +141,33 @@ def test_router_small_m_ext_rows_carry_its_kernel():
     (record,) = measure_all([CASES[0]], [REGISTRY["router_small_m_ext"]], CUDA, fast)
     assert record.status == "ok" and record.rel_err <= 1e-5
     assert [decode(k.name).family for k in record.kernels] == ["gemmbench"]
+
+
+@pytest.mark.parametrize("m, k", [(1, 7168), (16, 7168), (3, 4096), (5, 1000)])
+def test_gemmbench_rms_norm_matches_torch_and_is_the_same_wherever_it_triggers(m, k):
+    h, weight = bf16(m, k), (1 + 0.1 * torch.randn(k, device=CUDA)).to(torch.bfloat16)
+    expected = torch.nn.functional.rms_norm(h.float(), (k,), weight.float(), 1e-6)
+    outputs = []
+    for trigger in (0, 1, 2):
+        x = torch.full_like(h, float("nan"))
+        torch.ops.gemmbench.rms_norm_out(h, weight, 1e-6, x, trigger)
+        outputs.append(x)
+    assert all(torch.equal(outputs[0], x) for x in outputs[1:])
+    assert ((outputs[0].float() - expected).norm() / expected.norm()).item() < 4e-3  # bf16 rounding of x
+
+
+def test_router_small_m_ext_after_the_pdl_norm_in_context_both_ways():
+    from gemmbench.backends.producers import PRODUCERS
+    from gemmbench.measure.bench import Bench, MeasureOptions
+    from gemmbench.measure.points import measure_cases
+    from gemmbench.timing import timers as timing
+
+    fast = MeasureOptions(warmup_s=0.005, target=timing.Target(budget_s=0.01, min_time_s=0.0), eager_windows=3)
+    for context in ("norm_pdl", "norm", "copy"):
+        rows = list(
+            measure_cases([CASES[0]], [REGISTRY["router_small_m_ext"]], Bench(CUDA, fast), producer=PRODUCERS[context])
+        )
+        assert [(r.pdl, r.status) for r in rows] == [(False, "ok"), (True, "ok")], [r.reason for r in rows]
+        for row in rows:
+            assert row.context == context and row.rel_err <= 1e-5 and row.context_device.median_us > 0
+            assert row.producer_device.median_us > 0 and row.context_device.ci_low_us <= row.context_device.ci_high_us

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from gemmbench import backends
 from gemmbench.backends import plugins, registry
+from gemmbench.backends.producers import PRODUCERS
 from gemmbench.backends.registry import Registry
 from gemmbench.cli import app
 from gemmbench.errors import GemmbenchError
@@ -26,6 +27,10 @@ def clean_registry(monkeypatch):
     fresh = Registry()
     for module in (registry, plugins, backends):
         monkeypatch.setattr(module, "REGISTRY", fresh)
+    built_in = dict(PRODUCERS)
+    yield
+    PRODUCERS.clear()  # plugins' producers (contexts) go again
+    PRODUCERS.update(built_in)
 
 
 def invoke(*args):
@@ -185,3 +190,38 @@ def test_the_plugin_api_imports_from_its_documented_homes_and_its_former_ones():
     from gemmbench.timing.inputs import GemmInputs as Defined
 
     assert FormerCase is Case and GemmInputs is Defined and issubclass(backends.REGISTRY["fake"].__class__, Backend)
+
+
+def test_a_plugin_adds_a_context_of_its_own(tmp_path):
+    path = write_plugin(
+        tmp_path,
+        "from gemmbench.backends.producers import Producer\n"
+        "class Halve(Producer):\n"
+        "    name = 'halve'\n"
+        "    code = 'h / 2'\n"
+        "    def prepare(self, case, hidden, weight, x):\n"
+        "        return lambda: x.copy_(hidden / 2)\n"
+        "PRODUCERS = [Halve()]\n",
+    )
+    result = invoke(
+        "sweep",
+        "--plugin",
+        path,
+        "-b",
+        "upcast",
+        "--device",
+        "cpu",
+        "--shape",
+        "2x8x16",
+        "--context",
+        "halve",
+        "--no-save",
+        "--csv",
+        "-",
+        "-q",
+        "--budget-ms",
+        "1",
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert row["context"] == "halve" and row["status"] == "ok" and row["context_latency_median_us"]

@@ -13,15 +13,15 @@ from gemmbench.records.timers import HOST_TIMER
 FASTER, SLOWER, SAME, NOISY, NOT_TIMED = "faster", "slower", "same", "noisy", "not timed"
 VERDICTS = (FASTER, SLOWER, SAME, NOISY, NOT_TIMED)
 
-# Which of a record's two times a comparison reads.
-DEVICE, LATENCY = "device", "latency"
+# Which of a record's times a comparison reads: in context where both runs have it, else device, else latency.
+DEVICE, LATENCY, CONTEXT = "device", "latency", "in context"
 
 
 @dataclass(frozen=True)
 class RowComparison:
     base: Record
     new: Record
-    timer: str | None  # DEVICE where both rows have a device time, else LATENCY; None: not timed
+    timer: str | None  # CONTEXT, DEVICE or LATENCY: the first figure both rows have; None: not timed
     base_us: float | None  # the medians compared
     new_us: float | None
     ratio: float | None  # new / base median
@@ -35,6 +35,7 @@ class RunConditions:
     device_type: str | None  # "cuda" or "cpu"; None where unknown (a CSV export of no timed row)
     l2_modes: tuple[str, ...]  # "cold", "hot"; empty on the CPU
     timers: tuple[str, ...]  # the timer names of the timed rows
+    context: str = "none"  # the producer each GEMM ran after (`--context`); "none": alone
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def _key(record: Record) -> tuple:
         record.k,
         record.in_dtype,
         record.out_dtype,
-        record.backend,
+        record.label,
         record.device_id,
     )
 
@@ -81,7 +82,9 @@ def compare_row(base: Record, new: Record, tolerance: float = SAME_TOLERANCE) ->
     not_timed = RowComparison(base, new, None, None, None, None, NOT_TIMED)
     if base.status != OK or new.status != OK:
         return not_timed
-    if base.device and new.device:
+    if base.context_device and new.context_device:
+        timer, base_time, new_time = CONTEXT, base.context_device, new.context_device
+    elif base.device and new.device:
         timer, base_time, new_time = DEVICE, base.device, new.device
     else:
         timer, base_time, new_time = LATENCY, base.latency, new.latency
@@ -137,7 +140,8 @@ def run_conditions(run: Run) -> RunConditions:
     device_type = run.provenance.get("device_type")
     if device_type is None and timers:  # a CSV export carries no provenance: the timers tell
         device_type = "cpu" if HOST_TIMER in timers else "cuda"
-    return RunConditions(device_type, tuple(sorted({r.l2_mode for r in timed if r.l2_mode})), tuple(timers))
+    context = run.provenance.get("context") or next((r.context for r in run.records if r.context), "none")
+    return RunConditions(device_type, tuple(sorted({r.l2_mode for r in timed if r.l2_mode})), tuple(timers), context)
 
 
 def mismatches(base: Run, new: Run) -> list[str]:
@@ -153,6 +157,7 @@ def mismatches(base: Run, new: Run) -> list[str]:
         ("device type", a.device_type, b.device_type),
         ("L2 mode", l2(a), l2(b)),
         ("timers", ", ".join(a.timers) or "none", ", ".join(b.timers) or "none"),
+        ("context", a.context, b.context),
     ):
         if left != right and None not in (left, right):
             differences.append(f"{label}: {left} vs {right}")

@@ -75,7 +75,7 @@ def fleet_report(run: Run, source: str = "the run") -> FleetReport:
         )
     by_point: dict[tuple, list[Record]] = {}
     for record in timed:
-        by_point.setdefault((record.case, record.backend), []).append(record)
+        by_point.setdefault((record.case, record.label), []).append(record)
     points = []
     for (case, backend), rows in by_point.items():
         if len(rows) < 2:

@@ -53,8 +53,10 @@ PREFERENCE = (
 )
 
 
-def preference_rank(backend: str) -> tuple[int, str]:
-    return (PREFERENCE.index(backend) if backend in PREFERENCE else len(PREFERENCE), backend)
+def preference_rank(label: str) -> tuple[int, bool, str]:
+    """A backend's place in PREFERENCE; launched with PDL (`+pdl`), just after the same backend without."""
+    backend = label.removesuffix("+pdl")
+    return (PREFERENCE.index(backend) if backend in PREFERENCE else len(PREFERENCE), label != backend, label)
 
 
 def accurate(status: str, rel_err: float | None, tolerance: float = FP32_ACCURATE_REL_ERR) -> bool:

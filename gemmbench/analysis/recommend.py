@@ -20,8 +20,8 @@ def tied_fastest(records, tolerance: float = FP32_ACCURATE_REL_ERR) -> list[str]
     candidates = [r for r in records if _qualifies(r, tolerance)]
     if not candidates:
         return []
-    fastest = min(r.best_time_us for r in candidates)
-    tied = {r.backend for r in candidates if r.best_time_us <= fastest * (1 + SAME_TOLERANCE)}
+    fastest = min(decision_time_us(r) for r in candidates)
+    tied = {r.label for r in candidates if decision_time_us(r) <= fastest * (1 + SAME_TOLERANCE)}
     return sorted(tied, key=preference_rank)
 
 
@@ -48,6 +48,12 @@ class ShapeRecommendation:
     # backend -> the first of its rows that did not qualify (status not ok, or rel_err above tolerance),
     # for backends that qualified at no M
     excluded: dict[str, Record] = field(default_factory=dict)
+    figure: str = ""  # which figure decided (decision_figure): alone, or in the layer after a producer
+
+    @property
+    def in_layer(self) -> bool:
+        """Chosen by the GEMM's time after its producer (a `--context` run)."""
+        return self.figure.startswith(IN_LAYER)
 
 
 def recommend(records: list[Record], tolerance: float = FP32_ACCURATE_REL_ERR) -> list[ShapeRecommendation]:
@@ -62,16 +68,35 @@ def _recommend_shape(key: tuple, records: list[Record], tolerance: float) -> Sha
         ranked = tied_fastest([r for r in records if r.m == m], tolerance)
         if ranked:
             winners[m], tied[m] = ranked[0], ranked[1:]
-    qualified = {r.backend for r in records if _qualifies(r, tolerance)}
+    qualified = {r.label for r in records if _qualifies(r, tolerance)}
     excluded: dict[str, Record] = {}
     for record in records:
-        if record.backend not in qualified:
-            excluded.setdefault(record.backend, record)
-    return ShapeRecommendation(model, gemm, n, k, tolerance, _ranges(winners), winners, tied, excluded)
+        if record.label not in qualified:
+            excluded.setdefault(record.label, record)
+    figure = decision_figure(records)
+    return ShapeRecommendation(model, gemm, n, k, tolerance, _ranges(winners), winners, tied, excluded, figure)
+
+
+IN_LAYER = "in the layer"
+
+
+def decision_time_us(record: Record) -> float | None:
+    """The figure a dispatch decision reads: the GEMM's time in its layer where the run measured one (a
+    `--context` run), else its device time alone, else its eager latency."""
+    return record.context_time_us if record.context else record.best_time_us
+
+
+def decision_figure(records: list[Record]) -> str:
+    """Which figure `decision_time_us` read for these records, in words."""
+    contexts = sorted({r.context for r in records if r.context})
+    if contexts:
+        return f"{IN_LAYER}, after {'/'.join(contexts)} (device time of producer-then-GEMM minus the producer's)"
+    timed = [r for r in records if r.best_time_us is not None]
+    return "device time alone" if any(r.device for r in timed) or not timed else "eager latency alone"
 
 
 def _qualifies(record: Record, tolerance: float) -> bool:
-    return accurate(record.status, record.rel_err, tolerance) and record.best_time_us is not None
+    return accurate(record.status, record.rel_err, tolerance) and decision_time_us(record) is not None
 
 
 def _ranges(winners: dict[int, str]) -> list[MRange]:

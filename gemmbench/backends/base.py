@@ -24,6 +24,9 @@ class Backend:
     in_default_set: bool = True  # False: run only when named with --backend
     needs_extension: bool = False  # True for the extension's backends (gemmbench/backends/ext)
     origin: str = "built-in"  # or the plugin that registered it (backends/plugins.py)
+    # True: `prepare(case, inputs, pdl=True)` gives a call launched with programmatic dependent launch (it
+    # waits for its producer before reading x), and the sweep measures the backend both ways.
+    launches_with_pdl: bool = False
 
     def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
         """Why this backend cannot run `case` on `device`, or None if it can.
@@ -50,4 +53,9 @@ class Backend:
 
     def simulated_times_us(self, case: Case) -> tuple[float, float] | None:
         """(latency, device) times for test doubles that must not be timed for real; None for real ones."""
+        return None
+
+    def simulated_context_us(self, case: Case) -> tuple[float, float, float] | None:
+        """For test doubles in a context: (the producer's latency, its device time, what the layer adds to the
+        GEMM's times); None for real backends."""
         return None

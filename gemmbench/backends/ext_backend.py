@@ -10,12 +10,12 @@ from gemmbench.backends.base import Backend, GemmCall, GemmInputs
 from gemmbench.spec.cases import Case
 
 
-def out_op_call(op, inputs: GemmInputs) -> GemmCall:
-    """A call of one of the extension's `*_out(x, w, out)` operators on `inputs`, returning `out`."""
+def out_op_call(op, inputs: GemmInputs, *options) -> GemmCall:
+    """A call of one of the extension's `*_out(x, w, out, *options)` operators on `inputs`, returning `out`."""
     x, w, out = inputs.x, inputs.w, inputs.out
 
     def call() -> torch.Tensor:
-        op(x, w, out)
+        op(x, w, out, *options)
         return out
 
     return call

@@ -11,6 +11,8 @@ FAKE_LAUNCH_US = 20.0
 FAKE_DEVICE_OVERHEAD_US = 2.0
 FAKE_BYTES_PER_US = 2.0e6  # 2 TB/s
 FAKE_FLOPS_PER_US = 500.0e6  # 500 TFLOP/s
+# In a context, the made-up kernel switch after the producer: what the layer adds to each of its times.
+FAKE_KERNEL_SWITCH_US = 1.5
 
 
 class Fake(Backend):
@@ -26,6 +28,11 @@ class Fake(Backend):
     def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
         x, w, out = inputs.x, inputs.w, inputs.out
         return lambda: torch.mm(x.float(), w.float().t(), out=out)
+
+    def simulated_context_us(self, case: Case) -> tuple[float, float, float]:
+        """The producer reads and writes x ([M, K] bf16) at the fake's bandwidth."""
+        producer_device = FAKE_DEVICE_OVERHEAD_US + 2 * case.m * case.k * 2 / FAKE_BYTES_PER_US
+        return producer_device + FAKE_LAUNCH_US, producer_device, FAKE_KERNEL_SWITCH_US
 
     def simulated_times_us(self, case: Case) -> tuple[float, float]:
         device = FAKE_DEVICE_OVERHEAD_US + max(case.bytes_moved / FAKE_BYTES_PER_US, case.flops / FAKE_FLOPS_PER_US)

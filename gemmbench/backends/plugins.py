@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from gemmbench.backends.base import Backend
+from gemmbench.backends.producers import PRODUCERS, Producer, context_names
 from gemmbench.backends.registry import REGISTRY
 from gemmbench.errors import GemmbenchError
 
@@ -39,7 +40,9 @@ def load_plugins(specs: list[str] = (), entry_points: bool = True) -> list[Backe
     backends: list[Backend] = []
     for origin, load in sources:
         if origin not in _loaded:
-            _loaded[origin] = _register(origin, _backends_of(origin, load))
+            module_backends, producers = _contents_of(origin, load)
+            _register_producers(origin, producers)
+            _loaded[origin] = _register(origin, module_backends)
         backends += _loaded[origin]
     return backends
 
@@ -59,7 +62,8 @@ def _import(spec: str):
     return importlib.import_module(spec)
 
 
-def _backends_of(origin: str, load) -> list:
+def _contents_of(origin: str, load) -> tuple[list, list]:
+    """The plugin's BACKENDS and PRODUCERS lists (either may be absent, not both)."""
     try:
         loaded = load()
     except Exception as exc:  # noqa: BLE001 - any failure to import a plugin is that plugin's error
@@ -68,9 +72,34 @@ def _backends_of(origin: str, load) -> list:
             f"{origin} failed to import: {type(exc).__name__}: {message}", "fix the plugin, or leave it out"
         ) from None
     backends = loaded if isinstance(loaded, (list, tuple)) else getattr(loaded, "BACKENDS", None)
+    producers = [] if isinstance(loaded, (list, tuple)) else getattr(loaded, "PRODUCERS", [])
+    if not isinstance(producers, (list, tuple)):
+        raise GemmbenchError(f"{origin}: PRODUCERS is not a list of producers", _FIX_CONTRACT)
+    if backends is None and producers:
+        return [], list(producers)
     if not isinstance(backends, (list, tuple)) or not backends:
         raise GemmbenchError(f"{origin} defines no BACKENDS list of backends", _FIX_CONTRACT)
-    return list(backends)
+    return list(backends), list(producers)
+
+
+def _register_producers(origin: str, producers: list) -> None:
+    """Check each producer's contract, then make its name a context."""
+    for producer in producers:
+        if not isinstance(producer, Producer):
+            problem = f"{producer!r} is not a gemmbench.backends.producers.Producer instance"
+        elif not isinstance(producer.name, str) or not _NAME.match(producer.name):
+            problem = f"producer name {producer.name!r} is not letters, digits, '_', '.' or '-'"
+        elif producer.name in context_names():
+            problem = f"the context name '{producer.name}' is taken ({PRODUCERS.get(producer.name, Producer).origin})"
+        elif type(producer).prepare is Producer.prepare:
+            problem = f"producer '{producer.name}' does not implement prepare(case, hidden, weight, x)"
+        else:
+            problem = None
+        if problem:
+            raise GemmbenchError(f"{origin}: {problem}", _FIX_CONTRACT)
+    for producer in producers:
+        producer.origin = origin
+        PRODUCERS[producer.name] = producer
 
 
 def _register(origin: str, backends: list) -> list[Backend]:

@@ -165,7 +165,11 @@ def _kernel():
 
 @dataclass(frozen=True)
 class Workspace:
-    """What one prepared call needs besides its operands, allocated once (never per call)."""
+    """What a prepared call needs besides its operands: allocated once per shape, configuration and device
+    (never per call), and shared by the calls of that shape. Calls of one stream run one after another and
+    each leaves the counters at zero, so sharing is safe; and a call prepared while a CUDA graph is being
+    captured (after a producer that returns a new x: measure/context.py) then launches nothing, where
+    zeroing new counters would put a memset into the graph."""
 
     partials: torch.Tensor
     arrivals: torch.Tensor
@@ -173,10 +177,15 @@ class Workspace:
     @classmethod
     def for_call(cls, x: torch.Tensor, w: torch.Tensor, config: Config) -> Workspace:
         (m, k), n = x.shape, w.shape[0]
-        splits = config.splits(k)
-        partials = torch.empty((splits, m, n) if splits > 1 else (1,), dtype=torch.float32, device=x.device)
-        arrivals = torch.zeros(-(-n // config.block_n), dtype=torch.int32, device=x.device)
-        return cls(partials, arrivals)
+        return _workspace(m, n, k, config, x.device)
+
+
+@functools.cache
+def _workspace(m: int, n: int, k: int, config: Config, device: torch.device) -> Workspace:
+    splits = config.splits(k)
+    partials = torch.empty((splits, m, n) if splits > 1 else (1,), dtype=torch.float32, device=device)
+    arrivals = torch.zeros(-(-n // config.block_n), dtype=torch.int32, device=device)
+    return Workspace(partials, arrivals)
 
 
 def launch(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor, config: Config, workspace: Workspace) -> torch.Tensor:

@@ -23,6 +23,7 @@ class RouterSmallMExt(ExtensionBackend):
     router_small_m at M <= 8 on the H200 (docs/tiers.md); a fixed configuration per token count, no tuning."""
 
     name = "router_small_m_ext"
+    launches_with_pdl = True
     code = "gemmbench's CUDA kernel for M <= 16 (ext/router_small_m.cu): a CTA per expert row, 16-byte loads"
 
     def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
@@ -35,5 +36,5 @@ class RouterSmallMExt(ExtensionBackend):
             return f"K must be a multiple of {EXT_K_MULTIPLE} (16-byte loads), got {case.k}"
         return None
 
-    def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
-        return out_op_call(torch.ops.gemmbench.router_small_m_out, inputs)
+    def prepare(self, case: Case, inputs: GemmInputs, pdl: bool = False) -> GemmCall:
+        return out_op_call(torch.ops.gemmbench.router_small_m_out, inputs, pdl)

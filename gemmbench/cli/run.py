@@ -103,6 +103,15 @@ def sweep(
         ),
     ] = False,
     quiet: QuietOpt = False,
+    context: Annotated[
+        str,
+        typer.Option(
+            "--context",
+            help="Also time each GEMM in its layer, right after the kernel that writes its input: none (alone), "
+            "copy (one elementwise kernel), norm (torch's F.rms_norm), norm_pdl (gemmbench's RMSNorm, which lets "
+            "a PDL-launched GEMM start early), or a plugin's producer. docs/context.md.",
+        ),
+    ] = "none",
     split: Annotated[
         str,
         typer.Option(
@@ -140,6 +149,7 @@ def sweep(
         kernels=not no_kernels,
         out_dir=None if no_save else out_dir,
         remeasure_roofline=remeasure_roofline,
+        context=context,
     )
     tables_console = err_console if "-" in (csv, json_path) else out_console
     notes = err_console if not quiet else None

@@ -121,6 +121,39 @@ class Bench:
         return timers.time_graph(call, self.options.target, unroll)
 
 
+@dataclass(frozen=True)
+class Variant:
+    """What one row measures: a backend, launched with programmatic dependent launch or not (`pdl` None for
+    a backend that cannot: it launches as it does). A backend that can is measured both ways, two rows."""
+
+    backend: Backend
+    pdl: bool | None = None
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend.name}+pdl" if self.pdl else self.backend.name
+
+    def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
+        reason = self.backend.unavailable_reason(case, device)
+        if reason is None and self.pdl and device.type != "cuda":
+            return "programmatic dependent launch needs a CUDA device"
+        return reason
+
+    def prepare(self, case: Case, inputs) -> Callable[[], object]:
+        if self.pdl is None:
+            return self.backend.prepare(case, inputs)
+        return self.backend.prepare(case, inputs, pdl=self.pdl)
+
+
+def variants(backends: list[Backend]) -> list[Variant]:
+    """Each backend once, or twice (PDL off, then on) where it can launch with PDL."""
+    return [Variant(b, pdl) for b in backends for pdl in ((False, True) if b.launches_with_pdl else (None,))]
+
+
 def load_backends(backends: list[Backend], device: torch.device, note: Callable[[str], None] = ignore) -> None:
     """Build and load what the backends need (the extension), once per process, saying so through `note`
     first where that means a build. A failure is not raised: the backends' availability query reports it

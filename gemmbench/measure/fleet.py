@@ -132,7 +132,8 @@ def _run(plan: SweepPlan, fleet: Fleet, split: str, callbacks: SweepCallbacks) -
     provenance.update(rank=fleet.rank, device_id=device_id(fleet.rank, plan.device))
     everyone = _gather(provenance)
     assignment = assign(plan.cases, fleet, split)
-    planned = sum(len(cases) for cases in assignment) * len(plan.backends)
+    rows_per_case = len(plan.rows)
+    planned = sum(len(cases) for cases in assignment) * rows_per_case
     merged = dict(everyone[0], fleet={"world_size": fleet.world_size, "split": split, "ranks": everyone})
     run = Run(merged if fleet.leader else provenance, planned=planned, complete=False)
     writer = RunWriter(new_run_path(plan.out_dir, merged), run) if fleet.leader and plan.out_dir else None
@@ -144,11 +145,11 @@ def _run(plan: SweepPlan, fleet: Fleet, split: str, callbacks: SweepCallbacks) -
     # One generator over all of this rank's cases, advanced a case per round: its device warm-up and clock
     # watch carry over from round to round.
     bench = Bench(plan.device, options, callbacks.warn)
-    points = measure_cases(assignment[fleet.rank], plan.backends, bench, callbacks.note)
+    points = measure_cases(assignment[fleet.rank], plan.backends, bench, callbacks.note, plan.producer)
     failure = None
     try:
         for _ in range(rounds):
-            records = [replace(r, **stamp) for r in itertools.islice(points, len(plan.backends))]
+            records = [replace(r, **stamp) for r in itertools.islice(points, rows_per_case)]
             mine += records
             callbacks.progress(len(mine))
             for rank, theirs in enumerate(_gather(records)):
@@ -193,15 +194,16 @@ def _mark_unreported(run: Run, plan: SweepPlan, assignment, positions, everyone,
     """Rank 0, when the fleet stops early: an error row, naming the rank, for every point of a rank that
     did not report it."""
     for rank, cases in enumerate(assignment):
-        reported = len(positions[rank]) // max(1, len(plan.backends))
+        reported = len(positions[rank]) // max(1, len(plan.rows))
         for case in cases[reported:]:
-            for backend in plan.backends:
+            for variant in plan.rows:
                 run.records.append(
                     Record.for_case(
                         case,
-                        backend.name,
+                        variant.name,
                         ERROR,
                         f"not measured: rank {rank} did not report it ({reason})",
+                        pdl=variant.pdl,
                         rank=rank,
                         device_id=everyone[rank]["device_id"],
                     )

@@ -11,6 +11,7 @@ the process (docs/design.md, what was measured: eager +11-16%, graph +1.4%), so 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -19,17 +20,21 @@ import torch
 
 from gemmbench.analysis.policy import WRONG_RESULT_REL_ERR
 from gemmbench.backends import Backend, GemmInputs
+from gemmbench.backends.producers import Producer
 from gemmbench.measure import routing
 from gemmbench.measure.bench import (
     Bench,
+    Variant,
     announce_tuning,
     error_reason,
     graph_failure_note,
     ignore,
     is_allocation_failure,
     load_backends,
+    variants,
 )
-from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record
+from gemmbench.measure.context import Chain, context_times
+from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record, TimerSummary
 from gemmbench.records.timers import SIMULATED_TIMER
 from gemmbench.spec.cases import Case
 from gemmbench.timing import profile
@@ -38,23 +43,41 @@ from gemmbench.timing.timers import Samples
 
 
 def measure_cases(
-    cases: list[Case], backends: list[Backend], bench: Bench, note: Callable[[str], None] = ignore
+    cases: list[Case],
+    backends: list[Backend],
+    bench: Bench,
+    note: Callable[[str], None] = ignore,
+    producer: Producer | None = None,
 ) -> Iterator[Record]:
-    """One record per (case, backend), in case order then backend order, after loading the backends.
-    No profiler runs here; `note` is told what is about to take a while."""
+    """One record per (case, backend variant), in case order then variant order (a backend that can launch
+    with PDL twice: off, then on), after loading the backends; with a `producer`, each row also carries the
+    GEMM's figures after it (measure/context.py). No profiler runs here; `note` is told what is about to
+    take a while."""
     device = bench.device
-    load_backends(backends, device, note)
+    load_backends([*backends, *([producer] if producer else [])], device, note)
+    rows = variants(backends)
     for case in cases:
-        reasons = {b.name: b.unavailable_reason(case, device) for b in backends}
-        runnable = [b for b in backends if reasons[b.name] is None]
-        if any(b.real for b in runnable):
+        reasons = {v: v.unavailable_reason(case, device) or _producer_problem(producer, case, device) for v in rows}
+        runnable = [v for v in rows if reasons[v] is None]
+        if any(v.backend.real for v in runnable):
             bench.warm_device()
-        announce_tuning(runnable, [case], device, note)
-        measured = _measure_case(case, runnable, bench) if runnable else {}
-        for backend in backends:
-            reason = reasons[backend.name]
-            yield measured[backend.name] if reason is None else Record.for_case(case, backend.name, SKIPPED, reason)
+        announce_tuning(list(dict.fromkeys(v.backend for v in runnable)), [case], device, note)
+        measured = _measure_case(case, runnable, bench, producer) if runnable else {}
+        for variant in rows:
+            reason = reasons[variant]
+            yield measured[variant] if reason is None else _row(case, variant, producer, SKIPPED, reason)
         bench.release()
+
+
+def _producer_problem(producer: Producer | None, case: Case, device: torch.device) -> str | None:
+    reason = producer.unavailable_reason(case, device) if producer else None
+    return f"context {producer.name}: {reason}" if reason else None
+
+
+def _row(case: Case, variant: Variant, producer: Producer | None, status: str, reason: str = "", **results) -> Record:
+    """A record of one variant at `case`, in the session's context."""
+    context = producer.name if producer else None
+    return Record.for_case(case, variant.name, status, reason, pdl=variant.pdl, context=context, **results)
 
 
 @dataclass(frozen=True)
@@ -63,15 +86,25 @@ class _CaseRun:
 
     case: Case
     bench: Bench
-    copies: int = 1  # input copies rotated (cold L2)
+    producer: Producer | None
+    inputs: list[GemmInputs]  # the rotating copies (cold L2): in context, the layers
     l2_note: str = ""  # where fewer copies than wanted fit
 
-    def error(self, backend: str, exc: BaseException) -> Record:
-        return Record.for_case(self.case, backend, ERROR, error_reason(exc))
+    @property
+    def copies(self) -> int:
+        return len(self.inputs)
+
+    def row(self, variant: Variant, status: str, reason: str = "", **results) -> Record:
+        return _row(self.case, variant, self.producer, status, reason, **results)
+
+    def error(self, variant: Variant, exc: BaseException) -> Record:
+        return self.row(variant, ERROR, error_reason(exc))
 
 
-def _measure_case(case: Case, backends: list[Backend], bench: Bench) -> dict[str, Record]:
-    """Every runnable backend of one case, checked and timed; failures are error rows."""
+def _measure_case(
+    case: Case, variants_here: list[Variant], bench: Bench, producer: Producer | None
+) -> dict[Variant, Record]:
+    """Every runnable variant of one case, checked and timed; failures are error rows."""
     try:
         copies, l2_note = input_copies(case, bench.device, bench.options.seed, bench.cold)
         ref = reference(copies[0])
@@ -81,79 +114,108 @@ def _measure_case(case: Case, backends: list[Backend], bench: Bench) -> dict[str
         if is_allocation_failure(exc):
             known = f": {exc}" if isinstance(exc, MemoryError) and str(exc) else ""
             reason = f"out of memory (inputs and float64 reference){known}"
-        return {b.name: Record.for_case(case, b.name, ERROR, reason) for b in backends}
-    run = _CaseRun(case, bench, len(copies), l2_note)
-    done: dict[str, Record] = {}
-    checked: dict[Backend, tuple[Callable[[], object], float]] = {}
-    for backend in backends:
+        return {v: _row(case, v, producer, ERROR, reason) for v in variants_here}
+    run = _CaseRun(case, bench, producer, copies, l2_note)
+    done: dict[Variant, Record] = {}
+    checked: dict[Variant, tuple[Callable[[], object], float]] = {}
+    for variant in variants_here:
         try:
-            call, rel_err = _checked_call(case, backend, copies, ref, bench)
+            call, rel_err = _checked_call(case, variant, copies, ref, bench)
         except Exception as exc:  # noqa: BLE001 - any backend failure is a row, never a traceback
-            done[backend.name] = run.error(backend.name, exc)
+            done[variant] = run.error(variant, exc)
             continue
         if not rel_err <= WRONG_RESULT_REL_ERR:  # also catches NaN
             reason = f"wrong result: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}"
-            done[backend.name] = Record.for_case(case, backend.name, ERROR, reason, rel_err=rel_err)
+            done[variant] = run.row(variant, ERROR, reason, rel_err=rel_err)
         elif not bench.options.time_calls:
-            done[backend.name] = Record.for_case(case, backend.name, OK, rel_err=rel_err)
+            done[variant] = run.row(variant, OK, rel_err=rel_err)
         else:
-            checked[backend] = call, rel_err
+            checked[variant] = call, rel_err
     del ref
     done.update(_time_case(run, checked))
-    return {b.name: done[b.name] for b in backends}
+    return {v: done[v] for v in variants_here}
 
 
 def _checked_call(
-    case: Case, backend: Backend, copies: list[GemmInputs], ref: torch.Tensor, bench: Bench
+    case: Case, variant: Variant, copies: list[GemmInputs], ref: torch.Tensor, bench: Bench
 ) -> tuple[Callable[[], object], float]:
-    """The backend's call over the rotating copies, and the relative error of its first output, written
+    """The variant's call over the rotating copies, and the relative error of its first output, written
     into a buffer poisoned with NaN so that an output that is not fully written fails."""
-    calls = [backend.prepare(case, inputs) for inputs in copies]
+    calls = [variant.prepare(case, inputs) for inputs in copies]
     copies[0].out.fill_(math.nan)
     calls[0]()
     bench.sync()
     return rotating(calls), relative_error(copies[0].out, ref)
 
 
-def _time_case(run: _CaseRun, checked: dict[Backend, tuple[Callable[[], object], float]]) -> dict[str, Record]:
-    """Eager latency of all `checked` backends in interleaved windows, then each one's device time,
-    clocks and routing check. The fake backend's times are simulated, not measured."""
+def _time_case(run: _CaseRun, checked: dict[Variant, tuple[Callable[[], object], float]]) -> dict[Variant, Record]:
+    """Eager latency of all `checked` variants in interleaved windows, then each one's device time, clocks,
+    routing check and (in a context) its figures in the layer. The fake backend's times are simulated."""
     bench = run.bench
-    records: dict[str, Record] = {}
-    simulated = {b: b.simulated_times_us(run.case) for b in checked if b.simulated_times_us(run.case) is not None}
-    calls: dict[Backend, Callable[[], object]] = {}
-    for backend, (call, _) in checked.items():
-        if backend in simulated:
+    records: dict[Variant, Record] = {}
+    simulated = {v: times for v in checked if (times := v.backend.simulated_times_us(run.case)) is not None}
+    calls: dict[Variant, Callable[[], object]] = {}
+    for variant, (call, _) in checked.items():
+        if variant in simulated:
             continue
         try:
             bench.warm_up(call)
-            calls[backend] = call
+            calls[variant] = call
         except Exception as exc:  # noqa: BLE001 - any backend failure is a row, never a traceback
-            records[backend.name] = run.error(backend.name, exc)
+            records[variant] = run.error(variant, exc)
     start = bench.read_clocks()
     latencies, failures = bench.eager_latency(calls)
-    for backend, exc in failures.items():
-        records[backend.name] = run.error(backend.name, exc)
-    for backend, (call, rel_err) in checked.items():
-        if backend.name in records:
+    for variant, exc in failures.items():
+        records[variant] = run.error(variant, exc)
+    for variant, (call, rel_err) in checked.items():
+        if variant in records:
             continue
         try:
-            if backend in simulated:
-                latency_us, device_us = simulated[backend]
+            if variant in simulated:
+                latency_us, device_us = simulated[variant]
                 latency, device_time = Samples(SIMULATED_TIMER, (latency_us,)), Samples(SIMULATED_TIMER, (device_us,))
                 timer_note = ""
             else:
-                latency = latencies[backend]
+                latency = latencies[variant]
                 device_time, timer_note = _device_time(run, call, latency)
+            in_context = _in_context(run, variant, variant in simulated) if run.producer else {}
             clocks = bench.clock_summary(start, bench.read_clocks())
-            mismatch, routing_note = _routing(run.case, backend, bench)
+            mismatch, routing_note = _routing(run.case, variant.backend, bench)
         except Exception as exc:  # noqa: BLE001 - any backend failure is a row, never a traceback
             bench.release()
-            records[backend.name] = run.error(backend.name, exc)
+            records[variant] = run.error(variant, exc)
+            continue
+        if "reason" in in_context:  # wrong in context: an error row, with the figures it has
+            records[variant] = run.row(variant, ERROR, in_context["reason"], rel_err=rel_err)
             continue
         notes = (run.l2_note, timer_note, routing_note)
-        records[backend.name] = _timed_record(run, backend, rel_err, latency, device_time, notes, mismatch, clocks)
+        records[variant] = _timed_record(
+            run, variant, rel_err, latency, device_time, notes, mismatch, clocks, in_context
+        )
     return records
+
+
+def _in_context(run: _CaseRun, variant: Variant, simulated: bool) -> dict:
+    """The variant's figures after the session's producer, as record fields; `reason` where its output is
+    wrong on what the producer wrote."""
+    if simulated:
+        producer_latency, producer_device, added = variant.backend.simulated_context_us(run.case)
+        latency_us, device_us = variant.backend.simulated_times_us(run.case)
+        summary = functools.partial(TimerSummary, SIMULATED_TIMER)
+        return {
+            "producer_latency": summary(producer_latency),
+            "producer_device": summary(producer_device),
+            "context_latency": summary(latency_us + added),
+            "context_device": summary(device_us + added),
+        }
+    chain = Chain(
+        run.case, run.producer, run.inputs, lambda inputs: variant.prepare(run.case, inputs), run.bench.options.seed
+    )
+    rel_err = chain.checked()
+    if not rel_err <= WRONG_RESULT_REL_ERR:
+        return {"reason": f"wrong result after {run.producer.name}: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}"}
+    times, noisy = context_times(run.bench, chain, run.copies)
+    return {**vars(times), "noisy_in_context": noisy}
 
 
 def _device_time(run: _CaseRun, call: Callable[[], object], latency: Samples) -> tuple[Samples | None, str]:
@@ -170,18 +232,20 @@ def _device_time(run: _CaseRun, call: Callable[[], object], latency: Samples) ->
 
 def _timed_record(
     run: _CaseRun,
-    backend: Backend,
+    variant: Variant,
     rel_err: float,
     latency: Samples,
     device_time: Samples | None,
     notes: tuple[str, ...],
     mismatch: float | None,
     clocks: ClockSummary | None,
+    in_context: dict,
 ) -> Record:
     case, bench = run.case, run.bench
     best_us = (device_time or latency).median_us
+    noisy_in_context = in_context.pop("noisy_in_context", False)
     values: dict = {
-        "noisy": any(s.noisy for s in (latency, device_time) if s is not None),
+        "noisy": noisy_in_context or any(s.noisy for s in (latency, device_time) if s is not None),
         "tflops": case.flops / best_us / 1e6,  # FLOP per us = 1e6 FLOP/s; TFLOP/s = 1e12 FLOP/s
         "gbps": case.bytes_moved / best_us / 1e3,  # bytes per us = 1e6 B/s; GB/s = 1e9 B/s
     }
@@ -191,9 +255,8 @@ def _timed_record(
         values["floor_us"] = bench.options.roofline.floor_us(case)
         values["pct_of_floor"] = 100 * values["floor_us"] / best_us
     mode = bench.l2_mode
-    return Record.for_case(
-        case,
-        backend.name,
+    return run.row(
+        variant,
         OK,
         "; ".join(n for n in notes if n),
         latency=latency.summary(),
@@ -201,8 +264,9 @@ def _timed_record(
         rel_err=rel_err,
         l2_mode=mode,
         l2_copies=run.copies if mode else None,
-        backend_config=backend.configuration(case),
+        backend_config=variant.backend.configuration(case),
         clocks=clocks,
+        **in_context,
         **values,
     )
 

@@ -18,9 +18,10 @@ import torch
 
 from gemmbench.backends import Backend, select_backends
 from gemmbench.backends.plugins import load_plugins
+from gemmbench.backends.producers import NO_CONTEXT, PRODUCERS, Producer, context_names
 from gemmbench.errors import UsageError
 from gemmbench.measure import environment, roofline
-from gemmbench.measure.bench import POINT_WARMUP_S, Bench, MeasureOptions, ignore
+from gemmbench.measure.bench import POINT_WARMUP_S, Bench, MeasureOptions, Variant, ignore, variants
 from gemmbench.measure.groups import measure_groups, profile_groups
 from gemmbench.measure.points import measure_cases, profile_records
 from gemmbench.records import Run
@@ -54,6 +55,12 @@ class SweepPlan:
     options: MeasureOptions = MeasureOptions()
     out_dir: Path | None = None
     remeasure_roofline: bool = False
+    producer: Producer | None = None  # the context: what writes x before each GEMM; None: the GEMM alone
+
+    @property
+    def rows(self) -> list[Variant]:
+        """What each case is measured with: every backend, twice where it can launch with PDL."""
+        return variants(self.backends)
 
     @property
     def profiles(self) -> bool:
@@ -70,12 +77,7 @@ class SweepPlan:
 
     def steps_for(self, cases: list[Case]) -> list[Step]:
         """Case by case, each backend in turn; then the same again for the kernel pass, if any."""
-        return [
-            Step(phase, case.model, case.gemm, case.m, b.name)
-            for phase in self.phases
-            for case in cases
-            for b in self.backends
-        ]
+        return [Step(phase, c.model, c.gemm, c.m, v.label) for phase in self.phases for c in cases for v in self.rows]
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ class SweepWork:
         return run.records
 
     def measure(self, plan: SweepPlan, bench: Bench, note: Callable[[str], None]) -> Iterator:
-        return measure_cases(plan.cases, plan.backends, bench, note)
+        return measure_cases(plan.cases, plan.backends, bench, note, plan.producer)
 
     def profile(self, plan: SweepPlan, rows: list, bench: Bench, callbacks: SweepCallbacks, done: int) -> list:
         return profile_records(rows, plan.backends, bench, callbacks.warn, lambda i: callbacks.progress(done + i + 1))
@@ -160,12 +162,15 @@ def plan_sweep(
     out_dir: str | Path | None = None,
     remeasure_roofline: bool = False,
     time_calls: bool = True,
+    context: str = NO_CONTEXT,
 ) -> SweepPlan:
     """Turn the sweep's options (as the command line takes them) into a plan; bad input raises a
     GemmbenchError before any work. Defaults: the deepseek-v3 preset; M from 1 to 16384 in powers of
     two on a GPU, 1, 8, 64 on the CPU; every real backend, those of `plugins` (module names or .py
     files) and of installed plugin packages included."""
     load_plugins(list(plugins))
+    if context not in context_names():
+        raise UsageError(f"unknown context '{context}'", f"choose one of: {', '.join(context_names())}")
     parsed = [parse_shape(text) for text in shapes]
     explicit = [shape for shape in parsed if isinstance(shape, Case)]  # MxNxK: at its own M
     custom = [shape for shape in parsed if not isinstance(shape, Case)]  # NxK: at the M values
@@ -200,6 +205,7 @@ def plan_sweep(
         options=options,
         out_dir=None if out_dir is None else ensure_writable_dir(Path(out_dir)),
         remeasure_roofline=remeasure_roofline,
+        producer=None if context == NO_CONTEXT else PRODUCERS[context],
     )
 
 
@@ -207,6 +213,7 @@ def provenance_and_options(plan: SweepPlan) -> tuple[dict, MeasureOptions]:
     """The provenance of a run on `plan.device`, and the plan's options with the device's roofline where
     timing (measured once per GPU and cached)."""
     provenance = environment.collect_provenance(plan.device)
+    provenance["context"] = plan.producer.name if plan.producer else NO_CONTEXT
     options = plan.options
     if options.time_calls:
         roof = roofline.for_device(plan.device, remeasure=plan.remeasure_roofline)

@@ -47,7 +47,7 @@ def _comparison_rows(comparison: Comparison) -> list[list[str]]:
             [
                 f"{row.base.model} {row.base.gemm} N={row.base.n} K={row.base.k}",
                 str(row.base.m),
-                row.base.backend,
+                row.base.label,
                 format_us(base_us),
                 format_us(new_us),
                 "–" if row.ratio is None else f"{row.ratio:.3f}x",
@@ -66,7 +66,7 @@ def comparison_summary(comparison: Comparison) -> str:
     lines = [f"geometric mean new/base: {'–' if geomean is None else f'{geomean:.3f}x'}; {counts}"]
     for label, rows in (("only in base", comparison.only_base), ("only in new", comparison.only_new)):
         if rows:
-            shown = ", ".join(f"{r.model} {r.gemm} M={r.m} {r.backend}" for r in rows[:MAX_LISTED_UNMATCHED])
+            shown = ", ".join(f"{r.model} {r.gemm} M={r.m} {r.label}" for r in rows[:MAX_LISTED_UNMATCHED])
             lines.append(f"{label} ({len(rows)}): {shown}{' …' if len(rows) > MAX_LISTED_UNMATCHED else ''}")
     return "\n".join(lines)
 

@@ -34,6 +34,7 @@ def recommendation_python(recommendations: list[ShapeRecommendation], provenance
         '"""Which backend to dispatch for each bf16 x bf16 -> fp32 GEMM, by token count M.',
         "",
         f"Measured in {source}: {gpu}{arch}, {software}, {provenance.get('started', 'date not recorded')}.",
+        *([f"Chosen {recommendations[0].figure}."] if recommendations and recommendations[0].in_layer else []),
         f"The fastest backend with rel_err <= {tolerance:g} at each measured M; ties within {SAME_TOLERANCE:.0%} go",
         f"to the first of {', '.join(PREFERENCE)}.",
         "Each threshold is the largest M measured in its tier; an M between two measured values gets the",

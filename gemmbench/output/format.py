@@ -77,7 +77,7 @@ def reasons_text(records: list[Record]) -> Text | None:
     seen: dict[tuple[str, str, str], int] = defaultdict(int)
     for record in records:
         if record.status in (SKIPPED, ERROR):
-            seen[(record.status, record.backend, record.reason)] += 1
+            seen[(record.status, record.label, record.reason)] += 1
     if not seen:
         return None
     text = Text()

@@ -37,7 +37,7 @@ def _shared_gemm_line(records: list[Record]) -> str:
     for record in records:
         kernel = gemm_kernel([k.name for k in record.kernels or ()])
         if kernel:
-            by_kernel.setdefault(kernel, []).append(record.backend)
+            by_kernel.setdefault(kernel, []).append(record.label)
     shared = [
         f"{', '.join(backends)} → {short_name(kernel)}" for kernel, backends in by_kernel.items() if len(backends) > 1
     ]
@@ -61,11 +61,11 @@ def kernel_tables(records: list[Record]) -> Group:
             if record.status != OK or not record.kernels:
                 note = record.reason if record.status != OK else "kernels not recorded"
                 table.add_row(
-                    record.backend, Text(f"{record.status}: {note}", style="dim"), *[""] * (len(KERNEL_COLUMNS) - 1)
+                    record.label, Text(f"{record.status}: {note}", style="dim"), *[""] * (len(KERNEL_COLUMNS) - 1)
                 )
                 continue
             for index, kernel in enumerate(record.kernels):
-                table.add_row(record.backend if index == 0 else "", *_kernel_cells(kernel))
+                table.add_row(record.label if index == 0 else "", *_kernel_cells(kernel))
         parts += [
             Text(f"{shape_title(case)}, M={case.m}", style="bold"),
             table,
@@ -85,9 +85,9 @@ def kernel_markdown(records: list[Record]) -> str:
                 for kernel in record.kernels:
                     cells = _kernel_cells(kernel)
                     cells[0] = f"`{short_name(kernel.name, width=MARKDOWN_KERNEL_NAME_WIDTH)}`"
-                    rows.append([label, record.backend, *cells])
+                    rows.append([label, record.label, *cells])
             else:
-                rows.append([label, record.backend, f"{record.status}: {record.reason or 'kernels not recorded'}"])
+                rows.append([label, record.label, f"{record.status}: {record.reason or 'kernels not recorded'}"])
         rows.append([label, "", _shared_gemm_line(group)])
     return markdown_table(["case", "backend", *KERNEL_COLUMNS], rows)
 

@@ -70,9 +70,13 @@ def _record_panels(run: Run) -> list[Panel]:
     panels = []
     for (model, gemm, n, k), records in by_shape(r for r in run.records if r.status == OK and r.best_time_us).items():
         series = [
-            (backend, [(r.m, r.best_time_us) for r in records if r.backend == backend], _POINTS)
-            for backend in dict.fromkeys(r.backend for r in records)
+            (backend, [(r.m, r.best_time_us) for r in records if r.label == backend], _POINTS)
+            for backend in dict.fromkeys(r.label for r in records)
         ]
+        for backend in dict.fromkeys(r.label for r in records if r.context and r.context_time_us is not None):
+            mine = [r for r in records if r.label == backend and r.context_time_us is not None]
+            label = f"{backend} after {mine[0].context}"
+            series.append((label, [(r.m, r.context_time_us) for r in mine], {**_POINTS, "linestyle": "--"}))
         floor = sorted({(r.m, r.floor_us) for r in records if r.floor_us is not None})
         if floor:
             series.append(("floor", floor, _FLOOR))

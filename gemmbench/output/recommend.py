@@ -60,6 +60,7 @@ def recommendation_dicts(recommendations: list[ShapeRecommendation]) -> list[dic
             "tied": rec.tied,
             "excluded": {backend: why_not_qualified(record, rec.tolerance) for backend, record in rec.excluded.items()},
             "summary": recommendation_summary(rec),
+            "figure": rec.figure,
         }
         for rec in recommendations
     ]
@@ -116,12 +117,18 @@ def recommendation_tables(recommendations: list[ShapeRecommendation]) -> Group:
         parts.append(Text(tie_rule(), style="dim"))
         parts.append(
             Text(
-                f"qualifies: status ok and rel_err <= {recommendations[0].tolerance:g}; fastest by device time "
-                "(latency where there is none)",
+                f"qualifies: status ok and rel_err <= {recommendations[0].tolerance:g}; " + _by(recommendations[0]),
                 style="dim",
             )
         )
     return Group(*parts)
+
+
+def _by(recommendation: ShapeRecommendation) -> str:
+    """Which figure chose the fastest."""
+    if recommendation.in_layer:
+        return f"fastest {recommendation.figure}"
+    return "fastest by device time (latency where there is none)"
 
 
 def recommendation_markdown(recommendations: list[ShapeRecommendation]) -> str:
@@ -130,4 +137,7 @@ def recommendation_markdown(recommendations: list[ShapeRecommendation]) -> str:
         for rec in recommendations
         for cells in _recommendation_rows(rec)
     ]
-    return markdown_table(["GEMM", "N", "K", *RECOMMEND_COLUMNS], rows) + ("\n" + tie_rule() + "\n" if rows else "")
+    figure = [f"figure: {rec.figure}\n" for rec in recommendations[:1] if rec.in_layer]
+    return markdown_table(["GEMM", "N", "K", *RECOMMEND_COLUMNS], rows) + (
+        "\n" + tie_rule() + "\n" + "".join(figure) if rows else ""
+    )

@@ -35,7 +35,7 @@ def per_device(records: list[Record]) -> list[tuple[str | None, list[Record]]]:
     """A fleet run whose devices measured the same points (`--split none`) reads device by device; any
     other run is one group (a `--split points` run measured each point once)."""
     devices = list(dict.fromkeys(r.device_id for r in records))
-    points = {(r.case, r.backend) for r in records}
+    points = {(r.case, r.label) for r in records}
     if len(devices) < 2 or len(points) == len(records):
         return [(None, records)]
     return [(device, [r for r in records if r.device_id == device]) for device in devices]
@@ -44,7 +44,7 @@ def per_device(records: list[Record]) -> list[tuple[str | None, list[Record]]]:
 def sweep_tables(records: list[Record]) -> Group:
     """One table per GEMM shape, one row per M, one column per backend (per device, for a fleet check);
     then the legend and the skip and error reasons."""
-    backends = list(dict.fromkeys(r.backend for r in records))
+    backends = list(dict.fromkeys(r.label for r in records))
     parts: list = []
     for device, group in per_device(records):
         if device:
@@ -64,7 +64,7 @@ def _shape_table(records: list[Record], backends: list[str]) -> Group:
         table.add_column(backend, justify="right")
     by_m: dict[int, dict[str, Record]] = defaultdict(dict)
     for record in records:
-        by_m[record.m][record.backend] = record
+        by_m[record.m][record.label] = record
     for m in sorted(by_m):
         row = by_m[m]
         fastest = _fastest_accurate(row.values())
@@ -108,19 +108,21 @@ def _details(record: Record) -> list[str]:
 
 
 def _annotations(record: Record) -> list[str]:
-    """The share of the floor and the routing mismatch, where the row has them."""
-    notes = [f"{record.pct_of_floor:.0f}% of floor"] if record.pct_of_floor is not None else []
+    """The time in the layer, the share of the floor and the routing mismatch, where the row has them."""
+    in_layer = record.context_time_us
+    notes = [f"after {record.context} {format_us(in_layer)}"] if record.context and in_layer is not None else []
+    notes += [f"{record.pct_of_floor:.0f}% of floor"] if record.pct_of_floor is not None else []
     return notes + ([f"top-k≠ {record.topk_mismatch:.1%}"] if record.topk_mismatch is not None else [])
 
 
 def sweep_markdown(records: list[Record]) -> str:
     """The sweep as one Markdown table: per backend `device (eager), rel_err`; fastest accurate in bold."""
-    backends = list(dict.fromkeys(r.backend for r in records))
+    backends = list(dict.fromkeys(r.label for r in records))
     groups = per_device(records)
     by_point: dict[tuple, dict[str, Record]] = {}
     for device, group in groups:
         for record in group:
-            by_point.setdefault((device, record.case.shape_key, record.m), {})[record.backend] = record
+            by_point.setdefault((device, record.case.shape_key, record.m), {})[record.label] = record
     rows = []
     for (device, (model, gemm, n, k), m), row in by_point.items():
         fastest = _fastest_accurate(row.values())
@@ -171,6 +173,13 @@ def legend_lines(records: list[Record], markdown: bool) -> list[str]:
         f"{bold}: fastest with fp32-accurate output (≤ {FP32_ACCURATE_REL_ERR:g}), ties within "
         f"{SAME_TOLERANCE:.0%} going to the first of {', '.join(PREFERENCE)} (as `gemmbench recommend` chooses)"
     )
+    contexts = dict.fromkeys(r.context for r in ok if r.context)
+    for context in contexts:
+        lines.append(
+            f"after {context}: the GEMM's time in its layer, right after the {context} kernel that writes its input "
+            "(CUDA graph of layers, each its own inputs: producer-then-GEMM minus the producer alone; eager where "
+            f"there is no device time); {bold} goes by it, as `gemmbench recommend` does"
+        )
     if any(r.floor_us is not None for r in ok):
         lines.append(
             "floor: max(bytes / measured bandwidth, FLOPs / measured bf16 throughput); "

@@ -52,5 +52,9 @@ class GroupRecord:
         return cls(group.model, group.name, m, group.k, backend, status, reason, **results)
 
     @property
+    def label(self) -> str:
+        return self.backend
+
+    @property
     def throttled(self) -> bool:
         return bool(self.clocks and self.clocks.throttled)

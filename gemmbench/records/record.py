@@ -62,12 +62,20 @@ class Record(Case):
 
     _: KW_ONLY
     backend: str
+    pdl: bool | None = None  # launched with programmatic dependent launch; None: the backend cannot
     status: str
     reason: str = ""
     rel_err: float | None = None
     topk_mismatch: float | None = None  # share of tokens whose top-k expert set differs from float64's
     latency: TimerSummary | None = prefixed("latency")  # eager calls (CUDA events; the host clock on the CPU)
     device: TimerSummary | None = prefixed("device")  # CUDA-graph replays; None off a GPU or where not capturable
+    # In the layer (`--context`): the producer that wrote x right before each call, the producer alone, and
+    # the GEMM's time after it (chain minus producer alone: measure/context.py); None where run alone.
+    context: str | None = None
+    producer_device: TimerSummary | None = prefixed("producer_device")
+    producer_latency: TimerSummary | None = prefixed("producer_latency")
+    context_device: TimerSummary | None = prefixed("context_device")
+    context_latency: TimerSummary | None = prefixed("context_latency")
     noisy: bool | None = None  # a timer ran out of budget before its CI reached the target
     l2_mode: str | None = None  # "cold" (inputs rotated past the L2), "hot", or None on the CPU
     l2_copies: int | None = None
@@ -98,6 +106,17 @@ class Record(Case):
     def best_time_us(self) -> float | None:
         """Device time where measured (it excludes launch gaps), else the latency."""
         summary = self.device or self.latency
+        return summary.median_us if summary else None
+
+    @property
+    def label(self) -> str:
+        """The backend as tables, recommendations and comparisons name it: `+pdl` where launched with PDL."""
+        return f"{self.backend}+pdl" if self.pdl else self.backend
+
+    @property
+    def context_time_us(self) -> float | None:
+        """The GEMM's time in its layer: in-context device time where measured, else in-context latency."""
+        summary = self.context_device or self.context_latency
         return summary.median_us if summary else None
 
     @property

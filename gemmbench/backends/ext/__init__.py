@@ -9,8 +9,10 @@ Operators (torch.ops.gemmbench.*), each with a fake implementation for shapes wi
 `gemm_ex(x, w)` / `gemm_ex_out(x, w, out)`: cublasGemmEx, bf16 x bf16 -> fp32, compute fp32.
 `lt(x, w, algo)` / `lt_out(x, w, out, algo)`: cublasLtMatmul with the heuristic's algorithm `algo`
 (0 = its best); `lt_algo_count(x, w)`: how many algorithms the heuristic offers for this shape.
-`router_small_m_out(x, w, out)`: not cuBLAS but gemmbench's own CUDA kernel for M <= 16 (router_small_m.cu),
-the router_small_m_ext backend.
+`router_small_m_out(x, w, out, pdl)`: not cuBLAS but gemmbench's own CUDA kernel for M <= 16
+(router_small_m.cu), the router_small_m_ext backend, launched with programmatic dependent launch where `pdl`.
+`rms_norm_out(h, weight, eps, x, trigger)`: gemmbench's RMSNorm (rms_norm.cu), the `norm_pdl` context's
+producer; `trigger` says where it lets a PDL dependent launch (0 never, 1 at its start, 2 after its stores).
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from gemmbench.cache import cache_root
 
 CUBLAS_SOURCE = Path(__file__).with_name("cublas_gemm.cpp")
 ROUTER_SOURCE = Path(__file__).with_name("router_small_m.cu")
-SOURCES = (CUBLAS_SOURCE, ROUTER_SOURCE)
-# Where the router kernel does not compile, the extension is built without it (the cuBLAS operators need
-# no nvcc), and the compiler's output is kept under this name: router_small_m_ext's rows then say why.
+RMS_NORM_SOURCE = Path(__file__).with_name("rms_norm.cu")
+SOURCES = (CUBLAS_SOURCE, ROUTER_SOURCE, RMS_NORM_SOURCE)
+# Where gemmbench's own kernels (router_small_m_ext's, the norm_pdl context's) do not compile, the extension
+# is built without them (the cuBLAS operators need no nvcc), and the compiler's output is kept under this
+# name: the rows that need them then say why.
 ROUTER_LOG_NAME = "router_kernel_build.log"
 WITHOUT_ROUTER_KERNEL = "-DGEMMBENCH_NO_ROUTER_KERNEL"
 ARCH_ENV = "TORCH_CUDA_ARCH_LIST"
@@ -269,8 +273,8 @@ def router_kernel_problem() -> str | None:
     if not log.is_file():
         return None
     return (
-        f"its CUDA kernel did not compile (compiler output in {log}); the cuBLAS backends are unaffected; "
-        "gemmbench ext clean retries"
+        f"gemmbench's CUDA kernels did not compile (compiler output in {log}); the cuBLAS backends are "
+        "unaffected; gemmbench ext clean retries"
     )
 
 
@@ -293,14 +297,21 @@ def _register_fakes() -> None:
     def writes_in_place(x, w, out, algo=0):
         return None
 
+    def writes_in_place_pdl(x, w, out, pdl=False):
+        return None
+
+    def normalises_in_place(h, weight, eps, x, trigger=1):
+        return None
+
     for name, fake in (
         ("gemm_ex", new_output),
         ("lt", new_output),
         ("gemm_ex_out", writes_in_place),
         ("lt_out", writes_in_place),
-        ("router_small_m_out", writes_in_place),
+        ("router_small_m_out", writes_in_place_pdl),
+        ("rms_norm_out", normalises_in_place),
     ):
-        if hasattr(torch.ops.gemmbench, name):  # router_small_m_out is missing where its kernel did not compile
+        if hasattr(torch.ops.gemmbench, name):  # gemmbench's own kernels are missing where they did not compile
             torch.library.register_fake(f"gemmbench::{name}")(fake)
 
 

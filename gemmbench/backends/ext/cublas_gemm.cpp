@@ -22,10 +22,12 @@
 #include <tuple>
 #include <vector>
 
-// router_small_m.cu: the kernel of the router_small_m_ext backend. Where it does not compile, the extension
-// is built without it (GEMMBENCH_NO_ROUTER_KERNEL), so that the cuBLAS operators stay available.
+// router_small_m.cu and rms_norm.cu: gemmbench's own kernels (the router_small_m_ext backend, the norm_pdl
+// context's producer). Where they do not compile, the extension is built without them
+// (GEMMBENCH_NO_ROUTER_KERNEL), so that the cuBLAS operators stay available.
 #ifndef GEMMBENCH_NO_ROUTER_KERNEL
-void launch_router_small_m(const at::Tensor& x, const at::Tensor& w, at::Tensor& out);
+void launch_router_small_m(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, bool pdl);
+void launch_rms_norm(const at::Tensor& h, const at::Tensor& weight, double eps, at::Tensor& x, int64_t trigger);
 #endif
 
 namespace {
@@ -167,7 +169,7 @@ int64_t lt_algo_count(const at::Tensor& x, const at::Tensor& w) {
 constexpr int64_t kRouterMaxTokens = 16;
 constexpr int64_t kRouterVector = 8;
 
-void router_small_m_out(const at::Tensor& x, const at::Tensor& w, at::Tensor& out) {
+void router_small_m_out(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, bool pdl) {
   check_inputs("router_small_m", x, w, out);
   require(x.size(0) >= 1 && x.size(0) <= kRouterMaxTokens, "router_small_m",
           "M must be 1.." + std::to_string(kRouterMaxTokens) + ", got " + std::to_string(x.size(0)));
@@ -178,7 +180,27 @@ void router_small_m_out(const at::Tensor& x, const at::Tensor& w, at::Tensor& ou
           "router_small_m", "x and w must start on 16-byte boundaries");
   if (w.size(0) == 0) return;
   const c10::cuda::CUDAGuard guard(x.device());
-  launch_router_small_m(x, w, out);
+  launch_router_small_m(x, w, out, pdl);
+}
+
+// rms_norm_out's trigger positions (rms_norm.cu): never, at the start, after the stores.
+constexpr int64_t kTriggerPositions = 3;
+
+void rms_norm_out(const at::Tensor& h, const at::Tensor& weight, double eps, at::Tensor& x, int64_t trigger) {
+  require(h.is_cuda() && weight.is_cuda() && x.is_cuda(), "rms_norm", "h, weight and x must be CUDA tensors");
+  require(h.scalar_type() == at::kBFloat16 && weight.scalar_type() == at::kBFloat16 &&
+              x.scalar_type() == at::kBFloat16,
+          "rms_norm", "h, weight and x must be bf16");
+  require(h.dim() == 2 && x.sizes() == h.sizes() && weight.dim() == 1 && weight.size(0) == h.size(1),
+          "rms_norm", "h and x must be [M, K] and weight [K], got h " + dims(h) + ", weight " + dims(weight) +
+                          ", x " + dims(x));
+  require(h.is_contiguous() && x.is_contiguous() && weight.is_contiguous(), "rms_norm",
+          "h, weight and x must be contiguous");
+  require(h.size(1) % kRouterVector == 0, "rms_norm",
+          "K must be a multiple of " + std::to_string(kRouterVector) + ", got " + std::to_string(h.size(1)));
+  require(trigger >= 0 && trigger < kTriggerPositions, "rms_norm", "trigger must be 0, 1 or 2");
+  const c10::cuda::CUDAGuard guard(h.device());
+  launch_rms_norm(h, weight, eps, x, trigger);
 }
 #endif
 
@@ -218,7 +240,16 @@ GEMMBENCH_IMPL(CUDA)
 GEMMBENCH_IMPL(CPU)
 
 #ifndef GEMMBENCH_NO_ROUTER_KERNEL
-TORCH_LIBRARY_FRAGMENT(gemmbench, m) { m.def("router_small_m_out(Tensor x, Tensor w, Tensor(a!) out) -> ()"); }
-TORCH_LIBRARY_IMPL(gemmbench, CUDA, m) { m.impl("router_small_m_out", &router_small_m_out); }
-TORCH_LIBRARY_IMPL(gemmbench, CPU, m) { m.impl("router_small_m_out", &router_small_m_out); }
+TORCH_LIBRARY_FRAGMENT(gemmbench, m) {
+  m.def("router_small_m_out(Tensor x, Tensor w, Tensor(a!) out, bool pdl=False) -> ()");
+  m.def("rms_norm_out(Tensor h, Tensor weight, float eps, Tensor(a!) x, int trigger=1) -> ()");
+}
+TORCH_LIBRARY_IMPL(gemmbench, CUDA, m) {
+  m.impl("router_small_m_out", &router_small_m_out);
+  m.impl("rms_norm_out", &rms_norm_out);
+}
+TORCH_LIBRARY_IMPL(gemmbench, CPU, m) {
+  m.impl("router_small_m_out", &router_small_m_out);
+  m.impl("rms_norm_out", &rms_norm_out);
+}
 #endif

@@ -71,6 +71,21 @@ __device__ inline uint4 load_in_order(const uint4* address) {
   return value;
 }
 
+// Programmatic dependent launch (sm90+): wait until the grid this one depends on has finished and its
+// stores are visible, and let the grid that depends on this one start launching. Both are no-ops for a
+// grid launched without the programmatic-serialization attribute.
+__device__ inline void wait_for_producer() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ inline void let_dependents_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 __device__ inline float dot8(const float (&a)[kVector], const float (&b)[kVector], float sum) {
 #pragma unroll
   for (int i = 0; i < kVector; ++i) sum = fmaf(a[i], b[i], sum);
@@ -96,7 +111,10 @@ __global__ void __launch_bounds__(Layout<kTokens>::kThreads)
   for (int e = 0; e < kExperts; ++e)  // an expert past N (odd N) reads the last row; its sums are not stored
     rows[e] = reinterpret_cast<const uint4*>(w + static_cast<int64_t>(min(first + e, n - 1)) * k);
 
+  // Dependents may start launching at once: they wait for this grid's completion themselves.
+  let_dependents_launch();
   float sums[kExperts][kTokens] = {};
+  bool tokens_ready = false;  // the producer of x has finished (PDL), checked before the first load of x
   for (int base = threadIdx.x; base < vectors; base += kThreads * kUnroll) {
     uint4 weights_loaded[kExperts][kUnroll];
     if constexpr (L::kStageTokens) {
@@ -107,6 +125,10 @@ __global__ void __launch_bounds__(Layout<kTokens>::kThreads)
           const int v = base + u * kThreads;
           weights_loaded[e][u] = v < vectors ? __ldg(rows[e] + v) : make_uint4(0, 0, 0, 0);
         }
+      }
+      if (!tokens_ready) {  // the weights' loads are in flight; x is the producer's output
+        wait_for_producer();
+        tokens_ready = true;
       }
 #pragma unroll
       for (int t = 0; t < kTokens; ++t) {
@@ -141,6 +163,10 @@ __global__ void __launch_bounds__(Layout<kTokens>::kThreads)
       for (int e = 0; e < kExperts; ++e) {
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) weights_loaded[e][u] = load_in_order(rows[e] + min(base + u * kThreads, vectors - 1));
+      }
+      if (!tokens_ready) {
+        wait_for_producer();
+        tokens_ready = true;
       }
 #pragma unroll
       for (int t = 0; t < kTokens; ++t) {
@@ -179,6 +205,7 @@ __global__ void __launch_bounds__(Layout<kTokens>::kThreads)
     }
   }
   __syncthreads();
+  if (!tokens_ready) wait_for_producer();  // a thread with no vector to load still must not store early
   for (int slot = threadIdx.x; slot < kExperts * kTokens; slot += kThreads) {
     const int e = slot / kTokens, t = slot % kTokens;
     if (first + e >= n) continue;
@@ -192,7 +219,7 @@ __global__ void __launch_bounds__(Layout<kTokens>::kThreads)
 namespace {
 
 template <int kTokens>
-void launch(const at::Tensor& x, const at::Tensor& w, at::Tensor& out) {
+void launch(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, bool pdl) {
   using L = Layout<kTokens>;
   const int n = static_cast<int>(w.size(0)), k = static_cast<int>(x.size(1));
   if constexpr (L::kLandingBytes > 0) {
@@ -202,35 +229,43 @@ void launch(const at::Tensor& x, const at::Tensor& w, at::Tensor& out) {
                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(L::kLandingBytes)));
   }
-  const int ctas = (n + L::kExperts - 1) / L::kExperts;
-  gemmbench_router_small_m_ext<kTokens><<<ctas, L::kThreads, L::kLandingBytes, c10::cuda::getCurrentCUDAStream()>>>(
-      reinterpret_cast<const __nv_bfloat16*>(x.data_ptr()), reinterpret_cast<const __nv_bfloat16*>(w.data_ptr()),
-      out.data_ptr<float>(), n, k);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3((n + L::kExperts - 1) / L::kExperts);
+  config.blockDim = dim3(L::kThreads);
+  config.dynamicSmemBytes = L::kLandingBytes;
+  config.stream = c10::cuda::getCurrentCUDAStream();
+  cudaLaunchAttribute attribute = {};  // PDL: may start while the previous kernel on the stream drains
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = pdl ? 1 : 0;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  C10_CUDA_CHECK(cudaLaunchKernelEx(&config, gemmbench_router_small_m_ext<kTokens>,
+                                    reinterpret_cast<const __nv_bfloat16*>(x.data_ptr()),
+                                    reinterpret_cast<const __nv_bfloat16*>(w.data_ptr()), out.data_ptr<float>(), n, k));
 }
 
 }  // namespace
 
 // Called by router_small_m_out (cublas_gemm.cpp) once its checks passed: 1 <= M <= 16, K a multiple of
 // 8, operands 16-byte aligned.
-void launch_router_small_m(const at::Tensor& x, const at::Tensor& w, at::Tensor& out) {
+void launch_router_small_m(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, bool pdl) {
   switch (x.size(0)) {
-    case 1: return launch<1>(x, w, out);
-    case 2: return launch<2>(x, w, out);
-    case 3: return launch<3>(x, w, out);
-    case 4: return launch<4>(x, w, out);
-    case 5: return launch<5>(x, w, out);
-    case 6: return launch<6>(x, w, out);
-    case 7: return launch<7>(x, w, out);
-    case 8: return launch<8>(x, w, out);
-    case 9: return launch<9>(x, w, out);
-    case 10: return launch<10>(x, w, out);
-    case 11: return launch<11>(x, w, out);
-    case 12: return launch<12>(x, w, out);
-    case 13: return launch<13>(x, w, out);
-    case 14: return launch<14>(x, w, out);
-    case 15: return launch<15>(x, w, out);
-    case 16: return launch<16>(x, w, out);
+    case 1: return launch<1>(x, w, out, pdl);
+    case 2: return launch<2>(x, w, out, pdl);
+    case 3: return launch<3>(x, w, out, pdl);
+    case 4: return launch<4>(x, w, out, pdl);
+    case 5: return launch<5>(x, w, out, pdl);
+    case 6: return launch<6>(x, w, out, pdl);
+    case 7: return launch<7>(x, w, out, pdl);
+    case 8: return launch<8>(x, w, out, pdl);
+    case 9: return launch<9>(x, w, out, pdl);
+    case 10: return launch<10>(x, w, out, pdl);
+    case 11: return launch<11>(x, w, out, pdl);
+    case 12: return launch<12>(x, w, out, pdl);
+    case 13: return launch<13>(x, w, out, pdl);
+    case 14: return launch<14>(x, w, out, pdl);
+    case 15: return launch<15>(x, w, out, pdl);
+    case 16: return launch<16>(x, w, out, pdl);
     default: TORCH_CHECK(false, "router_small_m: M must be 1..16");
   }
 }
