@@ -4,7 +4,8 @@ Each layer has its own hidden state, producer weight, GEMM weight and output (th
 copies are the layers: as many as keep the L2 cold, or one set hot). A chain call runs one layer, the
 producer then the GEMM on what it wrote; the producer alone runs the same layers' producers. Both are
 timed the way a point is (the same warm-up, eager windows and CUDA-graph timer, graphs of whole
-rotations of the layers), in the same process, one after the other. The GEMM's in-context time is the
+rotations of the layers, the same number of layers in both graphs), in the same process, one after the
+other. The GEMM's in-context time is the
 difference per call: chain minus producer alone.
 
 The interval of a difference is formed from the two 95% intervals at their extremes: low = chain low -
@@ -106,7 +107,12 @@ def context_times(bench, chain: Chain, copies: int) -> tuple[ContextTimes, bool]
         raise next(iter(failures.values()))
     device = {}
     if bench.device.type == "cuda":
-        device = {name: bench.device_time(call, latency[name].min_us, copies) for name, call in calls.items()}
+        # Both graphs hold the same number of layers (sized for the chain, the longer call), so that what a
+        # replay costs beyond its calls is divided by the same count in both and leaves the difference: sized
+        # apart, the producer's graph held twice the layers, and the difference read 1-1.3 µs high on an H200
+        # at the DeepSeek-V3 router (scripts/checks/context_check.py, docs/context.md).
+        unroll = bench.graph_unroll(chain.step, latency["chain"].min_us, copies)
+        device = {name: bench.device_time(call, 0.0, copies, unroll) for name, call in calls.items()}
     noisy = any(s.noisy for s in (*latency.values(), *device.values()))
     times = ContextTimes(
         producer_device=device["producer"].summary() if device else None,
