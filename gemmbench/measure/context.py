@@ -108,9 +108,7 @@ def context_times(bench, chain: Chain, copies: int) -> tuple[ContextTimes, bool]
     device = {}
     if bench.device.type == "cuda":
         # Both graphs hold the same number of layers (sized for the chain, the longer call), so that what a
-        # replay costs beyond its calls is divided by the same count in both and leaves the difference: sized
-        # apart, the producer's graph held twice the layers, and the difference read 1-1.3 µs high on an H200
-        # at the DeepSeek-V3 router (scripts/checks/context_check.py, docs/context.md).
+        # replay costs beyond its calls is divided by the same count in both and cancels in the difference.
         unroll = bench.graph_unroll(chain.step, latency["chain"].min_us, copies)
         device = {name: bench.device_time(call, 0.0, copies, unroll) for name, call in calls.items()}
     noisy = any(s.noisy for s in (*latency.values(), *device.values()))
