@@ -425,7 +425,9 @@ def test_a_malformed_run_file_gets_one_error_line_naming_the_record_and_field(tm
 )
 def test_inputs_too_large_for_memory_are_an_error_row(args, reason):
     result = invoke("sweep", "-b", "upcast", "--device", "cpu", "--no-save", "--csv", "-", *args)
-    assert result.exit_code == 0 and "Traceback" not in result.output
+    # every requested row errored: the rows are kept, and the exit code tells CI
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "1 of 1 row errored" in result.stderr
     (row,) = list(csv.DictReader(io.StringIO(result.stdout)))[-1:]
     assert row["status"] == "error" and row["reason"].startswith(reason)
 
@@ -501,7 +503,9 @@ def test_list_with_an_unusable_device_fails_before_printing():
 
 def test_decode_says_when_a_name_is_not_recognised():
     result = invoke("decode", "my_custom_kernel")
-    assert result.exit_code == 0 and "not recognised" in result.stdout
+    assert result.exit_code == 1 and "not recognised" in result.stdout
+    assert result.stderr.strip() == "1 of 1 name(s) not recognised: my_custom_kernel"
+    assert invoke("decode", "nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT").exit_code == 0
     (info,) = json.loads(invoke("decode", "my_custom_kernel", "--json").stdout)
     assert info["recognised"] is False and info["family"] == "other"
 

@@ -167,7 +167,7 @@ def test_a_plugin_that_raises_in_a_call_is_an_error_row(tmp_path):
         "sweep", "--plugin", path, "-b", "raiser", "--device", "cpu", "--shape", "2x8x16", "--no-save", "--csv", "-"
     )
     (row,) = csv.DictReader(io.StringIO(result.stdout))
-    assert result.exit_code == 0 and row["status"] == "error" and "kernel launch failed" in row["reason"]
+    assert result.exit_code == 1 and row["status"] == "error" and "kernel launch failed" in row["reason"]
 
 
 def test_installed_packages_register_through_entry_points(monkeypatch):

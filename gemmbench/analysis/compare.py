@@ -63,19 +63,15 @@ class Comparison:
         return [r for r in self.rows if r.verdict == SLOWER and (r.ratio - 1) * 100 > above_pct]
 
 
-def _key(record: Record) -> tuple:
-    """A row's identity across runs: its case, backend and, in fleet runs, device."""
-    return (
-        record.model,
-        record.gemm,
-        record.m,
-        record.n,
-        record.k,
-        record.in_dtype,
-        record.out_dtype,
-        record.label,
-        record.device_id,
-    )
+def _key(record: Record, by_device: bool) -> tuple:
+    """A row's identity across runs: its case, backend and, where both runs are fleets of several devices,
+    its device (a torchrun run of one rank compares with a plain run of the same GPU)."""
+    identity = (record.model, record.gemm, record.m, record.n, record.k, record.in_dtype, record.out_dtype)
+    return (*identity, record.label, record.device_id if by_device else None)
+
+
+def _devices(run: Run) -> int:
+    return len({r.device_id for r in run.records if r.device_id})
 
 
 def compare_row(base: Record, new: Record, tolerance: float = SAME_TOLERANCE) -> RowComparison:
@@ -165,8 +161,9 @@ def mismatches(base: Run, new: Run) -> list[str]:
 
 
 def compare_runs(base: Run, new: Run, tolerance: float = SAME_TOLERANCE) -> Comparison:
-    base_rows = {_key(r): r for r in base.records}
-    new_rows = {_key(r): r for r in new.records}
+    by_device = _devices(base) > 1 and _devices(new) > 1
+    base_rows = {_key(r, by_device): r for r in base.records}
+    new_rows = {_key(r, by_device): r for r in new.records}
     rows = [compare_row(base_rows[k], new_rows[k], tolerance) for k in base_rows if k in new_rows]
     return Comparison(
         base.provenance,

@@ -67,13 +67,18 @@ def decode(
     names: Annotated[list[str], typer.Argument(help="Kernel names, as torch.profiler, nsys or ncu print them.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, one object per name, in order.")] = False,
 ) -> None:
-    """Decode kernel names (nvjet, xmma, CUTLASS, split-K reduce, gemv, copies): family, arch, dtypes, tile."""
+    """Decode kernel names (nvjet, xmma, CUTLASS, split-K reduce, gemv, copies): family, arch, dtypes, tile.
 
+    Exits 1 where a name is of no known family (after decoding the others)."""
     infos = [decode_name(name) for name in names]
     if as_json:
         typer.echo(json.dumps([info.to_dict() for info in infos], indent=1))
-        return
-    out_console.print(decoded_tables(infos))
+    else:
+        out_console.print(decoded_tables(infos))
+    unknown = [info.name for info in infos if not info.recognised]
+    if unknown:
+        typer.echo(f"{len(unknown)} of {len(infos)} name(s) not recognised: {', '.join(unknown)}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -36,7 +36,7 @@ from gemmbench.output.groups import group_markdown, group_tables
 from gemmbench.output.kernels import kernel_markdown, kernel_tables
 from gemmbench.output.progress import progress, step_label
 from gemmbench.output.sweep import incomplete_note, sweep_markdown, sweep_tables
-from gemmbench.records import runfile, table
+from gemmbench.records import ERROR, runfile, table
 from gemmbench.spec import presets
 
 # `gemmbench group` without --backend: the backends serving engines use for the light GEMMs.
@@ -180,12 +180,26 @@ def sweep(
     print_results(tables_console, records, md)
     export(result.run, csv, json_path)
     if notes and result.path:
-        notes.print(f"saved {len(records)} rows to {result.path}", style="dim")
+        notes.print(f"saved {rows_phrase(len(records))} to {result.path}", style="dim")
     if result.failure:
         raise typer.Exit(1)
     if result.interrupted:
         err_console.print(f"interrupted: {incomplete_note(result.run)}; kept", style="yellow")
         raise typer.Exit(EXIT_INTERRUPTED)
+    exit_if_errored(records)
+
+
+def rows_phrase(count: int, kind: str = "row") -> str:
+    return f"{count} {kind}{'' if count == 1 else 's'}"
+
+
+def exit_if_errored(rows) -> None:
+    """Exit 1, saying how many, where any row is an error row: a CI job must fail on them (exit 0 means
+    every row is ok or skipped for a stated reason)."""
+    errors = sum(1 for row in rows if row.status == ERROR)
+    if errors:
+        err_console.print(f"{errors} of {rows_phrase(len(rows))} errored (their reasons are above)", style="red")
+        raise typer.Exit(1)
 
 
 def run_with_progress(
@@ -354,6 +368,7 @@ def group(
     if json_path:
         runfile.write_text(json_path, runfile.run_to_json(result.run), sys.stdout)
     if notes and result.path:
-        notes.print(f"saved {len(result.run.groups)} group rows to {result.path}", style="dim")
+        notes.print(f"saved {rows_phrase(len(result.run.groups), 'group row')} to {result.path}", style="dim")
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
+    exit_if_errored(result.run.groups)

@@ -30,8 +30,12 @@ from gemmbench.spec.cases import Case, GroupSpec
 from gemmbench.spec.parse import CPU_DEFAULT_M, DEFAULT_M, build_cases, parse_m_list, parse_shape
 from gemmbench.spec.presets import DEFAULT_PRESET, select_gemms
 from gemmbench.spec.steps import MEASURE, PROFILE, Step
-from gemmbench.timing.inputs import COLD, HOT
+from gemmbench.timing.inputs import COLD, HOT, MAX_COLD_COPIES
 from gemmbench.timing.timers import Target
+
+# torch.Generator.manual_seed takes a signed 64-bit seed, and the sweep adds up to a copy's index (and one,
+# for a context's hidden states) to it.
+MAX_SEED = 2**63 - 1 - MAX_COLD_COPIES - 1
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,8 @@ def plan_sweep(
     GemmbenchError before any work. Defaults: the deepseek-v3 preset; M from 1 to 16384 in powers of
     two on a GPU, 1, 8, 64 on the CPU; every real backend, those of `plugins` (module names or .py
     files) and of installed plugin packages included."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED:
+        raise UsageError(f"seed {seed!r} is not an integer from 0 to {MAX_SEED - 1}", "give a smaller --seed")
     load_plugins(list(plugins))
     if context not in context_names():
         raise UsageError(f"unknown context '{context}'", f"choose one of: {', '.join(context_names())}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 
 from gemmbench.analysis.policy import (
     FP32_ACCURATE_REL_ERR,
@@ -11,6 +12,10 @@ from gemmbench.analysis.policy import (
     SAME_TOLERANCE,
 )
 from gemmbench.analysis.recommend import ShapeRecommendation
+
+# Lines of the generated code are wrapped at this width: well inside the line length of common linters
+# (this project's ruff allows 120, black 88 for code, not docstrings).
+GENERATED_WIDTH = 100
 
 
 def _identifier(text: str) -> str:
@@ -30,16 +35,21 @@ def recommendation_python(recommendations: list[ShapeRecommendation], provenance
         if provenance.get(key)
     )
     tolerance = recommendations[0].tolerance if recommendations else FP32_ACCURATE_REL_ERR
+    paragraphs = [
+        f"Measured in {source}: {gpu}{arch}, {software}, {provenance.get('started', 'date not recorded')}."
+        + (f" Chosen {recommendations[0].figure}." if recommendations and recommendations[0].in_layer else "")
+        + f" The fastest backend with rel_err <= {tolerance:g} at each measured M; ties within "
+        f"{SAME_TOLERANCE:.0%} go to the first of {', '.join(PREFERENCE)}.",
+        "Each threshold is the largest M measured in its tier; an M between two measured values gets the "
+        "backend of the next tier up, the one measured at the next M; an M above the largest measured gets "
+        "None (not measured: a specialised backend may not even run there).",
+    ]
     lines = [
         '"""Which backend to dispatch for each bf16 x bf16 -> fp32 GEMM, by token count M.',
         "",
-        f"Measured in {source}: {gpu}{arch}, {software}, {provenance.get('started', 'date not recorded')}.",
-        *([f"Chosen {recommendations[0].figure}."] if recommendations and recommendations[0].in_layer else []),
-        f"The fastest backend with rel_err <= {tolerance:g} at each measured M; ties within {SAME_TOLERANCE:.0%} go",
-        f"to the first of {', '.join(PREFERENCE)}.",
-        "Each threshold is the largest M measured in its tier; an M between two measured values gets the",
-        "lower tier's backend; an M above the largest measured gets None (not measured: a specialised",
-        "backend may not even run there).",
+        *textwrap.fill(paragraphs[0], GENERATED_WIDTH, break_on_hyphens=False, break_long_words=False).splitlines(),
+        "",
+        *textwrap.fill(paragraphs[1], GENERATED_WIDTH, break_on_hyphens=False, break_long_words=False).splitlines(),
         '"""',
         "",
     ]

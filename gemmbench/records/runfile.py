@@ -174,6 +174,10 @@ def load_run(path: Path) -> Run:
         raise GemmbenchError(
             f"{path} is not a gemmbench run file (invalid JSON: {exc})", "give a .json run file or a .csv export"
         ) from exc
+    except RecursionError:  # a document nested deeper than the parser's stack
+        raise GemmbenchError(
+            f"{path} is not a gemmbench run file (JSON nested too deep)", "give a .json file written by gemmbench"
+        ) from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise GemmbenchError(f"{path} is not a gemmbench run file", "give a .json file written by gemmbench sweep")
     version = doc.get("schema_version", 0)

@@ -22,6 +22,11 @@ from gemmbench.records.record import FLATTEN, STATUSES
 _KINDS = {int: "Int64", float: "float64", bool: "boolean", str: "string"}
 LIST = "list"
 REWRITE = "re-run the sweep that made it, or correct the file"
+# Values a file may not hold: GEMM dimensions are positive; times (`*_us`) and counts are not negative,
+# except a difference of two timers (`context_*`: the GEMM after its producer, which PDL can overlap).
+POSITIVE_COLUMNS = ("m", "n", "k")
+TIME_SUFFIX = "_us"
+DIFFERENCE_PREFIX = "context_"
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,10 @@ def _problem(column: Column, value) -> str | None:
         return "not an integer"
     if column.kind == "float64" and not is_finite_number(value):
         return "not a finite number"
+    if column.name in POSITIVE_COLUMNS and value <= 0:
+        return "not a positive integer"
+    if column.kind in ("Int64", "float64") and value < 0 and _never_negative(column.name):
+        return "negative"
     if column.kind == "boolean" and not isinstance(value, bool):
         return "not true or false"
     if column.kind == "string" and not isinstance(value, str):
@@ -146,6 +155,10 @@ def _problem(column: Column, value) -> str | None:
     if column.name == "status" and value not in STATUSES:
         return f"not a status ({', '.join(STATUSES)})"
     return None
+
+
+def _never_negative(name: str) -> bool:
+    return (name.endswith(TIME_SUFFIX) or name.endswith("_samples")) and not name.startswith(DIFFERENCE_PREFIX)
 
 
 def _list_problem(item_type: type, value) -> str | None:

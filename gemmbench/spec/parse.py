@@ -50,8 +50,13 @@ def parse_m_list(text: str) -> tuple[int, ...]:
     return tuple(sorted(values))
 
 
+def _is_ascii_number(text: str) -> bool:
+    """Digits 0-9 only: str.isdigit() also accepts '²' and other Unicode digits, which int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _parse_m_value(item: str, whole: str) -> int:
-    if not item.isdigit() or int(item) <= 0:
+    if not _is_ascii_number(item) or int(item) <= 0:
         raise UsageError(
             f"bad M value '{item}' in '{whole}'", "give positive integers, e.g. --m 1,8,64 or --m 1:16384:x2"
         )
@@ -66,7 +71,7 @@ def _parse_m_range(item: str, whole: str) -> list[int]:
         f"bad M range '{item}'",
         "write START:STOP:xFACTOR (e.g. 1:16384:x2) or START:STOP:+STEP (e.g. 8:64:+8)",
     )
-    if len(parts) != 3 or len(parts[2]) < 2 or parts[2][0] not in "x+" or not parts[2][1:].isdigit():
+    if len(parts) != 3 or len(parts[2]) < 2 or parts[2][0] not in "x+" or not _is_ascii_number(parts[2][1:]):
         raise bad
     start, stop = _parse_m_value(parts[0], whole), _parse_m_value(parts[1], whole)
     op, step = parts[2][0], int(parts[2][1:])

@@ -1,0 +1,120 @@
+"""Hostile input: what a user, a file or a plugin can do to gemmbench ends in one `Error:` line, an error
+row or a meaningful exit code, never a traceback, a silent exit or a wrong answer."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gemmbench.cli import app
+
+DOCS_RUNS = Path(__file__).resolve().parent.parent / "docs" / "runs"
+FIXTURE = Path(__file__).parent / "fixtures" / "h200_deepseek_v3_sm90.json"
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], prog_name="gemmbench")
+
+
+def one_error_line(result, exit_code: int) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == exit_code and len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+# Options
+
+
+@pytest.mark.parametrize("m", ["²", "1,٣", "1:16:x²"])
+def test_a_unicode_digit_in_an_m_list_is_a_usage_error(m):
+    assert "bad M" in one_error_line(invoke("sweep", "-b", "fake", "--device", "cpu", "--no-save", "--m", m), 2)
+
+
+def test_a_seed_beyond_64_bits_is_a_usage_error():
+    args = ("sweep", "-b", "fake", "--device", "cpu", "--no-save", "--seed", "99999999999999999999999")
+    assert "seed" in one_error_line(invoke(*args), 2)
+
+
+# Exit codes
+
+
+def test_a_sweep_whose_rows_all_errored_exits_1_saying_how_many(tmp_path):
+    result = invoke("sweep", "-b", "upcast", "--device", "cpu", "--shape", "4x100000000x100000", "--no-save")
+    assert result.exit_code == 1 and "1 of 1 row errored" in result.stderr
+
+
+def test_a_sweep_with_skipped_rows_only_exits_0():
+    assert invoke("sweep", "-b", "mm_out_dtype", "--device", "cpu", "--shape", "1x8x16", "--no-save").exit_code == 0
+
+
+def test_decoding_a_name_of_no_known_family_exits_1():
+    assert invoke("decode", "hello_world").exit_code == 1
+
+
+# Files
+
+
+def test_a_run_file_nested_too_deep_is_one_error_line(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    assert "nested too deep" in one_error_line(invoke("show", path), 1)
+
+
+@pytest.mark.parametrize(
+    "column, value, problem",
+    [("device_median_us", -5.0, "negative"), ("m", 0, "not a positive integer"), ("m", -4, "not a positive integer")],
+)
+def test_impossible_numbers_in_a_run_file_are_refused_on_load(tmp_path, column, value, problem):
+    doc = json.loads(FIXTURE.read_text())
+    doc["records"][0][column] = value
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(doc))
+    for command in ("show", "recommend", "compare"):
+        args = (command, path, path) if command == "compare" else (command, path)
+        line = one_error_line(invoke(*args), 1)
+        assert f"record 1 has {column} = {json.dumps(value)}: {problem}" in line
+
+
+def test_a_negative_time_in_a_csv_is_refused_on_load(tmp_path):
+    exported = invoke("show", FIXTURE, "--csv", "-").stdout.splitlines()
+    header = exported[0].split(",")
+    cells = exported[1].split(",")
+    cells[header.index("device_median_us")] = "-1.5"
+    path = tmp_path / "run.csv"
+    path.write_text("\n".join([exported[0], ",".join(cells), *exported[2:]]) + "\n")
+    assert "device_median_us = -1.5: negative" in one_error_line(invoke("recommend", path), 1)
+
+
+def test_an_in_context_difference_may_be_negative(tmp_path):
+    doc = json.loads(FIXTURE.read_text())
+    doc["records"][0]["context_device_median_us"] = -0.2  # PDL can overlap the GEMM with its producer
+    doc["records"][0]["context_device_timer"] = "cuda_graph_minus_producer"
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(doc))
+    assert invoke("show", path).exit_code == 0
+
+
+# Answers
+
+
+def test_a_torchrun_run_of_one_rank_compares_with_a_plain_run_of_the_same_gpu():
+    result = invoke("compare", DOCS_RUNS / "h200_one_gpu_plain.json", DOCS_RUNS / "h200_one_rank_torchrun.json")
+    assert result.exit_code == 0 and "same" in result.stdout
+
+
+def test_the_dispatch_code_does_what_its_docstring_says_and_passes_the_linter(tmp_path):
+    code = invoke("recommend", DOCS_RUNS / "h200_tiers.json", "--python").stdout
+    assert "gets the\nbackend of the next tier up" in code
+    namespace: dict = {}
+    exec(compile(code, "dispatch.py", "exec"), namespace)  # noqa: S102 - the generated code under test
+    v3 = namespace["choose_backend"]
+    assert v3(256, 7168, 12) == v3(256, 7168, 16)  # between 8 and 16: the backend measured at 16
+    path = tmp_path / "dispatch.py"
+    path.write_text(code)
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "E501", str(path)], capture_output=True)
+    assert lint.returncode == 0, lint.stdout
