@@ -1,5 +1,10 @@
 """The one exception type for errors a user can fix; the CLI turns it into `Error: what — how to fix`."""
 
+# What a backend's (or a plugin's) code may raise that becomes its row's error: any exception, and
+# SystemExit (a plugin that calls sys.exit). KeyboardInterrupt is not among them: Ctrl-C stops the session,
+# keeping what finished.
+BACKEND_FAILURES = (Exception, SystemExit)
+
 
 class GemmbenchError(Exception):
     """Something the user can fix: a bad file, an unwritable path, a run that cannot be read."""

@@ -118,3 +118,111 @@ def test_the_dispatch_code_does_what_its_docstring_says_and_passes_the_linter(tm
     path.write_text(code)
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "E501", str(path)], capture_output=True)
     assert lint.returncode == 0, lint.stdout
+
+
+# Plugins and backends
+
+
+def write_plugin(tmp_path, body: str) -> Path:
+    path = tmp_path / "hostile_plugin.py"
+    path.write_text("import sys\nfrom gemmbench.backends import Backend\n" + body)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def fresh_registry(monkeypatch):
+    from gemmbench import backends
+    from gemmbench.backends import plugins, registry
+
+    monkeypatch.setattr(plugins, "_loaded", {})
+    fresh = registry.Registry()
+    for module in (registry, plugins, backends):
+        monkeypatch.setattr(module, "REGISTRY", fresh)
+
+
+EXITING = """
+class Exiting(Backend):
+    name = "exiting"
+    code = "sys.exit(3)"
+    def prepare(self, case, inputs):
+        def call():
+            sys.exit(3)
+        return call
+
+class Asking(Backend):
+    name = "asking"
+    code = "raises in its query"
+    def unavailable_reason(self, case, device):
+        raise ValueError("no idea")
+    def prepare(self, case, inputs):
+        return lambda: inputs.out
+
+BACKENDS = [Exiting(), Asking()]
+"""
+
+
+def test_a_backend_that_calls_sys_exit_is_an_error_row_and_the_others_keep_theirs(tmp_path):
+    plugin = write_plugin(tmp_path, EXITING)
+    args = ("sweep", "--plugin", plugin, "-b", "exiting,asking,fake", "--device", "cpu", "--shape", "2x8x16")
+    result = invoke(*args, "--no-save", "--csv", "-", "-q")
+    rows = {row["backend"]: row for row in __import__("csv").DictReader(__import__("io").StringIO(result.stdout))}
+    assert result.exit_code == 1 and "2 of 3 rows errored" in result.stderr and "Traceback" not in result.output
+    assert rows["exiting"]["status"] == "error" and rows["exiting"]["reason"] == "SystemExit: 3"
+    assert (
+        rows["asking"]["status"] == "error"
+        and rows["asking"]["reason"] == "unavailable_reason raised ValueError: no idea"
+    )
+    assert rows["fake"]["status"] == "ok"
+    listed = invoke("list", "--plugin", plugin, "--device", "cpu")
+    assert listed.exit_code == 0 and "asking" in listed.stdout and "Traceback" not in listed.output
+
+
+@pytest.mark.parametrize("code", [0, 1])
+def test_a_plugin_that_calls_sys_exit_on_import_is_one_error_line(tmp_path, code):
+    plugin = write_plugin(tmp_path, f"sys.exit({code})\n")
+    line = one_error_line(invoke("sweep", "--plugin", plugin, "-b", "fake", "--device", "cpu", "--no-save"), 1)
+    assert "failed to import: SystemExit" in line
+
+
+# Paths
+
+
+def test_a_results_folder_removed_during_the_sweep_loses_no_row(tmp_path, monkeypatch):
+    import shutil
+
+    from gemmbench.measure import session
+
+    out_dir = tmp_path / "results"
+    real = session.measure_cases
+
+    def removing(*args, **kwargs):
+        for index, record in enumerate(real(*args, **kwargs)):
+            if index == 0:
+                shutil.rmtree(out_dir)
+            yield record
+
+    monkeypatch.setattr(session, "measure_cases", removing)
+    monkeypatch.setattr(tempfile_module(), "tempdir", str(tmp_path / "fallback"))
+    (tmp_path / "fallback").mkdir()
+    result = invoke("sweep", "-b", "fake", "--device", "cpu", "--m", "1,8", "--out-dir", out_dir)
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    assert "the run is saved to" in " ".join(result.stderr.split())
+    (saved,) = (tmp_path / "fallback").glob("*.json")
+    assert len(json.loads(saved.read_text())["records"]) == 2
+
+
+def tempfile_module():
+    import tempfile
+
+    return tempfile
+
+
+def test_an_export_that_cannot_be_written_at_the_end_goes_to_a_fallback_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile_module(), "tempdir", str(tmp_path))
+    target = tmp_path / "gone" / "rows.csv"
+    from gemmbench.records import runfile
+
+    monkeypatch.setattr(runfile, "ensure_writable_file", lambda path, example="": None)  # found only at the end
+    result = invoke("sweep", "-b", "fake", "--device", "cpu", "--m", "1", "--no-save", "--csv", target, "-q")
+    assert "written to" in one_error_line(result, 1)
+    assert (tmp_path / "rows.csv").read_text().startswith("model,gemm")

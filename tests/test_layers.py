@@ -12,7 +12,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "gemmbench"
 FIXTURE = Path(__file__).parent / "fixtures" / "h200_deepseek_v3_sm90.json"
 
-FOUNDATION = ("gemmbench.errors", "gemmbench.cache", "gemmbench.version")
+FOUNDATION = ("gemmbench.errors", "gemmbench.cache", "gemmbench.files", "gemmbench.version")
 # What each layer may import (module-name prefixes), besides itself and the foundation.
 MAY_IMPORT = {
     "gemmbench.spec": (),

@@ -20,7 +20,7 @@ from pathlib import Path
 from gemmbench.backends.base import Backend
 from gemmbench.backends.producers import PRODUCERS, Producer, context_names
 from gemmbench.backends.registry import REGISTRY
-from gemmbench.errors import GemmbenchError
+from gemmbench.errors import BACKEND_FAILURES, GemmbenchError
 
 ENTRY_POINT_GROUP = "gemmbench.backends"
 # A backend name goes into tables, file names and --backend lists: letters, digits, _ . - only.
@@ -66,7 +66,7 @@ def _contents_of(origin: str, load) -> tuple[list, list]:
     """The plugin's BACKENDS and PRODUCERS lists (either may be absent, not both)."""
     try:
         loaded = load()
-    except Exception as exc:  # noqa: BLE001 - any failure to import a plugin is that plugin's error
+    except BACKEND_FAILURES as exc:  # any failure to import a plugin (a sys.exit too) is that plugin's error
         message = (str(exc).strip().splitlines() or [""])[0]
         raise GemmbenchError(
             f"{origin} failed to import: {type(exc).__name__}: {message}", "fix the plugin, or leave it out"

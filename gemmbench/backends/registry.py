@@ -12,7 +12,7 @@ import torch
 
 from gemmbench.backends.base import Backend
 from gemmbench.backends.ext import needs_build
-from gemmbench.errors import UsageError
+from gemmbench.errors import BACKEND_FAILURES, UsageError
 from gemmbench.spec.cases import Case
 
 # Built-in backends in the order tables show them: name -> (module under gemmbench.backends, class).
@@ -84,4 +84,11 @@ class Availability:
 def availability(backends: list[Backend], probe: Case, device: torch.device) -> list[Availability]:
     """Whether each backend can run `probe` on `device`; builds nothing."""
     build_first = device.type == "cuda" and needs_build()
-    return [Availability(b, b.unavailable_reason(probe, device), b.needs_extension and build_first) for b in backends]
+    return [Availability(b, _reason(b, probe, device), b.needs_extension and build_first) for b in backends]
+
+
+def _reason(backend: Backend, case: Case, device: torch.device) -> str | None:
+    try:
+        return backend.unavailable_reason(case, device)
+    except BACKEND_FAILURES as exc:  # a plugin's query that raises: `list` says so instead of a traceback
+        return f"its unavailable_reason raised {type(exc).__name__}: {exc}"

@@ -32,6 +32,7 @@ import torch
 
 from gemmbench.backends.base import Backend, GemmCall, GemmInputs
 from gemmbench.cache import cache_root
+from gemmbench.files import write_atomically
 from gemmbench.spec.cases import Case
 from gemmbench.timing import timers
 from gemmbench.timing.inputs import input_copies, rotating
@@ -326,6 +327,6 @@ def _write_cache(key: str, config: Config) -> None:
     cached[key] = asdict(config)
     try:
         (cache_root()).mkdir(parents=True, exist_ok=True)
-        (cache_root() / CACHE_FILE).write_text(json.dumps(cached, indent=1))
+        write_atomically(cache_root() / CACHE_FILE, json.dumps(cached, indent=1))  # never torn by a concurrent rank
     except OSError:
         pass  # an unwritable cache costs a tuning next time, nothing else

@@ -179,6 +179,8 @@ def sweep(
     records = result.run.records
     print_results(tables_console, records, md)
     export(result.run, csv, json_path)
+    if result.save_problem:
+        warn(result.save_problem)
     if notes and result.path:
         notes.print(f"saved {rows_phrase(len(records))} to {result.path}", style="dim")
     if result.failure:
@@ -367,6 +369,8 @@ def group(
         runfile.write_text(csv, table.groups_to_csv(result.run.groups), sys.stdout)
     if json_path:
         runfile.write_text(json_path, runfile.run_to_json(result.run), sys.stdout)
+    if result.save_problem:
+        warn(result.save_problem)
     if notes and result.path:
         notes.print(f"saved {rows_phrase(len(result.run.groups), 'group row')} to {result.path}", style="dim")
     if result.interrupted:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from gemmbench.backends import Backend, ext
+from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure.roofline import Roofline
 from gemmbench.records import ClockSummary
 from gemmbench.records.timers import EVENTS_TIMER, HOST_TIMER
@@ -108,7 +109,7 @@ class Bench:
                     continue
                 try:
                     windows[key].append(timers.sample_window(call, timer, self.options.eager_window_s))
-                except Exception as exc:  # noqa: BLE001 - the caller turns it into this call's error row
+                except BACKEND_FAILURES as exc:  # the caller turns it into this call's error row
                     failures[key] = exc
         samples = {key: Samples.from_windows(timer, w) for key, w in windows.items() if key not in failures}
         return samples, failures

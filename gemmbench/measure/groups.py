@@ -24,6 +24,7 @@ import torch
 
 from gemmbench.analysis.policy import WRONG_RESULT_REL_ERR
 from gemmbench.backends import Backend, GemmInputs
+from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure.bench import Bench, announce_tuning, error_reason, ignore, load_backends
 from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, GroupRecord, MemberTime, TimerSummary
 from gemmbench.records.timers import SIMULATED_TIMER
@@ -63,7 +64,10 @@ def _unavailable(group: GroupSpec, m: int, backend: Backend, device: torch.devic
 
 def _measure(group: GroupSpec, m: int, backend: Backend, bench: Bench, note: Callable[[str], None]) -> GroupRecord:
     device = bench.device
-    reason = _unavailable(group, m, backend, device)
+    try:
+        reason = _unavailable(group, m, backend, device)
+    except BACKEND_FAILURES as exc:  # a plugin's availability query that raises: its row says so
+        return GroupRecord.for_point(group, m, backend.name, ERROR, f"unavailable_reason raised {error_reason(exc)}")
     if reason:
         return GroupRecord.for_point(group, m, backend.name, SKIPPED, reason)
     if backend.simulated_times_us(group.members[0].gemm.case(m)) is not None:
@@ -78,7 +82,7 @@ def _measure(group: GroupSpec, m: int, backend: Backend, bench: Bench, note: Cal
         if wrong:
             return GroupRecord.for_point(group, m, backend.name, ERROR, wrong, rel_err=rel_err)
         return replace(calls.time(bench), rel_err=rel_err)
-    except Exception as exc:  # noqa: BLE001 - any failure is a row, never a traceback
+    except BACKEND_FAILURES as exc:  # any failure is a row, never a traceback
         bench.release()
         return GroupRecord.for_point(group, m, backend.name, ERROR, error_reason(exc))
 

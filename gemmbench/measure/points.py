@@ -21,6 +21,7 @@ import torch
 from gemmbench.analysis.policy import WRONG_RESULT_REL_ERR
 from gemmbench.backends import Backend, GemmInputs
 from gemmbench.backends.producers import Producer
+from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure import routing
 from gemmbench.measure.bench import (
     Bench,
@@ -57,7 +58,7 @@ def measure_cases(
     load_backends([*backends, *([producer] if producer else [])], device, note)
     rows = variants(backends)
     for case in cases:
-        reasons = {v: v.unavailable_reason(case, device) or _producer_problem(producer, case, device) for v in rows}
+        reasons = {v: _unavailable(v, producer, case, device) for v in rows}
         runnable = [v for v in rows if reasons[v] is None]
         if any(v.backend.real for v in runnable):
             bench.warm_device()
@@ -65,8 +66,23 @@ def measure_cases(
         measured = _measure_case(case, runnable, bench, producer) if runnable else {}
         for variant in rows:
             reason = reasons[variant]
-            yield measured[variant] if reason is None else _row(case, variant, producer, SKIPPED, reason)
+            if reason is None:
+                yield measured[variant]
+            else:
+                yield _row(case, variant, producer, ERROR if reason.startswith(QUERY_FAILED) else SKIPPED, reason)
         bench.release()
+
+
+# The reason of a row whose availability query raised: an error row (a plugin's bug), not a skipped one.
+QUERY_FAILED = "unavailable_reason raised "
+
+
+def _unavailable(variant: Variant, producer: Producer | None, case: Case, device: torch.device) -> str | None:
+    """Why the variant cannot run `case` here (or its producer cannot), or None."""
+    try:
+        return variant.unavailable_reason(case, device) or _producer_problem(producer, case, device)
+    except BACKEND_FAILURES as exc:
+        return f"{QUERY_FAILED}{error_reason(exc)}"
 
 
 def _producer_problem(producer: Producer | None, case: Case, device: torch.device) -> str | None:
@@ -108,7 +124,7 @@ def _measure_case(
     try:
         copies, l2_note = input_copies(case, bench.device, bench.options.seed, bench.cold)
         ref = reference(copies[0])
-    except Exception as exc:  # noqa: BLE001 - inputs that cannot be made are a row per backend, never a traceback
+    except BACKEND_FAILURES as exc:  # inputs that cannot be made are a row per backend, never a traceback
         bench.release()
         reason = error_reason(exc)
         if is_allocation_failure(exc):
@@ -121,7 +137,7 @@ def _measure_case(
     for variant in variants_here:
         try:
             call, rel_err = _checked_call(case, variant, copies, ref, bench)
-        except Exception as exc:  # noqa: BLE001 - any backend failure is a row, never a traceback
+        except BACKEND_FAILURES as exc:  # any backend failure is a row, never a traceback
             done[variant] = run.error(variant, exc)
             continue
         if not rel_err <= WRONG_RESULT_REL_ERR:  # also catches NaN
@@ -161,7 +177,7 @@ def _time_case(run: _CaseRun, checked: dict[Variant, tuple[Callable[[], object],
         try:
             bench.warm_up(call)
             calls[variant] = call
-        except Exception as exc:  # noqa: BLE001 - any backend failure is a row, never a traceback
+        except BACKEND_FAILURES as exc:  # any backend failure is a row, never a traceback
             records[variant] = run.error(variant, exc)
     start = bench.read_clocks()
     latencies, failures = bench.eager_latency(calls)
@@ -181,7 +197,7 @@ def _time_case(run: _CaseRun, checked: dict[Variant, tuple[Callable[[], object],
             in_context = _in_context(run, variant, variant in simulated) if run.producer else {}
             clocks = bench.clock_summary(start, bench.read_clocks())
             mismatch, routing_note = _routing(run.case, variant.backend, bench)
-        except Exception as exc:  # noqa: BLE001 - any backend failure is a row, never a traceback
+        except BACKEND_FAILURES as exc:  # any backend failure is a row, never a traceback
             bench.release()
             records[variant] = run.error(variant, exc)
             continue

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 import torch
 
 from gemmbench.cache import cache_root
+from gemmbench.files import write_atomically
 from gemmbench.spec.cases import Case
 from gemmbench.timing import timers
 from gemmbench.timing.clocks import ClockWatch, warm_device
@@ -93,7 +94,7 @@ def for_device(device: torch.device, remeasure: bool = False) -> Roofline | None
     cached[key] = asdict(roofline)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(cached, indent=1))
+        write_atomically(path, json.dumps(cached, indent=1))  # concurrent fleet ranks never tear it
     except OSError:
         pass  # an unwritable cache costs a re-measurement next time, nothing else
     return roofline

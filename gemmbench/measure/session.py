@@ -91,6 +91,7 @@ class SweepResult:
     planned: int  # points planned; fewer records when interrupted
     interrupted: bool
     failure: str | None = None  # why a fleet stopped early (a rank gone, a collective timed out)
+    save_problem: str | None = None  # why the run file went to a fallback path
 
 
 class Work(Protocol):
@@ -254,4 +255,5 @@ def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks(), w
         pass
     if writer:
         writer.flush()
-    return SweepResult(run, writer.path if writer else None, planned, not run.complete)
+    problem = writer.problem if writer else None
+    return SweepResult(run, writer.path if writer else None, planned, not run.complete, save_problem=problem)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gemmbench.errors import GemmbenchError
+from gemmbench.files import write_atomically
 from gemmbench.records.group import GroupRecord
 from gemmbench.records.record import Record
 from gemmbench.records.schema import REWRITE, from_row, is_int, to_row
@@ -98,33 +99,29 @@ def ensure_writable_file(path: str, example: str = "results.csv") -> None:
 
 
 class RunWriter:
-    """Keeps a run's file on disk up to date: `flush` after every change rewrites it atomically."""
+    """Keeps a run's file on disk up to date: `flush` after every change rewrites it atomically.
+
+    A measured row is never lost to the file system: where the file cannot be written (its folder removed
+    during the sweep, a full disk), the run goes to a fallback file of the same name in the system's
+    temporary folder, and `problem` says what happened, for the caller to report."""
 
     def __init__(self, path: Path, run: Run) -> None:
         self.path = Path(path)
         self.run = run
+        self.problem: str | None = None
         self.flush()
 
     def flush(self) -> None:
         text = run_to_json(self.run)
-        # Write beside the target and rename: a crash mid-write never leaves a truncated run file.
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        # mkstemp creates the file readable by its owner only; give it the mode a plain open() would.
-        os.chmod(tmp, _DEFAULT_FILE_MODE & ~_current_umask())
-        os.replace(tmp, self.path)
-
-
-# What open() asks for before the umask is applied.
-_DEFAULT_FILE_MODE = 0o666
-
-
-def _current_umask() -> int:
-    """The process's umask (reading it means setting it, so it is set straight back)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        try:
+            write_atomically(self.path, text)
+        except OSError as exc:
+            fallback = Path(tempfile.gettempdir()) / self.path.name
+            if self.path == fallback:
+                raise GemmbenchError(f"cannot write the run file {fallback}: {exc.strerror}", "free the disk") from exc
+            self.problem = f"cannot write {self.path} ({exc.strerror or exc}); the run is saved to {fallback}"
+            self.path = fallback
+            write_atomically(self.path, text)
 
 
 def run_to_json(run: Run) -> str:
@@ -142,14 +139,23 @@ def run_to_json(run: Run) -> str:
 
 
 def write_text(path: str, text: str, stdout) -> None:
-    """Write `text` to `path`, or to `stdout` when path is '-'."""
+    """Write `text` to `path`, or to `stdout` when path is '-'. Where `path` cannot be written (found only
+    at the end, after the work), the text goes to a file of the same name in the system's temporary folder
+    first, so that nothing measured is lost, and the error names it."""
     if path == "-":
         stdout.write(text)
         return
     try:
         Path(path).write_text(text)
     except OSError as exc:
-        raise GemmbenchError(f"cannot write {path}: {exc.strerror}", "choose another path") from exc
+        fallback = Path(tempfile.gettempdir()) / Path(path).name
+        try:
+            write_atomically(fallback, text)
+        except OSError:
+            raise GemmbenchError(f"cannot write {path}: {exc.strerror}", "choose another path") from exc
+        raise GemmbenchError(
+            f"cannot write {path}: {exc.strerror}; written to {fallback} instead", "choose another path next time"
+        ) from exc
 
 
 def load_run(path: Path) -> Run:

@@ -18,6 +18,7 @@ import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.records import KernelRun
 
 # Calls profiled per point; the reported kernel sum is their median.
@@ -75,7 +76,7 @@ def capture_many(
                 for key in range(count):
                     try:
                         _profiled_calls(make_call(key), key, device)
-                    except Exception as exc:  # noqa: BLE001 - one call's failure is its own, reported to the caller
+                    except BACKEND_FAILURES as exc:  # one call's failure is its own, reported to the caller
                         failures[key] = exc
                     done(key)
         events = [
