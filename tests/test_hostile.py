@@ -220,9 +220,18 @@ def tempfile_module():
 def test_an_export_that_cannot_be_written_at_the_end_goes_to_a_fallback_file(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile_module(), "tempdir", str(tmp_path))
     target = tmp_path / "gone" / "rows.csv"
-    from gemmbench.records import runfile
+    from gemmbench.cli import options
 
-    monkeypatch.setattr(runfile, "ensure_writable_file", lambda path, example="": None)  # found only at the end
+    monkeypatch.setattr(options, "ensure_writable_file", lambda path, example="": None)  # found only at the end
     result = invoke("sweep", "-b", "fake", "--device", "cpu", "--m", "1", "--no-save", "--csv", target, "-q")
     assert "written to" in one_error_line(result, 1)
     assert (tmp_path / "rows.csv").read_text().startswith("model,gemm")
+
+
+def test_show_refuses_two_exports_to_stdout():
+    assert "both ask for stdout" in one_error_line(invoke("show", FIXTURE, "--csv", "-", "--json", "-"), 2)
+
+
+def test_a_json_export_to_a_folder_suggests_a_json_file(tmp_path):
+    line = one_error_line(invoke("show", FIXTURE, "--json", tmp_path), 1)
+    assert f"give a file path, e.g. {tmp_path / 'run.json'}" in line

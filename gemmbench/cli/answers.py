@@ -16,7 +16,7 @@ from gemmbench.analysis.group_advice import advise
 from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR
 from gemmbench.analysis.recommend import recommend as recommend_backends
 from gemmbench.cli.app import app, err_console, out_console
-from gemmbench.cli.options import one_format
+from gemmbench.cli.options import check_exports, one_format
 from gemmbench.cli.run import export, print_results
 from gemmbench.errors import GemmbenchError, UsageError
 from gemmbench.output.compare import (
@@ -43,10 +43,7 @@ def show(
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown table instead of rich tables.")] = False,
 ) -> None:
     """Re-render a saved run."""
-
-    for path in (csv, json_path):
-        if path:
-            runfile.ensure_writable_file(path)
+    check_exports(csv, json_path)
     loaded = runfile.load_run(run)
     console = err_console if "-" in (csv, json_path) else out_console
     if loaded.provenance:

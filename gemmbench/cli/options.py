@@ -10,6 +10,7 @@ import typer
 
 from gemmbench.errors import UsageError
 from gemmbench.records import select_records
+from gemmbench.records.runfile import ensure_writable_file
 from gemmbench.spec.parse import parse_m_list, parse_shape
 from gemmbench.spec.presets import check_roles, select_gemms
 
@@ -36,7 +37,11 @@ ConfigOpt = Annotated[
 
 ShapeOpt = Annotated[
     list[str] | None,
-    typer.Option("--shape", help="An explicit GEMM MxNxK: x[M, K] @ w[N, K].T (repeatable). --m does not apply to it."),
+    typer.Option(
+        "--shape",
+        help="A GEMM of your own (repeatable): MxNxK, x[M, K] @ w[N, K].T at its own M (--m does not apply), "
+        "or NxK, run at the --m values.",
+    ),
 ]
 
 RoleOpt = Annotated[list[str] | None, typer.Option("--role", help="Only GEMMs of this role: router or attention.")]
@@ -109,6 +114,15 @@ def selection(preset, config, shape, role, m, backend, device, plugin) -> dict:
         "backends": split_values(backend),
         "device": device,
     }
+
+
+def check_exports(csv: str | None, json_path: str | None) -> None:
+    """Before any work: each export path can be written, and at most one of them is stdout."""
+    for path, example in ((csv, "results.csv"), (json_path, "run.json")):
+        if path:
+            ensure_writable_file(path, example)
+    if csv == "-" and json_path == "-":
+        raise UsageError("--csv - and --json - both ask for stdout", "send one of them to a file")
 
 
 def one_format(*flags: tuple[str, bool]) -> None:

@@ -26,6 +26,7 @@ from gemmbench.cli.options import (
     RoleOpt,
     SeedOpt,
     ShapeOpt,
+    check_exports,
     filtered,
     selection,
     split_values,
@@ -134,11 +135,7 @@ def sweep(
     if fleet and not fleet.leader:
         quiet = True  # rank 0 speaks for the fleet
 
-    for path in (csv, json_path):
-        if path:
-            runfile.ensure_writable_file(path)
-    if csv == "-" and json_path == "-":
-        raise UsageError("--csv - and --json - both ask for stdout", "send one of them to a file")
+    check_exports(csv, json_path)
     plan = plan_sweep(
         **selection(preset, config, shape, role, m, backend, device, plugin),
         hot=hot,
@@ -299,7 +296,15 @@ def kernels(
 
 @app.command()
 def group(
-    preset: PresetOpt = None,
+    preset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--preset",
+            "-p",
+            help="A preset with [[group]] tables (repeatable): deepseek-v4-pro, deepseek-v4-flash. "
+            "Required, or --config.",
+        ),
+    ] = None,
     config: ConfigOpt = None,
     m: MOpt = None,
     backend: Annotated[
@@ -335,9 +340,7 @@ def group(
 
     if Fleet.from_environment() is not None:
         raise GemmbenchError("gemmbench group runs on one GPU, not under torchrun", "run it without torchrun")
-    for path in (csv, json_path):
-        if path:
-            runfile.ensure_writable_file(path)
+    check_exports(csv, json_path)
     names = split_values(preset)
     if not names and not config:
         with_groups = [name for name in presets.preset_names() if presets.load_preset(name).groups]

@@ -203,8 +203,9 @@ def legend_lines(records: list[Record], markdown: bool) -> list[str]:
 
 
 def incomplete_note(run: Run) -> str:
-    """How much of an interrupted sweep finished."""
+    """How much of an interrupted sweep (or group run) finished."""
     planned = "?" if run.planned is None else run.planned
-    if run.planned is not None and len(run.records) >= run.planned:
+    finished = len(run.records) + len(run.groups)
+    if run.planned is not None and finished >= run.planned:
         return f"all {planned} rows finished, the kernel pass did not"
-    return f"{len(run.records)} of {planned} rows finished"
+    return f"{finished} of {planned} rows finished"
