@@ -34,6 +34,9 @@ CASES = {
     # The fake backend's group records are simulated, so exact on any machine but for the header line.
     "group_fake.md": "group -p deepseek-v4-pro -b fake --m 1,16 --device cpu --no-save --md -q".split(),
     "sweep_fake.md": "sweep -b fake --device cpu -p deepseek-v3 --m 1,8 --shape 8x16 --no-save --md -q".split(),
+    # In the layer, with a backend the CPU cannot run: the in-context figures, and the skip reason line.
+    "sweep_fake_context.md": "sweep -b fake,router_small_m_ext --device cpu -p deepseek-v3 --m 1,8 --context norm "
+    "--no-save --md -q".split(),
 }
 
 

@@ -72,18 +72,27 @@ TIMER_LABELS = {
 MAX_LISTED_UNMATCHED = 10
 
 
-def reasons_text(records: list[Record]) -> Text | None:
-    """Each distinct skip or error reason once, with the backends and the number of rows it covers."""
+def skip_and_error_reasons(records: list) -> dict[tuple[str, str, str], int]:
+    """Each distinct (status, backend, reason) of the skipped and error rows, and how many rows it covers."""
     seen: dict[tuple[str, str, str], int] = defaultdict(int)
     for record in records:
         if record.status in (SKIPPED, ERROR):
             seen[(record.status, record.label, record.reason)] += 1
+    return seen
+
+
+def reason_label(status: str, backend: str, count: int) -> str:
+    return f"{backend} {status} ({count} row{'s' if count > 1 else ''})"
+
+
+def reasons_text(records: list[Record]) -> Text | None:
+    """Each distinct skip or error reason once, with the backends and the number of rows it covers."""
+    seen = skip_and_error_reasons(records)
     if not seen:
         return None
     text = Text()
     for (status, backend, reason), count in seen.items():
-        style = "yellow" if status == SKIPPED else "red"
-        text.append(f"{backend} {status} ({count} row{'s' if count > 1 else ''}): ", style=style)
+        text.append(f"{reason_label(status, backend, count)}: ", style="yellow" if status == SKIPPED else "red")
         text.append(f"{reason}\n")
     return text
 

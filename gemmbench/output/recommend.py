@@ -138,6 +138,11 @@ def recommendation_markdown(recommendations: list[ShapeRecommendation]) -> str:
         for cells in _recommendation_rows(rec)
     ]
     figure = [f"figure: {rec.figure}\n" for rec in recommendations[:1] if rec.in_layer]
+    figure += [
+        f"- {rec.model} {rec.gemm}: {backend} never qualified: {why_not_qualified(record, rec.tolerance)}\n"
+        for rec in recommendations
+        for backend, record in rec.excluded.items()
+    ]
     return markdown_table(["GEMM", "N", "K", *RECOMMEND_COLUMNS], rows) + (
         "\n" + tie_rule() + "\n" + "".join(figure) if rows else ""
     )

@@ -24,8 +24,10 @@ from gemmbench.output.format import (
     format_err,
     format_us,
     markdown_table,
+    reason_label,
     reasons_text,
     shape_title,
+    skip_and_error_reasons,
 )
 from gemmbench.records import ERROR, OK, SKIPPED, Record, Run, by_shape
 from gemmbench.records.timers import median_of
@@ -136,8 +138,12 @@ def sweep_markdown(records: list[Record]) -> str:
         rows.append([device, *cells] if len(groups) > 1 else cells)
     header = ["GEMM", "N", "K", "M", *backends]
     legend = "".join(f"- {line}\n" for line in legend_lines(records, markdown=True))
+    reasons = "".join(
+        f"- {reason_label(*key, count)}: {reason}\n"
+        for (*key, reason), count in skip_and_error_reasons(records).items()
+    )
     table = markdown_table(["device", *header] if len(groups) > 1 else header, rows)
-    return table + ("\n" + legend if legend else "")
+    return table + ("\n" + legend if legend else "") + ("\n" + reasons if reasons else "")
 
 
 def _markdown_cell(record: Record | None, fastest: bool) -> str:

@@ -270,8 +270,8 @@ def _compile(sources: tuple[Path, ...], defines: list[str]) -> None:
 def router_kernel_problem() -> str | None:
     """Why the extension was built without router_small_m_ext's kernel, or None. A query."""
     log = build_dir() / ROUTER_LOG_NAME
-    if not log.is_file():
-        return None
+    if not log.is_file() or (build_dir() / LOG_NAME).is_file():
+        return None  # built with them, or not built at all (the extension's own failure then speaks)
     return (
         f"gemmbench's CUDA kernels did not compile (compiler output in {log}); the cuBLAS backends are "
         "unaffected; gemmbench ext clean retries"
