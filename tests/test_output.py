@@ -1,9 +1,10 @@
 from rich.console import Console
+from samples import timed
 
 from gemmbench.output import format as format_output
 from gemmbench.output import kernels as kernels_output
 from gemmbench.output import sweep as sweep_output
-from gemmbench.records import ERROR, OK, SKIPPED, KernelRun, Record, TimerSummary
+from gemmbench.records import ERROR, SKIPPED, KernelRun, Record
 from gemmbench.spec.cases import Case
 
 CASE = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)
@@ -16,15 +17,7 @@ def text_of(renderable) -> str:
 
 
 def ok(backend, device_us, rel_err, kernels=()):
-    return Record.for_case(
-        CASE,
-        backend,
-        OK,
-        rel_err=rel_err,
-        latency=TimerSummary("cuda_events", device_us + 20),
-        device=TimerSummary("cuda_graph", device_us),
-        kernels=tuple(KernelRun(k, 1.0) for k in kernels) or None,
-    )
+    return timed(backend, device_us, rel_err, kernels=tuple(KernelRun(k, 1.0) for k in kernels) or None)
 
 
 def test_fastest_fp32_accurate_backend_is_highlighted_not_the_bf16_one():
