@@ -1,5 +1,5 @@
 """The fleet report: ratios to the fleet's median and outlier verdicts, on made-up records of three
-devices (the torchrun path itself is tests/test_distributed.py)."""
+devices (the torchrun path itself is tests/test_measure_fleet.py)."""
 
 import pytest
 
