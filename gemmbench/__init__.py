@@ -35,7 +35,8 @@ def sweep(**options) -> Run:
     device: "auto", "cuda" or "cpu"; hot; target_ci_pct; budget_ms; warmup_ms; seed; kernels (the
     profiler pass, default True); plugins: modules or .py files with backends of your own
     (docs/plugins.md); out_dir: save the run file there (default: not saved);
-    remeasure_roofline; on_warning: called with each sweep-wide warning (default: warnings.warn).
+    remeasure_roofline; context: "none" (default), "copy", "norm", "norm_pdl" or a plugin's producer, to
+    time each GEMM right after the kernel that writes its input as well (docs/context.md); on_warning: called with each sweep-wide warning (default: warnings.warn).
 
     Bad options raise gemmbench.errors.GemmbenchError. A KeyboardInterrupt ends the sweep early: the
     run returned then holds the rows that finished.

@@ -2,8 +2,9 @@
 
 `measure_cases`: for each case, inputs and a float64 reference; each backend's output checked against
 it; then the eager latency of all the case's backends, sampled in windows interleaved between them (so
-they are compared under the same host state), and each backend's CUDA-graph device time, clock watch
-and routing check. One Record per (case, backend), skips and errors included.
+they are compared under the same host state), and each backend's CUDA-graph device time, clock watch,
+routing check and, in a context (`--context`), its figures in the layer (context.py). One Record per
+(case, backend variant: PDL off and on where the backend can launch with it), skips and errors included.
 
 `profile_records`: the kernel pass, after every point is timed. torch.profiler leaves a cost behind in
 the process (docs/design.md, what was measured: eager +11-16%, graph +1.4%), so no timer runs after it.
@@ -324,7 +325,7 @@ def profile_records(
             inputs_of.clear()
             bench.release()
             inputs_of[record.case] = make_inputs(record.case, device, bench.options.seed)
-        return by_name[record.backend].prepare(record.case, inputs_of[record.case])
+        return Variant(by_name[record.backend], record.pdl).prepare(record.case, inputs_of[record.case])
 
     try:
         traces, failures = profile.capture_many(len(wanted), make_call, device, lambda key: done(wanted[key]))
