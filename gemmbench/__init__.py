@@ -36,7 +36,8 @@ def sweep(**options) -> Run:
     profiler pass, default True); plugins: modules or .py files with backends of your own
     (docs/plugins.md); out_dir: save the run file there (default: not saved);
     remeasure_roofline; context: "none" (default), "copy", "norm", "norm_pdl" or a plugin's producer, to
-    time each GEMM right after the kernel that writes its input as well (docs/context.md); on_warning: called with each sweep-wide warning (default: warnings.warn).
+    time each GEMM right after the kernel that writes its input as well (docs/context.md); on_warning:
+    called with each sweep-wide warning (default: warnings.warn).
 
     Bad options raise gemmbench.errors.GemmbenchError. A KeyboardInterrupt ends the sweep early: the
     run returned then holds the rows that finished.
