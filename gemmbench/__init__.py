@@ -10,6 +10,7 @@ The Python API, for notebooks and scripts (nothing here prints):
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING
 
 from gemmbench.version import __version__
@@ -27,7 +28,7 @@ def load_run(path: str | Path) -> Run:
     return load(path)
 
 
-def sweep(**options) -> Run:
+class _Sweep:
     """Run a sweep and return it, printing nothing. Takes the options of `gemmbench sweep`, by keyword:
 
     presets, configs, shapes ("MxNxK" strings), roles: what to run (default: the deepseek-v3 preset);
@@ -42,12 +43,36 @@ def sweep(**options) -> Run:
     Bad options raise gemmbench.errors.GemmbenchError. A KeyboardInterrupt ends the sweep early: the
     run returned then holds the rows that finished.
     """
-    import warnings
 
-    from gemmbench.measure.session import SweepCallbacks, plan_sweep, run_session
+    def __call__(self, **options) -> Run:
+        import warnings
 
-    on_warning = options.pop("on_warning", None) or (lambda message: warnings.warn(message, stacklevel=2))
-    return run_session(plan_sweep(**options), SweepCallbacks(warn=on_warning)).run
+        from gemmbench.errors import UsageError
+        from gemmbench.measure.session import SweepCallbacks, plan_sweep, run_session
+
+        try:
+            self.__signature__.bind(**options)
+        except TypeError as exc:
+            raise UsageError(f"gemmbench.sweep: {exc}", "see help(gemmbench.sweep) for its options") from None
+        on_warning = options.pop("on_warning", None) or (lambda message: warnings.warn(message, stacklevel=2))
+        return run_session(plan_sweep(**options), SweepCallbacks(warn=on_warning)).run
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """plan_sweep's options, keyword only, and on_warning: completion and help in a notebook, with the
+        defaults defined once (in plan_sweep), and torch imported only when asked."""
+        from gemmbench.measure.session import plan_sweep
+
+        options = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in inspect.signature(plan_sweep).parameters.values()
+            if p.name != "time_calls"  # `gemmbench kernels`' check-only pass, not the API's
+        ]
+        on_warning = inspect.Parameter("on_warning", inspect.Parameter.KEYWORD_ONLY, default=None)
+        return inspect.Signature([*options, on_warning], return_annotation="Run")
+
+
+sweep = _Sweep()
 
 
 __all__ = ["__version__", "load_run", "sweep"]

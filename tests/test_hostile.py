@@ -2,6 +2,7 @@
 row or a meaningful exit code, never a traceback, a silent exit or a wrong answer."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -235,3 +236,35 @@ def test_show_refuses_two_exports_to_stdout():
 def test_a_json_export_to_a_folder_suggests_a_json_file(tmp_path):
     line = one_error_line(invoke("show", FIXTURE, "--json", tmp_path), 1)
     assert f"give a file path, e.g. {tmp_path / 'run.json'}" in line
+
+
+# The Python API
+
+
+@pytest.mark.parametrize(
+    "options, what",
+    [
+        ({"budget_ms": -100}, "budget_ms = -100"),
+        ({"target_ci_pct": 0}, "target_ci_pct = 0"),
+        ({"warmup_ms": -5}, "warmup_ms = -5"),
+        ({"hot": "yes"}, "hot = 'yes'"),
+        ({"seed": "abc"}, "seed 'abc'"),
+        ({"budgett_ms": 3}, "unexpected keyword argument 'budgett_ms'"),
+    ],
+)
+def test_the_python_api_refuses_bad_options_with_the_one_error_type(options, what):
+    import gemmbench
+    from gemmbench.errors import UsageError
+
+    with pytest.raises(UsageError, match=re.escape(what)):
+        gemmbench.sweep(backends=["fake"], device="cpu", m=[1], **options)
+
+
+def test_the_python_api_has_a_signature_a_notebook_can_complete():
+    import inspect
+
+    import gemmbench
+
+    parameters = inspect.signature(gemmbench.sweep).parameters
+    assert {"presets", "m", "backends", "context", "budget_ms", "on_warning"} <= set(parameters)
+    assert "time_calls" not in parameters and parameters["budget_ms"].default == 200.0

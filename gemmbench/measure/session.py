@@ -36,6 +36,8 @@ from gemmbench.timing.timers import Target
 # torch.Generator.manual_seed takes a signed 64-bit seed, and the sweep adds up to a copy's index (and one,
 # for a context's hidden states) to it.
 MAX_SEED = 2**63 - 1 - MAX_COLD_COPIES - 1
+# The tightest device-time interval a sweep may ask for, in percent (the command line's --target-ci minimum).
+MIN_TARGET_CI_PCT = 0.01
 
 
 @dataclass(frozen=True)
@@ -173,8 +175,7 @@ def plan_sweep(
     GemmbenchError before any work. Defaults: the deepseek-v3 preset; M from 1 to 16384 in powers of
     two on a GPU, 1, 8, 64 on the CPU; every real backend, those of `plugins` (module names or .py
     files) and of installed plugin packages included."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED:
-        raise UsageError(f"seed {seed!r} is not an integer from 0 to {MAX_SEED - 1}", "give a smaller --seed")
+    _check_options(seed, hot, kernels, remeasure_roofline, target_ci_pct, budget_ms, warmup_ms)
     load_plugins(list(plugins))
     if context not in context_names():
         raise UsageError(f"unknown context '{context}'", f"choose one of: {', '.join(context_names())}")
@@ -214,6 +215,24 @@ def plan_sweep(
         remeasure_roofline=remeasure_roofline,
         producer=None if context == NO_CONTEXT else PRODUCERS[context],
     )
+
+
+def _check_options(seed, hot, kernels, remeasure_roofline, target_ci_pct, budget_ms, warmup_ms) -> None:
+    """The options the command line bounds for itself, checked again for the Python API."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED:
+        raise UsageError(f"seed {seed!r} is not an integer from 0 to {MAX_SEED - 1}", "give a seed in that range")
+    for name, value in (("hot", hot), ("kernels", kernels), ("remeasure_roofline", remeasure_roofline)):
+        if not isinstance(value, bool):
+            raise UsageError(f"{name} = {value!r} is not True or False", f"pass {name}=True or {name}=False")
+    for name, value, lowest in (("target_ci_pct", target_ci_pct, MIN_TARGET_CI_PCT), ("budget_ms", budget_ms, 1.0)):
+        if not _is_number(value) or not value >= lowest:
+            raise UsageError(f"{name} = {value!r} is not a number >= {lowest:g}", f"give {name} >= {lowest:g}")
+    if warmup_ms is not None and (not _is_number(warmup_ms) or not warmup_ms >= 0):
+        raise UsageError(f"warmup_ms = {warmup_ms!r} is not a number >= 0", "give warmup_ms >= 0, or None")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def provenance_and_options(plan: SweepPlan) -> tuple[dict, MeasureOptions]:
