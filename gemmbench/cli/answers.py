@@ -15,7 +15,7 @@ from gemmbench.analysis.fleet import fleet_report
 from gemmbench.analysis.group_advice import advise
 from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR
 from gemmbench.analysis.recommend import recommend as recommend_backends
-from gemmbench.cli.app import app, err_console, out_console
+from gemmbench.cli.app import app, err_console, exit_if_errored, out_console
 from gemmbench.cli.options import check_exports, one_format
 from gemmbench.cli.run import export, print_results
 from gemmbench.errors import GemmbenchError, UsageError
@@ -222,6 +222,7 @@ def fleet(
                 err=True,
             )
             raise typer.Exit(1)
+    exit_if_errored(loaded.records)  # the report covers the timed rows; a fleet check with holes fails
 
 
 @app.command()

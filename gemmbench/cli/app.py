@@ -14,6 +14,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from gemmbench.errors import GemmbenchError, UsageError
+from gemmbench.records import ERROR
 
 # Width for output that is not a terminal (files, CI logs), where rich would assume 80 columns and
 # wrap kernel names and table cells. $COLUMNS, where set, wins (rich reads it).
@@ -111,3 +112,16 @@ def _options(
 
 def warn(message: str) -> None:
     err_console.print(f"warning: {message}", style="yellow")
+
+
+def rows_phrase(count: int, kind: str = "row") -> str:
+    return f"{count} {kind}{'' if count == 1 else 's'}"
+
+
+def exit_if_errored(rows) -> None:
+    """Exit 1, saying how many, where any row is an error row: a CI job must fail on them (exit 0 means
+    every row is ok or skipped for a stated reason)."""
+    errors = sum(1 for row in rows if row.status == ERROR)
+    if errors:
+        err_console.print(f"{errors} of {rows_phrase(len(rows))} errored (their reasons are above)", style="red")
+        raise typer.Exit(1)

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from gemmbench.cli.app import EXIT_INTERRUPTED, app, err_console, out_console, warn
+from gemmbench.cli.app import EXIT_INTERRUPTED, app, err_console, exit_if_errored, out_console, rows_phrase, warn
 from gemmbench.cli.options import (
     BackendOpt,
     ConfigOpt,
@@ -37,7 +37,7 @@ from gemmbench.output.groups import group_markdown, group_tables
 from gemmbench.output.kernels import kernel_markdown, kernel_tables
 from gemmbench.output.progress import progress, step_label
 from gemmbench.output.sweep import incomplete_note, sweep_markdown, sweep_tables
-from gemmbench.records import ERROR, runfile, table
+from gemmbench.records import runfile, table
 from gemmbench.spec import presets
 
 # `gemmbench group` without --backend: the backends serving engines use for the light GEMMs.
@@ -186,19 +186,6 @@ def sweep(
         err_console.print(f"interrupted: {incomplete_note(result.run)}; kept", style="yellow")
         raise typer.Exit(EXIT_INTERRUPTED)
     exit_if_errored(records)
-
-
-def rows_phrase(count: int, kind: str = "row") -> str:
-    return f"{count} {kind}{'' if count == 1 else 's'}"
-
-
-def exit_if_errored(rows) -> None:
-    """Exit 1, saying how many, where any row is an error row: a CI job must fail on them (exit 0 means
-    every row is ok or skipped for a stated reason)."""
-    errors = sum(1 for row in rows if row.status == ERROR)
-    if errors:
-        err_console.print(f"{errors} of {rows_phrase(len(rows))} errored (their reasons are above)", style="red")
-        raise typer.Exit(1)
 
 
 def run_with_progress(

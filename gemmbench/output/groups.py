@@ -12,17 +12,24 @@ from gemmbench.analysis.group_advice import GroupAdvice
 from gemmbench.analysis.policy import (
     SAME_TOLERANCE,
 )
-from gemmbench.output.format import flags, format_us, markdown_table, reasons_text
+from gemmbench.output.format import TIMER_LABELS, flags, format_us, markdown_table, reasons_text
 from gemmbench.output.recommend import tie_rule
 from gemmbench.records import OK, SKIPPED, GroupRecord, grouped
-from gemmbench.records.timers import median_of
+from gemmbench.records.timers import SIMULATED_TIMER, median_of
 
-GROUP_LEGEND = (
-    "parallel: the members on their streams, forked from and joined to the default stream with events; "
-    "serial: all on one stream; times: CUDA-graph device time (eager latency below); speedup: serial over "
-    "parallel; overlap: the members' times alone, summed, over the parallel time (1 = no gain; the stream "
-    "count at best); critical path: the stream whose members take longest alone"
-)
+
+def group_legend(records: list[GroupRecord]) -> str:
+    """What the group tables' figures are, with the timer the rows used."""
+    timers = {r.parallel_device.timer for r in records if r.parallel_device}
+    times = (
+        TIMER_LABELS[SIMULATED_TIMER] if timers == {SIMULATED_TIMER} else "CUDA-graph device time (eager latency below)"
+    )
+    return (
+        "parallel: the members on their streams, forked from and joined to the default stream with events; "
+        f"serial: all on one stream; times: {times}; speedup: serial over parallel; overlap: the members' "
+        "times alone, summed, over the parallel time (1 = no gain; the stream count at best); critical path: "
+        "the stream whose members take longest alone"
+    )
 
 
 def _both(parallel, serial) -> str:
@@ -67,7 +74,7 @@ def group_tables(records: list[GroupRecord]) -> Group:
         timed = next((r for r in group if r.status == OK and r.members), None)
         members = ", ".join(f"{t.gemm} ({t.stream})" for t in timed.members) if timed else ""
         parts += [Text(f"{model} {name}: {members}", style="bold"), table]
-    parts.append(Text("time: parallel ∥ serial. " + GROUP_LEGEND, style="dim"))
+    parts.append(Text("time: parallel ∥ serial. " + group_legend(records), style="dim"))
     reasons = reasons_text(records)
     if reasons:
         parts.append(reasons)
@@ -108,7 +115,7 @@ def group_markdown(records: list[GroupRecord]) -> str:
                 format_us(median_of(r.serial_latency)),
             ]
         )
-    return markdown_table(GROUP_COLUMNS, rows) + "\n" + GROUP_LEGEND + "\n"
+    return markdown_table(GROUP_COLUMNS, rows) + "\n" + group_legend(records) + "\n"
 
 
 ADVICE_COLUMNS = ["M", "light backend", "parallel", "serial", "speedup", "streams pay"]
