@@ -11,23 +11,42 @@ def reading(sm=1980, mem=3201, temp=50, power=300.0, reasons=0):
 
 
 def test_a_steady_point_is_not_throttled():
-    values = assess(reading(temp=50), reading(temp=55, power=420.0), MAX_SM)
+    values = assess([reading(temp=50), reading(temp=55, power=420.0)], MAX_SM)
     assert values == ClockSummary(
         sm_clock_mhz=1980, mem_clock_mhz=3201, temp_c=55, power_w=420.0, throttle_reasons=None, throttled=False
     )
 
 
 def test_a_sagging_clock_is_throttled():
-    values = assess(reading(sm=1980), reading(sm=1700), MAX_SM)
+    values = assess([reading(sm=1980), reading(sm=1700)], MAX_SM)
     assert values.throttled and values.sm_clock_mhz == 1700
 
 
 def test_power_and_thermal_reasons_throttle_but_idle_does_not():
     assert slowdown_names(0x1 | 0x2) == []  # GPU idle, application clocks
-    values = assess(reading(reasons=0x4), reading(reasons=0x40), MAX_SM)
+    values = assess([reading(reasons=0x4), reading(reasons=0x40)], MAX_SM)
     assert values.throttled and values.throttle_reasons == "sw_power_cap,hw_thermal"
 
 
 def test_no_clock_watch_on_the_cpu():
     watch = ClockWatch(torch.device("cpu"))
     assert watch.unavailable and watch.read() is None and watch.provenance() == {"nvml": watch.unavailable}
+
+
+def test_a_row_covers_its_own_timers_not_the_backends_timed_before_it(monkeypatch, small_case):
+    """Readings: eager start, eager end, then each backend's device start and end. A power cap seen only
+    while the first backend's device time ran flags that row, not the second's."""
+    from samples import measure_all
+
+    from gemmbench.backends import REGISTRY
+    from gemmbench.measure import bench as bench_module
+    from gemmbench.measure.bench import MeasureOptions
+    from gemmbench.timing import timers
+
+    readings = iter([reading(), reading(), reading(), reading(reasons=0x4), reading(), reading()])
+    monkeypatch.setattr(bench_module.Bench, "read_clocks", lambda self: next(readings))
+    monkeypatch.setattr(bench_module.ClockWatch, "max_sm_mhz", MAX_SM, raising=False)
+    fast = MeasureOptions(warmup_s=0.0, target=timers.Target(budget_s=0.001, min_time_s=0.0), eager_windows=1)
+    first, second = measure_all([small_case], [REGISTRY["upcast"], REGISTRY["fake"]], torch.device("cpu"), fast)
+    assert first.throttled and first.clocks.throttle_reasons == "sw_power_cap"
+    assert not second.throttled and second.clocks.throttle_reasons is None

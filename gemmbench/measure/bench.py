@@ -91,9 +91,9 @@ class Bench:
     def read_clocks(self) -> ClockReading | None:
         return self.clocks.read()
 
-    def clock_summary(self, start: ClockReading | None, end: ClockReading | None) -> ClockSummary | None:
-        """The clock watch's summary of what ran between two readings; None without NVML."""
-        return assess(start, end, self.clocks.max_sm_mhz) if start and end else None
+    def clock_summary(self, *readings: ClockReading | None) -> ClockSummary | None:
+        """The clock watch's summary of the readings that bound a row's timers; None without NVML."""
+        return assess(list(readings), self.clocks.max_sm_mhz) if readings and all(readings) else None
 
     def eager_latency(
         self, calls: dict[Hashable, Callable[[], object]]

@@ -250,7 +250,7 @@ class GroupCalls:
             call()
             alone_us = bench.device_time(call, MEMBER_UPPER_BOUND_US, copies).median_us
             members.append(MemberTime(member.gemm.name, member.stream, alone_us))
-        clocks: ClockSummary | None = bench.clock_summary(start, bench.read_clocks())
+        clocks: ClockSummary | None = bench.clock_summary(start, bench.read_clocks())  # the whole row
         timed = {name: (device_time[name].summary(), latency[name].summary()) for name in ways}
         return _record(
             self.group,

@@ -180,14 +180,18 @@ def _time_case(run: _CaseRun, checked: dict[Variant, tuple[Callable[[], object],
             calls[variant] = call
         except BACKEND_FAILURES as exc:  # any backend failure is a row, never a traceback
             records[variant] = run.error(variant, exc)
-    start = bench.read_clocks()
+    # The clock watch of a row covers its own timers: the eager windows (shared by the point's backends,
+    # interleaved) and its own device time, not the device times of the backends timed before it.
+    eager_start = bench.read_clocks()
     latencies, failures = bench.eager_latency(calls)
+    eager_end = bench.read_clocks()
     for variant, exc in failures.items():
         records[variant] = run.error(variant, exc)
     for variant, (call, rel_err) in checked.items():
         if variant in records:
             continue
         try:
+            device_start = bench.read_clocks()
             if variant in simulated:
                 latency_us, device_us = simulated[variant]
                 latency, device_time = Samples(SIMULATED_TIMER, (latency_us,)), Samples(SIMULATED_TIMER, (device_us,))
@@ -196,7 +200,7 @@ def _time_case(run: _CaseRun, checked: dict[Variant, tuple[Callable[[], object],
                 latency = latencies[variant]
                 device_time, timer_note = _device_time(run, call, latency)
             in_context = _in_context(run, variant, variant in simulated) if run.producer else {}
-            clocks = bench.clock_summary(start, bench.read_clocks())
+            clocks = bench.clock_summary(eager_start, eager_end, device_start, bench.read_clocks())
             mismatch, routing_note = _routing(run.case, variant.backend, bench)
         except BACKEND_FAILURES as exc:  # any backend failure is a row, never a traceback
             bench.release()

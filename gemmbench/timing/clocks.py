@@ -51,15 +51,19 @@ def slowdown_names(mask: int) -> list[str]:
     return [name for bit, name in SLOWDOWN_REASONS.items() if mask & bit]
 
 
-def assess(before: ClockReading, after: ClockReading, max_sm_mhz: int) -> ClockSummary:
-    """What a record keeps of the readings around its point."""
-    reasons = slowdown_names(before.reasons | after.reasons)
-    sm = min(before.sm_mhz, after.sm_mhz)
+def assess(readings: list[ClockReading], max_sm_mhz: int) -> ClockSummary:
+    """What a record keeps of the readings that bound its timers: the lowest clocks, the highest
+    temperature and power, every slowdown reason seen."""
+    mask = 0
+    for reading in readings:
+        mask |= reading.reasons
+    reasons = slowdown_names(mask)
+    sm = min(r.sm_mhz for r in readings)
     return ClockSummary(
         sm_clock_mhz=sm,
-        mem_clock_mhz=min(before.mem_mhz, after.mem_mhz),
-        temp_c=max(before.temp_c, after.temp_c),
-        power_w=max(before.power_w, after.power_w),
+        mem_clock_mhz=min(r.mem_mhz for r in readings),
+        temp_c=max(r.temp_c for r in readings),
+        power_w=max(r.power_w for r in readings),
         throttle_reasons=",".join(reasons) or None,
         throttled=bool(reasons) or sm < THROTTLE_CLOCK_FRACTION * max_sm_mhz,
     )
