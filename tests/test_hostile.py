@@ -282,3 +282,11 @@ def test_a_fleet_check_with_error_rows_exits_1_saying_how_many(tmp_path):
     path.write_text(run_to_json(Run({}, rows)))
     result = invoke("fleet", path)
     assert result.exit_code == 1 and "1 of 3 rows errored" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "run, what",
+    [("h200_repeat1_no_kernels.json", "without the kernel pass"), ("h200_groups_v4.json", "holds no sweep rows")],
+)
+def test_kernels_from_a_run_with_nothing_to_show_says_why_once(run, what):
+    assert what in one_error_line(invoke("kernels", "--from", DOCS_RUNS / run), 1)

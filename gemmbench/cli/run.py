@@ -256,6 +256,13 @@ def kernels(
     """
     if from_run is not None:
         run = runfile.load_run(from_run)
+        if not run.records:
+            raise GemmbenchError(f"{from_run} holds no sweep rows (a group run?)", "give the run file of a sweep")
+        if not any(r.kernels for r in run.records):
+            raise GemmbenchError(
+                f"{from_run} was recorded without the kernel pass (--no-kernels): it names no kernels",
+                "sweep again without --no-kernels, or run gemmbench kernels on a GPU",
+            )
         run.records = filtered(run.records, preset, config, shape, role, m, backend)
         if not run.records:
             raise GemmbenchError(f"no row of {from_run} matches the filters given", "drop or change them")
