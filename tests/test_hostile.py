@@ -290,3 +290,13 @@ def test_a_fleet_check_with_error_rows_exits_1_saying_how_many(tmp_path):
 )
 def test_kernels_from_a_run_with_nothing_to_show_says_why_once(run, what):
     assert what in one_error_line(invoke("kernels", "--from", DOCS_RUNS / run), 1)
+
+
+def test_a_group_csv_reads_back_as_the_group_run_it_came_from(tmp_path):
+    from gemmbench.records.runfile import load_run
+
+    path = tmp_path / "groups.csv"
+    assert invoke("show", DOCS_RUNS / "h200_groups_v4.json", "--csv", path).exit_code == 0
+    original, again = load_run(DOCS_RUNS / "h200_groups_v4.json"), load_run(path)
+    assert again.groups == original.groups and not again.records
+    assert invoke("recommend", path).exit_code == 0

@@ -171,9 +171,10 @@ def load_run(path: Path) -> Run:
             f"run file {path} does not exist", "give a path under results/ (gemmbench sweep saves there)"
         )
     if path.suffix.lower() == ".csv":
-        from gemmbench.records.table import records_from_csv
+        from gemmbench.records.table import rows_from_csv
 
-        return Run({}, records_from_csv(path))
+        records, groups = rows_from_csv(path)
+        return Run({}, records, groups=groups)
     try:
         doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

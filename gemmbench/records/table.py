@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 KERNEL_SEPARATOR = " ; "
 # Columns a CSV must have to be read as a gemmbench export.
 REQUIRED_CSV_COLUMNS = ("model", "gemm", "m", "n", "k", "backend", "status")
+REQUIRED_GROUP_CSV_COLUMNS = ("model", "group", "m", "k", "backend", "status")
 # Reading a CSV cell as the value its column holds (empty cells of nullable columns are None).
 _CELL_PARSERS = {
     "Int64": int,
@@ -61,8 +62,9 @@ def groups_to_csv(groups: Iterable[GroupRecord]) -> str:
     return frame.to_csv(index=False, lineterminator="\n")
 
 
-def records_from_csv(path: Path) -> list[Record]:
-    """The records of a CSV export, every cell checked (a malformed one names the line and the column)."""
+def rows_from_csv(path: Path) -> tuple[list[Record], list[GroupRecord]]:
+    """The records of a CSV export (a sweep's, or a group run's: it has a `group` column), every cell
+    checked (a malformed one names the line and the column)."""
     import pandas as pd
 
     malformed = "give a CSV written by gemmbench --csv"
@@ -70,11 +72,14 @@ def records_from_csv(path: Path) -> list[Record]:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise GemmbenchError(f"{path} is not a CSV file: {str(exc).splitlines()[0]}", malformed) from exc
-    missing = [c for c in REQUIRED_CSV_COLUMNS if c not in frame.columns]
+    record_type, required = (
+        (GroupRecord, REQUIRED_GROUP_CSV_COLUMNS) if "group" in frame.columns else (Record, REQUIRED_CSV_COLUMNS)
+    )
+    missing = [c for c in required if c not in frame.columns]
     if missing:
         raise GemmbenchError(f"{path} is not a gemmbench CSV export (no column '{missing[0]}')", malformed)
-    known = [c for c in columns(Record) if c.name in frame.columns]
-    records = []
+    known = [c for c in columns(record_type) if c.name in frame.columns]
+    rows = []
     for line, cells in enumerate(frame[[c.name for c in known]].to_dict("records"), start=2):  # line 1: header
         row = {}
         for column in known:
@@ -82,11 +87,24 @@ def records_from_csv(path: Path) -> list[Record]:
             if text == "" and column.nullable:
                 row[column.name] = None
             elif column.kind == LIST:
-                row[column.name] = [{"name": kernel} for kernel in text.split(KERNEL_SEPARATOR)]
+                row[column.name] = [_list_item(column.name, item) for item in text.split(KERNEL_SEPARATOR)]
             else:
                 try:
                     row[column.name] = _CELL_PARSERS[column.kind](text)
                 except (ValueError, KeyError):
                     raise GemmbenchError(f"{path}: line {line} has {column.name} = {text!r}", malformed) from None
-        records.append(from_row(Record, row, f"{path}: line {line}"))
-    return records
+        rows.append(from_row(record_type, row, f"{path}: line {line}"))
+    return (rows, []) if record_type is Record else ([], rows)
+
+
+def _list_item(column: str, text: str) -> dict:
+    """One item of a list cell: a kernel's name, or a group member as `gemm@stream=us` (groups_to_csv)."""
+    if column != "members":
+        return {"name": text}
+    gemm, _, rest = text.partition("@")
+    stream, _, device_us = rest.partition("=")
+    try:
+        time = None if device_us in ("", "None") else float(device_us)
+    except ValueError:
+        time = device_us  # from_row names the cell
+    return {"gemm": gemm, "stream": stream, "device_us": time}
