@@ -300,3 +300,12 @@ def test_a_group_csv_reads_back_as_the_group_run_it_came_from(tmp_path):
     original, again = load_run(DOCS_RUNS / "h200_groups_v4.json"), load_run(path)
     assert again.groups == original.groups and not again.records
     assert invoke("recommend", path).exit_code == 0
+
+
+def test_an_export_may_go_into_the_results_folder_the_same_command_creates(tmp_path):
+    out_dir = tmp_path / "new"
+    result = invoke(
+        "sweep", "-b", "fake", "--device", "cpu", "--m", "1", "--out-dir", out_dir, "--csv", out_dir / "rows.csv"
+    )
+    assert result.exit_code == 0, result.output
+    assert (out_dir / "rows.csv").is_file() and list(out_dir.glob("*.json"))

@@ -135,7 +135,6 @@ def sweep(
     if fleet and not fleet.leader:
         quiet = True  # rank 0 speaks for the fleet
 
-    check_exports(csv, json_path)
     plan = plan_sweep(
         **selection(preset, config, shape, role, m, backend, device, plugin),
         hot=hot,
@@ -148,6 +147,7 @@ def sweep(
         remeasure_roofline=remeasure_roofline,
         context=context,
     )
+    check_exports(csv, json_path)  # after the plan, which creates --out-dir: an export may go into it
     tables_console = err_console if "-" in (csv, json_path) else out_console
     notes = err_console if not quiet else None
     if notes and plan.device.type != "cuda":
@@ -334,7 +334,6 @@ def group(
 
     if Fleet.from_environment() is not None:
         raise GemmbenchError("gemmbench group runs on one GPU, not under torchrun", "run it without torchrun")
-    check_exports(csv, json_path)
     names = split_values(preset)
     if not names and not config:
         with_groups = [name for name in presets.preset_names() if presets.load_preset(name).groups]
@@ -355,6 +354,7 @@ def group(
         plugins=split_values(plugin),
         out_dir=None if no_save else out_dir,
     )
+    check_exports(csv, json_path)  # after the plan, which creates --out-dir: an export may go into it
     console = err_console if "-" in (csv, json_path) else out_console
     notes = err_console if not quiet else None
     result = run_with_progress(plan, console, notes, not quiet, work=GroupWork(groups))
