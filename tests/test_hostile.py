@@ -309,3 +309,16 @@ def test_an_export_may_go_into_the_results_folder_the_same_command_creates(tmp_p
     )
     assert result.exit_code == 0, result.output
     assert (out_dir / "rows.csv").is_file() and list(out_dir.glob("*.json"))
+
+
+@pytest.mark.parametrize("device", ["cuda:1", "cuda:0", "gpu"])
+def test_a_gpu_chosen_by_index_is_checked_against_what_torch_sees(device):
+    import torch
+
+    result = invoke("sweep", "-b", "fake", "--device", device, "--m", "1", "--no-save")
+    if device == "gpu":
+        assert "unknown device 'gpu'" in one_error_line(result, 2)
+    elif not torch.cuda.is_available():
+        assert f"--device {device} was asked for, but torch sees no CUDA device" in one_error_line(result, 2)
+    elif int(device[-1]) >= torch.cuda.device_count():
+        assert "torch sees" in one_error_line(result, 2)

@@ -65,7 +65,9 @@ BackendOpt = Annotated[
     ),
 ]
 
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if present), cuda or cpu.")]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", help="auto (CUDA if present), cuda (the current GPU), cuda:N (GPU N) or cpu.")
+]
 
 # Options that sweep and group share.
 JsonOutOpt = Annotated[str | None, typer.Option("--json", help="Also write the run as JSON here; - for stdout.")]

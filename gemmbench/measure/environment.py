@@ -19,16 +19,24 @@ from gemmbench.errors import UsageError
 from gemmbench.timing.clocks import ClockWatch
 from gemmbench.version import __version__
 
-DEVICE_CHOICES = ("auto", "cuda", "cpu")
+DEVICE_CHOICES = ("auto", "cuda", "cuda:N", "cpu")
+_CUDA_INDEX = re.compile(r"^cuda:(\d+)$")
 # cublasGetProperty's libraryPropertyType values (library_types.h).
 _MAJOR_VERSION, _MINOR_VERSION, _PATCH_LEVEL = 0, 1, 2
 
 
 def select_device(choice: str) -> torch.device:
-    if choice not in DEVICE_CHOICES:
+    """auto, cpu, cuda (the current GPU) or cuda:N (GPU N of those torch sees)."""
+    index = _CUDA_INDEX.match(choice)
+    if choice not in DEVICE_CHOICES and not index:
         raise UsageError(f"unknown device '{choice}'", f"use one of: {', '.join(DEVICE_CHOICES)}")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for, but torch sees no CUDA device", "use --device cpu or auto")
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {choice} was asked for, but torch sees no CUDA device", "use --device cpu or auto")
+    if index and int(index.group(1)) >= torch.cuda.device_count():
+        raise UsageError(
+            f"--device {choice}: torch sees {torch.cuda.device_count()} GPU(s)",
+            f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}",
+        )
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(choice)
@@ -98,6 +106,7 @@ def device_facts(device: torch.device) -> dict:
     torch.cuda.synchronize(device)
     return {
         "device_type": "cuda",
+        "device_index": device.index if device.index is not None else torch.cuda.current_device(),
         "device_name": props.name,
         "compute_capability": f"{props.major}.{props.minor}",
         "arch": f"sm{props.major}{props.minor}",
