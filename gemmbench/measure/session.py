@@ -253,8 +253,8 @@ def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks(), w
     """Measure every row of `work` (default: the plan's sweep points), then profile them; Ctrl-C ends the
     session early with what finished, and the run says it is incomplete."""
     work = work or SweepWork()
-    if plan.device.type == "cuda":  # timers, events and graphs run on the current device: make it the chosen one
-        torch.cuda.set_device(plan.device)
+    if plan.device.type == "cuda" and plan.device.index is not None:
+        torch.cuda.set_device(plan.device)  # timers, events and graphs run on the current device: the chosen one
     provenance, options = provenance_and_options(plan)
     steps = work.steps(plan)
     planned = len(steps) // len(plan.phases)
