@@ -104,3 +104,9 @@ def test_kernel_tables_fold_to_a_narrow_terminal_and_keep_every_column():
     header = next(line for line in lines if "backend" in line)
     assert "split-K" in header and "µs" in header
     assert "splitK_TNT" in "".join(lines).replace(" ", "")  # the name folds onto more lines, not cut
+
+
+def test_kernel_durations_read_in_one_unit_without_exponents():
+    from gemmbench.output.kernels import format_duration_us
+
+    assert [format_duration_us(v) for v in (4.25, 1170.4, 98765.0, None)] == ["4.25", "1170", "98765", ""]

@@ -27,8 +27,15 @@ def _info_cells(info: KernelInfo) -> list[str]:
 
 
 def _kernel_cells(kernel: KernelRun) -> list[str]:
-    duration = "" if kernel.duration_us is None else f"{kernel.duration_us:.3g}"
-    return [short_name(kernel.name), *_info_cells(decode(kernel.name)), duration]
+    return [short_name(kernel.name), *_info_cells(decode(kernel.name)), format_duration_us(kernel.duration_us)]
+
+
+def format_duration_us(value: float | None) -> str:
+    """A kernel's duration in the µs column: three significant figures, never an exponent (1170, not
+    1.17e+03), so that the column reads in one unit."""
+    if value is None:
+        return ""
+    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
 
 
 def _shared_gemm_line(records: list[Record]) -> str:
