@@ -329,3 +329,27 @@ def test_decode_json_on_the_command_line_gives_the_same_fields():
     assert result.exit_code == 0, result.output
     for name, info in zip(names, json.loads(result.stdout), strict=True):
         assert info["name"] == name and {k: info[k] for k in FORMERLY_MISREAD[name]} == FORMERLY_MISREAD[name]
+
+
+def test_a_block_scaled_cutlass_profiler_kernel_decodes_its_types_and_tile():
+    """As torch._scaled_mm ran an nvfp4 GEMM on a B200 in a public benchmark trace."""
+    name = (
+        "cutlass3x_sm100_bstensorop_s256x128x64gemm_block_scaled_ue4m3xf4_ue4m3xf4_f32_f16_f16_256x128x256_0_tnn_"
+        "align32_o_vs16_2sm_bias_f16_relu"
+    )
+    info = decode(name)
+    assert (info.family, info.arch, info.a_dtype, info.b_dtype, info.scale_dtype) == (
+        "cutlass",
+        "sm100",
+        "fp4",
+        "fp4",
+        "ue4m3",
+    )
+    assert (info.compute_dtype, info.out_dtype, info.tile_m, info.tile_n, info.tile_k) == (
+        "fp32",
+        "fp16",
+        256,
+        128,
+        256,
+    )
+    assert info.stages is None and info.layout == "tnn"  # stage count 0: chosen by CUTLASS

@@ -348,6 +348,8 @@ def _cutlass3(name: str) -> KernelInfo | None:
     if _TF32 in instruction:
         fields["math"] = _TF32
     tokens = body[body.index("gemm") + len("gemm") :].split("_")[1:]
+    if tokens[:2] == ["block", "scaled"]:  # the CUTLASS profiler's block-scaled GEMMs: gemm_block_scaled_<types>
+        tokens = tokens[2:]
     types = []
     for token in tokens:
         read = _cutlass3_type(token)
@@ -366,6 +368,8 @@ def _cutlass3(name: str) -> KernelInfo | None:
             fields["cluster_m"], fields["cluster_n"] = map(int, cluster.groups()[:2])
             if len(rest) > 2 and rest[2].isdigit() and int(rest[2]) > 0:
                 fields["stages"] = int(rest[2])
+        elif len(rest) > 1 and rest[1].isdigit() and int(rest[1]) > 0:  # no cluster written, then the stages
+            fields["stages"] = int(rest[1])
     layout = next((t for t in rest if _LAYOUT_LOWER.match(t)), None)
     if layout:
         fields["layout"] = layout
