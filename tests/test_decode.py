@@ -353,3 +353,10 @@ def test_a_block_scaled_cutlass_profiler_kernel_decodes_its_types_and_tile():
         256,
     )
     assert info.stages is None and info.layout == "tnn"  # stage count 0: chosen by CUTLASS
+
+
+def test_a_cutlass_gemm_inside_torchs_arch_guard_is_a_cutlass_gemm_even_cut_short():
+    """As a public profile of an sm90 training step lists it, cut at 90 characters."""
+    info = decode("void cutlass::device_kernel<at::cuda::detail::enable_3x_kernel_for_sm9x<cutlass::gemm::ker")
+    assert (info.family, info.arch, info.recognised) == ("cutlass", "sm9x", True)
+    assert info.tile_m is None and info.a_dtype is None  # cut before the template arguments: never guessed

@@ -399,14 +399,19 @@ def _cutlass_templated(name: str) -> KernelInfo | None:
     gemm_kernel_types = (
         r"cutlass::gemm::kernel::\w*Gemm",  # CUTLASS's own GEMM kernels
         r"cutlass::device_kernel<[\w:]*gemm",  # GEMMs built on CUTLASS (vllm::cutlass_3x_gemm_fp8...)
+        # a CUTLASS GEMM kernel inside an arch guard (torch's at::cuda::detail::enable_3x_kernel_for_sm9x<...>)
+        r"cutlass::device_kernel<[\w:]*<cutlass::gemm",
         r"_ZN7cutlass\w*4gemm6kernel",  # the same, as a mangled name
     )
     if not any(re.search(pattern, name, re.IGNORECASE) for pattern in gemm_kernel_types):
         return None
     fields: dict = {"split_k": _says_split_k(name)}
     arch = re.search(r"(?:Mainloop|arch::)Sm(\d+)", name)
+    guard = re.search(r"enable_\dx_kernel_for_(sm\d+x?)", name)  # sm9x: the guard admits any sm90 variant
     if arch:
         fields["arch"] = f"sm{arch.group(1)}"
+    elif guard:
+        fields["arch"] = guard.group(1)
     mainloop = re.search(r"Mainloop\w*<\(int\)(\d+), ((?:cute::tuple<(?:cute::C<\(int\)\d+>(?:, )?)+\s*>))?", name)
     tuples = [
         tuple(int(v) for v in re.findall(r"\(int\)(\d+)", t))
