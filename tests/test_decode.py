@@ -360,3 +360,20 @@ def test_a_cutlass_gemm_inside_torchs_arch_guard_is_a_cutlass_gemm_even_cut_shor
     info = decode("void cutlass::device_kernel<at::cuda::detail::enable_3x_kernel_for_sm9x<cutlass::gemm::ker")
     assert (info.family, info.arch, info.recognised) == ("cutlass", "sm9x", True)
     assert info.tile_m is None and info.a_dtype is None  # cut before the template arguments: never guessed
+
+
+def test_a_cutlass_implicit_gemm_convolution_decodes_its_types_and_tile():
+    """As cuDNN ran a conv2d on an sm100 GPU in a public ncu report."""
+    info = decode(
+        "cutlass3x_sm100_tensorop_s256x256x16implicit_gemm_fprop_f16_f16_f32_void_f16_f32_256x256x64_dyn_cga_"
+        "ndhwc_ndhwc_ndhwc_align8_2sm_relu_valpha"
+    )
+    assert (info.family, info.arch, info.a_dtype, info.b_dtype, info.compute_dtype, info.out_dtype) == (
+        "cutlass",
+        "sm100",
+        "fp16",
+        "fp16",
+        "fp32",
+        "fp16",
+    )
+    assert (info.tile_m, info.tile_n, info.tile_k, info.cluster_m) == (256, 256, 64, None)  # `dyn`: chosen at launch

@@ -334,6 +334,10 @@ def _read_legacy_gemm(tokens: list[str], simt: bool) -> dict:
     return fields
 
 
+# The convolution kinds CUTLASS 3.x runs as implicit GEMMs: forward, data gradient, weight gradient.
+_CONVOLUTIONS = ("fprop", "dgrad", "wgrad")
+
+
 def _cutlass3(name: str) -> KernelInfo | None:
     """cutlass3x_smXX_<op>_<instr>gemm_<A>_<B>_<acc>_<C>_<D>_<TM>x<TN>x<TK>_<CM>x<CN>x<CK>_<STAGES>_<layout>
     _align<N>_<flags>: five types by position (C may be `void`), stage count 0 = chosen by CUTLASS;
@@ -350,14 +354,16 @@ def _cutlass3(name: str) -> KernelInfo | None:
     tokens = body[body.index("gemm") + len("gemm") :].split("_")[1:]
     if tokens[:2] == ["block", "scaled"]:  # the CUTLASS profiler's block-scaled GEMMs: gemm_block_scaled_<types>
         tokens = tokens[2:]
+    if tokens[:1] and tokens[0] in _CONVOLUTIONS:  # implicit_gemm_fprop_<types>: a convolution as a GEMM
+        tokens = tokens[1:]
     types = []
     for token in tokens:
         read = _cutlass3_type(token)
         if read is None:
             break
         types.append(read)
-    if len(types) == 5:
-        (a, scale_a), (b, _), (acc, _), _, (d, _) = types
+    if len(types) >= 5:  # a sixth, where written, is the epilogue's compute type (convolutions)
+        (a, scale_a), (b, _), (acc, _), _, (d, _) = types[:5]
         fields.update(a_dtype=a, b_dtype=b, compute_dtype=acc, out_dtype=d)
         if scale_a:
             fields["scale_dtype"] = scale_a
