@@ -322,3 +322,23 @@ def test_a_gpu_chosen_by_index_is_checked_against_what_torch_sees(device):
         assert f"--device {device} was asked for, but torch sees no CUDA device" in one_error_line(result, 2)
     elif int(device[-1]) >= torch.cuda.device_count():
         assert "torch sees" in one_error_line(result, 2)
+
+
+def test_a_second_ctrl_c_while_the_results_are_written_loses_no_export(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from gemmbench.cli import run
+
+    real = run.export
+
+    def interrupted_again(*args):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C once more, while the exports are written
+        return real(*args)
+
+    monkeypatch.setattr(run, "export", interrupted_again)
+    target = tmp_path / "rows.csv"
+    result = invoke("sweep", "-b", "fake", "--device", "cpu", "--m", "1", "--no-save", "--csv", target, "-q")
+    assert result.exit_code == 0, result.output
+    assert target.read_text().startswith("model,gemm")
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # Ctrl-C works again afterwards

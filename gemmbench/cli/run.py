@@ -4,6 +4,8 @@ plans a session, runs it with progress on stderr and renders the run; torch is i
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -174,18 +176,35 @@ def sweep(
             f"the fleet stopped early: {result.failure}; rows it did not report are error rows", style="red"
         )
     records = result.run.records
-    print_results(tables_console, records, md)
-    export(result.run, csv, json_path)
-    if result.save_problem:
-        warn(result.save_problem)
-    if notes and result.path:
-        notes.print(f"saved {rows_phrase(len(records))} to {result.path}", style="dim")
+    with finishing():
+        print_results(tables_console, records, md)
+        export(result.run, csv, json_path)
+        if result.save_problem:
+            warn(result.save_problem)
+        if notes and result.path:
+            notes.print(f"saved {rows_phrase(len(records))} to {result.path}", style="dim")
+        if result.interrupted:
+            err_console.print(f"interrupted: {incomplete_note(result.run)}; kept", style="yellow")
     if result.failure:
         raise typer.Exit(1)
     if result.interrupted:
-        err_console.print(f"interrupted: {incomplete_note(result.run)}; kept", style="yellow")
         raise typer.Exit(EXIT_INTERRUPTED)
     exit_if_errored(records)
+
+
+@contextlib.contextmanager
+def finishing():
+    """Once a run has ended (finished or stopped with Ctrl-C), its tables, exports and closing lines are
+    written even if Ctrl-C is pressed again: a second Ctrl-C would otherwise lose the exports."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_with_progress(
@@ -358,18 +377,16 @@ def group(
     console = err_console if "-" in (csv, json_path) else out_console
     notes = err_console if not quiet else None
     result = run_with_progress(plan, console, notes, not quiet, work=GroupWork(groups))
-    if md:
-        console.print(group_markdown(result.run.groups), markup=False, highlight=False, soft_wrap=True)
-    else:
-        console.print(group_tables(result.run.groups))
-    if csv:
-        runfile.write_text(csv, table.groups_to_csv(result.run.groups), sys.stdout)
-    if json_path:
-        runfile.write_text(json_path, runfile.run_to_json(result.run), sys.stdout)
-    if result.save_problem:
-        warn(result.save_problem)
-    if notes and result.path:
-        notes.print(f"saved {rows_phrase(len(result.run.groups), 'group row')} to {result.path}", style="dim")
+    with finishing():
+        if md:
+            console.print(group_markdown(result.run.groups), markup=False, highlight=False, soft_wrap=True)
+        else:
+            console.print(group_tables(result.run.groups))
+        export(result.run, csv, json_path)
+        if result.save_problem:
+            warn(result.save_problem)
+        if notes and result.path:
+            notes.print(f"saved {rows_phrase(len(result.run.groups), 'group row')} to {result.path}", style="dim")
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     exit_if_errored(result.run.groups)
