@@ -179,10 +179,7 @@ def sweep(
     with finishing():
         print_results(tables_console, records, md)
         export(result.run, csv, json_path)
-        if result.save_problem:
-            warn(result.save_problem)
-        if notes and result.path:
-            notes.print(f"saved {rows_phrase(len(records))} to {result.path}", style="dim")
+        report_saved(result, notes, rows_phrase(len(records)))
         if result.interrupted:
             err_console.print(f"interrupted: {incomplete_note(result.run)}; kept", style="yellow")
     if result.failure:
@@ -190,6 +187,22 @@ def sweep(
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     exit_if_errored(records)
+
+
+def refuse_torchrun(command: str, fix: str) -> None:
+    """A one-GPU command started by torchrun would run every rank on the same GPU: one error instead."""
+    from gemmbench.measure.fleet import Fleet
+
+    if Fleet.from_environment() is not None:
+        raise GemmbenchError(f"gemmbench {command} runs on one GPU, not under torchrun", fix)
+
+
+def report_saved(result, notes: Console | None, rows: str) -> None:
+    """Where the run file went: a warning where it had to go to a fallback path, then where it is."""
+    if result.save_problem:
+        warn(result.save_problem)
+    if notes and result.path:
+        notes.print(f"saved {rows} to {result.path}", style="dim")
 
 
 @contextlib.contextmanager
@@ -286,13 +299,9 @@ def kernels(
         if not run.records:
             raise GemmbenchError(f"no row of {from_run} matches the filters given", "drop or change them")
     else:
-        from gemmbench.measure.fleet import Fleet
         from gemmbench.measure.session import plan_sweep
 
-        if Fleet.from_environment() is not None:
-            raise GemmbenchError(
-                "gemmbench kernels runs on one GPU, not under torchrun", "run it without torchrun (seconds)"
-            )
+        refuse_torchrun("kernels", "run it without torchrun (seconds)")
         plan = plan_sweep(**selection(preset, config, shape, role, m, backend, device, plugin), time_calls=False)
         if plan.device.type != "cuda":
             raise GemmbenchError(
@@ -348,11 +357,9 @@ def group(
 ) -> None:
     """Run each [[group]] of a preset (DeepSeek-V4's attention input GEMMs) serially and on its CUDA streams:
     what the auxiliary streams are worth, with which backend for the light GEMMs, up to which M."""
-    from gemmbench.measure.fleet import Fleet
     from gemmbench.measure.session import GroupWork, plan_sweep
 
-    if Fleet.from_environment() is not None:
-        raise GemmbenchError("gemmbench group runs on one GPU, not under torchrun", "run it without torchrun")
+    refuse_torchrun("group", "run it without torchrun")
     names = split_values(preset)
     if not names and not config:
         with_groups = [name for name in presets.preset_names() if presets.load_preset(name).groups]
@@ -383,10 +390,7 @@ def group(
         else:
             console.print(group_tables(result.run.groups))
         export(result.run, csv, json_path)
-        if result.save_problem:
-            warn(result.save_problem)
-        if notes and result.path:
-            notes.print(f"saved {rows_phrase(len(result.run.groups), 'group row')} to {result.path}", style="dim")
+        report_saved(result, notes, rows_phrase(len(result.run.groups), "group row"))
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     exit_if_errored(result.run.groups)
