@@ -91,4 +91,13 @@ def _reason(backend: Backend, case: Case, device: torch.device) -> str | None:
     try:
         return backend.unavailable_reason(case, device)
     except BACKEND_FAILURES as exc:  # a plugin's query that raises: `list` says so instead of a traceback
-        return f"its unavailable_reason raised {type(exc).__name__}: {exc}"
+        return query_failure(exc)
+
+
+# The reason given where a backend's availability query raised (a plugin's bug): an error row, not a skip.
+QUERY_FAILED = "unavailable_reason raised "
+
+
+def query_failure(exc: BaseException) -> str:
+    """The reason of a row whose availability query raised: the exception's type and first line."""
+    return f"{QUERY_FAILED}{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"

@@ -24,6 +24,7 @@ import torch
 
 from gemmbench.analysis.policy import WRONG_RESULT_REL_ERR
 from gemmbench.backends import Backend, GemmInputs
+from gemmbench.backends.registry import query_failure
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure.bench import Bench, announce_tuning, error_reason, ignore, load_backends
 from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, GroupRecord, MemberTime, TimerSummary
@@ -67,7 +68,7 @@ def _measure(group: GroupSpec, m: int, backend: Backend, bench: Bench, note: Cal
     try:
         reason = _unavailable(group, m, backend, device)
     except BACKEND_FAILURES as exc:  # a plugin's availability query that raises: its row says so
-        return GroupRecord.for_point(group, m, backend.name, ERROR, f"unavailable_reason raised {error_reason(exc)}")
+        return GroupRecord.for_point(group, m, backend.name, ERROR, query_failure(exc))
     if reason:
         return GroupRecord.for_point(group, m, backend.name, SKIPPED, reason)
     if backend.simulated_times_us(group.members[0].gemm.case(m)) is not None:

@@ -22,6 +22,7 @@ import torch
 from gemmbench.analysis.policy import WRONG_RESULT_REL_ERR
 from gemmbench.backends import Backend, GemmInputs
 from gemmbench.backends.producers import Producer
+from gemmbench.backends.registry import QUERY_FAILED, query_failure
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure import routing
 from gemmbench.measure.bench import (
@@ -74,16 +75,12 @@ def measure_cases(
         bench.release()
 
 
-# The reason of a row whose availability query raised: an error row (a plugin's bug), not a skipped one.
-QUERY_FAILED = "unavailable_reason raised "
-
-
 def _unavailable(variant: Variant, producer: Producer | None, case: Case, device: torch.device) -> str | None:
     """Why the variant cannot run `case` here (or its producer cannot), or None."""
     try:
         return variant.unavailable_reason(case, device) or _producer_problem(producer, case, device)
     except BACKEND_FAILURES as exc:
-        return f"{QUERY_FAILED}{error_reason(exc)}"
+        return query_failure(exc)
 
 
 def _producer_problem(producer: Producer | None, case: Case, device: torch.device) -> str | None:
