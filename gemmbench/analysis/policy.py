@@ -4,10 +4,12 @@ tied backends is preferred, when a fleet's GPU is an outlier.
 
 The measurement applies some of them as it goes (a wrong result is an error row; a throttled or unsteady
 point is flagged), the analysis and the output the others; all of them read them from here. Plain
-constants: no torch, no other gemmbench module.
+constants: no torch, and of gemmbench only the records' name of a PDL launch.
 """
 
 from __future__ import annotations
+
+from gemmbench.records.record import PDL_SUFFIX
 
 # fp32 accumulation over K = 7168 lands near 1e-6, bf16 rounding of the output near 1.5e-3: a relative
 # error under 1e-4 means the backend delivers fp32-output semantics, with wide margins on both sides.
@@ -55,7 +57,7 @@ PREFERENCE = (
 
 def preference_rank(label: str) -> tuple[int, bool, str]:
     """A backend's place in PREFERENCE; launched with PDL (`+pdl`), just after the same backend without."""
-    backend = label.removesuffix("+pdl")
+    backend = label.removesuffix(PDL_SUFFIX)
     return (PREFERENCE.index(backend) if backend in PREFERENCE else len(PREFERENCE), label != backend, label)
 
 

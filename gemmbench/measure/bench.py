@@ -15,6 +15,7 @@ from gemmbench.backends import Backend, ext
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure.roofline import Roofline
 from gemmbench.records import ClockSummary
+from gemmbench.records.record import label_of
 from gemmbench.records.timers import EVENTS_TIMER, HOST_TIMER
 from gemmbench.spec.cases import Case
 from gemmbench.timing import timers
@@ -143,7 +144,7 @@ class Variant:
 
     @property
     def label(self) -> str:
-        return f"{self.backend.name}+pdl" if self.pdl else self.backend.name
+        return label_of(self.backend.name, self.pdl)
 
     def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
         reason = self.backend.unavailable_reason(case, device)

@@ -36,6 +36,15 @@ def inline():
     return field(default=None, metadata={FLATTEN: INLINE})
 
 
+# A backend launched with programmatic dependent launch is named so in tables, recommendations, comparisons.
+PDL_SUFFIX = "+pdl"
+
+
+def label_of(backend: str, pdl: bool | None) -> str:
+    """How a backend's row is named: `router_small_m_ext+pdl` where it was launched with PDL."""
+    return f"{backend}{PDL_SUFFIX}" if pdl else backend
+
+
 @dataclass(frozen=True)
 class KernelRun:
     """One device kernel of one call, as torch.profiler saw it."""
@@ -111,7 +120,7 @@ class Record(Case):
     @property
     def label(self) -> str:
         """The backend as tables, recommendations and comparisons name it: `+pdl` where launched with PDL."""
-        return f"{self.backend}+pdl" if self.pdl else self.backend
+        return label_of(self.backend, self.pdl)
 
     @property
     def context_time_us(self) -> float | None:
