@@ -12,6 +12,7 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 # Arguments each Python script accepts (a run file or an output folder are only parsed, never opened).
 SAMPLE_ARGS = {
     "checks/context_check.py": ["out"],
+    "checks/context_probe.py": ["out"],
     "checks/ext_check.py": [],
     "checks/repeatability.py": ["a.json", "b.json", "--hot", "c.json"],
     "checks/validate_timers.py": ["out"],

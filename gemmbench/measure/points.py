@@ -36,7 +36,7 @@ from gemmbench.measure.bench import (
     load_backends,
     variants,
 )
-from gemmbench.measure.context import Chain, context_times
+from gemmbench.measure.context import Chain, context_times, producer_layers
 from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record, TimerSummary
 from gemmbench.records.timers import SIMULATED_TIMER
 from gemmbench.spec.cases import Case
@@ -226,13 +226,19 @@ def _in_context(run: _CaseRun, variant: Variant, simulated: bool) -> dict:
             "context_latency": summary(latency_us + added),
             "context_device": summary(device_us + added),
         }
+    bench = run.bench
     chain = Chain(
-        run.case, run.producer, run.inputs, lambda inputs: variant.prepare(run.case, inputs), run.bench.options.seed
+        run.case,
+        run.producer,
+        run.inputs,
+        lambda inputs: variant.prepare(run.case, inputs),
+        bench.options.seed,
+        producer_layers(run.case, bench.device, bench.cold),
     )
     rel_err = chain.checked()
     if not rel_err <= WRONG_RESULT_REL_ERR:
         return {"reason": f"wrong result after {run.producer.name}: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}"}
-    times, noisy = context_times(run.bench, chain, run.copies)
+    times, noisy = context_times(bench, chain)
     return {**vars(times), "noisy_in_context": noisy}
 
 

@@ -110,18 +110,18 @@ def l2_mode(device: torch.device, requested: str) -> str | None:
     return requested if device.type == "cuda" else None
 
 
-def cold_copies(bytes_per_copy: int, l2_bytes: int, free_bytes: int) -> tuple[int, int]:
+def cold_copies(bytes_per_copy: int, l2_bytes: int, free_bytes: int, most: int = MAX_COLD_COPIES) -> tuple[int, int]:
     """(copies to use, copies wanted) of inputs of `bytes_per_copy` bytes (one case's, or a whole group's)
-    so that rotating them keeps every call's inputs out of L2."""
-    wanted = min(MAX_COLD_COPIES, max(MIN_COLD_COPIES, math.ceil(COLD_L2_FACTOR * l2_bytes / bytes_per_copy)))
+    so that rotating them keeps every call's inputs out of L2; at most `most`."""
+    wanted = min(most, max(MIN_COLD_COPIES, math.ceil(COLD_L2_FACTOR * l2_bytes / bytes_per_copy)))
     fitting = max(1, int(COLD_MEMORY_FRACTION * free_bytes // bytes_per_copy))
     return min(wanted, fitting), wanted
 
 
-def device_cold_copies(bytes_per_copy: int, device: torch.device) -> tuple[int, int]:
+def device_cold_copies(bytes_per_copy: int, device: torch.device, most: int = MAX_COLD_COPIES) -> tuple[int, int]:
     """`cold_copies` for this GPU's L2 and its free memory now."""
     l2_bytes = torch.cuda.get_device_properties(device).L2_cache_size
-    return cold_copies(bytes_per_copy, l2_bytes, torch.cuda.mem_get_info(device)[0])
+    return cold_copies(bytes_per_copy, l2_bytes, torch.cuda.mem_get_info(device)[0], most)
 
 
 def cold_note(count: int, wanted: int) -> str:

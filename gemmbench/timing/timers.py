@@ -31,6 +31,11 @@ from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, TimerSummary
 # Samples recorded between two synchronisations: enough to keep the GPU queue busy, few enough that
 # the budget check stays close to the budget.
 EVENTS_BATCH = 16
+# Graph replays of one batch take at most about this long: a graph of thousands of calls (the producer
+# alone in a context, over enough layers to keep L2 cold: 37 ms a replay at DeepSeek-V3's M = 1) is
+# replayed fewer times per batch, never fewer than two, so the queue stays busy and the budget is kept.
+GRAPH_BATCH_US = 20_000.0
+MIN_GRAPH_BATCH = 2
 # Fewest samples a timer returns even when the budget runs out: a median and an IQR of fewer mean little.
 MIN_SAMPLES = 5
 # Fewest samples before the confidence interval of the median is trusted to stop sampling: with fewer,
@@ -214,9 +219,9 @@ def sample_adaptively(batch: Callable[[], list[float]], target: Target) -> tuple
     return tuple(values)
 
 
-def _event_batch(launch: Callable[[], object], calls_per_launch: int) -> list[float]:
-    """EVENTS_BATCH launches back to back, each between a pair of events; one synchronisation at the end."""
-    pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(EVENTS_BATCH)]
+def _event_batch(launch: Callable[[], object], calls_per_launch: int, launches: int = EVENTS_BATCH) -> list[float]:
+    """`launches` launches back to back, each between a pair of events; one synchronisation at the end."""
+    pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(launches)]
     for start, end in pairs:
         start.record()
         launch()
@@ -244,6 +249,8 @@ def fit_graph_unroll(fn: Callable[[], object], upper_bound_us: float, multiple_o
     time is again an upper bound, tighter each round; grow the graph until it no longer grows. `fn`
     must have run eagerly before.
     """
+    if multiple_of >= MAX_GRAPH_UNROLL:  # one rotation already holds as many calls as a graph is sized to
+        return multiple_of
     unroll = graph_unroll(upper_bound_us, multiple_of)
     while True:
         per_call_us = _replays_per_call_us(fn, unroll)
@@ -286,5 +293,6 @@ def time_graph(fn: Callable[[], object], target: Target, unroll: int) -> Samples
     `fn` must have run eagerly before (lazy initialisation such as cuBLAS workspaces cannot be captured).
     """
     replay = capture_graph(fn, unroll).replay
-    values = sample_adaptively(lambda: _event_batch(replay, calls_per_launch=unroll), target)
+    launches = max(MIN_GRAPH_BATCH, min(EVENTS_BATCH, int(GRAPH_BATCH_US / mean_time_us(replay, 1))))
+    values = sample_adaptively(lambda: _event_batch(replay, calls_per_launch=unroll, launches=launches), target)
     return Samples(GRAPH_TIMER, values, target_ci_rel=target.ci_rel)
