@@ -161,3 +161,43 @@ def test_compare_reads_the_time_in_the_layer_and_names_a_context_mismatch():
     (row,) = compare_runs(base, new).rows
     assert row.timer == CONTEXT and row.ratio == pytest.approx(1.2)
     assert mismatches(base, Run({}, [timed("a", 6.0, 1e-6)])) == ["context: norm vs none"]
+
+
+def test_a_group_in_its_layer_carries_both_ways_after_the_producer_and_is_advised_by_them(tmp_path):
+    result = runner.invoke(
+        app,
+        ["group", "-p", "deepseek-v4-pro", "-b", "fake", "--device", "cpu", "--m", "1", "--context", "norm"]
+        + ["--out-dir", str(tmp_path), "--csv", str(tmp_path / "groups.csv"), "-q"],
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = list(csv.DictReader((tmp_path / "groups.csv").open()))
+    assert row["context"] == "norm" and row["producer_device_timer"] == "simulated"
+    for way in ("serial", "parallel"):
+        alone, in_layer = float(row[f"{way}_device_median_us"]), float(row[f"{way}_context_device_median_us"])
+        assert in_layer == pytest.approx(alone + FAKE_KERNEL_SWITCH_US)
+    (run_file,) = tmp_path.glob("*.json")
+    advice = runner.invoke(app, ["recommend", str(run_file)]).stdout
+    assert "(in the layer, after norm)" in advice
+    assert runner.invoke(app, ["show", str(tmp_path / "groups.csv")]).exit_code == 0  # the CSV reads back
+
+
+def test_a_group_after_a_cuda_only_producer_on_the_cpu_is_a_skipped_row():
+    result = runner.invoke(
+        app,
+        ["group", "-p", "deepseek-v4-pro", "-b", "fake", "--device", "cpu", "--m", "1", "--context", "norm_pdl"]
+        + ["--no-save", "--csv", "-", "-q"],
+    )
+    (row,) = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert row["status"] == SKIPPED and row["reason"] == "context norm_pdl: a CUDA kernel: needs a CUDA device"
+
+
+class OtherUpcast(UpcastLike):
+    name = "other_upcast"
+
+
+@pytest.mark.parametrize("producer", [Halving], indirect=True)
+def test_the_producer_alone_is_timed_once_per_case_for_all_its_backends(producer, small_case):
+    first, second = measure_cases([small_case], [UpcastLike(), OtherUpcast()], Bench(CPU, FAST), producer=producer)
+    assert first.status == second.status == OK
+    assert first.producer_latency == second.producer_latency  # the same samples, not a second timing
+    assert first.context_latency != second.context_latency

@@ -158,11 +158,27 @@ def test_router_small_m_tunes_each_router_and_says_which_configuration_ran(n, k)
 
 
 def test_router_small_m_rows_say_which_configuration_ran_and_its_kernel():
-    (record,) = measure_all([_router(1)], [REGISTRY["router_small_m"]], CUDA, FAST)
-    assert record.status == OK and record.backend_config.startswith("router_small_m ")
-    assert [decode(k.name).family for k in record.kernels] == ["gemmbench"]
-    (beyond,) = measure_all([_router(64)], [REGISTRY["router_small_m"]], CUDA, FAST)
-    assert beyond.status == "skipped" and "M <= 32" in beyond.reason
+    rows = measure_all([_router(1)], [REGISTRY["router_small_m"]], CUDA, FAST)
+    assert [row.label for row in rows] == ["router_small_m", "router_small_m+pdl"]  # measured both ways
+    for record in rows:
+        assert record.status == OK and record.backend_config.startswith("router_small_m ")
+        assert [decode(k.name).family for k in record.kernels] == ["gemmbench"]
+    beyond = measure_all([_router(64)], [REGISTRY["router_small_m"]], CUDA, FAST)
+    assert all(row.status == "skipped" and "M <= 32" in row.reason for row in beyond)
+
+
+@pytest.mark.parametrize("m", [1, 16])
+def test_router_small_m_with_pdl_gives_the_same_bits_eagerly_and_in_a_graph(m):
+    """A CUDA-core configuration and a split tensor-core one (its workspace and counters), PDL off and on."""
+    from gemmbench.backends.router_small_m import CUDA_CORES, TENSOR_CORES, Config, prepared
+    from gemmbench.timing.inputs import make_inputs
+
+    case = Case("router", "256x7168", "router", m, 256, 7168)
+    inputs = make_inputs(case, CUDA, seed=0)
+    for config in (Config(CUDA_CORES, 1, 1024, 2048), Config(TENSOR_CORES, 16, 128, 512)):
+        without = prepared(inputs, config)().clone()
+        _exact_deterministic_and_capturable(prepared(inputs, config, pdl=True), inputs)
+        assert torch.equal(without, inputs.out), config
 
 
 def test_a_group_runs_serially_and_on_its_streams():
@@ -182,3 +198,19 @@ def test_a_group_runs_serially_and_on_its_streams():
     # timed like a sweep's point: the clock watch around it, the cold copies counted the same way
     assert bench.clocks.unavailable or (record.clocks.sm_clock_mhz > 0 and record.clocks.throttled is not None)
     assert record.l2_mode == "cold" and record.l2_copies >= 2 and record.serial_latency.timer == "cuda_events"
+
+
+@pytest.mark.parametrize("context", ["norm", "norm_pdl"])  # a producer returning a new x, and one writing x
+def test_a_group_in_its_layer_is_timed_both_ways_after_the_producer(context):
+    from gemmbench.backends.producers import PRODUCERS
+    from gemmbench.measure.groups import measure_groups
+
+    (group,) = load_preset("deepseek-v4-pro").groups
+    (record,) = measure_groups(
+        [group], (1,), [REGISTRY["mm_out_dtype"]], Bench(CUDA, FAST), producer=PRODUCERS[context]
+    )
+    assert record.status == OK and record.context == context and record.rel_err < 5e-5, record.reason
+    assert record.producer_device.median_us > 0 and record.in_layer
+    for way in ("serial", "parallel"):
+        figure = getattr(record, f"{way}_context_device")
+        assert figure.timer == "cuda_graph_minus_producer" and figure.ci_low_us <= figure.ci_high_us

@@ -4,6 +4,7 @@
 At each M, the choice is the qualifying backend (status ok, light members within the tolerance) with the
 fastest parallel time, ties within the run-to-run spread going to the preferred backend (recommend.py).
 The streams pay at that M when the choice's parallel time beats its serial time by more than that spread.
+In a run timed in the layer (`group --context`), the times are those after the producer.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class GroupAdvice:
     model: str
     group: str
     choices: list[GroupChoice]
+    context: str | None = None  # the producer the times were measured after; None: the group alone
 
     @property
     def streams_pay_up_to(self) -> int | None:
@@ -43,9 +45,17 @@ class GroupAdvice:
         return last
 
 
+def times_us(record: GroupRecord) -> tuple[float | None, float | None]:
+    """(parallel, serial) device times the advice reads: in the layer where measured, else alone."""
+    if record.in_layer:
+        return median_of(record.parallel_context_device), median_of(record.serial_context_device)
+    return median_of(record.parallel_device), median_of(record.serial_device)
+
+
 def _qualifies(record: GroupRecord, tolerance: float) -> bool:
     accurate = record.rel_err is None or record.rel_err <= tolerance  # the fake backend's rows carry none
-    return record.status == OK and accurate and median_of(record.parallel_device) is not None
+    parallel, serial = times_us(record)
+    return record.status == OK and accurate and parallel is not None and parallel > 0 and serial is not None
 
 
 def advise(records: list[GroupRecord], tolerance: float = FP32_ACCURATE_REL_ERR) -> list[GroupAdvice]:
@@ -56,18 +66,12 @@ def advise(records: list[GroupRecord], tolerance: float = FP32_ACCURATE_REL_ERR)
             candidates = [r for r in group if r.m == m and _qualifies(r, tolerance)]
             if not candidates:
                 continue
-            fastest = min(median_of(r.parallel_device) for r in candidates)
-            tied = [r for r in candidates if median_of(r.parallel_device) <= fastest * (1 + SAME_TOLERANCE)]
+            fastest = min(times_us(r)[0] for r in candidates)
+            tied = [r for r in candidates if times_us(r)[0] <= fastest * (1 + SAME_TOLERANCE)]
             best = min(tied, key=lambda r: preference_rank(r.backend))
-            choices.append(
-                GroupChoice(
-                    m,
-                    best.backend,
-                    median_of(best.parallel_device),
-                    median_of(best.serial_device),
-                    best.speedup,
-                    best.speedup > 1 + SAME_TOLERANCE,
-                )
-            )
-        advice.append(GroupAdvice(model, name, choices))
+            parallel, serial = times_us(best)
+            speedup = serial / parallel
+            choices.append(GroupChoice(m, best.backend, parallel, serial, speedup, speedup > 1 + SAME_TOLERANCE))
+        contexts = {r.context for r in group if r.in_layer}
+        advice.append(GroupAdvice(model, name, choices, contexts.pop() if len(contexts) == 1 else None))
     return advice

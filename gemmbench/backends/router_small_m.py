@@ -13,6 +13,10 @@ per SM, not by arithmetic. One kernel, two ways of tiling it, tuned per shape:
   partial in a workspace and counts itself in with one atomic; the last to arrive adds the partials in
   split order and writes the output.
 
+With programmatic dependent launch (`pdl=True`, Triton's `launch_pdl`) a program lets its dependents launch
+as it starts, issues its first weight tile, and waits for its producer before its first load of x; every
+store comes after that wait, so a call that overlaps the one before never touches its workspace early.
+
 The atomic only picks who adds, never the order, so every call gives the same bits; there is one kernel
 per call (cuBLAS runs nvjet and a split-K reduce), no allocation per call (the workspace comes with
 `prepare`), and it is capturable in CUDA graphs (the last program resets its counter; a launch that is
@@ -122,7 +126,10 @@ def _kernel():
         BLOCK_K: tl.constexpr,
         K_SPLIT: tl.constexpr,
         ON_TENSOR_CORES: tl.constexpr,
+        PDL: tl.constexpr,  # launched with programmatic dependent launch: wait for the producer before x
     ):
+        if PDL:  # a dependent may launch now and load its own weights while this program runs
+            tl.extra.cuda.gdc_launch_dependents()
         column_block = tl.program_id(0)
         split = tl.program_id(1)
         splits = tl.num_programs(1)
@@ -139,6 +146,9 @@ def _kernel():
             weight = tl.load(
                 w + columns[:, None] * K + k[None, :], mask=(columns[:, None] < N) & in_k[None, :], other=0.0
             )
+            if PDL:
+                if start == 0:  # the first weight tile is in flight; x is the producer's: wait for it
+                    tl.extra.cuda.gdc_wait()
             acts = tl.load(x + tokens[:, None] * K + k[None, :], mask=(tokens[:, None] < M) & in_k[None, :], other=0.0)
             if ON_TENSOR_CORES:
                 acc = tl.dot(acts, tl.trans(weight), acc)
@@ -189,8 +199,11 @@ def _workspace(m: int, n: int, k: int, config: Config, device: torch.device) -> 
     return Workspace(partials, arrivals)
 
 
-def launch(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor, config: Config, workspace: Workspace) -> torch.Tensor:
-    """out = x @ w.T with `config`; x [M, K] and w [N, K] contiguous bf16, out [M, N] fp32."""
+def launch(
+    x: torch.Tensor, w: torch.Tensor, out: torch.Tensor, config: Config, workspace: Workspace, pdl: bool = False
+) -> torch.Tensor:
+    """out = x @ w.T with `config`; x [M, K] and w [N, K] contiguous bf16, out [M, N] fp32; `pdl`: launched
+    with programmatic dependent launch (Triton's launch_pdl), waiting for the producer before loading x."""
     (m, k), n = x.shape, w.shape[0]
     on_tensor_cores = config.product == TENSOR_CORES
     grid = (-(-n // config.block_n), config.splits(k))
@@ -208,20 +221,23 @@ def launch(x: torch.Tensor, w: torch.Tensor, out: torch.Tensor, config: Config, 
         BLOCK_K=config.block_k,
         K_SPLIT=config.k_split,
         ON_TENSOR_CORES=on_tensor_cores,
+        PDL=pdl,
         num_warps=config.num_warps,
+        **({"launch_pdl": True} if pdl else {}),  # the launcher option, only where used (not in the interpreter)
     )
     return out
 
 
-def prepared(inputs: GemmInputs, config: Config) -> GemmCall:
+def prepared(inputs: GemmInputs, config: Config, pdl: bool = False) -> GemmCall:
     """A call of `config` on `inputs`, with its workspace."""
     workspace = Workspace.for_call(inputs.x, inputs.w, config)
-    return functools.partial(launch, inputs.x, inputs.w, inputs.out, config, workspace)
+    return functools.partial(launch, inputs.x, inputs.w, inputs.out, config, workspace, pdl)
 
 
 class RouterSmallM(Backend):
     name = "router_small_m"
     code = "gemmbench's Triton kernel for M <= 32: weight tiles read once, split-K summed in the same kernel"
+    launches_with_pdl = True
 
     def __init__(self) -> None:
         self._chosen: dict[tuple[int, int, int], Config] = {}  # (N, K, M bucket) -> the tuned configuration
@@ -252,8 +268,8 @@ class RouterSmallM(Backend):
         chosen = self._chosen.get(_shape(case))
         return None if chosen is None else str(chosen)
 
-    def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
-        return prepared(inputs, self._config(case, inputs))
+    def prepare(self, case: Case, inputs: GemmInputs, pdl: bool = False) -> GemmCall:
+        return prepared(inputs, self._config(case, inputs), pdl)
 
     def _config(self, case: Case, inputs: GemmInputs) -> Config:
         """The configuration for this shape and M bucket: chosen before in this process, cached for this GPU,

@@ -132,3 +132,14 @@ def one_format(*flags: tuple[str, bool]) -> None:
     given = [flag for flag, on in flags if on]
     if len(given) > 1:
         raise UsageError(f"{' and '.join(given)} each choose the output format", "give one of them")
+
+
+ContextOpt = Annotated[
+    str,
+    typer.Option(
+        "--context",
+        help="Also time each GEMM in its layer, right after the kernel that writes its input: none (alone), "
+        "copy (one elementwise kernel), norm (torch's F.rms_norm), norm_pdl (gemmbench's RMSNorm, which lets "
+        "a PDL-launched GEMM start early), or a plugin's producer. docs/context.md.",
+    ),
+]

@@ -17,6 +17,7 @@ from gemmbench.cli.app import EXIT_INTERRUPTED, app, err_console, exit_if_errore
 from gemmbench.cli.options import (
     BackendOpt,
     ConfigOpt,
+    ContextOpt,
     DeviceOpt,
     JsonOutOpt,
     MOpt,
@@ -106,15 +107,7 @@ def sweep(
         ),
     ] = False,
     quiet: QuietOpt = False,
-    context: Annotated[
-        str,
-        typer.Option(
-            "--context",
-            help="Also time each GEMM in its layer, right after the kernel that writes its input: none (alone), "
-            "copy (one elementwise kernel), norm (torch's F.rms_norm), norm_pdl (gemmbench's RMSNorm, which lets "
-            "a PDL-launched GEMM start early), or a plugin's producer. docs/context.md.",
-        ),
-    ] = "none",
+    context: ContextOpt = "none",
     split: Annotated[
         str,
         typer.Option(
@@ -354,6 +347,7 @@ def group(
     ] = False,
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
     quiet: QuietOpt = False,
+    context: ContextOpt = "none",
 ) -> None:
     """Run each [[group]] of a preset (DeepSeek-V4's attention input GEMMs) serially and on its CUDA streams:
     what the auxiliary streams are worth, with which backend for the light GEMMs, up to which M."""
@@ -379,6 +373,7 @@ def group(
         kernels=not no_kernels,
         plugins=split_values(plugin),
         out_dir=None if no_save else out_dir,
+        context=context,
     )
     check_exports(csv, json_path)  # after the plan, which creates --out-dir: an export may go into it
     console = err_console if "-" in (csv, json_path) else out_console

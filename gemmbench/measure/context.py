@@ -8,7 +8,9 @@ layers and, where its own bytes are too few to keep L2 cold over them, more laye
 H200, F.rms_norm of DeepSeek-V3's hidden state at M = 1 took 6.4 us hot and 12.8 us cold, a difference
 that would otherwise be counted as the GEMM's). Both are timed the way a point is (the same warm-up,
 eager windows and CUDA-graph timer, graphs of whole rotations of their layers), in the same process,
-one after the other. The GEMM's in-context time is the difference per call: chain minus producer alone.
+one after the other; the producer alone once per case, with its first variant's chain (it does not
+depend on the GEMM after it). The GEMM's in-context time is the difference per call: chain minus
+producer alone.
 
 The interval of a difference is formed from the two 95% intervals at their extremes: low = chain low -
 producer high, high = chain high - producer low. It holds the difference whenever both intervals hold
@@ -37,16 +39,24 @@ WEIGHT_SPREAD = 0.1
 MAX_PRODUCER_LAYERS = 8192
 # The timer name of an in-context figure: a difference of two timers' medians, not a timer of its own.
 DIFFERENCE_OF = "minus_producer"
+CHAIN, PRODUCER = "chain", "producer"
 
 
 @dataclass(frozen=True)
-class ContextTimes:
-    """One variant's figures in context: the producer alone, and the GEMM's difference over it."""
+class InLayer:
+    """Figures in context: the producer alone, and each chain's difference over it (`chains` by name)."""
 
     producer_device: TimerSummary | None
     producer_latency: TimerSummary
-    context_device: TimerSummary | None
-    context_latency: TimerSummary
+    device: dict[str, TimerSummary | None]
+    latency: dict[str, TimerSummary]
+    noisy: bool  # any timer missed its target
+
+
+def producer_problem(producer: Producer | None, case: Case, device: torch.device) -> str | None:
+    """Why `producer` cannot write the input of `case` here, as a row's reason; None if it can (or no context)."""
+    reason = producer.unavailable_reason(case, device) if producer else None
+    return f"context {producer.name}: {reason}" if reason else None
 
 
 def producer_bytes(case: Case) -> int:
@@ -62,41 +72,43 @@ def producer_layers(case: Case, device: torch.device, cold: bool) -> int:
     return device_cold_copies(producer_bytes(case), device, most=MAX_PRODUCER_LAYERS)[0]
 
 
-class Chain:
-    """The layers of one case after one producer, for one backend variant: `step` runs the next layer
-    (producer then GEMM), `producer_step` the producer alone, over `producer_layers` layers (the chain's
-    first, then layers of its own)."""
+class ProducerLayers:
+    """A producer's calls, one per layer, each with its own hidden state and weight: first one writing each
+    of `xs` (the chain's layers, `calls`), then layers of its own up to `layers` in all; `alone` runs the
+    next of them all, round-robin. Shared by every chain of one case: the producer alone does not depend
+    on the GEMM after it, so it is timed once, with the first chains, and `timed` keeps its samples."""
 
-    def __init__(
-        self,
-        case: Case,
-        producer: Producer,
-        copies: list[GemmInputs],
-        gemm_for: Callable,
-        seed: int,
-        producer_layers: int = 1,
-    ):
-        self._generator = torch.Generator(device=copies[0].x.device).manual_seed(seed + 1)
+    def __init__(self, case: Case, producer: Producer, xs: list[torch.Tensor], layers: int, seed: int):
+        self._generator = torch.Generator(device=xs[0].device).manual_seed(seed + 1)
         self._case, self._producer = case, producer
-        self.copies = copies
-        self.gemm_for = gemm_for  # GemmInputs -> the variant's prepared call
-        self.producers = [self._prepare_producer(inputs.x) for inputs in copies]
-        self.gemms = [gemm_for(inputs) for inputs in copies]
-        own = [self._prepare_producer(torch.empty_like(copies[0].x)) for _ in range(producer_layers - len(copies))]
-        self.producer_layers = len(copies) + len(own)
-        self.step = rotating([self._layer(i) for i in range(len(copies))])
-        self.producer_step = rotating(self.producers + own)
+        self.name = producer.name
+        self.calls = [self._prepare(x) for x in xs]
+        own = [self._prepare(torch.empty_like(xs[0])) for _ in range(layers - len(xs))]
+        self.layers = len(xs) + len(own)
+        self.alone = rotating(self.calls + own)
+        self.timed: tuple[Samples, Samples | None] | None = None  # (eager latency, device time) alone
 
-    def _prepare_producer(self, x: torch.Tensor) -> Callable[[], torch.Tensor]:
-        """A producer call of a layer of its own: a new hidden state and weight, writing `x`."""
+    def _prepare(self, x: torch.Tensor) -> Callable[[], torch.Tensor]:
         case, generator, device = self._case, self._generator, x.device
         dtype = TORCH_DTYPES[case.in_dtype]
         hidden = torch.randn(case.m, case.k, device=device, dtype=dtype, generator=generator)
         weight = 1 + WEIGHT_SPREAD * torch.randn(case.k, device=device, dtype=torch.float32, generator=generator)
         return self._producer.prepare(case, hidden, weight.to(dtype), x)
 
+
+class Chain:
+    """The layers of one case after its producer, for one backend variant: `step` runs the next layer
+    (producer then GEMM) over `copies`, whose x `producers` write."""
+
+    def __init__(self, producers: ProducerLayers, copies: list[GemmInputs], gemm_for: Callable):
+        self.copies = copies
+        self.gemm_for = gemm_for  # GemmInputs -> the variant's prepared call
+        self.producers = producers
+        self.gemms = [gemm_for(inputs) for inputs in copies]
+        self.step = rotating([self._layer(i) for i in range(len(copies))])
+
     def _layer(self, index: int) -> Callable[[], object]:
-        produce, gemm, inputs = self.producers[index], self.gemms[index], self.copies[index]
+        produce, gemm, inputs = self.producers.calls[index], self.gemms[index], self.copies[index]
 
         def layer() -> object:
             x = produce()
@@ -112,9 +124,12 @@ class Chain:
         """The relative error of the GEMM's output on what the first layer's producer wrote."""
         inputs = self.copies[0]
         inputs.out.fill_(float("nan"))
-        x = self.producers[0]()
+        x = self.producers.calls[0]()
         self.gemm_for(GemmInputs(x, inputs.w, inputs.out))()
         return relative_error(inputs.out, reference(GemmInputs(x, inputs.w, inputs.out)))
+
+    def time(self, bench) -> InLayer:
+        return time_in_layer(bench, self.producers, {CHAIN: (self.step, len(self.copies))})
 
 
 def difference(chain: Samples, producer: Samples, timer: str) -> TimerSummary:
@@ -129,11 +144,14 @@ def difference(chain: Samples, producer: Samples, timer: str) -> TimerSummary:
     )
 
 
-def context_times(bench, chain: Chain) -> tuple[ContextTimes, bool]:
-    """Both calls timed as a point is: warm-up, eager windows interleaved between the two, and (on a GPU)
-    the CUDA-graph device time of each, in graphs of whole rotations of their layers; and whether any
-    timer missed its target."""
-    calls = {"chain": chain.step, "producer": chain.producer_step}
+def time_in_layer(bench, producers: ProducerLayers, chains: dict[str, tuple[Callable[[], object], int]]) -> InLayer:
+    """The chains (by name: a call and the layers it rotates through) and, the first time, the producer
+    alone, timed as a point is: warm-up, eager windows interleaved between them all, and (on a GPU) the
+    CUDA-graph device time of each, in graphs of whole rotations of their layers."""
+    layers = {name: count for name, (_, count) in chains.items()}
+    calls = {name: call for name, (call, _) in chains.items()}
+    if producers.timed is None:
+        layers[PRODUCER], calls[PRODUCER] = producers.layers, producers.alone
     for call in calls.values():
         bench.warm_up(call)
     latency, failures = bench.eager_latency(calls)
@@ -144,13 +162,14 @@ def context_times(bench, chain: Chain) -> tuple[ContextTimes, bool]:
         # What a replay costs beyond its calls is spread over a rotation or more of layers in both graphs:
         # the difference read the same (9.57 and 9.58 us) with one and with eight rotations per graph on
         # an H200 (scripts/checks/context_probe.py).
-        layers = {"chain": len(chain.copies), "producer": chain.producer_layers}
         device = {name: bench.device_time(call, latency[name].min_us, layers[name]) for name, call in calls.items()}
-    noisy = any(s.noisy for s in (*latency.values(), *device.values()))
-    times = ContextTimes(
-        producer_device=device["producer"].summary() if device else None,
-        producer_latency=latency["producer"].summary(),
-        context_device=difference(device["chain"], device["producer"], device["chain"].timer) if device else None,
-        context_latency=difference(latency["chain"], latency["producer"], latency["chain"].timer),
+    if producers.timed is None:
+        producers.timed = latency.pop(PRODUCER), device.pop(PRODUCER, None)
+    alone_latency, alone_device = producers.timed
+    return InLayer(
+        producer_device=alone_device.summary() if alone_device else None,
+        producer_latency=alone_latency.summary(),
+        device={n: difference(device[n], alone_device, device[n].timer) if alone_device else None for n in chains},
+        latency={name: difference(latency[name], alone_latency, latency[name].timer) for name in chains},
+        noisy=any(s.noisy for s in (*latency.values(), *device.values())),
     )
-    return times, noisy

@@ -24,12 +24,14 @@ import torch
 
 from gemmbench.analysis.policy import WRONG_RESULT_REL_ERR
 from gemmbench.backends import Backend, GemmInputs
+from gemmbench.backends.producers import Producer
 from gemmbench.backends.registry import query_failure
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure.bench import Bench, announce_tuning, error_reason, ignore, load_backends
+from gemmbench.measure.context import ProducerLayers, producer_layers, producer_problem, time_in_layer
 from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, GroupRecord, MemberTime, TimerSummary
 from gemmbench.records.timers import SIMULATED_TIMER
-from gemmbench.spec.cases import DEFAULT_STREAM, GroupMember, GroupSpec
+from gemmbench.spec.cases import DEFAULT_STREAM, Case, GroupMember, GroupSpec
 from gemmbench.timing import profile, timers
 from gemmbench.timing.inputs import TORCH_DTYPES, cold_note, device_cold_copies, reference, relative_error
 
@@ -44,13 +46,16 @@ def measure_groups(
     backends: list[Backend],
     bench: Bench,
     note: Callable[[str], None] = ignore,
+    producer: Producer | None = None,
 ) -> Iterator[GroupRecord]:
-    """One record per (group, M, backend), in that order; then run `profile_groups` on them."""
+    """One record per (group, M, backend), in that order, each also timed after `producer` where given (the
+    context, measure/context.py); then run `profile_groups` on them."""
     load_backends(backends, bench.device, note)
     for group in groups:
         for m in m_values:
             for backend in backends:
-                yield _measure(group, m, backend, bench, note)
+                record = _measure(group, m, backend, bench, note, producer)
+                yield replace(record, context=producer.name) if producer else record
                 bench.release()
 
 
@@ -63,22 +68,24 @@ def _unavailable(group: GroupSpec, m: int, backend: Backend, device: torch.devic
     return None
 
 
-def _measure(group: GroupSpec, m: int, backend: Backend, bench: Bench, note: Callable[[str], None]) -> GroupRecord:
+def _measure(
+    group: GroupSpec, m: int, backend: Backend, bench: Bench, note: Callable[[str], None], producer: Producer | None
+) -> GroupRecord:
     device = bench.device
     try:
-        reason = _unavailable(group, m, backend, device)
+        reason = _unavailable(group, m, backend, device) or producer_problem(producer, _input_case(group, m), device)
     except BACKEND_FAILURES as exc:  # a plugin's availability query that raises: its row says so
         return GroupRecord.for_point(group, m, backend.name, ERROR, query_failure(exc))
     if reason:
         return GroupRecord.for_point(group, m, backend.name, SKIPPED, reason)
     if backend.simulated_times_us(group.members[0].gemm.case(m)) is not None:
-        return _simulated(group, m, backend)
+        return _simulated(group, m, backend, producer)
     if device.type != "cuda":
         return GroupRecord.for_point(group, m, backend.name, SKIPPED, "CUDA streams need a CUDA device")
     announce_tuning([backend], [member.gemm.case(m) for member in group.members if member.light], device, note)
     try:
         bench.warm_device()
-        calls = GroupCalls.build(group, m, backend, bench, cold=bench.cold)
+        calls = GroupCalls.build(group, m, backend, bench, cold=bench.cold, producer=producer)
         rel_err, wrong = calls.check()
         if wrong:
             return GroupRecord.for_point(group, m, backend.name, ERROR, wrong, rel_err=rel_err)
@@ -88,9 +95,15 @@ def _measure(group: GroupSpec, m: int, backend: Backend, bench: Bench, note: Cal
         return GroupRecord.for_point(group, m, backend.name, ERROR, error_reason(exc))
 
 
-def _simulated(group: GroupSpec, m: int, backend: Backend) -> GroupRecord:
+def _input_case(group: GroupSpec, m: int) -> Case:
+    """The case of the group's shared input x [M, K], as a producer writes it (the first member's)."""
+    return group.members[0].gemm.case(m)
+
+
+def _simulated(group: GroupSpec, m: int, backend: Backend, producer: Producer | None) -> GroupRecord:
     """The fake backend's group: every member takes its simulated time; streams overlap perfectly, and
-    every launch costs the fake's launch time on the host."""
+    every launch costs the fake's launch time on the host; in a context, the group's figures plus what
+    the fake says the layer adds."""
     times = [backend.simulated_times_us(member.gemm.case(m)) for member in group.members]
     members = [
         MemberTime(member.gemm.name, member.stream, device_us)
@@ -104,7 +117,19 @@ def _simulated(group: GroupSpec, m: int, backend: Backend) -> GroupRecord:
         SERIAL: (simulated(serial), simulated(serial + launches_us)),
         PARALLEL: (simulated(parallel), simulated(parallel + launches_us)),
     }
-    return _record(group, m, backend.name, timed, members)
+    in_layer = {}
+    if producer:
+        producer_latency, producer_device, added = backend.simulated_context_us(_input_case(group, m))
+        in_layer = {
+            "producer_device": simulated(producer_device),
+            "producer_latency": simulated(producer_latency),
+            **{
+                f"{way}_context_{kind}": simulated(figure.median_us + added)
+                for way, figures in timed.items()
+                for kind, figure in zip(("device", "latency"), figures, strict=True)
+            },
+        }
+    return _record(group, m, backend.name, timed, members, **in_layer)
 
 
 def _per_stream(members: list[MemberTime]) -> dict[str, float]:
@@ -159,11 +184,15 @@ class GroupCalls:
     fork: torch.cuda.Event  # made once, as vLLM does: recording an event is all a call then costs
     joins: dict[str, torch.cuda.Event]
     l2_note: str = ""  # where fewer copies than wanted fit
+    producers: ProducerLayers | None = None  # in a context: what writes each copy's x, and the producer alone
 
     @classmethod
-    def build(cls, group: GroupSpec, m: int, backend: Backend, bench: Bench, cold: bool) -> GroupCalls:
+    def build(
+        cls, group: GroupSpec, m: int, backend: Backend, bench: Bench, cold: bool, producer: Producer | None = None
+    ) -> GroupCalls:
         """Copies of all the group's inputs, enough to keep the L2 cold (`cold`, as a sweep counts them for
-        the bytes of one copy: every member's), or one set."""
+        the bytes of one copy: every member's), or one set; in a context, the producer's layers too (one
+        writing each copy's x, and more of its own to keep the producer alone cold)."""
         device = bench.device
         group_bytes = sum(member.gemm.case(m).bytes_moved for member in group.members)
         copies, wanted = device_cold_copies(group_bytes, device) if cold else (1, 1)
@@ -186,12 +215,22 @@ class GroupCalls:
         joins = {name: torch.cuda.Event() for name in aux}
         fork = torch.cuda.Event()
         note = cold_note(copies, wanted)
-        return cls(group, m, backend, device, inputs, member_calls, streams, fork, joins, note)
+        producers = None
+        if producer:
+            case = _input_case(group, m)
+            layers = producer_layers(case, device, cold)
+            xs = [copy_inputs[0].x for copy_inputs in inputs]
+            producers = ProducerLayers(case, producer, xs, layers, bench.options.seed)
+        return cls(group, m, backend, device, inputs, member_calls, streams, fork, joins, note, producers)
 
     def check(self) -> tuple[float, str]:
-        """The largest relative error of the light members (against float64), and why one is wrong, or ''."""
+        """The largest relative error of the light members (against float64), and why one is wrong, or ''; in
+        a context, on what the producer wrote."""
         worst = 0.0
-        for member, member_inputs, call in zip(self.group.members, self.inputs[0], self.member_calls[0], strict=True):
+        inputs, calls = self.inputs[0], self.member_calls[0]
+        if self.producers:
+            inputs, calls = self._on(0, self.producers.calls[0]())
+        for member, member_inputs, call in zip(self.group.members, inputs, calls, strict=True):
             if not member.light:
                 continue
             member_inputs.out.fill_(math.nan)
@@ -203,22 +242,54 @@ class GroupCalls:
             worst = max(worst, rel_err)
         return worst, ""
 
+    def _on(self, copy: int, x: torch.Tensor) -> tuple[list[GemmInputs], list[Callable[[], object]]]:
+        """A copy's member inputs and calls on `x`: the prepared ones where `x` is the copy's own buffer (an
+        out-variant producer wrote it), else prepared now on the new tensor (torch's F.rms_norm; in a CUDA
+        graph capture, a tensor of the graph's own, the same every replay)."""
+        if x is self.inputs[copy][0].x:
+            return self.inputs[copy], self.member_calls[copy]
+        inputs = [
+            GemmInputs(x.to(TORCH_DTYPES[member.gemm.in_dtype]), member_inputs.w, member_inputs.out)
+            for member, member_inputs in zip(self.group.members, self.inputs[copy], strict=True)
+        ]
+        calls = [
+            _member_call(member, self.m, self.backend, i) for member, i in zip(self.group.members, inputs, strict=True)
+        ]
+        return inputs, calls
+
     def serial(self, copy: int) -> None:
-        for call in self.member_calls[copy]:
-            call()
+        self._serial(self.member_calls[copy])
 
     def parallel(self, copy: int) -> None:
+        self._parallel(self.member_calls[copy])
+
+    def in_layer(self, way: str) -> Callable[[int], None]:
+        """`way` (SERIAL or PARALLEL) after the producer: it writes the copy's x on the default stream, then the
+        group runs on what it wrote."""
+        run = self._serial if way == SERIAL else self._parallel
+
+        def call(copy: int) -> None:
+            run(self._on(copy, self.producers.calls[copy]())[1])
+
+        return call
+
+    @staticmethod
+    def _serial(calls: list[Callable[[], object]]) -> None:
+        for call in calls:
+            call()
+
+    def _parallel(self, calls: list[Callable[[], object]]) -> None:
         """Fork onto the auxiliary streams and join back with events, as vLLM does."""
         main = torch.cuda.current_stream(self.device)
         self.fork.record(main)
         for name, stream in self.streams.items():
             stream.wait_event(self.fork)
             with torch.cuda.stream(stream):
-                for member, call in zip(self.group.members, self.member_calls[copy], strict=True):
+                for member, call in zip(self.group.members, calls, strict=True):
                     if member.stream == name:
                         call()
                 self.joins[name].record(stream)
-        for member, call in zip(self.group.members, self.member_calls[copy], strict=True):
+        for member, call in zip(self.group.members, calls, strict=True):
             if member.stream == DEFAULT_STREAM:
                 call()
         for join in self.joins.values():
@@ -251,8 +322,10 @@ class GroupCalls:
             call()
             alone_us = bench.device_time(call, MEMBER_UPPER_BOUND_US, copies).median_us
             members.append(MemberTime(member.gemm.name, member.stream, alone_us))
+        in_layer, noisy_in_layer = self._time_in_layer(bench) if self.producers else ({}, False)
         clocks: ClockSummary | None = bench.clock_summary(start, bench.read_clocks())  # the whole row
         timed = {name: (device_time[name].summary(), latency[name].summary()) for name in ways}
+        noisy = noisy_in_layer or any(s.noisy for s in (*latency.values(), *device_time.values()))
         return _record(
             self.group,
             self.m,
@@ -262,9 +335,21 @@ class GroupCalls:
             reason=self.l2_note,
             l2_mode=bench.l2_mode,
             l2_copies=copies,
-            noisy=any(s.noisy for s in (*latency.values(), *device_time.values())),
+            noisy=noisy,
             clocks=clocks,
+            **in_layer,
         )
+
+    def _time_in_layer(self, bench: Bench) -> tuple[dict, bool]:
+        """Both ways after the producer, and the producer alone (measure/context.py), as record fields; and
+        whether a timer missed its target."""
+        chains = {way: (self.rotating(self.in_layer(way)), len(self.inputs)) for way in (SERIAL, PARALLEL)}
+        times = time_in_layer(bench, self.producers, chains)
+        fields = {"producer_device": times.producer_device, "producer_latency": times.producer_latency}
+        for way in chains:
+            fields[f"{way}_context_device"] = times.device[way]
+            fields[f"{way}_context_latency"] = times.latency[way]
+        return fields, times.noisy
 
 
 def _member_call(member: GroupMember, m: int, backend: Backend, inputs: GemmInputs) -> Callable[[], object]:

@@ -36,7 +36,7 @@ from gemmbench.measure.bench import (
     load_backends,
     variants,
 )
-from gemmbench.measure.context import Chain, context_times, producer_layers
+from gemmbench.measure.context import CHAIN, Chain, ProducerLayers, producer_layers, producer_problem
 from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record, TimerSummary
 from gemmbench.records.timers import SIMULATED_TIMER
 from gemmbench.spec.cases import Case
@@ -78,14 +78,9 @@ def measure_cases(
 def _unavailable(variant: Variant, producer: Producer | None, case: Case, device: torch.device) -> str | None:
     """Why the variant cannot run `case` here (or its producer cannot), or None."""
     try:
-        return variant.unavailable_reason(case, device) or _producer_problem(producer, case, device)
+        return variant.unavailable_reason(case, device) or producer_problem(producer, case, device)
     except BACKEND_FAILURES as exc:
         return query_failure(exc)
-
-
-def _producer_problem(producer: Producer | None, case: Case, device: torch.device) -> str | None:
-    reason = producer.unavailable_reason(case, device) if producer else None
-    return f"context {producer.name}: {reason}" if reason else None
 
 
 def _row(case: Case, variant: Variant, producer: Producer | None, status: str, reason: str = "", **results) -> Record:
@@ -107,6 +102,13 @@ class _CaseRun:
     @property
     def copies(self) -> int:
         return len(self.inputs)
+
+    @functools.cached_property
+    def producer_layers(self) -> ProducerLayers:
+        """In a context: the producer's layers, writing the copies' x, shared by the case's variants."""
+        case, bench = self.case, self.bench
+        layers = producer_layers(case, bench.device, bench.cold)
+        return ProducerLayers(case, self.producer, [i.x for i in self.inputs], layers, bench.options.seed)
 
     def row(self, variant: Variant, status: str, reason: str = "", **results) -> Record:
         return _row(self.case, variant, self.producer, status, reason, **results)
@@ -226,20 +228,18 @@ def _in_context(run: _CaseRun, variant: Variant, simulated: bool) -> dict:
             "context_latency": summary(latency_us + added),
             "context_device": summary(device_us + added),
         }
-    bench = run.bench
-    chain = Chain(
-        run.case,
-        run.producer,
-        run.inputs,
-        lambda inputs: variant.prepare(run.case, inputs),
-        bench.options.seed,
-        producer_layers(run.case, bench.device, bench.cold),
-    )
+    chain = Chain(run.producer_layers, run.inputs, lambda inputs: variant.prepare(run.case, inputs))
     rel_err = chain.checked()
     if not rel_err <= WRONG_RESULT_REL_ERR:
         return {"reason": f"wrong result after {run.producer.name}: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}"}
-    times, noisy = context_times(bench, chain)
-    return {**vars(times), "noisy_in_context": noisy}
+    times = chain.time(run.bench)
+    return {
+        "producer_device": times.producer_device,
+        "producer_latency": times.producer_latency,
+        "context_device": times.device[CHAIN],
+        "context_latency": times.latency[CHAIN],
+        "noisy_in_context": times.noisy,
+    }
 
 
 def _device_time(run: _CaseRun, call: Callable[[], object], latency: Samples) -> tuple[Samples | None, str]:

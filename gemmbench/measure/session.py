@@ -143,7 +143,7 @@ class GroupWork:
         return run.groups
 
     def measure(self, plan: SweepPlan, bench: Bench, note: Callable[[str], None]) -> Iterator:
-        return measure_groups(self.groups, plan.m_values, plan.backends, bench, note)
+        return measure_groups(self.groups, plan.m_values, plan.backends, bench, note, plan.producer)
 
     def profile(self, plan: SweepPlan, rows: list, bench: Bench, callbacks: SweepCallbacks, done: int) -> list:
         profiled = profile_groups(rows, self.groups, plan.backends, bench)

@@ -24,11 +24,18 @@ def group_legend(records: list[GroupRecord]) -> str:
     times = (
         TIMER_LABELS[SIMULATED_TIMER] if timers == {SIMULATED_TIMER} else "CUDA-graph device time (eager latency below)"
     )
+    contexts = sorted({r.context for r in records if r.in_layer})
+    in_layer = (
+        f"; after {'/'.join(contexts)}: each way's time right after the producer that writes x, minus the "
+        "producer alone (docs/context.md)"
+        if contexts
+        else ""
+    )
     return (
         "parallel: the members on their streams, forked from and joined to the default stream with events; "
         f"serial: all on one stream; times: {times}; speedup: serial over parallel; overlap: the members' "
         "times alone, summed, over the parallel time (1 = no gain; the stream count at best); critical path: "
-        "the stream whose members take longest alone"
+        f"the stream whose members take longest alone{in_layer}"
     )
 
 
@@ -51,6 +58,8 @@ def _group_cell(record: GroupRecord | None) -> Text:
         f"\neager {format_us(median_of(record.parallel_latency))} ∥ {format_us(median_of(record.serial_latency))}",
         style="dim",
     )
+    if record.in_layer:
+        text.append(f"\nafter {record.context} {_both(record.parallel_context_device, record.serial_context_device)}")
     marks = flags(record)
     if marks:
         text.append(f"\n{' '.join(marks)}", style="yellow")
@@ -95,12 +104,21 @@ GROUP_COLUMNS = [
 ]
 
 
+IN_LAYER_COLUMNS = ["parallel in layer", "serial in layer", "producer alone"]
+
+
 def group_markdown(records: list[GroupRecord]) -> str:
+    in_layer = any(r.in_layer for r in records)
     rows = []
     for r in records:
         if r.status != OK:
             rows.append([f"{r.model} {r.group}", str(r.m), r.backend, f"{r.status}: {r.reason}"])
             continue
+        layer_cells = [
+            format_us(median_of(r.parallel_context_device)),
+            format_us(median_of(r.serial_context_device)),
+            format_us(median_of(r.producer_device)),
+        ]
         rows.append(
             [
                 f"{r.model} {r.group}",
@@ -113,9 +131,11 @@ def group_markdown(records: list[GroupRecord]) -> str:
                 r.critical_path or "",
                 format_us(median_of(r.parallel_latency)),
                 format_us(median_of(r.serial_latency)),
+                *(layer_cells if in_layer else []),
             ]
         )
-    return markdown_table(GROUP_COLUMNS, rows) + "\n" + group_legend(records) + "\n"
+    columns = GROUP_COLUMNS + (IN_LAYER_COLUMNS if in_layer else [])
+    return markdown_table(columns, rows) + "\n" + group_legend(records) + "\n"
 
 
 ADVICE_COLUMNS = ["M", "light backend", "parallel", "serial", "speedup", "streams pay"]
@@ -139,7 +159,8 @@ def advice_summary(advice: GroupAdvice) -> str:
     up_to = advice.streams_pay_up_to
     backends = ", ".join(dict.fromkeys(c.backend for c in advice.choices)) or "none qualified"
     pays = f"the auxiliary streams pay up to M = {up_to}" if up_to else "the auxiliary streams do not pay"
-    return f"{advice.model} {advice.group}: {pays}; light GEMMs: {backends}"
+    where = f" (in the layer, after {advice.context})" if advice.context else ""
+    return f"{advice.model} {advice.group}{where}: {pays}; light GEMMs: {backends}"
 
 
 def advice_tables(advice: list[GroupAdvice]) -> Group:
@@ -167,6 +188,7 @@ def advice_dicts(advice: list[GroupAdvice]) -> list[dict]:
         {
             "model": a.model,
             "group": a.group,
+            "context": a.context,
             "streams_pay_up_to": a.streams_pay_up_to,
             "choices": [c.__dict__ for c in a.choices],
             "summary": advice_summary(a),

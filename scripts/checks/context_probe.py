@@ -29,7 +29,7 @@ import torch
 from gemmbench.backends import ext
 from gemmbench.backends.producers import PRODUCERS, TRIGGER_AFTER_STORES, TRIGGER_AT_START, TRIGGER_NEVER, PdlNorm
 from gemmbench.backends.registry import REGISTRY
-from gemmbench.measure.context import Chain, producer_layers
+from gemmbench.measure.context import Chain, ProducerLayers, producer_layers
 from gemmbench.spec.cases import Case
 from gemmbench.timing import profile, timers
 from gemmbench.timing.clocks import ClockWatch
@@ -110,15 +110,14 @@ def probe(backend_name: str, m: int, watch: ClockWatch) -> dict:
         # hot: the producer alone over the chain's layers, whose inputs stay in L2 (gemmbench before);
         # cold: over enough layers of its own to keep L2 cold (gemmbench now, measure/context.py).
         own = layers if alone == "hot" else producer_layers(case, device, cold=True)
-        chain = Chain(
-            case, PRODUCERS[PRODUCER], copies, lambda inputs: backend.prepare(case, inputs), seed=0, producer_layers=own
-        )
-        sizes = {"chain": layers, "producer": chain.producer_layers}
-        calls = {"chain": chain.step, "producer": chain.producer_step}
+        producers = ProducerLayers(case, PRODUCERS[PRODUCER], [c.x for c in copies], own, seed=0)
+        chain = Chain(producers, copies, lambda inputs: backend.prepare(case, inputs))
+        sizes = {"chain": layers, "producer": chain.producers.layers}
+        calls = {"chain": chain.step, "producer": chain.producers.alone}
         for call in calls.values():
             timers.warm_up(call, 0.05, torch.cuda.synchronize)
-        row[f"producer_layers_{alone}"] = chain.producer_layers
-        # gemmbench's graph timer, as context_times runs it (chain, then the producer alone).
+        row[f"producer_layers_{alone}"] = chain.producers.layers
+        # gemmbench's graph timer, as Chain.time runs it (chain, then the producer alone).
         start = watch.read()
         timed = {name: timers.time_graph(calls[name], timers.Target(), sizes[name]) for name in calls}
         end = watch.read()
@@ -155,11 +154,13 @@ def triggers(backend_name: str, m: int) -> dict:
             return backend.prepare(case, inputs) if pdl is None else backend.prepare(case, inputs, pdl=pdl)
 
         for where, trigger in TRIGGERS.items():
-            chain = Chain(case, PdlNorm(trigger), copies, prepare, seed=0)
-            for call in (chain.step, chain.producer_step):
+            layers = producer_layers(case, device, cold=True)
+            producers = ProducerLayers(case, PdlNorm(trigger), [c.x for c in copies], layers, seed=0)
+            chain = Chain(producers, copies, prepare)
+            for call in (chain.step, chain.producers.alone):
                 timers.warm_up(call, 0.02, torch.cuda.synchronize)
             chain_us = timers.time_graph(chain.step, timers.Target(), len(copies)).median_us
-            producer_us = timers.time_graph(chain.producer_step, timers.Target(), len(copies)).median_us
+            producer_us = timers.time_graph(chain.producers.alone, timers.Target(), len(copies)).median_us
             row[f"{'pdl' if pdl else 'no pdl'}, trigger {where}"] = (producer_us, chain_us - producer_us)
     del copies
     torch.cuda.empty_cache()
