@@ -1,9 +1,14 @@
-"""The per-user cache folder (extension builds, roofline measurements)."""
+"""The per-user cache folder (extension builds, roofline measurements, kernel tunings), and its JSON files:
+read with what was wrong with them said (a torn or foreign file is reported and rebuilt, never silently
+emptied), written atomically (concurrent fleet ranks never tear them)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+
+from gemmbench.files import write_atomically
 
 CACHE_ENV = "GEMMBENCH_CACHE_DIR"
 
@@ -14,3 +19,33 @@ def cache_root() -> Path:
         return Path(os.environ[CACHE_ENV])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "gemmbench"
+
+
+def read_json_cache(name: str) -> tuple[dict, str | None]:
+    """The JSON object cached in `name` (empty where there is no such file), and, where the file exists but
+    holds no JSON object (torn by a crash, or not gemmbench's), what is wrong with it: its entries are lost
+    and the next write rebuilds it."""
+    path = cache_root() / name
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, UnicodeDecodeError) as exc:
+        return {}, f"the cache file {path} cannot be read ({type(exc).__name__}): it is rebuilt"
+    try:
+        cached = json.loads(text)
+    except ValueError:
+        cached = None
+    if not isinstance(cached, dict):
+        return {}, f"the cache file {path} is not a JSON object (torn or not gemmbench's): it is rebuilt"
+    return cached, None
+
+
+def write_json_cache(name: str, cached: dict) -> None:
+    """Write `cached` to the cache file `name` atomically; an unwritable cache costs a rebuild next time."""
+    path = cache_root() / name
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, json.dumps(cached, indent=1))
+    except OSError:
+        pass

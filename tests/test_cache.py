@@ -13,3 +13,17 @@ def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv(CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_root() == tmp_path / "xdg" / "gemmbench"
+
+
+def test_a_torn_cache_file_is_reported_and_rebuilt(monkeypatch, tmp_path):
+    from gemmbench.cache import read_json_cache, write_json_cache
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    assert read_json_cache("tuning.json") == ({}, None)  # no file yet: nothing wrong
+    (tmp_path / "tuning.json").write_text('{"a": {"block_n": 1')  # cut short by a crash
+    cached, problem = read_json_cache("tuning.json")
+    assert cached == {} and "tuning.json is not a JSON object (torn or not gemmbench's): it is rebuilt" in problem
+    (tmp_path / "tuning.json").write_text("[1, 2]")  # JSON, but not gemmbench's
+    assert read_json_cache("tuning.json")[1] is not None
+    write_json_cache("tuning.json", {"b": 2})
+    assert read_json_cache("tuning.json") == ({"b": 2}, None)

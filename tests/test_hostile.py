@@ -348,3 +348,86 @@ def test_a_second_ctrl_c_while_the_results_are_written_loses_no_export(tmp_path,
     assert result.exit_code == 0, result.output
     assert target.read_text().startswith("model,gemm")
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # Ctrl-C works again afterwards
+
+
+# Advice from a test double
+
+
+def test_advice_chosen_from_the_fake_backend_says_it_is_not_advice(tmp_path):
+    sweep = ("sweep", "-b", "fake", "--device", "cpu", "--shape", "8x16", "--m", "1", "--out-dir", tmp_path, "-q")
+    assert invoke(*sweep).exit_code == 0
+    (run,) = tmp_path.glob("*.json")
+    caveat = "fake only simulates its times"
+    assert caveat in invoke("recommend", run).stdout and caveat in invoke("recommend", run, "--md").stdout
+    (rec,) = json.loads(invoke("recommend", run, "--json").stdout)
+    assert rec["simulated"] == ["fake"] and caveat in rec["caveat"]
+    assert "Not for serving: fake only simulates" in invoke("recommend", run, "--python").stdout
+    real = json.loads(invoke("recommend", DOCS_RUNS / "h200_tiers.json", "--json").stdout)
+    assert all(r["simulated"] == [] and r["caveat"] is None for r in real)
+
+
+def test_group_advice_from_the_fake_backend_says_it_is_not_advice(tmp_path):
+    group = ("group", "-p", "deepseek-v4-pro", "-b", "fake", "--device", "cpu", "--m", "1")
+    assert invoke(*group, "--out-dir", tmp_path, "-q").exit_code == 0
+    (run,) = tmp_path.glob("*.json")
+    assert "fake only simulates its times" in invoke("recommend", run).stdout
+    (advice,) = json.loads(invoke("recommend", run, "--json").stdout)
+    assert "fake only simulates" in advice["caveat"]
+
+
+def test_comparing_a_group_run_with_a_sweep_run_says_what_each_is():
+    groups, sweep = DOCS_RUNS / "h200_groups_v4.json", DOCS_RUNS / "h200_tiers.json"
+    line = one_error_line(invoke("compare", groups, sweep), 1)
+    assert "is a group run and" in line and "is a sweep run: they have no rows in common" in line
+    assert "timers" not in line
+    assert "is a sweep run and" in one_error_line(invoke("compare", sweep, groups, "--allow-mismatch"), 1)
+
+
+# Raw samples
+
+
+def test_keep_samples_keeps_every_timer_sample_in_the_run_file_csv_and_frame(tmp_path):
+    import statistics
+
+    import gemmbench
+    from gemmbench.records.runfile import load_run
+
+    sweep = ("sweep", "-b", "upcast", "--device", "cpu", "--shape", "8x16", "--m", "1", "--budget-ms", "2")
+    result = invoke(*sweep, "--keep-samples", "--out-dir", tmp_path, "--csv", tmp_path / "run.csv", "-q")
+    assert result.exit_code == 0, result.output
+    (path,) = tmp_path.glob("*.json")
+    (record,) = load_run(path).records
+    assert len(record.latency_samples_us) == record.latency.samples > 1
+    assert statistics.median(record.latency_samples_us) == record.latency.median_us  # the summary's source
+    (from_csv,) = load_run(tmp_path / "run.csv").records
+    assert from_csv.latency_samples_us == pytest.approx(record.latency_samples_us)
+    frame = load_run(path).to_frame()
+    assert list(frame["latency_samples_us"][0]) == list(record.latency_samples_us)
+    api = gemmbench.sweep(shapes=["8x16"], m=[1], backends=["upcast"], device="cpu", budget_ms=2, keep_samples=True)
+    assert len(api.records[0].latency_samples_us) > 1
+    plain = gemmbench.sweep(shapes=["8x16"], m=[1], backends=["upcast"], device="cpu", budget_ms=2)
+    assert plain.records[0].latency_samples_us is None  # only on request
+
+
+def test_a_run_file_with_a_bad_sample_is_one_error_line(tmp_path):
+    doc = json.loads(FIXTURE.read_text())
+    doc["records"][0]["latency_samples_us"] = [1.0, "fast"]
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(doc))
+    assert "latency_samples_us" in one_error_line(invoke("show", path), 1)
+
+
+def test_keep_samples_must_be_true_or_false_in_the_api():
+    import gemmbench
+    from gemmbench.errors import GemmbenchError
+
+    with pytest.raises(GemmbenchError, match="keep_samples"):
+        gemmbench.sweep(shapes=["8x16"], m=[1], backends=["upcast"], device="cpu", keep_samples="yes")
+
+
+def test_kernels_from_a_cpu_run_says_the_cpu_records_no_kernels(tmp_path):
+    sweep = ("sweep", "-b", "fake", "--device", "cpu", "--shape", "8x16", "--m", "1", "--out-dir", tmp_path, "-q")
+    assert invoke(*sweep).exit_code == 0
+    (run,) = tmp_path.glob("*.json")
+    line = one_error_line(invoke("kernels", "--from", run), 1)
+    assert "was recorded on the CPU, where the profiler sees no kernels" in line and "--no-kernels)" not in line

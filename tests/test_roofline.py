@@ -42,3 +42,15 @@ def test_the_roofline_is_measured_on_a_warmed_device(monkeypatch):
     monkeypatch.setattr(roofline.torch.cuda, "empty_cache", lambda: None)
     measured = roofline.measure(torch.device("cuda"))
     assert calls == ["warm", "copy", "matmul"] and measured.bandwidth_gbps == 3000.0
+
+
+def test_a_torn_roofline_cache_is_reported_and_measured_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("GEMMBENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(roofline, "cache_key", lambda device: "GPU X")
+    monkeypatch.setattr(roofline, "measure", lambda device: Roofline(1000.0, 500.0, "now"))
+    (tmp_path / roofline.CACHE_FILE).write_text('{"GPU X": {"bandwidth')
+    warnings = []
+    assert roofline.for_device(torch.device("cuda"), warn=warnings.append) == Roofline(1000.0, 500.0, "now")
+    (warning,) = warnings
+    assert "is not a JSON object" in warning and "rebuilt" in warning
+    assert json.loads((tmp_path / roofline.CACHE_FILE).read_text())["GPU X"]["bf16_tflops"] == 500.0

@@ -102,3 +102,16 @@ def test_a_default_sweep_measures_both_first_tier_kernels():
 
     assert {REGISTRY["router_small_m"], REGISTRY["router_small_m_ext"]} <= set(default_backends())
     assert REGISTRY["router_small_m_ext"].needs_extension
+
+
+def test_a_torn_tuning_cache_is_said_when_it_means_tuning_again(monkeypatch, tmp_path):
+    from gemmbench.backends import router_small_m
+
+    monkeypatch.setenv("GEMMBENCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(router_small_m, "_cache_key", lambda case, device: f"GPU X|M<={block_m(case.m)}")
+    case, cuda = Case("x", "y", "router", 1, 256, 7168), torch.device("cuda")
+    (tmp_path / router_small_m.CACHE_FILE).write_text('{"GPU X|M<=1": {"product": "fma", "blo')
+    note = RouterSmallM().tuning_note(case, cuda)
+    assert note.startswith("the cache file ") and "is not a JSON object" in note and "tuning router_small_m" in note
+    router_small_m._write_cache("GPU X|M<=1", router_small_m.Config(CUDA_CORES, 1, 1024, 2048))
+    assert RouterSmallM().tuning_note(case, cuda) is None  # rebuilt: the tuning is found again

@@ -140,6 +140,14 @@ def run_conditions(run: Run) -> RunConditions:
     return RunConditions(device_type, tuple(sorted({r.l2_mode for r in timed if r.l2_mode})), tuple(timers), context)
 
 
+SWEEP_RUN, GROUP_RUN = "a sweep run", "a group run"
+
+
+def run_kind(run: Run) -> str:
+    """What a run holds: sweep rows (`gemmbench sweep`) or group rows (`gemmbench group`)."""
+    return GROUP_RUN if run.groups and not run.records else SWEEP_RUN
+
+
 def mismatches(base: Run, new: Run) -> list[str]:
     """How the two runs were timed differently ('device type: cpu vs cuda', ...); empty when they match."""
     a, b = run_conditions(base), run_conditions(new)

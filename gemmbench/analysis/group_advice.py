@@ -32,6 +32,7 @@ class GroupAdvice:
     group: str
     choices: list[GroupChoice]
     context: str | None = None  # the producer the times were measured after; None: the group alone
+    simulated: tuple[str, ...] = ()  # chosen backends whose times a test double made up (the fake backend)
 
     @property
     def streams_pay_up_to(self) -> int | None:
@@ -73,5 +74,7 @@ def advise(records: list[GroupRecord], tolerance: float = FP32_ACCURATE_REL_ERR)
             speedup = serial / parallel
             choices.append(GroupChoice(m, best.backend, parallel, serial, speedup, speedup > 1 + SAME_TOLERANCE))
         contexts = {r.context for r in group if r.in_layer}
-        advice.append(GroupAdvice(model, name, choices, contexts.pop() if len(contexts) == 1 else None))
+        chosen = {c.backend for c in choices}
+        simulated = tuple(sorted({r.backend for r in group if r.backend in chosen and r.simulated}))
+        advice.append(GroupAdvice(model, name, choices, contexts.pop() if len(contexts) == 1 else None, simulated))
     return advice

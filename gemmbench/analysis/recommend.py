@@ -49,6 +49,7 @@ class ShapeRecommendation:
     # for backends that qualified at no M
     excluded: dict[str, Record] = field(default_factory=dict)
     figure: str = ""  # which figure decided (decision_figure): alone, or in the layer after a producer
+    simulated: tuple[str, ...] = ()  # chosen backends whose times a test double made up (the fake backend)
 
     @property
     def in_layer(self) -> bool:
@@ -74,7 +75,11 @@ def _recommend_shape(key: tuple, records: list[Record], tolerance: float) -> Sha
         if record.label not in qualified:
             excluded.setdefault(record.label, record)
     figure = decision_figure(records)
-    return ShapeRecommendation(model, gemm, n, k, tolerance, _ranges(winners), winners, tied, excluded, figure)
+    chosen = set(winners.values())
+    simulated = tuple(sorted({r.label for r in records if r.label in chosen and r.simulated}))
+    return ShapeRecommendation(
+        model, gemm, n, k, tolerance, _ranges(winners), winners, tied, excluded, figure, simulated
+    )
 
 
 IN_LAYER = "in the layer"

@@ -29,14 +29,12 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 from dataclasses import asdict, dataclass
 
 import torch
 
 from gemmbench.backends.base import Backend, GemmCall, GemmInputs
-from gemmbench.cache import cache_root
-from gemmbench.files import write_atomically
+from gemmbench.cache import cache_root, read_json_cache, write_json_cache
 from gemmbench.spec.cases import Case
 from gemmbench.timing import timers
 from gemmbench.timing.inputs import input_copies, rotating
@@ -259,8 +257,10 @@ class RouterSmallM(Backend):
     def tuning_note(self, case: Case, device: torch.device) -> str | None:
         if _shape(case) in self._chosen or _cached_config(_cache_key(case, device)):
             return None
+        problem = read_json_cache(CACHE_FILE)[1]
         return (
-            f"tuning router_small_m for N={case.n}, K={case.k}, M <= {block_m(case.m)} on this GPU "
+            (f"{problem}; " if problem else "")
+            + f"tuning router_small_m for N={case.n}, K={case.k}, M <= {block_m(case.m)} on this GPU "
             f"({len(candidates(case.m))} configurations; once, then cached in {cache_root() / CACHE_FILE})…"
         )
 
@@ -323,26 +323,16 @@ def candidate_times(case: Case, device: torch.device) -> dict[Config, float]:
     return times
 
 
-def _read_cache() -> dict:
-    try:
-        return json.loads((cache_root() / CACHE_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _cached_config(key: str) -> Config | None:
-    """The configuration cached for `key`, or None (also for one written by an older gemmbench)."""
+    """The configuration cached for `key`, or None (also for one written by an older gemmbench, and where the
+    cache file is torn: `tuning_note` says so)."""
     try:
-        return Config(**_read_cache()[key])
+        return Config(**read_json_cache(CACHE_FILE)[0][key])
     except (KeyError, TypeError):
         return None
 
 
 def _write_cache(key: str, config: Config) -> None:
-    cached = _read_cache()
+    cached = read_json_cache(CACHE_FILE)[0]
     cached[key] = asdict(config)
-    try:
-        (cache_root()).mkdir(parents=True, exist_ok=True)
-        write_atomically(cache_root() / CACHE_FILE, json.dumps(cached, indent=1))  # never torn by a concurrent rank
-    except OSError:
-        pass  # an unwritable cache costs a tuning next time, nothing else
+    write_json_cache(CACHE_FILE, cached)

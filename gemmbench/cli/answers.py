@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from gemmbench.analysis.compare import compare_groups, compare_runs, mismatches
+from gemmbench.analysis.compare import compare_groups, compare_runs, mismatches, run_kind
 from gemmbench.analysis.decode import decode as decode_name
 from gemmbench.analysis.fleet import fleet_report
 from gemmbench.analysis.group_advice import advise
@@ -102,6 +102,12 @@ def compare(
     """Compare two runs row by row: ratio of medians and a verdict (faster, slower, same, noisy)."""
 
     base_run, new_run = runfile.load_run(base), runfile.load_run(new)
+    kinds = run_kind(base_run), run_kind(new_run)
+    if kinds[0] != kinds[1]:
+        raise GemmbenchError(
+            f"{base} is {kinds[0]} and {new} is {kinds[1]}: they have no rows in common",
+            "compare group runs (gemmbench group) with group runs and sweeps with sweeps",
+        )
     differences = mismatches(base_run, new_run)
     if differences and not allow_mismatch:
         raise GemmbenchError(

@@ -108,6 +108,14 @@ def sweep(
     ] = False,
     quiet: QuietOpt = False,
     context: ContextOpt = "none",
+    keep_samples: Annotated[
+        bool,
+        typer.Option(
+            "--keep-samples",
+            help="Keep every timer's raw samples (µs per call, in the order taken) in the run file, the CSV and "
+            "to_frame(), beside the summaries derived from them.",
+        ),
+    ] = False,
     split: Annotated[
         str,
         typer.Option(
@@ -141,6 +149,7 @@ def sweep(
         out_dir=None if no_save else out_dir,
         remeasure_roofline=remeasure_roofline,
         context=context,
+        keep_samples=keep_samples,
     )
     check_exports(csv, json_path)  # after the plan, which creates --out-dir: an export may go into it
     tables_console = err_console if "-" in (csv, json_path) else out_console
@@ -284,9 +293,14 @@ def kernels(
         if not run.records:
             raise GemmbenchError(f"{from_run} holds no sweep rows (a group run?)", "give the run file of a sweep")
         if not any(r.kernels for r in run.records):
+            why = (
+                "was recorded on the CPU, where the profiler sees no kernels"
+                if run.provenance.get("device_type") == "cpu"
+                else "was recorded without the kernel pass (--no-kernels)"
+            )
             raise GemmbenchError(
-                f"{from_run} was recorded without the kernel pass (--no-kernels): it names no kernels",
-                "sweep again without --no-kernels, or run gemmbench kernels on a GPU",
+                f"{from_run} {why}: it names no kernels",
+                "sweep on a GPU without --no-kernels, or run gemmbench kernels on a GPU",
             )
         run.records = filtered(run.records, preset, config, shape, role, m, backend)
         if not run.records:

@@ -48,6 +48,7 @@ class MeasureOptions:
     time_calls: bool = True  # False: check and profile only (`gemmbench kernels`)
     capture_kernels: bool = True  # a torch.profiler pass per point, after every point is timed
     roofline: Roofline | None = None  # measured device limits; gives each row its floor
+    keep_samples: bool = False  # rows keep their timers' raw samples beside the summaries
 
 
 class Bench:

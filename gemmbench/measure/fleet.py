@@ -128,7 +128,7 @@ def _check_agreement(split: str) -> None:
 
 def _run(plan: SweepPlan, fleet: Fleet, split: str, callbacks: SweepCallbacks) -> SweepResult:
     _check_agreement(split)
-    provenance, options = provenance_and_options(plan)
+    provenance, options = provenance_and_options(plan, callbacks.warn)
     provenance.update(rank=fleet.rank, device_id=device_id(fleet.rank, plan.device))
     everyone = _gather(provenance)
     assignment = assign(plan.cases, fleet, split)

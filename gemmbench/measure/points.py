@@ -275,6 +275,9 @@ def _timed_record(
     }
     if mismatch is not None:
         values["topk_mismatch"] = mismatch
+    if bench.options.keep_samples:
+        values["latency_samples_us"] = latency.values_us
+        values["device_samples_us"] = device_time.values_us if device_time else None
     if bench.options.roofline is not None:
         values["floor_us"] = bench.options.roofline.floor_us(case)
         values["pct_of_floor"] = 100 * values["floor_us"] / best_us

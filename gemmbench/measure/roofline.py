@@ -4,14 +4,12 @@ what was measured: the router weight's 3.7 MB at ~3 TB/s is ~1.2 us, where cuBLA
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 import torch
 
-from gemmbench.cache import cache_root
-from gemmbench.files import write_atomically
+from gemmbench.cache import read_json_cache, write_json_cache
 from gemmbench.spec.cases import Case
 from gemmbench.timing import timers
 from gemmbench.timing.clocks import ClockWatch, warm_device
@@ -75,15 +73,14 @@ def cache_key(device: torch.device) -> str:
     return f"{torch.cuda.get_device_name(device)}|torch {torch.__version__}|CUDA {torch.version.cuda}"
 
 
-def for_device(device: torch.device, remeasure: bool = False) -> Roofline | None:
-    """The cached figures for this GPU, measured first if there are none; None on the CPU."""
+def for_device(device: torch.device, remeasure: bool = False, warn=lambda message: None) -> Roofline | None:
+    """The cached figures for this GPU, measured first if there are none; None on the CPU. A cache file that
+    cannot be read is reported through `warn` and rebuilt."""
     if device.type != "cuda":
         return None
-    path = cache_root() / CACHE_FILE
-    try:
-        cached = json.loads(path.read_text())
-    except (OSError, ValueError):
-        cached = {}
+    cached, problem = read_json_cache(CACHE_FILE)
+    if problem:
+        warn(problem)
     key = cache_key(device)
     if key in cached and not remeasure:
         try:
@@ -92,9 +89,5 @@ def for_device(device: torch.device, remeasure: bool = False) -> Roofline | None
             pass  # an older layout: measure again
     roofline = measure(device)
     cached[key] = asdict(roofline)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, json.dumps(cached, indent=1))  # concurrent fleet ranks never tear it
-    except OSError:
-        pass  # an unwritable cache costs a re-measurement next time, nothing else
+    write_json_cache(CACHE_FILE, cached)
     return roofline

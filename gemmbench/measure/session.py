@@ -170,12 +170,13 @@ def plan_sweep(
     remeasure_roofline: bool = False,
     time_calls: bool = True,
     context: str = NO_CONTEXT,
+    keep_samples: bool = False,
 ) -> SweepPlan:
     """Turn the sweep's options (as the command line takes them) into a plan; bad input raises a
     GemmbenchError before any work. Defaults: the deepseek-v3 preset; M from 1 to 16384 in powers of
     two on a GPU, 1, 8, 64 on the CPU; every real backend, those of `plugins` (module names or .py
     files) and of installed plugin packages included."""
-    _check_options(seed, hot, kernels, remeasure_roofline, target_ci_pct, budget_ms, warmup_ms)
+    _check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms)
     load_plugins(list(plugins))
     if context not in context_names():
         raise UsageError(f"unknown context '{context}'", f"choose one of: {', '.join(context_names())}")
@@ -204,6 +205,7 @@ def plan_sweep(
         seed=seed,
         time_calls=time_calls,
         capture_kernels=kernels,
+        keep_samples=keep_samples,
     )
     return SweepPlan(
         cases=build_cases(gemms, explicit, m_values),
@@ -217,11 +219,12 @@ def plan_sweep(
     )
 
 
-def _check_options(seed, hot, kernels, remeasure_roofline, target_ci_pct, budget_ms, warmup_ms) -> None:
+def _check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms) -> None:
     """The options the command line bounds for itself, checked again for the Python API."""
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED:
         raise UsageError(f"seed {seed!r} is not an integer from 0 to {MAX_SEED - 1}", "give a seed in that range")
-    for name, value in (("hot", hot), ("kernels", kernels), ("remeasure_roofline", remeasure_roofline)):
+    flags = {"hot": hot, "kernels": kernels, "remeasure_roofline": remeasure_roofline, "keep_samples": keep_samples}
+    for name, value in flags.items():
         if not isinstance(value, bool):
             raise UsageError(f"{name} = {value!r} is not True or False", f"pass {name}=True or {name}=False")
     for name, value, lowest in (("target_ci_pct", target_ci_pct, MIN_TARGET_CI_PCT), ("budget_ms", budget_ms, 1.0)):
@@ -235,14 +238,14 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def provenance_and_options(plan: SweepPlan) -> tuple[dict, MeasureOptions]:
+def provenance_and_options(plan: SweepPlan, warn: Callable[[str], None] = ignore) -> tuple[dict, MeasureOptions]:
     """The provenance of a run on `plan.device`, and the plan's options with the device's roofline where
     timing (measured once per GPU and cached)."""
     provenance = environment.collect_provenance(plan.device)
     provenance["context"] = plan.producer.name if plan.producer else NO_CONTEXT
     options = plan.options
     if options.time_calls:
-        roof = roofline.for_device(plan.device, remeasure=plan.remeasure_roofline)
+        roof = roofline.for_device(plan.device, remeasure=plan.remeasure_roofline, warn=warn)
         if roof is not None:
             provenance["roofline"] = asdict(roof)
             options = replace(options, roofline=roof)
@@ -255,7 +258,7 @@ def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks(), w
     work = work or SweepWork()
     if plan.device.type == "cuda" and plan.device.index is not None:
         torch.cuda.set_device(plan.device)  # timers, events and graphs run on the current device: the chosen one
-    provenance, options = provenance_and_options(plan)
+    provenance, options = provenance_and_options(plan, callbacks.warn)
     steps = work.steps(plan)
     planned = len(steps) // len(plan.phases)
     run = Run(provenance, planned=planned, complete=False)

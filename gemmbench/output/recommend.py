@@ -61,6 +61,8 @@ def recommendation_dicts(recommendations: list[ShapeRecommendation]) -> list[dic
             "excluded": {backend: why_not_qualified(record, rec.tolerance) for backend, record in rec.excluded.items()},
             "summary": recommendation_summary(rec),
             "figure": rec.figure,
+            "simulated": list(rec.simulated),
+            "caveat": simulated_caveat(rec.simulated) if rec.simulated else None,
         }
         for rec in recommendations
     ]
@@ -92,6 +94,14 @@ def _recommendation_rows(recommendation: ShapeRecommendation) -> list[list[str]]
 RECOMMEND_COLUMNS = ["M range", "backend", "measured M", f"tied within {SAME_TOLERANCE:.0%}"]
 
 
+def simulated_caveat(backends: tuple[str, ...]) -> str:
+    """What advice chosen from a test double's made-up times is worth."""
+    return (
+        f"{', '.join(backends)} only simulates its times (a test double for trying gemmbench without a GPU): "
+        "this is not advice; sweep real backends on your GPU to decide"
+    )
+
+
 def tie_rule() -> str:
     return (
         f"tied: within {SAME_TOLERANCE:.0%} of the fastest (the run-to-run spread); a tie goes to the first of "
@@ -113,6 +123,8 @@ def recommendation_tables(recommendations: list[ShapeRecommendation]) -> Group:
         parts.append(table)
         for backend, record in rec.excluded.items():
             parts.append(Text(f"  {backend} never qualified: {why_not_qualified(record, rec.tolerance)}", style="dim"))
+        if rec.simulated:
+            parts.append(Text(f"  {simulated_caveat(rec.simulated)}", style="yellow"))
     if recommendations:
         parts.append(Text(tie_rule(), style="dim"))
         parts.append(
@@ -142,6 +154,9 @@ def recommendation_markdown(recommendations: list[ShapeRecommendation]) -> str:
         f"- {rec.model} {rec.gemm}: {backend} never qualified: {why_not_qualified(record, rec.tolerance)}\n"
         for rec in recommendations
         for backend, record in rec.excluded.items()
+    ]
+    figure += [
+        f"- {rec.model} {rec.gemm}: {simulated_caveat(rec.simulated)}\n" for rec in recommendations if rec.simulated
     ]
     return markdown_table(["GEMM", "N", "K", *RECOMMEND_COLUMNS], rows) + (
         "\n" + tie_rule() + "\n" + "".join(figure) if rows else ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import KW_ONLY, dataclass, field, fields
 
-from gemmbench.records.timers import TimerSummary
+from gemmbench.records.timers import SIMULATED_TIMER, TimerSummary
 from gemmbench.spec.cases import Case, GemmSpec
 
 OK = "ok"
@@ -99,6 +99,10 @@ class Record(Case):
     rank: int | None = None  # fleet runs (torchrun): the rank that measured the row...
     device_id: str | None = None  # ...and its device, "host:cuda:N"
     backend_config: str | None = None  # the configuration a tuned backend ran (router_small_m's block sizes)
+    # The raw samples of the row's own timers, in microseconds per call, in the order taken (`--keep-samples`);
+    # None where not kept. The summaries above are derived from them.
+    latency_samples_us: tuple[float, ...] | None = None
+    device_samples_us: tuple[float, ...] | None = None
 
     @classmethod
     def for_case(cls, case: Case, backend: str, status: str, reason: str = "", **results) -> Record:
@@ -127,6 +131,11 @@ class Record(Case):
         """The GEMM's time in its layer: in-context device time where measured, else in-context latency."""
         summary = self.context_device or self.context_latency
         return summary.median_us if summary else None
+
+    @property
+    def simulated(self) -> bool:
+        """Its times are made up by a test double (the fake backend), not measured."""
+        return any(s.timer == SIMULATED_TIMER for s in (self.device, self.latency) if s is not None)
 
     @property
     def throttled(self) -> bool:

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 # Kernel names (and group members) in one CSV cell; no kernel name contains it.
 KERNEL_SEPARATOR = " ; "
+# Raw samples (`--keep-samples`) in a CSV cell: numbers separated by spaces.
+SAMPLE_SEPARATOR = " "
 # Columns a CSV must have to be read as a gemmbench export.
 REQUIRED_CSV_COLUMNS = ("model", "gemm", "m", "n", "k", "backend", "status")
 REQUIRED_GROUP_CSV_COLUMNS = ("model", "group", "m", "k", "backend", "status")
@@ -44,7 +46,16 @@ def records_to_csv(records: Iterable[Record]) -> str:
     """One row per (case, backend), the record's columns in order, empty cells for missing values."""
     frame = records_frame(records)
     frame["kernels"] = frame["kernels"].map(lambda names: KERNEL_SEPARATOR.join(names or ()))
+    for column in _sample_columns():
+        frame[column] = frame[column].map(
+            lambda values: None if values is None else SAMPLE_SEPARATOR.join(map(repr, values))
+        )
     return frame.to_csv(index=False, lineterminator="\n")
+
+
+def _sample_columns() -> list[str]:
+    """The columns of raw samples: lists of numbers."""
+    return [c.name for c in columns(Record) if c.kind == LIST and c.item_type is float]
 
 
 def groups_to_csv(groups: Iterable[GroupRecord]) -> str:
@@ -86,6 +97,8 @@ def rows_from_csv(path: Path) -> tuple[list[Record], list[GroupRecord]]:
             text = cells[column.name]
             if text == "" and column.nullable:
                 row[column.name] = None
+            elif column.kind == LIST and column.item_type is float:
+                row[column.name] = _numbers(text)
             elif column.kind == LIST:
                 row[column.name] = [_list_item(column.name, item) for item in text.split(KERNEL_SEPARATOR)]
             else:
@@ -95,6 +108,17 @@ def rows_from_csv(path: Path) -> tuple[list[Record], list[GroupRecord]]:
                     raise GemmbenchError(f"{path}: line {line} has {column.name} = {text!r}", malformed) from None
         rows.append(from_row(record_type, row, f"{path}: line {line}"))
     return (rows, []) if record_type is Record else ([], rows)
+
+
+def _numbers(text: str) -> list:
+    """A cell of raw samples; a word that is not a number stays text, for from_row to name the cell."""
+    values: list = []
+    for word in text.split():
+        try:
+            values.append(float(word))
+        except ValueError:
+            values.append(word)
+    return values
 
 
 def _list_item(column: str, text: str) -> dict:
