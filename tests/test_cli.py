@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 import gemmbench.measure.session
 from gemmbench.cli import EXIT_INTERRUPTED, app
+from gemmbench.cli.app import out_console
+from gemmbench.records.runfile import load_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # CPU sweeps, on any machine (GPU sweeps are tests/test_gpu.py).
@@ -564,3 +566,39 @@ def test_recommend_python_of_the_tiers_run_dispatches_the_first_tier_only_where_
 def test_recommend_output_formats_are_exclusive():
     result = invoke("recommend", COLD_A, "--python", "--md")
     assert result.exit_code == 2 and "--md and --python each choose the output format" in result.stderr
+
+
+# A common terminal's width, where a run of five or six backends is too wide for one column per backend.
+NARROW_TERMINAL = 80
+
+
+def long_layout_backends(stdout: str) -> list[str]:
+    """The backend column of the sweep tables' long layout, which every line of stdout fits within the
+    narrow terminal."""
+    lines = stdout.splitlines()
+    assert all(len(line) <= NARROW_TERMINAL for line in lines)
+    header = next(line for line in lines if line.startswith("┃"))
+    assert [name.strip() for name in header.split("┃")[1:5]] == ["M", "backend", "time", "rel_err"]
+    backends = [line.split("│")[2].strip() for line in lines if line.startswith("│")]
+    return [backend for backend in backends if backend]
+
+
+@pytest.mark.parametrize("run", ["h200_deepseek_v3_cold_a.json", "h200_context_norm_pdl.json"])
+def test_show_in_a_narrow_terminal_prints_one_row_per_m_and_backend_every_name_whole(run, monkeypatch):
+    monkeypatch.setattr(out_console, "width", NARROW_TERMINAL)
+    result = invoke("show", DOCS_RUNS / run)
+    assert result.exit_code == 0, result.output
+    labels = list(dict.fromkeys(r.label for r in load_run(DOCS_RUNS / run).records))
+    assert set(long_layout_backends(result.stdout)) - {"floor"} == set(labels)
+
+
+def test_sweep_in_a_narrow_terminal_prints_the_tables_show_prints(tmp_path, monkeypatch):
+    monkeypatch.setattr(out_console, "width", NARROW_TERMINAL)
+    backends = "fake,cublas_ext,cublaslt_ext,cublaslt_tuned_ext,router_small_m_ext"  # the GPU-only ones skip
+    sweep = invoke(
+        "sweep", "-b", backends, "--device", "cpu", "--shape", "256x7168", "--m", "1,16", "--out-dir", tmp_path
+    )
+    assert sweep.exit_code == 0, sweep.output
+    assert long_layout_backends(sweep.stdout)[:2] == ["fake", "cublas_ext"]
+    (path,) = run_files(tmp_path)
+    assert invoke("show", path).stdout == sweep.stdout

@@ -1,10 +1,14 @@
+from dataclasses import replace
+from itertools import takewhile
+
+import pytest
 from rich.console import Console
 from samples import timed
 
 from gemmbench.output import format as format_output
 from gemmbench.output import kernels as kernels_output
 from gemmbench.output import sweep as sweep_output
-from gemmbench.records import ERROR, SKIPPED, KernelRun, Record
+from gemmbench.records import ERROR, SKIPPED, KernelRun, Record, TimerSummary
 from gemmbench.spec.cases import Case
 
 CASE = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)
@@ -95,18 +99,114 @@ def test_the_table_marks_the_backend_recommend_chooses_within_a_tie():
     assert "**5.1 µs**" in markdown and "**5 µs**" not in markdown
 
 
-def test_kernel_tables_fold_to_a_narrow_terminal_and_keep_every_column():
+def rendered_lines(renderable, width: int) -> list[str]:
+    console = Console(width=width, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text().splitlines()
+
+
+def test_kernel_tables_fold_to_a_narrow_terminal_and_keep_every_field():
     record = ok("mm_out_dtype", 6.4, 1.4e-6, kernels=("nvjet_sm90_tss_64x16_64x16_4x1_v_bz_splitK_TNT",))
-    console = Console(width=100, record=True, color_system=None)
-    console.print(kernels_output.kernel_tables([record]))
-    lines = console.export_text().splitlines()
+    lines = rendered_lines(kernels_output.kernel_tables([record]), 100)
     assert all(len(line) <= 100 for line in lines)
-    header = next(line for line in lines if "backend" in line)
-    assert "split-K" in header and "µs" in header
-    assert "splitK_TNT" in "".join(lines).replace(" ", "")  # the name folds onto more lines, not cut
+    text = "\n".join(lines)
+    for field in ("nvjet", "sm90", "bf16·bf16→fp32 (acc fp32)", "tile 64x16x64", "16 stages", "cluster 4x1"):
+        assert field in text
+    assert "split-K" in text and "nvjet_sm90_tss_64x16_64x16_4x1_v_bz_splitK_TNT" in text
 
 
-def test_kernel_durations_read_in_one_unit_without_exponents():
-    from gemmbench.output.kernels import format_duration_us
+# The longest kernel name of the H200 runs in docs/runs: cuBLAS's fp32 SIMT split-K GEMM, 131 characters.
+LONGEST_NAME = (
+    "sm80_xmma_gemm_f32f32_f32f32_f32_tn_n_tilesize128x128x8_stage3_warpsize2x2x1_ffma_aligna4_alignc4"
+    "_execute_split_k_kernel__5x_cublas"
+)
 
-    assert [format_duration_us(v) for v in (4.25, 1170.4, 98765.0, None)] == ["4.25", "1170", "98765", ""]
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_kernel_names_fold_only_between_their_parts_and_backends_never_wrap(width):
+    record = ok("cublaslt_tuned_ext", 6.4, 1.4e-6, kernels=(LONGEST_NAME,))
+    lines = rendered_lines(kernels_output.kernel_tables([record]), width)
+    header = next(index for index, line in enumerate(lines) if "backend" in line)
+    first_row = lines[header + 2]
+    assert first_row.split()[0] == "cublaslt_tuned_ext"
+    column = [line[lines[header].index("kernel") :].rstrip() for line in lines[header + 2 :]]
+    name_lines = list(takewhile(lambda cell: cell and not cell.startswith(" "), column))
+    assert len(name_lines) > 1 and "".join(name_lines) == LONGEST_NAME  # whole, on more lines than one
+    assert all(line.endswith(("_", "::", "<")) for line in name_lines[:-1])
+
+
+def test_kernel_name_parts_pack_onto_lines_at_their_boundaries():
+    parts = kernels_output.name_parts("cublasLt::splitKreduce_kernel<…>")
+    assert parts == ["cublasLt::", "splitKreduce_", "kernel<", "…>"]
+    assert kernels_output.pack(parts, "", 20) == ["cublasLt::", "splitKreduce_kernel<", "…>"]
+    assert kernels_output.pack(["tile 64x8x64", "16 stages", "split-K"], " · ", 30) == [
+        "tile 64x8x64 · 16 stages",
+        "split-K",
+    ]
+
+
+def test_kernel_times_carry_their_unit_in_both_kernel_tables():
+    kernels = tuple(KernelRun(f"kernel_{index}", us) for index, us in enumerate((4.25, 999.7, 1170.4)))
+    record = timed("upcast", 1200.0, 1e-7, kernels=kernels)
+    text = text_of(kernels_output.kernel_tables([record]))
+    markdown = kernels_output.kernel_markdown([record])
+    for cell in ("4.25 µs", "1 ms", "1.17 ms"):
+        assert cell in text and f"| {cell} |" in markdown
+    assert "e+0" not in text and "e+0" not in markdown
+
+
+def test_durations_never_print_in_scientific_notation():
+    cases = {999.7: "1 ms", 999_700.0: "1 s", 1.2e6: "1.2 s", 3.6e9: "3600 s", 4e-5: "0.00004 µs", 0.0: "0 µs"}
+    assert {value: format_output.format_us(value) for value in cases} == cases
+    magnitudes = [mantissa * 10.0**exponent for exponent in range(-5, 10) for mantissa in (1.0, 2.5, 9.996)]
+    assert not [text for text in map(format_output.format_us, magnitudes) if "e" in text]
+
+
+# The widths of the sweep-table tests: a common terminal, and one where the six-backend table fits.
+TERMINAL_COLUMNS = 80
+WIDE_CONSOLE_COLUMNS = 200
+SIX_BACKENDS = ("mm_out_dtype", "upcast", "linear_cast", "cublas_ext", "cublaslt_ext", "cublaslt_tuned_ext")
+
+
+def six_backend_records():
+    """Two points of six backends, with a floor, a top-k mismatch and a flag: every note the tables write."""
+    return [
+        timed(backend, 6.4 + index, 1.4e-6, replace(CASE, m=m), floor_us=0.87, pct_of_floor=13.0, topk_mismatch=0.0)
+        for m in (1, 16)
+        for index, backend in enumerate(SIX_BACKENDS)
+    ] + [timed("upcast", 28.7, 1.4e-7, replace(CASE, m=4096), noisy=True)]
+
+
+def test_sweep_tables_keep_one_column_per_backend_where_they_fit():
+    lines = rendered_lines(sweep_output.sweep_tables(six_backend_records()), WIDE_CONSOLE_COLUMNS)
+    header = next(line for line in lines if " M " in line)
+    assert all(backend in header for backend in SIX_BACKENDS) and "rel_err" not in header
+    assert any(line.startswith("second number:") for line in lines)
+
+
+def test_sweep_tables_turn_to_one_row_per_m_and_backend_where_the_wide_table_would_not_fit():
+    lines = rendered_lines(sweep_output.sweep_tables(six_backend_records()), TERMINAL_COLUMNS)
+    assert all(len(line) <= TERMINAL_COLUMNS for line in lines)
+    header = next(line for line in lines if " M " in line)
+    assert [name.strip() for name in header.split("┃")[1:-1]] == ["M", "backend", "time", "rel_err", "eager", "notes"]
+    rows = [line.split("│")[1:-1] for line in lines if line.startswith("│")]
+    backends = [row[1].strip() for row in rows if row[1].strip()]
+    assert backends == ["floor", *SIX_BACKENDS] * 2 + ["upcast"]
+    assert [row[0].strip() for row in rows if row[0].strip()] == ["1", "16", "4096"]
+    first = rows[1]  # mm_out_dtype at M = 1, the fastest: its values whole, one to a column
+    assert [cell.strip() for cell in first] == ["", "mm_out_dtype", "6.4 µs", "1.4e-06", "26.4 µs", "13% of floor"]
+    assert any(line.startswith("rel_err: ||out − ref||") for line in lines)
+    assert not any(line.startswith("second number:") for line in lines)
+
+
+def test_long_sweep_tables_break_the_in_layer_note_before_its_time():
+    in_layer = TimerSummary("cuda_graph", 7.14)
+    records = [
+        timed(backend, 4.0, 1e-7, pdl=pdl, context="norm_pdl", context_device=in_layer)
+        for backend in ("mm_out_dtype", "router_small_m", "router_small_m_ext")
+        for pdl in (False, True)
+    ]
+    text = "\n".join(rendered_lines(sweep_output.sweep_tables(records), TERMINAL_COLUMNS))
+    assert "backend" in text and "after norm_pdl 7.14 µs" not in text
+    notes = [line.split("│")[-2].strip() for line in text.splitlines() if line.startswith("│")]
+    assert notes[:2] == ["after norm_pdl", "7.14 µs"]

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gemmbench.cli import app
+from gemmbench.cli.app import out_console
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -58,3 +59,29 @@ def test_markdown_output_matches_its_snapshot(name):
         assert header.startswith("gemmbench ") and "CPU" in header
         text = re.sub(r"(µs\)), \d\.\de-\d\d", r"\1, <rel_err>", text)
     check_snapshot(name, text)
+
+
+# The rich kernel tables at the widths of common terminals, where names and decoded fields fold.
+TERMINAL_WIDTHS = (80, 100)
+
+
+@pytest.mark.parametrize("width", TERMINAL_WIDTHS)
+def test_kernel_tables_at_terminal_widths_match_their_snapshots(width, monkeypatch):
+    monkeypatch.setattr(out_console, "width", width)
+    result = CliRunner().invoke(app, ["kernels", "--from", str(SM90)])
+    assert result.exit_code == 0, result.output
+    check_snapshot(f"kernels_sm90_{width}.txt", result.stdout)
+
+
+DOCS_RUNS = Path(__file__).parent.parent / "docs" / "runs"
+# A common terminal's width, narrower than the one-column-per-backend table of a six-backend run.
+NARROW_TERMINAL = 80
+
+
+def test_show_in_a_narrow_terminal_matches_its_snapshot(monkeypatch):
+    # Six backends with every note the sweep tables write (floor, top-k, noisy, throttled): one row per
+    # (M, backend).
+    monkeypatch.setattr(out_console, "width", NARROW_TERMINAL)
+    result = CliRunner().invoke(app, ["show", str(DOCS_RUNS / "h200_one_gpu_plain.json")])
+    assert result.exit_code == 0, result.output
+    check_snapshot(f"show_one_gpu_{NARROW_TERMINAL}.txt", result.stdout)

@@ -3,6 +3,7 @@ precision), the run header, titles, Markdown tables, and the list of skip and er
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 from rich.text import Text
@@ -11,13 +12,35 @@ from gemmbench.records import ERROR, SKIPPED, Record
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER, SIMULATED_TIMER
 from gemmbench.spec.cases import Case
 
+# A duration is written in the largest of these units (name, µs in one) that it fills at least once.
+DURATION_UNITS = (("s", 1_000_000.0), ("ms", 1000.0), ("µs", 1.0))
+# Significant figures of a duration for people: device time repeats from run to run within 0.33% (median)
+# to 2.7% (95th percentile) on an H200 (docs/design.md, what was measured), so a fourth figure (0.1%) would
+# be noise; files keep full precision.
+DURATION_FIGURES = 3
+
 
 def format_us(value: float | None) -> str:
+    """A duration given in µs, for people: three significant figures in µs, ms or s, never an exponent.
+
+    The unit is chosen after rounding, so 999.7 µs reads 1 ms (not 1e+03 µs) and 1.2e6 µs reads 1.2 s.
+    """
     if value is None:
         return "–"
-    if value >= 1000:
-        return f"{value / 1000:.3g} ms"
-    return f"{value:.3g} µs"
+    rounded = float(f"{value:.{DURATION_FIGURES}g}")
+    unit, size = next(((name, size) for name, size in DURATION_UNITS if abs(rounded) >= size), DURATION_UNITS[-1])
+    return f"{_positional(value / size, DURATION_FIGURES)} {unit}"
+
+
+def _positional(value: float, figures: int) -> str:
+    """value to `figures` significant figures written out in full, trailing zeros dropped as `g` drops them:
+    4.5, 1230, 0.00004, never 1.23e+03."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    rounded = float(f"{value:.{figures}g}")
+    decimals = max(0, figures - 1 - math.floor(math.log10(abs(rounded))))
+    text = f"{rounded:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if decimals else text
 
 
 def format_err(value: float | None) -> str:

@@ -2,21 +2,70 @@
 
 from __future__ import annotations
 
+import re
+
 from rich import box
-from rich.console import Group
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.measure import Measurement
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from gemmbench.analysis.decode import FAMILIES, KernelInfo, decode, gemm_kernel, short_name
-from gemmbench.output.format import markdown_table, shape_title
+from gemmbench.output.format import format_us, markdown_table, shape_title
 from gemmbench.records import OK, KernelRun, Record, by_case
 
-# The Markdown kernel table, which has no width limit, keeps this many characters of a kernel name (the
-# rich table folds names to the terminal's width instead).
-MARKDOWN_KERNEL_NAME_WIDTH = 100
+# Both kernel tables keep this many characters of a kernel name: the longest name of the H200 runs in
+# docs/runs (cuBLAS's sm80_xmma split-K kernels, 131 characters) whole, since their tile sits mid-name and
+# their split-K at its end. Only C++ names longer still (short_name elides their templates first) are cut.
+KERNEL_NAME_WIDTH = 160
 
-# Columns of decoded kernel fields, shared by the rich and the Markdown kernel tables.
-KERNEL_COLUMNS = ("kernel", "family", "arch", "types", "tile", "stages", "cluster", "split-K", "µs")
+# Where a kernel name may go on to the next line: after an underscore, a C++ scope `::` or a template's `<`,
+# so that each line ends where a part of the identifier ends.
+NAME_BOUNDARY = re.compile(r"(?<=_)|(?<=::)|(?<=<)")
+
+# Between two decoded fields of a kernel, on the line under its name.
+FIELD_SEPARATOR = " · "
+
+# The decoded fields sit this many columns right of the name they decode, to read as part of it.
+FIELD_INDENT = 2
+
+# Columns of the Markdown kernel table, which has no width limit: the decoded fields each in a column.
+KERNEL_COLUMNS = ("kernel", "family", "arch", "types", "tile", "stages", "cluster", "split-K", "time")
+
+
+def pack(pieces: list[str], separator: str, width: int) -> list[str]:
+    """The pieces in order on as few lines of `width` cells as they fill, a line breaking only between two
+    pieces (a piece wider than `width` gets a line of its own)."""
+    lines: list[str] = []
+    for piece in pieces:
+        if lines and cell_len(lines[-1] + separator + piece) <= width:
+            lines[-1] += separator + piece
+        else:
+            lines.append(piece)
+    return lines
+
+
+class Packed:
+    """Pieces of text that a table cell lays out on as many lines as its width needs, breaking only between
+    two pieces: a kernel name between its parts, its decoded fields between two fields."""
+
+    def __init__(self, pieces: list[str], separator: str = "", style: str = "") -> None:
+        self.pieces, self.separator, self.style = pieces, separator, style
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        longest_piece = max(map(cell_len, self.pieces), default=0)
+        return Measurement(longest_piece, cell_len(self.separator.join(self.pieces)))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = pack(self.pieces, self.separator, options.max_width)
+        yield Text("\n".join(lines), style=self.style, overflow="fold")  # a piece wider than the cell folds
+
+
+def name_parts(name: str) -> list[str]:
+    """`cublasLt::splitKreduce_kernel<…>` -> `cublasLt::`, `splitKreduce_`, `kernel<`, `…>`."""
+    return [part for part in NAME_BOUNDARY.split(name) if part]
 
 
 def _info_cells(info: KernelInfo) -> list[str]:
@@ -26,16 +75,22 @@ def _info_cells(info: KernelInfo) -> list[str]:
     return [info.family, info.arch or "", info.dtypes, info.tile, stages, info.cluster, split]
 
 
-def _kernel_cells(kernel: KernelRun) -> list[str]:
-    return [short_name(kernel.name), *_info_cells(decode(kernel.name)), format_duration_us(kernel.duration_us)]
+def field_pieces(info: KernelInfo) -> list[str]:
+    """The decoded fields as words for the line under a name: each says what it is, and a field the name is
+    silent on is left out."""
+    split = {None: "", True: "split-K", False: "no split-K"}[info.split_k]
+    labelled = [
+        info.tile and f"tile {info.tile}",
+        "" if info.stages is None else f"{info.stages} stages",
+        info.cluster and f"cluster {info.cluster}",
+    ]
+    return [piece for piece in (info.family, info.arch or "", info.dtypes, *labelled, split) if piece]
 
 
-def format_duration_us(value: float | None) -> str:
-    """A kernel's duration in the µs column: three significant figures, never an exponent (1170, not
-    1.17e+03), so that the column reads in one unit."""
-    if value is None:
-        return ""
-    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+def _kernel_cell(kernel: KernelRun) -> Group:
+    name = short_name(kernel.name, width=KERNEL_NAME_WIDTH)
+    fields = Packed(field_pieces(decode(kernel.name)), FIELD_SEPARATOR, style="dim")
+    return Group(Packed(name_parts(name)), Padding(fields, (0, 0, 0, FIELD_INDENT)))
 
 
 def _shared_gemm_line(records: list[Record]) -> str:
@@ -46,40 +101,53 @@ def _shared_gemm_line(records: list[Record]) -> str:
         if kernel:
             by_kernel.setdefault(kernel, []).append(record.label)
     shared = [
-        f"{', '.join(backends)} → {short_name(kernel)}" for kernel, backends in by_kernel.items() if len(backends) > 1
+        f"{', '.join(backends)} → {short_name(kernel, width=KERNEL_NAME_WIDTH)}"
+        for kernel, backends in by_kernel.items()
+        if len(backends) > 1
     ]
     return "same GEMM kernel: " + "; ".join(shared) if shared else "no two backends share a GEMM kernel"
+
+
+def _case_table(group: list[Record]) -> Table:
+    """One case's kernels, a row per kernel: the backend, the kernel's time, then the name with its decoded
+    fields on the lines under it.
+
+    Why this layout: a column per decoded field (as the Markdown table has) takes over 110 terminal columns
+    before the name gets any, so at 80 or 100 columns the name, the one cell that must be read whole, was
+    folded every 11 characters. Here the name has the widest column to itself and folds only between its
+    parts (after `_`, `::`, `<`), the fields, each labelled, only between two fields; backend names and
+    times never wrap. What is lost is reading one field down a column, which the Markdown table keeps.
+    """
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("backend", style="cyan", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("kernel, decoded")
+    for record in group:
+        if record.status != OK or not record.kernels:
+            note = record.reason if record.status != OK else "kernels not recorded"
+            table.add_row(record.label, "", Text(f"{record.status}: {note}", style="dim"))
+            continue
+        for index, kernel in enumerate(record.kernels):
+            table.add_row(record.label if index == 0 else "", format_us(kernel.duration_us), _kernel_cell(kernel))
+    return table
 
 
 def kernel_tables(records: list[Record]) -> Group:
     """Per case: each backend's kernels in launch order, decoded; then which backends share a GEMM kernel."""
     parts: list = []
     for case, group in by_case(records).items():
-        # No vertical rules: ten columns must fit a 120-column terminal.
-        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-        table.add_column("backend", style="cyan", overflow="fold")
-        for column in KERNEL_COLUMNS:
-            table.add_column(
-                column,
-                justify="right" if column in ("stages", "µs") else "left",
-                overflow="fold",  # a narrow terminal folds long cells onto more lines; no column is cut
-            )
-        for record in group:
-            if record.status != OK or not record.kernels:
-                note = record.reason if record.status != OK else "kernels not recorded"
-                table.add_row(
-                    record.label, Text(f"{record.status}: {note}", style="dim"), *[""] * (len(KERNEL_COLUMNS) - 1)
-                )
-                continue
-            for index, kernel in enumerate(record.kernels):
-                table.add_row(record.label if index == 0 else "", *_kernel_cells(kernel))
         parts += [
             Text(f"{shape_title(case)}, M={case.m}", style="bold"),
-            table,
+            _case_table(group),
             Text(_shared_gemm_line(group)),
             Text(""),
         ]
     return Group(*parts)
+
+
+def _markdown_kernel_cells(kernel: KernelRun) -> list[str]:
+    name = short_name(kernel.name, width=KERNEL_NAME_WIDTH)
+    return [f"`{name}`", *_info_cells(decode(kernel.name)), format_us(kernel.duration_us)]
 
 
 def kernel_markdown(records: list[Record]) -> str:
@@ -89,10 +157,7 @@ def kernel_markdown(records: list[Record]) -> str:
         label = f"{case.model} {case.gemm} M={case.m} N={case.n} K={case.k}"
         for record in group:
             if record.status == OK and record.kernels:
-                for kernel in record.kernels:
-                    cells = _kernel_cells(kernel)
-                    cells[0] = f"`{short_name(kernel.name, width=MARKDOWN_KERNEL_NAME_WIDTH)}`"
-                    rows.append([label, record.label, *cells])
+                rows += [[label, record.label, *_markdown_kernel_cells(kernel)] for kernel in record.kernels]
             else:
                 rows.append([label, record.label, f"{record.status}: {record.reason or 'kernels not recorded'}"])
         rows.append([label, "", _shared_gemm_line(group)])

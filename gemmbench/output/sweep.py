@@ -1,11 +1,15 @@
-"""A sweep's results for people: one rich table per GEMM shape (one column per backend), or one Markdown
-table, with the legend of the marks the records use."""
+"""A sweep's results for people: one rich table per GEMM shape (one column per backend, or, where that is
+wider than the console, one row per M and backend), or one Markdown table, with the legend of the marks
+the records use."""
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
+from dataclasses import dataclass
 
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -43,41 +47,150 @@ def per_device(records: list[Record]) -> list[tuple[str | None, list[Record]]]:
     return [(device, [r for r in records if r.device_id == device]) for device in devices]
 
 
-def sweep_tables(records: list[Record]) -> Group:
-    """One table per GEMM shape, one row per M, one column per backend (per device, for a fleet check);
-    then the legend and the skip and error reasons."""
-    backends = list(dict.fromkeys(r.label for r in records))
-    parts: list = []
-    for device, group in per_device(records):
-        if device:
-            parts.append(Text(f"device {device} (rank {group[0].rank})", style="bold magenta"))
-        parts += [_shape_table(shape, backends) for shape in by_shape(group).values()]
-    parts.append(_legend(records))
-    reasons = reasons_text(records)
-    if reasons:
-        parts.append(reasons)
-    return Group(*parts)
+def sweep_tables(records: list[Record]) -> SweepTables:
+    """One table per GEMM shape (per device, for a fleet check), then the legend and the skip and error
+    reasons; the layout is chosen when printed, by the console's width."""
+    return SweepTables(records)
 
 
-def _shape_table(records: list[Record], backends: list[str]) -> Group:
+# Where a table is measured for its natural width: no width limit, so rich shrinks none of its columns.
+_UNLIMITED_WIDTH = sys.maxsize
+
+
+@dataclass
+class SweepTables:
+    """The sweep's tables, laid out for the console that prints them: one column per backend (the wide
+    layout) where every such table fits its width, else one row per (M, backend) (the long layout), whose
+    narrow columns keep every header and value whole in an 80-column terminal. All tables share one layout,
+    so shapes read alike."""
+
+    records: list[Record]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        backends = list(dict.fromkeys(r.label for r in self.records))
+        groups = [(device, list(by_shape(group).values())) for device, group in per_device(self.records)]
+        wide = all(_fits(_wide_table(shape, backends), console, options) for _, shapes in groups for shape in shapes)
+        table_of = _wide_table if wide else _long_table
+        for device, shapes in groups:
+            if device:
+                yield Text(f"device {device} (rank {shapes[0][0].rank})", style="bold magenta")
+            for shape in shapes:
+                yield _shape_heading(shape)
+                yield table_of(shape, backends)
+        yield _legend(self.records, rel_err_label=_CELL_REL_ERR_LABEL if wide else _COLUMN_REL_ERR_LABEL)
+        reasons = reasons_text(self.records)
+        if reasons:
+            yield reasons
+
+
+def _fits(table: Table, console: Console, options: ConsoleOptions) -> bool:
+    """Whether the table fits the width at its natural width, where no header is cut and no cell wraps."""
+    natural = Measurement.get(console, options.update_width(_UNLIMITED_WIDTH), table)
+    return natural.maximum <= options.max_width
+
+
+def _shape_heading(records: list[Record]) -> Text:
+    modes = {r.l2_mode for r in records if r.l2_mode}
+    mode = modes.pop() if len(modes) == 1 else ("/".join(sorted(modes)) or None)
+    return Text(shape_title(records[0].case, mode), style="bold")
+
+
+def _by_m(records: list[Record]) -> dict[int, dict[str, Record]]:
+    """The records of one shape by M (ascending), then by backend."""
+    by_m: dict[int, dict[str, Record]] = defaultdict(dict)
+    for record in records:
+        by_m[record.m][record.label] = record
+    return dict(sorted(by_m.items()))
+
+
+def _floor_of(row: dict[str, Record]) -> float | None:
+    return next((r.floor_us for r in row.values() if r.floor_us is not None), None)
+
+
+def _wide_table(records: list[Record], backends: list[str]) -> Table:
+    """One row per M, one column per backend: time and rel_err, then the details, in each cell."""
     table = Table(pad_edge=False)
     table.add_column("M", justify="right", style="cyan")
     for backend in backends:
         table.add_column(backend, justify="right")
-    by_m: dict[int, dict[str, Record]] = defaultdict(dict)
-    for record in records:
-        by_m[record.m][record.label] = record
-    for m in sorted(by_m):
-        row = by_m[m]
+    for m, row in _by_m(records).items():
         fastest = _fastest_accurate(row.values())
-        floor = next((r.floor_us for r in row.values() if r.floor_us is not None), None)
+        floor = _floor_of(row)
         m_cell = Text(str(m))
         if floor is not None:
             m_cell.append(f"\nfloor {format_us(floor)}", style="dim")
         table.add_row(m_cell, *(_cell(row.get(b), b == fastest) for b in backends))
-    modes = {r.l2_mode for r in records if r.l2_mode}
-    mode = modes.pop() if len(modes) == 1 else ("/".join(sorted(modes)) or None)
-    return Group(Text(shape_title(records[0].case, mode), style="bold"), table)
+    return table
+
+
+# What the legend calls the relative error: the second number of a cell (wide or Markdown), or the long
+# layout's column of that name.
+_CELL_REL_ERR_LABEL = "second number"
+_COLUMN_REL_ERR_LABEL = "rel_err"
+
+# The long layout's columns, left to right, with their justification and style; a column empty in every
+# row of a table is left out (eager where no row has a device time, notes where no row has a note).
+_LONG_COLUMNS = (
+    ("M", "right", "cyan"),
+    ("backend", "left", None),
+    ("time", "right", None),
+    (_COLUMN_REL_ERR_LABEL, "right", None),
+    ("eager", "right", None),
+    ("notes", "left", None),
+)
+
+
+def _long_table(records: list[Record], backends: list[str]) -> Table:
+    """One row per (M, backend), one section per M."""
+    groups = [_m_group(m, row, backends) for m, row in _by_m(records).items()]
+    columns = [column for column in _LONG_COLUMNS if any(column[0] in cells for group in groups for cells in group)]
+    table = Table(pad_edge=False)
+    for name, justify, style in columns:
+        table.add_column(name, justify=justify, style=style)
+    for group in groups:
+        for i, cells in enumerate(group):
+            table.add_row(*(cells.get(name, "") for name, _, _ in columns), end_section=i == len(group) - 1)
+    return table
+
+
+def _m_group(m: int, row: dict[str, Record], backends: list[str]) -> list[dict[str, Text]]:
+    """The rows of one M, each its non-empty cells by column: the floor's row first where measured (its time
+    in the time column, where it reads against the backends'), then one per backend; M on the first."""
+    fastest = _fastest_accurate(row.values())
+    floor = _floor_of(row)
+    group = [_floor_cells(floor)] if floor is not None else []
+    group += [_long_cells(row[backend], backend == fastest) for backend in backends if backend in row]
+    group[0]["M"] = Text(str(m))
+    return group
+
+
+def _floor_cells(floor: float) -> dict[str, Text]:
+    return {"backend": Text("floor", style="dim"), "time": Text(format_us(floor), style="dim")}
+
+
+def _long_cells(record: Record, fastest: bool) -> dict[str, Text]:
+    """A backend's row of the long layout: the same values and marks as its cell of the wide layout."""
+    cells = {"backend": Text(record.label)}
+    status = _status_text(record)
+    if status is not None:
+        return cells | {"time": status}
+    cells["time"] = Text(format_us(record.best_time_us), style="bold green" if fastest else "")
+    cells[_COLUMN_REL_ERR_LABEL] = Text(format_err(record.rel_err), style="dim")
+    if record.device:
+        cells["eager"] = Text(format_us(median_of(record.latency)), style="dim")
+    notes = _notes(record)
+    if notes:
+        cells["notes"] = notes
+    return cells
+
+
+def _notes(record: Record) -> Text:
+    """The annotations, one a line, then the flags, on one line, as the wide cell ends."""
+    notes = Text("\n".join(_annotations(record, before_time="\n")), style="dim")
+    marks = flags(record)
+    if marks:
+        notes.append(("\n" if notes else "") + " ".join(marks), style="yellow")
+    return notes
 
 
 def _fastest_accurate(records) -> str | None:
@@ -89,10 +202,9 @@ def _fastest_accurate(records) -> str | None:
 def _cell(record: Record | None, fastest: bool) -> Text:
     if record is None:
         return Text("")
-    if record.status == SKIPPED:
-        return Text("skipped", style="dim")
-    if record.status == ERROR:
-        return Text("error", style="red")
+    status = _status_text(record)
+    if status is not None:
+        return status
     text = Text(format_us(record.best_time_us), style="bold green" if fastest else "")
     text.append(f" {format_err(record.rel_err)}", style="dim")
     for line in _details(record):
@@ -103,16 +215,29 @@ def _cell(record: Record | None, fastest: bool) -> Text:
     return text
 
 
+def _status_text(record: Record) -> Text | None:
+    """What a skipped or an error row shows in place of its time (its reason is listed under the tables)."""
+    if record.status == SKIPPED:
+        return Text("skipped", style="dim")
+    if record.status == ERROR:
+        return Text("error", style="red")
+    return None
+
+
 def _details(record: Record) -> list[str]:
     """Lines under the time: the eager latency (where a device time leads), then floor share and routing."""
     lines = [f"eager {format_us(median_of(record.latency))}"] if record.device else []
     return lines + _annotations(record)
 
 
-def _annotations(record: Record) -> list[str]:
-    """The time in the layer, the share of the floor and the routing mismatch, where the row has them."""
+def _annotations(record: Record, before_time: str = " ") -> list[str]:
+    """The time in the layer, the share of the floor and the routing mismatch, where the row has them.
+    `before_time` goes between the producer's name and the time in the layer: the long layout breaks the
+    line there, so that its notes column stays narrow and the time whole."""
     in_layer = record.context_time_us
-    notes = [f"after {record.context} {format_us(in_layer)}"] if record.context and in_layer is not None else []
+    notes = (
+        [f"after {record.context}{before_time}{format_us(in_layer)}"] if record.context and in_layer is not None else []
+    )
     notes += [f"{record.pct_of_floor:.0f}% of floor"] if record.pct_of_floor is not None else []
     return notes + ([f"top-k≠ {record.topk_mismatch:.1%}"] if record.topk_mismatch is not None else [])
 
@@ -159,13 +284,13 @@ def _markdown_cell(record: Record | None, fastest: bool) -> str:
     )
 
 
-def _legend(records: list[Record]) -> Text:
-    return Text("\n".join(legend_lines(records, markdown=False)), style="dim")
+def _legend(records: list[Record], rel_err_label: str) -> Text:
+    return Text("\n".join(legend_lines(records, markdown=False, rel_err_label=rel_err_label)), style="dim")
 
 
-def legend_lines(records: list[Record], markdown: bool) -> list[str]:
+def legend_lines(records: list[Record], markdown: bool, rel_err_label: str = _CELL_REL_ERR_LABEL) -> list[str]:
     """What the marks of a sweep table mean, for the marks these records use, in the words of the rich
-    table or of the Markdown one."""
+    table (wide or long) or of the Markdown one."""
     bold, eager = ("bold", "in brackets") if markdown else ("green", "eager")
     ok = [r for r in records if r.status == OK]
     if not ok:
@@ -175,7 +300,7 @@ def legend_lines(records: list[Record], markdown: bool) -> list[str]:
     eager_timers = dict.fromkeys(r.latency.timer for r in ok if r.device and r.latency)
     lines += [f"{eager}: {TIMER_LABELS.get(t, t)}" for t in eager_timers]
     lines.append(
-        "second number: ||out − ref|| / ||ref|| against float64; "
+        f"{rel_err_label}: ||out − ref|| / ||ref|| against float64; "
         f"{bold}: fastest with fp32-accurate output (≤ {FP32_ACCURATE_REL_ERR:g}), ties within "
         f"{SAME_TOLERANCE:.0%} going to the first of {', '.join(PREFERENCE)} (as `gemmbench recommend` chooses)"
     )
