@@ -25,19 +25,25 @@ def read_json_cache(name: str) -> tuple[dict, str | None]:
     """The JSON object cached in `name` (empty where there is no such file), and, where the file exists but
     holds no JSON object (torn by a crash, or not gemmbench's), what is wrong with it: its entries are lost
     and the next write rebuilds it."""
-    path = cache_root() / name
+    cached, problem = read_json_object(cache_root() / name)
+    return cached, f"{problem}: it is rebuilt" if problem else None
+
+
+def read_json_object(path: Path) -> tuple[dict, str | None]:
+    """The JSON object in `path` (empty where there is no such file), and what is wrong with the file where
+    it exists but holds none."""
     try:
-        text = path.read_text()
+        text = Path(path).read_text()
     except FileNotFoundError:
         return {}, None
     except (OSError, UnicodeDecodeError) as exc:
-        return {}, f"the cache file {path} cannot be read ({type(exc).__name__}): it is rebuilt"
+        return {}, f"the file {path} cannot be read ({type(exc).__name__})"
     try:
         cached = json.loads(text)
     except ValueError:
         cached = None
     if not isinstance(cached, dict):
-        return {}, f"the cache file {path} is not a JSON object (torn or not gemmbench's): it is rebuilt"
+        return {}, f"the file {path} is not a JSON object (torn or not gemmbench's)"
     return cached, None
 
 

@@ -214,3 +214,28 @@ def test_a_group_in_its_layer_is_timed_both_ways_after_the_producer(context):
     for way in ("serial", "parallel"):
         figure = getattr(record, f"{way}_context_device")
         assert figure.timer == "cuda_graph_minus_producer" and figure.ci_low_us <= figure.ci_high_us
+
+
+def test_tune_writes_a_tuning_file_that_a_new_process_picks_up(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from gemmbench.backends import router_small_m_tuning as tuning
+    from gemmbench.backends.router_small_m import RouterSmallM, candidates
+    from gemmbench.cli import app
+    from gemmbench.timing.inputs import make_inputs
+
+    monkeypatch.setenv("GEMMBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "tunings.json"
+    result = CliRunner().invoke(app, ["tune", "--shape", "64x7168", "--m", "1", "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(out.read_text())["configs"].values()
+    assert tuning._config_of(entry) in candidates(1) and entry["margin"] >= 1.0 and entry["time_us"] > 0
+    monkeypatch.setattr(tuning, "tuning_files", lambda: [out])
+    (tmp_path / "cache" / tuning.CACHE_FILE).unlink()  # what tune cached: the file alone must do
+    case = Case("router", "64x7168", "router", 1, 64, 7168)
+    backend = RouterSmallM()
+    assert backend.tuning_note(case, CUDA) is None
+    backend.prepare(case, make_inputs(case, CUDA, seed=0))
+    assert backend.configuration(case).endswith("(tuning file tunings.json)")

@@ -105,13 +105,75 @@ def test_a_default_sweep_measures_both_first_tier_kernels():
 
 
 def test_a_torn_tuning_cache_is_said_when_it_means_tuning_again(monkeypatch, tmp_path):
-    from gemmbench.backends import router_small_m
+    from gemmbench.backends import router_small_m_tuning as tuning
 
-    monkeypatch.setenv("GEMMBENCH_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(router_small_m, "_cache_key", lambda case, device: f"GPU X|M<={block_m(case.m)}")
+    on_gpu_x(monkeypatch, tmp_path)
     case, cuda = Case("x", "y", "router", 1, 256, 7168), torch.device("cuda")
-    (tmp_path / router_small_m.CACHE_FILE).write_text('{"GPU X|M<=1": {"product": "fma", "blo')
+    (tmp_path / tuning.CACHE_FILE).write_text('{"GPU X|N=256|K=7168|M<=1": {"product": "fma", "blo')
     note = RouterSmallM().tuning_note(case, cuda)
-    assert note.startswith("the cache file ") and "is not a JSON object" in note and "tuning router_small_m" in note
-    router_small_m._write_cache("GPU X|M<=1", router_small_m.Config(CUDA_CORES, 1, 1024, 2048))
+    assert note.startswith("the file ") and "is not a JSON object" in note and "tuning router_small_m" in note
+    tuning.write_cache(tuning.cache_key(case, cuda), tuning.Config(CUDA_CORES, 1, 1024, 2048))
     assert RouterSmallM().tuning_note(case, cuda) is None  # rebuilt: the tuning is found again
+
+
+def on_gpu_x(monkeypatch, cache):
+    """A GPU named "GPU X" with an empty cache and no shipped tuning files: tunings are looked up as on it."""
+    from gemmbench.backends import router_small_m_tuning as tuning
+
+    monkeypatch.setenv("GEMMBENCH_CACHE_DIR", str(cache))
+    monkeypatch.setattr(tuning.torch.cuda, "get_device_name", lambda device=None: "GPU X")
+    monkeypatch.setattr(tuning, "cache_key", lambda case, device: f"GPU X|{tuning.shape_key(case)}")
+    monkeypatch.setattr(tuning, "SHIPPED_TUNINGS", cache / "shipped")
+
+
+def write_tuning_file(folder, gpu, configs, name="t.json"):
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps({"gpu": gpu, "configs": configs}))
+
+
+def test_a_tuning_file_for_the_gpu_is_used_without_tuning_and_the_row_says_so(monkeypatch, tmp_path):
+    from gemmbench.backends import router_small_m_tuning as tuning
+
+    on_gpu_x(monkeypatch, tmp_path)
+    monkeypatch.setattr(tuning, "tune", lambda case, device: pytest.fail("tuned although a tuning file has it"))
+    fma = {"product": "fma", "block_n": 2, "block_k": 1024, "k_split": 8192, "num_warps": 4, "margin": 1.08}
+    write_tuning_file(tmp_path / "shipped", "GPU Y", {"N=256|K=7168|M<=2": dict(fma, block_n=9)}, "a.json")
+    write_tuning_file(tmp_path / "shipped", "GPU X", {"N=256|K=7168|M<=2": fma})  # this GPU's
+    case, cuda = Case("x", "y", "router", 2, 256, 7168), torch.device("cuda")
+    backend = RouterSmallM()
+    assert backend.tuning_note(case, cuda) is None
+    choice = tuning.choose(case, cuda)
+    assert choice.config == tuning.Config("fma", 2, 1024, 8192) and choice.source == "tuning file t.json"
+    user = dict(fma, block_n=1)  # the user's own file wins over the shipped one
+    write_tuning_file(tmp_path / tuning.USER_TUNINGS, "GPU X", {"N=256|K=7168|M<=2": user})
+    assert tuning.choose(case, cuda).config.block_n == 1
+    other_m = Case("x", "y", "router", 8, 256, 7168)  # a bucket no file has: tuned, announced
+    assert "tuning router_small_m for N=256, K=7168, M <= 8" in backend.tuning_note(other_m, cuda)
+
+
+def test_a_fresh_tuning_keeps_its_margin_and_is_cached(monkeypatch, tmp_path):
+    from gemmbench.backends import router_small_m_tuning as tuning
+
+    on_gpu_x(monkeypatch, tmp_path)
+    a, b = tuning.Config("fma", 1, 1024, 2048), tuning.Config("dot", 16, 128, 512)
+    monkeypatch.setattr(tuning, "candidate_times", lambda case, device: {a: 3.0, b: 3.3})
+    case, cuda = Case("x", "y", "router", 1, 256, 7168), torch.device("cuda")
+    tuned = tuning.tune(case, cuda)
+    assert (tuned.config, tuned.time_us, tuned.margin) == (a, 3.0, pytest.approx(1.1))
+    assert tuning.choose(case, cuda) == tuning.Choice(a, tuning.TUNED_NOW)
+    assert tuning.choose(case, cuda) == tuning.Choice(a, tuning.CACHED)  # cached since
+
+
+def test_the_shipped_h200_tunings_are_configurations_the_kernel_has():
+    import json
+
+    from gemmbench.backends import router_small_m_tuning as tuning
+
+    (path,) = tuning.SHIPPED_TUNINGS.glob("*h200*.json")
+    content = json.loads(path.read_text())
+    assert content["gpu"] == "NVIDIA H200" and content["configs"]
+    for key, entry in content["configs"].items():
+        m = int(key.rsplit("M<=", 1)[1])
+        assert tuning._config_of(entry) in candidates(m), key

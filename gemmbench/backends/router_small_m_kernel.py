@@ -1,0 +1,223 @@
+"""router_small_m's Triton kernel: a bf16 x bf16 -> fp32 GEMM for M <= 32 tokens, its configurations, and
+a prepared call of one (the backend, tuning and dispatch are in router_small_m.py and
+router_small_m_tuning.py).
+
+At these sizes the GEMM is a read of the weight, and its time is decided by how many bytes are in flight
+per SM, not by arithmetic. One kernel, two ways of tiling it, tuned per shape:
+
+- For a few tokens, a program per expert row (BLOCK_N rows) that walks all of K, as TensorRT-LLM's
+  dsv3RouterGemm does: the walk is unrolled (K_SPLIT is a compile-time constant), so that all of a
+  program's loads can be issued at once, and the products run on CUDA cores with fp32 partial sums per
+  (token, column, k lane), reduced once at the end. The fastest at M <= 4 on an H200.
+- From about 8 tokens, tensor-core tiles (`tl.dot`, M padded to 16 rows) of BLOCK_N columns x K_SPLIT
+  elements of K, and the splits of a column block summed in the same kernel: each program stores its fp32
+  partial in a workspace and counts itself in with one atomic; the last to arrive adds the partials in
+  split order and writes the output.
+
+With programmatic dependent launch (`pdl=True`, Triton's `launch_pdl`) a program lets its dependents launch
+as it starts, issues its first weight tile, and waits for its producer before its first load of x; every
+store comes after that wait, so a call that overlaps the one before never touches its workspace early.
+
+The atomic only picks who adds, never the order, so every call gives the same bits; there is one kernel
+per call (cuBLAS runs nvjet and a split-K reduce), no allocation per call (the workspace comes with
+`prepare`), and it is capturable in CUDA graphs (the last program resets its counter; a launch that is
+aborted halfway would leave it set, and `prepare` starts each call's counters at zero).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+
+from gemmbench.backends.base import GemmCall, GemmInputs
+
+# The largest M it runs: at 32 it already loses to cuBLAS on three of five router GEMMs on an H200 (docs/tiers.md).
+MAX_M = 32
+# The kernel's offsets into the weight are 32-bit: N x K must stay below this.
+MAX_WEIGHT_ELEMENTS = 2**31
+# tl.dot's smallest tile side: M is padded to it on tensor cores.
+DOT_MIN = 16
+# At most this many fp32 partial sums per program on CUDA cores (BLOCK_M x BLOCK_N x BLOCK_K), so that they
+# stay in registers: 128 per thread at 4 warps.
+MAX_PARTIALS = 4096 * 4
+# Warps per program: tuning 4 against 8 on an H200 (an earlier version of this kernel) picked 4 at 20 points
+# and 8 at 10 of 30; one value halves the candidates, and so the first use's tuning time.
+WARPS = 4
+CUDA_CORES, TENSOR_CORES = "fma", "dot"
+
+
+@dataclass(frozen=True)
+class Config:
+    """One way to run it: the product inside a tile, the tile (BLOCK_N columns x K_SPLIT of K, walked
+    BLOCK_K at a time) and the warps per program."""
+
+    product: str  # CUDA_CORES or TENSOR_CORES
+    block_n: int
+    block_k: int
+    k_split: int
+    num_warps: int = WARPS
+
+    def __str__(self) -> str:
+        return (
+            f"router_small_m {self.product} BLOCK_N={self.block_n} BLOCK_K={self.block_k} "
+            f"K_SPLIT={self.k_split} warps={self.num_warps}"
+        )
+
+    def splits(self, k: int) -> int:
+        return -(-k // self.k_split)
+
+
+def block_m(m: int) -> int:
+    """Tokens a program holds: M rounded up to a power of two (the M bucket a tuning is for)."""
+    return 1 << max(0, (m - 1).bit_length())
+
+
+def candidates(m: int) -> list[Config]:
+    """The configurations tuned for M: tensor-core tiles for every M, CUDA-core ones where the partial sums
+    fit in registers. K_SPLIT 8192 is a whole router row in one program (no split) for K <= 8192."""
+    dot = [
+        Config(TENSOR_CORES, n, k, split)
+        for n in (16, 32)
+        for k in (128, 256)
+        for split in (256, 512, 1024)
+        if split >= k
+    ]
+    fma = [
+        Config(CUDA_CORES, n, k, split)
+        for n in (1, 2)
+        for k in (512, 1024, 2048)
+        for split in (1024, 2048, 8192)
+        if split >= k and block_m(m) * n * k <= MAX_PARTIALS
+    ]
+    return dot + fma
+
+
+@functools.cache
+def _kernel():
+    """The Triton kernel, compiled on first use (importing triton is a second or more)."""
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def gemmbench_router_small_m(  # the name the profiler shows; decode.py knows it
+        x,
+        w,
+        out,
+        workspace,  # [splits, M, N] fp32 partial sums
+        arrivals,  # [column blocks] int32, zero between calls
+        M,
+        N,
+        K,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_K: tl.constexpr,
+        K_SPLIT: tl.constexpr,
+        ON_TENSOR_CORES: tl.constexpr,
+        PDL: tl.constexpr,  # launched with programmatic dependent launch: wait for the producer before x
+    ):
+        if PDL:  # a dependent may launch now and load its own weights while this program runs
+            tl.extra.cuda.gdc_launch_dependents()
+        column_block = tl.program_id(0)
+        split = tl.program_id(1)
+        splits = tl.num_programs(1)
+        columns = column_block * BLOCK_N + tl.arange(0, BLOCK_N)
+        tokens = tl.arange(0, BLOCK_M)
+        lanes = tl.arange(0, BLOCK_K)
+        if ON_TENSOR_CORES:
+            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        else:
+            partial = tl.zeros((BLOCK_M, BLOCK_N, BLOCK_K), dtype=tl.float32)
+        for start in tl.static_range(0, K_SPLIT, BLOCK_K):  # unrolled: all of a tile's loads in flight
+            k = split * K_SPLIT + start + lanes
+            in_k = k < K
+            weight = tl.load(
+                w + columns[:, None] * K + k[None, :], mask=(columns[:, None] < N) & in_k[None, :], other=0.0
+            )
+            if PDL:
+                if start == 0:  # the first weight tile is in flight; x is the producer's: wait for it
+                    tl.extra.cuda.gdc_wait()
+            acts = tl.load(x + tokens[:, None] * K + k[None, :], mask=(tokens[:, None] < M) & in_k[None, :], other=0.0)
+            if ON_TENSOR_CORES:
+                acc = tl.dot(acts, tl.trans(weight), acc)
+            else:
+                partial += acts.to(tl.float32)[:, None, :] * weight.to(tl.float32)[None, :, :]
+        if not ON_TENSOR_CORES:
+            acc = tl.sum(partial, axis=2)
+        at = tokens[:, None] * N + columns[None, :]
+        valid = (tokens[:, None] < M) & (columns[None, :] < N)
+        if splits == 1:
+            tl.store(out + at, acc, mask=valid)
+        else:
+            tl.store(workspace + split * M * N + at, acc, mask=valid)
+            tl.debug_barrier()  # every thread's partial is stored before the program counts itself in
+            arrived = tl.atomic_add(arrivals + column_block, 1, sem="acq_rel")
+            if arrived == splits - 1:  # the last program of this column block adds the partials, in split order
+                total = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+                for s in range(0, splits):
+                    total += tl.load(workspace + s * M * N + at, mask=valid, other=0.0, cache_modifier=".cg")
+                tl.store(out + at, total, mask=valid)
+                tl.atomic_xchg(arrivals + column_block, 0)  # ready for the next call
+
+    return gemmbench_router_small_m
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """What a prepared call needs besides its operands: allocated once per shape, configuration and device
+    (never per call), and shared by the calls of that shape. Calls of one stream run one after another and
+    each leaves the counters at zero, so sharing is safe; and a call prepared while a CUDA graph is being
+    captured (after a producer that returns a new x: measure/context.py) then launches nothing, where
+    zeroing new counters would put a memset into the graph."""
+
+    partials: torch.Tensor
+    arrivals: torch.Tensor
+
+    @classmethod
+    def for_call(cls, x: torch.Tensor, w: torch.Tensor, config: Config) -> Workspace:
+        (m, k), n = x.shape, w.shape[0]
+        return _workspace(m, n, k, config, x.device)
+
+
+@functools.cache
+def _workspace(m: int, n: int, k: int, config: Config, device: torch.device) -> Workspace:
+    splits = config.splits(k)
+    partials = torch.empty((splits, m, n) if splits > 1 else (1,), dtype=torch.float32, device=device)
+    arrivals = torch.zeros(-(-n // config.block_n), dtype=torch.int32, device=device)
+    return Workspace(partials, arrivals)
+
+
+def launch(
+    x: torch.Tensor, w: torch.Tensor, out: torch.Tensor, config: Config, workspace: Workspace, pdl: bool = False
+) -> torch.Tensor:
+    """out = x @ w.T with `config`; x [M, K] and w [N, K] contiguous bf16, out [M, N] fp32; `pdl`: launched
+    with programmatic dependent launch (Triton's launch_pdl), waiting for the producer before loading x."""
+    (m, k), n = x.shape, w.shape[0]
+    on_tensor_cores = config.product == TENSOR_CORES
+    grid = (-(-n // config.block_n), config.splits(k))
+    _kernel()[grid](
+        x,
+        w,
+        out,
+        workspace.partials,
+        workspace.arrivals,
+        m,
+        n,
+        k,
+        BLOCK_M=max(DOT_MIN, block_m(m)) if on_tensor_cores else block_m(m),
+        BLOCK_N=config.block_n,
+        BLOCK_K=config.block_k,
+        K_SPLIT=config.k_split,
+        ON_TENSOR_CORES=on_tensor_cores,
+        PDL=pdl,
+        num_warps=config.num_warps,
+        **({"launch_pdl": True} if pdl else {}),  # the launcher option, only where used (not in the interpreter)
+    )
+    return out
+
+
+def prepared(inputs: GemmInputs, config: Config, pdl: bool = False) -> GemmCall:
+    """A call of `config` on `inputs`, with its workspace."""
+    workspace = Workspace.for_call(inputs.x, inputs.w, config)
+    return functools.partial(launch, inputs.x, inputs.w, inputs.out, config, workspace, pdl)

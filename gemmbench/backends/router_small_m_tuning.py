@@ -1,0 +1,184 @@
+"""Which configuration router_small_m runs for a (GPU, N, K, M bucket), and where it came from.
+
+In order: the user's cache of tunings made on this machine (exact GPU model, torch and Triton); else a
+tuning file for this GPU model, the user's own (`<cache>/tunings/*.json`, as `gemmbench tune` writes them)
+before those shipped with gemmbench (`gemmbench/backends/tunings/`); else tuned now (every candidate
+timed by cold-L2 CUDA-graph device time, as a cold sweep times it) and cached. A tuning file holds, per
+shape and M bucket, the winning configuration and its margin over the runner-up.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from gemmbench.backends.router_small_m_kernel import Config, block_m, candidates, prepared
+from gemmbench.cache import cache_root, read_json_cache, read_json_object, write_json_cache
+from gemmbench.files import write_atomically
+from gemmbench.spec.cases import Case
+from gemmbench.timing import timers
+from gemmbench.timing.inputs import input_copies, rotating
+
+# Device time per candidate while tuning: enough for a stable median of a ~2-10 us kernel.
+TUNE_BUDGET_S = 0.02
+CACHE_FILE = "router_small_m.json"
+SHIPPED_TUNINGS = Path(__file__).resolve().parent / "tunings"
+USER_TUNINGS = "tunings"  # a folder of the cache root
+CACHED, FROM_FILE, TUNED_NOW = "cached tuning", "tuning file", "tuned now"
+_CONFIG_FIELDS = tuple(f.name for f in fields(Config))
+
+
+@dataclass(frozen=True)
+class Choice:
+    config: Config
+    source: str  # CACHED, FROM_FILE (with the file's name), or TUNED_NOW
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """A fresh tuning: the winner, its device time, and the runner-up's time over it (1.0: no runner-up)."""
+
+    config: Config
+    time_us: float
+    margin: float
+
+
+def shape_key(case: Case) -> str:
+    return f"N={case.n}|K={case.k}|M<={block_m(case.m)}"
+
+
+def cache_key(case: Case, device: torch.device) -> str:
+    """What a cached tuning depends on: the GPU model, torch, Triton, and the shape and M bucket."""
+    import triton
+
+    return (
+        f"{torch.cuda.get_device_name(device)}|torch {torch.__version__}|triton {triton.__version__}|{shape_key(case)}"
+    )
+
+
+def _config_of(entry) -> Config | None:
+    """The configuration an entry of a cache or tuning file describes; None for one it does not (older)."""
+    try:
+        return Config(**{name: entry[name] for name in _CONFIG_FIELDS if name in entry})
+    except (KeyError, TypeError):
+        return None
+
+
+def cached_config(key: str) -> Config | None:
+    """The configuration cached for `key`, or None (also where the cache file is torn: `cache_problem`)."""
+    return _config_of(read_json_cache(CACHE_FILE)[0].get(key, {}))
+
+
+def cache_problem() -> str | None:
+    return read_json_cache(CACHE_FILE)[1]
+
+
+def write_cache(key: str, config: Config) -> None:
+    cached = read_json_cache(CACHE_FILE)[0]
+    cached[key] = asdict(config)
+    write_json_cache(CACHE_FILE, cached)
+
+
+def tuning_files() -> list[Path]:
+    """The tuning files looked in, the user's first (theirs win over the shipped ones)."""
+    user = sorted((cache_root() / USER_TUNINGS).glob("*.json"))
+    return user + sorted(SHIPPED_TUNINGS.glob("*.json"))
+
+
+def file_config(gpu: str, case: Case) -> tuple[Config, Path] | None:
+    """The configuration a tuning file gives for `case` on a GPU named `gpu`, and the file; None if none
+    does (a file that cannot be read is skipped: the kernel is then tuned, as without it)."""
+    for path in tuning_files():
+        content, _ = read_json_object(path)
+        if content.get("gpu") != gpu:
+            continue
+        config = _config_of(content.get("configs", {}).get(shape_key(case), {}))
+        if config is not None:
+            return config, path
+    return None
+
+
+def known(case: Case, device: torch.device) -> bool:
+    """Whether a configuration for `case` is cached or in a tuning file: nothing to tune. A query."""
+    return cached_config(cache_key(case, device)) is not None or (
+        file_config(torch.cuda.get_device_name(device), case) is not None
+    )
+
+
+def choose(case: Case, device: torch.device) -> Choice:
+    """The configuration for `case` on `device`, from the cache, a tuning file, or tuned now (and cached)."""
+    key = cache_key(case, device)
+    cached = cached_config(key)
+    if cached is not None:
+        return Choice(cached, CACHED)
+    found = file_config(torch.cuda.get_device_name(device), case)
+    if found is not None:
+        config, path = found
+        return Choice(config, f"{FROM_FILE} {path.name}")
+    config = tune(case, device).config
+    write_cache(key, config)
+    return Choice(config, TUNED_NOW)
+
+
+def tune(case: Case, device: torch.device) -> Tuned:
+    """The candidate with the lowest CUDA-graph device time with a cold L2 (rotating input copies, as a
+    cold sweep times it): where the weight comes from DRAM, the bytes in flight decide, not the hot case's."""
+    times = candidate_times(case, device)
+    if not times:
+        raise RuntimeError("no configuration of router_small_m runs on this GPU")
+    ranked = sorted(times, key=times.get)
+    best = times[ranked[0]]
+    margin = times[ranked[1]] / best if len(ranked) > 1 else 1.0
+    return Tuned(ranked[0], best, margin)
+
+
+def candidate_times(case: Case, device: torch.device) -> dict[Config, float]:
+    """Median cold-L2 CUDA-graph device time (us) of every candidate this GPU runs, for `case`."""
+    copies, _ = input_copies(case, device, seed=0, cold=True)
+    target = timers.Target(budget_s=TUNE_BUDGET_S, min_time_s=TUNE_BUDGET_S)
+    times: dict[Config, float] = {}
+    for config in candidates(case.m):
+        call = rotating([prepared(c, config) for c in copies])
+        try:
+            call()
+            unroll = timers.fit_graph_unroll(
+                call, upper_bound_us=timers.GRAPH_TARGET_REPLAY_US, multiple_of=len(copies)
+            )
+            times[config] = timers.time_graph(call, target, unroll).median_us
+        except RuntimeError:  # a configuration this GPU cannot run (registers, shared memory) is not chosen
+            continue
+    return times
+
+
+def software() -> str:
+    """What a tuning was made with, for a tuning file."""
+    import triton
+
+    return f"gemmbench's router_small_m candidates, torch {torch.__version__}, triton {triton.__version__}"
+
+
+def tuning_file(gpu: str, tuned: dict[str, Tuned], made_with: str) -> dict:
+    """The content of a tuning file for `gpu`: per shape key, the winner, its time and margin."""
+    return {
+        "gpu": gpu,
+        "tuned_with": made_with,
+        "tuned_on": f"{platform.node()}, {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+        "configs": {key: {**asdict(t.config), "time_us": t.time_us, "margin": t.margin} for key, t in tuned.items()},
+    }
+
+
+def write_tuning_file(path: Path, content: dict) -> None:
+    import json
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(Path(path), json.dumps(content, indent=1) + "\n")
+
+
+def default_tuning_path(gpu: str) -> Path:
+    """Where `gemmbench tune` writes by default: the user's tuning files, looked in from then on."""
+    name = "".join(c if c.isalnum() else "-" for c in gpu).strip("-").lower()
+    return cache_root() / USER_TUNINGS / f"router_small_m_{name}.json"

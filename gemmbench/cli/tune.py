@@ -1,0 +1,85 @@
+"""`gemmbench tune`: router_small_m's configurations for the GEMMs of presets and shapes, timed on this GPU
+and written as a tuning file that sweeps use from then on, and that can be shipped with gemmbench."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from gemmbench.cli.app import app, err_console, out_console
+from gemmbench.cli.options import ConfigOpt, DeviceOpt, PresetOpt, QuietOpt, ShapeOpt, split_values
+from gemmbench.cli.run import refuse_torchrun
+from gemmbench.errors import UsageError
+from gemmbench.output.format import format_us
+
+# router_small_m's M buckets: the powers of two up to the largest M it runs (32).
+TUNED_M = "1:32:x2"
+
+
+@app.command()
+def tune(
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    shape: ShapeOpt = None,
+    m: Annotated[
+        str,
+        typer.Option(
+            "--m",
+            help="Token counts M; each is tuned for its power-of-two bucket (router_small_m's buckets by default).",
+        ),
+    ] = TUNED_M,
+    device: DeviceOpt = "auto",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="The tuning file to write. Default: the tunings folder of your cache, which sweeps on this "
+            "machine read from then on. To ship one with gemmbench, add it to gemmbench/backends/tunings/.",
+        ),
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Tune router_small_m for every bf16 -> fp32 GEMM of the presets and shapes it runs (M <= 32) at each M
+    bucket, on this GPU, and write a tuning file: the winner per shape and bucket, its time and its margin."""
+    from gemmbench.backends import router_small_m_tuning as tuning
+    from gemmbench.measure.session import plan_sweep
+    from gemmbench.measure.tuning import tunable, tune_cases
+
+    refuse_torchrun("tune", "run it without torchrun, on the GPU to tune for")
+    plan = plan_sweep(
+        presets=split_values(preset),
+        configs=config or [],
+        shapes=split_values(shape),
+        m=m,
+        backends=["router_small_m"],
+        device=device,
+        kernels=False,
+    )
+    cases = tunable(plan.cases, plan.device)
+    if plan.device.type == "cuda" and not cases:
+        raise UsageError("router_small_m runs none of these GEMMs (bf16 -> fp32, M <= 32)", "give router shapes")
+    notes = None if quiet else err_console
+
+    def started(index: int, case) -> None:
+        if notes:
+            notes.print(f"tuning N={case.n}, K={case.k}, M <= {tuning.block_m(case.m)} ({index + 1} of {len(cases)})…")
+
+    tuned = tune_cases(cases, plan.device, started)
+    import torch
+
+    gpu = torch.cuda.get_device_name(plan.device)
+    path = out or tuning.default_tuning_path(gpu)
+    try:
+        tuning.write_tuning_file(path, tuning.tuning_file(gpu, tuned, tuning.software()))
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}", "give --out a writable path") from exc
+    table = Table(pad_edge=False)
+    for column in ("shape", "configuration", "time", "margin"):
+        table.add_column(column, justify="right" if column in ("time", "margin") else "left")
+    for key, result in tuned.items():
+        table.add_row(key, str(result.config), format_us(result.time_us), f"{result.margin:.3f}x")
+    out_console.print(table)
+    out_console.print(f"wrote {path}: {len(tuned)} tunings for {gpu}; margin: the runner-up's time over the winner's")

@@ -1,0 +1,48 @@
+"""gemmbench tune without a GPU: which cases it tunes, the tuning file it writes and that sweeps then read,
+and its refusal on the CPU (the tuning itself runs in tests/test_gpu.py)."""
+
+import json
+
+import pytest
+import torch
+from test_router_small_m import on_gpu_x
+from typer.testing import CliRunner
+
+from gemmbench.backends import router_small_m_tuning as tuning
+from gemmbench.cli import app
+from gemmbench.measure import tuning as tune_command
+from gemmbench.spec.cases import Case
+
+CUDA = torch.device("cuda")
+
+
+def test_tune_refuses_the_cpu_with_one_error_line():
+    result = CliRunner().invoke(app, ["tune", "-p", "deepseek-v3", "--device", "cpu"])
+    assert result.exit_code == 2
+    expected = "Error: tuning needs a CUDA device (router_small_m is a Triton kernel) — run it on the GPU"
+    assert result.stderr.strip() == expected
+
+
+def test_each_shape_and_m_bucket_is_tuned_once_and_the_file_it_writes_is_read_back(monkeypatch, tmp_path):
+    on_gpu_x(monkeypatch, tmp_path)
+    monkeypatch.setattr(tune_command.Bench, "warm_device", lambda self: None)
+    monkeypatch.setattr(tune_command.RouterSmallM, "unavailable_reason", lambda self, case, device: None)
+    winner = tuning.Config("fma", 1, 1024, 2048)
+    tuned_cases = []
+    monkeypatch.setattr(tuning, "tune", lambda case, device: tuned_cases.append(case) or tuning.Tuned(winner, 3.0, 1.1))
+    cases = [Case("a", "router", "router", m, 256, 7168) for m in (1, 3, 4, 5, 8)]  # buckets 1, 4, 4, 8, 8
+    chosen = tune_command.tunable(cases, CUDA)
+    assert [c.m for c in chosen] == [1, 3, 5]
+    tuned = tune_command.tune_cases(chosen, CUDA)
+    assert list(tuned) == ["N=256|K=7168|M<=1", "N=256|K=7168|M<=4", "N=256|K=7168|M<=8"] and len(tuned_cases) == 3
+    path = tuning.default_tuning_path("GPU X")
+    tuning.write_tuning_file(path, tuning.tuning_file("GPU X", tuned, "torch t, triton t"))
+    content = json.loads(path.read_text())
+    assert content["configs"]["N=256|K=7168|M<=4"] == {**vars(winner), "time_us": 3.0, "margin": 1.1}
+    (tmp_path / tuning.CACHE_FILE).unlink()  # the cache tune_cases filled: the file alone must do
+    assert tuning.choose(cases[1], CUDA) == tuning.Choice(winner, f"{tuning.FROM_FILE} {path.name}")
+
+
+@pytest.mark.parametrize("cases", [[Case("a", "b", "attention", 64, 2048, 7168)], []])
+def test_tunable_leaves_out_what_router_small_m_does_not_run(cases):
+    assert tune_command.tunable(cases, torch.device("cpu")) == []  # on the CPU it runs nothing
