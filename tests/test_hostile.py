@@ -288,6 +288,7 @@ def test_a_fleet_check_with_error_rows_exits_1_saying_how_many(tmp_path):
     path.write_text(run_to_json(Run({}, rows)))
     result = invoke("fleet", path)
     assert result.exit_code == 1 and "1 of 3 rows errored" in result.stderr
+    assert "not measured: rank 1 did not report it" in result.stdout  # the reasons the message points to
 
 
 @pytest.mark.parametrize(
@@ -431,3 +432,67 @@ def test_kernels_from_a_cpu_run_says_the_cpu_records_no_kernels(tmp_path):
     (run,) = tmp_path.glob("*.json")
     line = one_error_line(invoke("kernels", "--from", run), 1)
     assert "was recorded on the CPU, where the profiler sees no kernels" in line and "--no-kernels)" not in line
+
+
+def test_an_export_that_cannot_be_written_still_says_where_the_run_went_and_writes_the_other(tmp_path, monkeypatch):
+    from gemmbench.errors import GemmbenchError
+    from gemmbench.records import runfile
+
+    write = runfile.write_text
+
+    def failing_csv(path, text, stdout):  # a path that passed the check up front and fails at the end
+        if str(path).endswith(".csv"):
+            raise GemmbenchError(f"cannot write {path}: Permission denied", "choose another path")
+        write(path, text, stdout)
+
+    monkeypatch.setattr(runfile, "write_text", failing_csv)
+    sweep = ("sweep", "-b", "fake", "--device", "cpu", "--shape", "8x16", "--m", "1", "--out-dir", tmp_path / "runs")
+    result = invoke(*sweep, "--csv", tmp_path / "x.csv", "--json", tmp_path / "run.json")
+    assert result.exit_code == 1 and "saved 1 row to" in result.stderr and "cannot write" in result.stderr
+    assert (tmp_path / "run.json").is_file() and list((tmp_path / "runs").glob("*.json"))
+
+
+@pytest.mark.parametrize("keep", ["header cut", "header only"])
+def test_a_csv_cut_short_is_one_error_line_not_an_empty_answer(tmp_path, keep):
+    full = tmp_path / "full.csv"
+    assert invoke("show", FIXTURE, "--csv", full).exit_code == 0
+    header = full.read_text().splitlines()[0]
+    cut = tmp_path / "cut.csv"
+    cut.write_text(header[: len(header) // 2] if keep == "header cut" else header + "\n")
+    for command in ("show", "recommend"):
+        line = one_error_line(invoke(command, cut), 1)
+        assert ("cut short?" if keep == "header cut" else "holds a header and no rows") in line
+
+
+def test_a_choice_made_on_throttled_rows_says_so():
+    run = DOCS_RUNS / "h200_deepseek_v3_hot.json"  # its rows at M = 4096..16384 ran with the clocks down
+    text = invoke("recommend", run).stdout
+    assert "throttled at M = " in text and "4096" in text.split("throttled at M = ")[1].split(":")[0]
+    (rec,) = json.loads(invoke("recommend", run, "--json").stdout)
+    assert 4096 in rec["throttled_m"]
+    assert "# throttled at M = " in invoke("recommend", run, "--python").stdout
+    (unthrottled,) = json.loads(invoke("recommend", DOCS_RUNS / "h200_tiers.json", "--json").stdout)[:1]
+    assert unthrottled["throttled_m"] == []
+
+
+def test_a_negative_relative_error_in_a_file_is_one_error_line(tmp_path):
+    doc = json.loads(FIXTURE.read_text())
+    doc["records"][0]["rel_err"] = -1e-7  # would count as accurate
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(doc))
+    assert "rel_err = -1e-07: negative" in one_error_line(invoke("recommend", path), 1)
+
+
+def test_a_path_that_is_not_a_file_says_so():
+    line = one_error_line(invoke("show", "/dev/null"), 1)
+    assert "/dev/null is not a file" in line and "does not exist" not in line
+
+
+def test_the_api_takes_one_m_as_a_list_of_one_and_refuses_a_string_for_a_list():
+    import gemmbench
+    from gemmbench.errors import GemmbenchError
+
+    run = gemmbench.sweep(shapes=["8x16"], m=1, backends=["fake"], device="cpu")
+    assert [r.m for r in run.records] == [1]
+    with pytest.raises(GemmbenchError, match=r"shapes = '8x16' is a string, not a list"):
+        gemmbench.sweep(shapes="8x16", m=[1], backends=["fake"], device="cpu")

@@ -50,6 +50,7 @@ class ShapeRecommendation:
     excluded: dict[str, Record] = field(default_factory=dict)
     figure: str = ""  # which figure decided (decision_figure): alone, or in the layer after a producer
     simulated: tuple[str, ...] = ()  # chosen backends whose times a test double made up (the fake backend)
+    throttled: tuple[int, ...] = ()  # M values whose chosen row ran with the clocks down (power, thermal)
 
     @property
     def in_layer(self) -> bool:
@@ -77,8 +78,9 @@ def _recommend_shape(key: tuple, records: list[Record], tolerance: float) -> Sha
     figure = decision_figure(records)
     chosen = set(winners.values())
     simulated = tuple(sorted({r.label for r in records if r.label in chosen and r.simulated}))
+    throttled = tuple(sorted({r.m for r in records if winners.get(r.m) == r.label and r.throttled}))
     return ShapeRecommendation(
-        model, gemm, n, k, tolerance, _ranges(winners), winners, tied, excluded, figure, simulated
+        model, gemm, n, k, tolerance, _ranges(winners), winners, tied, excluded, figure, simulated, throttled
     )
 
 

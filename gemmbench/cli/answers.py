@@ -27,7 +27,7 @@ from gemmbench.output.compare import (
 )
 from gemmbench.output.dispatch import recommendation_python
 from gemmbench.output.fleet import fleet_markdown, fleet_table
-from gemmbench.output.format import header
+from gemmbench.output.format import header, reasons_text
 from gemmbench.output.groups import advice_dicts, advice_markdown, advice_tables, group_markdown, group_tables
 from gemmbench.output.kernels import decoded_tables
 from gemmbench.output.recommend import recommendation_dicts, recommendation_markdown, recommendation_tables
@@ -218,6 +218,9 @@ def fleet(
         if loaded.provenance:
             out_console.print(header(loaded.provenance))
         out_console.print(fleet_table(report))
+    reasons = reasons_text(loaded.records)  # the rows the report leaves out, and why
+    if reasons:
+        (out_console if not (as_json or md) else err_console).print(reasons)
     if fail_above is not None:
         failing = report.failing(fail_above)
         if failing:

@@ -180,8 +180,8 @@ def sweep(
     records = result.run.records
     with finishing():
         print_results(tables_console, records, md)
+        report_saved(result, notes, rows_phrase(len(records)))  # first: an export that fails raises
         export(result.run, csv, json_path)
-        report_saved(result, notes, rows_phrase(len(records)))
         if result.interrupted:
             err_console.print(f"interrupted: {incomplete_note(result.run)}; kept", style="yellow")
     if result.failure:
@@ -261,11 +261,25 @@ def print_results(console: Console, records, md: bool) -> None:
 
 
 def export(run, csv: str | None, json_path: str | None) -> None:
-    if csv:
-        text = table.groups_to_csv(run.groups) if run.groups and not run.records else table.records_to_csv(run.records)
-        runfile.write_text(csv, text, sys.stdout)
-    if json_path:
-        runfile.write_text(json_path, runfile.run_to_json(run), sys.stdout)
+    """Each export asked for; one that cannot be written does not stop the other (its error is raised after)."""
+    exports = [
+        (
+            csv,
+            lambda: (
+                table.groups_to_csv(run.groups) if run.groups and not run.records else table.records_to_csv(run.records)
+            ),
+        ),
+        (json_path, lambda: runfile.run_to_json(run)),
+    ]
+    failures = []
+    for path, text in exports:
+        if path:
+            try:
+                runfile.write_text(path, text(), sys.stdout)
+            except GemmbenchError as exc:
+                failures.append(exc)
+    if failures:
+        raise failures[0]
 
 
 @app.command()
@@ -398,8 +412,8 @@ def group(
             console.print(group_markdown(result.run.groups), markup=False, highlight=False, soft_wrap=True)
         else:
             console.print(group_tables(result.run.groups))
-        export(result.run, csv, json_path)
         report_saved(result, notes, rows_phrase(len(result.run.groups), "group row"))
+        export(result.run, csv, json_path)
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     exit_if_errored(result.run.groups)

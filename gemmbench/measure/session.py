@@ -177,6 +177,12 @@ def plan_sweep(
     two on a GPU, 1, 8, 64 on the CPU; every real backend, those of `plugins` (module names or .py
     files) and of installed plugin packages included."""
     _check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms)
+    lists = {"presets": presets, "configs": configs, "shapes": shapes, "roles": roles, "backends": backends}
+    for name, value in (*lists.items(), ("plugins", plugins)):
+        if isinstance(value, str):  # a string is a sequence too: its characters would be taken one by one
+            raise UsageError(f"{name} = {value!r} is a string, not a list", f"pass {name}=[{value!r}]")
+    if isinstance(m, int) and not isinstance(m, bool):
+        m = [m]
     load_plugins(list(plugins))
     if context not in context_names():
         raise UsageError(f"unknown context '{context}'", f"choose one of: {', '.join(context_names())}")

@@ -12,7 +12,7 @@ from gemmbench.analysis.policy import (
     SAME_TOLERANCE,
 )
 from gemmbench.analysis.recommend import ShapeRecommendation
-from gemmbench.output.recommend import simulated_caveat
+from gemmbench.output.recommend import simulated_caveat, throttle_caveat
 
 # Lines of the generated code are wrapped at this width: well inside the line length of common linters
 # (this project's ruff allows 120, black 88 for code, not docstrings).
@@ -66,6 +66,8 @@ def recommendation_python(recommendations: list[ShapeRecommendation], provenance
         function = f"{_identifier(f'{rec.model} {rec.gemm}')}_backend"
         prefix = function.removesuffix("_backend").upper()
         lines.append(f"# {rec.model} {rec.gemm}: x[M, {rec.k}] @ w[{rec.n}, {rec.k}].T")
+        if rec.throttled:
+            lines += [f"# {line}" for line in textwrap.wrap(throttle_caveat(rec.throttled), GENERATED_WIDTH - 2)]
         for tier, mrange in enumerate(rec.ranges[:-1], start=1):
             lines.append(f"{prefix}_TIER_{tier}_MAX_M = {mrange.last_m}  # {mrange.backend}")
         if rec.ranges:

@@ -62,6 +62,7 @@ def recommendation_dicts(recommendations: list[ShapeRecommendation]) -> list[dic
             "summary": recommendation_summary(rec),
             "figure": rec.figure,
             "simulated": list(rec.simulated),
+            "throttled_m": list(rec.throttled),
             "caveat": simulated_caveat(rec.simulated) if rec.simulated else None,
         }
         for rec in recommendations
@@ -102,6 +103,15 @@ def simulated_caveat(backends: tuple[str, ...]) -> str:
     )
 
 
+def throttle_caveat(m_values: tuple[int, ...]) -> str:
+    """What a choice made on a throttled row is worth."""
+    listed = ", ".join(map(str, m_values))
+    return (
+        f"throttled at M = {listed}: the GPU's clocks fell during the chosen rows (power or thermal), so these "
+        "choices, and any tier they alone make, may be the throttle's; sweep these M again"
+    )
+
+
 def tie_rule() -> str:
     return (
         f"tied: within {SAME_TOLERANCE:.0%} of the fastest (the run-to-run spread); a tie goes to the first of "
@@ -125,6 +135,8 @@ def recommendation_tables(recommendations: list[ShapeRecommendation]) -> Group:
             parts.append(Text(f"  {backend} never qualified: {why_not_qualified(record, rec.tolerance)}", style="dim"))
         if rec.simulated:
             parts.append(Text(f"  {simulated_caveat(rec.simulated)}", style="yellow"))
+        if rec.throttled:
+            parts.append(Text(f"  {throttle_caveat(rec.throttled)}", style="yellow"))
     if recommendations:
         parts.append(Text(tie_rule(), style="dim"))
         parts.append(
@@ -157,6 +169,9 @@ def recommendation_markdown(recommendations: list[ShapeRecommendation]) -> str:
     ]
     figure += [
         f"- {rec.model} {rec.gemm}: {simulated_caveat(rec.simulated)}\n" for rec in recommendations if rec.simulated
+    ]
+    figure += [
+        f"- {rec.model} {rec.gemm}: {throttle_caveat(rec.throttled)}\n" for rec in recommendations if rec.throttled
     ]
     return markdown_table(["GEMM", "N", "K", *RECOMMEND_COLUMNS], rows) + (
         "\n" + tie_rule() + "\n" + "".join(figure) if rows else ""

@@ -166,6 +166,8 @@ def load_run(path: Path) -> Run:
         runs = sorted(path.glob("*.json"))
         example = f", e.g. {runs[-1]}" if runs else ""
         raise GemmbenchError(f"{path} is a folder, not a run file", f"give one run file{example}")
+    if path.exists() and not path.is_file():
+        raise GemmbenchError(f"{path} is not a file (a device or a pipe?)", "give a run file or a CSV export")
     if not path.is_file():
         raise GemmbenchError(
             f"run file {path} does not exist", "give a path under results/ (gemmbench sweep saves there)"

@@ -22,9 +22,11 @@ from gemmbench.records.record import FLATTEN, STATUSES
 _KINDS = {int: "Int64", float: "float64", bool: "boolean", str: "string"}
 LIST = "list"
 REWRITE = "re-run the sweep that made it, or correct the file"
-# Values a file may not hold: GEMM dimensions are positive; times (`*_us`) and counts are not negative,
-# except a difference of two timers (`context_*`: the GEMM after its producer, which PDL can overlap).
+# Values a file may not hold: GEMM dimensions are positive; times (`*_us`), counts and the ratios below
+# are not negative, except a difference of two timers (`context_*`: the GEMM after its producer, which PDL
+# can overlap).
 POSITIVE_COLUMNS = ("m", "n", "k")
+NEVER_NEGATIVE_COLUMNS = ("rel_err", "topk_mismatch", "tflops", "gbps", "pct_of_floor", "speedup", "overlap_efficiency")
 TIME_SUFFIX = "_us"
 DIFFERENCE_PREFIX = "context_"
 
@@ -169,6 +171,8 @@ def _problem(column: Column, value) -> str | None:
 
 
 def _never_negative(name: str) -> bool:
+    if name in NEVER_NEGATIVE_COLUMNS:
+        return True
     return (name.endswith(TIME_SUFFIX) or name.endswith("_samples")) and not name.startswith(DIFFERENCE_PREFIX)
 
 

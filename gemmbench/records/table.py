@@ -89,6 +89,13 @@ def rows_from_csv(path: Path) -> tuple[list[Record], list[GroupRecord]]:
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise GemmbenchError(f"{path} is not a gemmbench CSV export (no column '{missing[0]}')", malformed)
+    names = set(column_names(record_type))
+    if frame.columns[-1] not in names:  # an export's header ends in a column name: this one was cut short
+        raise GemmbenchError(
+            f"{path}'s header ends in '{frame.columns[-1]}', no column of an export: cut short?", malformed
+        )
+    if frame.empty:
+        raise GemmbenchError(f"{path} holds a header and no rows", malformed)
     known = [c for c in columns(record_type) if c.name in frame.columns]
     rows = []
     for line, cells in enumerate(frame[[c.name for c in known]].to_dict("records"), start=2):  # line 1: header

@@ -64,7 +64,7 @@ def _check_host_memory(case: Case) -> None:
     needed = case.bytes_moved + case.m * case.n * 8  # the operands, the output and the float64 reference
     available = host_memory_available()
     if available is not None and needed > available:
-        raise MemoryError(f"the inputs need {needed / 1e9:.3g} GB, the host has {available / 1e9:.3g} GB available")
+        raise MemoryError(f"the inputs need {needed / 1e9:,.1f} GB, the host has {available / 1e9:,.1f} GB available")
 
 
 def make_inputs(case: Case, device: torch.device, seed: int) -> GemmInputs:
