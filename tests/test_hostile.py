@@ -496,3 +496,10 @@ def test_the_api_takes_one_m_as_a_list_of_one_and_refuses_a_string_for_a_list():
     assert [r.m for r in run.records] == [1]
     with pytest.raises(GemmbenchError, match=r"shapes = '8x16' is a string, not a list"):
         gemmbench.sweep(shapes="8x16", m=[1], backends=["fake"], device="cpu")
+
+
+def test_comparing_csvs_of_the_fake_backend_does_not_call_them_gpu_runs(tmp_path):
+    sweep = ("sweep", "-b", "fake", "--device", "cpu", "--shape", "8x16", "--m", "1", "--no-save", "-q")
+    assert invoke(*sweep, "--csv", tmp_path / "a.csv").exit_code == 0
+    header = invoke("compare", tmp_path / "a.csv", tmp_path / "a.csv").stdout.splitlines()[0]
+    assert "cuda" not in header and "unknown device" in header

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from gemmbench.analysis.policy import FLAGGED_TOLERANCE, SAME_TOLERANCE
 from gemmbench.records import OK, GroupRecord, Record, Run
-from gemmbench.records.timers import HOST_TIMER
+from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER
 
 FASTER, SLOWER, SAME, NOISY, NOT_TIMED = "faster", "slower", "same", "noisy", "not timed"
 VERDICTS = (FASTER, SLOWER, SAME, NOISY, NOT_TIMED)
@@ -134,8 +134,8 @@ def run_conditions(run: Run) -> RunConditions:
     timed = [r for r in run.records if r.status == OK]
     timers = sorted({summary.timer for r in timed for summary in (r.latency, r.device) if summary})
     device_type = run.provenance.get("device_type")
-    if device_type is None and timers:  # a CSV export carries no provenance: the timers tell
-        device_type = "cpu" if HOST_TIMER in timers else "cuda"
+    if device_type is None:  # a CSV export carries no provenance: the timers tell, where they are real
+        device_type = "cpu" if HOST_TIMER in timers else "cuda" if {GRAPH_TIMER, EVENTS_TIMER} & set(timers) else None
     context = run.provenance.get("context") or next((r.context for r in run.records if r.context), "none")
     return RunConditions(device_type, tuple(sorted({r.l2_mode for r in timed if r.l2_mode})), tuple(timers), context)
 
