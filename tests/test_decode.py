@@ -45,6 +45,9 @@ def test_an_sm100_nvjet_kernel_decodes_fully():
         "cluster_n": 1,
         "split_k": False,
         "layout": "TNN",
+        "conv": None,
+        "schedule": None,
+        "epilogue": None,
         "recognised": True,
     }
 
@@ -377,3 +380,170 @@ def test_a_cutlass_implicit_gemm_convolution_decodes_its_types_and_tile():
         "fp16",
     )
     assert (info.tile_m, info.tile_n, info.tile_k, info.cluster_m) == (256, 256, 64, None)  # `dyn`: chosen at launch
+
+
+# cuDNN's CUTLASS 3.x convolutions on a B300 (sm100): torch.profiler's top kernels of a WanVAE decode, in
+# davidrd123/scope, outputs/b300_cu130_triton351_wanvae_decode_ops_i50_ensurecontig.md
+# (commit 23b37425cdcb851c8edd0717d3b37a42a4d25ef5). The first of CONVOLUTIONS is the ncu report's name of
+# test_a_cutlass_implicit_gemm_convolution_decodes_its_types_and_tile.
+CONVOLUTIONS = {
+    "cutlass3x_sm100_tensorop_s256x256x16implicit_gemm_fprop_f16_f16_f32_void_f16_f32_256x256x64_dyn_cga_"
+    "ndhwc_ndhwc_ndhwc_align8_2sm_relu_valpha": dict(
+        a_dtype="fp16", out_dtype="fp16", tile_m=256, tile_n=256, schedule="2sm", epilogue="relu_valpha"
+    ),
+    "cutlass3x_sm100_tensorop_s256x128x16implicit_gemm_fprop_bf16_bf16_f32_void_bf16_f32_256x128x64_dyn_cga_"
+    "ndhwc_ndhwc_ndhwc_align8_2sm_relu_valpha": dict(
+        a_dtype="bf16", out_dtype="bf16", tile_m=256, tile_n=128, schedule="2sm", epilogue="relu_valpha"
+    ),
+    "cutlass3x_sm100_tensorop_s128x128x16implicit_gemm_fprop_bf16_bf16_f32_void_bf16_f32_128x128x64_dyn_cga_"
+    "ndhwc_ndhwc_ndhwc_align8_2sm_relu_valpha": dict(
+        a_dtype="bf16", out_dtype="bf16", tile_m=128, tile_n=128, schedule="2sm", epilogue="relu_valpha"
+    ),
+    # a weight-stationary conv3d: `conv3d_fprop_<variant>` where the others write `implicit_gemm_fprop`, the
+    # filter's extent (t3xr3xs3) before the tile, no alignment and no epilogue
+    "cutlass3x_sm100_tensorop_s32x256x16_conv3d_fprop_weight_stationary_nq_2d_tiled_bf16_bf16_f32_void_bf16_void_"
+    "t3xr3xs3_32x256x64_dyn_cga_ndhwc_ndhwc_ndhwc_1sm": dict(
+        a_dtype="bf16", out_dtype="bf16", tile_m=32, tile_n=256, schedule="1sm", epilogue=None
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CONVOLUTIONS, ids=lambda name: name[25:75])
+def test_a_cutlass3x_convolution_says_it_is_one_with_its_types_tile_schedule_and_epilogue(name):
+    info = decode(name)
+    assert (info.family, info.arch, info.conv, info.compute_dtype, info.tile_k) == (
+        "cutlass",
+        "sm100",
+        "fprop",
+        "fp32",
+        64,
+    )
+    assert info.b_dtype == info.a_dtype and info.is_gemm  # an implicit GEMM
+    assert info.cluster_m is None and info.stages is None and info.layout is None  # `dyn_cga`: chosen at launch
+    assert {key: getattr(info, key) for key in CONVOLUTIONS[name]} == CONVOLUTIONS[name]
+
+
+def test_convolution_spellings_of_the_grammar_say_their_kind():
+    # The spelling this project was told of: an instruction shape glued to `implicit_gemm`, then a GEMM's
+    # cluster, stages, layout and schedule (no public trace of it was found).
+    glued = decode(
+        "cutlass3x_sm100_tensorop_s256x256x16implicit_gemm_fprop_f16_f16_f32_f16_f16_256x128x64_1x1x1_0_tnt_"
+        "align8_warpspecialized_2sm_epi_tma"
+    )
+    assert (glued.conv, glued.a_dtype, glued.out_dtype, glued.compute_dtype, glued.tile, glued.cluster) == (
+        "fprop",
+        "fp16",
+        "fp16",
+        "fp32",
+        "256x128x64",
+        "1x1",
+    )
+    assert (glued.stages, glued.layout, glued.schedule, glued.epilogue) == (
+        None,
+        "tnt",
+        "warpspecialized_2sm",
+        "epi_tma",
+    )
+    # The CUTLASS profiler's own convolution names (NVIDIA/cutlass, python/cutlass_library/generator.py,
+    # ConvOperation3x.configuration_name): the kind in the operation's place, each type glued to its tensor
+    # layout.
+    for kind, out in (("fprop", "f16nhwc"), ("dgrad", "f16nhwc"), ("wgrad", "f32kcsr")):
+        info = decode(
+            f"cutlass3x_sm90_tensorop_{kind}_f16nhwc_f16nhwc_f32_{out[:3]}_{out}_128x128x64_2x1x1_0_align8_"
+            "warpspecialized_cooperative_epi_tma"
+        )
+        assert (info.conv, info.a_dtype, info.out_dtype, info.tile_n, info.cluster, info.schedule) == (
+            kind,
+            "fp16",
+            "fp16" if kind != "wgrad" else "fp32",
+            128,
+            "2x1",
+            "warpspecialized_cooperative",
+        )
+    assert decode("cutlass3x_sm90_tensorop_s64x128x16gemm_bf16_bf16_f32_bf16_bf16_128x128x64_1x1x1_0_tnn").conv is None
+
+
+def test_cutlass3x_gemm_names_give_their_kernel_schedule_and_epilogue_apart():
+    cooperative = decode(
+        "cutlass3x_sm90_tensorop_s64x128x16gemm_bf16_bf16_f32_bf16_bf16_128x128x64_1x1x1_0_tnn_align8_"
+        "warpspecialized_cooperative_epi_tma"
+    )
+    assert (cooperative.schedule, cooperative.epilogue) == ("warpspecialized_cooperative", "epi_tma")
+    fused = decode(
+        "cutlass3x_sm100_tensorop_s64x256x32gemm_f8_f8_f32_f16_f16_64x256x128_1x1x1_0_tnn_align4_1sm_bias_f16_relu_"
+        "aux_scalemax"
+    )
+    assert (fused.schedule, fused.epilogue) == ("1sm", "bias_f16_relu_aux_scalemax")
+    plain = decode("cutlass3x_sm90_tensorop_gemm_bf16_bf16_f32_void_bf16_128x128x64_2x1x1_3_nnn_align8")
+    assert (plain.schedule, plain.epilogue, plain.stages) == (None, None, 3)
+
+
+# The kernel PyTorch's rowwise-scaled mm runs on sm90 for a 128x128x128 tile, spelled as nsys prints
+# templates (`cute::C<128>`, no `(int)`): its template arguments are those of aten/src/ATen/native/cuda/
+# RowwiseScaledMM.cu (pytorch/pytorch), enable_3x_kernel_for_sm9x around GemmUniversal with
+# KernelTmaWarpSpecializedCooperative; the name is composed from them (no public trace prints it whole).
+TORCH_ROWWISE = (
+    "void cutlass::device_kernel<at::cuda::detail::enable_3x_kernel_for_sm9x<cutlass::gemm::kernel::GemmUniversal<"
+    "cute::tuple<int, int, int>, cutlass::gemm::collective::CollectiveMma<cutlass::gemm::"
+    "MainloopSm90TmaGmmaWarpSpecialized<4, cute::tuple<cute::C<2>, cute::C<1>, cute::C<1>>, cutlass::gemm::"
+    "KernelTmaWarpSpecializedCooperative>, cute::tuple<cute::C<128>, cute::C<128>, cute::C<128>>, "
+    "cutlass::float_e4m3_t, cute::tuple<long, cute::C<1>, long>, cutlass::float_e4m3_t, cute::tuple<long, "
+    "cute::C<1>, long>, cute::TiledMMA<cute::MMA_Atom<cute::SM90_64x128x32_F32E4M3E4M3_SS_TN<>>>>, "
+    "cutlass::epilogue::collective::CollectiveEpilogue<cutlass::epilogue::Sm90TmaWarpSpecialized<4, 2, 32, false, "
+    "false>>>>>(cutlass::gemm::kernel::GemmUniversal<...>::Params)"
+)
+
+
+def test_a_templated_cutlass_gemm_in_torchs_arch_guard_gives_what_its_template_arguments_hold():
+    info = decode(TORCH_ROWWISE)
+    assert (info.family, info.arch, info.tile, info.stages, info.cluster) == (
+        "cutlass",
+        "sm90",
+        "128x128x128",
+        4,
+        "2x1",
+    )
+    assert (info.a_dtype, info.b_dtype, info.compute_dtype) == ("fp8_e4m3", "fp8_e4m3", "fp32")
+    assert (info.schedule, info.epilogue) == ("KernelTmaWarpSpecializedCooperative", "Sm90TmaWarpSpecialized")
+    assert info.out_dtype is None and info.layout is None  # the name holds them only as strides: left out
+    # torch.profiler's spelling, `(int)` before each integer: the real name of FORMERLY_MISREAD
+    templated = decode(next(name for name in FORMERLY_MISREAD if name.startswith("void cutlass::device_kernel")))
+    assert (templated.schedule, templated.tile, templated.cluster) == (
+        "KernelPtrArrayTmaWarpSpecializedCooperative",
+        "128x256x64",
+        "2x1",
+    )
+
+
+CUT_SHORT = [TORCH_ROWWISE, *CONVOLUTIONS, *(name for name in FORMERLY_MISREAD if "cutlass3x" in name or "::" in name)]
+
+
+@pytest.mark.parametrize("name", CUT_SHORT, ids=lambda name: name[:50])
+def test_a_cutlass_name_cut_anywhere_decodes_what_it_holds_and_never_misreads(name):
+    whole = decode(name).to_dict()
+    for cut in range(len(name) + 1):
+        for shown in (name[:cut], name[:cut] + "...", name[:cut] + "…"):
+            info = decode(shown).to_dict()  # never raises
+            read = {key: value for key, value in info.items() if value is not None}
+            read.pop("name"), read.pop("recognised"), read.pop("family")
+            read.pop("schedule", None), read.pop("epilogue", None)  # their last word may be cut
+            if read.get("arch") == "sm9x":  # torch's guard, before the mainloop names sm90
+                assert read.pop("arch")[:3] == whole["arch"][:3]
+            assert read == {key: whole[key] for key in read}, shown
+    at_90 = decode(TORCH_ROWWISE[:90])  # as profiles cut it: the guard, nothing more
+    assert (at_90.family, at_90.arch, at_90.tile_m, at_90.schedule) == ("cutlass", "sm9x", None, None)
+    at_100 = decode(TORCH_ROWWISE[:100])
+    assert (at_100.arch, at_100.tile_m, at_100.a_dtype) == ("sm9x", None, None)
+
+
+def test_decode_json_says_which_kernel_is_a_convolution():
+    from typer.testing import CliRunner
+
+    from gemmbench.cli import app
+
+    names = list(CONVOLUTIONS)[:2]
+    result = CliRunner().invoke(app, ["decode", "--json", *names])
+    assert result.exit_code == 0, result.output
+    assert [(info["conv"], info["schedule"], info["epilogue"]) for info in json.loads(result.stdout)] == [
+        ("fprop", "2sm", "relu_valpha")
+    ] * 2

@@ -124,6 +124,9 @@ class KernelInfo:
     cluster_n: int | None = None
     split_k: bool | None = None
     layout: str | None = None
+    conv: str | None = None  # fprop, dgrad or wgrad where the kernel is a convolution run as an implicit GEMM
+    schedule: str | None = None  # the kernel schedule, as the name writes it (CUTLASS 3.x)
+    epilogue: str | None = None  # the epilogue schedule and fusion, as the name writes them (CUTLASS 3.x)
 
     def to_dict(self) -> dict:
         return asdict(self) | {"recognised": self.recognised}
@@ -336,54 +339,103 @@ def _read_legacy_gemm(tokens: list[str], simt: bool) -> dict:
 
 # The convolution kinds CUTLASS 3.x runs as implicit GEMMs: forward, data gradient, weight gradient.
 _CONVOLUTIONS = ("fprop", "dgrad", "wgrad")
+# Tensor layouts of convolution names: glued to a type in the CUTLASS profiler's (`f16nhwc`), tokens of
+# their own in cuDNN's (`ndhwc_ndhwc_ndhwc`).
+_TENSOR_LAYOUTS = ("ndhwc", "nhwc", "nwc", "kcsrt", "kcsr", "kcs", "nchw")
+# Words of a CUTLASS 3.x kernel schedule (and tile scheduler) suffix: `warpspecialized_cooperative`,
+# `2sm`, `o_vs16_2sm`, `stream_k`; what follows them is the epilogue (`epi_tma`, `bias_f16_relu`).
+_SCHEDULE_WORDS = frozenset(
+    "cpasync warpspecialized pingpong cooperative fp8 fastaccum unspecialized 1sm 2sm mixed q o vs16 vs32 "
+    "ultra nopf tmapf stream k".split()
+)
+_CUT_MARKS = ("...", "…")
 
 
 def _cutlass3(name: str) -> KernelInfo | None:
-    """cutlass3x_smXX_<op>_<instr>gemm_<A>_<B>_<acc>_<C>_<D>_<TM>x<TN>x<TK>_<CM>x<CN>x<CK>_<STAGES>_<layout>
-    _align<N>_<flags>: five types by position (C may be `void`), stage count 0 = chosen by CUTLASS;
-    block-scaled types `ue4m3xf4` (fp4 data, ue4m3 scales); epilogue tokens (`bias_f16`) come after the
-    layout and are not operand types."""
-    match = re.search(r"\bcutlass3x_(sm\d+[a-z]?)_\w+?gemm(?:_\w+)?", name)
+    """cutlass3x_smXX_<op>_[<instr>]gemm_<A>_<B>_<acc>_<C>_<D>_<TM>x<TN>x<TK>_<CM>x<CN>x<CK>_<STAGES>_<layout>
+    _align<N>_<schedule>_<epilogue>: five types by position (C may be `void`), stage count 0 = chosen by
+    CUTLASS; block-scaled types `ue4m3xf4` (fp4 data, ue4m3 scales); epilogue tokens (`bias_f16`) come
+    after the layout and are not operand types. Convolutions write their kind where GEMMs write `gemm`:
+    `<instr>implicit_gemm_fprop_` (cuDNN), `<instr>_conv3d_fprop_<variant>_` (cuDNN), `fprop_` (the CUTLASS
+    profiler, its types glued to tensor layouts: `f16nhwc`)."""
+    match = re.search(r"\bcutlass3x_(sm\d+[a-z]?)_[a-z]+_(\w*)", name)
     if not match:
         return None
     fields: dict = {"arch": match.group(1), "split_k": _says_split_k(name)}
-    body = match.group(0)
-    instruction = body[: body.index("gemm")].rsplit("_", 1)[-1]  # s64x256x32, tf32, or empty
-    if _TF32 in instruction:
+    tokens = match.group(2).split("_")
+    if name.rstrip().endswith(_CUT_MARKS) or name[match.end() :].startswith(_CUT_MARKS):
+        tokens = tokens[:-1]  # a name cut short: its last token may be cut too
+    head_end = next((i for i, t in enumerate(tokens) if _cutlass3_type(t) is not None), len(tokens))
+    head = "_".join(tokens[:head_end])  # s64x256x32gemm, s256x256x16implicit_gemm_fprop, tf32gemm, fprop
+    if _TF32 in head:
         fields["math"] = _TF32
-    tokens = body[body.index("gemm") + len("gemm") :].split("_")[1:]
-    if tokens[:2] == ["block", "scaled"]:  # the CUTLASS profiler's block-scaled GEMMs: gemm_block_scaled_<types>
-        tokens = tokens[2:]
-    if tokens[:1] and tokens[0] in _CONVOLUTIONS:  # implicit_gemm_fprop_<types>: a convolution as a GEMM
-        tokens = tokens[1:]
+    conv = re.search(rf"(?<![a-z])(?:tf32)?({'|'.join(_CONVOLUTIONS)})(?![a-z])", head)
+    if conv:
+        fields["conv"] = conv.group(1)
     types = []
-    for token in tokens:
+    for token in tokens[head_end:]:
         read = _cutlass3_type(token)
         if read is None:
             break
         types.append(read)
-    if len(types) >= 5:  # a sixth, where written, is the epilogue's compute type (convolutions)
+    rest = tokens[head_end + len(types) :]
+    if len(types) >= 5 and rest:  # a sixth, where written, is the epilogue's compute type (convolutions)
         (a, scale_a), (b, _), (acc, _), _, (d, _) = types[:5]
         fields.update(a_dtype=a, b_dtype=b, compute_dtype=acc, out_dtype=d)
         if scale_a:
             fields["scale_dtype"] = scale_a
-    rest = tokens[len(types) :]
-    if rest and (tile := _DIMS3.match(rest[0])):
-        fields["tile_m"], fields["tile_n"], fields["tile_k"] = map(int, tile.groups())
-        if len(rest) > 1 and (cluster := _DIMS3.match(rest[1])):
-            fields["cluster_m"], fields["cluster_n"] = map(int, cluster.groups()[:2])
-            if len(rest) > 2 and rest[2].isdigit() and int(rest[2]) > 0:
-                fields["stages"] = int(rest[2])
-        elif len(rest) > 1 and rest[1].isdigit() and int(rest[1]) > 0:  # no cluster written, then the stages
-            fields["stages"] = int(rest[1])
-    layout = next((t for t in rest if _LAYOUT_LOWER.match(t)), None)
+    while len(rest) > 1 and re.fullmatch(r"[a-z]\d+(?:x[a-z]\d+)+", rest[0]):  # t3xr3xs3: the filter's extent
+        rest = rest[1:]
+    fields.update(_cutlass3_shape(rest))
+    tail_at = max((i + 1 for i, t in enumerate(rest) if _cutlass3_structural(t)), default=0)
+    layout = next((t for t in rest[: min(tail_at, len(rest) - 1)] if _LAYOUT_LOWER.match(t)), None)
     if layout:
         fields["layout"] = layout
+    tail = rest[tail_at:] if tail_at and fields.get("tile_m") else []
+    schedule_end = next((i for i, t in enumerate(tail) if t not in _SCHEDULE_WORDS), len(tail))
+    if schedule_end == len(tail) - 1 and any(w.startswith(tail[-1]) for w in _SCHEDULE_WORDS):
+        tail = tail[:-1]  # `..._warpspecialized_coop`: the name cut inside a schedule word
+    if schedule_end:
+        fields["schedule"] = "_".join(tail[:schedule_end])
+    if tail[schedule_end:]:
+        fields["epilogue"] = "_".join(tail[schedule_end:])
     return KernelInfo(name, "cutlass", **fields)
+
+
+def _cutlass3_shape(rest: list[str]) -> dict:
+    """Tile, cluster and stages at the head of `rest`; each only where a token follows it, so that the last
+    token of a name cut short (`..._128x128x6`) is never read."""
+    fields: dict = {}
+    if len(rest) < 2 or not (tile := _DIMS3.match(rest[0])):
+        return fields
+    fields["tile_m"], fields["tile_n"], fields["tile_k"] = map(int, tile.groups())
+    at = 1
+    if len(rest) > 2 and (cluster := _DIMS3.match(rest[1])):
+        fields["cluster_m"], fields["cluster_n"] = map(int, cluster.groups()[:2])
+        at = 2
+    elif rest[1:3] == ["dyn", "cga"]:  # a cluster chosen at launch: nothing to read
+        at = 3
+    if len(rest) > at + 1 and rest[at].isdigit() and int(rest[at]) > 0:
+        fields["stages"] = int(rest[at])
+    return fields
+
+
+def _cutlass3_structural(token: str) -> bool:
+    """Tile, cluster, stages, layout and alignment tokens, which come before the schedule and epilogue."""
+    return bool(
+        _DIMS3.match(token)
+        or token.isdigit()
+        or token in ("dyn", "cga", *_TENSOR_LAYOUTS)
+        or _LAYOUT_LOWER.match(token)
+        or re.fullmatch(r"align\d+", token)
+    )
 
 
 def _cutlass3_type(token: str) -> tuple[str | None, str | None] | None:
     """(data type, block-scale type) of one CUTLASS 3.x type token; None where the token is no type."""
+    layout = next((lay for lay in _TENSOR_LAYOUTS if token.endswith(lay) and token != lay), None)
+    if layout:  # f16nhwc: the CUTLASS profiler's convolution types carry their tensor layout
+        token = token[: -len(layout)]
     scaled = re.fullmatch(r"ue(4m3|8m0)x(\w+)", token)
     if scaled and scaled.group(2) in _NAMED_TYPES:
         return _NAMED_TYPES[scaled.group(2)], f"ue{scaled.group(1)}"
@@ -397,11 +449,21 @@ def _cutlass3_type(token: str) -> tuple[str | None, str | None] | None:
     return (_NAMED_TYPES[token], None) if token in _NAMED_TYPES else None
 
 
+# A cute compile-time integer as profilers print it: `cute::C<(int)128>` (torch.profiler) or `cute::C<128>`.
+_CUTE_INT = r"cute::C<(?:\(int\))?(\d+)>"
+_CUTE_TUPLE = r"cute::tuple<(?:cute::C<(?:\(int\))?\d+>(?:, )?)+\s*>"
+_INT_ARG = r"(?:\(int\))?(\d+)"
+# GMMA atoms of the TiledMma name the accumulator first: SM90_64x128x16_F32BF16BF16_SS.
+_GMMA_ACCUMULATORS = {"F32": "fp32", "F16": "fp16", "S32": "int32"}
+
+
 def _cutlass_templated(name: str) -> KernelInfo | None:
-    """Templated CUTLASS GEMMs as torch.profiler prints them, possibly cut short:
-    cutlass::device_kernel<cutlass::gemm::kernel::GemmUniversal<..., CollectiveMma<MainloopSm90...<(int)STAGES,
-    cute::tuple<cute::C<(int)CM>, ...>, ...>, cute::tuple<cute::C<(int)TM>, ...>, ElementA, StrideA, ElementB, ...
-    (CUTLASS 3.x), or cutlass::Kernel<cutlass::gemm::kernel::Gemm...<...GemmShape<TM, TN, TK>...> (2.x)."""
+    """Templated CUTLASS GEMMs as torch.profiler and nsys print them, possibly cut short:
+    cutlass::device_kernel<[guard<]cutlass::gemm::kernel::GemmUniversal<..., CollectiveMma<MainloopSm90...<STAGES,
+    [more ints,] cute::tuple<cute::C<CM>, ...>, cutlass::gemm::<KernelSchedule>>, cute::tuple<cute::C<TM>, ...>,
+    ElementA, StrideA, ElementB, ..., TiledMma<...SM90_..._<ACC>..._SS...>, ...>, CollectiveEpilogue<...
+    cutlass::epilogue::<EpilogueSchedule>...> (CUTLASS 3.x; `(int)` before each integer where torch.profiler
+    prints it), or cutlass::Kernel<cutlass::gemm::kernel::Gemm...<...GemmShape<TM, TN, TK>...> (2.x)."""
     gemm_kernel_types = (
         r"cutlass::gemm::kernel::\w*Gemm",  # CUTLASS's own GEMM kernels
         r"cutlass::device_kernel<[\w:]*gemm",  # GEMMs built on CUTLASS (vllm::cutlass_3x_gemm_fp8...)
@@ -412,29 +474,40 @@ def _cutlass_templated(name: str) -> KernelInfo | None:
     if not any(re.search(pattern, name, re.IGNORECASE) for pattern in gemm_kernel_types):
         return None
     fields: dict = {"split_k": _says_split_k(name)}
-    arch = re.search(r"(?:Mainloop|arch::)Sm(\d+)", name)
-    guard = re.search(r"enable_\dx_kernel_for_(sm\d+x?)", name)  # sm9x: the guard admits any sm90 variant
+    # each read only where the name goes on after it: `MainloopSm9` of a name cut short is no sm9
+    arch = re.search(r"(?:Mainloop|arch::)Sm(\d+)(?=[A-Za-z_,> ])", name)
+    guard = re.search(r"enable_\dx_kernel_for_(sm\d+x?)(?=[<_])", name)  # sm9x: the guard admits any sm90 variant
     if arch:
         fields["arch"] = f"sm{arch.group(1)}"
     elif guard:
         fields["arch"] = guard.group(1)
-    mainloop = re.search(r"Mainloop\w*<\(int\)(\d+), ((?:cute::tuple<(?:cute::C<\(int\)\d+>(?:, )?)+\s*>))?", name)
-    tuples = [
-        tuple(int(v) for v in re.findall(r"\(int\)(\d+)", t))
-        for t in re.findall(r"cute::tuple<(?:cute::C<\(int\)\d+>(?:, )?)+\s*>", name)
-    ]
+    elements_from = 0
+    mainloop = re.search(rf"Mainloop\w*<{_INT_ARG}, (?:{_INT_ARG}, )*({_CUTE_TUPLE})?", name)
     if mainloop:
         fields["stages"] = int(mainloop.group(1))
-        if mainloop.group(2):
-            cluster = tuple(int(v) for v in re.findall(r"\(int\)(\d+)", mainloop.group(2)))
-            fields["cluster_m"], fields["cluster_n"] = cluster[:2]
-            tile_tuples = tuples[tuples.index(cluster) + 1 :] if cluster in tuples else []
-            if tile_tuples and len(tile_tuples[0]) == 3:
-                fields["tile_m"], fields["tile_n"], fields["tile_k"] = tile_tuples[0]
+        if mainloop.group(3):
+            fields["cluster_m"], fields["cluster_n"] = map(int, re.findall(_CUTE_INT, mainloop.group(3))[:2])
+            tile = re.compile(_CUTE_TUPLE).search(name, mainloop.end())
+            values = re.findall(_CUTE_INT, tile.group(0)) if tile else []
+            if len(values) == 3:
+                fields["tile_m"], fields["tile_n"], fields["tile_k"] = map(int, values)
+                elements_from = tile.end()
     shape = re.search(r"GemmShape<(\d+), (\d+), (\d+)>", name)
     if "tile_m" not in fields and shape:
         fields["tile_m"], fields["tile_n"], fields["tile_k"] = map(int, shape.groups())
-    elements = re.findall(r"(cutlass::(?:bfloat16_t|half_t|tfloat32_t|float_e\dm\d_t)|\bfloat\b|\bdouble\b)", name)
+    schedule = re.search(r"cutlass::gemm::(Kernel\w+)(?=[,>\s])", name)
+    if schedule:
+        fields["schedule"] = schedule.group(1)
+    epilogue = re.search(r"cutlass::epilogue::(?!collective::|fusion::|thread::)(\w+)(?=[<,>\s])", name)
+    if epilogue:
+        fields["epilogue"] = epilogue.group(1)
+    accumulator = re.search(r"SM\d+_\d+x\d+x\d+_(F32|F16|S32)[A-Z0-9]*_[RS]S", name)
+    if accumulator:
+        fields["compute_dtype"] = _GMMA_ACCUMULATORS[accumulator.group(1)]
+    # whole element types only (followed by `,`, `>`, a space or the end), so that a name cut inside one is not
+    # misread (`cutlass::float` of a cut `cutlass::float_e4m3_t` is no `float`)
+    element = r"(cutlass::(?:bfloat16_t|half_t|tfloat32_t|float_e\dm\d_t)|(?<!::)\b(?:float|double))(?=[,> .…]|$)"
+    elements = re.findall(element, name[elements_from:])
     if elements:
         fields["a_dtype"] = _CUTLASS_ELEMENTS[elements[0]]
         if len(elements) > 1:
