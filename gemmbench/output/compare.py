@@ -6,12 +6,12 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from gemmbench.analysis.compare import Comparison, GroupComparison, RunConditions
+from gemmbench.analysis.compare import Comparison, GroupComparison, RowComparison, RunConditions
 from gemmbench.analysis.policy import (
     FLAGGED_TOLERANCE,
     SAME_TOLERANCE,
 )
-from gemmbench.output.format import MAX_LISTED_UNMATCHED, format_us, markdown_table
+from gemmbench.output.format import MAX_LISTED_UNMATCHED, WideOrNarrow, format_us, markdown_table
 from gemmbench.records.timers import median_of
 
 VERDICT_STYLES = {"faster": "green", "slower": "red", "same": "", "noisy": "yellow", "not timed": "dim"}
@@ -71,20 +71,54 @@ def comparison_summary(comparison: Comparison) -> str:
     return "\n".join(lines)
 
 
-def comparison_table(comparison: Comparison) -> Group:
+def comparison_table(comparison: Comparison) -> WideOrNarrow:
+    """The runs, their rows and the summary: one table with a GEMM column (the wide layout) where it fits the
+    console's width, else a table per GEMM shape under its name (the narrow layout), whose columns keep every
+    backend's name whole in an 80-column terminal."""
     header = Text(f"base: {_base_label(comparison)}\nnew:  {_new_label(comparison)}", style="bold")
-    table = Table(pad_edge=False)
-    for column in COMPARE_COLUMNS:
-        table.add_column(column, justify="right" if column in ("M", "base", "new", "new/base") else "left")
-    for cells, row in zip(_comparison_rows(comparison), comparison.rows, strict=True):
-        table.add_row(*cells[:-1], Text(cells[-1], style=VERDICT_STYLES[row.verdict]))
     legend = Text(
         f"time: device (CUDA-graph) median where both runs have one, else latency; same: within ±{SAME_TOLERANCE:.0%} "
         "(the run-to-run spread measured in docs/measurement.md); noisy: a larger change that the two runs' "
         f"95% intervals do not separate, or one within ±{FLAGGED_TOLERANCE:.0%} on a row flagged noisy or throttled",
         style="dim",
     )
-    return Group(header, table, Text(comparison_summary(comparison)), legend)
+    summary = Text(comparison_summary(comparison))
+    rows = list(zip(_comparison_rows(comparison), comparison.rows, strict=True))
+    wide_table = _rows_table(COMPARE_COLUMNS, rows)
+    return WideOrNarrow(
+        [wide_table],
+        wide=Group(header, wide_table, summary, legend),
+        narrow=Group(header, *_tables_by_first_column(COMPARE_COLUMNS[1:], rows), summary, legend),
+    )
+
+
+# The columns written right-justified: the numbers.
+_NUMERIC_COLUMNS = ("M", "base", "new", "new/base", "base parallel", "new parallel")
+
+# A compared row's cells (the verdict last), beside the row (sweep or group) they come from.
+CellsAndRow = tuple[list[str], RowComparison | GroupComparison]
+
+
+def _rows_table(columns: list[str], rows: list[CellsAndRow], title: str | None = None) -> Table:
+    """The compared rows, each verdict styled by it."""
+    table = Table(title=title, title_justify="left", pad_edge=False)
+    for column in columns:
+        table.add_column(column, justify="right" if column in _NUMERIC_COLUMNS else "left")
+    for cells, row in rows:
+        table.add_row(*cells[:-1], Text(cells[-1], style=VERDICT_STYLES[row.verdict]))
+    return table
+
+
+def _tables_by_first_column(columns: list[str], rows: list[CellsAndRow]) -> list:
+    """The narrow layout: per value of the first cell (a GEMM shape, a group), that value, then its rows
+    without that cell, under `columns`."""
+    by_first: dict[str, list[CellsAndRow]] = {}
+    for (first, *rest), row in rows:
+        by_first.setdefault(first, []).append((rest, row))
+    parts: list = []
+    for first, rest_rows in by_first.items():
+        parts += [Text(first, style="bold"), _rows_table(columns, rest_rows)]
+    return parts
 
 
 def comparison_markdown(comparison: Comparison) -> str:
@@ -116,15 +150,20 @@ def _group_comparison_rows(rows: list[GroupComparison]) -> list[list[str]]:
     ]
 
 
-def group_comparison_table(rows: list[GroupComparison]) -> Table:
-    table = Table(title="groups (parallel device time)", title_justify="left", pad_edge=False)
-    for column in GROUP_COMPARE_COLUMNS:
-        table.add_column(
-            column, justify="right" if column in ("M", "base parallel", "new parallel", "new/base") else "left"
-        )
-    for cells, row in zip(_group_comparison_rows(rows), rows, strict=True):
-        table.add_row(*cells[:-1], Text(cells[-1], style=VERDICT_STYLES[row.verdict]))
-    return table
+GROUP_COMPARE_TITLE = "groups (parallel device time)"
+# The narrow layout's columns of a group's rows: its title says which time base and new are.
+NARROW_GROUP_COMPARE_COLUMNS = ["M", "light backend", "base", "new", "new/base", "verdict"]
+
+
+def group_comparison_table(rows: list[GroupComparison]) -> WideOrNarrow:
+    """The compared group rows: one table with a group column (the wide layout) where it fits the console's
+    width, else a table per group under its name (the narrow layout)."""
+    cells = list(zip(_group_comparison_rows(rows), rows, strict=True))
+    wide = _rows_table(GROUP_COMPARE_COLUMNS, cells, title=GROUP_COMPARE_TITLE)
+    title = Text(GROUP_COMPARE_TITLE, style="italic")
+    return WideOrNarrow(
+        [wide], wide=wide, narrow=Group(title, *_tables_by_first_column(NARROW_GROUP_COMPARE_COLUMNS, cells))
+    )
 
 
 def group_comparison_markdown(rows: list[GroupComparison]) -> str:

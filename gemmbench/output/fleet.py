@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from rich.console import Group
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from gemmbench.analysis.fleet import OUTLIER, FleetReport
+from gemmbench.analysis.fleet import OUTLIER, DeviceSummary, FleetReport
 from gemmbench.analysis.policy import (
     OUTLIER_MIN_POINTS,
     SAME_TOLERANCE,
 )
-from gemmbench.output.format import MAX_LISTED_UNMATCHED, markdown_table
+from gemmbench.output.format import MAX_LISTED_UNMATCHED, WideOrNarrow, markdown_table
 
 FLEET_COLUMNS = [
     "device",
@@ -67,14 +68,43 @@ def _slowest_points(report: FleetReport) -> list[str]:
     return lines
 
 
-def fleet_table(report: FleetReport) -> Group:
+def fleet_table(report: FleetReport) -> WideOrNarrow:
+    """The devices, then the outliers' slowest points and the legend: one table of a column per figure (the
+    wide layout) where it fits the console's width, else a block of three lines per device (the narrow
+    layout), which keep every name and value whole in an 80-column terminal."""
     table = Table(pad_edge=False)
     for column in FLEET_COLUMNS:
         table.add_column(column, justify="right" if column in ("rank", "points", "median ratio", "worst") else "left")
     for cells, device in zip(_fleet_rows(report), report.devices, strict=True):
-        style = "red" if device.verdict == OUTLIER else "green"
-        table.add_row(*cells[:7], Text(cells[7], style=style), *cells[8:])
-    return Group(table, *(Text(line) for line in _slowest_points(report)), Text(fleet_legend(), style="dim"))
+        table.add_row(*cells[:7], Text(cells[7], style=_verdict_style(device)), *cells[8:])
+    after = [*(Text(line) for line in _slowest_points(report)), Text(fleet_legend(), style="dim")]
+    blocks = [_device_block(device) for device in report.devices]
+    return WideOrNarrow([table], wide=Group(table, *after), narrow=Group(*blocks, *after))
+
+
+def _verdict_style(device: DeviceSummary) -> str:
+    return "red" if device.verdict == OUTLIER else "green"
+
+
+# The narrow layout's figures of a device sit this many columns right of its name, to read as its own.
+BLOCK_INDENT = 2
+
+
+def _device_block(device: DeviceSummary) -> Group:
+    """A device in the narrow layout: who it is and its verdict, then its ratios, then its clocks, power and
+    slowdowns, each line wrapping between words."""
+    rank = "–" if device.rank is None else str(device.rank)
+    title = Text(f"{device.device_id} · rank {rank} · {device.gpu}: ", style="bold")
+    title.append(device.verdict, style=_verdict_style(device))
+    ratios = (
+        f"median ratio {device.median_ratio:.3f}x, worst {device.max_ratio:.3f}x, "
+        f"slower at {device.slower_points} of {device.points} points"
+    )
+    clock = "–" if device.min_sm_clock_mhz is None else f"{device.min_sm_clock_mhz} MHz"
+    power = "–" if device.max_power_w is None else f"{device.max_power_w:.0f} W"
+    slowdowns = ", ".join(device.throttle_reasons) or "none"
+    clocks = f"min SM clock {clock}, max power {power}, slowdowns: {slowdowns}"
+    return Group(title, *(Padding(Text(line), (0, 0, 0, BLOCK_INDENT), expand=False) for line in (ratios, clocks)))
 
 
 def fleet_markdown(report: FleetReport) -> str:

@@ -1,11 +1,16 @@
 """What every answer's output shares: units scaled and numbers rounded for people (files keep full
-precision), the run header, titles, Markdown tables, and the list of skip and error reasons."""
+precision), the run header, titles, Markdown tables, the list of skip and error reasons, and the choice of a
+wide or a narrow layout by the width of the console that prints it."""
 
 from __future__ import annotations
 
 import math
+import sys
 from collections import defaultdict
+from dataclasses import dataclass
 
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.text import Text
 
 from gemmbench.records import ERROR, SKIPPED, Record
@@ -123,3 +128,27 @@ def reasons_text(records: list[Record]) -> Text | None:
 def flags(record) -> list[str]:
     """The flags a row (a Record or a GroupRecord) carries, as the tables mark them."""
     return [flag for flag, on in (("noisy", record.noisy), ("throttled", record.throttled)) if on]
+
+
+# Where a renderable is measured for its natural width: no width limit, so rich shrinks none of its columns.
+UNLIMITED_WIDTH = sys.maxsize
+
+
+def fits(renderable: RenderableType, console: Console, options: ConsoleOptions) -> bool:
+    """Whether the renderable fits the width at its natural width, where no header is cut and no cell wraps."""
+    natural = Measurement.get(console, options.update_width(UNLIMITED_WIDTH), renderable)
+    return natural.maximum <= options.max_width
+
+
+@dataclass
+class WideOrNarrow:
+    """An answer laid out for the console that prints it, chosen at print time: `wide` where every one of
+    `measured` (its tables, or stand-ins for them) fits the console's width, else `narrow`, whose layout keeps
+    every name and value whole in an 80-column terminal."""
+
+    measured: list[RenderableType]
+    wide: RenderableType
+    narrow: RenderableType
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.wide if all(fits(table, console, options) for table in self.measured) else self.narrow

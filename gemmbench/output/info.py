@@ -3,17 +3,44 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 
+from gemmbench.output.format import WideOrNarrow
+from gemmbench.spec.cases import GemmSpec
 from gemmbench.spec.presets import Preset
 
 PRESET_COLUMNS = ("preset", "model", "gemm", "role", "N", "K", "in → out", "top_k")
+PRESETS_TITLE = "Presets (configs/*.toml)"
+
+# The narrow presets table: a row naming each preset and its model, over a row per GEMM, whose name is
+# indented by GEMM_INDENT; its first column holds both, its others a GEMM's fields (the in → out types only
+# where the GEMMs do not all share them).
+NARROW_FIRST_COLUMN = "preset (model), gemm"
+GEMM_INDENT = "  "
+GEMM_FIELD_COLUMNS = PRESET_COLUMNS[3:]  # the columns after preset, model and gemm
 
 
-def presets_table(presets: list[Preset]) -> Table:
-    """Every GEMM of every preset; the preset's name and model on its first row."""
-    table = Table(title="Presets (configs/*.toml)", title_justify="left")
+def _right_justified(column: str) -> str:
+    return "right" if column in ("N", "K", "top_k") else "left"
+
+
+def _dtypes(gemm: GemmSpec) -> str:
+    return f"{gemm.in_dtype} → {gemm.out_dtype}"
+
+
+def presets_table(presets: list[Preset]) -> WideOrNarrow:
+    """Every GEMM of every preset: a column per field, the preset's name and model on its first row (the wide
+    layout), where that fits the console's width; else a row naming the preset and its model over its GEMMs'
+    rows, with their types in the title where all share them (the narrow layout), which keeps every name whole
+    in an 80-column terminal."""
+    table = _wide_presets_table(presets)
+    return WideOrNarrow([table], wide=table, narrow=_narrow_presets_table(presets))
+
+
+def _wide_presets_table(presets: list[Preset]) -> Table:
+    table = Table(title=PRESETS_TITLE, title_justify="left")
     for column in PRESET_COLUMNS:
-        table.add_column(column, justify="right" if column in ("N", "K", "top_k") else "left")
+        table.add_column(column, justify=_right_justified(column))
     for preset in presets:
         for i, g in enumerate(preset.gemms):
             table.add_row(
@@ -23,9 +50,26 @@ def presets_table(presets: list[Preset]) -> Table:
                 g.role,
                 str(g.n),
                 str(g.k),
-                f"{g.in_dtype} → {g.out_dtype}",
+                _dtypes(g),
                 str(g.top_k or ""),
             )
+    return table
+
+
+def _narrow_presets_table(presets: list[Preset]) -> Table:
+    dtypes = {_dtypes(g) for preset in presets for g in preset.gemms}
+    shared = dtypes.pop() if len(dtypes) == 1 else None
+    columns = [c for c in GEMM_FIELD_COLUMNS if not (shared and c == "in → out")]
+    title = f"{PRESETS_TITLE}, every GEMM {shared}" if shared else PRESETS_TITLE
+    table = Table(title=title, title_justify="left")
+    table.add_column(NARROW_FIRST_COLUMN, overflow="fold")  # a name wider than an 80-column table folds, whole
+    for column in columns:
+        table.add_column(column, justify=_right_justified(column))
+    for preset in presets:
+        table.add_row(Text(f"{preset.name} ({preset.model})", style="bold"))
+        for i, g in enumerate(preset.gemms):
+            fields = {"role": g.role, "N": str(g.n), "K": str(g.k), "in → out": _dtypes(g), "top_k": str(g.top_k or "")}
+            table.add_row(GEMM_INDENT + g.name, *(fields[c] for c in columns), end_section=i == len(preset.gemms) - 1)
     return table
 
 
@@ -33,7 +77,7 @@ def backends_table(availabilities: list, device_type: str) -> Table:
     """Each backend, the code it stands for, and whether it runs here (and if not, why)."""
     table = Table(title=f"Backends (availability on {device_type})", title_justify="left")
     for column in ("backend", "code", "origin", "here"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a word wider than its column folds rather than lose its end
     for availability in availabilities:
         backend = availability.backend
         table.add_row(backend.name, backend.code, backend.origin, _availability_cell(availability))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -11,7 +13,7 @@ from gemmbench.analysis.policy import (
     SAME_TOLERANCE,
 )
 from gemmbench.analysis.recommend import MRange, ShapeRecommendation
-from gemmbench.output.format import markdown_table
+from gemmbench.output.format import WideOrNarrow, markdown_table
 from gemmbench.records import OK, Record
 
 
@@ -69,24 +71,46 @@ def recommendation_dicts(recommendations: list[ShapeRecommendation]) -> list[dic
     ]
 
 
-def _range_ties(recommendation: ShapeRecommendation, mrange: MRange) -> str:
-    """The backends tied with the range's choice at some of its M values, with those M values."""
+# How a table writes the ties of one M range: one of the three functions below.
+TiesCell = Callable[[ShapeRecommendation, MRange], str]
+
+
+def _tie_items(recommendation: ShapeRecommendation, mrange: MRange, m_separator: str = ",") -> list[str]:
+    """The backends tied with the range's choice at some of its M values, each with those M values:
+    `cublas_ext (M 1,2,4)`."""
     at: dict[str, list[int]] = {}
     for m, others in recommendation.tied.items():
         if mrange.first_m <= m <= mrange.last_m:
             for backend in others:
                 at.setdefault(backend, []).append(m)
-    return ", ".join(f"{b} (M {','.join(map(str, ms))})" for b, ms in at.items())
+    return [f"{b} (M {m_separator.join(map(str, ms))})" for b, ms in at.items()]
 
 
-def _recommendation_rows(recommendation: ShapeRecommendation) -> list[list[str]]:
+def _range_ties(recommendation: ShapeRecommendation, mrange: MRange) -> str:
+    """The range's ties on one line, as the wide table and Markdown write them."""
+    return ", ".join(_tie_items(recommendation, mrange))
+
+
+def _one_word_a_line(recommendation: ShapeRecommendation, mrange: MRange) -> str:
+    """The range's ties one word a line: the cell's narrowest whole width. The wide table keeps every word
+    whole where it fits with this cell, since rich narrows the widest column (the ties) first."""
+    return "\n".join(_range_ties(recommendation, mrange).split())
+
+
+def _ties_breaking_at_commas(recommendation: ShapeRecommendation, mrange: MRange) -> str:
+    """The range's ties one a line, each free to go on to the next line after any comma of its M values:
+    the narrow table's cell, whole in any width that holds a backend's name."""
+    return "\n".join(_tie_items(recommendation, mrange, m_separator=", "))
+
+
+def _recommendation_rows(recommendation: ShapeRecommendation, ties_cell: TiesCell = _range_ties) -> list[list[str]]:
     ranges = recommendation.ranges
     return [
         [
             range_rule(ranges, i),
             r.backend,
             f"{r.first_m}-{r.last_m}" if r.first_m != r.last_m else str(r.first_m),
-            _range_ties(recommendation, r),
+            ties_cell(recommendation, r),
         ]
         for i, r in enumerate(ranges)
     ]
@@ -119,18 +143,35 @@ def tie_rule() -> str:
     )
 
 
-def recommendation_tables(recommendations: list[ShapeRecommendation]) -> Group:
+def recommendation_tables(recommendations: list[ShapeRecommendation]) -> WideOrNarrow:
+    """Per shape its summary, its table and its caveats; then the rules. The table writes each range's ties
+    on one line, wrapping between words (the wide layout), where no word of them need be cut in the console's
+    width; else one tie a line, wrapping after the commas of its M values (the narrow layout). All shapes
+    share one layout."""
+    probes = [_recommendation_table(rec, _one_word_a_line) for rec in recommendations]
+    return WideOrNarrow(
+        probes,
+        wide=_recommendation_parts(recommendations, _range_ties),
+        narrow=_recommendation_parts(recommendations, _ties_breaking_at_commas),
+    )
+
+
+def _recommendation_table(recommendation: ShapeRecommendation, ties_cell: TiesCell) -> Table:
+    table = Table(pad_edge=False)
+    for column in RECOMMEND_COLUMNS:
+        table.add_column(column)
+    for cells in _recommendation_rows(recommendation, ties_cell):
+        table.add_row(*cells)
+    return table
+
+
+def _recommendation_parts(recommendations: list[ShapeRecommendation], ties_cell: TiesCell) -> Group:
     parts: list = []
     for rec in recommendations:
         parts.append(
             Text(f"{rec.model} {rec.gemm} (N={rec.n}, K={rec.k}): {recommendation_summary(rec)}", style="bold")
         )
-        table = Table(pad_edge=False)
-        for column in RECOMMEND_COLUMNS:
-            table.add_column(column)
-        for cells in _recommendation_rows(rec):
-            table.add_row(*cells)
-        parts.append(table)
+        parts.append(_recommendation_table(rec, ties_cell))
         for backend, record in rec.excluded.items():
             parts.append(Text(f"  {backend} never qualified: {why_not_qualified(record, rec.tolerance)}", style="dim"))
         if rec.simulated:

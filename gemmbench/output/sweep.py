@@ -4,12 +4,10 @@ the records use."""
 
 from __future__ import annotations
 
-import sys
 from collections import defaultdict
 from dataclasses import dataclass
 
 from rich.console import Console, ConsoleOptions, RenderResult
-from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -24,6 +22,7 @@ from gemmbench.analysis.policy import (
 from gemmbench.analysis.recommend import tied_fastest
 from gemmbench.output.format import (
     TIMER_LABELS,
+    fits,
     flags,
     format_err,
     format_us,
@@ -53,10 +52,6 @@ def sweep_tables(records: list[Record]) -> SweepTables:
     return SweepTables(records)
 
 
-# Where a table is measured for its natural width: no width limit, so rich shrinks none of its columns.
-_UNLIMITED_WIDTH = sys.maxsize
-
-
 @dataclass
 class SweepTables:
     """The sweep's tables, laid out for the console that prints them: one column per backend (the wide
@@ -69,7 +64,7 @@ class SweepTables:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         backends = list(dict.fromkeys(r.label for r in self.records))
         groups = [(device, list(by_shape(group).values())) for device, group in per_device(self.records)]
-        wide = all(_fits(_wide_table(shape, backends), console, options) for _, shapes in groups for shape in shapes)
+        wide = all(fits(_wide_table(shape, backends), console, options) for _, shapes in groups for shape in shapes)
         table_of = _wide_table if wide else _long_table
         for device, shapes in groups:
             if device:
@@ -81,12 +76,6 @@ class SweepTables:
         reasons = reasons_text(self.records)
         if reasons:
             yield reasons
-
-
-def _fits(table: Table, console: Console, options: ConsoleOptions) -> bool:
-    """Whether the table fits the width at its natural width, where no header is cut and no cell wraps."""
-    natural = Measurement.get(console, options.update_width(_UNLIMITED_WIDTH), table)
-    return natural.maximum <= options.max_width
 
 
 def _shape_heading(records: list[Record]) -> Text:

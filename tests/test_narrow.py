@@ -1,0 +1,133 @@
+"""The answers from saved runs in an 80-column terminal: every name and value whole (no cell cut short with
+`…`), pinned by snapshots; and in wide terminals, the wide layouts as they were before the narrow ones.
+
+A deliberate change to an output: run `UPDATE_SNAPSHOTS=1 python -m pytest tests/test_narrow.py`, then
+review the diff of tests/snapshots/.
+"""
+
+import pytest
+from test_snapshots import DOCS_RUNS, NARROW_TERMINAL, check_snapshot
+from typer.testing import CliRunner
+
+from gemmbench.cli import app
+from gemmbench.cli.app import out_console
+from gemmbench.records import OK, ClockSummary, Record, Run
+from gemmbench.records.runfile import run_to_json
+from gemmbench.records.timers import GRAPH_TIMER, TimerSummary
+from gemmbench.spec.cases import Case
+
+# What rich writes where it cuts a cell short.
+CUT = "…"
+# A common wide terminal's width, at which the answers print their wide layouts.
+WIDE_TERMINAL = 120
+# Wide enough for the fleet table and the presets table of one column per field.
+WIDEST_TERMINAL = 200
+
+COLD_A = DOCS_RUNS / "h200_deepseek_v3_cold_a.json"
+COLD_B = DOCS_RUNS / "h200_deepseek_v3_cold_b.json"
+GROUPS_V4 = DOCS_RUNS / "h200_groups_v4.json"
+GROUPS_V4_PRO = DOCS_RUNS / "h200_groups_v4_pro_structure.json"
+
+FLEET_DEVICES = ("node1:cuda:0", "node1:cuda:1", "node2:cuda:0", "node2:cuda:1")
+# What NVML reported per rank: long names, two on the outlier.
+FLEET_SLOWDOWNS = (None, None, "sw_power_cap", "hw_slowdown,sw_thermal_slowdown")
+FLEET_OUTLIER_RANK = 3
+
+
+def fleet_run() -> Run:
+    """A fleet check of four H200s over four M values, the last rank 20% slower and the ranks' clocks apart."""
+
+    def row(rank: int, m: int) -> Record:
+        median_us = (6.0 + m / 100) * (1.2 if rank == FLEET_OUTLIER_RANK else 1.0)
+        timer = TimerSummary(GRAPH_TIMER, median_us, 0.1, median_us - 0.1, median_us - 0.05, median_us + 0.05, 100)
+        clocks = ClockSummary(
+            sm_clock_mhz=1980 - 100 * rank, power_w=650.0 + rank, throttle_reasons=FLEET_SLOWDOWNS[rank]
+        )
+        case = Case("DeepSeek-V3", "router", "router", m, 256, 7168)
+        return Record.for_case(
+            case, "mm_out_dtype", OK, device=timer, rank=rank, device_id=FLEET_DEVICES[rank], clocks=clocks
+        )
+
+    ranks = [
+        {"rank": rank, "device_id": device, "device_name": "NVIDIA H200"} for rank, device in enumerate(FLEET_DEVICES)
+    ]
+    rows = [row(rank, m) for rank in range(len(FLEET_DEVICES)) for m in (1, 2, 4, 8)]
+    return Run({"fleet": {"ranks": ranks}}, rows)
+
+
+def printed_at(width: int, monkeypatch, *args) -> str:
+    monkeypatch.setattr(out_console, "width", width)
+    result = CliRunner().invoke(app, [str(arg) for arg in args])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def presets_part(listing: str) -> str:
+    """The presets table of `gemmbench list`, without the backends' table (whose availability is the machine's)."""
+    return listing.split("Backends (availability", 1)[0]
+
+
+def test_recommend_in_a_narrow_terminal_keeps_every_tie_whole(monkeypatch):
+    text = printed_at(NARROW_TERMINAL, monkeypatch, "recommend", COLD_A)
+    assert CUT not in text
+    assert "512, 1024," in text and "2048, 4096)" in text  # the M lists, to their last value
+    check_snapshot(f"recommend_cold_a_{NARROW_TERMINAL}.txt", text)
+
+
+def test_compare_in_a_narrow_terminal_keeps_backend_names_whole(monkeypatch):
+    text = printed_at(NARROW_TERMINAL, monkeypatch, "compare", COLD_A, COLD_B)
+    assert CUT not in text and "cublaslt_tuned_ext" in text
+    assert "DeepSeek-V3 router N=256 K=7168\n" in text  # the GEMM named once, on a line of its own
+    check_snapshot(f"compare_cold_{NARROW_TERMINAL}.txt", text)
+
+
+def test_group_compare_in_a_narrow_terminal_keeps_group_and_backend_names_whole(monkeypatch):
+    text = printed_at(NARROW_TERMINAL, monkeypatch, "compare", GROUPS_V4, GROUPS_V4_PRO)
+    assert CUT not in text and "DeepSeek-V4-Pro attention_inputs\n" in text
+    check_snapshot(f"compare_groups_v4_{NARROW_TERMINAL}.txt", text)
+
+
+def test_fleet_in_a_narrow_terminal_keeps_every_header_and_value_whole(monkeypatch, tmp_path):
+    path = tmp_path / "fleet.json"
+    path.write_text(run_to_json(fleet_run()))
+    text = printed_at(NARROW_TERMINAL, monkeypatch, "fleet", path)
+    assert CUT not in text
+    assert "node2:cuda:1 · rank 3 · NVIDIA H200: outlier" in text and "sw_thermal_slowdown" in text
+    check_snapshot(f"fleet_{NARROW_TERMINAL}.txt", text)
+
+
+def test_list_in_a_narrow_terminal_keeps_preset_and_gemm_names_whole(monkeypatch):
+    text = presets_part(printed_at(NARROW_TERMINAL, monkeypatch, "list", "--device", "cpu"))
+    assert CUT not in text
+    assert "deepseek-v4-pro (DeepSeek-V4-Pro)" in text and "compressor.fused_wkv_wgate.ratio128" in text
+    check_snapshot(f"list_presets_{NARROW_TERMINAL}.txt", text)
+
+
+# The wide layouts, pinned from the output before the narrow layouts existed: a wide terminal prints what it
+# printed then.
+WIDE_CASES = {
+    f"recommend_cold_a_{WIDE_TERMINAL}.txt": (WIDE_TERMINAL, ["recommend", COLD_A]),
+    f"recommend_v4_flash_{WIDE_TERMINAL}.txt": (
+        WIDE_TERMINAL,
+        ["recommend", DOCS_RUNS / "h200_deepseek_v4_flash_answers.json"],
+    ),
+    f"compare_cold_{WIDE_TERMINAL}.txt": (WIDE_TERMINAL, ["compare", COLD_A, COLD_B]),
+    f"compare_groups_v4_{WIDE_TERMINAL}.txt": (WIDE_TERMINAL, ["compare", GROUPS_V4, GROUPS_V4_PRO]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WIDE_CASES))
+def test_answers_in_a_wide_terminal_keep_their_wide_layout(name, monkeypatch):
+    width, args = WIDE_CASES[name]
+    check_snapshot(name, printed_at(width, monkeypatch, *args))
+
+
+def test_fleet_in_a_wide_terminal_keeps_its_table(monkeypatch, tmp_path):
+    path = tmp_path / "fleet.json"
+    path.write_text(run_to_json(fleet_run()))
+    check_snapshot(f"fleet_{WIDEST_TERMINAL}.txt", printed_at(WIDEST_TERMINAL, monkeypatch, "fleet", path))
+
+
+def test_list_in_a_wide_terminal_keeps_its_presets_table(monkeypatch):
+    text = presets_part(printed_at(WIDEST_TERMINAL, monkeypatch, "list", "--device", "cpu"))
+    check_snapshot(f"list_presets_{WIDEST_TERMINAL}.txt", text)
