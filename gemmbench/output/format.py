@@ -25,16 +25,18 @@ DURATION_UNITS = (("s", 1_000_000.0), ("ms", 1000.0), ("µs", 1.0))
 DURATION_FIGURES = 3
 
 
-def format_us(value: float | None) -> str:
-    """A duration given in µs, for people: three significant figures in µs, ms or s, never an exponent.
+def format_us(value: float | None, unit: str | None = None) -> str:
+    """A duration given in µs, for people: three significant figures in µs, ms or s, never an exponent; in
+    `unit` where given (one unit down a column), else in the largest unit it fills.
 
     The unit is chosen after rounding, so 999.7 µs reads 1 ms (not 1e+03 µs) and 1.2e6 µs reads 1.2 s.
     """
     if value is None:
         return "–"
-    rounded = float(f"{value:.{DURATION_FIGURES}g}")
-    unit, size = next(((name, size) for name, size in DURATION_UNITS if abs(rounded) >= size), DURATION_UNITS[-1])
-    return f"{_positional(value / size, DURATION_FIGURES)} {unit}"
+    if unit is None:
+        rounded = float(f"{value:.{DURATION_FIGURES}g}")
+        unit = next((name for name, size in DURATION_UNITS if abs(rounded) >= size), DURATION_UNITS[-1][0])
+    return f"{_positional(value / dict(DURATION_UNITS)[unit], DURATION_FIGURES)} {unit}"
 
 
 def _positional(value: float, figures: int) -> str:

@@ -35,6 +35,11 @@ FIELD_INDENT = 2
 KERNEL_COLUMNS = ("kernel", "family", "arch", "types", "tile", "stages", "cluster", "split-K", "time")
 
 
+# Kernel times down a column are all in µs, so that they compare at a glance: a kernel of a GEMM this
+# tool measures takes from under a microsecond to a few milliseconds (2700 µs reads as well as 2.7 ms).
+KERNEL_TIME_UNIT = "µs"
+
+
 def pack(pieces: list[str], separator: str, width: int) -> list[str]:
     """The pieces in order on as few lines of `width` cells as they fill, a line breaking only between two
     pieces (a piece wider than `width` gets a line of its own)."""
@@ -128,7 +133,8 @@ def _case_table(group: list[Record]) -> Table:
             table.add_row(record.label, "", Text(f"{record.status}: {note}", style="dim"))
             continue
         for index, kernel in enumerate(record.kernels):
-            table.add_row(record.label if index == 0 else "", format_us(kernel.duration_us), _kernel_cell(kernel))
+            time = format_us(kernel.duration_us, KERNEL_TIME_UNIT)
+            table.add_row(record.label if index == 0 else "", time, _kernel_cell(kernel))
     return table
 
 
@@ -147,7 +153,7 @@ def kernel_tables(records: list[Record]) -> Group:
 
 def _markdown_kernel_cells(kernel: KernelRun) -> list[str]:
     name = short_name(kernel.name, width=KERNEL_NAME_WIDTH)
-    return [f"`{name}`", *_info_cells(decode(kernel.name)), format_us(kernel.duration_us)]
+    return [f"`{name}`", *_info_cells(decode(kernel.name)), format_us(kernel.duration_us, KERNEL_TIME_UNIT)]
 
 
 def kernel_markdown(records: list[Record]) -> str:
