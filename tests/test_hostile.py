@@ -116,6 +116,8 @@ def test_the_dispatch_code_does_what_its_docstring_says():
     exec(compile(code, "dispatch.py", "exec"), namespace)  # noqa: S102 - the generated code under test
     v3 = namespace["choose_backend"]
     assert v3(256, 7168, 12) == v3(256, 7168, 16)  # between 8 and 16: the backend measured at 16
+    with pytest.raises(ValueError, match="token count"):
+        v3(256, 7168, 0)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff is not installed (pip install -e '.[test]')")
@@ -503,3 +505,23 @@ def test_comparing_csvs_of_the_fake_backend_does_not_call_them_gpu_runs(tmp_path
     assert invoke(*sweep, "--csv", tmp_path / "a.csv").exit_code == 0
     header = invoke("compare", tmp_path / "a.csv", tmp_path / "a.csv").stdout.splitlines()[0]
     assert "cuda" not in header and "unknown device" in header
+
+
+def test_a_plugin_interrupted_while_it_imports_stops_with_a_word_and_rc_130(tmp_path):
+    plugin = tmp_path / "slow_import.py"
+    plugin.write_text("raise KeyboardInterrupt\n")
+    result = invoke("sweep", "--plugin", plugin, "-b", "fake", "--device", "cpu", "--no-save")
+    assert result.exit_code == 130 and "interrupted (Ctrl-C)" in result.stderr
+
+
+def test_a_group_run_with_no_timed_row_does_not_name_a_timer():
+    result = invoke("group", "-p", "deepseek-v4-pro", "-b", "mm_out_dtype", "--device", "cpu", "--m", "1", "--no-save")
+    text = " ".join(result.stdout.split())  # the legend wraps at the terminal's width
+    assert result.exit_code == 0 and "times: none (no row was timed)" in text
+    assert "CUDA-graph device time" not in text
+
+
+def test_comparing_a_run_with_itself_says_so():
+    run = DOCS_RUNS / "h200_tiers.json"
+    result = invoke("compare", run, run)
+    assert result.exit_code == 0 and "is compared with itself" in result.stderr

@@ -102,6 +102,8 @@ def compare(
     """Compare two runs row by row: ratio of medians and a verdict (faster, slower, same, noisy)."""
 
     base_run, new_run = runfile.load_run(base), runfile.load_run(new)
+    if base.resolve() == new.resolve():
+        err_console.print(f"note: {base} is compared with itself: every row is the same", style="yellow")
     kinds = run_kind(base_run), run_kind(new_run)
     if kinds[0] != kinds[1]:
         raise GemmbenchError(

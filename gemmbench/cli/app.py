@@ -79,6 +79,9 @@ class _Group(TyperGroup):
             raise typer.Exit(exc.exit_code) from None
         except _ClickUsageError as exc:
             raise _one_line(exc) from None
+        except KeyboardInterrupt:  # outside a session (which keeps its rows and says so itself)
+            typer.echo("interrupted (Ctrl-C)", err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 app = typer.Typer(

@@ -97,6 +97,8 @@ def recommendation_python(recommendations: list[ShapeRecommendation], provenance
         "",
         "def choose_backend(n: int, k: int, m: int) -> str | None:",
         '    """The backend to dispatch for x[m, k] @ w[n, k].T, or None for a shape not measured."""',
+        "    if m < 1:",
+        '        raise ValueError(f"m is a token count, at least 1: got {m}")',
         "    pick = BACKEND_BY_SHAPE.get((n, k))",
         "    return pick(m) if pick else None",
     ]

@@ -21,9 +21,12 @@ from gemmbench.records.timers import SIMULATED_TIMER, median_of
 def group_legend(records: list[GroupRecord]) -> str:
     """What the group tables' figures are, with the timer the rows used."""
     timers = {r.parallel_device.timer for r in records if r.parallel_device}
-    times = (
-        TIMER_LABELS[SIMULATED_TIMER] if timers == {SIMULATED_TIMER} else "CUDA-graph device time (eager latency below)"
-    )
+    if not timers:
+        times = "none (no row was timed)"
+    elif timers == {SIMULATED_TIMER}:
+        times = TIMER_LABELS[SIMULATED_TIMER]
+    else:
+        times = "CUDA-graph device time (eager latency below)"
     contexts = sorted({r.context for r in records if r.in_layer})
     in_layer = (
         f"; after {'/'.join(contexts)}: each way's time right after the producer that writes x, minus the "
