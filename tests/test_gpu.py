@@ -146,7 +146,9 @@ def test_every_router_small_m_configuration_is_exact_deterministic_and_capturabl
 
 
 @pytest.mark.parametrize("n, k", ROUTERS)
-def test_router_small_m_tunes_each_router_and_says_which_configuration_ran(n, k):
+def test_router_small_m_runs_each_routers_chosen_configuration_and_says_where_it_came_from(n, k):
+    """Whatever chose it (a tuning file on a GPU that has one, else a tuning now): exact and capturable."""
+    from gemmbench.backends import router_small_m_tuning as tuning
     from gemmbench.backends.router_small_m import RouterSmallM
     from gemmbench.timing.inputs import make_inputs
 
@@ -154,7 +156,12 @@ def test_router_small_m_tunes_each_router_and_says_which_configuration_ran(n, k)
     backend = RouterSmallM()
     inputs = make_inputs(case, CUDA, seed=0)
     _exact_deterministic_and_capturable(backend.prepare(case, inputs), inputs)
-    assert backend.configuration(case).startswith("router_small_m ")
+    configuration = backend.configuration(case)
+    assert configuration.startswith("router_small_m ")
+    assert (
+        configuration.endswith((f"({tuning.CACHED})", f"({tuning.TUNED_NOW})"))
+        or f"({tuning.FROM_FILE} " in configuration
+    )
 
 
 def test_router_small_m_rows_say_which_configuration_ran_and_its_kernel():
