@@ -5,9 +5,8 @@ the records use."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -22,7 +21,7 @@ from gemmbench.analysis.policy import (
 from gemmbench.analysis.recommend import tied_fastest
 from gemmbench.output.format import (
     TIMER_LABELS,
-    fits,
+    WideOrNarrow,
     flags,
     format_err,
     format_us,
@@ -46,36 +45,37 @@ def per_device(records: list[Record]) -> list[tuple[str | None, list[Record]]]:
     return [(device, [r for r in records if r.device_id == device]) for device in devices]
 
 
-def sweep_tables(records: list[Record]) -> SweepTables:
+def sweep_tables(records: list[Record]) -> WideOrNarrow:
     """One table per GEMM shape (per device, for a fleet check), then the legend and the skip and error
-    reasons; the layout is chosen when printed, by the console's width."""
-    return SweepTables(records)
+    reasons. Laid out for the console that prints them: one column per backend (the wide layout) where
+    every such table fits its width, else one row per (M, backend) (the long layout), whose narrow columns
+    keep every header and value whole in an 80-column terminal. All tables share one layout, so shapes
+    read alike."""
+    backends = list(dict.fromkeys(r.label for r in records))
+    groups = [(device, list(by_shape(group).values())) for device, group in per_device(records)]
+    wide_tables = [_wide_table(shape, backends) for _, shapes in groups for shape in shapes]
+    return WideOrNarrow(
+        measured=wide_tables,
+        wide=_layout(records, groups, iter(wide_tables), _CELL_REL_ERR_LABEL),
+        narrow=_layout(
+            records, groups, (_long_table(s, backends) for _, shapes in groups for s in shapes), _COLUMN_REL_ERR_LABEL
+        ),
+    )
 
 
-@dataclass
-class SweepTables:
-    """The sweep's tables, laid out for the console that prints them: one column per backend (the wide
-    layout) where every such table fits its width, else one row per (M, backend) (the long layout), whose
-    narrow columns keep every header and value whole in an 80-column terminal. All tables share one layout,
-    so shapes read alike."""
-
-    records: list[Record]
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        backends = list(dict.fromkeys(r.label for r in self.records))
-        groups = [(device, list(by_shape(group).values())) for device, group in per_device(self.records)]
-        wide = all(fits(_wide_table(shape, backends), console, options) for _, shapes in groups for shape in shapes)
-        table_of = _wide_table if wide else _long_table
-        for device, shapes in groups:
-            if device:
-                yield Text(f"device {device} (rank {shapes[0][0].rank})", style="bold magenta")
-            for shape in shapes:
-                yield _shape_heading(shape)
-                yield table_of(shape, backends)
-        yield _legend(self.records, rel_err_label=_CELL_REL_ERR_LABEL if wide else _COLUMN_REL_ERR_LABEL)
-        reasons = reasons_text(self.records)
-        if reasons:
-            yield reasons
+def _layout(records: list[Record], groups: list, tables, rel_err_label: str) -> Group:
+    """The device headings, each shape's heading and table (from `tables`, in order), the legend, the reasons."""
+    parts: list = []
+    for device, shapes in groups:
+        if device:
+            parts.append(Text(f"device {device} (rank {shapes[0][0].rank})", style="bold magenta"))
+        for shape in shapes:
+            parts += [_shape_heading(shape), next(tables)]
+    parts.append(_legend(records, rel_err_label=rel_err_label))
+    reasons = reasons_text(records)
+    if reasons:
+        parts.append(reasons)
+    return Group(*parts)
 
 
 def _shape_heading(records: list[Record]) -> Text:
