@@ -2,6 +2,7 @@
 kernel run by Triton's interpreter on the CPU. GPU tests: test_gpu.py."""
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -112,7 +113,7 @@ def test_a_torn_tuning_cache_is_said_when_it_means_tuning_again(monkeypatch, tmp
     (tmp_path / tuning.CACHE_FILE).write_text('{"GPU X|N=256|K=7168|M<=1": {"product": "fma", "blo')
     note = RouterSmallM().tuning_note(case, cuda)
     assert note.startswith("the file ") and "is not a JSON object" in note and "tuning router_small_m" in note
-    tuning.write_cache(tuning.cache_key(case, cuda), tuning.Config(CUDA_CORES, 1, 1024, 2048))
+    tuning.write_cache(tuning.cache_key(case, cuda), tuning.Tuned(tuning.Config(CUDA_CORES, 1, 1024, 2048), 3.0, 1.1))
     assert RouterSmallM().tuning_note(case, cuda) is None  # rebuilt: the tuning is found again
 
 
@@ -163,7 +164,9 @@ def test_a_fresh_tuning_keeps_its_margin_and_is_cached(monkeypatch, tmp_path):
     tuned = tuning.tune(case, cuda)
     assert (tuned.config, tuned.time_us, tuned.margin) == (a, 3.0, pytest.approx(1.1))
     assert tuning.choose(case, cuda) == tuning.Choice(a, tuning.TUNED_NOW)
-    assert tuning.choose(case, cuda) == tuning.Choice(a, tuning.CACHED)  # cached since
+    assert tuning.choose(case, cuda) == tuning.Choice(a, tuning.CACHED)  # cached since, with its margin
+    (entry,) = json.loads((tmp_path / tuning.CACHE_FILE).read_text()).values()
+    assert entry["margin"] == pytest.approx(1.1) and entry["time_us"] == 3.0
 
 
 def test_the_shipped_h200_tunings_are_configurations_the_kernel_has():

@@ -77,9 +77,10 @@ def cache_problem() -> str | None:
     return read_json_cache(CACHE_FILE)[1]
 
 
-def write_cache(key: str, config: Config) -> None:
+def write_cache(key: str, tuned: Tuned) -> None:
+    """Cache a fresh tuning: the winner, its time and its margin over the runner-up."""
     cached = read_json_cache(CACHE_FILE)[0]
-    cached[key] = asdict(config)
+    cached[key] = {**asdict(tuned.config), "time_us": tuned.time_us, "margin": tuned.margin}
     write_json_cache(CACHE_FILE, cached)
 
 
@@ -119,9 +120,9 @@ def choose(case: Case, device: torch.device) -> Choice:
     if found is not None:
         config, path = found
         return Choice(config, f"{FROM_FILE} {path.name}")
-    config = tune(case, device).config
-    write_cache(key, config)
-    return Choice(config, TUNED_NOW)
+    tuned = tune(case, device)
+    write_cache(key, tuned)
+    return Choice(tuned.config, TUNED_NOW)
 
 
 def tune(case: Case, device: torch.device) -> Tuned:

@@ -38,5 +38,5 @@ def tune_cases(
     for index, case in enumerate(cases):
         started(index, case)
         tuned[tuning.shape_key(case)] = result = tuning.tune(case, device)
-        tuning.write_cache(tuning.cache_key(case, device), result.config)
+        tuning.write_cache(tuning.cache_key(case, device), result)
     return tuned
