@@ -525,3 +525,11 @@ def test_comparing_a_run_with_itself_says_so():
     run = DOCS_RUNS / "h200_tiers.json"
     result = invoke("compare", run, run)
     assert result.exit_code == 0 and "is compared with itself" in result.stderr
+
+
+def test_a_dimension_beyond_what_gemmbench_takes_in_a_file_is_one_error_line(tmp_path):
+    doc = json.loads(FIXTURE.read_text())
+    doc["records"][0]["m"] = 10**30
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(doc))
+    assert "above 2147483647" in one_error_line(invoke("show", path), 1)

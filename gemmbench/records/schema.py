@@ -17,6 +17,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 
 from gemmbench.errors import GemmbenchError
 from gemmbench.records.record import FLATTEN, STATUSES
+from gemmbench.spec.cases import MAX_DIMENSION
 
 # Column kinds: pandas dtypes of scalar columns, and LIST for a tuple of a dataclass.
 _KINDS = {int: "Int64", float: "float64", bool: "boolean", str: "string"}
@@ -159,6 +160,8 @@ def _problem(column: Column, value) -> str | None:
         return "not a finite number"
     if column.name in POSITIVE_COLUMNS and value <= 0:
         return "not a positive integer"
+    if column.name in POSITIVE_COLUMNS and value > MAX_DIMENSION:
+        return f"above {MAX_DIMENSION}, the largest dimension gemmbench takes"
     if column.kind in ("Int64", "float64") and value < 0 and _never_negative(column.name):
         return "negative"
     if column.kind == "boolean" and not isinstance(value, bool):
