@@ -27,7 +27,7 @@ def parse_shape(text: str) -> Case | GemmSpec:
     if not dims or min(dims) <= 0:
         raise UsageError(
             f"malformed shape '{text}'",
-            "write it as MxNxK or NxK with positive integers, e.g. --shape 16x256x7168 or --shape 256x7168",
+            "write it as MxNxK or NxK with positive integers, e.g. 16x256x7168 or 256x7168",
         )
     if max(dims) > MAX_DIMENSION:
         raise UsageError(f"shape '{text}' has a dimension above {MAX_DIMENSION}", _TOO_LARGE)
@@ -57,9 +57,7 @@ def _is_ascii_number(text: str) -> bool:
 
 def _parse_m_value(item: str, whole: str) -> int:
     if not _is_ascii_number(item) or int(item) <= 0:
-        raise UsageError(
-            f"bad M value '{item}' in '{whole}'", "give positive integers, e.g. --m 1,8,64 or --m 1:16384:x2"
-        )
+        raise UsageError(f"bad M value '{item}' in '{whole}'", "give positive integers, e.g. 1,8,64 or 1:16384:x2")
     if int(item) > MAX_DIMENSION:
         raise UsageError(f"M value {item} is above {MAX_DIMENSION}", _TOO_LARGE)
     return int(item)
