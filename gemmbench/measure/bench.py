@@ -116,19 +116,12 @@ class Bench:
         samples = {key: Samples.from_windows(timer, w) for key, w in windows.items() if key not in failures}
         return samples, failures
 
-    def device_time(
-        self, call: Callable[[], object], upper_bound_us: float, copies: int, unroll: int | None = None
-    ) -> Samples:
+    def device_time(self, call: Callable[[], object], upper_bound_us: float, copies: int) -> Samples:
         """CUDA-graph device time of `call`, which has run eagerly before; `upper_bound_us` is any figure
         at least its device time (the eager latency), `copies` the input copies it rotates through (each
-        replay runs every copy equally often, so rotation continues across replays). `unroll` fixes the
-        calls per graph instead of fitting them (for two calls whose difference is wanted)."""
-        unroll = unroll or self.graph_unroll(call, upper_bound_us, copies)
+        replay runs every copy equally often, so rotation continues across replays)."""
+        unroll = timers.fit_graph_unroll(call, upper_bound_us, multiple_of=copies)
         return timers.time_graph(call, self.options.target, unroll)
-
-    def graph_unroll(self, call: Callable[[], object], upper_bound_us: float, copies: int) -> int:
-        """The calls per graph `device_time` fits for `call`."""
-        return timers.fit_graph_unroll(call, upper_bound_us, multiple_of=copies)
 
 
 @dataclass(frozen=True)
