@@ -200,4 +200,33 @@ def test_the_producer_alone_is_timed_once_per_case_for_all_its_backends(producer
     first, second = measure_cases([small_case], [UpcastLike(), OtherUpcast()], Bench(CPU, FAST), producer=producer)
     assert first.status == second.status == OK
     assert first.producer_latency == second.producer_latency  # the same samples, not a second timing
-    assert first.context_latency != second.context_latency
+
+
+MIXED_GROUP = """model = "Mixed"
+[[gemm]]
+name = "a"
+role = "attention"
+n = 64
+k = 128
+in_dtype = "bf16"
+out_dtype = "fp32"
+[[group]]
+name = "inputs"
+members = [
+  { gemm = "a", stream = "default" },
+  { gemm = "b", n = 64, k = 128, in_dtype = "fp16", out_dtype = "fp32", stream = "aux0" },
+]
+"""
+
+
+def test_a_group_whose_members_read_x_in_two_dtypes_is_skipped_in_a_context(tmp_path):
+    config = tmp_path / "mixed.toml"
+    config.write_text(MIXED_GROUP)
+    result = runner.invoke(
+        app,
+        ["group", "--config", str(config), "-b", "fake", "--device", "cpu", "--m", "1", "--context", "norm"]
+        + ["--no-save", "--csv", str(tmp_path / "rows.csv"), "-q"],
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = list(csv.DictReader((tmp_path / "rows.csv").open()))
+    assert row["status"] == SKIPPED and "the members read x in bf16/fp16; one producer writes one" in row["reason"]

@@ -158,10 +158,10 @@ def test_router_small_m_runs_each_routers_chosen_configuration_and_says_where_it
     _exact_deterministic_and_capturable(backend.prepare(case, inputs), inputs)
     configuration = backend.configuration(case)
     assert configuration.startswith("router_small_m ")
-    assert (
-        configuration.endswith((f"({tuning.CACHED})", f"({tuning.TUNED_NOW})"))
-        or f"({tuning.FROM_FILE} " in configuration
-    )
+    if torch.cuda.get_device_name(CUDA) == "NVIDIA H200":  # the shipped file has every router at M = 16
+        assert configuration.endswith(f"({tuning.FROM_FILE} router_small_m_nvidia-h200.json)")
+    else:
+        assert configuration.endswith((f"({tuning.CACHED})", f"({tuning.TUNED_NOW})"))
 
 
 def test_router_small_m_rows_say_which_configuration_ran_and_its_kernel():
@@ -200,8 +200,8 @@ def test_a_group_runs_serially_and_on_its_streams():
     assert record.rel_err < 5e-5 and len(record.members) == 4 and all(m.device_us > 0 for m in record.members)
     assert record.serial_device.median_us > 0 and record.parallel_device.median_us > 0 and record.speedup > 0
     assert record.streams_with_kernels == 4  # the default stream and three auxiliary ones ran kernels
-    # what the profiler saw overlap in a replay: measured, and a lower bound (at M = 1 it may see none)
-    assert record.overlap_us is not None and 0 <= record.overlap_us <= record.parallel_device.median_us * 4
+    # what the profiler saw overlap in a replay: measured (a lower bound: at M = 1 it may see none)
+    assert record.overlap_us is not None and record.overlap_us >= 0
     # timed like a sweep's point: the clock watch around it, the cold copies counted the same way
     assert bench.clocks.unavailable or (record.clocks.sm_clock_mhz > 0 and record.clocks.throttled is not None)
     assert record.l2_mode == "cold" and record.l2_copies >= 2 and record.serial_latency.timer == "cuda_events"

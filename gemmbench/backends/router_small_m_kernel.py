@@ -20,8 +20,9 @@ store comes after that wait, so a call that overlaps the one before never touche
 
 The atomic only picks who adds, never the order, so every call gives the same bits; there is one kernel
 per call (cuBLAS runs nvjet and a split-K reduce), no allocation per call (the workspace comes with
-`prepare`), and it is capturable in CUDA graphs (the last program resets its counter; a launch that is
-aborted halfway would leave it set, and `prepare` starts each call's counters at zero).
+`prepare`), and it is capturable in CUDA graphs (the last program of a column block resets its counter;
+the counters are zeroed when a shape's workspace is made, once per process, so a launch aborted halfway
+would leave them set for that shape until the process ends).
 """
 
 from __future__ import annotations
@@ -166,8 +167,9 @@ def _kernel():
 @dataclass(frozen=True)
 class Workspace:
     """What a prepared call needs besides its operands: allocated once per shape, configuration and device
-    (never per call), and shared by the calls of that shape. Calls of one stream run one after another and
-    each leaves the counters at zero, so sharing is safe; and a call prepared while a CUDA graph is being
+    (never per call), and shared by the calls of that shape. Calls of one stream run one after another, or,
+    launched with PDL, overlap only up to their wait for the call before, which comes before any store or
+    atomic; each leaves the counters at zero, so sharing is safe; and a call prepared while a CUDA graph is being
     captured (after a producer that returns a new x: measure/context.py) then launches nothing, where
     zeroing new counters would put a memset into the graph."""
 

@@ -46,6 +46,10 @@ class Tuned:
     time_us: float
     margin: float
 
+    def entry(self) -> dict:
+        """As a cache or tuning file holds it."""
+        return {**asdict(self.config), "time_us": self.time_us, "margin": self.margin}
+
 
 def shape_key(case: Case) -> str:
     return f"N={case.n}|K={case.k}|M<={block_m(case.m)}"
@@ -80,7 +84,7 @@ def cache_problem() -> str | None:
 def write_cache(key: str, tuned: Tuned) -> None:
     """Cache a fresh tuning: the winner, its time and its margin over the runner-up."""
     cached = read_json_cache(CACHE_FILE)[0]
-    cached[key] = {**asdict(tuned.config), "time_us": tuned.time_us, "margin": tuned.margin}
+    cached[key] = tuned.entry()
     write_json_cache(CACHE_FILE, cached)
 
 
@@ -92,13 +96,16 @@ def tuning_files() -> list[Path]:
 
 def file_config(gpu: str, case: Case) -> tuple[Config, Path] | None:
     """The configuration a tuning file gives for `case` on a GPU named `gpu`, and the file; None if none
-    does (a file that cannot be read is skipped: the kernel is then tuned, as without it)."""
+    does. A file that cannot be read, and an entry that is not one of the kernel's configurations for this
+    M, are skipped: the kernel is then tuned, as without them."""
     for path in tuning_files():
         content, _ = read_json_object(path)
-        if content.get("gpu") != gpu:
+        configs = content.get("configs")
+        if content.get("gpu") != gpu or not isinstance(configs, dict):
             continue
-        config = _config_of(content.get("configs", {}).get(shape_key(case), {}))
-        if config is not None:
+        entry = configs.get(shape_key(case))
+        config = _config_of(entry) if isinstance(entry, dict) else None
+        if config is not None and config in candidates(case.m):
             return config, path
     return None
 
@@ -168,7 +175,7 @@ def tuning_file(gpu: str, tuned: dict[str, Tuned], made_with: str) -> dict:
         "gpu": gpu,
         "tuned_with": made_with,
         "tuned_on": f"{platform.node()}, {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
-        "configs": {key: {**asdict(t.config), "time_us": t.time_us, "margin": t.margin} for key, t in tuned.items()},
+        "configs": {key: t.entry() for key, t in tuned.items()},
     }
 
 

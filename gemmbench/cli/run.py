@@ -112,8 +112,8 @@ def sweep(
         bool,
         typer.Option(
             "--keep-samples",
-            help="Keep every timer's raw samples (µs per call, in the order taken) in the run file, the CSV and "
-            "to_frame(), beside the summaries derived from them.",
+            help="Keep each row's raw eager-latency and device-time samples (µs per call, in the order taken) in "
+            "the run file, the CSV and to_frame(), beside the summaries derived from them.",
         ),
     ] = False,
     split: Annotated[

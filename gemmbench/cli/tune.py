@@ -12,11 +12,8 @@ from rich.table import Table
 from gemmbench.cli.app import app, err_console, out_console
 from gemmbench.cli.options import ConfigOpt, DeviceOpt, PresetOpt, QuietOpt, ShapeOpt, split_values
 from gemmbench.cli.run import refuse_torchrun
-from gemmbench.errors import UsageError
+from gemmbench.errors import GemmbenchError, UsageError
 from gemmbench.output.format import format_us
-
-# router_small_m's M buckets: the powers of two up to the largest M it runs (32).
-TUNED_M = "1:32:x2"
 
 
 @app.command()
@@ -25,12 +22,13 @@ def tune(
     config: ConfigOpt = None,
     shape: ShapeOpt = None,
     m: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--m",
-            help="Token counts M; each is tuned for its power-of-two bucket (router_small_m's buckets by default).",
+            help="Token counts M; each is tuned for its power-of-two bucket. Default: every bucket router_small_m "
+            "runs (the powers of two up to its largest M).",
         ),
-    ] = TUNED_M,
+    ] = None,
     device: DeviceOpt = "auto",
     out: Annotated[
         Path | None,
@@ -42,9 +40,10 @@ def tune(
     ] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Tune router_small_m for every bf16 -> fp32 GEMM of the presets and shapes it runs (M <= 32) at each M
+    """Tune router_small_m for every bf16 -> fp32 GEMM of the presets and shapes it runs (small M) at each M
     bucket, on this GPU, and write a tuning file: the winner per shape and bucket, its time and its margin."""
     from gemmbench.backends import router_small_m_tuning as tuning
+    from gemmbench.backends.router_small_m_kernel import MAX_M
     from gemmbench.measure.session import plan_sweep
     from gemmbench.measure.tuning import tunable, tune_cases
 
@@ -53,14 +52,16 @@ def tune(
         presets=split_values(preset),
         configs=config or [],
         shapes=split_values(shape),
-        m=m,
+        m=m or f"1:{MAX_M}:x2",
         backends=["router_small_m"],
         device=device,
         kernels=False,
     )
+    if plan.device.type != "cuda":
+        raise GemmbenchError("tuning needs a CUDA device (router_small_m is a Triton kernel)", "run it on the GPU")
     cases = tunable(plan.cases, plan.device)
-    if plan.device.type == "cuda" and not cases:
-        raise UsageError("router_small_m runs none of these GEMMs (bf16 -> fp32, M <= 32)", "give router shapes")
+    if not cases:
+        raise UsageError(f"router_small_m runs none of these GEMMs (bf16 -> fp32, M <= {MAX_M})", "give router shapes")
     notes = None if quiet else err_console
 
     def started(index: int, case) -> None:

@@ -147,7 +147,10 @@ def difference(chain: Samples, producer: Samples, timer: str) -> TimerSummary:
 def time_in_layer(bench, producers: ProducerLayers, chains: dict[str, tuple[Callable[[], object], int]]) -> InLayer:
     """The chains (by name: a call and the layers it rotates through) and, the first time, the producer
     alone, timed as a point is: warm-up, eager windows interleaved between them all, and (on a GPU) the
-    CUDA-graph device time of each, in graphs of whole rotations of their layers."""
+    CUDA-graph device time of each, in graphs of whole rotations of their layers. Later chains of the case
+    are timed alone and compared with the producer's first figures: their eager windows are not
+    interleaved with the producer's (the device times, which the answers read, do not drift with the
+    host)."""
     layers = {name: count for name, (_, count) in chains.items()}
     calls = {name: call for name, (call, _) in chains.items()}
     if producers.timed is None:
@@ -166,10 +169,11 @@ def time_in_layer(bench, producers: ProducerLayers, chains: dict[str, tuple[Call
     if producers.timed is None:
         producers.timed = latency.pop(PRODUCER), device.pop(PRODUCER, None)
     alone_latency, alone_device = producers.timed
+    timers_used = (*latency.values(), *device.values(), alone_latency, *([alone_device] if alone_device else []))
     return InLayer(
         producer_device=alone_device.summary() if alone_device else None,
         producer_latency=alone_latency.summary(),
         device={n: difference(device[n], alone_device, device[n].timer) if alone_device else None for n in chains},
         latency={name: difference(latency[name], alone_latency, latency[name].timer) for name in chains},
-        noisy=any(s.noisy for s in (*latency.values(), *device.values())),
+        noisy=any(s.noisy for s in timers_used),  # the producer's timers too: a difference is as noisy as either
     )

@@ -73,7 +73,11 @@ def _measure(
 ) -> GroupRecord:
     device = bench.device
     try:
-        reason = _unavailable(group, m, backend, device) or producer_problem(producer, _input_case(group, m), device)
+        reason = (
+            _unavailable(group, m, backend, device)
+            or producer_problem(producer, _input_case(group, m), device)
+            or _unfed_members(group, producer)
+        )
     except BACKEND_FAILURES as exc:  # a plugin's availability query that raises: its row says so
         return GroupRecord.for_point(group, m, backend.name, ERROR, query_failure(exc))
     if reason:
@@ -93,6 +97,15 @@ def _measure(
     except BACKEND_FAILURES as exc:  # any failure is a row, never a traceback
         bench.release()
         return GroupRecord.for_point(group, m, backend.name, ERROR, error_reason(exc))
+
+
+def _unfed_members(group: GroupSpec, producer: Producer | None) -> str | None:
+    """In a context, why the producer's x cannot feed every member: a member of another input dtype reads
+    a copy of x converted once, which the producer never writes."""
+    dtypes = {member.gemm.in_dtype for member in group.members}
+    if producer is None or len(dtypes) == 1:
+        return None
+    return f"context {producer.name}: the members read x in {'/'.join(sorted(dtypes))}; one producer writes one"
 
 
 def _input_case(group: GroupSpec, m: int) -> Case:

@@ -10,7 +10,7 @@ import torch
 
 from gemmbench.backends import router_small_m_tuning as tuning
 from gemmbench.backends.router_small_m import RouterSmallM
-from gemmbench.errors import UsageError
+from gemmbench.errors import GemmbenchError
 from gemmbench.measure.bench import Bench, MeasureOptions, ignore
 from gemmbench.spec.cases import Case
 
@@ -32,7 +32,7 @@ def tune_cases(
     """Each of `cases` (from `tunable`) tuned now, by shape key; `started(index, case)` is told before
     each. The user cache is updated too, so sweeps on this machine find them first."""
     if device.type != "cuda":
-        raise UsageError("tuning needs a CUDA device (router_small_m is a Triton kernel)", "run it on the GPU")
+        raise GemmbenchError("tuning needs a CUDA device (router_small_m is a Triton kernel)", "run it on the GPU")
     Bench(device, MeasureOptions()).warm_device()  # clocks ramp from idle
     tuned: dict[str, tuning.Tuned] = {}
     for index, case in enumerate(cases):
