@@ -180,3 +180,15 @@ def test_the_shipped_h200_tunings_are_configurations_the_kernel_has():
     for key, entry in content["configs"].items():
         m = int(key.rsplit("M<=", 1)[1])
         assert tuning._config_of(entry) in candidates(m), key
+
+
+def test_a_tuning_file_entry_the_kernel_does_not_have_is_skipped_not_run(monkeypatch, tmp_path):
+    from gemmbench.backends import router_small_m_tuning as tuning
+
+    on_gpu_x(monkeypatch, tmp_path)
+    case = Case("x", "y", "router", 2, 256, 7168)
+    bad = {"product": "fma", "block_n": 9, "block_k": 1024, "k_split": 8192, "num_warps": 4}  # no BLOCK_N = 9
+    write_tuning_file(tmp_path / "shipped", "GPU X", {"N=256|K=7168|M<=2": bad})
+    assert tuning.file_config("GPU X", case) is None
+    (tmp_path / "shipped" / "t.json").write_text('{"gpu": "GPU X", "configs": []}')  # not a mapping
+    assert tuning.file_config("GPU X", case) is None
