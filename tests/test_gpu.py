@@ -136,7 +136,7 @@ def _exact_deterministic_and_capturable(call, inputs) -> None:
 @pytest.mark.parametrize("n, k", [(256, 7168), (100, 1000)])  # DeepSeek-V3, and one that no tile divides
 def test_every_router_small_m_configuration_is_exact_deterministic_and_capturable(n, k, m):
     """Every candidate, since the tuner may pick any; they compile once per M bucket, whatever N and K."""
-    from gemmbench.backends.router_small_m import candidates, prepared
+    from gemmbench.backends.router_small_m_kernel import candidates, prepared
     from gemmbench.timing.inputs import make_inputs
 
     case = Case("router", f"{n}x{k}", "router", m, n, k)
@@ -177,7 +177,7 @@ def test_router_small_m_rows_say_which_configuration_ran_and_its_kernel():
 @pytest.mark.parametrize("m", [1, 16])
 def test_router_small_m_with_pdl_gives_the_same_bits_eagerly_and_in_a_graph(m):
     """A CUDA-core configuration and a split tensor-core one (its workspace and counters), PDL off and on."""
-    from gemmbench.backends.router_small_m import CUDA_CORES, TENSOR_CORES, Config, prepared
+    from gemmbench.backends.router_small_m_kernel import CUDA_CORES, TENSOR_CORES, Config, prepared
     from gemmbench.timing.inputs import make_inputs
 
     case = Case("router", "256x7168", "router", m, 256, 7168)
@@ -229,7 +229,8 @@ def test_tune_writes_a_tuning_file_that_a_new_process_picks_up(tmp_path, monkeyp
     from typer.testing import CliRunner
 
     from gemmbench.backends import router_small_m_tuning as tuning
-    from gemmbench.backends.router_small_m import RouterSmallM, candidates
+    from gemmbench.backends.router_small_m import RouterSmallM
+    from gemmbench.backends.router_small_m_kernel import candidates
     from gemmbench.cli import app
     from gemmbench.timing.inputs import make_inputs
 

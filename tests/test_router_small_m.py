@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gemmbench.backends.router_small_m import CUDA_CORES, MAX_M, MAX_PARTIALS, RouterSmallM, block_m, candidates
+from gemmbench.backends.router_small_m import RouterSmallM
+from gemmbench.backends.router_small_m_kernel import CUDA_CORES, MAX_M, MAX_PARTIALS, block_m, candidates
 from gemmbench.spec.cases import Case
 
 
@@ -42,7 +43,7 @@ def test_it_says_why_it_cannot_run_here():
 INTERPRETED = """
 import torch
 from gemmbench.backends.base import GemmInputs
-from gemmbench.backends.router_small_m import CUDA_CORES, candidates, prepared
+from gemmbench.backends.router_small_m_kernel import CUDA_CORES, candidates, prepared
 torch.manual_seed(0)
 for m in (1, 3, 16, 32):
     x = torch.randn(m, 1000, dtype=torch.bfloat16)  # K = 1000: no block size divides it

@@ -14,18 +14,8 @@ import torch
 
 from gemmbench.backends import router_small_m_tuning as tuning
 from gemmbench.backends.base import Backend, GemmCall, GemmInputs
-from gemmbench.backends.router_small_m_kernel import (  # noqa: F401 - the names tests and scripts import from here
-    CUDA_CORES,
-    MAX_M,
-    MAX_PARTIALS,
-    MAX_WEIGHT_ELEMENTS,
-    TENSOR_CORES,
-    Config,
-    block_m,
-    candidates,
-    prepared,
-)
-from gemmbench.backends.router_small_m_tuning import CACHE_FILE, candidate_times  # noqa: F401
+from gemmbench.backends.router_small_m_kernel import MAX_M, MAX_WEIGHT_ELEMENTS, block_m, candidates, prepared
+from gemmbench.backends.router_small_m_tuning import CACHE_FILE
 from gemmbench.cache import cache_root
 from gemmbench.spec.cases import Case
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from gemmbench.backends import REGISTRY
-from gemmbench.backends.router_small_m import CUDA_CORES, TENSOR_CORES, candidate_times
+from gemmbench.backends.router_small_m_kernel import CUDA_CORES, TENSOR_CORES
+from gemmbench.backends.router_small_m_tuning import candidate_times
 from gemmbench.output.format import markdown_table
 from gemmbench.spec.cases import Case
 from gemmbench.timing import timers as timing
