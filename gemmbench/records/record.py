@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import KW_ONLY, dataclass, field, fields
 
-from gemmbench.records.timers import SIMULATED_TIMER, TimerSummary
+from gemmbench.records.timers import SIMULATED_TIMER, TimerSummary, median_of
 from gemmbench.spec.cases import Case, GemmSpec
 
 OK = "ok"
@@ -118,8 +118,7 @@ class Record(Case):
     @property
     def best_time_us(self) -> float | None:
         """Device time where measured (it excludes launch gaps), else the latency."""
-        summary = self.device or self.latency
-        return summary.median_us if summary else None
+        return median_of(self.device or self.latency)
 
     @property
     def label(self) -> str:
@@ -129,8 +128,7 @@ class Record(Case):
     @property
     def context_time_us(self) -> float | None:
         """The GEMM's time in its layer: in-context device time where measured, else in-context latency."""
-        summary = self.context_device or self.context_latency
-        return summary.median_us if summary else None
+        return median_of(self.context_device or self.context_latency)
 
     @property
     def simulated(self) -> bool:
