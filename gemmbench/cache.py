@@ -48,10 +48,14 @@ def read_json_object(path: Path) -> tuple[dict, str | None]:
 
 
 def write_json_cache(name: str, cached: dict) -> None:
-    """Write `cached` to the cache file `name` atomically; an unwritable cache costs a rebuild next time."""
-    path = cache_root() / name
+    """Write `cached` to the cache file `name`; an unwritable cache costs a rebuild next time."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, json.dumps(cached, indent=1))
+        write_json(cache_root() / name, cached)
     except OSError:
         pass
+
+
+def write_json(path: Path, content: dict) -> None:
+    """Write `content` as JSON to `path` atomically, creating its folder. Raises OSError."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(Path(path), json.dumps(content, indent=1) + "\n")

@@ -8,6 +8,7 @@ from test_router_small_m import on_gpu_x
 from typer.testing import CliRunner
 
 from gemmbench.backends import router_small_m_tuning as tuning
+from gemmbench.cache import write_json
 from gemmbench.cli import app
 from gemmbench.measure import tuning as tune_command
 from gemmbench.spec.cases import Case
@@ -35,7 +36,7 @@ def test_each_shape_and_m_bucket_is_tuned_once_and_the_file_it_writes_is_read_ba
     tuned = tune_command.tune_cases(chosen, CUDA)
     assert list(tuned) == ["N=256|K=7168|M<=1", "N=256|K=7168|M<=4", "N=256|K=7168|M<=8"] and len(tuned_cases) == 3
     path = tuning.default_tuning_path("GPU X")
-    tuning.write_tuning_file(path, tuning.tuning_file("GPU X", tuned, "torch t, triton t"))
+    write_json(path, tuning.tuning_file("GPU X", tuned, "torch t, triton t"))
     content = json.loads(path.read_text())
     assert content["configs"]["N=256|K=7168|M<=4"] == {**vars(winner), "time_us": 3.0, "margin": 1.1}
     (tmp_path / tuning.CACHE_FILE).unlink()  # the cache tune_cases filled: the file alone must do

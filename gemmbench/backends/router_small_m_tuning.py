@@ -18,7 +18,6 @@ import torch
 
 from gemmbench.backends.router_small_m_kernel import Config, block_m, candidates, prepared
 from gemmbench.cache import cache_root, read_json_cache, read_json_object, write_json_cache
-from gemmbench.files import write_atomically
 from gemmbench.spec.cases import Case
 from gemmbench.timing import timers
 from gemmbench.timing.inputs import input_copies, rotating
@@ -177,13 +176,6 @@ def tuning_file(gpu: str, tuned: dict[str, Tuned], made_with: str) -> dict:
         "tuned_on": f"{platform.node()}, {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
         "configs": {key: t.entry() for key, t in tuned.items()},
     }
-
-
-def write_tuning_file(path: Path, content: dict) -> None:
-    import json
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(Path(path), json.dumps(content, indent=1) + "\n")
 
 
 def default_tuning_path(gpu: str) -> Path:

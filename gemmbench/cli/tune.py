@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from gemmbench.cache import write_json
 from gemmbench.cli.app import app, err_console, out_console
 from gemmbench.cli.options import ConfigOpt, DeviceOpt, PresetOpt, QuietOpt, ShapeOpt, split_values
 from gemmbench.cli.run import refuse_torchrun
-from gemmbench.errors import GemmbenchError, UsageError
+from gemmbench.errors import UsageError
 from gemmbench.output.format import format_us
 
 
@@ -57,8 +58,6 @@ def tune(
         device=device,
         kernels=False,
     )
-    if plan.device.type != "cuda":
-        raise GemmbenchError("tuning needs a CUDA device (router_small_m is a Triton kernel)", "run it on the GPU")
     cases = tunable(plan.cases, plan.device)
     if not cases:
         raise UsageError(f"router_small_m runs none of these GEMMs (bf16 -> fp32, M <= {MAX_M})", "give router shapes")
@@ -74,7 +73,7 @@ def tune(
     gpu = torch.cuda.get_device_name(plan.device)
     path = out or tuning.default_tuning_path(gpu)
     try:
-        tuning.write_tuning_file(path, tuning.tuning_file(gpu, tuned, tuning.software()))
+        write_json(path, tuning.tuning_file(gpu, tuned, tuning.software()))
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}", "give --out a writable path") from exc
     table = Table(pad_edge=False)

@@ -16,7 +16,10 @@ from gemmbench.spec.cases import Case
 
 
 def tunable(cases: list[Case], device: torch.device) -> list[Case]:
-    """One case per (N, K, M bucket) that router_small_m runs on `device`, in the order given."""
+    """One case per (N, K, M bucket) that router_small_m runs on `device`, in the order given; a device that
+    is no GPU is refused (a Triton kernel runs on none)."""
+    if device.type != "cuda":
+        raise GemmbenchError("tuning needs a CUDA device (router_small_m is a Triton kernel)", "run it on the GPU")
     backend, seen, chosen = RouterSmallM(), set(), []
     for case in cases:
         key = tuning.shape_key(case)
@@ -31,8 +34,6 @@ def tune_cases(
 ) -> dict[str, tuning.Tuned]:
     """Each of `cases` (from `tunable`) tuned now, by shape key; `started(index, case)` is told before
     each. The user cache is updated too, so sweeps on this machine find them first."""
-    if device.type != "cuda":
-        raise GemmbenchError("tuning needs a CUDA device (router_small_m is a Triton kernel)", "run it on the GPU")
     Bench(device, MeasureOptions()).warm_device()  # clocks ramp from idle
     tuned: dict[str, tuning.Tuned] = {}
     for index, case in enumerate(cases):
