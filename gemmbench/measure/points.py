@@ -104,7 +104,7 @@ class _CaseRun:
         return len(self.inputs)
 
     @functools.cached_property
-    def producer_layers(self) -> ProducerLayers:
+    def producers(self) -> ProducerLayers:
         """In a context: the producer's layers, writing the copies' x, shared by the case's variants."""
         case, bench = self.case, self.bench
         layers = producer_layers(case, bench.device, bench.cold)
@@ -228,7 +228,7 @@ def _in_context(run: _CaseRun, variant: Variant, simulated: bool) -> dict:
             "context_latency": summary(latency_us + added),
             "context_device": summary(device_us + added),
         }
-    chain = Chain(run.producer_layers, run.inputs, lambda inputs: variant.prepare(run.case, inputs))
+    chain = Chain(run.producers, run.inputs, lambda inputs: variant.prepare(run.case, inputs))
     rel_err = chain.checked()
     if not rel_err <= WRONG_RESULT_REL_ERR:
         return {"reason": f"wrong result after {run.producer.name}: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}"}
