@@ -165,10 +165,10 @@ BAD_INPUTS = [
         ["sweep", "--device", "cuda"],
         2,
         "no CUDA device",
-        "--device cpu",
+        "cpu or auto as the device",
         marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present"),
     ),
-    (["sweep", "--config", "{tmp}/missing.toml"], 1, "missing.toml does not exist", "--config"),
+    (["sweep", "--config", "{tmp}/missing.toml"], 1, "missing.toml does not exist", "check the config file's path"),
     (["sweep", "--config", "{tmp}/broken.toml"], 1, "broken.toml is not valid TOML", "fix"),
     (["sweep", "--config", "{tmp}/nokey.toml"], 1, "nokey.toml: [[gemm]] 'r' is missing the key 'k'", "add 'k'"),
     (

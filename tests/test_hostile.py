@@ -69,7 +69,12 @@ def test_a_run_file_nested_too_deep_is_one_error_line(tmp_path):
 
 @pytest.mark.parametrize(
     "column, value, problem",
-    [("device_median_us", -5.0, "negative"), ("m", 0, "not a positive integer"), ("m", -4, "not a positive integer")],
+    [
+        ("device_median_us", -5.0, "negative"),
+        ("latency_median_us", 0.0, "zero (a measured time is positive)"),
+        ("m", 0, "not a positive integer"),
+        ("m", -4, "not a positive integer"),
+    ],
 )
 def test_impossible_numbers_in_a_run_file_are_refused_on_load(tmp_path, column, value, problem):
     doc = json.loads(FIXTURE.read_text())
@@ -97,6 +102,15 @@ def test_an_in_context_difference_may_be_negative(tmp_path):
     doc["records"][0]["context_device_median_us"] = -0.2  # PDL can overlap the GEMM with its producer
     doc["records"][0]["context_device_timer"] = "cuda_graph_minus_producer"
     path = tmp_path / "run.json"
+    path.write_text(json.dumps(doc))
+    assert invoke("show", path).exit_code == 0
+
+
+def test_a_groups_in_context_difference_may_be_negative(tmp_path):
+    doc = json.loads((DOCS_RUNS / "h200_groups_context_norm_pdl.json").read_text())
+    doc["groups"][0]["parallel_context_device_median_us"] = -0.4
+    doc["groups"][0]["parallel_context_device_ci_low_us"] = -0.5
+    path = tmp_path / "groups.json"
     path.write_text(json.dumps(doc))
     assert invoke("show", path).exit_code == 0
 
@@ -328,7 +342,7 @@ def test_a_gpu_chosen_by_index_is_checked_against_what_torch_sees(device):
     if device == "gpu":
         assert "unknown device 'gpu'" in one_error_line(result, 2)
     elif not torch.cuda.is_available():
-        assert f"--device {device} was asked for, but torch sees no CUDA device" in one_error_line(result, 2)
+        assert f"device {device} was asked for, but torch sees no CUDA device" in one_error_line(result, 2)
     elif int(device[-1]) >= torch.cuda.device_count():
         assert "torch sees" in one_error_line(result, 2)
 

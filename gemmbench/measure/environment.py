@@ -31,10 +31,12 @@ def select_device(choice: str) -> torch.device:
     if choice not in DEVICE_CHOICES and not index:
         raise UsageError(f"unknown device '{choice}'", f"use one of: {', '.join(DEVICE_CHOICES)}")
     if choice.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {choice} was asked for, but torch sees no CUDA device", "use --device cpu or auto")
+        raise UsageError(
+            f"device {choice} was asked for, but torch sees no CUDA device", "give cpu or auto as the device"
+        )
     if index and int(index.group(1)) >= torch.cuda.device_count():
         raise UsageError(
-            f"--device {choice}: torch sees {torch.cuda.device_count()} GPU(s)",
+            f"device {choice}: torch sees {torch.cuda.device_count()} GPU(s)",
             f"use cuda:0 to cuda:{torch.cuda.device_count() - 1}",
         )
     if choice == "auto":

@@ -191,8 +191,8 @@ def plan_sweep(
     custom = [shape for shape in parsed if not isinstance(shape, Case)]  # NxK: at the M values
     if explicit and m is not None:
         raise UsageError(
-            f"--shape {shapes[parsed.index(explicit[0])]} carries its own M, and --m was given too",
-            "write the shape as NxK to run it at the --m values, or drop --m",
+            f"shape {shapes[parsed.index(explicit[0])]} carries its own M, and M values were given too",
+            "write the shape as NxK to run it at the M values given, or give no M values",
         )
     if not presets and not configs and not parsed:
         presets = [DEFAULT_PRESET]

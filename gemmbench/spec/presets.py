@@ -63,7 +63,7 @@ def load_preset(name: str) -> Preset:
     if not path.is_file():
         raise UsageError(
             f"unknown preset '{name}'",
-            f"choose one of: {', '.join(preset_names())} (or pass your own file with --config)",
+            f"choose one of: {', '.join(preset_names())} (or give your own config file)",
         )
     return load_config(path)
 
@@ -76,7 +76,7 @@ def load_config(path: Path) -> Preset:
             f"{path} is a folder, not a config file", "give one TOML file, e.g. configs/deepseek-v3.toml"
         )
     if not path.is_file():
-        raise GemmbenchError(f"config file {path} does not exist", "check the path given to --config")
+        raise GemmbenchError(f"config file {path} does not exist", "check the config file's path")
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -205,7 +205,7 @@ def select_gemms(presets: list[str], configs: list[Path], roles: list[str]) -> l
     gemms = [g for preset in loaded for g in preset.gemms if not roles or g.role in roles]
     if loaded and not gemms:
         raise UsageError(
-            f"no GEMM of role {'/'.join(roles)} in the selected presets", "drop --role or pick another preset"
+            f"no GEMM of role {'/'.join(roles)} in the selected presets", "give other roles or another preset"
         )
     return gemms
 
