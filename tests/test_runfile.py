@@ -7,7 +7,7 @@ import pytest
 from samples import sample_records
 
 from gemmbench.errors import GemmbenchError
-from gemmbench.records import KernelRun
+from gemmbench.records import KernelRun, runfile
 from gemmbench.records.runfile import (
     SCHEMA_VERSION,
     Run,
@@ -16,7 +16,9 @@ from gemmbench.records.runfile import (
     ensure_writable_file,
     load_run,
     new_run_path,
+    run_to_json,
 )
+from gemmbench.records.schema import to_row
 from gemmbench.records.table import records_to_csv
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -66,6 +68,36 @@ def test_run_file_is_written_after_every_record_and_round_trips(tmp_path):
     assert loaded.provenance == {"device_name": "test"} and (loaded.planned, loaded.complete) == (3, False)
     assert loaded.records[:2] == sample_records()[:2]
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def _plain_json(run: Run) -> str:
+    doc = {"schema": "gemmbench.run", "schema_version": SCHEMA_VERSION, "provenance": run.provenance}
+    doc |= {"planned": run.planned, "complete": run.complete, "records": [to_row(r) for r in run.records]}
+    if run.groups:
+        doc["groups"] = [to_row(g) for g in run.groups]
+    return json.dumps(doc, indent=1) + "\n"
+
+
+@pytest.mark.parametrize("fixture", ["h200_deepseek_v3_sm90.json", "../../docs/runs/h200_groups_context_norm.json"])
+def test_the_run_file_is_the_json_of_the_whole_document(fixture):
+    run = load_run(FIXTURES / fixture)
+    assert run_to_json(run) == _plain_json(run)
+    assert run_to_json(Run({"a": 1})) == _plain_json(Run({"a": 1}))  # no rows
+
+
+def test_the_writer_encodes_a_row_once_and_a_replaced_row_again(tmp_path, monkeypatch):
+    encoded, encode = [], runfile.encode_row
+    monkeypatch.setattr(runfile, "encode_row", lambda row: encoded.append(row) or encode(row))
+    run = Run({}, planned=3)
+    writer = RunWriter(tmp_path / "run.json", run)
+    for record in sample_records():
+        run.records.append(record)
+        writer.flush()
+    assert [id(r) for r in encoded] == [id(r) for r in run.records]  # each once, though written four times
+    run.records[1] = replace(run.records[1], kernel_count=7)
+    writer.flush()
+    assert encoded[-1].kernel_count == 7 and len(encoded) == 4
+    assert (tmp_path / "run.json").read_text() == _plain_json(run)
 
 
 def test_gpu_recorded_fixture_loads():

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +26,8 @@ if TYPE_CHECKING:  # pandas is imported only where a frame is built: `show` and 
 
 SCHEMA = "gemmbench.run"
 SCHEMA_VERSION = 1
+# Spaces per level of the run file's JSON: readable, and smaller than the usual four.
+INDENT = 1
 # Group columns of runs saved before a group's timers were TimerSummary values: their new names, and the
 # timer each of them was.
 LEGACY_GROUP_COLUMNS = {
@@ -99,7 +103,9 @@ def ensure_writable_file(path: str, example: str = "results.csv") -> None:
 
 
 class RunWriter:
-    """Keeps a run's file on disk up to date: `flush` after every change rewrites it atomically.
+    """Keeps a run's file on disk up to date: `flush` after every change rewrites it atomically. Each row
+    is encoded once (a sweep that rewrote every row after every row spent minutes on a large run, in
+    JSON encoding alone); a row that is replaced (the kernel pass adds kernels) is encoded again.
 
     A measured row is never lost to the file system: where the file cannot be written (its folder removed
     during the sweep, a full disk), the run goes to a fallback file of the same name in the system's
@@ -109,10 +115,18 @@ class RunWriter:
         self.path = Path(path)
         self.run = run
         self.problem: str | None = None
+        self._encoded: dict[int, tuple[object, str]] = {}  # id(row): (the row, kept so the id stays its own; text)
         self.flush()
 
+    def _encode(self, row, encoded: dict[int, tuple[object, str]]) -> str:
+        hit = self._encoded.get(id(row))
+        encoded[id(row)] = hit if hit is not None and hit[0] is row else (row, encode_row(row))
+        return encoded[id(row)][1]
+
     def flush(self) -> None:
-        text = run_to_json(self.run)
+        encoded: dict[int, tuple[object, str]] = {}
+        text = run_to_json(self.run, lambda row: self._encode(row, encoded))
+        self._encoded = encoded
         try:
             write_atomically(self.path, text)
         except OSError as exc:
@@ -124,18 +138,28 @@ class RunWriter:
             write_atomically(self.path, text)
 
 
-def run_to_json(run: Run) -> str:
-    doc = {
+def encode_row(row) -> str:
+    """One record or group row as it stands in the run file's list: its JSON, two levels in."""
+    return textwrap.indent(json.dumps(to_row(row), indent=INDENT), " " * 2 * INDENT)
+
+
+def run_to_json(run: Run, encode: Callable[[object], str] = encode_row) -> str:
+    """The run file's text: what `json.dumps(document, indent=INDENT)` writes, with each row's text from
+    `encode` (the writer's, which remembers rows it encoded before)."""
+    head = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
         "provenance": run.provenance,
         "planned": run.planned,
         "complete": run.complete,
-        "records": [to_row(r) for r in run.records],
     }
-    if run.groups:
-        doc["groups"] = [to_row(g) for g in run.groups]
-    return json.dumps(doc, indent=1) + "\n"
+    parts = [json.dumps(head, indent=INDENT).removesuffix("\n}")]
+    lists = {"records": run.records, **({"groups": run.groups} if run.groups else {})}
+    pad = " " * INDENT
+    for name, rows in lists.items():
+        items = ",\n".join(encode(row) for row in rows)
+        parts.append(f',\n{pad}"{name}": [\n{items}\n{pad}]' if rows else f',\n{pad}"{name}": []')
+    return "".join(parts) + "\n}\n"
 
 
 def write_text(path: str, text: str, stdout) -> None:

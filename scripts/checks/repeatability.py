@@ -22,7 +22,7 @@ WORST_SHOWN = 5
 
 def timed_rows(path) -> tuple[dict, dict]:
     run = load_run(path)
-    return run.provenance, {(r.case, r.backend): r for r in run.records if r.status == OK}
+    return run.provenance, {(r.case, r.label): r for r in run.records if r.status == OK}  # PDL off and on apart
 
 
 def percentile(values: list[float], fraction: float) -> float:
