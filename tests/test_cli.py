@@ -336,8 +336,7 @@ def test_plot_command(tmp_path):
 
 
 def test_warmup_help_states_the_default_the_library_uses():
-    from gemmbench.measure.bench import POINT_WARMUP_S
-    from gemmbench.timing.timers import EAGER_WINDOW_S, EAGER_WINDOWS
+    from gemmbench.timing.defaults import EAGER_WINDOW_S, EAGER_WINDOWS, POINT_WARMUP_S
 
     result = invoke("sweep", "--help")
     text = " ".join(result.stdout.split())

@@ -170,7 +170,8 @@ def test_eager_windows_go_round_robin_between_the_backends_of_a_point(monkeypatc
 
     monkeypatch.setattr(timing, "sample_window", spy)
     backends = [REGISTRY["upcast"], HalfUpcast()]
-    options = MeasureOptions(warmup_s=0.0, target=timing.Target(budget_s=0.001, min_time_s=0.0), eager_windows=3)
+    target = timing.Target(budget_s=0.001, min_time_s=0.0)
+    options = MeasureOptions(warmup_s=0.0, target=target, eager_windows=3, max_eager_windows=3)
     records = measure_all([small_case], backends, CPU, options)
     assert [r.status for r in records] == [OK, OK]
     first, second = order[0], order[1]
@@ -214,3 +215,14 @@ def test_a_sweep_announces_a_tuning_before_it_happens_and_only_once(small_case):
     backend = TuningFake()
     list(measure_cases([small_case, small_case], [backend], Bench(CPU, FAST), note=notes.append))
     assert notes == [f"tuning for N={small_case.n}"]
+
+
+def test_a_call_whose_windows_disagree_gets_more_windows_than_a_steady_one(monkeypatch):
+    # Window medians by call: steady; one hiccup in the first window; never steady (alternating).
+    medians = {"steady": iter([10.0] * 50), "hiccup": iter([30.0] + [10.0] * 50), "moving": iter([10.0, 20.0] * 25)}
+    monkeypatch.setattr(timing, "sample_window", lambda fn, timer, seconds: [next(medians[fn()])])
+    bench = Bench(CPU, MeasureOptions(eager_windows=6, max_eager_windows=12))
+    samples, failures = bench.eager_latency({key: (lambda key=key: key) for key in medians})
+    assert not failures
+    assert [len(samples[key].window_medians_us) for key in medians] == [6, 9, 12]
+    assert [samples[key].noisy for key in medians] == [False, False, True]

@@ -35,3 +35,16 @@ def test_every_token_is_computed_with_the_cases_m():
 
     topk_mismatch(Counting(), ROUTER, CPU, seed=0)
     assert set(seen) == {64} and sum(seen) >= ROUTING_TOKENS
+
+
+def test_a_cases_backends_share_one_routing_check(monkeypatch):
+    from samples import measure_all
+
+    from gemmbench.measure import routing
+    from tests.test_measure import FAST
+
+    made = []
+    for_case = routing.RoutingCheck.for_case
+    monkeypatch.setattr(routing.RoutingCheck, "for_case", lambda *args: made.append(args) or for_case(*args))
+    records = measure_all([ROUTER], [REGISTRY["upcast"], REGISTRY["linear_cast"]], CPU, FAST)
+    assert len(made) == 1 and all(r.topk_mismatch is not None for r in records)

@@ -1,4 +1,5 @@
 import math
+import statistics
 import time
 
 import pytest
@@ -84,12 +85,28 @@ def test_sampling_lasts_at_least_the_minimum_time():
     assert time.perf_counter() - start >= 0.05
 
 
+def test_sampling_goes_on_while_the_samples_still_drift():
+    calls = iter(range(10_000))
+    # A call that reads 10 us for its first 15 samples (clocks ramping), then 5 us: the interval of the
+    # median meets a loose target at 20 samples, but the two halves are apart until few slow ones are left.
+    values = timing.sample_adaptively(
+        lambda: [10.0 if next(calls) < 15 else 5.0], timing.Target(ci_rel=0.2, budget_s=60.0, min_time_s=0.0)
+    )
+    assert len(values) > 2 * timing.MIN_SAMPLES_FOR_CI and statistics.median(values) == 5.0
+    assert timing.settled(list(values), 0.005) and not timing.settled([10.0] * 15 + [5.0] * 15, 0.005)
+
+
 def test_windowed_samples_take_their_interval_from_the_window_medians():
     steady = timing.Samples.from_windows("cuda_events", [[10.0, 10.1, 9.9], [10.2, 10.0], [9.8, 10.1]])
     assert steady.window_medians_us == (10.0, 10.1, 9.95) and steady.ci_us == (9.95, 10.1)
     assert not steady.noisy and steady.count == 7
     moved = timing.Samples.from_windows("cuda_events", [[24.0, 24.2], [40.0, 41.0], [25.0]])
     assert moved.ci_us == (24.1, 40.5) and moved.noisy  # the host's state moved between windows
+    # With more windows the interval is the median's over them: one window of a host hiccup among nine
+    # no longer decides it (the range is the interval up to eight windows).
+    hiccup = [[30.0]] + [[10.0]] * 8
+    assert timing.Samples.from_windows("cuda_events", hiccup[:8]).noisy
+    assert timing.Samples.from_windows("cuda_events", hiccup).ci_us == (10.0, 10.0)
 
 
 def test_a_window_samples_for_about_its_time_and_at_least_once():

@@ -42,6 +42,14 @@ from gemmbench.output.progress import progress, step_label
 from gemmbench.output.sweep import incomplete_note, sweep_markdown, sweep_tables
 from gemmbench.records import runfile, table
 from gemmbench.spec import presets
+from gemmbench.timing.defaults import (
+    DEVICE_BUDGET_S,
+    DEVICE_TARGET_CI_REL,
+    EAGER_WINDOW_S,
+    EAGER_WINDOWS,
+    MAX_EAGER_WINDOWS,
+    POINT_WARMUP_S,
+)
 
 # `gemmbench group` without --backend: the backends serving engines use for the light GEMMs.
 GROUP_DEFAULT_BACKENDS = ("mm_out_dtype", "cublas_ext", "linear_cast")
@@ -78,19 +86,24 @@ def sweep(
             min=0.01,
             help="Sample the device time (CUDA graphs) until the 95% CI of its median is within ± this many percent...",
         ),
-    ] = 1.0,
+    ] = DEVICE_TARGET_CI_REL * 100,
     budget_ms: Annotated[
         float,
         typer.Option(
             "--budget-ms",
             min=1,
             help="...or until this many ms of sampling per point; rows that miss the target are flagged noisy. "
-            "(The eager latency is sampled in 6 windows of 10 ms interleaved between the point's backends.)",
+            f"(The eager latency is sampled in {EAGER_WINDOWS} windows of {EAGER_WINDOW_S * 1e3:g} ms interleaved "
+            f"between the point's backends, up to {MAX_EAGER_WINDOWS} where the host moved.)",
         ),
-    ] = 200.0,
+    ] = DEVICE_BUDGET_S * 1e3,
     warmup_ms: Annotated[
         float | None,
-        typer.Option("--warmup-ms", min=0, help="Warm-up time per point before timing, in ms (default 20)."),
+        typer.Option(
+            "--warmup-ms",
+            min=0,
+            help=f"Warm-up time per point before timing, in ms (default {POINT_WARMUP_S * 1e3:g}).",
+        ),
     ] = None,
     seed: SeedOpt = 0,
     no_kernels: Annotated[

@@ -18,14 +18,12 @@ from gemmbench.records import ClockSummary
 from gemmbench.records.record import label_of
 from gemmbench.records.timers import EVENTS_TIMER, HOST_TIMER
 from gemmbench.spec.cases import Case
-from gemmbench.timing import timers
+from gemmbench.timing import defaults, timers
 from gemmbench.timing.clocks import ClockReading, ClockWatch, assess, warm_device
+from gemmbench.timing.defaults import POINT_WARMUP_S
 from gemmbench.timing.inputs import COLD
 from gemmbench.timing.timers import Samples
 
-# Per point and backend: calls before timing, so caches, clocks and lazy initialisation settle
-# (docs/design.md, measurement rules).
-POINT_WARMUP_S = 0.02
 # An error row keeps the first line of the exception's message, cut to this many characters.
 MAX_ERROR_CHARS = 300
 # A graph-timer failure is a note on a row that keeps its eager latency; its message is cut to this.
@@ -41,8 +39,9 @@ def ignore(*_args) -> None:
 class MeasureOptions:
     warmup_s: float = POINT_WARMUP_S
     target: timers.Target = field(default_factory=timers.Target)  # the device-time timer's stopping rule
-    eager_windows: int = timers.EAGER_WINDOWS
-    eager_window_s: float = timers.EAGER_WINDOW_S
+    eager_windows: int = defaults.EAGER_WINDOWS  # at least; up to max_eager_windows where the host moved
+    max_eager_windows: int = defaults.MAX_EAGER_WINDOWS
+    eager_window_s: float = defaults.EAGER_WINDOW_S
     l2: str = COLD  # "cold": rotate input copies past the L2; "hot": one set of buffers
     seed: int = 0
     time_calls: bool = True  # False: check and profile only (`gemmbench kernels`)
@@ -100,17 +99,24 @@ class Bench:
     def eager_latency(
         self, calls: dict[Hashable, Callable[[], object]]
     ) -> tuple[dict[Hashable, Samples], dict[Hashable, Exception]]:
-        """Eager latency of each call, in `eager_windows` rounds that visit every call in turn: the calls of
-        a point are sampled under the same host states. A call that raises is dropped, with its exception."""
+        """Eager latency of each call, in rounds of one window per call, in turn: the calls of a point are
+        sampled under the same host states. After `eager_windows` rounds, the calls whose interval is still
+        wider than the steadiness target go on, in rounds of their own, until it is met or they have
+        `max_eager_windows`. A call that raises is dropped, with its exception."""
         timer = EVENTS_TIMER if self.device.type == "cuda" else HOST_TIMER
         windows: dict[Hashable, list[list[float]]] = {key: [] for key in calls}
         failures: dict[Hashable, Exception] = {}
-        for _ in range(self.options.eager_windows):
-            for key, call in calls.items():
-                if key in failures:
-                    continue
+
+        def unsteady(key: Hashable) -> bool:
+            count = len(windows[key])
+            if key in failures or count >= self.options.max_eager_windows:
+                return False
+            return count < self.options.eager_windows or Samples.from_windows(timer, windows[key]).noisy
+
+        while round_keys := [key for key in calls if unsteady(key)]:
+            for key in round_keys:
                 try:
-                    windows[key].append(timers.sample_window(call, timer, self.options.eager_window_s))
+                    windows[key].append(timers.sample_window(calls[key], timer, self.options.eager_window_s))
                 except BACKEND_FAILURES as exc:  # the caller turns it into this call's error row
                     failures[key] = exc
         samples = {key: Samples.from_windows(timer, w) for key, w in windows.items() if key not in failures}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -98,10 +98,18 @@ class _CaseRun:
     producer: Producer | None
     inputs: list[GemmInputs]  # the rotating copies (cold L2): in context, the layers
     l2_note: str = ""  # where fewer copies than wanted fit
+    # Each backend's top-k mismatch here, by name: a backend launched with PDL computes the same bits
+    # (tests/test_gpu.py), so its two variants share one routing check.
+    mismatch_of: dict[str, float] = field(default_factory=dict)
 
     @property
     def copies(self) -> int:
         return len(self.inputs)
+
+    @functools.cached_property
+    def routing(self) -> routing.RoutingCheck:
+        """The case's routing check, made at its first router row."""
+        return routing.RoutingCheck.for_case(self.case, self.bench.device, self.bench.options.seed)
 
     @functools.cached_property
     def producers(self) -> ProducerLayers:
@@ -200,7 +208,7 @@ def _time_case(run: _CaseRun, checked: dict[Variant, tuple[Callable[[], object],
                 device_time, timer_note = _device_time(run, call, latency)
             in_context = _in_context(run, variant, variant in simulated) if run.producer else {}
             clocks = bench.clock_summary(eager_start, eager_end, device_start, bench.read_clocks())
-            mismatch, routing_note = _routing(run.case, variant.backend, bench)
+            mismatch, routing_note = _routing(run, variant.backend)
         except BACKEND_FAILURES as exc:  # any backend failure is a row, never a traceback
             bench.release()
             records[variant] = run.error(variant, exc)
@@ -298,16 +306,18 @@ def _timed_record(
     )
 
 
-def _routing(case: Case, backend: Backend, bench: Bench) -> tuple[float | None, str]:
+def _routing(run: _CaseRun, backend: Backend) -> tuple[float | None, str]:
     """The top-k mismatch of a router row, or why there is none; never fails the row."""
-    if not routing.applies(case):
+    if not routing.applies(run.case):
         return None, ""
     try:
-        return routing.topk_mismatch(backend, case, bench.device, bench.options.seed), ""
+        if backend.name not in run.mismatch_of:
+            run.mismatch_of[backend.name] = run.routing.mismatch(backend)
+        return run.mismatch_of[backend.name], ""
     except Exception as exc:  # noqa: BLE001 - a failed routing check leaves the row its timings
         if not is_allocation_failure(exc):
             raise
-        bench.release()
+        run.bench.release()
         return None, "routing check: out of memory"
 
 

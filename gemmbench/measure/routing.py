@@ -12,6 +12,7 @@ scale at which bf16's rounding of the output (a relative step of 2^-8) flips sel
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -36,17 +37,35 @@ def expert_sets(logits: torch.Tensor, top_k: int) -> torch.Tensor:
     return torch.topk(logits, top_k, dim=1).indices.sort(dim=1).values
 
 
+@dataclass(frozen=True)
+class RoutingCheck:
+    """The routing check of one case: its tokens, weight and float64 expert sets, made once and shared by
+    the case's backends."""
+
+    case: Case
+    x: torch.Tensor
+    w: torch.Tensor
+    expected: torch.Tensor  # each token's expert set on the float64 logits
+
+    @classmethod
+    def for_case(cls, case: Case, device: torch.device, seed: int) -> RoutingCheck:
+        tokens = case.m * math.ceil(ROUTING_TOKENS / case.m)
+        x, w = routing_inputs(case, tokens, device, seed)
+        return cls(case, x, w, expert_sets(torch.mm(x.double(), w.double().t()), case.top_k))
+
+    def mismatch(self, backend: Backend) -> float:
+        """Share of tokens whose top-k expert set under `backend` differs from float64's."""
+        case, tokens = self.case, self.x.shape[0]
+        out = torch.full((tokens, case.n), math.nan, device=self.x.device, dtype=TORCH_DTYPES[case.out_dtype])
+        for start in range(0, tokens, case.m):
+            rows = slice(start, start + case.m)
+            backend.prepare(case, GemmInputs(self.x[rows], self.w, out[rows]))()
+        return (expert_sets(out, case.top_k) != self.expected).any(dim=1).double().mean().item()
+
+
 def topk_mismatch(backend: Backend, case: Case, device: torch.device, seed: int) -> float:
-    """Share of tokens whose top-k expert set under `backend` differs from float64's."""
-    tokens = case.m * math.ceil(ROUTING_TOKENS / case.m)
-    x, w = routing_inputs(case, tokens, device, seed)
-    out = torch.full((tokens, case.n), math.nan, device=device, dtype=TORCH_DTYPES[case.out_dtype])
-    for start in range(0, tokens, case.m):
-        rows = slice(start, start + case.m)
-        backend.prepare(case, GemmInputs(x[rows], w, out[rows]))()
-    reference = torch.mm(x.double(), w.double().t())
-    differs = (expert_sets(out, case.top_k) != expert_sets(reference, case.top_k)).any(dim=1)
-    return differs.double().mean().item()
+    """Share of tokens whose top-k expert set under `backend` differs from float64's (one check, alone)."""
+    return RoutingCheck.for_case(case, device, seed).mismatch(backend)
 
 
 def applies(case: Case) -> bool:

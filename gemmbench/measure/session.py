@@ -21,7 +21,7 @@ from gemmbench.backends.plugins import load_plugins
 from gemmbench.backends.producers import NO_CONTEXT, PRODUCERS, Producer, context_names
 from gemmbench.errors import UsageError
 from gemmbench.measure import environment, roofline
-from gemmbench.measure.bench import POINT_WARMUP_S, Bench, MeasureOptions, Variant, ignore, variants
+from gemmbench.measure.bench import Bench, MeasureOptions, Variant, ignore, variants
 from gemmbench.measure.groups import measure_groups, profile_groups
 from gemmbench.measure.points import measure_cases, profile_records
 from gemmbench.records import Run
@@ -30,6 +30,7 @@ from gemmbench.spec.cases import Case, GroupSpec
 from gemmbench.spec.parse import CPU_DEFAULT_M, DEFAULT_M, build_cases, parse_m_list, parse_shape
 from gemmbench.spec.presets import DEFAULT_PRESET, select_gemms
 from gemmbench.spec.steps import MEASURE, PROFILE, Step
+from gemmbench.timing.defaults import DEVICE_BUDGET_S, DEVICE_TARGET_CI_REL, POINT_WARMUP_S
 from gemmbench.timing.inputs import COLD, HOT, MAX_COLD_COPIES
 from gemmbench.timing.timers import Target
 
@@ -160,8 +161,8 @@ def plan_sweep(
     backends: Sequence[str] = (),
     device: str = "auto",
     hot: bool = False,
-    target_ci_pct: float = 1.0,
-    budget_ms: float = 200.0,
+    target_ci_pct: float = DEVICE_TARGET_CI_REL * 100,
+    budget_ms: float = DEVICE_BUDGET_S * 1e3,
     warmup_ms: float | None = None,
     seed: int = 0,
     kernels: bool = True,

@@ -3,13 +3,16 @@
 - Device time, `time_graph`: a CUDA graph of `unroll` calls (sized by `fit_graph_unroll`), replays timed
   with events, divided per call: device time without launch gaps, what a CUDA-graph serving loop pays.
   Sampled adaptively: until the 95% confidence interval of the median is within the target (default
-  ±1%) or the time budget runs out; a timer that missed the target says so (`noisy`). That interval
-  assumes independent samples, which the device time gives.
+  ±1%) and the samples have settled (the two halves' medians agree), or the time budget runs out; a
+  timer that missed the target says so (`noisy`). That interval assumes independent samples, which the
+  device time gives.
 - Eager latency, `sample_window`: CUDA events around back-to-back eager calls (host-inclusive: when the
   GPU work is shorter than the launch path, the sample shows what an eager caller pays), or a host clock
   around synchronous calls on the CPU. It moves with the host's state (docs/design.md, what was
   measured), so it is sampled in windows (`Samples.from_windows`) that the measurement spreads over a
-  point and interleaves between the calls compared there; its interval is the range of the window medians.
+  point and interleaves between the calls compared there; its interval is that of the median over the
+  windows, from the window medians' order statistics (the range of six of them; narrower as windows are
+  added where the host moved). The figure stays the median of all samples, which the raw samples give.
 
 Statistics are derived from the samples; nothing here rounds.
 """
@@ -27,6 +30,7 @@ import torch
 
 from gemmbench.analysis.policy import EAGER_STEADY_CI_REL
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, TimerSummary
+from gemmbench.timing.defaults import DEVICE_BUDGET_S, DEVICE_MIN_TIME_S, DEVICE_TARGET_CI_REL, MAX_EAGER_WINDOWS
 
 # Samples recorded between two synchronisations: enough to keep the GPU queue busy, few enough that
 # the budget check stays close to the budget.
@@ -45,13 +49,14 @@ MIN_SAMPLES_FOR_CI = 20
 CI_LEVEL = 0.95
 # A cap on samples per timer: beyond a few thousand the median no longer moves.
 MAX_SAMPLES = 4000
-# Eager latency: this many windows per point and backend, each sampling for about this long. Window
-# medians of eager mm_out_dtype at M = 2 on one H200 host ranged 22.7-40.9 us over 15 s (the host's
-# state moves), so samples of one window are not independent of each other, but windows spread over the
-# point are closer to it: the range of 6 independent window medians covers the median with probability
-# 1 - 2 * 0.5**6 = 96.9%, the interval reported.
-EAGER_WINDOWS = 6
-EAGER_WINDOW_S = 0.01
+# Eager latency: at least this many windows per point and backend, each sampling for about this long.
+# Window medians of eager mm_out_dtype at M = 2 on one H200 host ranged 22.7-40.9 us over 15 s (the
+# host's state moves), so samples of one window are not independent of each other, but windows spread
+# over the point are closer to it: the range of 6 independent window medians covers their median with
+# probability 1 - 2 * 0.5**6 = 96.9%. A call whose interval is still wider than the steadiness target
+# then gets more windows, up to MAX_EAGER_WINDOWS (the 60 ms that six 10 ms windows took before), and
+# its interval narrows to the order statistics of more medians (`median_ci_ranks`). A window of a few
+# milliseconds holds about a hundred calls of a host-bound GEMM (20-40 us each). The values: defaults.py.
 # Graph replays are sized to take about this long on the device, so that event resolution (~0.5 us)
 # and each replay's own launch cost are small beside a replay, and the GPU never waits for the host to
 # launch the next one (graph.replay() from Python took 2.5-3.3 us of host time on one H200 host, an
@@ -65,17 +70,20 @@ SIZING_REPLAYS = 4
 
 @dataclass(frozen=True)
 class Target:
-    """When a timer may stop: the median's 95% CI within ±`ci_rel` after at least `min_time_s` of
-    sampling, or `budget_s` spent.
+    """When a timer may stop: after at least `min_time_s` of sampling, the median's 95% CI within
+    ±`ci_rel` and the medians of the first and second half of the samples within ±`ci_rel` / 2 of each
+    other (`settled`), or `budget_s` spent.
 
-    The minimum time matters: on an H200, a timer stopped after ~30 samples (2 ms) right after a point's
+    The settling test matters: on an H200, a timer stopped after ~30 samples (2 ms) right after a point's
     warm-up read 10.4 us for a 5.8 us call, consistently enough to pass the CI test, while the clocks
-    were still ramping; 50 ms of sampling reads the settled time.
+    were still ramping; samples that still drift have halves apart. Device-time intervals of a default
+    DeepSeek-V3 sweep were ±0.02-0.2% after 50 ms (about 220 replays), well inside the target, so most
+    points stop at the minimum time.
     """
 
-    ci_rel: float = 0.01
-    budget_s: float = 0.2
-    min_time_s: float = 0.05
+    ci_rel: float = DEVICE_TARGET_CI_REL
+    budget_s: float = DEVICE_BUDGET_S
+    min_time_s: float = DEVICE_MIN_TIME_S
 
 
 @dataclass(frozen=True)
@@ -91,18 +99,16 @@ class Samples:
     def from_windows(
         cls, timer: str, windows: list[list[float]], target_ci_rel: float = EAGER_STEADY_CI_REL
     ) -> Samples:
-        """Samples taken in windows; their interval is the range of the window medians."""
+        """Samples taken in windows; their interval comes from the window medians."""
         values = tuple(v for window in windows for v in window)
         medians = tuple(statistics.median(window) for window in windows if window)
         return cls(timer, values, target_ci_rel, medians)
 
     @property
     def ci_us(self) -> tuple[float, float]:
-        """95% confidence interval of the median: order statistics of independent samples, or the range of
-        the window medians where sampled in windows."""
-        if self.window_medians_us:
-            return min(self.window_medians_us), max(self.window_medians_us)
-        return median_ci(self.values_us)
+        """95% confidence interval of the median: order statistics of independent samples, or of the
+        window medians where sampled in windows (their range, for six windows or fewer)."""
+        return median_ci(self.window_medians_us or self.values_us)
 
     @property
     def ci_rel(self) -> float:
@@ -176,7 +182,15 @@ def _done(values: list[float], target: Target, started: float) -> bool:
         return False
     low, high = median_ci(values)
     middle = statistics.median(values)
-    return middle > 0 and (high - low) / 2 / middle <= target.ci_rel
+    return middle > 0 and (high - low) / 2 / middle <= target.ci_rel and settled(values, target.ci_rel / 2)
+
+
+def settled(values: list[float], within_rel: float) -> bool:
+    """True when the medians of the first and the second half of `values` (in the order taken) are within
+    ±`within_rel` of each other, relative to the median of all: no drift left (clocks still ramping)."""
+    half = len(values) // 2
+    first, second = statistics.median(values[:half]), statistics.median(values[half:])
+    return abs(first - second) <= within_rel * statistics.median(values)
 
 
 def warm_up(fn: Callable[[], object], seconds: float, sync: Callable[[], None]) -> int:
@@ -192,12 +206,17 @@ def warm_up(fn: Callable[[], object], seconds: float, sync: Callable[[], None]) 
 
 def sample_window(fn: Callable[[], object], timer: str, seconds: float) -> list[float]:
     """Samples of `timer` (EVENTS_TIMER, or HOST_TIMER for synchronous CPU calls) around back-to-back
-    calls of `fn` for about `seconds`, at least one batch; at most a window's share of MAX_SAMPLES."""
+    calls of `fn` for about `seconds`, at least one call; at most a window's share of MAX_SAMPLES. Event
+    batches are sized to what is left of the window (one call first), so that a window of a slow call
+    (1.5 ms for DeepSeek-V3's router at M = 16384 upcast) lasts about its time, not a batch of 16."""
     values: list[float] = []
-    deadline = time.perf_counter() + seconds
-    while not values or (time.perf_counter() < deadline and len(values) < MAX_SAMPLES // EAGER_WINDOWS):
+    started = time.perf_counter()
+    deadline = started + seconds
+    while not values or (time.perf_counter() < deadline and len(values) < MAX_SAMPLES // MAX_EAGER_WINDOWS):
         if timer == EVENTS_TIMER:
-            values.extend(_event_batch(fn, calls_per_launch=1))
+            per_call_s = (time.perf_counter() - started) / len(values) if values else math.inf
+            left = (deadline - time.perf_counter()) / per_call_s
+            values.extend(_event_batch(fn, calls_per_launch=1, launches=max(1, min(EVENTS_BATCH, int(left)))))
         else:
             values.append(_host_sample(fn))
     return values
