@@ -28,6 +28,8 @@ would leave them set for that shape until the process ends).
 from __future__ import annotations
 
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -47,6 +49,9 @@ MAX_PARTIALS = 4096 * 4
 # and 8 at 10 of 30; one value halves the candidates, and so the first use's tuning time.
 WARPS = 4
 CUDA_CORES, TENSOR_CORES = "fma", "dot"
+# Configurations compiled at once where many are (tuning): Triton's compiler spends much of its time in
+# LLVM and ptxas, outside Python's lock; more threads than cores would only queue.
+COMPILE_THREADS = max(1, min(16, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -190,33 +195,57 @@ def _workspace(m: int, n: int, k: int, config: Config, device: torch.device) -> 
     return Workspace(partials, arrivals)
 
 
+def _arguments(
+    x: torch.Tensor, w: torch.Tensor, out: torch.Tensor, config: Config, workspace: Workspace, pdl: bool
+) -> tuple[tuple[int, int], tuple, dict]:
+    """The grid, arguments and keyword arguments of one launch."""
+    (m, k), n = x.shape, w.shape[0]
+    on_tensor_cores = config.product == TENSOR_CORES
+    grid = (-(-n // config.block_n), config.splits(k))
+    options = {
+        "BLOCK_M": max(DOT_MIN, block_m(m)) if on_tensor_cores else block_m(m),
+        "BLOCK_N": config.block_n,
+        "BLOCK_K": config.block_k,
+        "K_SPLIT": config.k_split,
+        "ON_TENSOR_CORES": on_tensor_cores,
+        "PDL": pdl,
+        "num_warps": config.num_warps,
+        **({"launch_pdl": True} if pdl else {}),  # the launcher option, only where used (not in the interpreter)
+    }
+    return grid, (x, w, out, workspace.partials, workspace.arrivals, m, n, k), options
+
+
 def launch(
     x: torch.Tensor, w: torch.Tensor, out: torch.Tensor, config: Config, workspace: Workspace, pdl: bool = False
 ) -> torch.Tensor:
     """out = x @ w.T with `config`; x [M, K] and w [N, K] contiguous bf16, out [M, N] fp32; `pdl`: launched
     with programmatic dependent launch (Triton's launch_pdl), waiting for the producer before loading x."""
-    (m, k), n = x.shape, w.shape[0]
-    on_tensor_cores = config.product == TENSOR_CORES
-    grid = (-(-n // config.block_n), config.splits(k))
-    _kernel()[grid](
-        x,
-        w,
-        out,
-        workspace.partials,
-        workspace.arrivals,
-        m,
-        n,
-        k,
-        BLOCK_M=max(DOT_MIN, block_m(m)) if on_tensor_cores else block_m(m),
-        BLOCK_N=config.block_n,
-        BLOCK_K=config.block_k,
-        K_SPLIT=config.k_split,
-        ON_TENSOR_CORES=on_tensor_cores,
-        PDL=pdl,
-        num_warps=config.num_warps,
-        **({"launch_pdl": True} if pdl else {}),  # the launcher option, only where used (not in the interpreter)
-    )
+    grid, args, options = _arguments(x, w, out, config, workspace, pdl)
+    _kernel()[grid](*args, **options)
     return out
+
+
+def compile_all(inputs: GemmInputs, configs: list[Config], pdl: bool = False) -> dict[Config, Exception]:
+    """Compile the kernel for each of `configs` on `inputs` (what their first launch would compile), at
+    once, in threads: Triton compiles outside the interpreter's lock for much of the work (LLVM's passes,
+    ptxas in a subprocess). Launches nothing. A configuration that fails to compile is returned with its
+    exception, for the caller to drop; the others are then in Triton's cache."""
+    kernel, device = _kernel(), inputs.x.device
+
+    def compile_one(config: Config) -> None:
+        with torch.cuda.device(device):  # each thread starts on GPU 0; compile for the inputs' GPU
+            workspace = Workspace.for_call(inputs.x, inputs.w, config)
+            grid, args, options = _arguments(inputs.x, inputs.w, inputs.out, config, workspace, pdl)
+            kernel.warmup(*args, grid=grid, **options)
+
+    failures: dict[Config, Exception] = {}
+    with ThreadPoolExecutor(max_workers=min(len(configs), COMPILE_THREADS) or 1) as pool:
+        for config, future in [(c, pool.submit(compile_one, c)) for c in configs]:
+            try:
+                future.result()
+            except Exception as exc:  # noqa: BLE001 - a configuration this GPU cannot build is dropped
+                failures[config] = exc
+    return failures
 
 
 def prepared(inputs: GemmInputs, config: Config, pdl: bool = False) -> GemmCall:

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from gemmbench.backends import REGISTRY
-from gemmbench.backends.router_small_m_kernel import CUDA_CORES, TENSOR_CORES
-from gemmbench.backends.router_small_m_tuning import candidate_times
+from gemmbench.backends.router_small_m_kernel import CUDA_CORES, TENSOR_CORES, candidates
+from gemmbench.backends.router_small_m_tuning import TUNE_BUDGET_S, candidate_times
 from gemmbench.output.format import markdown_table
 from gemmbench.spec.cases import Case
 from gemmbench.timing import timers as timing
@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, (n, k) in SHAPES.items():
         for m in MS:
             case = Case(name, "router", "router", m, n, k)
-            times = candidate_times(case, device)
+            copies, _ = input_copies(case, device, seed=0, cold=True)
+            times = candidate_times(copies, candidates(m), TUNE_BUDGET_S)
             best = min(times, key=times.get)
             kinds = {
                 "tensor": [t for c, t in times.items() if c.product == TENSOR_CORES],
