@@ -17,6 +17,7 @@ SAMPLE_ARGS = {
     "checks/repeatability.py": ["a.json", "b.json", "--hot", "c.json"],
     "checks/validate_timers.py": ["out"],
     "experiments/graph_sizing.py": ["out"],
+    "experiments/host_states.py": [],
     "experiments/power_drift.py": ["out"],
     "experiments/router_ext_variants.py": ["out"],
     "experiments/router_floor.py": ["out"],

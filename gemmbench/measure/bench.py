@@ -19,7 +19,7 @@ from gemmbench.records.record import label_of
 from gemmbench.records.timers import EVENTS_TIMER, HOST_TIMER
 from gemmbench.spec.cases import Case
 from gemmbench.timing import defaults, timers
-from gemmbench.timing.clocks import ClockReading, ClockWatch, assess, warm_device
+from gemmbench.timing.clocks import ClockReading, ClockWatch, assess, resettle_device, warm_device
 from gemmbench.timing.defaults import POINT_WARMUP_S
 from gemmbench.timing.inputs import COLD
 from gemmbench.timing.timers import Samples
@@ -102,7 +102,9 @@ class Bench:
         """Eager latency of each call, in rounds of one window per call, in turn: the calls of a point are
         sampled under the same host states. After `eager_windows` rounds, the calls whose interval is still
         wider than the steadiness target go on, in rounds of their own, until it is met or they have
-        `max_eager_windows`. A call that raises is dropped, with its exception."""
+        `max_eager_windows`. A call that raises is dropped, with its exception. On a GPU, the device is
+        then loaded briefly (clocks.resettle_device), so that the device timers that follow start from the
+        state they measure."""
         timer = EVENTS_TIMER if self.device.type == "cuda" else HOST_TIMER
         windows: dict[Hashable, list[list[float]]] = {key: [] for key in calls}
         failures: dict[Hashable, Exception] = {}
@@ -120,6 +122,8 @@ class Bench:
                 except BACKEND_FAILURES as exc:  # the caller turns it into this call's error row
                     failures[key] = exc
         samples = {key: Samples.from_windows(timer, w) for key, w in windows.items() if key not in failures}
+        if calls and self.device.type == "cuda":
+            resettle_device(self.device)
         return samples, failures
 
     def device_time(self, call: Callable[[], object], upper_bound_us: float, copies: int) -> Samples:

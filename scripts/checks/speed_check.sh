@@ -3,8 +3,9 @@
 # a first default sweep from an empty cache (shipped tuning files only), the same sweep again, the kernel
 # pass of three points, and the two sweeps' repeatability; given BASELINE (a folder holding an earlier
 # gemmbench package), two back-to-back default sweeps of it too, after, so that both pairs are compared on
-# one machine start. STEPS may add "tests" (the whole suite, its slowest tests) and "tune" (`gemmbench
-# tune` over every preset: a tuning file to ship). The log, summary and a tarball of the run files stay
+# one machine start. STEPS may add "host" (does eager latency follow the CPU? scripts/experiments/
+# host_states.py), "tests" (the whole suite, its slowest tests) and "tune" (`gemmbench tune` over every
+# preset: a tuning file to ship). The log, summary and a tarball of the run files stay
 # under $OUT (few files: the device returns only a handful).
 # Usage (from the repository root): OUT=/some/dir [BASELINE=dir] [STEPS="sweeps kernels tests tune"] bash scripts/checks/speed_check.sh
 set -uo pipefail
@@ -20,6 +21,10 @@ PRESETS=$(python3 -c "from gemmbench.spec.presets import preset_names; print(' '
   t0=$(ms)
   gb ext build > /dev/null
   echo "ext build (empty cache) wall time: $(( $(ms) - t0 )) ms"
+  if [[ $STEPS == *host* ]]; then
+    echo "== host states (scripts/experiments/host_states.py)"
+    python3 scripts/experiments/host_states.py
+  fi
   if [[ $STEPS == *sweeps* ]]; then
     for run in first again; do
       t0=$(ms)
@@ -63,4 +68,4 @@ PRESETS=$(python3 -c "from gemmbench.spec.presets import preset_names; print(' '
 rm -rf "$WORK/cache"
 tar -czf "$OUT/speed_check_runs.tar.gz" -C "$WORK" .
 echo "== summary"
-grep -E "wall time|\|B/A - 1\||flagged noisy|passed|failed|^==" "$OUT/speed_check.log"
+grep -E "wall time|\|B/A - 1\||flagged noisy|passed|failed|^==|window medians|by CPU|CPUs" "$OUT/speed_check.log"
