@@ -204,3 +204,22 @@ def test_a_tuning_file_entry_the_kernel_does_not_have_is_skipped_not_run(monkeyp
     assert tuning.file_config("GPU X", case) is None
     (tmp_path / "shipped" / "t.json").write_text('{"gpu": "GPU X", "configs": []}')  # not a mapping
     assert tuning.file_config("GPU X", case) is None
+
+
+def test_the_shipped_h200_tunings_cover_every_gemm_of_every_preset_at_every_m_bucket(monkeypatch):
+    """A first sweep of any preset on an H200 tunes nothing: `gemmbench tune` over every preset made it."""
+    import importlib.util as importlib_util
+    import json
+
+    from gemmbench.backends import router_small_m_tuning as tuning
+    from gemmbench.backends.router_small_m_kernel import MAX_M
+    from gemmbench.spec.parse import build_cases
+    from gemmbench.spec.presets import preset_names, select_gemms
+
+    monkeypatch.setattr(importlib_util, "find_spec", lambda name: object())  # as where Triton is installed
+    (path,) = tuning.SHIPPED_TUNINGS.glob("*h200*.json")
+    shipped = json.loads(path.read_text())["configs"]
+    buckets = [1 << i for i in range(MAX_M.bit_length())]
+    cases = build_cases(select_gemms(preset_names(), [], []), [], buckets)
+    runs = [c for c in cases if RouterSmallM().unavailable_reason(c, torch.device("cuda")) is None]
+    assert runs and not {tuning.shape_key(c) for c in runs} - set(shipped)
