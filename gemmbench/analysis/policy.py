@@ -29,7 +29,8 @@ FLAGGED_TOLERANCE = 0.15
 
 # A point whose SM clock fell below this fraction of the maximum SM clock is throttled.
 THROTTLE_CLOCK_FRACTION = 0.9
-# An eager figure whose window medians spread beyond ± this share of the median did not hold steady
+# An eager figure whose window medians spread beyond ± this share of the median (the 95% interval of
+# its median over the windows: their range for six, inner order statistics for more) did not hold steady
 # over its point; it is flagged noisy. Device times spread far less (docs/measurement.md).
 EAGER_STEADY_CI_REL = 0.05
 
