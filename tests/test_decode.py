@@ -365,27 +365,10 @@ def test_a_cutlass_gemm_inside_torchs_arch_guard_is_a_cutlass_gemm_even_cut_shor
     assert info.tile_m is None and info.a_dtype is None  # cut before the template arguments: never guessed
 
 
-def test_a_cutlass_implicit_gemm_convolution_decodes_its_types_and_tile():
-    """As cuDNN ran a conv2d on an sm100 GPU in a public ncu report."""
-    info = decode(
-        "cutlass3x_sm100_tensorop_s256x256x16implicit_gemm_fprop_f16_f16_f32_void_f16_f32_256x256x64_dyn_cga_"
-        "ndhwc_ndhwc_ndhwc_align8_2sm_relu_valpha"
-    )
-    assert (info.family, info.arch, info.a_dtype, info.b_dtype, info.compute_dtype, info.out_dtype) == (
-        "cutlass",
-        "sm100",
-        "fp16",
-        "fp16",
-        "fp32",
-        "fp16",
-    )
-    assert (info.tile_m, info.tile_n, info.tile_k, info.cluster_m) == (256, 256, 64, None)  # `dyn`: chosen at launch
-
-
 # cuDNN's CUTLASS 3.x convolutions on a B300 (sm100): torch.profiler's top kernels of a WanVAE decode, in
 # davidrd123/scope, outputs/b300_cu130_triton351_wanvae_decode_ops_i50_ensurecontig.md
-# (commit 23b37425cdcb851c8edd0717d3b37a42a4d25ef5). The first of CONVOLUTIONS is the ncu report's name of
-# test_a_cutlass_implicit_gemm_convolution_decodes_its_types_and_tile.
+# (commit 23b37425cdcb851c8edd0717d3b37a42a4d25ef5). The first of CONVOLUTIONS is also the name cuDNN ran a
+# conv2d under on an sm100 GPU in a public ncu report.
 CONVOLUTIONS = {
     "cutlass3x_sm100_tensorop_s256x256x16implicit_gemm_fprop_f16_f16_f32_void_f16_f32_256x256x64_dyn_cga_"
     "ndhwc_ndhwc_ndhwc_align8_2sm_relu_valpha": dict(
