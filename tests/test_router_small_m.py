@@ -99,11 +99,31 @@ def test_the_cuda_kernel_says_why_it_cannot_run(monkeypatch):
     assert "multiple of 8" in backend.unavailable_reason(odd_k, cuda)
 
 
-def test_a_default_sweep_measures_both_first_tier_kernels():
+def test_the_tensor_core_kernel_needs_clusters_and_says_so(monkeypatch):
+    from gemmbench.backends import ext
+    from gemmbench.backends.router_small_m_ext import EXT_MAX_M, RouterSmallMMma
+
+    backend = RouterSmallMMma()
+    router = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)
+    assert backend.unavailable_reason(router, torch.device("cpu")) == "no CUDA device"
+    monkeypatch.setattr(ext, "unavailable_reason", lambda: None)  # as where the extension builds
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    assert backend.unavailable_reason(router, cuda) == (
+        "needs an sm90 or later GPU (thread block clusters); this one is sm80"
+    )
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert backend.unavailable_reason(router, cuda) is None
+    beyond = Case("DeepSeek-V3", "router", "router", EXT_MAX_M + 1, 256, 7168)
+    assert backend.unavailable_reason(beyond, cuda).startswith(f"runs M <= {EXT_MAX_M} only")
+
+
+def test_a_default_sweep_measures_every_first_tier_kernel():
     from gemmbench.backends import REGISTRY, default_backends
 
-    assert {REGISTRY["router_small_m"], REGISTRY["router_small_m_ext"]} <= set(default_backends())
-    assert REGISTRY["router_small_m_ext"].needs_extension
+    first_tier = {REGISTRY[name] for name in ("router_small_m", "router_small_m_ext", "router_small_m_mma")}
+    assert first_tier <= set(default_backends())
+    assert REGISTRY["router_small_m_ext"].needs_extension and REGISTRY["router_small_m_mma"].needs_extension
 
 
 def test_a_torn_tuning_cache_is_said_when_it_means_tuning_again(monkeypatch, tmp_path):

@@ -28,8 +28,9 @@ FAMILIES = (
     "other",
 )
 GEMM_FAMILIES = ("nvjet", "xmma", "cutlass", "cublas", "gemmbench", "gemv")
-# gemmbench's own kernels (backends/router_small_m.py, and ext/router_small_m.cu, whose templated kernel
-# the profiler names `void gemmbench_router_small_m_ext<M>(...)`): the name says which kernel it is.
+# gemmbench's own kernels (backends/router_small_m.py, and ext/router_small_m.cu and router_small_m_mma.cu,
+# whose templated kernels the profiler names `void gemmbench_router_small_m_ext<M>(...)` and
+# `void gemmbench_router_small_m_mma<W, C, T>(...)`): the name says which kernel it is.
 _GEMMBENCH_KERNELS = ("gemmbench_router_small_m",)
 
 # nvjet type letters, as cuBLASLt spells them.

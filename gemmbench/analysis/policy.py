@@ -53,6 +53,7 @@ PREFERENCE = (
     "cublaslt_tuned_ext",
     "router_small_m",
     "router_small_m_ext",
+    "router_small_m_mma",
 )
 
 

@@ -25,6 +25,7 @@ BUILT_IN = {
     "cublaslt_tuned_ext": ("cublas_ext", "CublasLtTunedExt"),
     "router_small_m": ("router_small_m", "RouterSmallM"),
     "router_small_m_ext": ("router_small_m_ext", "RouterSmallMExt"),
+    "router_small_m_mma": ("router_small_m_ext", "RouterSmallMMma"),
     "fake": ("fake", "Fake"),
 }
 

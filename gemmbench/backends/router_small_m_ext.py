@@ -1,5 +1,6 @@
-"""`router_small_m_ext`: the router's first tier as a CUDA kernel in the extension (ext/router_small_m.cu),
-beside the Triton `router_small_m` (docs/tiers.md)."""
+"""The router's first tier as CUDA kernels in the extension, beside the Triton `router_small_m`
+(docs/tiers.md): `router_small_m_ext` on CUDA cores (ext/router_small_m.cu) and `router_small_m_mma` on
+tensor cores (ext/router_small_m_mma.cu)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,18 @@ from gemmbench.backends.base import GemmCall, GemmInputs
 from gemmbench.backends.ext_backend import ExtensionBackend, out_op_call
 from gemmbench.spec.cases import Case
 
-# router_small_m_ext's kernel (ext/router_small_m.cu): one template instance per token count up to this, and
-# 16-byte loads of 8 bf16 along K.
+# Both kernels: one template instance per token count (or 8-token tile) up to this, and 16-byte loads of
+# 8 bf16 along K.
 EXT_MAX_M = 16
 EXT_K_MULTIPLE = 8
+# Thread block clusters, which router_small_m_mma splits K across, came with sm90 (Hopper).
+CLUSTER_CAPABILITY = (9, 0)
 
 
-class RouterSmallMExt(ExtensionBackend):
-    """The same first tier as a CUDA kernel in the extension, beside the Triton one: a CTA per expert row
-    (or pair of rows), 16-byte loads put in flight before the multiplies, the token count a template
-    parameter (TensorRT-LLM's dsv3RouterGemm design), the threads' sums added in a fixed order. Faster than
-    router_small_m at M <= 8 on the H200 (docs/tiers.md); a fixed configuration per token count, no tuning."""
+class _FirstTierKernel(ExtensionBackend):
+    """What both CUDA kernels take: M <= 16, K a multiple of 8; launched with PDL or without."""
 
-    name = "router_small_m_ext"
     launches_with_pdl = True
-    code = "gemmbench's CUDA kernel for M <= 16 (ext/router_small_m.cu): a CTA per expert row, 16-byte loads"
 
     def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
         reason = super().unavailable_reason(case, device) or ext.router_kernel_problem()
@@ -36,5 +34,38 @@ class RouterSmallMExt(ExtensionBackend):
             return f"K must be a multiple of {EXT_K_MULTIPLE} (16-byte loads), got {case.k}"
         return None
 
+
+class RouterSmallMExt(_FirstTierKernel):
+    """The first tier on CUDA cores: a CTA per expert row (or pair of rows), 16-byte loads put in flight
+    before the multiplies, the token count a template parameter (TensorRT-LLM's dsv3RouterGemm design),
+    the threads' sums added in a fixed order. The fastest at M <= 2 on the H200 (docs/tiers.md); a fixed
+    configuration per token count, no tuning."""
+
+    name = "router_small_m_ext"
+    code = "gemmbench's CUDA kernel for M <= 16 (ext/router_small_m.cu): a CTA per expert row, 16-byte loads"
+
     def prepare(self, case: Case, inputs: GemmInputs, pdl: bool = False) -> GemmCall:
         return out_op_call(torch.ops.gemmbench.router_small_m_out, inputs, pdl)
+
+
+class RouterSmallMMma(_FirstTierKernel):
+    """The first tier on tensor cores (sm90+): 16 expert rows per CTA against all tokens with mma.sync,
+    K split across the CTAs of a thread block cluster and their partial tiles added in rank order, the
+    weight's loads in flight before the wait for the producer. The fastest from M = 3 with PDL on the
+    H200 (docs/tiers.md); its split of K follows the shape, no tuning."""
+
+    name = "router_small_m_mma"
+    code = (
+        "gemmbench's tensor-core CUDA kernel for M <= 16 (ext/router_small_m_mma.cu): 16-row tiles, "
+        "K split across a thread block cluster"
+    )
+
+    def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
+        reason = super().unavailable_reason(case, device)
+        if reason is None and torch.cuda.get_device_capability(device) < CLUSTER_CAPABILITY:
+            major, minor = torch.cuda.get_device_capability(device)
+            return f"needs an sm90 or later GPU (thread block clusters); this one is sm{major}{minor}"
+        return reason
+
+    def prepare(self, case: Case, inputs: GemmInputs, pdl: bool = False) -> GemmCall:
+        return out_op_call(torch.ops.gemmbench.router_small_m_mma_out, inputs, pdl)

@@ -10,7 +10,9 @@ Operators (torch.ops.gemmbench.*), each with a fake implementation for shapes wi
 `lt(x, w, algo)` / `lt_out(x, w, out, algo)`: cublasLtMatmul with the heuristic's algorithm `algo`
 (0 = its best); `lt_algo_count(x, w)`: how many algorithms the heuristic offers for this shape.
 `router_small_m_out(x, w, out, pdl)`: not cuBLAS but gemmbench's own CUDA kernel for M <= 16
-(router_small_m.cu), the router_small_m_ext backend, launched with programmatic dependent launch where `pdl`.
+(router_small_m.cu), launched with programmatic dependent launch where `pdl`.
+`router_small_m_mma_out(x, w, out, pdl, warps, splits)`: gemmbench's tensor-core kernel for M <= 16 on sm90+
+(router_small_m_mma.cu); `warps` per CTA and `splits` of K per cluster, 0 for the kernel's own choice.
 `rms_norm_out(h, weight, eps, x, trigger)`: gemmbench's RMSNorm (rms_norm.cu), the `norm_pdl` context's
 producer; `trigger` says where it lets a PDL dependent launch (0 never, 1 at its start, 2 after its stores).
 """
@@ -34,11 +36,13 @@ from gemmbench.cache import cache_root
 
 CUBLAS_SOURCE = Path(__file__).with_name("cublas_gemm.cpp")
 ROUTER_SOURCE = Path(__file__).with_name("router_small_m.cu")
+ROUTER_MMA_SOURCE = Path(__file__).with_name("router_small_m_mma.cu")
 RMS_NORM_SOURCE = Path(__file__).with_name("rms_norm.cu")
-SOURCES = (CUBLAS_SOURCE, ROUTER_SOURCE, RMS_NORM_SOURCE)
-# Where gemmbench's own kernels (router_small_m_ext's, the norm_pdl context's) do not compile, the extension
-# is built without them (the cuBLAS operators need no nvcc), and the compiler's output is kept under this
-# name: the rows that need them then say why.
+SOURCES = (CUBLAS_SOURCE, ROUTER_SOURCE, ROUTER_MMA_SOURCE, RMS_NORM_SOURCE)
+HEADERS = (Path(__file__).with_name("device.cuh"),)  # included by the kernels: part of the build key
+# Where gemmbench's own kernels (the router_small_m_ext and router_small_m_mma backends', the norm_pdl
+# context's) do not compile, the extension is built without them (the cuBLAS operators need no nvcc), and
+# the compiler's output is kept under this name: the rows that need them then say why.
 ROUTER_LOG_NAME = "router_kernel_build.log"
 WITHOUT_ROUTER_KERNEL = "-DGEMMBENCH_NO_ROUTER_KERNEL"
 ARCH_ENV = "TORCH_CUDA_ARCH_LIST"
@@ -62,7 +66,7 @@ class ExtensionStatus:
     cannot_build: str | None  # why a build is impossible here, or None
     cannot_run: str | None  # why the operators cannot run here (no GPU, ...), or None
     build_log: Path | None  # the log of the last failed build, if any
-    router_kernel_problem: str | None  # why it was built without router_small_m_ext's kernel, or None
+    router_kernel_problem: str | None  # why it was built without gemmbench's own kernels, or None
 
     def facts(self) -> dict:
         """What `gemmbench ext status` shows, flat."""
@@ -83,7 +87,7 @@ class ExtensionStatus:
 @functools.cache
 def _source() -> bytes:
     """The extension's sources, read once per process (every backend's availability check asks for the key)."""
-    return b"".join(source.read_bytes() for source in SOURCES)
+    return b"".join(source.read_bytes() for source in SOURCES + HEADERS)
 
 
 @functools.cache
@@ -268,7 +272,8 @@ def _compile(sources: tuple[Path, ...], defines: list[str]) -> None:
 
 
 def router_kernel_problem() -> str | None:
-    """Why the extension was built without router_small_m_ext's kernel, or None. A query."""
+    """Why the extension was built without gemmbench's own kernels (router_small_m_ext's and router_small_m_mma's),
+    or None. A query."""
     log = build_dir() / ROUTER_LOG_NAME
     if not log.is_file() or (build_dir() / LOG_NAME).is_file():
         return None  # built with them, or not built at all (the extension's own failure then speaks)
@@ -300,6 +305,9 @@ def _register_fakes() -> None:
     def writes_in_place_pdl(x, w, out, pdl=False):
         return None
 
+    def writes_in_place_split(x, w, out, pdl=False, warps=0, splits=0):
+        return None
+
     def normalises_in_place(h, weight, eps, x, trigger=1):
         return None
 
@@ -309,6 +317,7 @@ def _register_fakes() -> None:
         ("gemm_ex_out", writes_in_place),
         ("lt_out", writes_in_place),
         ("router_small_m_out", writes_in_place_pdl),
+        ("router_small_m_mma_out", writes_in_place_split),
         ("rms_norm_out", normalises_in_place),
     ):
         if hasattr(torch.ops.gemmbench, name):  # gemmbench's own kernels are missing where they did not compile

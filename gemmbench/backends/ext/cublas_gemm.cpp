@@ -27,6 +27,8 @@
 // (GEMMBENCH_NO_ROUTER_KERNEL), so that the cuBLAS operators stay available.
 #ifndef GEMMBENCH_NO_ROUTER_KERNEL
 void launch_router_small_m(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, bool pdl);
+void launch_router_small_m_mma(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, int warps, int splits,
+                               bool pdl);
 void launch_rms_norm(const at::Tensor& h, const at::Tensor& weight, double eps, at::Tensor& x, int64_t trigger);
 #endif
 
@@ -169,18 +171,43 @@ int64_t lt_algo_count(const at::Tensor& x, const at::Tensor& w) {
 constexpr int64_t kRouterMaxTokens = 16;
 constexpr int64_t kRouterVector = 8;
 
-void router_small_m_out(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, bool pdl) {
-  check_inputs("router_small_m", x, w, out);
-  require(x.size(0) >= 1 && x.size(0) <= kRouterMaxTokens, "router_small_m",
+// What both router kernels take: 1 <= M <= kRouterMaxTokens, K a multiple of kRouterVector, 16-byte
+// aligned operands.
+void check_router_inputs(const char* op, const at::Tensor& x, const at::Tensor& w, const at::Tensor& out) {
+  check_inputs(op, x, w, out);
+  require(x.size(0) >= 1 && x.size(0) <= kRouterMaxTokens, op,
           "M must be 1.." + std::to_string(kRouterMaxTokens) + ", got " + std::to_string(x.size(0)));
-  require(x.size(1) % kRouterVector == 0, "router_small_m",
+  require(x.size(1) % kRouterVector == 0, op,
           "K must be a multiple of " + std::to_string(kRouterVector) + ", got " + std::to_string(x.size(1)));
   require(reinterpret_cast<std::uintptr_t>(x.data_ptr()) % 16 == 0 &&
               reinterpret_cast<std::uintptr_t>(w.data_ptr()) % 16 == 0,
-          "router_small_m", "x and w must start on 16-byte boundaries");
+          op, "x and w must start on 16-byte boundaries");
+}
+
+void router_small_m_out(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, bool pdl) {
+  check_router_inputs("router_small_m", x, w, out);
   if (w.size(0) == 0) return;
   const c10::cuda::CUDAGuard guard(x.device());
   launch_router_small_m(x, w, out, pdl);
+}
+
+// The tensor-core kernel (router_small_m_mma.cu) needs thread block clusters: sm90 and later.
+constexpr int kClusterMajor = 9;
+
+void router_small_m_mma_out(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, bool pdl, int64_t warps,
+                            int64_t splits) {
+  check_router_inputs("router_small_m_mma", x, w, out);
+  require(warps == 0 || warps == 4 || warps == 8 || warps == 16, "router_small_m_mma",
+          "warps must be 0 (the kernel's choice), 4, 8 or 16, got " + std::to_string(warps));
+  require(splits >= 0 && splits <= 16, "router_small_m_mma",
+          "splits must be 0 (the kernel's choice) or 1..16, got " + std::to_string(splits));
+  if (w.size(0) == 0) return;
+  const c10::cuda::CUDAGuard guard(x.device());
+  int major = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, x.get_device()));
+  require(major >= kClusterMajor, "router_small_m_mma",
+          "needs an sm90 or later GPU (thread block clusters), got sm" + std::to_string(major) + "x");
+  launch_router_small_m_mma(x, w, out, static_cast<int>(warps), static_cast<int>(splits), pdl);
 }
 
 // rms_norm_out's trigger positions (rms_norm.cu): never, at the start, after the stores.
@@ -242,14 +269,17 @@ GEMMBENCH_IMPL(CPU)
 #ifndef GEMMBENCH_NO_ROUTER_KERNEL
 TORCH_LIBRARY_FRAGMENT(gemmbench, m) {
   m.def("router_small_m_out(Tensor x, Tensor w, Tensor(a!) out, bool pdl=False) -> ()");
+  m.def("router_small_m_mma_out(Tensor x, Tensor w, Tensor(a!) out, bool pdl=False, int warps=0, int splits=0) -> ()");
   m.def("rms_norm_out(Tensor h, Tensor weight, float eps, Tensor(a!) x, int trigger=1) -> ()");
 }
 TORCH_LIBRARY_IMPL(gemmbench, CUDA, m) {
   m.impl("router_small_m_out", &router_small_m_out);
+  m.impl("router_small_m_mma_out", &router_small_m_mma_out);
   m.impl("rms_norm_out", &rms_norm_out);
 }
 TORCH_LIBRARY_IMPL(gemmbench, CPU, m) {
   m.impl("router_small_m_out", &router_small_m_out);
+  m.impl("router_small_m_mma_out", &router_small_m_mma_out);
   m.impl("rms_norm_out", &rms_norm_out);
 }
 #endif

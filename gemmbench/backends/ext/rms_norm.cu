@@ -14,22 +14,18 @@
 
 #include <cstdint>
 
+#include "device.cuh"
+
 namespace {
 
 constexpr int kThreads = 256;  // per CTA (one token row): 896 16-byte vectors of a 7168-wide row, 3.5 each
 constexpr int kVector = 8;     // bf16 per 16-byte load
 constexpr int kWarps = kThreads / 32;
 
-__device__ inline void trigger_dependents() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
-
 __global__ void __launch_bounds__(kThreads)
     gemmbench_rms_norm(const __nv_bfloat16* __restrict__ h, const __nv_bfloat16* __restrict__ weight,
                        __nv_bfloat16* __restrict__ x, int k, float eps, int trigger) {
-  if (trigger == 1) trigger_dependents();
+  if (trigger == 1) gemmbench::let_dependents_launch();
   const int vectors = k / kVector;
   const uint4* row = reinterpret_cast<const uint4*>(h + static_cast<int64_t>(blockIdx.x) * k);
   const uint4* scale = reinterpret_cast<const uint4*>(weight);
@@ -74,7 +70,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   if (trigger == 2) {
     __syncthreads();  // every store of the CTA issued
-    trigger_dependents();
+    gemmbench::let_dependents_launch();
   }
 }
 

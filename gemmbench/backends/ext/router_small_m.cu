@@ -11,8 +11,7 @@
 // router GEMM at M <= 16 is one DRAM round trip of a few MB. Two ways, by token count (`Layout` below;
 // the configurations measured on the H200 by scripts/experiments/router_ext_variants.py, docs/tiers.md):
 // - tokens in registers: the weight and token vectors loaded by asm statements, which the compiler keeps
-//   in program order (an __ldg it moves next to its first use, and a thread's loads then wait in turn);
-//   nvcc 13.0 issues all four loads of a thread before its first multiply at M = 1, three of six at M = 2;
+//   in program order (device.cuh says why);
 // - tokens staged: copied with cp.async into a landing buffer in shared memory that holds them without
 //   registers (each thread reads back only what it copied, so no barrier), the weights into registers,
 //   then one wait; two experts per CTA share the tokens.
@@ -26,7 +25,11 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "device.cuh"
+
 namespace {
+
+using gemmbench::load_token, gemmbench::load_weight, gemmbench::let_dependents_launch, gemmbench::wait_for_producer;
 
 constexpr int kVector = 8;  // bf16 per 16-byte load
 
@@ -60,30 +63,6 @@ __device__ inline void to_float8(const uint4& packed, float (&values)[kVector]) 
     values[2 * i] = pair.x;
     values[2 * i + 1] = pair.y;
   }
-}
-
-// A 16-byte read-only load that the compiler keeps in program order with the others.
-__device__ inline uint4 load_in_order(const uint4* address) {
-  uint4 value;
-  asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(value.x), "=r"(value.y), "=r"(value.z), "=r"(value.w)
-               : "l"(address));
-  return value;
-}
-
-// Programmatic dependent launch (sm90+): wait until the grid this one depends on has finished and its
-// stores are visible, and let the grid that depends on this one start launching. Both are no-ops for a
-// grid launched without the programmatic-serialization attribute.
-__device__ inline void wait_for_producer() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-
-__device__ inline void let_dependents_launch() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
 }
 
 __device__ inline float dot8(const float (&a)[kVector], const float (&b)[kVector], float sum) {
@@ -123,7 +102,7 @@ __global__ void __launch_bounds__(Layout<kTokens>::kThreads)
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
           const int v = base + u * kThreads;
-          weights_loaded[e][u] = v < vectors ? __ldg(rows[e] + v) : make_uint4(0, 0, 0, 0);
+          weights_loaded[e][u] = load_weight(rows[e] + min(v, vectors - 1));
         }
       }
       if (!tokens_ready) {  // the weights' loads are in flight; x is the producer's output
@@ -162,7 +141,7 @@ __global__ void __launch_bounds__(Layout<kTokens>::kThreads)
 #pragma unroll
       for (int e = 0; e < kExperts; ++e) {
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) weights_loaded[e][u] = load_in_order(rows[e] + min(base + u * kThreads, vectors - 1));
+        for (int u = 0; u < kUnroll; ++u) weights_loaded[e][u] = load_weight(rows[e] + min(base + u * kThreads, vectors - 1));
       }
       if (!tokens_ready) {
         wait_for_producer();
@@ -172,7 +151,7 @@ __global__ void __launch_bounds__(Layout<kTokens>::kThreads)
       for (int t = 0; t < kTokens; ++t) {
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u)
-          tokens_loaded[t][u] = load_in_order(tokens + static_cast<int64_t>(t) * vectors + min(base + u * kThreads, vectors - 1));
+          tokens_loaded[t][u] = load_token(tokens + static_cast<int64_t>(t) * vectors + min(base + u * kThreads, vectors - 1));
       }
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
