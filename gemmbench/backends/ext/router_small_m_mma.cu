@@ -123,14 +123,6 @@ __global__ void __launch_bounds__(kWarps * 32)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   let_dependents_launch();  // dependents wait for this grid's completion themselves
   const int split = blockIdx.x, splits = gridDim.x;  // the CTA's rank in its cluster, and the cluster's size
-  // The leader's (rank 0) landing place for the other CTAs' partial tiles, and the barrier that counts
-  // them in (one arrival per CTA). Set up first, so that the others find it ready at their end.
-  __shared__ float received[kMaxSplits - 1][kColumnTiles * kFragment * 32];
-  __shared__ uint64_t tiles_in;
-  if (splits > 1) {
-    if (split == 0 && threadIdx.x == 0) init_barrier(&tiles_in, splits - 1);
-    cluster_arrive();
-  }
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int g = lane / kLanesPerRow, t = lane % kLanesPerRow;
   const int vectors = k / kVector;
@@ -179,6 +171,15 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
   }
   if (!tokens_ready) wait_for_producer();  // a warp with no chunk still must not store before the producer ends
+  // The leader's (rank 0) landing place for the other CTAs' partial tiles, and the barrier that counts
+  // them in (one arrival per CTA), set up once the loads are done (nothing goes before them), and ready
+  // before any other CTA passes the cluster barrier below.
+  __shared__ float received[kMaxSplits - 1][kColumnTiles * kFragment * 32];
+  __shared__ uint64_t tiles_in;
+  if (splits > 1) {
+    if (split == 0 && threadIdx.x == 0) init_barrier(&tiles_in, splits - 1);
+    cluster_arrive();
+  }
 
   // The warps' tiles, added in warp order; then the cluster's, in rank order, by its first CTA (the
   // leader): the others store their tiles into the leader's shared memory, signal and leave.
@@ -203,7 +204,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
   }
   if (splits > 1) {
-    cluster_wait();  // the leader runs and its barrier is initialised (the arrive was at the start)
+    cluster_wait();  // the leader runs and its barrier is initialised
     if (split != 0) {
 #pragma unroll
       for (int i = 0; i < kValuesPerThread; ++i) {
@@ -261,20 +262,24 @@ void launch_tiles(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, int
 
 }  // namespace
 
-// The split of K where the caller leaves it (0): enough CTAs for one per SM, as few as give that (each
-// split adds a partial tile to the cluster's sum), and at least one chunk per warp.
-int default_splits(int n, int k, int warps) {
+// The warps per CTA and the split of K where the caller leaves them (0). Measured on the H200 over the
+// five router GEMMs of docs/tiers.md at M = 1..16 (scripts/experiments/router_mma_variants.py): 8 warps
+// and 8 splits were the fastest or within 3.3% of it everywhere but on the indexer's 64 rows, whose 4 row
+// tiles make 32 CTAs at 8 splits, a quarter of the SMs: 16 splits were the fastest there. So: 8, and 16
+// where 8 would leave more than half the SMs without a CTA; fewer where K is so short that most warps
+// would get no chunk.
+constexpr int kDefaultWarps = 8;
+constexpr int kDefaultSplits = 8;
+
+int default_splits(int n, int k) {
   const int tiles = (n + kRowsPerTile - 1) / kRowsPerTile;
   const int chunks = (k / kVector + kLanesPerRow - 1) / kLanesPerRow;
   int sms = 0;
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, c10::cuda::current_device()));
-  int splits = 1;
-  while (splits < kMaxSplits && tiles * splits < sms && chunks / (2 * splits) >= warps) splits *= 2;
+  int splits = 2 * tiles * kDefaultSplits < sms ? kMaxSplits : kDefaultSplits;
+  while (splits > 1 && 2 * chunks < splits * kDefaultWarps) splits /= 2;
   return splits;
 }
-
-// The warps per CTA where the caller leaves it (0).
-constexpr int kDefaultWarps = 8;
 
 // Called by router_small_m_mma_out (cublas_gemm.cpp) once its checks passed: 1 <= M <= 16, K a multiple
 // of 8, operands 16-byte aligned, an sm90+ device; `warps` 4, 8 or 16 (0: kDefaultWarps), `splits`
@@ -282,7 +287,7 @@ constexpr int kDefaultWarps = 8;
 void launch_router_small_m_mma(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, int warps, int splits,
                                bool pdl) {
   if (warps == 0) warps = kDefaultWarps;
-  if (splits == 0) splits = default_splits(static_cast<int>(w.size(0)), static_cast<int>(x.size(1)), warps);
+  if (splits == 0) splits = default_splits(static_cast<int>(w.size(0)), static_cast<int>(x.size(1)));
   const bool two_tiles = x.size(0) > kTokensPerTile;
   // Chunks per warp before it multiplies: a split of DeepSeek-V3's K (224 chunks) over 8 CTAs in one round.
   switch (warps) {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The first tier against the public kernel's figures (docs/tiers.md), in one call: the five router GEMMs
+# at every M = 1..16 with every first-tier kernel, each with and without PDL, and mm_out_dtype beside
+# them (cold L2, CUDA-graph device time); the CUDA kernels after gemmbench's PDL norm (--context
+# norm_pdl); recommend's dispatch; then the whole test suite. Runs and logs tarred into $OUT.
+# Usage (from the repository root): OUT=/some/dir bash scripts/checks/first_tier_check.sh
+set -uo pipefail
+source "$(dirname "$0")/common.sh"
+WORK=$(mktemp -d)
+export GEMMBENCH_CACHE_DIR="$WORK/cache"
+ROUTERS="--shape 256x7168 --shape 384x7168 --shape 256x6144 --shape 256x4096 --shape 64x7168"
+{
+  t0=$(ms)
+  gb ext build
+  echo "ext build: $(( $(ms) - t0 )) ms"
+  t0=$(ms)
+  gb sweep $ROUTERS --m 1:16:+1 --backend router_small_m_ext,router_small_m_mma,router_small_m,mm_out_dtype \
+    --out-dir "$WORK/first_tier" --quiet > /dev/null
+  echo "first-tier sweep: $(( $(ms) - t0 )) ms"
+  gb recommend "$WORK"/first_tier/*.json --md
+  t0=$(ms)
+  gb sweep --shape 256x7168 --m 1,2,4,8,16 --context norm_pdl --backend router_small_m_ext,router_small_m_mma,mm_out_dtype \
+    --out-dir "$WORK/context" --quiet > /dev/null
+  echo "context sweep: $(( $(ms) - t0 )) ms"
+  t0=$(ms)
+  python3 -m pytest -q -p no:cacheprovider > "$WORK/pytest.log" 2>&1
+  echo "pytest: $(tail -1 "$WORK/pytest.log") ($(( $(ms) - t0 )) ms)"
+  grep -E "^(FAILED|ERROR)" "$WORK/pytest.log"
+} 2>&1 | tee "$OUT/first_tier.log"
+python3 - "$WORK" <<'PY' | tee -a "$OUT/first_tier.log"
+import sys
+from pathlib import Path
+
+import gemmbench
+
+work = Path(sys.argv[1])
+for name in ("first_tier", "context"):
+    frame = gemmbench.load_run(next((work / name).glob("*.json"))).to_frame()
+    frame["label"] = frame["backend"] + frame["pdl"].map({True: "+pdl"}).fillna("")
+    column = "context_device_median_us" if name == "context" else "device_median_us"
+    table = frame.pivot_table(index=["n", "k", "m"], columns="label", values=column).round(2)
+    print(f"== {name}: {column}")
+    print(table.to_string())
+PY
+cp "$WORK/pytest.log" "$OUT/pytest.log"
+rm -rf "$WORK/cache"
+tar -czf "$OUT/first_tier_runs.tar.gz" -C "$WORK" first_tier context
