@@ -3,7 +3,7 @@
 # at every M = 1..16 with every first-tier kernel, each with and without PDL, and mm_out_dtype beside
 # them (cold L2, CUDA-graph device time); the CUDA kernels after gemmbench's PDL norm (--context
 # norm_pdl); recommend's dispatch; then the whole test suite. Runs and logs tarred into $OUT.
-# Usage (from the repository root): OUT=/some/dir bash scripts/checks/first_tier_check.sh
+# Usage (from the repository root): OUT=/some/dir [SKIP_CONTEXT=1] bash scripts/checks/first_tier_check.sh
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 WORK=$(mktemp -d)
@@ -19,11 +19,11 @@ ROUTERS="--shape 256x7168 --shape 384x7168 --shape 256x6144 --shape 256x4096 --s
   echo "first-tier sweep: $(( $(ms) - t0 )) ms"
   gb recommend "$WORK"/first_tier/*.json --md
   t0=$(ms)
-  gb sweep --shape 256x7168 --m 1,2,4,8,16 --context norm_pdl --backend router_small_m_ext,router_small_m_mma,mm_out_dtype \
+  [[ ${SKIP_CONTEXT:-0} == 1 ]] || gb sweep --shape 256x7168 --m 1,2,4,8,16 --context norm_pdl --backend router_small_m_ext,router_small_m_mma,mm_out_dtype \
     --out-dir "$WORK/context" --quiet > /dev/null
   echo "context sweep: $(( $(ms) - t0 )) ms"
   t0=$(ms)
-  python3 -m pytest -q -p no:cacheprovider > "$WORK/pytest.log" 2>&1
+  python3 -m pytest -q -p no:cacheprovider --durations=25 > "$WORK/pytest.log" 2>&1
   echo "pytest: $(tail -1 "$WORK/pytest.log") ($(( $(ms) - t0 )) ms)"
   grep -E "^(FAILED|ERROR)" "$WORK/pytest.log"
 } 2>&1 | tee "$OUT/first_tier.log"
@@ -35,6 +35,8 @@ import gemmbench
 
 work = Path(sys.argv[1])
 for name in ("first_tier", "context"):
+    if not any((work / name).glob("*.json")):
+        continue
     frame = gemmbench.load_run(next((work / name).glob("*.json"))).to_frame()
     frame["label"] = frame["backend"] + frame["pdl"].map({True: "+pdl"}).fillna("")
     column = "context_device_median_us" if name == "context" else "device_median_us"
@@ -44,4 +46,4 @@ for name in ("first_tier", "context"):
 PY
 cp "$WORK/pytest.log" "$OUT/pytest.log"
 rm -rf "$WORK/cache"
-tar -czf "$OUT/first_tier_runs.tar.gz" -C "$WORK" first_tier context
+tar -czf "$OUT/first_tier_runs.tar.gz" -C "$WORK" first_tier $(ls -d "$WORK/context" 2>/dev/null | xargs -r -n1 basename)
