@@ -21,6 +21,7 @@ SAMPLE_ARGS = {
     "experiments/power_drift.py": ["out"],
     "experiments/router_ext_variants.py": ["out"],
     "experiments/router_floor.py": ["out"],
+    "experiments/router_mma_stages.py": ["out"],
     "experiments/router_mma_variants.py": ["out", "--m", "1,16", "--quick"],
     "experiments/router_small_m_tuning.py": ["out"],
 }

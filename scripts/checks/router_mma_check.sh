@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The first-tier CUDA kernels on the GPU, in one call: the extension built (the compiler's output on
 # failure), the extension's GPU tests (both kernels: exact, the same bits, graphs, PDL after a producer),
-# every configuration of the tensor-core kernel timed (scripts/experiments/router_mma_variants.py), and
-# ncu on both kernels (DeepSeek-V3's router at M = 1 and 16, ncu's clocks and flushed caches).
+# ncu on both kernels (DeepSeek-V3's router at M = 1 and 16, ncu's clocks and flushed caches), every
+# configuration of the tensor-core kernel timed (scripts/experiments/router_mma_variants.py), and its
+# stages left out in turn (scripts/experiments/router_mma_stages.py).
 # Logs in $OUT. Usage (from the repository root): OUT=/some/dir bash scripts/checks/router_mma_check.sh [variants args]
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
@@ -34,3 +35,5 @@ grep -E "^  [a-z_]+.*\(|DRAM Throughput|Achieved Occupancy|Duration|Registers Pe
   "$OUT/ncu_first_tier.txt" | cut -c1-230
 python3 scripts/experiments/router_mma_variants.py "$OUT" "$@" > "$OUT/variants.log" 2>&1
 tail -170 "$OUT/variants.log"
+python3 scripts/experiments/router_mma_stages.py "$OUT" > "$OUT/stages.log" 2>&1
+tail -20 "$OUT/stages.log"
