@@ -51,8 +51,8 @@ class RouterSmallMExt(_FirstTierKernel):
 class RouterSmallMMma(_FirstTierKernel):
     """The first tier on tensor cores (sm90+): 16 expert rows per CTA against all tokens with mma.sync,
     K split across the CTAs of a thread block cluster and their partial tiles added in rank order, the
-    weight's loads in flight before the wait for the producer. The fastest from M = 3 with PDL on the
-    H200 (docs/tiers.md); its split of K follows the shape, no tuning."""
+    weight's loads in flight before the wait for the producer. With PDL the fastest above M = 1-4 (by
+    router) on the H200 (docs/tiers.md); its split of K follows the shape, no tuning."""
 
     name = "router_small_m_mma"
     code = (
@@ -62,9 +62,8 @@ class RouterSmallMMma(_FirstTierKernel):
 
     def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
         reason = super().unavailable_reason(case, device)
-        if reason is None and torch.cuda.get_device_capability(device) < CLUSTER_CAPABILITY:
-            major, minor = torch.cuda.get_device_capability(device)
-            return f"needs an sm90 or later GPU (thread block clusters); this one is sm{major}{minor}"
+        if reason is None and (capability := torch.cuda.get_device_capability(device)) < CLUSTER_CAPABILITY:
+            return f"needs an sm90 or later GPU (thread block clusters); this one is sm{capability[0]}{capability[1]}"
         return reason
 
     def prepare(self, case: Case, inputs: GemmInputs, pdl: bool = False) -> GemmCall:

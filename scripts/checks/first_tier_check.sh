@@ -24,10 +24,12 @@ ROUTERS="--shape 256x7168 --shape 384x7168 --shape 256x6144 --shape 256x4096 --s
     --preset deepseek-v4-pro --preset qwen3-30b-a3b --preset qwen3-235b-a22b --m 1:16:+1 \
     --backend router_small_m_ext,router_small_m_mma --no-kernels --out-dir "$WORK/presets" --quiet > /dev/null
   echo "presets sweep: $(( $(ms) - t0 )) ms"
-  t0=$(ms)
-  [[ ${SKIP_CONTEXT:-0} == 1 ]] || gb sweep --shape 256x7168 --m 1,2,4,8,16 --context norm_pdl --backend router_small_m_ext,router_small_m_mma,mm_out_dtype \
-    --out-dir "$WORK/context" --quiet > /dev/null
-  echo "context sweep: $(( $(ms) - t0 )) ms"
+  if [[ ${SKIP_CONTEXT:-0} != 1 ]]; then
+    t0=$(ms)
+    gb sweep --shape 256x7168 --m 1,2,4,8,16 --context norm_pdl --backend router_small_m_ext,router_small_m_mma,mm_out_dtype \
+      --out-dir "$WORK/context" --quiet > /dev/null
+    echo "context sweep: $(( $(ms) - t0 )) ms"
+  fi
   t0=$(ms)
   python3 -m pytest -q -p no:cacheprovider --durations=25 > "$WORK/pytest.log" 2>&1
   echo "pytest: $(tail -1 "$WORK/pytest.log") ($(( $(ms) - t0 )) ms)"

@@ -39,7 +39,7 @@ ROUTER_SOURCE = Path(__file__).with_name("router_small_m.cu")
 ROUTER_MMA_SOURCE = Path(__file__).with_name("router_small_m_mma.cu")
 RMS_NORM_SOURCE = Path(__file__).with_name("rms_norm.cu")
 SOURCES = (CUBLAS_SOURCE, ROUTER_SOURCE, ROUTER_MMA_SOURCE, RMS_NORM_SOURCE)
-HEADERS = (Path(__file__).with_name("device.cuh"),)  # included by the kernels: part of the build key
+HEADERS = (Path(__file__).with_name("device.cuh"), Path(__file__).with_name("router_limits.h"))  # in the build key
 # Where gemmbench's own kernels (the router_small_m_ext and router_small_m_mma backends', the norm_pdl
 # context's) do not compile, the extension is built without them (the cuBLAS operators need no nvcc), and
 # the compiler's output is kept under this name: the rows that need them then say why.

@@ -22,6 +22,8 @@
 #include <tuple>
 #include <vector>
 
+#include "router_limits.h"
+
 // router_small_m.cu and rms_norm.cu: gemmbench's own kernels (the router_small_m_ext backend, the norm_pdl
 // context's producer). Where they do not compile, the extension is built without them
 // (GEMMBENCH_NO_ROUTER_KERNEL), so that the cuBLAS operators stay available.
@@ -199,8 +201,9 @@ void router_small_m_mma_out(const at::Tensor& x, const at::Tensor& w, at::Tensor
   check_router_inputs("router_small_m_mma", x, w, out);
   require(warps == 0 || warps == 4 || warps == 8 || warps == 16, "router_small_m_mma",
           "warps must be 0 (the kernel's choice), 4, 8 or 16, got " + std::to_string(warps));
-  require(splits >= 0 && splits <= 16, "router_small_m_mma",
-          "splits must be 0 (the kernel's choice) or 1..16, got " + std::to_string(splits));
+  require(splits >= 0 && splits <= gemmbench::kRouterMaxSplits, "router_small_m_mma",
+          "splits must be 0 (the kernel's choice) or 1.." + std::to_string(gemmbench::kRouterMaxSplits) + ", got " +
+              std::to_string(splits));
   if (w.size(0) == 0) return;
   const c10::cuda::CUDAGuard guard(x.device());
   int major = 0;

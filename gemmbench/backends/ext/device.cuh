@@ -8,9 +8,10 @@
 namespace gemmbench {
 
 // A weight vector (16 bytes, 8 bf16): read once, so not kept in L1. A relaxed load, not a read-only one
-// (.nc), and an asm statement: the compiler keeps both in program order with the other asm loads and with
-// griddepcontrol.wait. Read-only loads it moves freely, next to their first use (a thread's loads then
-// wait in turn) or below the wait (with PDL the weight then waits for the producer of x, for nothing).
+// (.nc), in an asm statement: nvcc 13.0 kept these in program order with the other asm loads and ahead
+// of griddepcontrol.wait (seen in the SASS; a speed matter, not a guarantee). Read-only loads it moved
+// freely, next to their first use (a thread's loads then wait in turn) or below the wait (with PDL the
+// weight then waited for the producer of x, for nothing).
 __device__ inline uint4 load_weight(const void* address) {
   uint4 value;
   asm volatile("ld.relaxed.gpu.global.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"

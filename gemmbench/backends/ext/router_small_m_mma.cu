@@ -29,6 +29,7 @@
 #include <cstdint>
 
 #include "device.cuh"
+#include "router_limits.h"
 
 namespace {
 
@@ -41,7 +42,7 @@ constexpr int kVector = 8;                   // bf16 per 16-byte load
 constexpr int kFragment = 4;                 // fp32 accumulators per lane per column tile (16 x 8 / 32)
 // CUDA guarantees clusters of up to 8 CTAs; sm90 takes 16 where the kernel opts in.
 constexpr int kPortableClusterSize = 8;
-constexpr int kMaxSplits = 16;
+constexpr int kMaxSplits = gemmbench::kRouterMaxSplits;
 
 // D += A * B for one 16 x 8 x 16 step: A the 16 rows' k slice, B the 8 tokens'.
 __device__ inline void mma_step(float (&d)[kFragment], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
@@ -230,6 +231,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     const int token = j * kTokensPerTile + 2 * (owner % kLanesPerRow) + (r & 1);
     if (row < n && token < m) out[static_cast<int64_t>(token) * n + row] = total;
   }
+#else
+  __trap();  // built for an architecture without clusters (PTX JIT-compiled for a newer GPU): fail loudly
 #endif
 }
 
