@@ -124,7 +124,33 @@ def test_a_router_kernel_that_does_not_compile_costs_only_its_own_backend(monkey
     assert REGISTRY["cublas_ext"].unavailable_reason(case, torch.device("cuda")) is None
 
 
-def test_a_failed_build_of_both_says_where_the_log_is(monkeypatch):
+def test_a_tensor_core_kernel_that_does_not_compile_costs_only_its_own_backend(monkeypatch):
+    from gemmbench.backends.router_small_m_ext import RouterSmallMExt, RouterSmallMMma
+
+    built = []
+
+    def compile_(sources, defines):
+        if ext.ROUTER_MMA_SOURCE in sources:
+            raise RuntimeError("ptxas fatal : Unknown modifier '.cluster'")
+        built.append(defines)
+        ext.library_path().write_bytes(b"")
+
+    monkeypatch.setattr(ext, "cannot_build", lambda: None)
+    monkeypatch.setattr(ext, "_compile", compile_)
+    assert ext.build() == ext.library_path() and built == [[ext.WITHOUT_MMA_KERNEL]]
+    assert ext.router_kernel_problem() is None
+    problem = ext.mma_kernel_problem()
+    assert "tensor-core kernel did not compile" in problem and ext.MMA_LOG_NAME in problem
+    assert "Unknown modifier" in (ext.build_dir() / ext.MMA_LOG_NAME).read_text()
+    assert ext.status().facts()["mma_kernel_problem"] == problem
+    monkeypatch.setattr(ext, "unavailable_reason", lambda: None)  # the library is there and loads
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    case = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)
+    assert RouterSmallMMma().unavailable_reason(case, torch.device("cuda")) == problem
+    assert RouterSmallMExt().unavailable_reason(case, torch.device("cuda")) is None
+
+
+def test_a_build_that_fails_every_way_says_where_the_log_is(monkeypatch):
     def compile_(sources, defines):
         raise RuntimeError("g++: error")
 

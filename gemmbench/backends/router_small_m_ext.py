@@ -61,7 +61,7 @@ class RouterSmallMMma(_FirstTierKernel):
     )
 
     def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
-        reason = super().unavailable_reason(case, device)
+        reason = super().unavailable_reason(case, device) or ext.mma_kernel_problem()
         if reason is None and (capability := torch.cuda.get_device_capability(device)) < CLUSTER_CAPABILITY:
             return f"needs an sm90 or later GPU (thread block clusters); this one is sm{capability[0]}{capability[1]}"
         return reason

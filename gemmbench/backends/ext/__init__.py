@@ -45,6 +45,10 @@ HEADERS = (Path(__file__).with_name("device.cuh"), Path(__file__).with_name("rou
 # the compiler's output is kept under this name: the rows that need them then say why.
 ROUTER_LOG_NAME = "router_kernel_build.log"
 WITHOUT_ROUTER_KERNEL = "-DGEMMBENCH_NO_ROUTER_KERNEL"
+# Where only the tensor-core kernel does not compile (a toolkit whose PTX lacks thread block clusters), the
+# extension is built without it, and its compiler output is kept under this name.
+MMA_LOG_NAME = "mma_kernel_build.log"
+WITHOUT_MMA_KERNEL = "-DGEMMBENCH_NO_MMA_KERNEL"
 ARCH_ENV = "TORCH_CUDA_ARCH_LIST"
 # Where no GPU is present to say which architecture to compile for (a build ahead of time): the H100/H200's.
 DEFAULT_ARCH = "9.0"
@@ -67,6 +71,7 @@ class ExtensionStatus:
     cannot_run: str | None  # why the operators cannot run here (no GPU, ...), or None
     build_log: Path | None  # the log of the last failed build, if any
     router_kernel_problem: str | None  # why it was built without gemmbench's own kernels, or None
+    mma_kernel_problem: str | None  # why it was built without router_small_m_mma's kernel only, or None
 
     def facts(self) -> dict:
         """What `gemmbench ext status` shows, flat."""
@@ -81,6 +86,7 @@ class ExtensionStatus:
             "cannot_run": self.cannot_run,
             "last_build_log": str(self.build_log) if self.build_log else None,
             "router_kernel_problem": self.router_kernel_problem,
+            "mma_kernel_problem": self.mma_kernel_problem,
         }
 
 
@@ -204,6 +210,7 @@ def status() -> ExtensionStatus:
         cannot_run=cannot_run(),
         build_log=log if log.is_file() and not library_path().is_file() else None,
         router_kernel_problem=router_kernel_problem(),
+        mma_kernel_problem=mma_kernel_problem(),
     )
 
 
@@ -221,15 +228,25 @@ def build() -> Path:
     folder = build_dir()
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / LOG_NAME
-    try:
-        _compile(SOURCES, [])
-    except Exception as with_router:  # noqa: BLE001 - compiler and linker failures come as several types
-        (folder / ROUTER_LOG_NAME).write_text(str(with_router))
+    # Each build leaves out more of gemmbench's own kernels than the one before it, whose failure is kept
+    # in the log named beside it: all of them, then all but the tensor-core one, then none.
+    attempts = (
+        (SOURCES, [], None),
+        (tuple(s for s in SOURCES if s != ROUTER_MMA_SOURCE), [WITHOUT_MMA_KERNEL], MMA_LOG_NAME),
+        ((CUBLAS_SOURCE,), [WITHOUT_ROUTER_KERNEL], ROUTER_LOG_NAME),
+    )
+    failure: Exception | None = None
+    for sources, defines, log_of_the_failure_before in attempts:
+        if failure is not None:
+            (folder / log_of_the_failure_before).write_text(str(failure))
         try:
-            _compile((CUBLAS_SOURCE,), [WITHOUT_ROUTER_KERNEL])
-        except Exception as exc:  # noqa: BLE001
-            log.write_text(f"{exc}\n")
-            raise ExtensionUnavailable(f"the build failed (compiler output in {log})") from exc
+            _compile(sources, defines)
+            break
+        except Exception as exc:  # noqa: BLE001 - compiler and linker failures come as several types
+            failure = exc
+    else:
+        log.write_text(f"{failure}\n")
+        raise ExtensionUnavailable(f"the build failed (compiler output in {log})") from failure
     log.unlink(missing_ok=True)
     return library_path()
 
@@ -279,6 +296,17 @@ def router_kernel_problem() -> str | None:
         return None  # built with them, or not built at all (the extension's own failure then speaks)
     return (
         f"gemmbench's CUDA kernels did not compile (compiler output in {log}); the cuBLAS backends are "
+        "unaffected; gemmbench ext clean retries"
+    )
+
+
+def mma_kernel_problem() -> str | None:
+    """Why the extension was built without router_small_m_mma's kernel alone, or None. A query."""
+    log = build_dir() / MMA_LOG_NAME
+    if not log.is_file() or (build_dir() / LOG_NAME).is_file() or router_kernel_problem():
+        return None  # built with it, not built, or without any of gemmbench's kernels (that problem speaks)
+    return (
+        f"gemmbench's tensor-core kernel did not compile (compiler output in {log}); the other backends are "
         "unaffected; gemmbench ext clean retries"
     )
 

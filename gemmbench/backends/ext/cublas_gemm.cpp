@@ -24,13 +24,16 @@
 
 #include "router_limits.h"
 
-// router_small_m.cu and rms_norm.cu: gemmbench's own kernels (the router_small_m_ext backend, the norm_pdl
-// context's producer). Where they do not compile, the extension is built without them
-// (GEMMBENCH_NO_ROUTER_KERNEL), so that the cuBLAS operators stay available.
+// router_small_m.cu, router_small_m_mma.cu and rms_norm.cu: gemmbench's own kernels (the router_small_m_ext
+// and router_small_m_mma backends, the norm_pdl context's producer). Where they do not compile, the
+// extension is built without the tensor-core one (GEMMBENCH_NO_MMA_KERNEL), then without all three
+// (GEMMBENCH_NO_ROUTER_KERNEL), so that the other operators stay available.
 #ifndef GEMMBENCH_NO_ROUTER_KERNEL
 void launch_router_small_m(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, bool pdl);
+#ifndef GEMMBENCH_NO_MMA_KERNEL
 void launch_router_small_m_mma(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, int warps, int splits,
                                bool pdl);
+#endif
 void launch_rms_norm(const at::Tensor& h, const at::Tensor& weight, double eps, at::Tensor& x, int64_t trigger);
 #endif
 
@@ -193,6 +196,7 @@ void router_small_m_out(const at::Tensor& x, const at::Tensor& w, at::Tensor& ou
   launch_router_small_m(x, w, out, pdl);
 }
 
+#ifndef GEMMBENCH_NO_MMA_KERNEL
 // The tensor-core kernel (router_small_m_mma.cu) needs thread block clusters: sm90 and later.
 constexpr int kClusterMajor = 9;
 
@@ -212,6 +216,7 @@ void router_small_m_mma_out(const at::Tensor& x, const at::Tensor& w, at::Tensor
           "needs an sm90 or later GPU (thread block clusters), got sm" + std::to_string(major) + "x");
   launch_router_small_m_mma(x, w, out, static_cast<int>(warps), static_cast<int>(splits), pdl);
 }
+#endif
 
 // rms_norm_out's trigger positions (rms_norm.cu): never, at the start, after the stores.
 constexpr int64_t kTriggerPositions = 3;
@@ -272,17 +277,21 @@ GEMMBENCH_IMPL(CPU)
 #ifndef GEMMBENCH_NO_ROUTER_KERNEL
 TORCH_LIBRARY_FRAGMENT(gemmbench, m) {
   m.def("router_small_m_out(Tensor x, Tensor w, Tensor(a!) out, bool pdl=False) -> ()");
-  m.def("router_small_m_mma_out(Tensor x, Tensor w, Tensor(a!) out, bool pdl=False, int warps=0, int splits=0) -> ()");
   m.def("rms_norm_out(Tensor h, Tensor weight, float eps, Tensor(a!) x, int trigger=1) -> ()");
 }
 TORCH_LIBRARY_IMPL(gemmbench, CUDA, m) {
   m.impl("router_small_m_out", &router_small_m_out);
-  m.impl("router_small_m_mma_out", &router_small_m_mma_out);
   m.impl("rms_norm_out", &rms_norm_out);
 }
 TORCH_LIBRARY_IMPL(gemmbench, CPU, m) {
   m.impl("router_small_m_out", &router_small_m_out);
-  m.impl("router_small_m_mma_out", &router_small_m_mma_out);
   m.impl("rms_norm_out", &rms_norm_out);
 }
+#ifndef GEMMBENCH_NO_MMA_KERNEL
+TORCH_LIBRARY_FRAGMENT(gemmbench, m) {
+  m.def("router_small_m_mma_out(Tensor x, Tensor w, Tensor(a!) out, bool pdl=False, int warps=0, int splits=0) -> ()");
+}
+TORCH_LIBRARY_IMPL(gemmbench, CUDA, m) { m.impl("router_small_m_mma_out", &router_small_m_mma_out); }
+TORCH_LIBRARY_IMPL(gemmbench, CPU, m) { m.impl("router_small_m_mma_out", &router_small_m_mma_out); }
+#endif
 #endif
