@@ -155,6 +155,20 @@ def test_router_kernels_with_pdl_read_x_only_after_its_producer(kernel, m):
         assert torch.equal(out, expected), attempt
 
 
+@pytest.mark.parametrize("splits", range(1, 17))
+def test_the_tensor_core_kernel_is_exact_at_every_split(splits):
+    """Every cluster size the operator takes, where a K of 1000 leaves some warps idle and a K of 64 (two
+    32-element chunks) leaves most CTAs of the cluster without any of K; an odd N, both token tiles."""
+    for n, k in ((101, 1000), (101, 64)):
+        w = bf16(n, k)
+        for m in (1, 9, 16):
+            x = bf16(m, k)
+            ref = torch.mm(x.double(), w.double().t())
+            out = torch.full((m, n), float("nan"), device=CUDA)
+            torch.ops.gemmbench.router_small_m_mma_out(x, w, out, False, 8, splits)
+            assert ((out.double() - ref).norm() / ref.norm()).item() <= 1e-6, (n, k, m)
+
+
 def test_the_tensor_core_kernel_refuses_what_it_cannot_run():
     x, w, out = bf16(2, 64), bf16(8, 64), torch.empty(2, 8, device=CUDA)
     with pytest.raises(RuntimeError, match="warps must be 0"):
