@@ -190,6 +190,29 @@ def test_router_small_m_with_pdl_gives_the_same_bits_eagerly_and_in_a_graph(m):
         assert torch.equal(without, inputs.out), config
 
 
+@pytest.mark.parametrize("m", [1, 16])
+def test_router_small_m_with_pdl_reads_x_only_after_its_producer(m):
+    """Launched with PDL right after gemmbench's RMSNorm, which lets dependents launch at its start, onto
+    an x that is NaN until the norm writes it (as tests/test_ext_gpu.py does for the CUDA kernels)."""
+    from gemmbench.backends import ext
+    from gemmbench.backends.router_small_m_kernel import CUDA_CORES, TENSOR_CORES, Config, prepared
+    from gemmbench.timing.inputs import make_inputs
+
+    ext.load()
+    case = Case("router", "256x7168", "router", m, 256, 7168)
+    inputs = make_inputs(case, CUDA, seed=0)
+    h = torch.randn(m, 7168, device=CUDA, dtype=torch.bfloat16)
+    norm_weight = torch.randn(7168, device=CUDA, dtype=torch.bfloat16)
+    torch.ops.gemmbench.rms_norm_out(h, norm_weight, 1e-6, inputs.x, 0)
+    for config in (Config(CUDA_CORES, 1, 1024, 2048), Config(TENSOR_CORES, 16, 128, 512)):
+        expected = prepared(inputs, config)().clone()
+        call = prepared(inputs, config, pdl=True)
+        for attempt in range(50):
+            inputs.x.fill_(float("nan"))
+            torch.ops.gemmbench.rms_norm_out(h, norm_weight, 1e-6, inputs.x, 1)
+            assert torch.equal(call(), expected), (config, attempt)
+
+
 def test_a_group_runs_serially_and_on_its_streams():
     from gemmbench.measure.groups import measure_groups, profile_groups
 
