@@ -99,19 +99,26 @@ def test_a_toolkit_without_headers_is_named_with_the_fix(monkeypatch, tmp_path):
     assert f"torch takes the CUDA toolkit to be {tmp_path} (CUDA_HOME)" in reason and "set CUDA_HOME" in reason
 
 
-def test_a_router_kernel_that_does_not_compile_costs_only_its_own_backend(monkeypatch):
-    from gemmbench.backends.router_small_m_ext import RouterSmallMExt
-
+def compiles_without(monkeypatch, failing_source, message) -> list[list[str]]:
+    """Builds stand in for the compiler: any that includes `failing_source` fails with `message`, the others
+    write the library. Returns the defines of the builds that succeeded, as they happen."""
     built = []
 
     def compile_(sources, defines):
-        if ext.ROUTER_SOURCE in sources:
-            raise RuntimeError("nvcc fatal : unsupported gpu architecture")
+        if failing_source in sources:
+            raise RuntimeError(message)
         built.append(defines)
         ext.library_path().write_bytes(b"")
 
     monkeypatch.setattr(ext, "cannot_build", lambda: None)
     monkeypatch.setattr(ext, "_compile", compile_)
+    return built
+
+
+def test_a_router_kernel_that_does_not_compile_costs_only_its_own_backend(monkeypatch):
+    from gemmbench.backends.router_small_m_ext import RouterSmallMExt
+
+    built = compiles_without(monkeypatch, ext.ROUTER_SOURCE, "nvcc fatal : unsupported gpu architecture")
     assert ext.build() == ext.library_path() and built == [[ext.WITHOUT_ROUTER_KERNEL]]
     problem = ext.router_kernel_problem()
     assert (
@@ -127,16 +134,7 @@ def test_a_router_kernel_that_does_not_compile_costs_only_its_own_backend(monkey
 def test_a_tensor_core_kernel_that_does_not_compile_costs_only_its_own_backend(monkeypatch):
     from gemmbench.backends.router_small_m_ext import RouterSmallMExt, RouterSmallMMma
 
-    built = []
-
-    def compile_(sources, defines):
-        if ext.ROUTER_MMA_SOURCE in sources:
-            raise RuntimeError("ptxas fatal : Unknown modifier '.cluster'")
-        built.append(defines)
-        ext.library_path().write_bytes(b"")
-
-    monkeypatch.setattr(ext, "cannot_build", lambda: None)
-    monkeypatch.setattr(ext, "_compile", compile_)
+    built = compiles_without(monkeypatch, ext.ROUTER_MMA_SOURCE, "ptxas fatal : Unknown modifier '.cluster'")
     assert ext.build() == ext.library_path() and built == [[ext.WITHOUT_MMA_KERNEL]]
     assert ext.router_kernel_problem() is None
     problem = ext.mma_kernel_problem()

@@ -288,12 +288,19 @@ def _compile(sources: tuple[Path, ...], defines: list[str]) -> None:
             os.environ.pop(ARCH_ENV, None)
 
 
+def _left_out_log(name: str) -> Path | None:
+    """The kept compiler output of kernels the extension was built without, or None: built with them, or
+    not built at all (the extension's own failure then speaks). A query."""
+    log = build_dir() / name
+    return log if log.is_file() and not (build_dir() / LOG_NAME).is_file() else None
+
+
 def router_kernel_problem() -> str | None:
     """Why the extension was built without gemmbench's own kernels (router_small_m_ext's and router_small_m_mma's),
     or None. A query."""
-    log = build_dir() / ROUTER_LOG_NAME
-    if not log.is_file() or (build_dir() / LOG_NAME).is_file():
-        return None  # built with them, or not built at all (the extension's own failure then speaks)
+    log = _left_out_log(ROUTER_LOG_NAME)
+    if log is None:
+        return None
     return (
         f"gemmbench's CUDA kernels did not compile (compiler output in {log}); the cuBLAS backends are "
         "unaffected; gemmbench ext clean retries"
@@ -302,9 +309,9 @@ def router_kernel_problem() -> str | None:
 
 def mma_kernel_problem() -> str | None:
     """Why the extension was built without router_small_m_mma's kernel alone, or None. A query."""
-    log = build_dir() / MMA_LOG_NAME
-    if not log.is_file() or (build_dir() / LOG_NAME).is_file() or router_kernel_problem():
-        return None  # built with it, not built, or without any of gemmbench's kernels (that problem speaks)
+    log = _left_out_log(MMA_LOG_NAME)
+    if log is None or router_kernel_problem():  # without any of gemmbench's kernels: that problem speaks
+        return None
     return (
         f"gemmbench's tensor-core kernel did not compile (compiler output in {log}); the other backends are "
         "unaffected; gemmbench ext clean retries"
