@@ -169,6 +169,23 @@ def test_the_tensor_core_kernel_is_exact_at_every_split(splits):
             assert ((out.double() - ref).norm() / ref.norm()).item() <= 1e-6, (n, k, m)
 
 
+@pytest.mark.parametrize("kernel", ROUTER_KERNELS)
+def test_router_kernels_carry_an_inf_in_the_last_vector_of_k(kernel):
+    """An Inf in a token's last 8 elements of K makes that token's outputs +-Inf, as float64 does; a vector
+    a thread reads past K (K = 1000 fills no step) must add nothing, not 0 * Inf = NaN."""
+    n, k = 101, 1000
+    w = bf16(n, k)
+    for m in (1, 9, 16):
+        x = bf16(m, k)
+        x[0, -1] = float("inf")
+        ref = torch.mm(x.double(), w.double().t())
+        out = torch.full((m, n), float("nan"), device=CUDA)
+        ROUTER_KERNELS[kernel](x, w, out)
+        assert torch.equal(out[0].isnan(), ref[0].isnan()), m  # NaN only where w's last element is 0
+        assert torch.equal(out[0].isinf(), ref[0].isinf()), m
+        assert not out[1:].isnan().any(), m
+
+
 def test_the_tensor_core_kernel_refuses_what_it_cannot_run():
     x, w, out = bf16(2, 64), bf16(8, 64), torch.empty(2, 8, device=CUDA)
     with pytest.raises(RuntimeError, match="warps must be 0"):

@@ -161,8 +161,8 @@ __global__ void __launch_bounds__(Layout<kTokens>::kThreads)
         for (int e = 0; e < kExperts; ++e) to_float8(past_end ? make_uint4(0, 0, 0, 0) : weights_loaded[e][u], weights[e]);
 #pragma unroll
         for (int t = 0; t < kTokens; ++t) {
-          float acts[kVector];
-          to_float8(tokens_loaded[t][u], acts);
+          float acts[kVector];  // zeroed past the end too: an Inf in the last vector must not give 0 * Inf = NaN
+          to_float8(past_end ? make_uint4(0, 0, 0, 0) : tokens_loaded[t][u], acts);
 #pragma unroll
           for (int e = 0; e < kExperts; ++e) sums[e][t] = dot8(acts, weights[e], sums[e][t]);
         }

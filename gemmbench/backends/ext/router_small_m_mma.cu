@@ -26,6 +26,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_bf16.h>
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 
 #include "device.cuh"
@@ -65,15 +67,18 @@ __device__ inline void mma_chunk(float (&d)[kFragment], uint4 row_g, uint4 row_g
   mma_step(d, row_g.z, row_g8.z, row_g.w, row_g8.w, token.z, token.w);
 }
 
-// Cluster plumbing (sm90): the leader's barrier, the cluster-wide barrier, a store into the leader's
-// shared memory and the signal that follows a CTA's stores.
+// Cluster plumbing (sm90): the leader's barrier, the cluster-wide barrier, and an asynchronous store into
+// the leader's shared memory that counts its bytes on the leader's barrier.
 __device__ inline uint32_t shared_address(const void* pointer) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
 }
 
-__device__ inline void init_barrier(uint64_t* barrier, int arrivals) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(shared_address(barrier)), "r"(arrivals) : "memory");
+// The leader's barrier, expecting `bytes` from the other CTAs' stores (its one arrival is this call's).
+__device__ inline void init_barrier_for(uint64_t* barrier, uint32_t bytes) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(shared_address(barrier)) : "memory");
   asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(shared_address(barrier)), "r"(bytes)
+               : "memory");
 }
 
 __device__ inline void cluster_arrive() { asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory"); }
@@ -87,18 +92,15 @@ __device__ inline uint32_t in_leader(const void* local) {
   return remote;
 }
 
-__device__ inline void store_to_leader(float* local, float value) {
-  asm volatile("st.shared::cluster.f32 [%0], %1;" ::"r"(in_leader(local)), "f"(value) : "memory");
+// Stores `value` into the leader's copy of `*local`; the leader's barrier counts its 4 bytes in when they
+// have landed (no fence, no arrival: the leader's wait sees them).
+__device__ inline void store_to_leader(float* local, float value, uint64_t* barrier) {
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];" ::"r"(in_leader(local)),
+               "r"(__float_as_uint(value)), "r"(in_leader(barrier))
+               : "memory");
 }
 
-// After the CTA's stores into the leader (and a __syncthreads): one arrival on the leader's barrier that
-// releases them at cluster scope.
-__device__ inline void signal_leader(uint64_t* barrier) {
-  asm volatile("fence.acq_rel.cluster;" ::: "memory");
-  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(in_leader(barrier)) : "memory");
-}
-
-// The leader waits until every other CTA has arrived (phase 0 of its barrier completes).
+// The leader waits until every other CTA's bytes have landed (phase 0 of its barrier completes).
 __device__ inline void wait_for(uint64_t* barrier) {
   uint32_t done = 0;
   while (!done) {
@@ -133,6 +135,17 @@ __global__ void __launch_bounds__(kWarps * 32)
   const __nv_bfloat16* row_g8 = w + static_cast<int64_t>(min(first_row + g + 8, n - 1)) * k;
   const int chunk_end = min((split + 1) * chunks_per_split, (vectors + kLanesPerRow - 1) / kLanesPerRow);
 
+  // The leader's (rank 0) landing place for the other CTAs' partial tiles, and the barrier that counts
+  // their bytes in, set up before anything else and ready before any other CTA passes the cluster barrier
+  // (its arrival here, its wait before the stores into the leader: by then the leader is long past it).
+  constexpr int kValues = kColumnTiles * kFragment * 32;  // one per (column tile, accumulator, lane)
+  __shared__ float received[kMaxSplits - 1][kValues];
+  __shared__ uint64_t tiles_in;
+  if (splits > 1) {
+    if (split == 0 && threadIdx.x == 0) init_barrier_for(&tiles_in, (splits - 1) * kValues * sizeof(float));
+    cluster_arrive();
+  }
+
   float sums[kColumnTiles][kFragment] = {};
   bool tokens_ready = false;
   for (int base = split * chunks_per_split + warp; base < chunk_end; base += kWarps * kChunksPerWarp) {
@@ -140,7 +153,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int c = 0; c < kChunksPerWarp; ++c) {
       // A chunk past the split is not loaded (the next split's CTA reads it); a vector past K (K not a
-      // multiple of 32) reads the row's last vector again and is zeroed below.
+      // multiple of 32) reads the row's last vector again and is zeroed before the multiply.
       const bool in_split = base + c * kWarps < chunk_end;
       const int v = min((base + c * kWarps) * kLanesPerRow + t, vectors - 1);
       weights[c][0] = in_split ? load_weight(row_g + static_cast<int64_t>(v) * kVector) : make_uint4(0, 0, 0, 0);
@@ -165,27 +178,20 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int c = 0; c < kChunksPerWarp; ++c) {
       const int chunk = base + c * kWarps;
       if (chunk >= chunk_end) break;
-      uint4 row_g_chunk = weights[c][0], row_g8_chunk = weights[c][1];
-      if (chunk * kLanesPerRow + t >= vectors) row_g_chunk = row_g8_chunk = make_uint4(0, 0, 0, 0);
+      // A vector past K was loaded as the row's (and token's) last one again: both are zeroed, so that an
+      // Inf there cannot make 0 * Inf = NaN.
+      const bool past_k = chunk * kLanesPerRow + t >= vectors;
+      const uint4 zero = make_uint4(0, 0, 0, 0);
+      const uint4 row_g_chunk = past_k ? zero : weights[c][0], row_g8_chunk = past_k ? zero : weights[c][1];
 #pragma unroll
-      for (int j = 0; j < kColumnTiles; ++j) mma_chunk(sums[j], row_g_chunk, row_g8_chunk, tokens[c][j]);
+      for (int j = 0; j < kColumnTiles; ++j) mma_chunk(sums[j], row_g_chunk, row_g8_chunk, past_k ? zero : tokens[c][j]);
     }
   }
   if (!tokens_ready) wait_for_producer();  // a warp with no chunk still must not store before the producer ends
-  // The leader's (rank 0) landing place for the other CTAs' partial tiles, and the barrier that counts
-  // them in (one arrival per CTA), set up once the loads are done (nothing goes before them), and ready
-  // before any other CTA passes the cluster barrier below.
-  __shared__ float received[kMaxSplits - 1][kColumnTiles * kFragment * 32];
-  __shared__ uint64_t tiles_in;
-  if (splits > 1) {
-    if (split == 0 && threadIdx.x == 0) init_barrier(&tiles_in, splits - 1);
-    cluster_arrive();
-  }
 
   // The warps' tiles, added in warp order; then the cluster's, in rank order, by its first CTA (the
-  // leader): the others store their tiles into the leader's shared memory, signal and leave.
+  // leader): the others store their tiles into the leader's shared memory and leave.
   constexpr int kThreads = kWarps * 32;
-  constexpr int kValues = kColumnTiles * kFragment * 32;  // one per (column tile, accumulator, lane)
   constexpr int kValuesPerThread = (kValues + kThreads - 1) / kThreads;
   __shared__ float per_warp[kWarps][kValues];
 #pragma unroll
@@ -205,15 +211,13 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
   }
   if (splits > 1) {
-    cluster_wait();  // the leader runs and its barrier is initialised
+    cluster_wait();  // the leader's barrier is initialised
     if (split != 0) {
 #pragma unroll
       for (int i = 0; i < kValuesPerThread; ++i) {
         const int value = threadIdx.x + i * kThreads;
-        if (value < kValues) store_to_leader(&received[split - 1][value], totals[i]);
+        if (value < kValues) store_to_leader(&received[split - 1][value], totals[i], &tiles_in);
       }
-      __syncthreads();
-      if (threadIdx.x == 0) signal_leader(&tiles_in);
       return;
     }
     wait_for(&tiles_in);
@@ -238,39 +242,12 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 namespace {
 
-template <int kWarps, int kChunksPerWarp, int kColumnTiles>
-void launch_tiles(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, int splits, bool pdl) {
-  const int m = static_cast<int>(x.size(0)), n = static_cast<int>(w.size(0)), k = static_cast<int>(x.size(1));
-  const int chunks = (k / kVector + kLanesPerRow - 1) / kLanesPerRow;
-  const auto kernel = gemmbench_router_small_m_mma<kWarps, kChunksPerWarp, kColumnTiles>;
-  if (splits > kPortableClusterSize)
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(splits, (n + kRowsPerTile - 1) / kRowsPerTile);
-  config.blockDim = dim3(kWarps * 32);
-  config.stream = c10::cuda::getCurrentCUDAStream();
-  cudaLaunchAttribute attributes[2] = {};
-  attributes[0].id = cudaLaunchAttributeClusterDimension;
-  attributes[0].val.clusterDim.x = splits;
-  attributes[0].val.clusterDim.y = 1;
-  attributes[0].val.clusterDim.z = 1;
-  attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;  // PDL
-  attributes[1].val.programmaticStreamSerializationAllowed = pdl ? 1 : 0;
-  config.attrs = attributes;
-  config.numAttrs = 2;
-  C10_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, reinterpret_cast<const __nv_bfloat16*>(x.data_ptr()),
-                                    reinterpret_cast<const __nv_bfloat16*>(w.data_ptr()), out.data_ptr<float>(),
-                                    m, n, k, (chunks + splits - 1) / splits));
-}
-
-}  // namespace
-
 // The warps per CTA and the split of K where the caller leaves them (0). Measured on the H200 over the
 // five router GEMMs of docs/tiers.md at M = 1..16 (scripts/experiments/router_mma_variants.py): 8 warps
 // and 8 splits were the fastest or within 3.3% of it everywhere but on the indexer's 64 rows, whose 4 row
 // tiles make 32 CTAs at 8 splits, a quarter of the SMs: 16 splits were the fastest there. So: 8, and 16
-// where 8 would leave more than half the SMs without a CTA; fewer where K is so short that most warps
-// would get no chunk.
+// where 8 would leave more than half the SMs without a CTA (and a cluster of 16 fits, launch_tiles); fewer
+// where K is so short that most warps would get no chunk.
 constexpr int kDefaultWarps = 8;
 constexpr int kDefaultSplits = 8;
 
@@ -284,13 +261,68 @@ int default_splits(int n, int k) {
   return splits;
 }
 
+// cudaOccupancyMaxActiveClusters's answers, kept per device (it does not change while the process runs):
+// 0 not asked yet, 1 a cluster fits, 2 it does not.
+constexpr int kCachedDevices = 64;
+using ClusterFits = std::array<std::atomic<int8_t>, kCachedDevices>;
+
+// Whether one cluster of config's size fits on the device at all: sm90 allows 16 CTAs where the kernel
+// opts in, but only a GPC with room for 16 of them runs one (a MIG slice or a smaller part may not).
+bool cluster_fits(const void* kernel, const cudaLaunchConfig_t& config, ClusterFits& known) {
+  const int device = c10::cuda::current_device();
+  if (device < kCachedDevices && known[device].load() != 0) return known[device].load() == 1;
+  int clusters = 0;
+  C10_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &config));
+  if (device < kCachedDevices) known[device].store(clusters > 0 ? 1 : 2);
+  return clusters > 0;
+}
+
+template <int kWarps, int kChunksPerWarp, int kColumnTiles>
+void launch_tiles(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, int splits, bool pdl) {
+  const int m = static_cast<int>(x.size(0)), n = static_cast<int>(w.size(0)), k = static_cast<int>(x.size(1));
+  const int chunks = (k / kVector + kLanesPerRow - 1) / kLanesPerRow;
+  const auto kernel = gemmbench_router_small_m_mma<kWarps, kChunksPerWarp, kColumnTiles>;
+  const bool chosen_here = splits == 0;
+  if (chosen_here) splits = default_splits(n, k);
+  cudaLaunchConfig_t config = {};
+  cudaLaunchAttribute attributes[2] = {};
+  const auto shape = [&](int cluster_size) {
+    config.gridDim = dim3(cluster_size, (n + kRowsPerTile - 1) / kRowsPerTile);
+    attributes[0].id = cudaLaunchAttributeClusterDimension;
+    attributes[0].val.clusterDim.x = cluster_size;
+    attributes[0].val.clusterDim.y = 1;
+    attributes[0].val.clusterDim.z = 1;
+  };
+  shape(splits);
+  config.blockDim = dim3(kWarps * 32);
+  config.stream = c10::cuda::getCurrentCUDAStream();
+  attributes[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;  // PDL
+  attributes[1].val.programmaticStreamSerializationAllowed = pdl ? 1 : 0;
+  config.attrs = attributes;
+  config.numAttrs = 2;
+  if (splits > kPortableClusterSize) {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+    static ClusterFits known_to_fit{};  // one per kernel: the answer depends on its threads and shared memory
+    if (!cluster_fits(reinterpret_cast<const void*>(kernel), config, known_to_fit)) {
+      TORCH_CHECK(chosen_here, "router_small_m_mma: this GPU cannot run clusters of ", splits,
+                  " of the kernel's CTAs; take splits <= ", kPortableClusterSize, " (or 0, the kernel's choice)");
+      splits = kPortableClusterSize;
+      shape(splits);
+    }
+  }
+  C10_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, reinterpret_cast<const __nv_bfloat16*>(x.data_ptr()),
+                                    reinterpret_cast<const __nv_bfloat16*>(w.data_ptr()), out.data_ptr<float>(),
+                                    m, n, k, (chunks + splits - 1) / splits));
+}
+
+}  // namespace
+
 // Called by router_small_m_mma_out (cublas_gemm.cpp) once its checks passed: 1 <= M <= 16, K a multiple
 // of 8, operands 16-byte aligned, an sm90+ device; `warps` 4, 8 or 16 (0: kDefaultWarps), `splits`
 // 1..16 (0: default_splits).
 void launch_router_small_m_mma(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, int warps, int splits,
                                bool pdl) {
   if (warps == 0) warps = kDefaultWarps;
-  if (splits == 0) splits = default_splits(static_cast<int>(w.size(0)), static_cast<int>(x.size(1)));
   const bool two_tiles = x.size(0) > kTokensPerTile;
   // Chunks per warp before it multiplies: a split of DeepSeek-V3's K (224 chunks) over 8 CTAs in one round.
   switch (warps) {
