@@ -6,7 +6,10 @@
 // - loads: the weight's loads before the wait for the producer and the tokens' after it, as the product
 //   issues them, folded into one word that decides a store (so that every load is waited for);
 // - multiply: the loads and the mma steps, the warps' tiles added in the CTA, and the CTA's partial stored
-//   as if it were the sum: no cluster reduction (the output is not the product; timing only).
+//   as if it were the sum: no cluster reduction (the output is not the product; timing only);
+// - global reduction: the whole GEMM without clusters: each CTA stores its partial tile into a workspace in
+//   global memory and counts itself in on its row tile's counter; the last CTA of a tile adds the partials
+//   in rank order, stores the sums and resets the counter (exact, and the same bits every call).
 // Each can launch with the product's clusters of `splits` CTAs or as plain CTAs, with PDL or without.
 
 #include "../../gemmbench/backends/ext/router_small_m_mma.cu"
@@ -15,7 +18,7 @@
 
 namespace {
 
-enum Stage : int { kEmpty = 0, kLoads = 1, kMultiply = 2 };
+enum Stage : int { kEmpty = 0, kLoads = 1, kMultiply = 2, kGlobalReduction = 3 };
 constexpr int kStageWarps = 8, kStageChunksPerWarp = 4;
 // A folded word no load gives in practice: the store it guards keeps the loads' results in use.
 constexpr uint32_t kNeverFolded = 0x9e3779b9u;
@@ -23,7 +26,8 @@ constexpr uint32_t kNeverFolded = 0x9e3779b9u;
 template <int kStage>
 __global__ void __launch_bounds__(kStageWarps * 32)
     router_mma_stage(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ w,
-                     float* __restrict__ out, int m, int n, int k, int chunks_per_split) {
+                     float* __restrict__ out, int m, int n, int k, int chunks_per_split,
+                     float* __restrict__ partials, unsigned int* __restrict__ arrived) {
   let_dependents_launch();
   if constexpr (kStage == kEmpty) {
     wait_for_producer();
@@ -78,10 +82,31 @@ __global__ void __launch_bounds__(kStageWarps * 32)
 #pragma unroll
       for (int r = 0; r < kFragment; ++r) per_warp[warp][r * 32 + lane] = sums[r];
       __syncthreads();
-      if (threadIdx.x >= kFragment * 32) return;
+      constexpr int kValues = kFragment * 32;
       float total = 0.0f;
+      if (threadIdx.x < kValues) {
 #pragma unroll
-      for (int from = 0; from < kStageWarps; ++from) total += per_warp[from][threadIdx.x];
+        for (int from = 0; from < kStageWarps; ++from) total += per_warp[from][threadIdx.x];
+      }
+      if constexpr (kStage == kGlobalReduction) {
+        // partials: [row tiles][splits][kValues]; arrived: one counter per row tile, zero between calls.
+        const int splits = gridDim.x;
+        float* tile_partials = partials + static_cast<int64_t>(blockIdx.y) * splits * kValues;
+        if (threadIdx.x < kValues) tile_partials[blockIdx.x * kValues + threadIdx.x] = total;
+        __threadfence();
+        __syncthreads();
+        __shared__ bool last;
+        if (threadIdx.x == 0) last = atomicAdd(&arrived[blockIdx.y], 1u) == static_cast<unsigned>(splits - 1);
+        __syncthreads();
+        if (!last) return;
+        __threadfence();
+        if (threadIdx.x < kValues) {
+          total = 0.0f;
+          for (int rank = 0; rank < splits; ++rank) total += __ldcg(&tile_partials[rank * kValues + threadIdx.x]);
+        }
+        if (threadIdx.x == 0) arrived[blockIdx.y] = 0;
+      }
+      if (threadIdx.x >= kValues) return;
       const int r = threadIdx.x / 32, owner = threadIdx.x % 32;
       const int row = first_row + owner / kLanesPerRow + (r >= 2 ? 8 : 0);
       const int token = 2 * (owner % kLanesPerRow) + (r & 1);
@@ -92,16 +117,22 @@ __global__ void __launch_bounds__(kStageWarps * 32)
 
 }  // namespace
 
-// stage -1: the product kernel (8 warps, `splits`); 0, 1, 2: the stage kernel above, in clusters of
-// `splits` CTAs where `cluster`, else as plain CTAs.
+// stage -1: the product kernel (8 warps, `splits`); 0-3: the stage kernel above, in clusters of `splits`
+// CTAs where `cluster`, else as plain CTAs. `partials` (fp32, row tiles x splits x 128) and `arrived`
+// (int32, one per row tile, zeroed once) are the global reduction's workspace.
 void run(int64_t stage, bool cluster, int64_t splits, bool pdl, const at::Tensor& x, const at::Tensor& w,
-         at::Tensor& out) {
+         at::Tensor& out, at::Tensor& partials, at::Tensor& arrived) {
   TORCH_CHECK(x.size(0) <= kTokensPerTile, "the stage kernels take M <= 8");
   if (stage < 0) return launch_router_small_m_mma(x, w, out, kStageWarps, static_cast<int>(splits), pdl);
   const int m = static_cast<int>(x.size(0)), n = static_cast<int>(w.size(0)), k = static_cast<int>(x.size(1));
   const int chunks = (k / kVector + kLanesPerRow - 1) / kLanesPerRow;
-  const auto kernel = stage == kEmpty ? router_mma_stage<kEmpty> : stage == kLoads ? router_mma_stage<kLoads>
-                                                                                   : router_mma_stage<kMultiply>;
+  const auto kernel = stage == kEmpty              ? router_mma_stage<kEmpty>
+                      : stage == kLoads            ? router_mma_stage<kLoads>
+                      : stage == kMultiply         ? router_mma_stage<kMultiply>
+                                                   : router_mma_stage<kGlobalReduction>;
+  const int tiles = (n + kRowsPerTile - 1) / kRowsPerTile;
+  TORCH_CHECK(partials.numel() >= static_cast<int64_t>(tiles) * splits * kFragment * 32 && arrived.numel() >= tiles,
+              "the workspace is too small");
   if (cluster && splits > kPortableClusterSize)
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
   cudaLaunchConfig_t config = {};
@@ -119,7 +150,8 @@ void run(int64_t stage, bool cluster, int64_t splits, bool pdl, const at::Tensor
   config.numAttrs = cluster ? 2 : 1;
   C10_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, reinterpret_cast<const __nv_bfloat16*>(x.data_ptr()),
                                     reinterpret_cast<const __nv_bfloat16*>(w.data_ptr()), out.data_ptr<float>(), m,
-                                    n, k, static_cast<int>((chunks + splits - 1) / splits)));
+                                    n, k, static_cast<int>((chunks + splits - 1) / splits), partials.data_ptr<float>(),
+                                    reinterpret_cast<unsigned int*>(arrived.data_ptr<int>())));
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.def("run", &run); }

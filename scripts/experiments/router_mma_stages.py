@@ -1,8 +1,9 @@
 """Where router_small_m_mma's time goes without PDL: its kernel beside kernels of the same grid that stop
 after a stage (router_mma_stages.cu: empty, loads, multiply without the cluster reduction), each in
-clusters or as plain CTAs, with PDL and without; DeepSeek-V3's router and the V4 indexer at M = 1 and 8,
+clusters or as plain CTAs, and the whole GEMM reduced through global memory instead of a cluster; with
+PDL and without; DeepSeek-V3's router and the V4 indexer at M = 1 and 8,
 cold L2, CUDA-graph device time (medians, the sweep's timer). The stage kernels' outputs are not the
-product (timing only); the product kernel's is checked against float64.
+product (timing only); the product kernel's and the global reduction's are checked against float64.
 
 Usage: python scripts/experiments/router_mma_stages.py OUT_DIR   (writes OUT_DIR/router_mma_stages.md)
 """
@@ -10,6 +11,7 @@ Usage: python scripts/experiments/router_mma_stages.py OUT_DIR   (writes OUT_DIR
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import tempfile
 import time
@@ -30,6 +32,7 @@ TOKEN_COUNTS = (1, 8)
 # label: (stage, in clusters); stage -1 is the product kernel (router_mma_stages.cu)
 VARIANTS = {
     "full (product)": (-1, True),
+    "global reduction, plain CTAs": (3, False),
     "multiply, clusters": (2, True),
     "multiply, plain CTAs": (2, False),
     "loads, clusters": (1, True),
@@ -37,7 +40,11 @@ VARIANTS = {
     "empty, clusters": (0, True),
     "empty, plain CTAs": (0, False),
 }
-# The product kernel's output must be this close to float64 for its row to be timed.
+# The stages that compute the whole GEMM (the product, and the global reduction), whose outputs are
+# checked; ROWS_PER_TILE and TILE_VALUES (16 rows x 8 tokens) size the global reduction's workspace.
+EXACT_STAGES = (-1, 3)
+ROWS_PER_TILE, TILE_VALUES = 16, 16 * 8
+# A whole GEMM's output must be this close to float64 for its row to be timed.
 WRONG_REL_ERR = 1e-6
 
 
@@ -77,20 +84,25 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = []
     for label, (n, k, splits) in SHAPES.items():
+        tiles = -(-n // ROWS_PER_TILE)
+        partials = torch.empty(tiles * splits * TILE_VALUES, device=device)
+        arrived = torch.zeros(tiles, device=device, dtype=torch.int32)
         for m in TOKEN_COUNTS:
             case = Case(label, "router", "router", m, n, k)
             copies, _ = input_copies(case, device, seed=0, cold=True)
-            copies[0].out.fill_(float("nan"))
-            module.run(-1, True, splits, False, copies[0].x, copies[0].w, copies[0].out)
-            err = relative_error(copies[0].out, reference(copies[0]))
             figures = {}
             for name, (stage, cluster) in VARIANTS.items():
-                if name.startswith("full") and not err <= WRONG_REL_ERR:
-                    figures[name] = figures[f"{name} +pdl"] = f"wrong ({err:.1e})"
-                    continue
+                if stage in EXACT_STAGES:  # a whole GEMM: timed only where its output is right
+                    first = copies[0]
+                    first.out.fill_(float("nan"))
+                    module.run(stage, cluster, splits, False, first.x, first.w, first.out, partials, arrived)
+                    err = relative_error(first.out, reference(first))
+                    if not err <= WRONG_REL_ERR:
+                        figures[name] = figures[f"{name} +pdl"] = f"wrong ({err:.1e})"
+                        continue
                 for pdl in (False, True):
                     calls = [
-                        lambda c=c, s=stage, cl=cluster, p=pdl, sp=splits: module.run(s, cl, sp, p, c.x, c.w, c.out)
+                        functools.partial(module.run, stage, cluster, splits, pdl, c.x, c.w, c.out, partials, arrived)
                         for c in copies
                     ]
                     calls[0]()
