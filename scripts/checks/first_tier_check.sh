@@ -3,7 +3,8 @@
 # at every M = 1..16 with every first-tier kernel, each with and without PDL, and mm_out_dtype beside
 # them (cold L2, CUDA-graph device time); recommend's dispatch; the CUDA kernels on every GEMM of every
 # preset at M = 1..16 (their largest relative error and routing mismatches); the CUDA kernels after
-# gemmbench's PDL norm (--context norm_pdl); then the whole test suite. Runs and logs tarred into $OUT.
+# gemmbench's PDL norm (--context norm_pdl); then the whole test suite. Each sweep's run is copied into
+# $OUT as soon as it is saved (a call that runs out of time keeps what it measured); logs there too.
 # Usage (from the repository root): OUT=/some/dir [SKIP_CONTEXT=1] bash scripts/checks/first_tier_check.sh
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
@@ -18,22 +19,21 @@ ROUTERS="--shape 256x7168 --shape 384x7168 --shape 256x6144 --shape 256x4096 --s
   gb sweep $ROUTERS --m 1:16:+1 --backend router_small_m_ext,router_small_m_mma,router_small_m,mm_out_dtype \
     --out-dir "$WORK/first_tier" --quiet > /dev/null
   echo "first-tier sweep: $(( $(ms) - t0 )) ms"
+  cp "$WORK"/first_tier/*.json "$OUT/first_tier.json"
   gb recommend "$WORK"/first_tier/*.json --md
   t0=$(ms)
   gb sweep --preset deepseek-v3 --preset deepseek-v3.2 --preset kimi-k2 --preset glm-5 --preset deepseek-v4-flash \
     --preset deepseek-v4-pro --preset qwen3-30b-a3b --preset qwen3-235b-a22b --m 1:16:+1 \
     --backend router_small_m_ext,router_small_m_mma --no-kernels --out-dir "$WORK/presets" --quiet > /dev/null
   echo "presets sweep: $(( $(ms) - t0 )) ms"
+  cp "$WORK"/presets/*.json "$OUT/presets.json"
   if [[ ${SKIP_CONTEXT:-0} != 1 ]]; then
     t0=$(ms)
     gb sweep --shape 256x7168 --m 1,2,4,8,16 --context norm_pdl --backend router_small_m_ext,router_small_m_mma,mm_out_dtype \
       --out-dir "$WORK/context" --quiet > /dev/null
     echo "context sweep: $(( $(ms) - t0 )) ms"
+    cp "$WORK"/context/*.json "$OUT/context.json"
   fi
-  t0=$(ms)
-  python3 -m pytest -q -p no:cacheprovider --durations=25 > "$WORK/pytest.log" 2>&1
-  echo "pytest: $(tail -1 "$WORK/pytest.log") ($(( $(ms) - t0 )) ms)"
-  grep -E "^(FAILED|ERROR)" "$WORK/pytest.log"
 } 2>&1 | tee "$OUT/first_tier.log"
 python3 - "$WORK" <<'PY' | tee -a "$OUT/first_tier.log"
 import sys
@@ -62,6 +62,9 @@ for name in ("first_tier", "context"):
     print(f"== {name}: {column}")
     print(table.to_string())
 PY
-cp "$WORK/pytest.log" "$OUT/pytest.log"
-rm -rf "$WORK/cache"
-tar -czf "$OUT/first_tier_runs.tar.gz" -C "$WORK" first_tier presets $(ls -d "$WORK/context" 2>/dev/null | xargs -r -n1 basename)
+{
+  t0=$(ms)
+  python3 -m pytest -q -p no:cacheprovider --durations=25 > "$OUT/pytest.log" 2>&1
+  echo "pytest: $(tail -1 "$OUT/pytest.log") ($(( $(ms) - t0 )) ms)"
+  grep -E "^(FAILED|ERROR)" "$OUT/pytest.log"
+} 2>&1 | tee -a "$OUT/first_tier.log"
