@@ -136,7 +136,10 @@ __global__ void __launch_bounds__(Layout<kTokens>::kThreads)
         }
       }
     } else {
-      // Unconditional loads (a vector past the end reads the last one again and is zeroed below).
+      // Unconditional loads (a vector past the end reads the last one again, and its weight is zeroed
+      // below). The token is not zeroed too: where x's last 8 elements hold an Inf, that adds 0 * Inf =
+      // NaN where float64 gives +-Inf. Zeroing it cost 3-5% at M <= 2 without PDL and 7-10% with it on the
+      // H200 (scripts/experiments/router_ext_ab.py, docs/tiers.md), for an input whose routing is lost anyway.
       uint4 tokens_loaded[kTokens][kUnroll];
 #pragma unroll
       for (int e = 0; e < kExperts; ++e) {
@@ -161,8 +164,8 @@ __global__ void __launch_bounds__(Layout<kTokens>::kThreads)
         for (int e = 0; e < kExperts; ++e) to_float8(past_end ? make_uint4(0, 0, 0, 0) : weights_loaded[e][u], weights[e]);
 #pragma unroll
         for (int t = 0; t < kTokens; ++t) {
-          float acts[kVector];  // zeroed past the end too: an Inf in the last vector must not give 0 * Inf = NaN
-          to_float8(past_end ? make_uint4(0, 0, 0, 0) : tokens_loaded[t][u], acts);
+          float acts[kVector];
+          to_float8(tokens_loaded[t][u], acts);
 #pragma unroll
           for (int e = 0; e < kExperts; ++e) sums[e][t] = dot8(acts, weights[e], sums[e][t]);
         }
