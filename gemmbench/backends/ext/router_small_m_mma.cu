@@ -8,9 +8,9 @@
 //   row as a CTA-per-row kernel does (at M = 16 that was 29 MB through L2 for DeepSeek-V3's router);
 // - splits K across the CTAs of a thread block cluster (`splits` of them, one cluster per row tile), so
 //   that even 64 rows fill the GPU; the cluster's CTAs store their partial tiles into its first CTA's
-//   shared memory (distributed shared memory), signal its barrier and leave, and the first adds them in
-//   rank order: no workspace, no atomics, the same bits on every call, and no CTA waits for another's
-//   reads at the end;
+//   shared memory (distributed shared memory) with st.async, which counts the bytes in on the first CTA's
+//   barrier, and leave; the first adds them in rank order: no workspace, no atomics, the same bits on
+//   every call, and no CTA waits for another at the end but the first, for the bytes;
 // - lets each lane load 16 contiguous bytes (8 bf16 of K) of its two weight rows and of its token: the
 //   dot product does not care in which order K is summed, so a lane's 8 elements are the k positions its
 //   mma fragments hold (two mma steps), for the weight and the token alike; no shuffles, no shared memory
