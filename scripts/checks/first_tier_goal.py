@@ -25,7 +25,8 @@ ROUTERS = [
     ("V4 indexer", 64, 7168),
 ]
 TOKEN_COUNTS = (1, 2, 4, 8, 16)
-# The public kernel's device time in µs at TOKEN_COUNTS, (PDL off, PDL on), per router.
+# The public kernel's device time in µs at TOKEN_COUNTS, (PDL off, PDL on), per router: the source of
+# docs/tiers.md's "public" columns.
 PUBLIC_US = {
     "DeepSeek-V3": ((3.06, 2.75), (3.21, 2.88), (3.77, 3.38), (4.89, 4.56), (7.36, 6.90)),
     "Kimi-K2 / V4-Pro": ((3.48, 3.20), (3.71, 3.43), (4.13, 3.82), (5.45, 5.16), (8.02, 7.61)),
@@ -44,21 +45,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def cell(times: dict, key: tuple) -> str:
+    return f"{times[key]:.2f}" if key in times else "–"
+
+
 def goal_table(frame) -> tuple[str, dict[bool, int]]:
     """The table, and per PDL setting how many points meet the goal."""
-    times = frame.set_index(["n", "k", "m", "backend", "pdl"])["device_median_us"]
+    # A row that did not measure (skipped, failed) has no time and cannot be the fastest.
+    measured = frame[(frame["status"] == "ok") & frame["device_median_us"].notna()]
+    times = measured.set_index(["n", "k", "m", "backend", "pdl"])["device_median_us"].to_dict()
+    missing = float("inf")
     rows, met = [], {False: 0, True: 0}
     for name, n, k in ROUTERS:
         for m, public in zip(TOKEN_COUNTS, PUBLIC_US[name], strict=True):
-            row = [name if m == TOKEN_COUNTS[0] else "", m]
+            row = [f"{name} {n}x{k}" if m == TOKEN_COUNTS[0] else "", m]
             for pdl in (False, True):
-                fastest = min(FIRST_TIER, key=lambda backend: times[n, k, m, backend, pdl])
-                ratio = public[pdl] / times[n, k, m, fastest, pdl]
+                fastest = min(FIRST_TIER, key=lambda backend: times.get((n, k, m, backend, pdl), missing))
+                ratio = public[pdl] / times.get((n, k, m, fastest, pdl), missing)
                 met[pdl] += ratio >= GOAL_RATIO
-                row += [f"{public[pdl]:.2f}", f"**{times[n, k, m, fastest, pdl]:.2f}** {FIRST_TIER[fastest]}"]
-                row.append(f"{ratio:.2f}x" if ratio >= GOAL_RATIO else f"_{ratio:.2f}x_")  # italic: short of it
-            row += [f"{times[n, k, m, b, False]:.2f} / {times[n, k, m, b, True]:.2f}" for b in FIRST_TIER]
-            row.append(f"{times[n, k, m, 'mm_out_dtype', False]:.2f}")
+                row += [f"{public[pdl]:.2f}", f"**{cell(times, (n, k, m, fastest, pdl))}** {FIRST_TIER[fastest]}"]
+                # italic: short of the goal, with the digits that show by how much
+                row.append(f"{ratio:.2f}x" if ratio >= GOAL_RATIO else f"_{ratio:.3f}x_")
+            row += [f"{cell(times, (n, k, m, b, False))} / {cell(times, (n, k, m, b, True))}" for b in FIRST_TIER]
+            row.append(cell(times, (n, k, m, "mm_out_dtype", False)))
             rows.append(row)
     columns = ["router (N x K)", "M", "public", "gemmbench", "ratio", "public, PDL", "gemmbench, PDL", "ratio"]
     columns += [*FIRST_TIER, "mm_out_dtype"]

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         upper_bound_us = timers.mean_time_us(call, 4 * len(calls))
         return bench.device_time(call, upper_bound_us, len(calls)).median_us
 
-    names = [source.name for source in args.sources]
+    names = [str(source) for source in args.sources]  # as given: two copies may share a file name
     rows = []
     for label, (n, k) in SHAPES.items():
         for m in (int(value) for value in args.m.split(",")):

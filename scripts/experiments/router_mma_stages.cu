@@ -90,6 +90,8 @@ __global__ void __launch_bounds__(kStageWarps * 32)
       }
       if constexpr (kStage == kGlobalReduction) {
         // partials: [row tiles][splits][kValues]; arrived: one counter per row tile, zero between calls.
+        // The fences around the count are the CUDA samples' threadFenceReduction pattern (the outputs
+        // were checked against float64 before timing).
         const int splits = gridDim.x;
         float* tile_partials = partials + static_cast<int64_t>(blockIdx.y) * splits * kValues;
         if (threadIdx.x < kValues) tile_partials[blockIdx.x * kValues + threadIdx.x] = total;

@@ -1,4 +1,4 @@
-"""Where router_small_m_mma's time goes without PDL: its kernel beside kernels of the same grid that stop
+"""Where router_small_m_mma's time goes, with PDL and without: its kernel beside kernels of the same grid that stop
 after a stage (router_mma_stages.cu: empty, loads, multiply without the cluster reduction), each in
 clusters or as plain CTAs, and the whole GEMM reduced through global memory instead of a cluster; with
 PDL and without; DeepSeek-V3's router and the V4 indexer at M = 1 and 8,

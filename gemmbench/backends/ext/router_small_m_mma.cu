@@ -136,8 +136,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int chunk_end = min((split + 1) * chunks_per_split, (vectors + kLanesPerRow - 1) / kLanesPerRow);
 
   // The leader's (rank 0) landing place for the other CTAs' partial tiles, and the barrier that counts
-  // their bytes in, set up before anything else and ready before any other CTA passes the cluster barrier
-  // (its arrival here, its wait before the stores into the leader: by then the leader is long past it).
+  // their bytes in, set up before anything else. Every thread arrives on the cluster barrier here and
+  // waits on it only before its stores into the leader, so the barrier is initialised before any store
+  // reaches it, and the wait costs nothing: every CTA arrived long before, at its start.
   constexpr int kValues = kColumnTiles * kFragment * 32;  // one per (column tile, accumulator, lane)
   __shared__ float received[kMaxSplits - 1][kValues];
   __shared__ uint64_t tiles_in;
@@ -246,7 +247,7 @@ namespace {
 // five router GEMMs of docs/tiers.md at M = 1..16 (scripts/experiments/router_mma_variants.py): 8 warps
 // and 8 splits were the fastest or within 3.3% of it everywhere but on the indexer's 64 rows, whose 4 row
 // tiles make 32 CTAs at 8 splits, a quarter of the SMs: 16 splits were the fastest there. So: 8, and 16
-// where 8 would leave more than half the SMs without a CTA (and a cluster of 16 fits, launch_tiles); fewer
+// where 8 would leave more than half the SMs without a CTA (and a cluster of 16 fits: launch_tiles); fewer
 // where K is so short that most warps would get no chunk.
 constexpr int kDefaultWarps = 8;
 constexpr int kDefaultSplits = 8;
@@ -261,20 +262,26 @@ int default_splits(int n, int k) {
   return splits;
 }
 
-// cudaOccupancyMaxActiveClusters's answers, kept per device (it does not change while the process runs):
-// 0 not asked yet, 1 a cluster fits, 2 it does not.
+// Whether clusters of 9..16 CTAs of one kernel run, per device and cluster size, asked once (the answer
+// does not change while the process runs): 0 not asked yet, 1 they do, 2 they do not.
 constexpr int kCachedDevices = 64;
-using ClusterFits = std::array<std::atomic<int8_t>, kCachedDevices>;
+using ClusterFits = std::array<std::array<std::atomic<int8_t>, kMaxSplits - kPortableClusterSize>, kCachedDevices>;
 
-// Whether one cluster of config's size fits on the device at all: sm90 allows 16 CTAs where the kernel
-// opts in, but only a GPC with room for 16 of them runs one (a MIG slice or a smaller part may not).
-bool cluster_fits(const void* kernel, const cudaLaunchConfig_t& config, ClusterFits& known) {
+// Whether one cluster of `size` CTAs (more than 8) of `kernel`, launched as `config`, fits on the current
+// device at all: sm90 allows up to 16 where the kernel opts in (done here), but only a GPC with room for
+// them runs one (a MIG slice or a smaller part may not). An error from either call counts as "no" and is
+// cleared, so that the kernel's own choice can fall back to a portable cluster.
+bool large_cluster_fits(const void* kernel, const cudaLaunchConfig_t& config, int size, ClusterFits& known) {
   const int device = c10::cuda::current_device();
-  if (device < kCachedDevices && known[device].load() != 0) return known[device].load() == 1;
+  std::atomic<int8_t>* answer = device < kCachedDevices ? &known[device][size - kPortableClusterSize - 1] : nullptr;
+  if (answer != nullptr && answer->load() != 0) return answer->load() == 1;
   int clusters = 0;
-  C10_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &config));
-  if (device < kCachedDevices) known[device].store(clusters > 0 ? 1 : 2);
-  return clusters > 0;
+  const bool asked = cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess &&
+                     cudaOccupancyMaxActiveClusters(&clusters, kernel, &config) == cudaSuccess;
+  if (!asked) (void)cudaGetLastError();
+  const bool fits = asked && clusters > 0;
+  if (answer != nullptr) answer->store(fits ? 1 : 2);
+  return fits;
 }
 
 template <int kWarps, int kChunksPerWarp, int kColumnTiles>
@@ -301,9 +308,8 @@ void launch_tiles(const at::Tensor& x, const at::Tensor& w, at::Tensor& out, int
   config.attrs = attributes;
   config.numAttrs = 2;
   if (splits > kPortableClusterSize) {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
     static ClusterFits known_to_fit{};  // one per kernel: the answer depends on its threads and shared memory
-    if (!cluster_fits(reinterpret_cast<const void*>(kernel), config, known_to_fit)) {
+    if (!large_cluster_fits(reinterpret_cast<const void*>(kernel), config, splits, known_to_fit)) {
       TORCH_CHECK(chosen_here, "router_small_m_mma: this GPU cannot run clusters of ", splits,
                   " of the kernel's CTAs; take splits <= ", kPortableClusterSize, " (or 0, the kernel's choice)");
       splits = kPortableClusterSize;
