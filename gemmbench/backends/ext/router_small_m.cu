@@ -138,8 +138,8 @@ __global__ void __launch_bounds__(Layout<kTokens>::kThreads)
     } else {
       // Unconditional loads (a vector past the end reads the last one again, and its weight is zeroed
       // below). The token is not zeroed too: where x's last 8 elements hold an Inf, that adds 0 * Inf =
-      // NaN where float64 gives +-Inf. Zeroing it cost 3-5% at M <= 2 without PDL and 7-10% with it on the
-      // H200 (scripts/experiments/router_ext_ab.py, docs/tiers.md), for an input whose routing is lost anyway.
+      // NaN where float64 gives +-Inf. Zeroing it cost up to 5% at M <= 2 without PDL and up to 12% with it on
+      // the H200 (scripts/experiments/router_ext_ab.py, docs/tiers.md), for an input whose routing is lost anyway.
       uint4 tokens_loaded[kTokens][kUnroll];
 #pragma unroll
       for (int e = 0; e < kExperts; ++e) {
