@@ -36,9 +36,11 @@ class _Sweep:
     device: "auto", "cuda" or "cpu"; hot; target_ci_pct; budget_ms; warmup_ms; seed; kernels (the
     profiler pass, default True); plugins: modules or .py files with backends of your own
     (docs/plugins.md); out_dir: save the run file there (default: not saved);
-    remeasure_roofline; context: "none" (default), "copy", "norm", "norm_pdl" or a plugin's producer, to
-    time each GEMM right after the kernel that writes its input as well (docs/context.md); on_warning:
-    called with each sweep-wide warning (default: warnings.warn).
+    remeasure_roofline; context: "none" (default), or one producer's name or several (a list, or a
+    comma-separated string: "flashinfer_fused_add_rmsnorm_pdl", "norm", ...; `gemmbench list` names them)
+    to time each GEMM in its layer too, right after the kernel that writes its input, each layer row
+    holding the time per layer (docs/context.md); on_warning: called with each sweep-wide warning
+    (default: warnings.warn).
 
     Bad options raise gemmbench.errors.GemmbenchError. A KeyboardInterrupt ends the sweep early: the
     run returned then holds the rows that finished.

@@ -33,9 +33,12 @@ def test_no_clock_watch_on_the_cpu():
     assert watch.unavailable and watch.read() is None and watch.provenance() == {"nvml": watch.unavailable}
 
 
-def test_a_row_covers_its_own_timers_not_the_backends_timed_before_it(monkeypatch, small_case):
-    """Readings: eager start, eager end, then each backend's device start and end. A power cap seen only
-    while the first backend's device time ran flags that row, not the second's."""
+def test_a_row_covers_the_rounds_of_its_point_not_the_points_timed_before_it(monkeypatch, small_case):
+    """Readings: each point's start and end. Every row of a point, alone and in its layer, is sampled in the
+    same rounds (measure/layers.py), so a power cap seen while the first point ran flags all its rows, and
+    none of the second point's."""
+    from dataclasses import replace
+
     from samples import measure_all
 
     from gemmbench.backends import REGISTRY
@@ -43,10 +46,13 @@ def test_a_row_covers_its_own_timers_not_the_backends_timed_before_it(monkeypatc
     from gemmbench.measure.bench import MeasureOptions
     from gemmbench.timing import timers
 
-    readings = iter([reading(), reading(), reading(), reading(reasons=0x4), reading(), reading()])
+    readings = iter([reading(), reading(reasons=0x4), reading(), reading()])
     monkeypatch.setattr(bench_module.Bench, "read_clocks", lambda self: next(readings))
     monkeypatch.setattr(bench_module.ClockWatch, "max_sm_mhz", MAX_SM, raising=False)
     fast = MeasureOptions(warmup_s=0.0, target=timers.Target(budget_s=0.001, min_time_s=0.0), eager_windows=1)
-    first, second = measure_all([small_case], [REGISTRY["upcast"], REGISTRY["fake"]], torch.device("cpu"), fast)
-    assert first.throttled and first.clocks.throttle_reasons == "sw_power_cap"
-    assert not second.throttled and second.clocks.throttle_reasons is None
+    cases = [small_case, replace(small_case, m=8)]
+    rows = measure_all(cases, [REGISTRY["upcast"], REGISTRY["fake"]], torch.device("cpu"), fast)
+    assert [(r.m, r.backend) for r in rows] == [(4, "upcast"), (4, "fake"), (8, "upcast"), (8, "fake")]
+    assert all(r.throttled and r.clocks.throttle_reasons == "sw_power_cap" for r in rows[:2])
+    assert not any(r.throttled or r.clocks.throttle_reasons for r in rows[2:])
+    assert next(readings, None) is None  # two readings a point, whatever its number of rows

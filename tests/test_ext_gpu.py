@@ -240,15 +240,25 @@ def test_gemmbench_rms_norm_matches_torch_and_is_the_same_wherever_it_triggers(m
 
 @pytest.mark.parametrize("backend", ["router_small_m_ext", "router_small_m_mma"])
 def test_first_tier_kernels_after_each_producer_both_ways(backend):
+    """Both variants (PDL off and on) alone, then in the layer after each of gemmbench's producers, in one
+    point: right against the reference of what the producer wrote (x read only once it is written, even
+    where the producer lets the GEMM launch at its start), and timed per layer."""
     from gemmbench.backends.producers import PRODUCERS
     from gemmbench.measure.bench import Bench, MeasureOptions
     from gemmbench.measure.points import measure_cases
     from gemmbench.timing import timers as timing
 
     fast = MeasureOptions(warmup_s=0.005, target=timing.Target(budget_s=0.01, min_time_s=0.0), eager_windows=3)
-    for context in ("norm_pdl", "norm", "copy"):
-        rows = list(measure_cases([CASES[0]], [REGISTRY[backend]], Bench(CUDA, fast), producer=PRODUCERS[context]))
-        assert [(r.pdl, r.status) for r in rows] == [(False, "ok"), (True, "ok")], [r.reason for r in rows]
-        for row in rows:  # the in-context figure is a difference of two timers: its sign is a measurement
-            assert row.context == context and row.rel_err <= 1e-6 and row.context_device is not None
-            assert row.producer_device.median_us > 0 and row.context_device.ci_low_us <= row.context_device.ci_high_us
+    contexts = ("gemmbench_norm_pdl_start", "gemmbench_norm_pdl_after_stores", "norm", "copy")
+    producers = tuple(PRODUCERS[context] for context in contexts)
+    rows = list(measure_cases([CASES[0]], [REGISTRY[backend]], Bench(CUDA, fast), producers=producers))
+    expected = [(context, pdl, "ok") for context in (None, *contexts) for pdl in (False, True)]
+    assert [(r.context, r.pdl, r.status) for r in rows] == expected, [r.reason for r in rows]
+    alone = rows[:2]
+    for row in rows:
+        assert row.rel_err <= 1e-6 and row.device.timer == "cuda_graph" and row.latency.median_us > 0
+        # one timer per row, alone or per layer: nothing subtracted, so nothing negative
+        assert 0 < row.device.ci_low_us <= row.device.median_us <= row.device.ci_high_us
+    for row in rows[2:]:
+        assert row.tflops is None and row.floor_us is None  # the GEMM's throughput is of the rows alone
+        assert row.device.median_us > alone[row.pdl].device.median_us  # the producer's kernel is in the layer

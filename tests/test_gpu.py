@@ -232,20 +232,25 @@ def test_a_group_runs_serially_and_on_its_streams():
     assert record.l2_mode == "cold" and record.l2_copies >= 2 and record.serial_latency.timer == "cuda_events"
 
 
-@pytest.mark.parametrize("context", ["norm", "norm_pdl"])  # a producer returning a new x, and one writing x
-def test_a_group_in_its_layer_is_timed_both_ways_after_the_producer(context):
+# A producer returning a new x (torch's norm), and one writing x that lets dependents launch at its start.
+@pytest.mark.parametrize("context", ["norm", "gemmbench_norm_pdl_start"])
+def test_a_group_in_its_layer_is_timed_both_ways_per_layer(context):
     from gemmbench.backends.producers import PRODUCERS
     from gemmbench.measure.groups import measure_groups
 
     (group,) = load_preset("deepseek-v4-pro").groups
-    (record,) = measure_groups(
-        [group], (1,), [REGISTRY["mm_out_dtype"]], Bench(CUDA, FAST), producer=PRODUCERS[context]
-    )
-    assert record.status == OK and record.context == context and record.rel_err < 5e-5, record.reason
-    assert record.producer_device.median_us > 0 and record.in_layer
+    producers = (PRODUCERS[context],)
+    alone, layer = measure_groups([group], (1,), [REGISTRY["mm_out_dtype"]], Bench(CUDA, FAST), producers=producers)
+    assert alone.status == OK and layer.status == OK, (alone.reason, layer.reason)
+    assert alone.context is None and len(alone.members) == 4 and alone.overlap_efficiency > 0
+    assert layer.context == context and layer.in_layer and layer.rel_err < 5e-5
+    assert not layer.members and layer.overlap_efficiency is None  # the members' times are the group's alone
+    assert layer.clocks == alone.clocks and layer.l2_copies == alone.l2_copies  # timed in the same rounds
     for way in ("serial", "parallel"):
-        figure = getattr(record, f"{way}_context_device")
-        assert figure.timer == "cuda_graph_minus_producer" and figure.ci_low_us <= figure.ci_high_us
+        figure, without = getattr(layer, f"{way}_device"), getattr(alone, f"{way}_device")
+        assert figure.timer == "cuda_graph" and 0 < figure.ci_low_us <= figure.median_us <= figure.ci_high_us
+        assert figure.median_us > without.median_us  # per layer: the producer's kernel runs in it too
+        assert getattr(layer, f"{way}_latency").median_us > 0
 
 
 def test_tune_writes_a_tuning_file_that_a_new_process_picks_up(tmp_path, monkeypatch):

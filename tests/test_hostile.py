@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gemmbench.cli import app
+from gemmbench.records.runfile import load_run
 
 DOCS_RUNS = Path(__file__).resolve().parent.parent / "docs" / "runs"
 FIXTURE = Path(__file__).parent / "fixtures" / "h200_deepseek_v3_sm90.json"
@@ -97,22 +98,40 @@ def test_a_negative_time_in_a_csv_is_refused_on_load(tmp_path):
     assert "device_median_us = -1.5: negative" in one_error_line(invoke("recommend", path), 1)
 
 
-def test_an_in_context_difference_may_be_negative(tmp_path):
-    doc = json.loads(FIXTURE.read_text())
-    doc["records"][0]["context_device_median_us"] = -0.2  # PDL can overlap the GEMM with its producer
-    doc["records"][0]["context_device_timer"] = "cuda_graph_minus_producer"
+def test_a_negative_time_in_a_layer_row_is_refused_on_load(tmp_path):
+    """A row in its layer holds per-layer times, producer included (schema version 2): nothing is a difference
+    of two timers any more, so no time may be negative."""
+    doc = json.loads(FIXTURE.read_text()) | {"schema_version": 2}
+    doc["records"][0] |= {"context": "norm", "device_median_us": -0.2}
     path = tmp_path / "run.json"
     path.write_text(json.dumps(doc))
-    assert invoke("show", path).exit_code == 0
+    assert "record 1 has device_median_us = -0.2: negative" in one_error_line(invoke("show", path), 1)
 
 
-def test_a_groups_in_context_difference_may_be_negative(tmp_path):
+def test_a_negative_group_time_in_a_layer_row_is_refused_on_load(tmp_path):
+    doc = json.loads((DOCS_RUNS / "h200_groups_context_norm_pdl.json").read_text()) | {"schema_version": 2}
+    doc["groups"][0] |= {"context": "gemmbench_norm_pdl_start", "parallel_device_median_us": -0.4}
+    path = tmp_path / "groups.json"
+    path.write_text(json.dumps(doc))
+    assert "group record 1 has parallel_device_median_us = -0.4: negative" in one_error_line(invoke("show", path), 1)
+
+
+def test_a_version_1_group_file_timed_after_a_producer_loads_as_groups_alone(tmp_path):
+    """Its rows held each way's time alone, beside a difference after the producer (which could be negative,
+    and is dropped): every row, skipped ones included, loads as the group alone."""
     doc = json.loads((DOCS_RUNS / "h200_groups_context_norm_pdl.json").read_text())
+    assert doc["schema_version"] == 1 and doc["provenance"]["context"] == "norm_pdl"
     doc["groups"][0]["parallel_context_device_median_us"] = -0.4
     doc["groups"][0]["parallel_context_device_ci_low_us"] = -0.5
     path = tmp_path / "groups.json"
     path.write_text(json.dumps(doc))
-    assert invoke("show", path).exit_code == 0
+    groups = load_run(path).groups
+    assert {r.context for r in groups} == {None} and {r.status for r in groups} == {"ok", "skipped"}
+    first = groups[0]
+    assert first.parallel_device.median_us == doc["groups"][0]["parallel_device_median_us"] and first.members
+    shown = invoke("show", path)
+    assert shown.exit_code == 0 and "per layer" not in shown.stdout
+    assert shown.stdout.count("DeepSeek-V4-Pro attention_inputs") == 1  # one table: the groups alone
 
 
 # Answers

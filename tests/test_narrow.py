@@ -20,6 +20,9 @@ from gemmbench.spec.cases import Case
 CUT = "…"
 # A common wide terminal's width, at which the answers print their wide layouts.
 WIDE_TERMINAL = 120
+# Wide enough for recommend's table with what each choice saves in a column of its own (134 and 140 columns
+# for the two runs below at their natural widths).
+WIDER_TERMINAL = 160
 # Wide enough for the fleet table and the presets table of one column per field.
 WIDEST_TERMINAL = 200
 
@@ -71,7 +74,22 @@ def test_recommend_in_a_narrow_terminal_keeps_every_tie_whole(monkeypatch):
     text = printed_at(NARROW_TERMINAL, monkeypatch, "recommend", COLD_A)
     assert CUT not in text
     assert "512, 1024," in text and "2048, 4096)" in text  # the M lists, to their last value
+    # what the choice saves, under the table, where a fifth column would leave no room for whole names
+    assert "┃ saves against" not in text
+    assert "  cublas_ext at M 8192 saves against mm_out_dtype: 2.64 µs (2.45 µs-2.75 µs, 6%)\n" in text
     check_snapshot(f"recommend_cold_a_{NARROW_TERMINAL}.txt", text)
+
+
+@pytest.mark.parametrize("width, in_column", [(NARROW_TERMINAL, False), (WIDE_TERMINAL, False), (WIDER_TERMINAL, True)])
+def test_recommend_says_what_each_choice_saves_whole_at_any_width(width, in_column, monkeypatch):
+    text = printed_at(width, monkeypatch, "recommend", DOCS_RUNS / "h200_deepseek_v4_flash_answers.json")
+    assert CUT not in text and all(len(line) <= width for line in text.splitlines())
+    assert ("┃ saves against mm_out_dtype" in text) == in_column  # its column where the table has room for it
+    saving = "22.9 µs (16.8 µs-23.7 µs, 6%)"
+    if in_column:
+        assert f"│ M 16384: {saving}│" in text
+    else:  # a line under the table, which may wrap between words
+        assert f"cublas_ext at M 16384 saves against mm_out_dtype: {saving}" in " ".join(text.split())
 
 
 def test_compare_in_a_narrow_terminal_keeps_backend_names_whole(monkeypatch):
@@ -104,11 +122,11 @@ def test_list_in_a_narrow_terminal_keeps_preset_and_gemm_names_whole(monkeypatch
 
 
 # The wide layouts, pinned from the output before the narrow layouts existed: a wide terminal prints what it
-# printed then.
+# printed then (recommend's, since it says what each choice saves, in a column of its own where it fits).
 WIDE_CASES = {
-    f"recommend_cold_a_{WIDE_TERMINAL}.txt": (WIDE_TERMINAL, ["recommend", COLD_A]),
-    f"recommend_v4_flash_{WIDE_TERMINAL}.txt": (
-        WIDE_TERMINAL,
+    f"recommend_cold_a_{WIDER_TERMINAL}.txt": (WIDER_TERMINAL, ["recommend", COLD_A]),
+    f"recommend_v4_flash_{WIDER_TERMINAL}.txt": (
+        WIDER_TERMINAL,
         ["recommend", DOCS_RUNS / "h200_deepseek_v4_flash_answers.json"],
     ),
     f"compare_cold_{WIDE_TERMINAL}.txt": (WIDE_TERMINAL, ["compare", COLD_A, COLD_B]),
@@ -119,7 +137,10 @@ WIDE_CASES = {
 @pytest.mark.parametrize("name", sorted(WIDE_CASES))
 def test_answers_in_a_wide_terminal_keep_their_wide_layout(name, monkeypatch):
     width, args = WIDE_CASES[name]
-    check_snapshot(name, printed_at(width, monkeypatch, *args))
+    text = printed_at(width, monkeypatch, *args)
+    if args[0] == "recommend":  # each range's ties on one line, and the savings in their column
+        assert "┃ saves against mm_out_dtype" in text and "1,2,4,8,16,32" in text
+    check_snapshot(name, text)
 
 
 def test_fleet_in_a_wide_terminal_keeps_its_table(monkeypatch, tmp_path):

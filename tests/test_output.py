@@ -8,7 +8,7 @@ from samples import timed
 from gemmbench.output import format as format_output
 from gemmbench.output import kernels as kernels_output
 from gemmbench.output import sweep as sweep_output
-from gemmbench.records import ERROR, SKIPPED, KernelRun, Record, TimerSummary
+from gemmbench.records import ERROR, SKIPPED, KernelRun, Record
 from gemmbench.spec.cases import Case
 
 CASE = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)
@@ -200,14 +200,19 @@ def test_sweep_tables_turn_to_one_row_per_m_and_backend_where_the_wide_table_wou
     assert not any(line.startswith("second number:") for line in lines)
 
 
-def test_long_sweep_tables_break_the_in_layer_note_before_its_time():
-    in_layer = TimerSummary("cuda_graph", 7.14)
-    records = [
-        timed(backend, 4.0, 1e-7, pdl=pdl, context="norm_pdl", context_device=in_layer)
-        for backend in ("mm_out_dtype", "router_small_m", "router_small_m_ext")
-        for pdl in (False, True)
-    ]
-    text = "\n".join(rendered_lines(sweep_output.sweep_tables(records), TERMINAL_COLUMNS))
-    assert "backend" in text and "after norm_pdl 7.14 µs" not in text
-    notes = [line.split("│")[-2].strip() for line in text.splitlines() if line.startswith("│")]
-    assert notes[:2] == ["after norm_pdl", "7.14 µs"]
+def test_long_sweep_tables_head_a_layer_view_with_its_producer_and_show_per_layer_times():
+    context = "gemmbench_norm_pdl_start"
+    backends = ("mm_out_dtype", "router_small_m", "router_small_m_ext")
+    records = [timed(b, 4.0, 1e-7, pdl=pdl) for b in backends for pdl in (False, True)]
+    records += [timed(b, 7.14, 1e-7, pdl=pdl, context=context) for b in backends for pdl in (False, True)]
+    lines = rendered_lines(sweep_output.sweep_tables(records), TERMINAL_COLUMNS)
+    assert all(len(line) <= TERMINAL_COLUMNS for line in lines)
+    headings = [i for i, line in enumerate(lines) if line.startswith("DeepSeek-V3 router")]
+    assert len(headings) == 2  # one table alone, one of the layer
+    assert "in the layer" not in lines[headings[0]]
+    layer = " ".join(lines[headings[1] : headings[1] + 2])  # the heading, over two lines at this width
+    assert f"· in the layer after {context}: time per layer, {context} then the GEMM" in layer
+    tables = ["\n".join(lines[headings[0] : headings[1]]), "\n".join(lines[headings[1] :])]
+    times = [[line.split("│")[3].strip() for line in table.splitlines() if line.startswith("│")] for table in tables]
+    assert times == [["4 µs"] * 6, ["7.14 µs"] * 6]  # the layer's rows: its times, no figure subtracted
+    assert f"after {context} 7.14" not in "\n".join(lines)  # no annotation of an in-layer time beside a row alone

@@ -13,6 +13,7 @@ from gemmbench.backends import plugins, registry
 from gemmbench.backends.producers import PRODUCERS
 from gemmbench.backends.registry import Registry
 from gemmbench.cli import app
+from gemmbench.cli.app import out_console
 from gemmbench.errors import GemmbenchError
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -90,7 +91,7 @@ def test_list_shows_where_a_backend_comes_from():
     assert "│ built-in" in result.stdout and backends.REGISTRY["chunked_fp32"].origin == f"plugin {CPU_PLUGIN}"
 
 
-def test_a_backend_outside_the_default_set_runs_only_when_named(tmp_path):
+def test_a_backend_outside_the_default_set_runs_only_when_named(tmp_path, monkeypatch):
     plugin = write_plugin(
         tmp_path,
         "class B(Backend):\n    name = 'on_request'\n    code = 'x'\n    in_default_set = False\n"
@@ -98,6 +99,7 @@ def test_a_backend_outside_the_default_set_runs_only_when_named(tmp_path):
         "        return lambda: torch.mm(inputs.x.float(), inputs.w.float().t(), out=inputs.out)\n\n"
         "BACKENDS = [B()]\n",
     )
+    monkeypatch.setattr(out_console, "width", 300)  # the cell on one line, whatever the plugin's path
     listed = invoke("list", "--plugin", plugin)
     assert listed.exit_code == 0 and "only with --backend on_request" in listed.stdout
     default = invoke("sweep", "--plugin", plugin, "--shape", "1x64x128", "--no-save", "--csv", "-")
@@ -223,5 +225,7 @@ def test_a_plugin_adds_a_context_of_its_own(tmp_path):
         "1",
     )
     assert result.exit_code == 0, result.output
-    (row,) = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert row["context"] == "halve" and row["status"] == "ok" and row["context_latency_median_us"]
+    alone, layer = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert alone["context"] == "" and alone["status"] == "ok"
+    assert layer["context"] == "halve" and layer["status"] == "ok" and float(layer["latency_median_us"]) > 0
+    assert float(layer["rel_err"]) < 1e-6  # against the reference of what the plugin's producer wrote

@@ -38,5 +38,15 @@ def test_grouping_keeps_first_seen_order():
     records = [Record.for_case(c, b, ERROR, "x") for c in (CASE, other) for b in ("a", "b")]
     assert list(by_case(records)) == [CASE, other]
     assert [len(group) for group in by_case(records).values()] == [2, 2]
-    assert list(by_shape(records)) == [("DeepSeek-V3", "router", 256, 7168)]
-    assert len(by_shape(records)[CASE.shape_key]) == 4
+    assert list(by_shape(records)) == [("DeepSeek-V3", "router", 256, 7168, None)]
+    assert len(by_shape(records)[(*CASE.shape_key, None)]) == 4
+
+
+def test_a_shape_in_its_layer_is_a_view_of_its_own_after_the_views_seen_first():
+    in_layer = [Record.for_case(CASE, b, ERROR, "x", context="norm") for b in ("a", "b")]
+    alone = [Record.for_case(CASE, b, ERROR, "x") for b in ("a", "b")]
+    views = by_shape(in_layer + alone)
+    assert list(views) == [(*CASE.shape_key, "norm"), (*CASE.shape_key, None)]
+    assert views[(*CASE.shape_key, "norm")] == in_layer and all(r.in_layer for r in in_layer)
+    assert not any(r.in_layer for r in alone) and alone[0].view == (*CASE.shape_key, None)
+    assert list(by_case(in_layer + alone)) == [CASE]  # one point: its rows alone and in its layer

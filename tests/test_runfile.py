@@ -36,6 +36,36 @@ def test_csv_round_trip_keeps_every_column(tmp_path):
     assert loaded.records[2].rel_err is None  # NaN is written as an empty cell
 
 
+def test_a_layer_row_round_trips_through_the_run_file_and_its_csv(tmp_path):
+    alone = replace(sample_records()[0], kernels=None)  # a CSV keeps kernel names only
+    run = Run({"context": "norm"}, [alone, replace(alone, context="norm", tflops=None, gbps=None)])
+    (tmp_path / "run.json").write_text(run_to_json(run))
+    (tmp_path / "run.csv").write_text(records_to_csv(run.records))
+    assert json.loads((tmp_path / "run.json").read_text())["schema_version"] == SCHEMA_VERSION == 2
+    for name in ("run.json", "run.csv"):
+        assert load_run(tmp_path / name).records == run.records, name
+
+
+def test_a_csv_export_of_a_version_1_run_loads_its_rows_as_rows_alone(tmp_path):
+    """Its rows held the GEMM's times alone, beside the in-context columns of that version (dropped)."""
+    path = tmp_path / "v1.csv"
+    lines = records_to_csv([replace(r, context="norm") for r in sample_records()]).splitlines()
+    header = lines[0].split(",")
+    where = header.index("context") + 1
+    path.write_text(
+        "\n".join(",".join([*cells[:where], value, *cells[where:]]) for cells, value in _with_column(lines)) + "\n"
+    )
+    assert all(r.context is None for r in load_run(path).records)
+    assert [r.device for r in load_run(path).records] == [r.device for r in sample_records()]
+
+
+def _with_column(lines: list[str]):
+    """Each line's cells, with what a version-1 export held in its `context_device_median_us` column."""
+    yield lines[0].split(","), "context_device_median_us"
+    for line in lines[1:]:
+        yield line.split(","), "-0.2"
+
+
 def test_csv_header_has_units_in_column_names():
     header = records_to_csv([]).strip().split(",")
     for column in (

@@ -11,10 +11,10 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 # Arguments each Python script accepts (a run file or an output folder are only parsed, never opened).
 SAMPLE_ARGS = {
-    "checks/context_check.py": ["out"],
-    "checks/context_probe.py": ["out"],
     "checks/ext_check.py": [],
     "checks/first_tier_goal.py": ["run.json"],
+    "checks/layer_check.py": ["run.json", "out", "--points", "4", "--dry-run"],
+    "checks/layer_kernels.py": ["out"],
     "checks/repeatability.py": ["a.json", "b.json", "--hot", "c.json"],
     "checks/validate_timers.py": ["out"],
     "experiments/graph_sizing.py": ["out"],

@@ -1,7 +1,10 @@
+import re
+
 import pytest
 
 from gemmbench.errors import GemmbenchError, UsageError
-from gemmbench.spec.parse import DEFAULT_M, build_cases, parse_m_list, parse_shape
+from gemmbench.records.record import OK, Record
+from gemmbench.spec.parse import CPU_DEFAULT_M, DEFAULT_M, build_cases, parse_m_list, parse_shape
 from gemmbench.spec.presets import load_config, load_preset, preset_names, select_gemms
 
 REQUIRED_PRESETS = {
@@ -67,7 +70,8 @@ def test_malformed_shapes_are_usage_errors(text):
     [
         ("1,8,64", (1, 8, 64)),
         ("64,8,8,1", (1, 8, 64)),
-        ("1:16384:x2", DEFAULT_M),
+        ("1:16384:x2", (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)),
+        ("1:16:+1,32:16384:x2", DEFAULT_M),
         ("8:32:+8", (8, 16, 24, 32)),
         ("1,4:16:x2", (1, 4, 8, 16)),
         ("3:10:x2", (3, 6)),
@@ -75,6 +79,13 @@ def test_malformed_shapes_are_usage_errors(text):
 )
 def test_m_lists_and_ranges(text, values):
     assert parse_m_list(text) == values
+
+
+def test_default_m_is_every_decode_batch_then_powers_of_two():
+    # 1..16: the decode batches, where a router's first tier runs (speculative decoding makes 3, 6, 12 common)
+    assert DEFAULT_M[:16] == tuple(range(1, 17))
+    assert DEFAULT_M[16:] == tuple(2**e for e in range(5, 15))
+    assert CPU_DEFAULT_M == (1, 8, 64)
 
 
 @pytest.mark.parametrize(
@@ -196,3 +207,70 @@ def test_a_folder_is_not_a_config(tmp_path):
 def test_glm5_routes_8_of_256():
     (router,) = load_preset("glm-5").gemms
     assert (router.n, router.top_k) == (256, 8)
+
+
+# Calls per forward pass of each shipped GEMM with a cited count (the # source: comments of configs/*.toml):
+# a router runs once per MoE layer, the DeepSeek-V4 compressor and indexer GEMMs once per layer of their
+# compression ratio, DeepSeek-V3.2's indexer once per layer.
+PER_FORWARD = {
+    ("deepseek-v3", "router"): 58,
+    ("deepseek-v3.2", "router"): 58,
+    ("deepseek-v3.2", "indexer.weights_proj"): 61,
+    ("kimi-k2", "router"): 60,
+    ("glm-5", "router"): 75,
+    ("qwen3-30b-a3b", "router"): 48,
+    ("qwen3-235b-a22b", "router"): 94,
+    ("deepseek-v4-pro", "router"): 61,
+    ("deepseek-v4-pro", "compressor.fused_wkv_wgate.ratio4"): 30,
+    ("deepseek-v4-pro", "compressor.fused_wkv_wgate.ratio128"): 31,
+    ("deepseek-v4-pro", "indexer.compressor"): 30,
+    ("deepseek-v4-pro", "indexer.weights_proj"): 30,
+    ("deepseek-v4-flash", "router"): 43,
+    ("deepseek-v4-flash", "compressor.fused_wkv_wgate.ratio4"): 21,
+    ("deepseek-v4-flash", "compressor.fused_wkv_wgate.ratio128"): 20,
+    ("deepseek-v4-flash", "indexer.compressor"): 21,
+    ("deepseek-v4-flash", "indexer.weights_proj"): 21,
+}
+
+
+def test_shipped_presets_carry_their_calls_per_forward_pass():
+    shipped = {(name, g.name): g.per_forward for name in REQUIRED_PRESETS for g in load_preset(name).gemms}
+    assert shipped == PER_FORWARD
+
+
+def test_every_shipped_router_knows_its_moe_layers():
+    for name in preset_names():
+        for gemm in load_preset(name).gemms:
+            if gemm.role == "router":
+                assert gemm.per_forward, f"{name}: its router has no per_forward"
+
+
+def test_the_case_and_its_records_carry_per_forward():
+    gemm = select_gemms(["deepseek-v3"], [], [])[0]
+    cases = build_cases([gemm], [], (1, 16))
+    assert [c.per_forward for c in cases] == [58, 58]
+    record = Record.for_case(cases[0], "fake", OK)
+    assert record.per_forward == 58 and record.case == cases[0]
+
+
+def test_shapes_have_no_per_forward():
+    assert parse_shape("16x256x7168").per_forward is None
+    assert parse_shape("256x7168").case(4).per_forward is None
+
+
+def test_user_config_reads_per_forward(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(GOOD_TOML + "per_forward = 12\n")
+    assert load_config(path).gemms[0].per_forward == 12
+    path.write_text(GOOD_TOML)
+    assert load_config(path).gemms[0].per_forward is None
+
+
+@pytest.mark.parametrize("value, shown", [("0", "0"), ("-1", "-1"), ('"x"', "'x'"), ("1.5", "1.5"), ("true", "True")])
+def test_a_bad_per_forward_names_the_file_and_the_key(tmp_path, value, shown):
+    path = tmp_path / "bad.toml"
+    path.write_text(GOOD_TOML + f"per_forward = {value}\n")
+    with pytest.raises(GemmbenchError, match=re.escape(f"[[gemm]] 'router' has per_forward = {shown}")) as info:
+        load_config(path)
+    assert str(path) in info.value.what
+    assert info.value.fix.startswith("make 'per_forward' a positive integer")

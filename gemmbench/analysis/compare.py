@@ -13,15 +13,16 @@ from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER
 FASTER, SLOWER, SAME, NOISY, NOT_TIMED = "faster", "slower", "same", "noisy", "not timed"
 VERDICTS = (FASTER, SLOWER, SAME, NOISY, NOT_TIMED)
 
-# Which of a record's times a comparison reads: in context where both runs have it, else device, else latency.
-DEVICE, LATENCY, CONTEXT = "device", "latency", "in context"
+# Which of a record's times a comparison reads: device where both rows have it, else latency (a row in a
+# layer is compared with the same layer's row: its times are per layer).
+DEVICE, LATENCY = "device", "latency"
 
 
 @dataclass(frozen=True)
 class RowComparison:
     base: Record
     new: Record
-    timer: str | None  # CONTEXT, DEVICE or LATENCY: the first figure both rows have; None: not timed
+    timer: str | None  # DEVICE or LATENCY: the first figure both rows have; None: not timed
     base_us: float | None  # the medians compared
     new_us: float | None
     ratio: float | None  # new / base median
@@ -64,10 +65,10 @@ class Comparison:
 
 
 def _key(record: Record, by_device: bool) -> tuple:
-    """A row's identity across runs: its case, backend and, where both runs are fleets of several devices,
-    its device (a torchrun run of one rank compares with a plain run of the same GPU)."""
+    """A row's identity across runs: its case, backend, context and, where both runs are fleets of several
+    devices, its device (a torchrun run of one rank compares with a plain run of the same GPU)."""
     identity = (record.model, record.gemm, record.m, record.n, record.k, record.in_dtype, record.out_dtype)
-    return (*identity, record.label, record.device_id if by_device else None)
+    return (*identity, record.label, record.context, record.device_id if by_device else None)
 
 
 def _devices(run: Run) -> int:
@@ -78,9 +79,7 @@ def compare_row(base: Record, new: Record, tolerance: float = SAME_TOLERANCE) ->
     not_timed = RowComparison(base, new, None, None, None, None, NOT_TIMED)
     if base.status != OK or new.status != OK:
         return not_timed
-    if base.context_device and new.context_device:
-        timer, base_time, new_time = CONTEXT, base.context_device, new.context_device
-    elif base.device and new.device:
+    if base.device and new.device:
         timer, base_time, new_time = DEVICE, base.device, new.device
     else:
         timer, base_time, new_time = LATENCY, base.latency, new.latency
@@ -113,7 +112,7 @@ class GroupComparison:
 
 def compare_groups(base: Run, new: Run, tolerance: float = SAME_TOLERANCE) -> list[GroupComparison]:
     """The group rows both runs hold, by parallel device time."""
-    key = lambda r: (r.model, r.group, r.m, r.backend)  # noqa: E731
+    key = lambda r: (r.model, r.group, r.m, r.backend, r.context)  # noqa: E731
     new_rows = {key(r): r for r in new.groups}
     rows = []
     for old in base.groups:

@@ -47,9 +47,7 @@ class GroupAdvice:
 
 
 def times_us(record: GroupRecord) -> tuple[float | None, float | None]:
-    """(parallel, serial) device times the advice reads: in the layer where measured, else alone."""
-    if record.in_layer:
-        return median_of(record.parallel_context_device), median_of(record.serial_context_device)
+    """(parallel, serial) device times the advice reads (per layer, producer included, in a layer view)."""
     return median_of(record.parallel_device), median_of(record.serial_device)
 
 
@@ -61,7 +59,7 @@ def _qualifies(record: GroupRecord, tolerance: float) -> bool:
 
 def advise(records: list[GroupRecord], tolerance: float = FP32_ACCURATE_REL_ERR) -> list[GroupAdvice]:
     advice = []
-    for (model, name), group in grouped(records, lambda r: (r.model, r.group)).items():
+    for (model, name, context), group in grouped(records, lambda r: (r.model, r.group, r.context)).items():
         choices = []
         for m in sorted({r.m for r in group}):
             candidates = [r for r in group if r.m == m and _qualifies(r, tolerance)]
@@ -73,8 +71,7 @@ def advise(records: list[GroupRecord], tolerance: float = FP32_ACCURATE_REL_ERR)
             parallel, serial = times_us(best)
             speedup = serial / parallel
             choices.append(GroupChoice(m, best.backend, parallel, serial, speedup, speedup > 1 + SAME_TOLERANCE))
-        contexts = {r.context for r in group if r.in_layer}
         chosen = {c.backend for c in choices}
         simulated = tuple(sorted({r.backend for r in group if r.backend in chosen and r.simulated}))
-        advice.append(GroupAdvice(model, name, choices, contexts.pop() if len(contexts) == 1 else None, simulated))
+        advice.append(GroupAdvice(model, name, choices, context, simulated))
     return advice

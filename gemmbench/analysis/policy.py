@@ -42,8 +42,8 @@ ROUTING_TOKENS = 2048
 OUTLIER_MIN_POINTS = 3
 
 # The order in which tied backends are preferred: the plain PyTorch calls first (nothing to build or
-# ship), then the cuBLAS extension's, then gemmbench's own kernels (Triton's ships with torch); backends
-# not listed (plugins) after them, by name.
+# ship), then the cuBLAS extension's, then the engines' own kernels (the engine ships them), then
+# gemmbench's own kernels (Triton's ships with torch); backends not listed (plugins) after them, by name.
 PREFERENCE = (
     "mm_out_dtype",
     "linear_cast",
@@ -51,9 +51,24 @@ PREFERENCE = (
     "cublas_ext",
     "cublaslt_ext",
     "cublaslt_tuned_ext",
+    "flashinfer_router_gemm",
     "router_small_m",
     "router_small_m_ext",
     "router_small_m_mma",
+)
+
+
+# What a choice saves is stated against the engine's fallback: the tier after a specialised first tier,
+# torch.mm with out_dtype (vLLM's GateLinear; docs/design.md, the problem).
+FALLBACK_BACKEND = "mm_out_dtype"
+# The engines' own producers, in the order `recommend --python` dispatches by where a run holds several
+# contexts: FlashInfer's fused residual add + RMSNorm (what precedes the router in DeepSeek-style layers in
+# SGLang and vLLM) with PDL, as FlashInfer launches it by default on sm90+, then without, then its plain norm.
+ENGINE_CONTEXTS = (
+    "flashinfer_fused_add_rmsnorm_pdl",
+    "flashinfer_fused_add_rmsnorm",
+    "flashinfer_rmsnorm_pdl",
+    "flashinfer_rmsnorm",
 )
 
 

@@ -1,4 +1,6 @@
-"""Which backend to dispatch at which M: the fastest accurate backend per M, collapsed into M ranges.
+"""Which backend to dispatch at which M: the fastest accurate backend per M, collapsed into M ranges,
+one recommendation per GEMM shape and view (alone, or in its layer after one producer: a run of several
+contexts holds several views), and what each choice saves against the engine's fallback.
 
 Backends within the run-to-run spread of the fastest (SAME_TOLERANCE, 3%) are tied at that M; a tie goes
 to the first of them in PREFERENCE, so that two runs of the same sweep, which differ within that spread,
@@ -10,7 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR, SAME_TOLERANCE, accurate, preference_rank
+from gemmbench.analysis.policy import (
+    ENGINE_CONTEXTS,
+    FALLBACK_BACKEND,
+    FP32_ACCURATE_REL_ERR,
+    SAME_TOLERANCE,
+    accurate,
+    preference_rank,
+)
+from gemmbench.errors import UsageError
 from gemmbench.records import Record, by_shape
 
 
@@ -36,6 +46,25 @@ class MRange:
 
 
 @dataclass(frozen=True)
+class Saving:
+    """What the choice at one M saves against the fallback, per call (a layer's, in a layer view): the
+    difference of two times measured in the same rounds, with the interval formed from their 95% intervals
+    at their extremes (it holds the difference whenever both hold their medians)."""
+
+    m: int
+    against: str
+    us: float
+    low_us: float
+    high_us: float
+    share: float  # of the fallback's time
+    per_forward: int | None  # calls per forward pass (a router: the model's MoE layers), where known
+
+    @property
+    def forward_us(self) -> float | None:
+        return self.us * self.per_forward if self.per_forward else None
+
+
+@dataclass(frozen=True)
 class ShapeRecommendation:
     model: str
     gemm: str
@@ -51,11 +80,13 @@ class ShapeRecommendation:
     figure: str = ""  # which figure decided (decision_figure): alone, or in the layer after a producer
     simulated: tuple[str, ...] = ()  # chosen backends whose times a test double made up (the fake backend)
     throttled: tuple[int, ...] = ()  # M values whose chosen row ran with the clocks down (power, thermal)
+    context: str | None = None  # the producer before the GEMM in the layer its times are of; None: alone
+    savings: dict[int, Saving] = field(default_factory=dict)  # M -> against the fallback, where it is not chosen
 
     @property
     def in_layer(self) -> bool:
-        """Chosen by the GEMM's time after its producer (a `--context` run)."""
-        return self.figure.startswith(IN_LAYER)
+        """Chosen by the time of the GEMM's layer, after its producer (a `--context` run)."""
+        return self.context is not None
 
 
 def recommend(records: list[Record], tolerance: float = FP32_ACCURATE_REL_ERR) -> list[ShapeRecommendation]:
@@ -63,7 +94,7 @@ def recommend(records: list[Record], tolerance: float = FP32_ACCURATE_REL_ERR) -
 
 
 def _recommend_shape(key: tuple, records: list[Record], tolerance: float) -> ShapeRecommendation:
-    model, gemm, n, k = key
+    model, gemm, n, k, context = key
     winners: dict[int, str] = {}
     tied: dict[int, list[str]] = {}
     for m in sorted({r.m for r in records}):
@@ -79,27 +110,84 @@ def _recommend_shape(key: tuple, records: list[Record], tolerance: float) -> Sha
     chosen = set(winners.values())
     simulated = tuple(sorted({r.label for r in records if r.label in chosen and r.simulated}))
     throttled = tuple(sorted({r.m for r in records if winners.get(r.m) == r.label and r.throttled}))
+    savings = _savings(records, winners)
     return ShapeRecommendation(
-        model, gemm, n, k, tolerance, _ranges(winners), winners, tied, excluded, figure, simulated, throttled
+        model,
+        gemm,
+        n,
+        k,
+        tolerance,
+        _ranges(winners),
+        winners,
+        tied,
+        excluded,
+        figure,
+        simulated,
+        throttled,
+        context,
+        savings,
     )
 
 
-IN_LAYER = "in the layer"
-
-
 def decision_time_us(record: Record) -> float | None:
-    """The figure a dispatch decision reads: the GEMM's time in its layer where the run measured one (a
-    `--context` run), else its device time alone, else its eager latency."""
-    return record.context_time_us if record.context else record.best_time_us
+    """The figure a dispatch decision reads: device time where measured, else eager latency; per layer,
+    producer included, in a layer view."""
+    return record.best_time_us
 
 
 def decision_figure(records: list[Record]) -> str:
-    """Which figure `decision_time_us` read for these records, in words."""
-    contexts = sorted({r.context for r in records if r.context})
-    if contexts:
-        return f"{IN_LAYER}, after {'/'.join(contexts)} (device time of producer-then-GEMM minus the producer's)"
+    """Which figure `decision_time_us` read for these records (one view), in words."""
     timed = [r for r in records if r.best_time_us is not None]
-    return "device time alone" if any(r.device for r in timed) or not timed else "eager latency alone"
+    timer = "device time" if any(r.device for r in timed) or not timed else "eager latency"
+    context = records[0].context if records else None
+    return f"{timer} of the layer, after {context} (producer then GEMM)" if context else f"{timer} alone"
+
+
+def _savings(records: list[Record], winners: dict[int, str]) -> dict[int, Saving]:
+    """At each M whose choice is not the fallback, what it saves against the fallback's row, where both have
+    the same timer (device time, else eager latency)."""
+    savings = {}
+    for m, label in winners.items():
+        here = {r.label: r for r in records if r.m == m and r.status == "ok"}
+        chosen, fallback = here.get(label), here.get(FALLBACK_BACKEND)
+        if label == FALLBACK_BACKEND or chosen is None or fallback is None:
+            continue
+        pair = (
+            (chosen.device, fallback.device)
+            if chosen.device and fallback.device
+            else (chosen.latency, fallback.latency)
+        )
+        if None in pair:
+            continue
+        mine, theirs = pair
+        saved = theirs.median_us - mine.median_us
+        (mine_low, mine_high), (their_low, their_high) = mine.interval_us, theirs.interval_us
+        share = saved / theirs.median_us
+        savings[m] = Saving(
+            m, FALLBACK_BACKEND, saved, their_low - mine_high, their_high - mine_low, share, chosen.per_forward
+        )
+    return savings
+
+
+def dispatch_view(recommendations: list[ShapeRecommendation], context: str | None = None) -> list[ShapeRecommendation]:
+    """The recommendations one dispatch follows: of `context` where given ('none': alone); else, where the
+    run holds layer views, the first of the engines' producers it holds (ENGINE_CONTEXTS), or its only
+    context; else the views alone. A UsageError where the choice is not the run's to make."""
+    contexts = list(dict.fromkeys(rec.context for rec in recommendations if rec.context))
+    if context is None:
+        engine = [name for name in ENGINE_CONTEXTS if name in contexts]
+        if engine or len(contexts) == 1:
+            context = (engine or contexts)[0]
+        elif contexts:
+            raise UsageError(
+                f"this run holds layers after {', '.join(contexts)} and none of them is an engine's producer",
+                "choose one with --context NAME (or --context none for the GEMMs alone)",
+            )
+    wanted = None if context in (None, "none") else context
+    if wanted is not None and wanted not in contexts:
+        held = ", ".join(["none", *contexts])
+        raise UsageError(f"this run holds no layer after '{wanted}'", f"choose one of: {held}")
+    return [rec for rec in recommendations if rec.context == wanted]
 
 
 def _qualifies(record: Record, tolerance: float) -> bool:

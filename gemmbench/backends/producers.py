@@ -5,24 +5,26 @@ layer pays for the GEMM is measured after its producer (measure/context.py).
 A producer prepares, for one layer, a call that writes x from that layer's hidden state and returns it:
 into the preallocated `x` it was given (an out-variant, as the fused norms of vLLM, SGLang and FlashInfer
 are), or as a new tensor (torch's `F.rms_norm` has no out= form), which the GEMM is then prepared on.
+FlashInfer's norms, which SGLang and vLLM call before the router, are producers where it imports.
 Plugins add producers of their own with a module-level `PRODUCERS` list (docs/plugins.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from gemmbench.backends import ext
+from gemmbench.backends.engines import FLASHINFER, PDL_CAPABILITY, capability, dotted, flashinfer, missing_flashinfer
+from gemmbench.errors import UsageError
 from gemmbench.spec.cases import Case
 
 NO_CONTEXT = "none"
 # RMSNorm epsilon of the DeepSeek-V3/V4, Kimi-K2 and GLM configs (rms_norm_eps = 1e-6).
 RMS_NORM_EPS = 1e-6
-# Where gemmbench's norm lets a PDL dependent launch (ext/rms_norm.cu): at its start, the position that
-# lets a dependent GEMM load its weights while the norm runs.
+# Where gemmbench's norm lets a PDL dependent launch (ext/rms_norm.cu): never, at its start, after its stores.
 TRIGGER_NEVER, TRIGGER_AT_START, TRIGGER_AFTER_STORES = 0, 1, 2
 
 ProducerCall = Callable[[], torch.Tensor]
@@ -34,7 +36,8 @@ class Producer:
     name: str = ""
     code: str = ""  # what it runs, for `gemmbench list` and the docs
     needs_extension: bool = False
-    origin: str = "built-in"
+    origin: str = "built-in"  # or the engine package, or the plugin that registered it
+    pdl: str = "no"  # how it takes part in programmatic dependent launch, for `gemmbench list`
 
     def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
         """Why it cannot produce the input of `case` on `device`, or None. A query: builds nothing."""
@@ -68,16 +71,18 @@ class TorchNorm(Producer):
         return lambda: F.rms_norm(hidden, shape, weight, RMS_NORM_EPS)
 
 
-class PdlNorm(Producer):
+class GemmbenchNorm(Producer):
     """gemmbench's RMSNorm (ext/rms_norm.cu): one CTA per token row, writing x, and letting a dependent
-    launched with PDL start as it begins."""
+    launched with PDL start at its `trigger` position. A what-if beside the engines' norms: at its start,
+    which lets a dependent GEMM load its weights while the norm runs, no engine's norm does; after its
+    stores is where FlashInfer's norms (and so SGLang's and vLLM's) trigger (docs/context.md)."""
 
-    name = "norm_pdl"
-    code = "gemmbench's RMSNorm (ext/rms_norm.cu), signalling its dependents at its start"
     needs_extension = True
 
-    def __init__(self, trigger: int = TRIGGER_AT_START) -> None:
-        self.trigger = trigger
+    def __init__(self, name: str, trigger: int, where: str) -> None:
+        self.name, self.trigger = name, trigger
+        self.code = f"gemmbench's RMSNorm (ext/rms_norm.cu), letting its dependents launch {where}"
+        self.pdl = f"lets dependents launch {where}"
 
     def unavailable_reason(self, case, device):
         if device.type != "cuda":
@@ -96,8 +101,91 @@ class PdlNorm(Producer):
         return call
 
 
-PRODUCERS: dict[str, Producer] = {p.name: p for p in (Copy(), TorchNorm(), PdlNorm())}
+class _FlashInferNorm(Producer):
+    """What FlashInfer's two norms share: availability, and PDL as `enable_pdl` (on: the norm waits for its
+    own producer at its start and lets its dependents launch after its stores, include/flashinfer/norm.cuh;
+    FlashInfer turns it on by default on sm90+, as SGLang and vLLM call it)."""
+
+    origin = FLASHINFER
+
+    def __init__(self, name: str, enable_pdl: bool) -> None:
+        self.name, self.enable_pdl = name, enable_pdl
+        self.pdl = "waits at its start, lets dependents launch after its stores" if enable_pdl else "no"
+
+    def unavailable_reason(self, case, device):
+        reason = super().unavailable_reason(case, device) or missing_flashinfer(device)
+        if reason is None and self.enable_pdl and capability(device) < PDL_CAPABILITY:
+            return f"PDL needs compute capability {dotted(PDL_CAPABILITY)} or later"
+        return reason
+
+
+class FlashInferRmsNorm(_FlashInferNorm):
+    """FlashInfer's RMSNorm into x."""
+
+    def __init__(self, name: str, enable_pdl: bool) -> None:
+        super().__init__(name, enable_pdl)
+        self.code = f"flashinfer.norm.rmsnorm(h, w, eps, out=x, enable_pdl={enable_pdl})"
+
+    def prepare(self, case, hidden, weight, x):
+        op, enable_pdl = flashinfer("norm").rmsnorm, self.enable_pdl
+
+        def call() -> torch.Tensor:
+            op(hidden, weight, RMS_NORM_EPS, out=x, enable_pdl=enable_pdl)
+            return x
+
+        return call
+
+
+class FlashInferFusedAddRmsNorm(_FlashInferNorm):
+    """FlashInfer's residual add then RMSNorm, in place, what precedes the router in DeepSeek-style layers:
+    `residual += x; x = rmsnorm(residual) * w`. x starts as the hidden state; the residual is the layer's
+    own (the hidden state rolled along K: random, never zeros); both change with every call, as in a model."""
+
+    def __init__(self, name: str, enable_pdl: bool) -> None:
+        super().__init__(name, enable_pdl)
+        self.code = f"flashinfer.norm.fused_add_rmsnorm(x, residual, w, eps, enable_pdl={enable_pdl})"
+
+    def prepare(self, case, hidden, weight, x):
+        op, enable_pdl = flashinfer("norm").fused_add_rmsnorm, self.enable_pdl
+        x.copy_(hidden)
+        residual = hidden.roll(1, dims=-1)
+
+        def call() -> torch.Tensor:
+            op(x, residual, weight, RMS_NORM_EPS, enable_pdl=enable_pdl)
+            return x
+
+        return call
+
+
+BUILT_IN = (
+    Copy(),
+    TorchNorm(),
+    GemmbenchNorm("gemmbench_norm_pdl_start", TRIGGER_AT_START, "at its start"),
+    GemmbenchNorm("gemmbench_norm_pdl_after_stores", TRIGGER_AFTER_STORES, "after its stores"),
+    FlashInferRmsNorm("flashinfer_rmsnorm", False),
+    FlashInferRmsNorm("flashinfer_rmsnorm_pdl", True),
+    FlashInferFusedAddRmsNorm("flashinfer_fused_add_rmsnorm", False),
+    FlashInferFusedAddRmsNorm("flashinfer_fused_add_rmsnorm_pdl", True),
+)
+PRODUCERS: dict[str, Producer] = {p.name: p for p in BUILT_IN}
+# Context names of earlier versions, still accepted: `norm_pdl` was gemmbench's norm triggering at its start.
+ALIASES = {"norm_pdl": "gemmbench_norm_pdl_start"}
 
 
 def context_names() -> list[str]:
     return [NO_CONTEXT, *PRODUCERS]
+
+
+def select_producers(contexts: str | Sequence[str]) -> tuple[Producer, ...]:
+    """The producers of `contexts` (names, or one comma-separated string), in order, `none` left out; an
+    unknown name is a UsageError that lists the known ones."""
+    names = contexts.split(",") if isinstance(contexts, str) else list(contexts)
+    producers = []
+    for name in (n.strip() for n in names):
+        name = ALIASES.get(name, name)
+        if name == NO_CONTEXT:
+            continue
+        if name not in PRODUCERS:
+            raise UsageError(f"unknown context '{name}'", f"choose from: {', '.join(context_names())}")
+        producers.append(PRODUCERS[name])
+    return tuple(dict.fromkeys(producers))

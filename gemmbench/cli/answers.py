@@ -14,6 +14,7 @@ from gemmbench.analysis.decode import decode as decode_name
 from gemmbench.analysis.fleet import fleet_report
 from gemmbench.analysis.group_advice import advise
 from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR
+from gemmbench.analysis.recommend import dispatch_view
 from gemmbench.analysis.recommend import recommend as recommend_backends
 from gemmbench.cli.app import app, err_console, exit_if_errored, out_console
 from gemmbench.cli.options import check_exports, one_format
@@ -161,8 +162,17 @@ def recommend(
             "--python", help="Print a dispatch function for these shapes on this GPU, to paste into serving code."
         ),
     ] = False,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            help="With --python: the layer to dispatch by, the producer before the GEMM ('none': the GEMMs "
+            "alone). Default: the run's engine producer (FlashInfer's fused add + norm first), or its only one.",
+        ),
+    ] = None,
 ) -> None:
-    """Per GEMM shape: the fastest accurate backend at each M, collapsed into M ranges with the crossovers."""
+    """Per GEMM shape (alone, and per layer after each producer the run timed): the fastest accurate backend
+    at each M, collapsed into M ranges with the crossovers, and what it saves against mm_out_dtype."""
 
     one_format(("--json", as_json), ("--md", md), ("--python", python))
     loaded = runfile.load_run(run)
@@ -180,7 +190,8 @@ def recommend(
         return
     recommendations = recommend_backends(loaded.records, tolerance)
     if python:
-        typer.echo(recommendation_python(recommendations, loaded.provenance, str(run)), nl=False)
+        chosen = dispatch_view(recommendations, context)
+        typer.echo(recommendation_python(chosen, loaded.provenance, str(run)), nl=False)
     elif as_json:
         typer.echo(json.dumps(recommendation_dicts(recommendations), indent=1))
     elif md:

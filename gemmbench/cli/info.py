@@ -11,15 +11,18 @@ import typer
 from gemmbench.cli.app import _Group, app, err_console, out_console
 from gemmbench.cli.options import DeviceOpt, PluginOpt, split_values
 from gemmbench.errors import GemmbenchError
-from gemmbench.output.info import backends_table, facts_table, presets_table
+from gemmbench.output.info import backends_table, facts_table, presets_table, producers_table
 from gemmbench.spec import presets
 
 
 @app.command("list")
 def list_(device: DeviceOpt = "auto", plugin: PluginOpt = None) -> None:
-    """List the shape presets with their GEMMs, and the backends with their origin and availability here."""
+    """List the shape presets with their GEMMs, the backends and the contexts' producers, each with its
+    origin, its use of programmatic dependent launch (PDL) and whether it runs here."""
     from gemmbench.backends import REGISTRY, availability
     from gemmbench.backends.plugins import load_plugins
+    from gemmbench.backends.producers import PRODUCERS
+    from gemmbench.backends.registry import query_failure
     from gemmbench.measure import environment
 
     dev = environment.select_device(device)  # a bad --device is an error before any output
@@ -27,6 +30,14 @@ def list_(device: DeviceOpt = "auto", plugin: PluginOpt = None) -> None:
     out_console.print(presets_table([presets.load_preset(name) for name in presets.preset_names()]))
     probe = presets.load_preset(presets.DEFAULT_PRESET).gemms[0].case(1)
     out_console.print(backends_table(availability(list(REGISTRY.values()), probe, dev), dev.type))
+    producers = list(PRODUCERS.values())
+    reasons = []
+    for producer in producers:
+        try:
+            reasons.append(producer.unavailable_reason(probe, dev))
+        except Exception as exc:  # noqa: BLE001 - a plugin's query that raises: listed, never a traceback
+            reasons.append(query_failure(exc))
+    out_console.print(producers_table(producers, reasons, dev.type))
 
 
 @app.command()

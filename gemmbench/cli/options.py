@@ -51,7 +51,8 @@ MOpt = Annotated[
     typer.Option(
         "--m",
         help="Token counts M: a list 1,8,64, a range 1:16384:x2 or 8:64:+8, or a mix. "
-        "Default: 1 to 16384 in powers of two on a GPU, 1,8,64 on the CPU.",
+        "Default on a GPU: every M from 1 to 16 (decode, where the first tier runs), then powers of two to "
+        "16384; 1,8,64 on the CPU.",
     ),
 ]
 
@@ -138,8 +139,10 @@ ContextOpt = Annotated[
     str,
     typer.Option(
         "--context",
-        help="Also time each GEMM in its layer, right after the kernel that writes its input: none (alone), "
-        "copy (one elementwise kernel), norm (torch's F.rms_norm), norm_pdl (gemmbench's RMSNorm, which lets "
-        "a PDL-launched GEMM start early), or a plugin's producer. docs/context.md.",
+        help="Also time each GEMM in its layer, right after the kernel that writes its input, one or more, "
+        "comma-separated: flashinfer_fused_add_rmsnorm[_pdl] and flashinfer_rmsnorm[_pdl] (the engines' norms), "
+        "norm (torch's F.rms_norm), copy (one elementwise kernel), gemmbench_norm_pdl_start and "
+        "gemmbench_norm_pdl_after_stores (gemmbench's norm, letting a PDL-launched GEMM start at its start or "
+        "after its stores: what-ifs), or a plugin's producer; `gemmbench list` names them. docs/context.md.",
     ),
 ]

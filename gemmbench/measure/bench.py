@@ -13,6 +13,7 @@ import torch
 
 from gemmbench.backends import Backend, ext
 from gemmbench.errors import BACKEND_FAILURES
+from gemmbench.measure.layers import Timed, Unit
 from gemmbench.measure.roofline import Roofline
 from gemmbench.records import ClockSummary
 from gemmbench.records.record import label_of
@@ -132,6 +133,36 @@ class Bench:
         replay runs every copy equally often, so rotation continues across replays)."""
         unroll = timers.fit_graph_unroll(call, upper_bound_us, multiple_of=copies)
         return timers.time_graph(call, self.options.target, unroll)
+
+    def time_units(self, units: dict[Hashable, Unit]) -> tuple[dict[Hashable, Timed], dict[Hashable, Exception]]:
+        """The one measurement of a point (measure/layers.py): every unit warmed up, its eager latency
+        sampled in windows in turn with the others', then (on a GPU) each captured in a CUDA graph of
+        whole rotations of its layers and all graphs sampled in turn. A unit that fails is dropped, with
+        its exception; one that cannot be captured keeps its eager latency, with a note."""
+        failures: dict[Hashable, Exception] = {}
+        for key, unit in units.items():
+            try:
+                self.warm_up(unit.call)
+            except BACKEND_FAILURES as exc:  # the caller turns it into this unit's error row
+                failures[key] = exc
+        calls = {key: unit.call for key, unit in units.items() if key not in failures}
+        latency, eager_failures = self.eager_latency(calls)
+        failures.update(eager_failures)
+        if self.device.type != "cuda":
+            return {key: Timed(samples, None) for key, samples in latency.items()}, failures
+        graphs, notes = {}, {}
+        for key, samples in latency.items():
+            unit = units[key]
+            try:
+                unroll = timers.fit_graph_unroll(unit.call, samples.min_us, multiple_of=unit.layers)
+                graphs[key] = timers.capture_graph(unit.call, unroll), unroll
+            except RuntimeError as exc:  # a call that cannot be captured still has its eager latency
+                if is_allocation_failure(exc):
+                    raise
+                notes[key] = graph_failure_note(exc)
+        device = timers.time_graphs(graphs, self.options.target)
+        del graphs
+        return {key: Timed(samples, device.get(key), notes.get(key, "")) for key, samples in latency.items()}, failures
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import importlib.metadata
 import platform
 import re
 import shlex
@@ -121,6 +122,21 @@ def device_facts(device: torch.device) -> dict:
     }
 
 
+# Engine packages whose kernels a run may time (backends/engines.py), by distribution name, as provenance.
+ENGINE_DISTRIBUTIONS = {"flashinfer": "flashinfer-python"}
+
+
+def engine_versions() -> dict:
+    """The version of each engine package installed here (provenance key: its import name)."""
+    versions = {}
+    for key, distribution in ENGINE_DISTRIBUTIONS.items():
+        try:
+            versions[key] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
 def collect_provenance(device: torch.device, argv: list[str] | None = None) -> dict:
     """What a saved run needs to be understood later, on another machine."""
     return {
@@ -128,6 +144,7 @@ def collect_provenance(device: torch.device, argv: list[str] | None = None) -> d
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
+        **engine_versions(),
         **device_facts(device),
         "hostname": socket.gethostname(),
         "command": shlex.join(["gemmbench", *(sys.argv[1:] if argv is None else argv)]),

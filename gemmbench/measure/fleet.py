@@ -132,7 +132,7 @@ def _run(plan: SweepPlan, fleet: Fleet, split: str, callbacks: SweepCallbacks) -
     provenance.update(rank=fleet.rank, device_id=device_id(fleet.rank, plan.device))
     everyone = _gather(provenance)
     assignment = assign(plan.cases, fleet, split)
-    rows_per_case = len(plan.rows)
+    rows_per_case = plan.rows_per_case
     planned = sum(len(cases) for cases in assignment) * rows_per_case
     merged = dict(everyone[0], fleet={"world_size": fleet.world_size, "split": split, "ranks": everyone})
     run = Run(merged if fleet.leader else provenance, planned=planned, complete=False)
@@ -145,7 +145,7 @@ def _run(plan: SweepPlan, fleet: Fleet, split: str, callbacks: SweepCallbacks) -
     # One generator over all of this rank's cases, advanced a case per round: its device warm-up and clock
     # watch carry over from round to round.
     bench = Bench(plan.device, options, callbacks.warn)
-    points = measure_cases(assignment[fleet.rank], plan.backends, bench, callbacks.note, plan.producer)
+    points = measure_cases(assignment[fleet.rank], plan.backends, bench, callbacks.note, plan.producers)
     failure = None
     try:
         for _ in range(rounds):

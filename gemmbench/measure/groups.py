@@ -4,10 +4,11 @@ A group (a preset's [[group]]) is run two ways, as vLLM's attn_gemm_parallel_exe
 one stream, and in parallel: an event recorded on the default stream, each auxiliary stream waiting on
 it and running its members, the default stream running its own, then waiting on each auxiliary stream's
 event. The light (bf16 -> fp32) members are computed by the backend under test, the others by torch.mm
-in their own dtypes. Each way is timed as CUDA-graph device time and as eager latency (windows
-interleaved between the two, as in a sweep), each member alone as device time, cold L2 by rotating
-copies of every member's inputs. The kernel pass, after all timing, profiles one parallel call and says
-how many streams ran kernels and for how long kernels of two or more streams overlapped.
+in their own dtypes. Both ways, alone and in the layer after each producer (`--context`), are timed in
+the same rounds as a sweep's point is (measure/layers.py): CUDA-graph device time and eager latency;
+each member alone as device time; cold L2 by rotating copies of every member's inputs. The kernel pass,
+after all timing, profiles one parallel call and says how many streams ran kernels and for how long
+kernels of two or more streams overlapped.
 
 On the CPU there are no streams: rows are skipped with the reason, except for the fake backend, whose
 simulated times make the records, tables and comparisons testable anywhere.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -28,7 +29,7 @@ from gemmbench.backends.producers import Producer
 from gemmbench.backends.registry import query_failure
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure.bench import Bench, announce_tuning, error_reason, ignore, load_backends
-from gemmbench.measure.context import ProducerLayers, producer_layers, producer_problem, time_in_layer
+from gemmbench.measure.layers import Unit, producer_calls, producer_problem
 from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, GroupRecord, MemberTime, TimerSummary
 from gemmbench.records.timers import SIMULATED_TIMER
 from gemmbench.spec.cases import DEFAULT_STREAM, Case, GroupMember, GroupSpec
@@ -46,17 +47,18 @@ def measure_groups(
     backends: list[Backend],
     bench: Bench,
     note: Callable[[str], None] = ignore,
-    producer: Producer | None = None,
+    producers: tuple[Producer, ...] = (),
 ) -> Iterator[GroupRecord]:
-    """One record per (group, M, backend), in that order, each also timed after `producer` where given (the
-    context, measure/context.py); then run `profile_groups` on them."""
-    load_backends(backends, bench.device, note)
+    """One record per (group, M, context, backend), in that order: the group alone, then in its layer after
+    each of `producers` (measure/layers.py); then run `profile_groups` on them."""
+    load_backends([*backends, *producers], bench.device, note)
     for group in groups:
         for m in m_values:
-            for backend in backends:
-                record = _measure(group, m, backend, bench, note, producer)
-                yield replace(record, context=producer.name) if producer else record
-                bench.release()
+            measured = {backend: _measure(group, m, backend, bench, note, producers) for backend in backends}
+            for producer in (None, *producers):
+                for backend in backends:
+                    yield measured[backend][producer]
+            bench.release()
 
 
 def _unavailable(group: GroupSpec, m: int, backend: Backend, device: torch.device) -> str | None:
@@ -69,34 +71,56 @@ def _unavailable(group: GroupSpec, m: int, backend: Backend, device: torch.devic
 
 
 def _measure(
-    group: GroupSpec, m: int, backend: Backend, bench: Bench, note: Callable[[str], None], producer: Producer | None
-) -> GroupRecord:
+    group: GroupSpec,
+    m: int,
+    backend: Backend,
+    bench: Bench,
+    note: Callable[[str], None],
+    producers: tuple[Producer, ...],
+) -> dict[Producer | None, GroupRecord]:
+    """The group with `backend`, alone and after each producer, timed in the same rounds: a record each."""
     device = bench.device
+    contexts: tuple[Producer | None, ...] = (None, *producers)
+
+    def every(status: str, reason: str, **results) -> dict[Producer | None, GroupRecord]:
+        return {p: _row(group, m, backend, p, status, reason, **results) for p in contexts}
+
     try:
-        reason = (
-            _unavailable(group, m, backend, device)
-            or producer_problem(producer, _input_case(group, m), device)
-            or _unfed_members(group, producer)
-        )
-    except BACKEND_FAILURES as exc:  # a plugin's availability query that raises: its row says so
-        return GroupRecord.for_point(group, m, backend.name, ERROR, query_failure(exc))
+        reason = _unavailable(group, m, backend, device)
+        context_reasons = {
+            p: producer_problem(p, _input_case(group, m), device) or _unfed_members(group, p) for p in producers
+        }
+    except BACKEND_FAILURES as exc:  # a plugin's availability query that raises: its rows say so
+        return every(ERROR, query_failure(exc))
     if reason:
-        return GroupRecord.for_point(group, m, backend.name, SKIPPED, reason)
+        return every(SKIPPED, reason)
+    runnable = tuple(p for p in producers if not context_reasons[p])
+    skipped = {p: _row(group, m, backend, p, SKIPPED, context_reasons[p]) for p in producers if p not in runnable}
     if backend.simulated_times_us(group.members[0].gemm.case(m)) is not None:
-        return _simulated(group, m, backend, producer)
+        return {**_simulated(group, m, backend, runnable), **skipped}
     if device.type != "cuda":
-        return GroupRecord.for_point(group, m, backend.name, SKIPPED, "CUDA streams need a CUDA device")
+        return every(SKIPPED, "CUDA streams need a CUDA device")
     announce_tuning([backend], [member.gemm.case(m) for member in group.members if member.light], device, note)
     try:
         bench.warm_device()
-        calls = GroupCalls.build(group, m, backend, bench, cold=bench.cold, producer=producer)
-        rel_err, wrong = calls.check()
-        if wrong:
-            return GroupRecord.for_point(group, m, backend.name, ERROR, wrong, rel_err=rel_err)
-        return replace(calls.time(bench), rel_err=rel_err)
+        calls = GroupCalls.build(group, m, backend, bench, cold=bench.cold, producers=runnable)
+        checked = {p: calls.check(p) for p in (None, *runnable)}
+        if checked[None][1]:  # wrong alone: wrong in every layer too
+            return {**every(ERROR, checked[None][1], rel_err=checked[None][0]), **skipped}
+        wrong = {p: _row(group, m, backend, p, ERROR, why, rel_err=err) for p, (err, why) in checked.items() if why}
+        timed = calls.time(bench, tuple(p for p in runnable if p not in wrong))
     except BACKEND_FAILURES as exc:  # any failure is a row, never a traceback
         bench.release()
-        return GroupRecord.for_point(group, m, backend.name, ERROR, error_reason(exc))
+        return {**every(ERROR, error_reason(exc)), **skipped}
+    rows = {p: replace(record, rel_err=checked[p][0]) for p, record in timed.items()}
+    return {**rows, **wrong, **skipped}
+
+
+def _row(
+    group: GroupSpec, m: int, backend: Backend, producer: Producer | None, status: str, reason: str = "", **results
+) -> GroupRecord:
+    context = producer.name if producer else None
+    return GroupRecord.for_point(group, m, backend.name, status, reason, context=context, **results)
 
 
 def _unfed_members(group: GroupSpec, producer: Producer | None) -> str | None:
@@ -113,10 +137,12 @@ def _input_case(group: GroupSpec, m: int) -> Case:
     return group.members[0].gemm.case(m)
 
 
-def _simulated(group: GroupSpec, m: int, backend: Backend, producer: Producer | None) -> GroupRecord:
+def _simulated(
+    group: GroupSpec, m: int, backend: Backend, producers: tuple[Producer, ...]
+) -> dict[Producer | None, GroupRecord]:
     """The fake backend's group: every member takes its simulated time; streams overlap perfectly, and
-    every launch costs the fake's launch time on the host; in a context, the group's figures plus what
-    the fake says the layer adds."""
+    every launch costs the fake's launch time on the host; in a layer, the producer's simulated times and
+    what the fake says the layer adds, on top."""
     times = [backend.simulated_times_us(member.gemm.case(m)) for member in group.members]
     members = [
         MemberTime(member.gemm.name, member.stream, device_us)
@@ -126,23 +152,22 @@ def _simulated(group: GroupSpec, m: int, backend: Backend, producer: Producer | 
     serial = sum(device_us for _, device_us in times)
     parallel = max(_per_stream(members).values())
     simulated = functools.partial(TimerSummary, SIMULATED_TIMER)
-    timed = {
-        SERIAL: (simulated(serial), simulated(serial + launches_us)),
-        PARALLEL: (simulated(parallel), simulated(parallel + launches_us)),
+    producer_latency, producer_device, added = backend.simulated_context_us(_input_case(group, m))
+    rows = {None: _record(group, m, backend.name, _ways(simulated, serial, parallel, launches_us), members)}
+    for producer in producers:
+        extra = {"device": producer_device + added, "latency": producer_latency + added}
+        timed = _ways(simulated, serial, parallel, launches_us, extra)
+        rows[producer] = _record(group, m, backend.name, timed, context=producer.name)
+    return rows
+
+
+def _ways(summary: Callable, serial: float, parallel: float, launches_us: float, extra: dict | None = None) -> dict:
+    """Each way's simulated (device time, eager latency), plus `extra` of each kind (in a layer)."""
+    extra = extra or {"device": 0.0, "latency": 0.0}
+    return {
+        SERIAL: (summary(serial + extra["device"]), summary(serial + launches_us + extra["latency"])),
+        PARALLEL: (summary(parallel + extra["device"]), summary(parallel + launches_us + extra["latency"])),
     }
-    in_layer = {}
-    if producer:
-        producer_latency, producer_device, added = backend.simulated_context_us(_input_case(group, m))
-        in_layer = {
-            "producer_device": simulated(producer_device),
-            "producer_latency": simulated(producer_latency),
-            **{
-                f"{way}_context_{kind}": simulated(figure.median_us + added)
-                for way, figures in timed.items()
-                for kind, figure in zip(("device", "latency"), figures, strict=True)
-            },
-        }
-    return _record(group, m, backend.name, timed, members, **in_layer)
 
 
 def _per_stream(members: list[MemberTime]) -> dict[str, float]:
@@ -158,14 +183,21 @@ def _record(
     m: int,
     backend: str,
     timed: dict[str, tuple[TimerSummary, TimerSummary]],
-    members: list[MemberTime],
+    members: list[MemberTime] = (),
     **values,
 ) -> GroupRecord:
-    """A timed group record from each way's (device time, eager latency), with the figures they give."""
+    """A timed group record from each way's (device time, eager latency), with the figures they give; the
+    members' times alone (the group alone) give its overlap and critical path."""
     (serial, serial_latency), (parallel, parallel_latency) = timed[SERIAL], timed[PARALLEL]
-    per_stream = _per_stream(members)
-    critical = max(per_stream, key=per_stream.get)
-    names = ", ".join(member.gemm for member in members if member.stream == critical)
+    if members:
+        per_stream = _per_stream(members)
+        critical = max(per_stream, key=per_stream.get)
+        names = ", ".join(member.gemm for member in members if member.stream == critical)
+        values.update(
+            overlap_efficiency=sum(member.device_us or 0.0 for member in members) / parallel.median_us,
+            critical_path=f"{critical}: {names}",
+            members=tuple(members),
+        )
     return GroupRecord.for_point(
         group,
         m,
@@ -176,16 +208,13 @@ def _record(
         parallel_device=parallel,
         parallel_latency=parallel_latency,
         speedup=serial.median_us / parallel.median_us,
-        overlap_efficiency=sum(member.device_us or 0.0 for member in members) / parallel.median_us,
-        critical_path=f"{critical}: {names}",
-        members=tuple(members),
         **values,
     )
 
 
 @dataclass
 class GroupCalls:
-    """The calls of one group at one M with one backend, over rotated copies of all its inputs."""
+    """The calls of one group at one M with one backend, over rotated copies of all its inputs (the layers)."""
 
     group: GroupSpec
     m: int
@@ -197,15 +226,15 @@ class GroupCalls:
     fork: torch.cuda.Event  # made once, as vLLM does: recording an event is all a call then costs
     joins: dict[str, torch.cuda.Event]
     l2_note: str = ""  # where fewer copies than wanted fit
-    producers: ProducerLayers | None = None  # in a context: what writes each copy's x, and the producer alone
+    # In a layer: each producer's call per copy, writing that copy's x.
+    producer_calls: dict[Producer, list[Callable[[], torch.Tensor]]] = field(default_factory=dict)
 
     @classmethod
     def build(
-        cls, group: GroupSpec, m: int, backend: Backend, bench: Bench, cold: bool, producer: Producer | None = None
+        cls, group: GroupSpec, m: int, backend: Backend, bench: Bench, cold: bool, producers: tuple[Producer, ...] = ()
     ) -> GroupCalls:
         """Copies of all the group's inputs, enough to keep the L2 cold (`cold`, as a sweep counts them for
-        the bytes of one copy: every member's), or one set; in a context, the producer's layers too (one
-        writing each copy's x, and more of its own to keep the producer alone cold)."""
+        the bytes of one copy: every member's), or one set; and each producer's calls, one per copy."""
         device = bench.device
         group_bytes = sum(member.gemm.case(m).bytes_moved for member in group.members)
         copies, wanted = device_cold_copies(group_bytes, device) if cold else (1, 1)
@@ -227,22 +256,20 @@ class GroupCalls:
         streams = {name: torch.cuda.Stream(device) for name in aux}
         joins = {name: torch.cuda.Event() for name in aux}
         fork = torch.cuda.Event()
-        note = cold_note(copies, wanted)
-        producers = None
-        if producer:
-            case = _input_case(group, m)
-            layers = producer_layers(case, device, cold)
-            xs = [copy_inputs[0].x for copy_inputs in inputs]
-            producers = ProducerLayers(case, producer, xs, layers, bench.options.seed)
-        return cls(group, m, backend, device, inputs, member_calls, streams, fork, joins, note, producers)
+        xs = [copy_inputs[0].x for copy_inputs in inputs]
+        case, seed = _input_case(group, m), bench.options.seed
+        made = {producer: producer_calls(case, producer, xs, seed) for producer in producers}
+        return cls(
+            group, m, backend, device, inputs, member_calls, streams, fork, joins, cold_note(copies, wanted), made
+        )
 
-    def check(self) -> tuple[float, str]:
+    def check(self, producer: Producer | None = None) -> tuple[float, str]:
         """The largest relative error of the light members (against float64), and why one is wrong, or ''; in
-        a context, on what the producer wrote."""
+        a layer, on what the producer wrote."""
         worst = 0.0
         inputs, calls = self.inputs[0], self.member_calls[0]
-        if self.producers:
-            inputs, calls = self._on(0, self.producers.calls[0]())
+        if producer:
+            inputs, calls = self._on(0, self.producer_calls[producer][0]())
         for member, member_inputs, call in zip(self.group.members, inputs, calls, strict=True):
             if not member.light:
                 continue
@@ -251,7 +278,9 @@ class GroupCalls:
             torch.cuda.synchronize(self.device)
             rel_err = relative_error(member_inputs.out, reference(member_inputs))
             if not rel_err <= WRONG_RESULT_REL_ERR:
-                return rel_err, f"wrong result of {member.gemm.name}: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}"
+                after = f" after {producer.name}" if producer else ""
+                why = f"wrong result of {member.gemm.name}{after}: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}"
+                return rel_err, why
             worst = max(worst, rel_err)
         return worst, ""
 
@@ -270,21 +299,13 @@ class GroupCalls:
         ]
         return inputs, calls
 
-    def serial(self, copy: int) -> None:
-        self._serial(self.member_calls[copy])
-
-    def parallel(self, copy: int) -> None:
-        self._parallel(self.member_calls[copy])
-
-    def in_layer(self, way: str) -> Callable[[int], None]:
-        """`way` (SERIAL or PARALLEL) after the producer: it writes the copy's x on the default stream, then the
-        group runs on what it wrote."""
-        run = self._serial if way == SERIAL else self._parallel
-
-        def call(copy: int) -> None:
-            run(self._on(copy, self.producers.calls[copy]())[1])
-
-        return call
+    def way(self, name: str, producer: Producer | None = None) -> Callable[[int], None]:
+        """`name` (SERIAL or PARALLEL) on a copy's inputs; after `producer`, on what it wrote into them."""
+        run = self._serial if name == SERIAL else self._parallel
+        if producer is None:
+            return lambda copy: run(self.member_calls[copy])
+        produce = self.producer_calls[producer]
+        return lambda copy: run(self._on(copy, produce[copy]())[1])
 
     @staticmethod
     def _serial(calls: list[Callable[[], object]]) -> None:
@@ -317,52 +338,46 @@ class GroupCalls:
 
         return call
 
-    def time(self, bench: Bench) -> GroupRecord:
-        """Both ways timed as a sweep times a point (warm-up, eager windows interleaved between the two, CUDA-
-        graph device time, the clock watch around it all), then each member alone as device time."""
+    def time(self, bench: Bench, producers: tuple[Producer, ...] = ()) -> dict[Producer | None, GroupRecord]:
+        """Both ways, alone and after each producer, timed in the same rounds (Bench.time_units), the clock
+        watch around them; then each member alone as device time. A record per context (None: alone)."""
         copies = len(self.inputs)
-        ways = {SERIAL: self.rotating(self.serial), PARALLEL: self.rotating(self.parallel)}
-        for call in ways.values():
-            bench.warm_up(call)
+        units = {
+            (name, producer): Unit(self.rotating(self.way(name, producer)), copies)
+            for producer in (None, *producers)
+            for name in (SERIAL, PARALLEL)
+        }
         start = bench.read_clocks()
-        latency, failures = bench.eager_latency(ways)
+        timed, failures = bench.time_units(units)
         if failures:
             raise next(iter(failures.values()))
-        device_time = {name: bench.device_time(call, latency[name].min_us, copies) for name, call in ways.items()}
         members = []
         for index, member in enumerate(self.group.members):
             call = self.rotating(lambda copy, index=index: self.member_calls[copy][index]())
             call()
             alone_us = bench.device_time(call, MEMBER_UPPER_BOUND_US, copies).median_us
             members.append(MemberTime(member.gemm.name, member.stream, alone_us))
-        in_layer, noisy_in_layer = self._time_in_layer(bench) if self.producers else ({}, False)
-        clocks: ClockSummary | None = bench.clock_summary(start, bench.read_clocks())  # the whole row
-        timed = {name: (device_time[name].summary(), latency[name].summary()) for name in ways}
-        noisy = noisy_in_layer or any(s.noisy for s in (*latency.values(), *device_time.values()))
-        return _record(
-            self.group,
-            self.m,
-            self.backend.name,
-            timed,
-            members,
-            reason=self.l2_note,
-            l2_mode=bench.l2_mode,
-            l2_copies=copies,
-            noisy=noisy,
-            clocks=clocks,
-            **in_layer,
-        )
-
-    def _time_in_layer(self, bench: Bench) -> tuple[dict, bool]:
-        """Both ways after the producer, and the producer alone (measure/context.py), as record fields; and
-        whether a timer missed its target."""
-        chains = {way: (self.rotating(self.in_layer(way)), len(self.inputs)) for way in (SERIAL, PARALLEL)}
-        times = time_in_layer(bench, self.producers, chains)
-        fields = {"producer_device": times.producer_device, "producer_latency": times.producer_latency}
-        for way in chains:
-            fields[f"{way}_context_device"] = times.device[way]
-            fields[f"{way}_context_latency"] = times.latency[way]
-        return fields, times.noisy
+        clocks: ClockSummary | None = bench.clock_summary(start, bench.read_clocks())  # the whole point
+        common = {"reason": self.l2_note, "l2_mode": bench.l2_mode, "l2_copies": copies, "clocks": clocks}
+        records = {}
+        for producer in (None, *producers):
+            ways = {name: timed[name, producer] for name in (SERIAL, PARALLEL)}
+            if any(t.device is None for t in ways.values()):
+                raise RuntimeError(next(t.note for t in ways.values() if t.device is None))
+            summaries = {name: (t.device.summary(), t.latency.summary()) for name, t in ways.items()}
+            context = {"context": producer.name} if producer else {}
+            noisy = any(t.noisy for t in ways.values())
+            records[producer] = _record(
+                self.group,
+                self.m,
+                self.backend.name,
+                summaries,
+                [] if producer else members,
+                noisy=noisy,
+                **context,
+                **common,
+            )
+        return records
 
 
 def _member_call(member: GroupMember, m: int, backend: Backend, inputs: GemmInputs) -> Callable[[], object]:
@@ -390,12 +405,12 @@ def profile_groups(
     profiled = []
     for record in records:
         group = by_name.get((record.model, record.group))
-        if record.status != OK or group is None or record.backend not in by_backend:
+        if record.status != OK or group is None or record.backend not in by_backend or record.in_layer:
             profiled.append(record)
             continue
         try:
             calls = GroupCalls.build(group, record.m, by_backend[record.backend], bench, cold=False)
-            parallel = functools.partial(calls.parallel, 0)
+            parallel = functools.partial(calls.way(PARALLEL), 0)
             parallel()
             eager = profile.kernel_intervals(parallel, bench.device)
             graph = timers.capture_graph(parallel, 1)

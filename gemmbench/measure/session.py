@@ -18,7 +18,7 @@ import torch
 
 from gemmbench.backends import Backend, select_backends
 from gemmbench.backends.plugins import load_plugins
-from gemmbench.backends.producers import NO_CONTEXT, PRODUCERS, Producer, context_names
+from gemmbench.backends.producers import NO_CONTEXT, Producer, select_producers
 from gemmbench.errors import UsageError
 from gemmbench.measure import environment, roofline
 from gemmbench.measure.bench import Bench, MeasureOptions, Variant, ignore, variants
@@ -62,7 +62,8 @@ class SweepPlan:
     options: MeasureOptions = MeasureOptions()
     out_dir: Path | None = None
     remeasure_roofline: bool = False
-    producer: Producer | None = None  # the context: what writes x before each GEMM; None: the GEMM alone
+    # The contexts: what writes x before each GEMM in a layer; each row is timed alone and after each of them.
+    producers: tuple[Producer, ...] = ()
 
     @property
     def rows(self) -> list[Variant]:
@@ -75,16 +76,23 @@ class SweepPlan:
         return self.options.capture_kernels and self.device.type == "cuda"
 
     @property
-    def phases(self) -> tuple[str, ...]:
-        return (MEASURE, PROFILE) if self.profiles else (MEASURE,)
+    def rows_per_case(self) -> int:
+        """Rows each case makes: every variant alone and in each context."""
+        return len(self.rows) * (1 + len(self.producers))
 
     @property
     def steps(self) -> list[Step]:
         return self.steps_for(self.cases)
 
     def steps_for(self, cases: list[Case]) -> list[Step]:
-        """Case by case, each backend in turn; then the same again for the kernel pass, if any."""
-        return [Step(phase, c.model, c.gemm, c.m, v.label) for phase in self.phases for c in cases for v in self.rows]
+        """Case by case, alone then in each context, each backend in turn; then the rows alone again for the
+        kernel pass, if any (a GEMM in a layer launches the kernels it launches alone)."""
+        contexts = ("", *(f" after {p.name}" for p in self.producers))
+        measure = [
+            Step(MEASURE, c.model, c.gemm, c.m, v.label + after) for c in cases for after in contexts for v in self.rows
+        ]
+        profile = [Step(PROFILE, c.model, c.gemm, c.m, v.label) for c in cases for v in self.rows]
+        return measure + (profile if self.profiles else [])
 
 
 @dataclass(frozen=True)
@@ -119,7 +127,7 @@ class SweepWork:
         return run.records
 
     def measure(self, plan: SweepPlan, bench: Bench, note: Callable[[str], None]) -> Iterator:
-        return measure_cases(plan.cases, plan.backends, bench, note, plan.producer)
+        return measure_cases(plan.cases, plan.backends, bench, note, plan.producers)
 
     def profile(self, plan: SweepPlan, rows: list, bench: Bench, callbacks: SweepCallbacks, done: int) -> list:
         return profile_records(rows, plan.backends, bench, callbacks.warn, lambda i: callbacks.progress(done + i + 1))
@@ -132,19 +140,27 @@ class GroupWork:
     groups: list[GroupSpec]
 
     def steps(self, plan: SweepPlan) -> list[Step]:
-        return [
-            Step(phase, group.model, group.name, m, b.name)
-            for phase in plan.phases
+        contexts = ("", *(f" after {p.name}" for p in plan.producers))
+        measure = [
+            Step(MEASURE, group.model, group.name, m, b.name + after)
+            for group in self.groups
+            for m in plan.m_values
+            for after in contexts
+            for b in plan.backends
+        ]
+        profile = [
+            Step(PROFILE, group.model, group.name, m, b.name)
             for group in self.groups
             for m in plan.m_values
             for b in plan.backends
         ]
+        return measure + (profile if plan.profiles else [])
 
     def rows(self, run: Run) -> list:
         return run.groups
 
     def measure(self, plan: SweepPlan, bench: Bench, note: Callable[[str], None]) -> Iterator:
-        return measure_groups(self.groups, plan.m_values, plan.backends, bench, note, plan.producer)
+        return measure_groups(self.groups, plan.m_values, plan.backends, bench, note, plan.producers)
 
     def profile(self, plan: SweepPlan, rows: list, bench: Bench, callbacks: SweepCallbacks, done: int) -> list:
         profiled = profile_groups(rows, self.groups, plan.backends, bench)
@@ -170,13 +186,14 @@ def plan_sweep(
     out_dir: str | Path | None = None,
     remeasure_roofline: bool = False,
     time_calls: bool = True,
-    context: str = NO_CONTEXT,
+    context: str | Sequence[str] = NO_CONTEXT,
     keep_samples: bool = False,
 ) -> SweepPlan:
     """Turn the sweep's options (as the command line takes them) into a plan; bad input raises a
-    GemmbenchError before any work. Defaults: the deepseek-v3 preset; M from 1 to 16384 in powers of
-    two on a GPU, 1, 8, 64 on the CPU; every real backend, those of `plugins` (module names or .py
-    files) and of installed plugin packages included."""
+    GemmbenchError before any work. Defaults: the deepseek-v3 preset; M = 1..16, then powers of two to
+    16384, on a GPU, 1, 8, 64 on the CPU; every real backend, those of `plugins` (module names or .py
+    files) and of installed plugin packages included; no context (`context`: a producer's name, several
+    comma-separated, or a list of them)."""
     _check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms)
     lists = {"presets": presets, "configs": configs, "shapes": shapes, "roles": roles, "backends": backends}
     for name, value in (*lists.items(), ("plugins", plugins)):
@@ -185,8 +202,7 @@ def plan_sweep(
     if isinstance(m, int) and not isinstance(m, bool):
         m = [m]
     load_plugins(list(plugins))
-    if context not in context_names():
-        raise UsageError(f"unknown context '{context}'", f"choose one of: {', '.join(context_names())}")
+    producers = select_producers(context)
     parsed = [parse_shape(text) for text in shapes]
     explicit = [shape for shape in parsed if isinstance(shape, Case)]  # MxNxK: at its own M
     custom = [shape for shape in parsed if not isinstance(shape, Case)]  # NxK: at the M values
@@ -222,7 +238,7 @@ def plan_sweep(
         options=options,
         out_dir=None if out_dir is None else ensure_writable_dir(Path(out_dir)),
         remeasure_roofline=remeasure_roofline,
-        producer=None if context == NO_CONTEXT else PRODUCERS[context],
+        producers=producers,
     )
 
 
@@ -249,7 +265,7 @@ def provenance_and_options(plan: SweepPlan, warn: Callable[[str], None] = ignore
     """The provenance of a run on `plan.device`, and the plan's options with the device's roofline where
     timing (measured once per GPU and cached)."""
     provenance = environment.collect_provenance(plan.device)
-    provenance["context"] = plan.producer.name if plan.producer else NO_CONTEXT
+    provenance["context"] = ",".join(p.name for p in plan.producers) or NO_CONTEXT
     options = plan.options
     if options.time_calls:
         roof = roofline.for_device(plan.device, remeasure=plan.remeasure_roofline, warn=warn)
@@ -267,7 +283,7 @@ def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks(), w
         torch.cuda.set_device(plan.device)  # timers, events and graphs run on the current device: the chosen one
     provenance, options = provenance_and_options(plan, callbacks.warn)
     steps = work.steps(plan)
-    planned = len(steps) // len(plan.phases)
+    planned = sum(step.phase == MEASURE for step in steps)
     run = Run(provenance, planned=planned, complete=False)
     writer = RunWriter(new_run_path(plan.out_dir, provenance), run) if plan.out_dir is not None else None
     rows = work.rows(run)

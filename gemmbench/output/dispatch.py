@@ -38,7 +38,7 @@ def recommendation_python(recommendations: list[ShapeRecommendation], provenance
     tolerance = recommendations[0].tolerance if recommendations else FP32_ACCURATE_REL_ERR
     paragraphs = [
         f"Measured in {source}: {gpu}{arch}, {software}, {provenance.get('started', 'date not recorded')}."
-        + (f" Chosen {recommendations[0].figure}." if recommendations and recommendations[0].in_layer else "")
+        + (f" Chosen by the {recommendations[0].figure}." if recommendations else "")
         + f" The fastest backend with rel_err <= {tolerance:g} at each measured M; ties within "
         f"{SAME_TOLERANCE:.0%} go to the first of {', '.join(PREFERENCE)}.",
         "Each threshold is the largest M measured in its tier; an M between two measured values gets the "

@@ -29,8 +29,8 @@ def group_legend(records: list[GroupRecord]) -> str:
         times = "CUDA-graph device time (eager latency below)"
     contexts = sorted({r.context for r in records if r.in_layer})
     in_layer = (
-        f"; after {'/'.join(contexts)}: each way's time right after the producer that writes x, minus the "
-        "producer alone (docs/context.md)"
+        f"; after {'/'.join(contexts)}: each way's time per layer, the producer that writes x included "
+        "(docs/context.md)"
         if contexts
         else ""
     )
@@ -42,11 +42,6 @@ def group_legend(records: list[GroupRecord]) -> str:
     )
 
 
-def _both(parallel, serial) -> str:
-    """`parallel ∥ serial`, of two timer summaries."""
-    return f"{format_us(median_of(parallel))} ∥ {format_us(median_of(serial))}"
-
-
 def _group_cell(record: GroupRecord | None) -> Text:
     if record is None:
         return Text("")
@@ -56,13 +51,12 @@ def _group_cell(record: GroupRecord | None) -> Text:
     text = Text(
         f"{format_us(median_of(record.parallel_device))} ∥ {format_us(median_of(record.serial_device))}", style=style
     )
-    text.append(f"\n{record.speedup:.2f}x, overlap {record.overlap_efficiency:.2f}", style=style or "dim")
+    overlap = f", overlap {record.overlap_efficiency:.2f}" if record.overlap_efficiency is not None else ""
+    text.append(f"\n{record.speedup:.2f}x{overlap}", style=style or "dim")
     text.append(
         f"\neager {format_us(median_of(record.parallel_latency))} ∥ {format_us(median_of(record.serial_latency))}",
         style="dim",
     )
-    if record.in_layer:
-        text.append(f"\nafter {record.context} {_both(record.parallel_context_device, record.serial_context_device)}")
     marks = flags(record)
     if marks:
         text.append(f"\n{' '.join(marks)}", style="yellow")
@@ -73,7 +67,7 @@ def group_tables(records: list[GroupRecord]) -> Group:
     """Per group: one row per M, one column per backend of the light members: parallel ∥ serial."""
     backends = list(dict.fromkeys(r.backend for r in records))
     parts: list = []
-    for (model, name), group in grouped(records, lambda r: (r.model, r.group)).items():
+    for (model, name, context), group in grouped(records, lambda r: (r.model, r.group, r.context)).items():
         table = Table(pad_edge=False)
         table.add_column("M", justify="right", style="cyan")
         for backend in backends:
@@ -85,7 +79,8 @@ def group_tables(records: list[GroupRecord]) -> Group:
             table.add_row(str(m), *(_group_cell(by_m[m].get(b)) for b in backends))
         timed = next((r for r in group if r.status == OK and r.members), None)
         members = ", ".join(f"{t.gemm} ({t.stream})" for t in timed.members) if timed else ""
-        parts += [Text(f"{model} {name}: {members}", style="bold"), table]
+        where = f" · per layer, after {context}" if context else f": {members}"
+        parts += [Text(f"{model} {name}{where}", style="bold"), table]
     parts.append(Text("time: parallel ∥ serial. " + group_legend(records), style="dim"))
     reasons = reasons_text(records)
     if reasons:
@@ -107,38 +102,28 @@ GROUP_COLUMNS = [
 ]
 
 
-IN_LAYER_COLUMNS = ["parallel in layer", "serial in layer", "producer alone"]
-
-
 def group_markdown(records: list[GroupRecord]) -> str:
-    in_layer = any(r.in_layer for r in records)
     rows = []
     for r in records:
+        name = f"{r.model} {r.group}" + (f" after {r.context}" if r.context else "")
         if r.status != OK:
-            rows.append([f"{r.model} {r.group}", str(r.m), r.backend, f"{r.status}: {r.reason}"])
+            rows.append([name, str(r.m), r.backend, f"{r.status}: {r.reason}"])
             continue
-        layer_cells = [
-            format_us(median_of(r.parallel_context_device)),
-            format_us(median_of(r.serial_context_device)),
-            format_us(median_of(r.producer_device)),
-        ]
         rows.append(
             [
-                f"{r.model} {r.group}",
+                name,
                 str(r.m),
                 r.backend,
                 format_us(median_of(r.parallel_device)),
                 format_us(median_of(r.serial_device)),
                 f"{r.speedup:.2f}x",
-                f"{r.overlap_efficiency:.2f}",
+                "" if r.overlap_efficiency is None else f"{r.overlap_efficiency:.2f}",
                 r.critical_path or "",
                 format_us(median_of(r.parallel_latency)),
                 format_us(median_of(r.serial_latency)),
-                *(layer_cells if in_layer else []),
             ]
         )
-    columns = GROUP_COLUMNS + (IN_LAYER_COLUMNS if in_layer else [])
-    return markdown_table(columns, rows) + "\n" + group_legend(records) + "\n"
+    return markdown_table(GROUP_COLUMNS, rows) + "\n" + group_legend(records) + "\n"
 
 
 ADVICE_COLUMNS = ["M", "light backend", "parallel", "serial", "speedup", "streams pay"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -74,13 +75,27 @@ def _narrow_presets_table(presets: list[Preset]) -> Table:
 
 
 def backends_table(availabilities: list, device_type: str) -> Table:
-    """Each backend, the code it stands for, and whether it runs here (and if not, why)."""
+    """Each backend, the code it stands for, where it comes from, whether it launches with programmatic
+    dependent launch, and whether it runs here (and if not, why)."""
     table = Table(title=f"Backends (availability on {device_type})", title_justify="left")
-    for column in ("backend", "code", "origin", "here"):
+    for column in ("backend", "code", "origin", "PDL", "here"):
         table.add_column(column, overflow="fold")  # a word wider than its column folds rather than lose its end
     for availability in availabilities:
         backend = availability.backend
-        table.add_row(backend.name, backend.code, backend.origin, _availability_cell(availability))
+        pdl = "off and on (two rows)" if backend.launches_with_pdl else "no"
+        table.add_row(backend.name, backend.code, backend.origin, pdl, _availability_cell(availability))
+    return table
+
+
+def producers_table(producers: list, reasons: list[str | None], device_type: str) -> Table:
+    """Each producer of `--context` (the kernel that writes a GEMM's input in its layer): the code, where it
+    comes from, its part in programmatic dependent launch, and whether it runs here."""
+    table = Table(title=f"Contexts: producers before the GEMM (availability on {device_type})", title_justify="left")
+    for column in ("context", "code", "origin", "PDL", "here"):
+        table.add_column(column, overflow="fold")
+    for producer, reason in zip(producers, reasons, strict=True):
+        here = f"[yellow]no: {escape(reason)}[/]" if reason else "[green]yes[/]"
+        table.add_row(producer.name, producer.code, producer.origin, producer.pdl, here)
     return table
 
 
@@ -89,7 +104,7 @@ def _availability_cell(availability) -> str:
     if not backend.real:
         return "test double"
     if availability.reason:
-        cell = f"[yellow]no: {availability.reason}[/]"
+        cell = f"[yellow]no: {escape(availability.reason)}[/]"  # a reason may hold brackets: 'gemmbench[engines]'
     elif availability.builds_first:
         cell = "[green]yes[/] (the extension builds on first use)"
     else:

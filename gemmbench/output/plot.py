@@ -66,21 +66,21 @@ _FLOOR = {"color": "black", "linestyle": "--", "linewidth": 1}
 
 
 def _record_panels(run: Run) -> list[Panel]:
-    """One panel per GEMM shape: a line per backend, and the floor."""
+    """One panel per GEMM shape and view (alone, or per layer after a producer): a line per backend, and
+    the floor (alone)."""
     panels = []
-    for (model, gemm, n, k), records in by_shape(r for r in run.records if r.status == OK and r.best_time_us).items():
+    for (model, gemm, n, k, context), records in by_shape(
+        r for r in run.records if r.status == OK and r.best_time_us
+    ).items():
         series = [
             (backend, [(r.m, r.best_time_us) for r in records if r.label == backend], _POINTS)
             for backend in dict.fromkeys(r.label for r in records)
         ]
-        for backend in dict.fromkeys(r.label for r in records if r.context and r.context_time_us is not None):
-            mine = [r for r in records if r.label == backend and r.context_time_us is not None]
-            label = f"{backend} after {mine[0].context}"
-            series.append((label, [(r.m, r.context_time_us) for r in mine], {**_POINTS, "linestyle": "--"}))
         floor = sorted({(r.m, r.floor_us) for r in records if r.floor_us is not None})
         if floor:
             series.append(("floor", floor, _FLOOR))
-        panels.append((f"{model} {gemm}\nN={n}, K={k}", series))
+        layer = f"\nper layer, after {context}" if context else ""
+        panels.append((f"{model} {gemm}\nN={n}, K={k}{layer}", series))
     return panels
 
 

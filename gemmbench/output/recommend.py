@@ -9,11 +9,12 @@ from rich.table import Table
 from rich.text import Text
 
 from gemmbench.analysis.policy import (
+    FALLBACK_BACKEND,
     PREFERENCE,
     SAME_TOLERANCE,
 )
-from gemmbench.analysis.recommend import MRange, ShapeRecommendation
-from gemmbench.output.format import WideOrNarrow, markdown_table
+from gemmbench.analysis.recommend import MRange, Saving, ShapeRecommendation
+from gemmbench.output.format import WideOrNarrow, format_us, markdown_table
 from gemmbench.records import OK, Record
 
 
@@ -33,6 +34,31 @@ def range_rule(ranges: list[MRange], index: int) -> str:
 def recommendation_summary(recommendation: ShapeRecommendation) -> str:
     ranges = recommendation.ranges
     return "; ".join(f"{range_rule(ranges, i)}: {r.backend}" for i, r in enumerate(ranges)) or "no backend qualified"
+
+
+def view_title(rec: ShapeRecommendation) -> str:
+    """The GEMM and the view its choice was made in: alone, or per layer after a producer."""
+    where = f", per layer after {rec.context}" if rec.context else ""
+    return f"{rec.model} {rec.gemm} (N={rec.n}, K={rec.k}{where})"
+
+
+def saving_text(saving: Saving) -> str:
+    """`2.10 µs (1.9-2.3, 25%), 122 µs a forward pass (58 calls)`, or where its interval reaches zero, the
+    median only, said to be unresolved: a difference is never shown as a negative time."""
+    share = f"{saving.share:.0%}"
+    if saving.low_us > 0:
+        text = f"{format_us(saving.us)} ({format_us(saving.low_us)}-{format_us(saving.high_us)}, {share})"
+    else:
+        text = f"{format_us(saving.us)} ({share}; within the two rows' intervals, not resolved)"
+    if saving.forward_us is not None:
+        text += f", {format_us(saving.forward_us)} a forward pass ({saving.per_forward} calls)"
+    return text
+
+
+def _range_savings(rec: ShapeRecommendation, mrange: MRange) -> str:
+    """What the range's choice saves against the fallback at each of its M values, `M: saving` a line."""
+    savings = [rec.savings[m] for m in sorted(rec.savings) if mrange.first_m <= m <= mrange.last_m]
+    return "\n".join(f"M {s.m}: {saving_text(s)}" for s in savings)
 
 
 def why_not_qualified(record: Record, tolerance: float) -> str:
@@ -63,6 +89,19 @@ def recommendation_dicts(recommendations: list[ShapeRecommendation]) -> list[dic
             "excluded": {backend: why_not_qualified(record, rec.tolerance) for backend, record in rec.excluded.items()},
             "summary": recommendation_summary(rec),
             "figure": rec.figure,
+            "context": rec.context,
+            "savings": {
+                m: {
+                    "against": v.against,
+                    "us": v.us,
+                    "ci_low_us": v.low_us,
+                    "ci_high_us": v.high_us,
+                    "share": v.share,
+                    "per_forward": v.per_forward,
+                    "forward_us": v.forward_us,
+                }
+                for m, v in rec.savings.items()
+            },
             "simulated": list(rec.simulated),
             "throttled_m": list(rec.throttled),
             "caveat": simulated_caveat(rec.simulated) if rec.simulated else None,
@@ -103,7 +142,9 @@ def _ties_breaking_at_commas(recommendation: ShapeRecommendation, mrange: MRange
     return "\n".join(_tie_items(recommendation, mrange, m_separator=", "))
 
 
-def _recommendation_rows(recommendation: ShapeRecommendation, ties_cell: TiesCell = _range_ties) -> list[list[str]]:
+def _recommendation_rows(
+    recommendation: ShapeRecommendation, ties_cell: TiesCell = _range_ties, savings: bool = True
+) -> list[list[str]]:
     ranges = recommendation.ranges
     return [
         [
@@ -111,12 +152,19 @@ def _recommendation_rows(recommendation: ShapeRecommendation, ties_cell: TiesCel
             r.backend,
             f"{r.first_m}-{r.last_m}" if r.first_m != r.last_m else str(r.first_m),
             ties_cell(recommendation, r),
+            *([_range_savings(recommendation, r)] if savings else []),
         ]
         for i, r in enumerate(ranges)
     ]
 
 
-RECOMMEND_COLUMNS = ["M range", "backend", "measured M", f"tied within {SAME_TOLERANCE:.0%}"]
+RECOMMEND_COLUMNS = [
+    "M range",
+    "backend",
+    "measured M",
+    f"tied within {SAME_TOLERANCE:.0%}",
+    f"saves against {FALLBACK_BACKEND}",
+]
 
 
 def simulated_caveat(backends: tuple[str, ...]) -> str:
@@ -152,26 +200,40 @@ def recommendation_tables(recommendations: list[ShapeRecommendation]) -> WideOrN
     return WideOrNarrow(
         probes,
         wide=_recommendation_parts(recommendations, _range_ties),
-        narrow=_recommendation_parts(recommendations, _ties_breaking_at_commas),
+        narrow=_recommendation_parts(recommendations, _ties_breaking_at_commas, savings_column=False),
     )
 
 
-def _recommendation_table(recommendation: ShapeRecommendation, ties_cell: TiesCell) -> Table:
+def _recommendation_table(recommendation: ShapeRecommendation, ties_cell: TiesCell, savings: bool = True) -> Table:
     table = Table(pad_edge=False)
-    for column in RECOMMEND_COLUMNS:
+    for column in RECOMMEND_COLUMNS if savings else RECOMMEND_COLUMNS[:-1]:
         table.add_column(column)
-    for cells in _recommendation_rows(recommendation, ties_cell):
+    for cells in _recommendation_rows(recommendation, ties_cell, savings):
         table.add_row(*cells)
     return table
 
 
-def _recommendation_parts(recommendations: list[ShapeRecommendation], ties_cell: TiesCell) -> Group:
+def _savings_lines(recommendation: ShapeRecommendation) -> list[Text]:
+    """What each choice saves, a line each under the table: the narrow layout's, whose table has no room
+    for a fifth column with every backend's name whole in 80 columns."""
+    return [
+        Text(
+            f"  {recommendation.winners[m]} at M {m} saves against {saving.against}: {saving_text(saving)}",
+            style="dim",
+        )
+        for m, saving in sorted(recommendation.savings.items())
+    ]
+
+
+def _recommendation_parts(
+    recommendations: list[ShapeRecommendation], ties_cell: TiesCell, savings_column: bool = True
+) -> Group:
     parts: list = []
     for rec in recommendations:
-        parts.append(
-            Text(f"{rec.model} {rec.gemm} (N={rec.n}, K={rec.k}): {recommendation_summary(rec)}", style="bold")
-        )
-        parts.append(_recommendation_table(rec, ties_cell))
+        parts.append(Text(f"{view_title(rec)}: {recommendation_summary(rec)}", style="bold"))
+        parts.append(_recommendation_table(rec, ties_cell, savings_column))
+        if not savings_column:
+            parts += _savings_lines(rec)
         for backend, record in rec.excluded.items():
             parts.append(Text(f"  {backend} never qualified: {why_not_qualified(record, rec.tolerance)}", style="dim"))
         if rec.simulated:
@@ -180,29 +242,29 @@ def _recommendation_parts(recommendations: list[ShapeRecommendation], ties_cell:
             parts.append(Text(f"  {throttle_caveat(rec.throttled)}", style="yellow"))
     if recommendations:
         parts.append(Text(tie_rule(), style="dim"))
-        parts.append(
-            Text(
-                f"qualifies: status ok and rel_err <= {recommendations[0].tolerance:g}; " + _by(recommendations[0]),
-                style="dim",
-            )
-        )
+        parts.append(Text(qualification(recommendations[0].tolerance), style="dim"))
     return Group(*parts)
 
 
-def _by(recommendation: ShapeRecommendation) -> str:
-    """Which figure chose the fastest."""
-    if recommendation.in_layer:
-        return f"fastest {recommendation.figure}"
-    return "fastest by device time (latency where there is none)"
+def qualification(tolerance: float) -> str:
+    """How the choice is made, and what a saving is."""
+    return (
+        f"qualifies: status ok and rel_err <= {tolerance:g}; fastest by device time (eager latency where there "
+        "is none), of the GEMM alone, or of its whole layer (producer then GEMM) after a producer; saves: the "
+        f"fallback's time ({FALLBACK_BACKEND}, the tier after a specialised one) minus the choice's, measured "
+        "in the same rounds, with the interval from both rows' 95% intervals, and times the GEMM's calls per "
+        "forward pass where the preset gives them"
+    )
 
 
 def recommendation_markdown(recommendations: list[ShapeRecommendation]) -> str:
     rows = [
-        [f"{rec.model} {rec.gemm}", str(rec.n), str(rec.k), *cells]
+        [f"{rec.model} {rec.gemm}" + (f" after {rec.context}" if rec.context else ""), str(rec.n), str(rec.k), *cells]
         for rec in recommendations
         for cells in _recommendation_rows(rec)
     ]
-    figure = [f"figure: {rec.figure}\n" for rec in recommendations[:1] if rec.in_layer]
+    rows = [[cell.replace("\n", "; ") for cell in row] for row in rows]
+    figure = [qualification(recommendations[0].tolerance) + "\n"] if recommendations else []
     figure += [
         f"- {rec.model} {rec.gemm}: {backend} never qualified: {why_not_qualified(record, rec.tolerance)}\n"
         for rec in recommendations

@@ -81,7 +81,9 @@ def _layout(records: list[Record], groups: list, tables, rel_err_label: str) -> 
 def _shape_heading(records: list[Record]) -> Text:
     modes = {r.l2_mode for r in records if r.l2_mode}
     mode = modes.pop() if len(modes) == 1 else ("/".join(sorted(modes)) or None)
-    return Text(shape_title(records[0].case, mode), style="bold")
+    context = records[0].context
+    layer = f" · in the layer after {context}: time per layer, {context} then the GEMM" if context else ""
+    return Text(shape_title(records[0].case, mode) + layer, style="bold")
 
 
 def _by_m(records: list[Record]) -> dict[int, dict[str, Record]]:
@@ -175,7 +177,7 @@ def _long_cells(record: Record, fastest: bool) -> dict[str, Text]:
 
 def _notes(record: Record) -> Text:
     """The annotations, one a line, then the flags, on one line, as the wide cell ends."""
-    notes = Text("\n".join(_annotations(record, before_time="\n")), style="dim")
+    notes = Text("\n".join(_annotations(record)), style="dim")
     marks = flags(record)
     if marks:
         notes.append(("\n" if notes else "") + " ".join(marks), style="yellow")
@@ -219,15 +221,9 @@ def _details(record: Record) -> list[str]:
     return lines + _annotations(record)
 
 
-def _annotations(record: Record, before_time: str = " ") -> list[str]:
-    """The time in the layer, the share of the floor and the routing mismatch, where the row has them.
-    `before_time` goes between the producer's name and the time in the layer: the long layout breaks the
-    line there, so that its notes column stays narrow and the time whole."""
-    in_layer = record.context_time_us
-    notes = (
-        [f"after {record.context}{before_time}{format_us(in_layer)}"] if record.context and in_layer is not None else []
-    )
-    notes += [f"{record.pct_of_floor:.0f}% of floor"] if record.pct_of_floor is not None else []
+def _annotations(record: Record) -> list[str]:
+    """The share of the floor and the routing mismatch, where the row has them."""
+    notes = [f"{record.pct_of_floor:.0f}% of floor"] if record.pct_of_floor is not None else []
     return notes + ([f"top-k≠ {record.topk_mismatch:.1%}"] if record.topk_mismatch is not None else [])
 
 
@@ -238,12 +234,12 @@ def sweep_markdown(records: list[Record]) -> str:
     by_point: dict[tuple, dict[str, Record]] = {}
     for device, group in groups:
         for record in group:
-            by_point.setdefault((device, record.case.shape_key, record.m), {})[record.label] = record
+            by_point.setdefault((device, record.view, record.m), {})[record.label] = record
     rows = []
-    for (device, (model, gemm, n, k), m), row in by_point.items():
+    for (device, (model, gemm, n, k, context), m), row in by_point.items():
         fastest = _fastest_accurate(row.values())
         cells = [
-            f"{model} {gemm}",
+            f"{model} {gemm}" + (f" after {context}" if context else ""),
             str(n),
             str(k),
             str(m),
@@ -296,9 +292,9 @@ def legend_lines(records: list[Record], markdown: bool, rel_err_label: str = _CE
     contexts = dict.fromkeys(r.context for r in ok if r.context)
     for context in contexts:
         lines.append(
-            f"after {context}: the GEMM's time in its layer, right after the {context} kernel that writes its input "
-            "(CUDA graph of layers, each its own inputs: producer-then-GEMM minus the producer alone; eager where "
-            f"there is no device time); {bold} goes by it, as `gemmbench recommend` does"
+            f"after {context}: time per layer, the {context} kernel that writes the GEMM's input then the GEMM "
+            "(layers each with their own inputs, timed in the same rounds as the rows alone); "
+            f"{bold} goes by it, as `gemmbench recommend` does"
         )
     if any(r.floor_us is not None for r in ok):
         lines.append(

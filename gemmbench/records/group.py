@@ -44,15 +44,9 @@ class GroupRecord:
     l2_copies: int | None = None
     streams_with_kernels: int | None = None  # kernel pass: streams that ran kernels in one parallel call
     overlap_us: float | None = None  # kernel pass: time during which two or more kernels ran, in a graph replay
-    # In the layer (`group --context`): the producer that wrote the group's x right before each call, the
-    # producer alone, and each way's time after it (chain minus producer alone: measure/context.py).
+    # The producer that wrote the group's x right before each call, in a layer (`group --context`): then the
+    # serial and parallel times are per layer, producer included (measure/layers.py); None: the group alone.
     context: str | None = None
-    producer_device: TimerSummary | None = prefixed("producer_device")
-    producer_latency: TimerSummary | None = prefixed("producer_latency")
-    serial_context_device: TimerSummary | None = prefixed("serial_context_device")
-    serial_context_latency: TimerSummary | None = prefixed("serial_context_latency")
-    parallel_context_device: TimerSummary | None = prefixed("parallel_context_device")
-    parallel_context_latency: TimerSummary | None = prefixed("parallel_context_latency")
     noisy: bool | None = None
     clocks: ClockSummary | None = inline()
 
@@ -62,8 +56,8 @@ class GroupRecord:
 
     @property
     def in_layer(self) -> bool:
-        """Timed after a producer: the in-context figures are the ones to act on."""
-        return self.parallel_context_device is not None or self.parallel_context_latency is not None
+        """Timed in its layer, after a producer: its times are per layer, producer included."""
+        return self.context is not None
 
     @property
     def label(self) -> str:

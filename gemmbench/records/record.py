@@ -78,13 +78,9 @@ class Record(Case):
     topk_mismatch: float | None = None  # share of tokens whose top-k expert set differs from float64's
     latency: TimerSummary | None = prefixed("latency")  # eager calls (CUDA events; the host clock on the CPU)
     device: TimerSummary | None = prefixed("device")  # CUDA-graph replays; None off a GPU or where not capturable
-    # In the layer (`--context`): the producer that wrote x right before each call, the producer alone, and
-    # the GEMM's time after it (chain minus producer alone: measure/context.py); None where run alone.
+    # The producer that wrote x right before each call, in a layer (`--context`): then `latency` and `device`
+    # are per layer, producer then GEMM (measure/layers.py); None: the GEMM alone.
     context: str | None = None
-    producer_device: TimerSummary | None = prefixed("producer_device")
-    producer_latency: TimerSummary | None = prefixed("producer_latency")
-    context_device: TimerSummary | None = prefixed("context_device")
-    context_latency: TimerSummary | None = prefixed("context_latency")
     noisy: bool | None = None  # a timer ran out of budget before its CI reached the target
     l2_mode: str | None = None  # "cold" (inputs rotated past the L2), "hot", or None on the CPU
     l2_copies: int | None = None
@@ -126,9 +122,14 @@ class Record(Case):
         return label_of(self.backend, self.pdl)
 
     @property
-    def context_time_us(self) -> float | None:
-        """The GEMM's time in its layer: in-context device time where measured, else in-context latency."""
-        return median_of(self.context_device or self.context_latency)
+    def in_layer(self) -> bool:
+        """Timed in its layer, after a producer: its times are per layer, producer included."""
+        return self.context is not None
+
+    @property
+    def view(self) -> tuple:
+        """What a table shows rows of together: one GEMM shape, alone or after one producer."""
+        return (*self.case.shape_key, self.context)
 
     @property
     def simulated(self) -> bool:
@@ -177,8 +178,9 @@ def grouped(records: Iterable, key) -> dict:
 
 
 def by_shape(records: Iterable[Record]) -> dict[tuple, list[Record]]:
-    """Records grouped by GEMM shape (model, gemm, N, K), in first-seen order: one table or panel each."""
-    return grouped(records, lambda record: record.case.shape_key)
+    """Records grouped by GEMM shape (model, gemm, N, K) and context (None alone, else the producer before
+    it), in first-seen order: one table, panel or recommendation each."""
+    return grouped(records, lambda record: record.view)
 
 
 def by_case(records: Iterable[Record]) -> dict[Case, list[Record]]:

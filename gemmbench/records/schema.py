@@ -24,13 +24,14 @@ _KINDS = {int: "Int64", float: "float64", bool: "boolean", str: "string"}
 LIST = "list"
 REWRITE = "re-run the sweep that made it, or correct the file"
 # Values a file may not hold: GEMM dimensions are positive; times (`*_us`), counts and the ratios below
-# are not negative, and a median time is positive (no timer reads zero for a call), except a difference of
-# two timers (`context_*`, `serial_context_*`, ...: the GEMM after its producer, which PDL can overlap).
+# are not negative, and a median time is positive (no timer reads zero for a call).
 POSITIVE_COLUMNS = ("m", "n", "k")
 NEVER_NEGATIVE_COLUMNS = ("rel_err", "topk_mismatch", "tflops", "gbps", "pct_of_floor", "speedup", "overlap_efficiency")
 TIME_SUFFIX = "_us"
 MEDIAN_TIME_SUFFIX = "_median_us"
-DIFFERENCE_PART = "context_"
+# What marks a row of a version-1 run file (or its CSV export) timed with a producer: its figures after the
+# producer, beside its times alone (`device`, `serial_device`, ...), were differences of two timers.
+V1_IN_CONTEXT_COLUMNS = ("context_device_median_us", "context_latency_median_us", "parallel_context_device_median_us")
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def _problem(column: Column, value) -> str | None:
         return f"above {MAX_DIMENSION}, the largest dimension gemmbench takes"
     if column.kind in ("Int64", "float64") and value < 0 and _never_negative(column.name):
         return "negative"
-    if column.name.endswith(MEDIAN_TIME_SUFFIX) and value == 0 and not _is_difference(column.name):
+    if column.name.endswith(MEDIAN_TIME_SUFFIX) and value == 0:
         return "zero (a measured time is positive)"
     if column.kind == "boolean" and not isinstance(value, bool):
         return "not true or false"
@@ -179,12 +180,7 @@ def _problem(column: Column, value) -> str | None:
 def _never_negative(name: str) -> bool:
     if name in NEVER_NEGATIVE_COLUMNS:
         return True
-    return (name.endswith(TIME_SUFFIX) or name.endswith("_samples")) and not _is_difference(name)
-
-
-def _is_difference(name: str) -> bool:
-    """A column of an in-context figure: a chain's time minus its producer's, which may be negative."""
-    return name.startswith(DIFFERENCE_PART) or f"_{DIFFERENCE_PART}" in name
+    return name.endswith(TIME_SUFFIX) or name.endswith("_samples")
 
 
 def _list_problem(item_type: type, value) -> str | None:

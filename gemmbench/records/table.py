@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from gemmbench.errors import GemmbenchError
 from gemmbench.records.group import GroupRecord
 from gemmbench.records.record import Record
-from gemmbench.records.schema import LIST, column_names, columns, from_row, scalar_dtypes, to_row
+from gemmbench.records.schema import LIST, V1_IN_CONTEXT_COLUMNS, column_names, columns, from_row, scalar_dtypes, to_row
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,6 +97,8 @@ def rows_from_csv(path: Path) -> tuple[list[Record], list[GroupRecord]]:
     if frame.empty:
         raise GemmbenchError(f"{path} holds a header and no rows", malformed)
     known = [c for c in columns(record_type) if c.name in frame.columns]
+    # An export of a version-1 run: its rows hold times alone, beside figures after a producer (dropped).
+    older = any(column in frame.columns for column in V1_IN_CONTEXT_COLUMNS)
     rows = []
     for line, cells in enumerate(frame[[c.name for c in known]].to_dict("records"), start=2):  # line 1: header
         row = {}
@@ -113,6 +115,8 @@ def rows_from_csv(path: Path) -> tuple[list[Record], list[GroupRecord]]:
                     row[column.name] = _CELL_PARSERS[column.kind](text)
                 except (ValueError, KeyError):
                     raise GemmbenchError(f"{path}: line {line} has {column.name} = {text!r}", malformed) from None
+        if older:
+            row["context"] = None
         rows.append(from_row(record_type, row, f"{path}: line {line}"))
     return (rows, []) if record_type is Record else ([], rows)
 

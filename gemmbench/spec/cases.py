@@ -31,9 +31,22 @@ class GemmSpec:
     in_dtype: str = "bf16"
     out_dtype: str = "fp32"
     top_k: int | None = None
+    # calls of this GEMM per forward pass (a router: the model's MoE layers); None where not known
+    per_forward: int | None = None
 
     def case(self, m: int) -> Case:
-        return Case(self.model, self.name, self.role, m, self.n, self.k, self.in_dtype, self.out_dtype, self.top_k)
+        return Case(
+            self.model,
+            self.name,
+            self.role,
+            m,
+            self.n,
+            self.k,
+            self.in_dtype,
+            self.out_dtype,
+            self.top_k,
+            self.per_forward,
+        )
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,8 @@ class Case:
     in_dtype: str = "bf16"
     out_dtype: str = "fp32"
     top_k: int | None = None  # experts per token, for router GEMMs: enables the routing-accuracy check
+    # calls of this GEMM per forward pass (a router: the model's MoE layers); None where not known
+    per_forward: int | None = None
 
     @property
     def shape_key(self) -> tuple[str, str, int, int]:

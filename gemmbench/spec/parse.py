@@ -7,8 +7,11 @@ import re
 from gemmbench.errors import UsageError
 from gemmbench.spec.cases import CUSTOM_ROLE, MAX_DIMENSION, Case, GemmSpec
 
-# Token counts of a serving engine: 1..16 are decode batches, up to 16384 a long prefill chunk.
-DEFAULT_M = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+# Token counts of a serving engine. Every M from 1 to 16: the decode batches, where a router's first tier runs;
+# speculative decoding verifies its drafts plus one token per request, which makes M = 3, 6 or 12 (one, two or
+# four requests with two drafts each) as common as the powers of two. Then powers of two from 32 to 16384, up to
+# a long prefill chunk.
+DEFAULT_M = (*range(1, 17), 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 # Without a GPU: a bf16 GEMM of K=7168 at M=64 takes ~10 ms on 2 CPU cores, so three M values keep
 # a default sweep (and its float64 references) well under a minute.
 CPU_DEFAULT_M = (1, 8, 64)

@@ -32,7 +32,7 @@ DEFAULT_PRESET = "deepseek-v3"
 TOP_LEVEL_KEYS = ("model", "gemm", "group")
 GROUP_KEYS = ("name", "members")
 MEMBER_KEYS = ("gemm", "stream", "n", "k", "in_dtype", "out_dtype")
-GEMM_KEYS = ("name", "role", "n", "k", "in_dtype", "out_dtype", "top_k")
+GEMM_KEYS = ("name", "role", "n", "k", "in_dtype", "out_dtype", "top_k", "per_forward")
 
 _PACKAGED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 _REPO_CONFIGS = Path(__file__).resolve().parent.parent.parent / "configs"
@@ -182,7 +182,15 @@ def _parse_gemm(entry: dict, model: str, path: Path, where: str) -> GemmSpec:
         raise GemmbenchError(
             f"{path}: {where} has top_k = {top_k}, more than its n = {n} experts", "make 'top_k' at most n"
         )
-    return GemmSpec(model, name, role, n, k, in_dtype, out_dtype, top_k)
+    per_forward = entry.get("per_forward")
+    if per_forward is not None and (
+        not isinstance(per_forward, int) or isinstance(per_forward, bool) or per_forward <= 0
+    ):
+        raise GemmbenchError(
+            f"{path}: {where} has per_forward = {per_forward!r}",
+            "make 'per_forward' a positive integer: the GEMM's calls per forward pass (a router: the MoE layers)",
+        )
+    return GemmSpec(model, name, role, n, k, in_dtype, out_dtype, top_k, per_forward)
 
 
 def _require(table: dict, key: str, kind: type, path: Path, where: str):

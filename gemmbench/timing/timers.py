@@ -23,7 +23,7 @@ import functools
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import torch
@@ -172,12 +172,13 @@ def median_ci(values) -> tuple[float, float]:
     return ordered[low], ordered[high]
 
 
-def _done(values: list[float], target: Target, started: float) -> bool:
+def _done(values: list[float], target: Target, started: float, sharing: int = 1) -> bool:
+    """Whether a timer may stop; `sharing` timers sample in turn since `started`, each counted a share."""
     if len(values) >= MAX_SAMPLES:
         return True
     if len(values) < MIN_SAMPLES:
         return False
-    elapsed = time.perf_counter() - started
+    elapsed = (time.perf_counter() - started) / sharing
     if elapsed >= target.budget_s:
         return True
     if len(values) < MIN_SAMPLES_FOR_CI or elapsed < target.min_time_s:
@@ -313,7 +314,26 @@ def time_graph(fn: Callable[[], object], target: Target, unroll: int) -> Samples
 
     `fn` must have run eagerly before (lazy initialisation such as cuBLAS workspaces cannot be captured).
     """
-    replay = capture_graph(fn, unroll).replay
-    launches = max(MIN_GRAPH_BATCH, min(EVENTS_BATCH, int(GRAPH_BATCH_US / mean_time_us(replay, 1))))
-    values = sample_adaptively(lambda: _event_batch(replay, calls_per_launch=unroll, launches=launches), target)
-    return Samples(GRAPH_TIMER, values, target_ci_rel=target.ci_rel)
+    return time_graphs({None: (capture_graph(fn, unroll), unroll)}, target)[None]
+
+
+def time_graphs(graphs: dict[Hashable, tuple[torch.cuda.CUDAGraph, int]], target: Target) -> dict[Hashable, Samples]:
+    """Device time per call of each captured graph (of the given number of calls), sampled in rounds: one
+    batch of replays of every graph still sampling, in turn, until each meets `target` (its share of the
+    elapsed time counted against the budget and the minimum time). The graphs compared at one point are
+    thus sampled under the same device states: a drift of the clocks or the memory moves them alike."""
+    batch = {
+        key: (graph.replay, unroll, max(MIN_GRAPH_BATCH, min(EVENTS_BATCH, int(GRAPH_BATCH_US / _replay_us(graph)))))
+        for key, (graph, unroll) in graphs.items()
+    }
+    values: dict[Hashable, list[float]] = {key: [] for key in graphs}
+    started = time.perf_counter()
+    while pending := [key for key in graphs if not _done(values[key], target, started, sharing=len(graphs))]:
+        for key in pending:
+            replay, unroll, launches = batch[key]
+            values[key].extend(_event_batch(replay, calls_per_launch=unroll, launches=launches))
+    return {key: Samples(GRAPH_TIMER, tuple(v), target_ci_rel=target.ci_rel) for key, v in values.items()}
+
+
+def _replay_us(graph: torch.cuda.CUDAGraph) -> float:
+    return mean_time_us(graph.replay, 1)

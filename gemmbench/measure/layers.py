@@ -1,0 +1,90 @@
+"""The one measurement engine: timed units, each the calls of one layer over rotating layers.
+
+A unit is what one row times: the GEMM alone (a layer is one of the rotating cold-L2 input copies), the
+GEMM after the producer that writes its input (`--context`: a layer is the producer writing that copy's
+x from the copy's own hidden state, then the GEMM on what it wrote), or a V4 group, serial or parallel,
+alone or after its producer. Every unit of a point (all its backends, alone and in each context) is
+timed in the same rounds by `Bench.time_units`: warm-up, eager windows in turn, CUDA graphs of whole
+rotations of their layers sampled in turn. So a layer is timed as one unit, per layer: nothing is
+subtracted, no figure can be negative, and two backends' layer times were taken under the same states
+of the host and the device, so their difference (analysis/recommend.py) is the advantage one has over
+the other in the layer.
+
+Why no "GEMM's share" (the layer minus the producer alone): the producer does not cost inside the layer
+what it costs alone. On an H100, torch's norm then `router_small_m_ext` took 10.3 us per layer, less than
+the norm alone over as many cold layers (13.0 us), so that subtraction read -2.6 us (docs/context.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from gemmbench.backends.producers import Producer
+from gemmbench.spec.cases import Case
+from gemmbench.timing.inputs import TORCH_DTYPES
+from gemmbench.timing.timers import Samples
+
+# The producer's weight: around 1, as a trained RMSNorm's gain, never exactly 1 (a multiply by 1 is an
+# identity a kernel could skip).
+WEIGHT_SPREAD = 0.1
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What one row times: `call` runs the next of `layers` rotating layers (each replay of a graph runs
+    every layer equally often)."""
+
+    call: Callable[[], object]
+    layers: int
+
+
+@dataclass(frozen=True)
+class Timed:
+    """A unit's timers: eager latency, CUDA-graph device time (None off a GPU, or with `note` saying why
+    the unit could not be captured)."""
+
+    latency: Samples
+    device: Samples | None
+    note: str = ""
+
+    @property
+    def noisy(self) -> bool:
+        return any(s.noisy for s in (self.latency, self.device) if s is not None)
+
+
+def producer_problem(producer: Producer | None, case: Case, device: torch.device) -> str | None:
+    """Why `producer` cannot write the input of `case` here, as a row's reason; None if it can (or no context)."""
+    reason = producer.unavailable_reason(case, device) if producer else None
+    return f"context {producer.name}: {reason}" if reason else None
+
+
+def producer_calls(
+    case: Case, producer: Producer, xs: list[torch.Tensor], seed: int
+) -> list[Callable[[], torch.Tensor]]:
+    """The producer's call of each layer, writing that layer's `x` (one of `xs`) from a hidden state and a
+    norm weight of the layer's own (random, never zeros)."""
+    generator = torch.Generator(device=xs[0].device).manual_seed(seed + 1)
+    dtype = TORCH_DTYPES[case.in_dtype]
+    calls = []
+    for x in xs:
+        hidden = torch.randn(case.m, case.k, device=x.device, dtype=dtype, generator=generator)
+        weight = 1 + WEIGHT_SPREAD * torch.randn(case.k, device=x.device, dtype=torch.float32, generator=generator)
+        calls.append(producer.prepare(case, hidden, weight.to(dtype), x))
+    return calls
+
+
+def after_producer(
+    produce: Callable[[], torch.Tensor], x: torch.Tensor, body: Callable[[], object], body_on: Callable
+) -> Callable[[], object]:
+    """One layer: the producer, then `body` (prepared on the layer's buffer `x`) where the producer wrote
+    into it, else `body_on(tensor)`, prepared on the tensor it returned (torch's F.rms_norm has no out=
+    form; in a CUDA graph capture that tensor is the graph's own, the same every replay)."""
+
+    def layer() -> object:
+        written = produce()
+        return body() if written is x else body_on(written)()
+
+    return layer
