@@ -15,6 +15,7 @@ SAMPLE_ARGS = {
     "checks/first_tier_goal.py": ["run.json"],
     "checks/layer_check.py": ["run.json", "out", "--points", "4", "--dry-run"],
     "checks/layer_kernels.py": ["out"],
+    "checks/layer_table.py": ["run.json", "--m", "1,2"],
     "checks/repeatability.py": ["a.json", "b.json", "--hot", "c.json"],
     "checks/validate_timers.py": ["out"],
     "experiments/graph_sizing.py": ["out"],

@@ -1,6 +1,6 @@
 """Producers: the kernel that writes a GEMM's input x right before the GEMM, as a model runs it (the sweep's
 `--context`). In a decode step the router GEMM follows the RMSNorm that produced its input, so what the
-layer pays for the GEMM is measured after its producer (measure/context.py).
+layer pays for the GEMM is measured with its producer, a layer at a time (measure/layers.py).
 
 A producer prepares, for one layer, a call that writes x from that layer's hidden state and returns it:
 into the preallocated `x` it was given (an out-variant, as the fused norms of vLLM, SGLang and FlashInfer

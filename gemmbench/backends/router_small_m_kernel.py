@@ -175,7 +175,7 @@ class Workspace:
     (never per call), and shared by the calls of that shape. Calls of one stream run one after another, or,
     launched with PDL, overlap only up to their wait for the call before, which comes before any store or
     atomic; each leaves the counters at zero, so sharing is safe; and a call prepared while a CUDA graph is being
-    captured (after a producer that returns a new x: measure/context.py) then launches nothing, where
+    captured (after a producer that returns a new x: measure/layers.py) then launches nothing, where
     zeroing new counters would put a memset into the graph."""
 
     partials: torch.Tensor

@@ -13,7 +13,7 @@ Operators (torch.ops.gemmbench.*), each with a fake implementation for shapes wi
 (router_small_m.cu), launched with programmatic dependent launch where `pdl`.
 `router_small_m_mma_out(x, w, out, pdl, warps, splits)`: gemmbench's tensor-core kernel for M <= 16 on sm90+
 (router_small_m_mma.cu); `warps` per CTA and `splits` of K per cluster, 0 for the kernel's own choice.
-`rms_norm_out(h, weight, eps, x, trigger)`: gemmbench's RMSNorm (rms_norm.cu), the `norm_pdl` context's
+`rms_norm_out(h, weight, eps, x, trigger)`: gemmbench's RMSNorm (rms_norm.cu), the `gemmbench_norm_pdl_*` contexts'
 producer; `trigger` says where it lets a PDL dependent launch (0 never, 1 at its start, 2 after its stores).
 """
 
@@ -40,7 +40,7 @@ ROUTER_MMA_SOURCE = Path(__file__).with_name("router_small_m_mma.cu")
 RMS_NORM_SOURCE = Path(__file__).with_name("rms_norm.cu")
 SOURCES = (CUBLAS_SOURCE, ROUTER_SOURCE, ROUTER_MMA_SOURCE, RMS_NORM_SOURCE)
 HEADERS = (Path(__file__).with_name("device.cuh"), Path(__file__).with_name("router_limits.h"))  # in the build key
-# Where gemmbench's own kernels (the router_small_m_ext and router_small_m_mma backends', the norm_pdl
+# Where gemmbench's own kernels (the router_small_m_ext and router_small_m_mma backends', the gemmbench_norm_pdl_*
 # context's) do not compile, the extension is built without them (the cuBLAS operators need no nvcc), and
 # the compiler's output is kept under this name: the rows that need them then say why.
 ROUTER_LOG_NAME = "router_kernel_build.log"
