@@ -252,7 +252,7 @@ for n in sorted(keep & names):
 for d in ("cutlass/include", "cutlass/tools/util/include", "spdlog/include"):  # -isystem dirs on nvcc's line
     os.makedirs(os.path.join(site, D, d), exist_ok=True)
 for n in tvm.namelist():
-    if n.startswith("tvm_ffi/3rdparty/libbacktrace/") or n.endswith("libtvm_ffi_testing.so"):
+    if n.startswith("tvm_ffi/3rdparty/libbacktrace/"):  # libtvm_ffi_testing.so stays: tvm_ffi loads it on import
         continue
     tvm.extract(n, site)
 for n in tvm.namelist():
