@@ -30,7 +30,7 @@ BACKENDS="flashinfer_router_gemm,mm_out_dtype,router_small_m_ext,router_small_m_
   if [[ $STEPS == *sweep* ]]; then
     echo "== sweep in the layer"
     t0=$(ms)
-    gb sweep --shape 256x7168 --shape 384x7168 --m "$M" --backend "$BACKENDS" --context "$CONTEXTS" \
+    gb sweep --preset deepseek-v3 --preset kimi-k2 --m "$M" --backend "$BACKENDS" --context "$CONTEXTS" \
       --out-dir "$WORK" --quiet --md
     echo "sweep wall time: $(( $(ms) - t0 )) ms"
     cp "$(ls -t "$WORK"/*.json | head -1)" "$OUT/layer_run.json"
