@@ -5,7 +5,9 @@ layer_check.py read mm_out_dtype's layers about 1.1 us below gemmbench and PDL l
 is the layers themselves: gemmbench allocates each cold copy's x, w and out (make_inputs), then every
 layer's hidden state and norm weight; layer_check.py allocates each layer's h, w, g, x and out together.
 This builds DeepSeek-V3's router layers (29, M = 1) both ways, and gemmbench's way again after a spacer
-of 1-64 MiB, and times each with layer_check.py's graph and events; no other difference.
+of 1-64 MiB, and times each with layer_check.py's graph and events; no other difference. A last column
+times layer_check.py's layers of every point in rounds, one batch of each graph in turn, with gemmbench's
+timer (timers.time_graphs), as gemmbench samples the units of a point.
 
 Usage: python scripts/experiments/layer_placement_ab.py OUT_DIR   (on a GPU; writes OUT_DIR/layer_placement_ab.md)
 """
@@ -24,6 +26,7 @@ import torch
 from gemmbench.backends import ext
 from gemmbench.output.format import markdown_table
 from gemmbench.spec.cases import Case
+from gemmbench.timing import timers
 from gemmbench.timing.inputs import make_inputs
 
 CHECK = Path(__file__).resolve().parents[1] / "checks" / "layer_check.py"
@@ -56,12 +59,27 @@ def gemmbench_order(case: Case, check) -> list[SimpleNamespace]:
     return layers
 
 
-def timed(check, layers, context: str, backend: str, pdl: bool) -> float:
+def chain_graph(check, layers, context: str, backend: str, pdl: bool) -> torch.cuda.CUDAGraph:
     calls = [lambda t=t: check.gemm(check.produce(t, context), t, backend, pdl) for t in layers]
     for call in calls:
         call()
-    graph = check.graph_of(calls, 2)
-    return statistics.median(check.replay_us(graph) for _ in range(30)) / (2 * len(calls))
+    return check.graph_of(calls, 2)
+
+
+def timed(check, layers, context: str, backend: str, pdl: bool) -> float:
+    graph = chain_graph(check, layers, context, backend, pdl)
+    return statistics.median(check.replay_us(graph) for _ in range(30)) / (2 * len(layers))
+
+
+def in_rounds(check) -> dict:
+    """Every point's layers (layer_check.py's order), all graphs sampled in turn by gemmbench's timer."""
+    graphs = {}
+    for context, backend, pdl in POINTS:
+        row = {"m": 1, "n": 256, "k": 7168, "context": context, "backend": backend, "pdl": pdl}
+        generator = torch.Generator(device="cuda").manual_seed(0)
+        layers = [check.new_layer(row, generator) for _ in range(LAYERS)]
+        graphs[(context, backend, pdl)] = chain_graph(check, layers, context, backend, pdl), 2 * LAYERS
+    return {key: samples.median_us for key, samples in timers.time_graphs(graphs, timers.Target()).items()}
 
 
 def main() -> None:
@@ -87,9 +105,12 @@ def main() -> None:
             del spacer
             torch.cuda.empty_cache()
         rows.append([*cells, *spaced])
+    rounds = in_rounds(check)
+    for row, point in zip(rows, POINTS, strict=True):
+        row.append(rounds[point])
     rows = [[r[0], *(f"{v:.2f}" for v in r[1:])] for r in rows]
     spacers = [f"after spacer {i + 1}" for i in range(SPACERS)]
-    headers = ["layer", "per layer (layer_check)", "gemmbench's order", *spacers]
+    headers = ["layer", "per layer (layer_check)", "gemmbench's order", *spacers, "per layer, in rounds"]
     table = markdown_table(headers, rows)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "layer_placement_ab.md").write_text(f"{torch.cuda.get_device_name()}, us per layer\n\n{table}\n")
