@@ -1,4 +1,5 @@
 import math
+import random
 import statistics
 import time
 
@@ -107,6 +108,37 @@ def test_windowed_samples_take_their_interval_from_the_window_medians():
     hiccup = [[30.0]] + [[10.0]] * 8
     assert timing.Samples.from_windows("cuda_events", hiccup[:8]).noisy
     assert timing.Samples.from_windows("cuda_events", hiccup).ci_us == (10.0, 10.0)
+
+
+def adversarial_sample_sets(seed: int):
+    """Sample sets built to pull a median away from its interval: windows of very different sizes and
+    levels (one large window of fast calls among slow ones), bimodal values, ties, single samples."""
+    rng = random.Random(seed)
+    for _ in range(300):
+        windows = []
+        for _ in range(rng.randint(1, 12)):
+            level = rng.choice([1.0, 5.0, 250.0, 14000.0]) * rng.uniform(0.9, 1.1)
+            size = rng.choice([1, 2, 3, rng.randint(1, 400)])
+            windows.append([rng.choice([level, level * rng.uniform(0.5, 3.0)]) for _ in range(size)])
+        yield windows
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_median_lies_inside_its_own_interval(seed):
+    for windows in adversarial_sample_sets(seed):
+        for samples in (
+            timing.Samples.from_windows("cuda_events", windows),
+            timing.Samples("cuda_graph", tuple(v for window in windows for v in window)),
+        ):
+            low, high = samples.ci_us
+            assert low <= samples.median_us <= high, (windows, samples.median_us, (low, high))
+            summary = samples.summary()
+            assert summary.interval_us[0] <= summary.median_us <= summary.interval_us[1]
+
+
+def test_a_large_window_of_fast_calls_does_not_take_the_windowed_median():
+    samples = timing.Samples.from_windows("cuda_events", [[255.0] * 500, [12203.0], [16055.0], [14000.0]])
+    assert samples.median_us == (12203.0 + 14000.0) / 2 and samples.ci_us == (255.0, 16055.0)
 
 
 def test_a_window_samples_for_about_its_time_and_at_least_once():
