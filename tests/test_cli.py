@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import gemmbench.measure.session
 from gemmbench.cli import EXIT_INTERRUPTED, app
-from gemmbench.cli.app import out_console
+from gemmbench.cli.app import EXIT_NO_ANSWER, out_console
 from gemmbench.records.runfile import load_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -344,10 +344,25 @@ def test_warmup_help_states_the_default_the_library_uses():
     assert f"{EAGER_WINDOWS} windows of {EAGER_WINDOW_S * 1e3:g} ms" in text
 
 
-def test_recommend_explains_a_run_without_measurements():
+def test_recommend_explains_a_run_without_measurements_and_exits_3():
     result = invoke("recommend", FIXTURES / "handmade_sm100.json")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == EXIT_NO_ANSWER, result.output
     assert "mm_out_dtype never qualified: no relative error recorded" in result.stdout
+    assert "no backend qualified for DeepSeek-V3 router (the reasons are above)" in result.stderr
+    python = invoke("recommend", FIXTURES / "handmade_sm100.json", "--python")
+    assert python.exit_code == EXIT_NO_ANSWER and "says why" in python.stderr
+
+
+def test_a_sweep_that_times_one_row_and_skips_another_exits_0():
+    # On a machine without CUDA the first-tier CUDA kernel is a skipped row; the fake backend is timed.
+    args = ("sweep", "--backend", "fake,router_small_m_ext", "--m", "1", "--device", "cpu", "--no-save", "-q")
+    assert invoke(*args).exit_code == 0
+
+
+def test_exit_codes_are_in_the_help():
+    for command in ("sweep", "group", "recommend"):
+        text = " ".join(invoke(command, "--help").stdout.split())
+        assert f"{EXIT_NO_ANSWER} nothing timed" in text, command
 
 
 def test_csv_and_json_cannot_both_go_to_stdout():

@@ -45,7 +45,7 @@ runner = CliRunner()
 
 
 def sweep_rows(*args):
-    result = runner.invoke(app, ["sweep", "--device", "cpu", "--no-save", "--csv", "-", "-q", *args])
+    result = runner.invoke(app, ["sweep", "--device", "cpu", "--no-save", "--allow-empty", "--csv", "-", "-q", *args])
     assert result.exit_code == 0, result.output
     return list(csv.DictReader(io.StringIO(result.stdout)))
 

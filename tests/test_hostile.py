@@ -51,8 +51,11 @@ def test_a_sweep_whose_rows_all_errored_exits_1_saying_how_many(tmp_path):
     assert result.exit_code == 1 and "1 of 1 row errored" in result.stderr
 
 
-def test_a_sweep_with_skipped_rows_only_exits_0():
-    assert invoke("sweep", "-b", "mm_out_dtype", "--device", "cpu", "--shape", "1x8x16", "--no-save").exit_code == 0
+def test_a_sweep_with_skipped_rows_only_exits_3_unless_allowed():
+    args = ("sweep", "-b", "mm_out_dtype", "--device", "cpu", "--shape", "1x8x16", "--no-save")
+    result = invoke(*args)
+    assert result.exit_code == 3 and "nothing was timed" in result.stderr and "--allow-empty" in result.stderr
+    assert invoke(*args, "--allow-empty").exit_code == 0
 
 
 def test_decoding_a_name_of_no_known_family_exits_1():
@@ -434,7 +437,9 @@ def test_keep_samples_keeps_every_timer_sample_in_the_run_file_csv_and_frame(tmp
     (path,) = tmp_path.glob("*.json")
     (record,) = load_run(path).records
     assert len(record.latency_samples_us) == record.latency.samples > 1
-    assert statistics.median(record.latency_samples_us) == record.latency.median_us  # the summary's source
+    # The summary's source: the samples, in windows whose medians give the figure and its interval.
+    assert len(record.latency_window_medians_us) >= 1 and min(record.latency_samples_us) == record.latency.min_us
+    assert statistics.median(record.latency_window_medians_us) == record.latency.median_us
     (from_csv,) = load_run(tmp_path / "run.csv").records
     assert from_csv.latency_samples_us == pytest.approx(record.latency_samples_us)
     frame = load_run(path).to_frame()
@@ -493,7 +498,10 @@ def test_a_csv_cut_short_is_one_error_line_not_an_empty_answer(tmp_path, keep):
     assert invoke("show", FIXTURE, "--csv", full).exit_code == 0
     header = full.read_text().splitlines()[0]
     cut = tmp_path / "cut.csv"
-    cut.write_text(header[: len(header) // 2] if keep == "header cut" else header + "\n")
+    middle = len(header) // 2
+    while "," in header[middle - 1 : middle + 1]:  # cut inside a column's name, not between two
+        middle -= 1
+    cut.write_text(header[:middle] if keep == "header cut" else header + "\n")
     for command in ("show", "recommend"):
         line = one_error_line(invoke(command, cut), 1)
         assert ("cut short?" if keep == "header cut" else "holds a header and no rows") in line
@@ -550,7 +558,7 @@ def test_a_plugin_interrupted_while_it_imports_stops_with_a_word_and_rc_130(tmp_
 def test_a_group_run_with_no_timed_row_does_not_name_a_timer():
     result = invoke("group", "-p", "deepseek-v4-pro", "-b", "mm_out_dtype", "--device", "cpu", "--m", "1", "--no-save")
     text = " ".join(result.stdout.split())  # the legend wraps at the terminal's width
-    assert result.exit_code == 0 and "times: none (no row was timed)" in text
+    assert result.exit_code == 3 and "times: none (no row was timed)" in text and "nothing was timed" in result.stderr
     assert "CUDA-graph device time" not in text
 
 

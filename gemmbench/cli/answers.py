@@ -16,7 +16,7 @@ from gemmbench.analysis.group_advice import advise
 from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR
 from gemmbench.analysis.recommend import dispatch_view
 from gemmbench.analysis.recommend import recommend as recommend_backends
-from gemmbench.cli.app import app, err_console, exit_if_errored, out_console
+from gemmbench.cli.app import EXIT_CODES_HELP, EXIT_NO_ANSWER, app, err_console, exit_if_errored, out_console
 from gemmbench.cli.options import check_exports, one_format
 from gemmbench.cli.run import export, print_results
 from gemmbench.errors import GemmbenchError, UsageError
@@ -141,7 +141,7 @@ def compare(
             raise typer.Exit(1)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES_HELP)
 def recommend(
     run: Annotated[Path, typer.Argument(help="A run file or CSV.")],
     tolerance: Annotated[
@@ -189,9 +189,11 @@ def recommend(
             out_console.print(advice_tables(advice))
         return
     recommendations = recommend_backends(loaded.records, tolerance)
+    if not recommendations:
+        raise GemmbenchError(f"{run} holds no rows to recommend from", "give a run file of a sweep")
     if python:
-        chosen = dispatch_view(recommendations, context)
-        typer.echo(recommendation_python(chosen, loaded.provenance, str(run)), nl=False)
+        recommendations = dispatch_view(recommendations, context)
+        typer.echo(recommendation_python(recommendations, loaded.provenance, str(run)), nl=False)
     elif as_json:
         typer.echo(json.dumps(recommendation_dicts(recommendations), indent=1))
     elif md:
@@ -200,6 +202,22 @@ def recommend(
         if loaded.provenance:
             out_console.print(header(loaded.provenance))
         out_console.print(recommendation_tables(recommendations))
+    exit_if_unanswered(
+        recommendations, "the reasons are above" if not python else f"`gemmbench recommend {run}` says why"
+    )
+
+
+def exit_if_unanswered(recommendations, why: str) -> None:
+    """Exit EXIT_NO_ANSWER, naming them, where no backend qualified for some shape: a dispatch with a hole
+    must not pass a CI job."""
+    unanswered = [
+        f"{rec.model} {rec.gemm}" + (f" after {rec.context}" if rec.context else "")
+        for rec in recommendations
+        if not rec.ranges
+    ]
+    if unanswered:
+        err_console.print(f"no backend qualified for {', '.join(unanswered)} ({why})", style="red")
+        raise typer.Exit(EXIT_NO_ANSWER)
 
 
 @app.command()

@@ -14,7 +14,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from gemmbench.errors import GemmbenchError, UsageError
-from gemmbench.records import ERROR
+from gemmbench.records import ERROR, OK
 
 # Width for output that is not a terminal (files, CI logs), where rich would assume 80 columns and
 # wrap kernel names and table cells. $COLUMNS, where set, wins (rich reads it).
@@ -32,6 +32,16 @@ err_console = Console(stderr=True, width=_width(sys.stderr))
 
 # Exit code of a run stopped with Ctrl-C, as shells report SIGINT (128 + 2).
 EXIT_INTERRUPTED = 130
+# Exit code of a run that timed nothing (every row skipped) and of a recommendation with no answer for some
+# shape: apart from 1 (an error row) so that a CI job can tell "nothing here to measure" from "broken".
+EXIT_NO_ANSWER = 3
+# The exit codes, as the help of the commands that measure or decide lists them.
+EXIT_CODES_HELP = (
+    "Exit codes: 0 every row timed or skipped for a stated reason, and at least one timed; 1 an error row, "
+    "or an error; 2 a bad command line; "
+    f"{EXIT_NO_ANSWER} nothing timed (every row skipped), or no backend qualified for some shape; "
+    f"{EXIT_INTERRUPTED} interrupted (Ctrl-C), what finished kept."
+)
 
 # The click that typer runs on: typer.BadParameter derives from its UsageError and ClickException (recent
 # typer releases carry a click of their own, distinct from the click package).
@@ -119,6 +129,19 @@ def warn(message: str) -> None:
 
 def rows_phrase(count: int, kind: str = "row") -> str:
     return f"{count} {kind}{'' if count == 1 else 's'}"
+
+
+def exit_if_nothing_timed(rows, allow_empty: bool) -> None:
+    """Exit EXIT_NO_ANSWER, saying why, where no row was timed: a run that measured nothing must not pass a
+    CI job unless asked to (`--allow-empty`)."""
+    if allow_empty or any(row.status == OK for row in rows):
+        return
+    err_console.print(
+        f"nothing was timed: {'every one of the ' + rows_phrase(len(rows)) + ' was' if rows else 'no rows were'} "
+        "skipped (the reasons are above) — run where they can run, or pass --allow-empty to exit 0 anyway",
+        style="red",
+    )
+    raise typer.Exit(EXIT_NO_ANSWER)
 
 
 def exit_if_errored(rows) -> None:

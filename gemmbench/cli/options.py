@@ -77,6 +77,14 @@ OutDirOpt = Annotated[Path, typer.Option("--out-dir", help="Folder for the run f
 
 NoSaveOpt = Annotated[bool, typer.Option("--no-save", help="Do not write a run file.")]
 
+AllowEmptyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-empty",
+        help="Exit 0 even when no row was timed (every row skipped, e.g. GPU backends on a machine without one).",
+    ),
+]
+
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")]
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")]

@@ -13,8 +13,19 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from gemmbench.cli.app import EXIT_INTERRUPTED, app, err_console, exit_if_errored, out_console, rows_phrase, warn
+from gemmbench.cli.app import (
+    EXIT_CODES_HELP,
+    EXIT_INTERRUPTED,
+    app,
+    err_console,
+    exit_if_errored,
+    exit_if_nothing_timed,
+    out_console,
+    rows_phrase,
+    warn,
+)
 from gemmbench.cli.options import (
+    AllowEmptyOpt,
     BackendOpt,
     ConfigOpt,
     ContextOpt,
@@ -55,7 +66,7 @@ from gemmbench.timing.defaults import (
 GROUP_DEFAULT_BACKENDS = ("mm_out_dtype", "cublas_ext", "linear_cast")
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES_HELP)
 def sweep(
     preset: PresetOpt = None,
     config: ConfigOpt = None,
@@ -71,6 +82,7 @@ def sweep(
     json_path: JsonOutOpt = None,
     out_dir: OutDirOpt = Path("results"),
     no_save: NoSaveOpt = False,
+    allow_empty: AllowEmptyOpt = False,
     hot: Annotated[
         bool,
         typer.Option(
@@ -202,6 +214,7 @@ def sweep(
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     exit_if_errored(records)
+    exit_if_nothing_timed(records, allow_empty)
 
 
 def refuse_torchrun(command: str, fix: str) -> None:
@@ -350,7 +363,7 @@ def kernels(
     out_console.print(kernel_tables(run.records))
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES_HELP)
 def group(
     preset: Annotated[
         list[str] | None,
@@ -381,6 +394,7 @@ def group(
     json_path: JsonOutOpt = None,
     out_dir: OutDirOpt = Path("results"),
     no_save: NoSaveOpt = False,
+    allow_empty: AllowEmptyOpt = False,
     hot: Annotated[bool, typer.Option("--hot", help="One set of inputs (hot L2). Default: cold L2.")] = False,
     seed: SeedOpt = 0,
     no_kernels: Annotated[
@@ -430,3 +444,4 @@ def group(
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
     exit_if_errored(result.run.groups)
+    exit_if_nothing_timed(result.run.groups, allow_empty)

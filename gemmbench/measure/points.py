@@ -254,6 +254,7 @@ def _timed_record(
         values["topk_mismatch"] = mismatch
     if bench.options.keep_samples:
         values["latency_samples_us"] = latency.values_us
+        values["latency_window_medians_us"] = latency.window_medians_us or None
         values["device_samples_us"] = device_time.values_us if device_time else None
     mode = bench.l2_mode
     return run.row(

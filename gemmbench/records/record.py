@@ -98,6 +98,9 @@ class Record(Case):
     # The raw samples of the row's own timers, in microseconds per call, in the order taken (`--keep-samples`);
     # None where not kept. The summaries above are derived from them.
     latency_samples_us: tuple[float, ...] | None = None
+    # The eager latency is sampled in windows: each window's median, in order; its figure and interval come
+    # from these (timing/timers.py says why).
+    latency_window_medians_us: tuple[float, ...] | None = None
     device_samples_us: tuple[float, ...] | None = None
 
     @classmethod
