@@ -229,3 +229,88 @@ def test_a_plugin_adds_a_context_of_its_own(tmp_path):
     assert alone["context"] == "" and alone["status"] == "ok"
     assert layer["context"] == "halve" and layer["status"] == "ok" and float(layer["latency_median_us"]) > 0
     assert float(layer["rel_err"]) < 1e-6  # against the reference of what the plugin's producer wrote
+
+
+def test_a_backend_that_writes_into_its_input_is_its_own_error_row_and_the_next_backends_pass(tmp_path):
+    plugin = write_plugin(
+        tmp_path,
+        """
+class Scribbler(Backend):
+    name = "scribbler"
+    code = "out = x @ w.T, then x.zero_()"
+
+    def prepare(self, case, inputs):
+        x, w, out = inputs.x, inputs.w, inputs.out
+
+        def call():
+            torch.mm(x.float(), w.float().t(), out=out)
+            x.zero_()
+
+        return call
+
+
+BACKENDS = [Scribbler()]
+""",
+    )
+    result = invoke(
+        "sweep",
+        "--plugin",
+        plugin,
+        "--backend",
+        "scribbler,fake",
+        "--shape",
+        "4x8x16",
+        "--device",
+        "cpu",
+        "--no-save",
+        "--csv",
+        "-",
+        "-q",
+    )
+    assert result.exit_code == 1, result.output  # an error row
+    rows = {row["backend"]: row for row in csv.DictReader(io.StringIO(result.stdout))}
+    assert rows["scribbler"]["status"] == "error" and "scribbler wrote into its input x" in rows["scribbler"]["reason"]
+    assert rows["fake"]["status"] == "ok" and float(rows["fake"]["rel_err"]) < 1e-6
+
+
+def test_what_a_plugin_prints_goes_to_stderr_and_the_csv_on_stdout_stays_clean(tmp_path):
+    plugin = write_plugin(
+        tmp_path,
+        """
+class Chatty(Backend):
+    name = "chatty"
+    code = "x.float() @ w.float().T, printing as it goes"
+
+    def prepare(self, case, inputs):
+        print("chatty: preparing")
+        x, w, out = inputs.x, inputs.w, inputs.out
+
+        def call():
+            print("chatty: called")
+            torch.mm(x.float(), w.float().t(), out=out)
+
+        return call
+
+
+BACKENDS = [Chatty()]
+""",
+    )
+    result = invoke(
+        "sweep",
+        "--plugin",
+        plugin,
+        "--backend",
+        "chatty",
+        "--shape",
+        "4x8x16",
+        "--device",
+        "cpu",
+        "--no-save",
+        "--csv",
+        "-",
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    assert "chatty:" not in result.stdout and "chatty: called" in result.stderr
+    (row,) = csv.DictReader(io.StringIO(result.stdout))
+    assert (row["backend"], row["status"]) == ("chatty", "ok")

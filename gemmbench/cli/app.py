@@ -5,8 +5,10 @@ from any command, and click's usage errors, become one line `Error: what — how
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -29,6 +31,20 @@ def _width(stream) -> int | None:
 out_console = Console(width=_width(sys.stdout))
 
 err_console = Console(stderr=True, width=_width(sys.stderr))
+
+
+@contextlib.contextmanager
+def backends_print_to_stderr() -> Iterator[None]:
+    """While backends and producers (plugins among them) run, what they print goes to stderr, and stdout
+    carries gemmbench's own tables or CSV only (one plugin's prints once put 3,389 lines into `--csv -`).
+    Python's prints only: a kernel's printf writes to the process's stdout itself."""
+    out_console.file = sys.stdout  # gemmbench's own output keeps the real stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        out_console.file = None  # back to following sys.stdout
+
 
 # Exit code of a run stopped with Ctrl-C, as shells report SIGINT (128 + 2).
 EXIT_INTERRUPTED = 130

@@ -17,6 +17,7 @@ from gemmbench.cli.app import (
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,
     app,
+    backends_print_to_stderr,
     err_console,
     exit_if_errored,
     exit_if_nothing_timed,
@@ -256,7 +257,7 @@ def run_with_progress(
     from gemmbench.measure.fleet import run_fleet
     from gemmbench.measure.session import SweepCallbacks, run_session
 
-    with progress(err_console, enabled=enabled and err_console.is_terminal) as bar:
+    with progress(err_console, enabled=enabled and err_console.is_terminal) as bar, backends_print_to_stderr():
         task = bar.add_task("", total=None)
         steps: list = []
 

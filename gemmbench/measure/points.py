@@ -101,6 +101,9 @@ class _CaseRun:
     case: Case
     bench: Bench
     inputs: list[GemmInputs]  # the rotating copies (cold L2), which are the layers in a context
+    # The first copy's x and w as made, to find a backend that writes into its inputs (and undo it, so
+    # that the backends after it are checked on what they should read).
+    pristine: GemmInputs
     l2_note: str = ""  # where fewer copies than wanted fit
     # Each backend's top-k mismatch here, by name: a backend launched with PDL computes the same bits
     # (tests/test_gpu.py), so its two variants share one routing check.
@@ -110,6 +113,19 @@ class _CaseRun:
     @property
     def copies(self) -> int:
         return len(self.inputs)
+
+    def restore_inputs(self, alone: bool) -> list[str]:
+        """The inputs of the first copy that were written into since it was made ('x', 'w'), restored.
+        In a layer x is the producer's to write: only w is checked there."""
+        first, pristine = self.inputs[0], self.pristine
+        written = [
+            name
+            for name in ("x", "w")
+            if (alone or name == "w") and not torch.equal(getattr(first, name), getattr(pristine, name))
+        ]
+        for name in written:
+            getattr(first, name).copy_(getattr(pristine, name))
+        return written
 
     @functools.cached_property
     def routing(self) -> routing.RoutingCheck:
@@ -135,6 +151,7 @@ def _measure_case(case: Case, keys: list[RowKey], bench: Bench) -> dict[RowKey, 
     try:
         copies, l2_note = input_copies(case, bench.device, bench.options.seed, bench.cold)
         ref = reference(copies[0])
+        pristine = GemmInputs(copies[0].x.clone(), copies[0].w.clone(), copies[0].out)
     except BACKEND_FAILURES as exc:  # inputs that cannot be made are a row per backend, never a traceback
         bench.release()
         reason = error_reason(exc)
@@ -142,7 +159,7 @@ def _measure_case(case: Case, keys: list[RowKey], bench: Bench) -> dict[RowKey, 
             known = f": {exc}" if isinstance(exc, MemoryError) and str(exc) else ""
             reason = f"out of memory (inputs and float64 reference){known}"
         return {key: _row(case, *key, ERROR, reason) for key in keys}
-    run = _CaseRun(case, bench, copies, l2_note)
+    run = _CaseRun(case, bench, copies, pristine, l2_note)
     done: dict[RowKey, Record] = {}
     checked: dict[RowKey, tuple[Callable[[], object], float]] = {}
     # Rows alone first: a producer writes the copies' x in place, after which `ref` no longer holds for them.
@@ -162,6 +179,10 @@ def _measure_case(case: Case, keys: list[RowKey], bench: Bench) -> dict[RowKey, 
     del ref
     done.update(_time_case(run, checked))
     return {key: done[key] for key in keys}
+
+
+class InputWritten(Exception):
+    """A backend wrote into x or w: its row is an error row naming it, never the next backends' failure."""
 
 
 def _checked_layers(run: _CaseRun, key: RowKey, ref: torch.Tensor) -> tuple[Callable[[], object], float]:
@@ -185,6 +206,11 @@ def _checked_layers(run: _CaseRun, key: RowKey, ref: torch.Tensor) -> tuple[Call
         (gemms[0] if x is first.x else variant.prepare(case, written))()
         ref = reference(written)
     run.bench.sync()
+    if written_inputs := run.restore_inputs(alone=producer is None):
+        raise InputWritten(
+            f"{variant.label} wrote into its input {' and '.join(written_inputs)} (restored for the backends "
+            "after it): a backend must only write out"
+        )
     return rotating(layers), relative_error(first.out, ref)
 
 
