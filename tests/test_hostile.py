@@ -1,8 +1,10 @@
 """Hostile input: what a user, a file or a plugin can do to gemmbench ends in one `Error:` line, an error
 row or a meaningful exit code, never a traceback, a silent exit or a wrong answer."""
 
+import csv
 import importlib.util
 import json
+import os
 import re
 import subprocess
 import sys
@@ -574,3 +576,44 @@ def test_a_dimension_beyond_what_gemmbench_takes_in_a_file_is_one_error_line(tmp
     path = tmp_path / "run.json"
     path.write_text(json.dumps(doc))
     assert "above 2147483647" in one_error_line(invoke("show", path), 1)
+
+
+DYING = """
+import os
+
+class Dying(Backend):
+    name = "dying"
+    code = "x.float() @ w.float().T, then os._exit(7) at M = 2"
+    def prepare(self, case, inputs):
+        if case.m == 2:
+            os._exit(7)  # the process ends at once: no exception, no cleanup
+        return lambda: inputs.out.copy_(inputs.x.float() @ inputs.w.float().t())
+
+BACKENDS = [Dying()]
+"""
+
+
+def test_a_process_killed_by_a_plugin_keeps_every_finished_row_in_the_csv_and_the_run_file(tmp_path):
+    plugin = write_plugin(tmp_path, DYING)
+    csv_path, out_dir = tmp_path / "rows.csv", tmp_path / "runs"
+    command = [sys.executable, "-m", "gemmbench", "sweep", "--plugin", str(plugin), "--backend", "fake,dying"]
+    command += [
+        "--shape",
+        "8x16",
+        "--m",
+        "1,2",
+        "--device",
+        "cpu",
+        "-q",
+        "--csv",
+        str(csv_path),
+        "--out-dir",
+        str(out_dir),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert finished.returncode == 7, finished.stderr
+    kept = [(row["m"], row["backend"], row["status"]) for row in csv.DictReader(csv_path.open())]
+    assert kept == [("1", "fake", "ok"), ("1", "dying", "ok")]
+    (run_file,) = out_dir.glob("*.json")
+    assert [(r.m, r.backend) for r in load_run(run_file).records] == [(1, "fake"), (1, "dying")]

@@ -78,7 +78,10 @@ def sweep(
     device: DeviceOpt = "auto",
     plugin: PluginOpt = None,
     csv: Annotated[
-        str | None, typer.Option("--csv", help="Also write one CSV row per (case, backend) here; - for stdout.")
+        str | None,
+        typer.Option(
+            "--csv", help="Also write one CSV row per (case, backend) here, each as it finishes; - for stdout."
+        ),
     ] = None,
     json_path: JsonOutOpt = None,
     out_dir: OutDirOpt = Path("results"),
@@ -196,7 +199,9 @@ def sweep(
             if given:
                 warn(f"{flag} has no effect on the CPU: {why}")
     speaks = fleet is None or fleet.leader  # under torchrun, rank 0 speaks for the fleet
-    result = run_with_progress(plan, tables_console if speaks else None, notes, not quiet, fleet, split)
+    result = run_with_progress(
+        plan, tables_console if speaks else None, notes, not quiet, fleet, split, csv=csv if speaks else None
+    )
     if not speaks:
         raise typer.Exit(1 if result.failure else 0)
     if result.failure:
@@ -250,10 +255,17 @@ def finishing():
 
 
 def run_with_progress(
-    plan, header_console: Console | None, notes: Console | None, enabled: bool, fleet=None, split="", work=None
+    plan,
+    header_console: Console | None,
+    notes: Console | None,
+    enabled: bool,
+    fleet=None,
+    split="",
+    work=None,
+    csv: str | None = None,
 ):
     """Run a session (a sweep's points, or `work`; this rank's, under torchrun) with a progress bar on stderr
-    (a terminal only); the header goes first."""
+    (a terminal only); the header goes first. `csv` (a file, not '-'): the CSV export, kept as rows finish."""
     from gemmbench.measure.fleet import run_fleet
     from gemmbench.measure.session import SweepCallbacks, run_session
 
@@ -271,11 +283,13 @@ def run_with_progress(
         def advance(done: int) -> None:
             bar.update(task, completed=done, description=step_label(steps[done]) if done < len(steps) else "done")
 
+        appender = table.CsvAppender(Path(csv)) if csv and csv != "-" else None
         callbacks = SweepCallbacks(
             started=started,
             progress=advance,
             note=(lambda message: notes.print(message)) if notes else (lambda message: None),
             warn=warn,
+            row_done=appender.append if appender else (lambda row: None),
         )
         return run_fleet(plan, fleet, split, callbacks) if fleet else run_session(plan, callbacks, work)
 
@@ -292,9 +306,7 @@ def export(run, csv: str | None, json_path: str | None) -> None:
     exports = [
         (
             csv,
-            lambda: (
-                table.groups_to_csv(run.groups) if run.groups and not run.records else table.records_to_csv(run.records)
-            ),
+            lambda: table.rows_to_csv(run.groups if run.groups and not run.records else run.records),
         ),
         (json_path, lambda: runfile.run_to_json(run)),
     ]
@@ -390,7 +402,8 @@ def group(
     device: DeviceOpt = "auto",
     plugin: PluginOpt = None,
     csv: Annotated[
-        str | None, typer.Option("--csv", help="Also write the group rows as CSV here; - for stdout.")
+        str | None,
+        typer.Option("--csv", help="Also write the group rows as CSV here, each as it finishes; - for stdout."),
     ] = None,
     json_path: JsonOutOpt = None,
     out_dir: OutDirOpt = Path("results"),
@@ -434,7 +447,7 @@ def group(
     check_exports(csv, json_path)  # after the plan, which creates --out-dir: an export may go into it
     console = err_console if "-" in (csv, json_path) else out_console
     notes = err_console if not quiet else None
-    result = run_with_progress(plan, console, notes, not quiet, work=GroupWork(groups))
+    result = run_with_progress(plan, console, notes, not quiet, work=GroupWork(groups), csv=csv)
     with finishing():
         if md:
             console.print(group_markdown(result.run.groups), markup=False, highlight=False, soft_wrap=True)

@@ -49,6 +49,7 @@ class SweepCallbacks:
     progress: Callable[[int], None] = ignore  # how many steps are done
     note: Callable[[str], None] = ignore  # what is about to take a while
     warn: Callable[[str], None] = ignore  # a sweep-wide problem that leaves columns empty
+    row_done: Callable[[object], None] = ignore  # each measured row (a record or a group row), as it is kept
 
 
 @dataclass(frozen=True)
@@ -294,6 +295,7 @@ def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks(), w
             rows.append(row)
             if writer:
                 writer.flush()
+            callbacks.row_done(row)
             callbacks.progress(len(rows))
         if plan.profiles:
             rows[:] = work.profile(plan, rows, bench, callbacks, len(rows))

@@ -58,6 +58,35 @@ def _sample_columns() -> list[str]:
     return [c.name for c in columns(Record) if c.kind == LIST and c.item_type is float]
 
 
+def rows_to_csv(rows: list) -> str:
+    """The CSV export of a run's rows: its group rows where it holds them, else its records."""
+    return groups_to_csv(rows) if rows and isinstance(rows[0], GroupRecord) else records_to_csv(rows)
+
+
+class CsvAppender:
+    """A CSV export kept on disk as rows finish (`--csv FILE`), as the run file is: the header with the first
+    row, then each new row appended, so that a process that dies keeps every finished row. The export at the
+    end rewrites the file whole (the kernel pass adds kernels to rows already written). Where the file cannot
+    be written, appending stops: the export at the end finds the same problem, says so and saves the CSV to a
+    fallback file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._started = False
+        self._failed = False
+
+    def append(self, row) -> None:
+        if self._failed:
+            return
+        header, line = rows_to_csv([row]).split("\n", 1)
+        try:
+            with self.path.open("a" if self._started else "w") as file:
+                file.write(line if self._started else f"{header}\n{line}")
+        except OSError:
+            self._failed = True
+        self._started = True
+
+
 def groups_to_csv(groups: Iterable[GroupRecord]) -> str:
     """One row per (group, M, backend); members alone as `gemm@stream=us` joined with KERNEL_SEPARATOR."""
     import pandas as pd
