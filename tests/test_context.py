@@ -145,14 +145,20 @@ def test_an_unknown_context_is_one_error_line_naming_the_known_ones():
 # The engines' kernels, where FlashInfer is absent
 
 
+def engines_absent(monkeypatch, *packages):
+    """The engine packages absent, as on CI; where one is installed, made to look absent."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in packages else find_spec(name, *a))
+
+
 @pytest.fixture
 def no_flashinfer(monkeypatch):
-    """FlashInfer absent, as on this machine; where it is installed, made to look absent."""
-    if importlib.util.find_spec("flashinfer") is not None:
-        find_spec = importlib.util.find_spec
-        monkeypatch.setattr(
-            importlib.util, "find_spec", lambda name, *a: None if name == "flashinfer" else find_spec(name, *a)
-        )
+    engines_absent(monkeypatch, "flashinfer")
+
+
+@pytest.fixture
+def no_vllm(monkeypatch):
+    engines_absent(monkeypatch, "vllm")
 
 
 def test_flashinfer_contexts_are_skipped_rows_that_say_what_to_install(no_flashinfer):
@@ -160,6 +166,16 @@ def test_flashinfer_contexts_are_skipped_rows_that_say_what_to_install(no_flashi
     assert [(row["context"], row["status"]) for row in rows] == [("", OK)] + [(c, SKIPPED) for c in FLASHINFER_CONTEXTS]
     assert [row["reason"] for row in rows[1:]] == [f"context {c}: {INSTALL_FLASHINFER}" for c in FLASHINFER_CONTEXTS]
     assert "pip install 'gemmbench[engines]', or flashinfer-python" in INSTALL_FLASHINFER
+
+
+def test_vllms_norms_are_contexts_skipped_with_the_install_hint_where_vllm_is_absent(no_vllm):
+    contexts = ("vllm_rms_norm", "vllm_fused_add_rms_norm")
+    assert all(PRODUCERS[c].origin == "vllm" and PRODUCERS[c].pdl == "no" for c in contexts)
+    rows = sweep_rows("-b", "fake", "--shape", "4x8x16", "--context", ",".join(contexts))
+    assert [(row["context"], row["status"]) for row in rows] == [("", OK)] + [(c, SKIPPED) for c in contexts]
+    assert [row["reason"] for row in rows[1:]] == [
+        f"context {c}: vLLM is not installed (pip install vllm)" for c in contexts
+    ]
 
 
 def test_flashinfers_router_gemm_is_a_default_backend_skipped_with_the_install_hint(no_flashinfer):

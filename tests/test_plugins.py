@@ -314,3 +314,30 @@ BACKENDS = [Chatty()]
     assert "chatty:" not in result.stdout and "chatty: called" in result.stderr
     (row,) = csv.DictReader(io.StringIO(result.stdout))
     assert (row["backend"], row["status"]) == ("chatty", "ok")
+
+
+def test_the_producer_example_of_the_plugin_docs_runs_as_a_context(tmp_path):
+    text = (Path(__file__).parent.parent / "docs" / "plugins.md").read_text()
+    example = text.split("## A producer of your own", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    plugin = tmp_path / "add_norm.py"
+    plugin.write_text(example)
+    result = invoke(
+        "sweep",
+        "--plugin",
+        plugin,
+        "--backend",
+        "fake",
+        "--shape",
+        "4x8x16",
+        "--device",
+        "cpu",
+        "--context",
+        "torch_add_norm",
+        "--no-save",
+        "--csv",
+        "-",
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(row["context"], row["status"]) for row in rows] == [("", "ok"), ("torch_add_norm", "ok")]

@@ -1,7 +1,8 @@
 """The serving engines' own kernels, where their package imports: FlashInfer's router GEMM (a backend
-here) and its RMSNorms (producers, in producers.py). SGLang and vLLM call these same FlashInfer norms
-before the router, and SGLang's `dsv3_router_gemm` calls this same FlashInfer GEMM first on sm90/sm100
-(docs/design.md, what was measured). Without the package, each is a skipped row that names what to install.
+here) and its RMSNorms, and vLLM's own RMSNorm kernels (producers, in producers.py). SGLang and vLLM call
+these same FlashInfer norms before the router where FlashInfer is installed, and SGLang's
+`dsv3_router_gemm` calls this same FlashInfer GEMM first on sm90/sm100 (docs/design.md, what was measured).
+Without the package, each is a skipped row that names what to install.
 FlashInfer JIT-builds each kernel with nvcc on its first use (about 30 s), then loads it from its cache.
 """
 
@@ -18,6 +19,9 @@ from gemmbench.spec.cases import Case
 
 FLASHINFER = "flashinfer"
 INSTALL_FLASHINFER = "FlashInfer is not installed (pip install 'gemmbench[engines]', or flashinfer-python)"
+VLLM = "vllm"
+INSTALL_VLLM = "vLLM is not installed (pip install vllm)"
+INSTALL_HINTS = {FLASHINFER: INSTALL_FLASHINFER, VLLM: INSTALL_VLLM}
 # FlashInfer's fp32-output router GEMMs (flashinfer/gemm/routergemm.py), by (K, N): on sm90 they run
 # TensorRT-LLM's dsv3RouterGemm kernel, M = 1..16 tokens, on the compute capabilities its checks admit.
 FLASHINFER_ROUTER_OPS = {
@@ -32,13 +36,18 @@ FLASHINFER_ROUTER_CAPABILITIES = ((9, 0), (10, 0), (10, 3), (10, 7))
 PDL_CAPABILITY = (9, 0)
 
 
-def missing_flashinfer(device: torch.device) -> str | None:
-    """Why FlashInfer's kernels cannot run on `device`: no FlashInfer, or no CUDA device; a query."""
-    if importlib.util.find_spec(FLASHINFER) is None:
-        return INSTALL_FLASHINFER
+def missing_engine(package: str, device: torch.device) -> str | None:
+    """Why an engine's kernels cannot run on `device`: the package is not installed (what to install), or
+    no CUDA device; a query."""
+    if importlib.util.find_spec(package) is None:
+        return INSTALL_HINTS[package]
     if device.type != "cuda":
         return "a CUDA kernel: needs a CUDA device"
     return None
+
+
+def missing_flashinfer(device: torch.device) -> str | None:
+    return missing_engine(FLASHINFER, device)
 
 
 def capability(device: torch.device) -> tuple[int, int]:
@@ -53,6 +62,12 @@ def dotted(capability: tuple[int, int]) -> str:
 def flashinfer(module: str):
     """A FlashInfer module, imported on first use (it imports torch extensions and its JIT)."""
     return importlib.import_module(f"{FLASHINFER}.{module}")
+
+
+@functools.cache
+def vllm_ops():
+    """vLLM's Python bindings of its CUDA kernels (`vllm._custom_ops`), imported on first use."""
+    return importlib.import_module(f"{VLLM}._custom_ops")
 
 
 class FlashInferRouterGemm(Backend):

@@ -5,7 +5,8 @@ layer pays for the GEMM is measured with its producer, a layer at a time (measur
 A producer prepares, for one layer, a call that writes x from that layer's hidden state and returns it:
 into the preallocated `x` it was given (an out-variant, as the fused norms of vLLM, SGLang and FlashInfer
 are), or as a new tensor (torch's `F.rms_norm` has no out= form), which the GEMM is then prepared on.
-FlashInfer's norms, which SGLang and vLLM call before the router, are producers where it imports.
+FlashInfer's norms, which SGLang and vLLM call before the router, are producers where it imports, and
+vLLM's own norm kernels where vLLM imports.
 Plugins add producers of their own with a module-level `PRODUCERS` list (docs/plugins.md).
 """
 
@@ -17,7 +18,17 @@ import torch
 import torch.nn.functional as F
 
 from gemmbench.backends import ext
-from gemmbench.backends.engines import FLASHINFER, PDL_CAPABILITY, capability, dotted, flashinfer, missing_flashinfer
+from gemmbench.backends.engines import (
+    FLASHINFER,
+    PDL_CAPABILITY,
+    VLLM,
+    capability,
+    dotted,
+    flashinfer,
+    missing_engine,
+    missing_flashinfer,
+    vllm_ops,
+)
 from gemmbench.errors import UsageError
 from gemmbench.spec.cases import Case
 
@@ -136,10 +147,17 @@ class FlashInferRmsNorm(_FlashInferNorm):
         return call
 
 
+def fused_add_inputs(hidden: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The inputs of a fused residual add + norm that works in place on x: x starts as the hidden state, and
+    the layer's residual is the hidden state rolled along K (random, never zeros), returned."""
+    x.copy_(hidden)
+    return hidden.roll(1, dims=-1)
+
+
 class FlashInferFusedAddRmsNorm(_FlashInferNorm):
     """FlashInfer's residual add then RMSNorm, in place, what precedes the router in DeepSeek-style layers:
-    `residual += x; x = rmsnorm(residual) * w`. x starts as the hidden state; the residual is the layer's
-    own (the hidden state rolled along K: random, never zeros); both change with every call, as in a model."""
+    `residual += x; x = rmsnorm(residual) * w` (fused_add_inputs); both change with every call, as in a
+    model."""
 
     def __init__(self, name: str, enable_pdl: bool) -> None:
         super().__init__(name, enable_pdl)
@@ -147,14 +165,49 @@ class FlashInferFusedAddRmsNorm(_FlashInferNorm):
 
     def prepare(self, case, hidden, weight, x):
         op, enable_pdl = flashinfer("norm").fused_add_rmsnorm, self.enable_pdl
-        x.copy_(hidden)
-        residual = hidden.roll(1, dims=-1)
+        residual = fused_add_inputs(hidden, x)
 
         def call() -> torch.Tensor:
             op(x, residual, weight, RMS_NORM_EPS, enable_pdl=enable_pdl)
             return x
 
         return call
+
+
+class VllmNorm(Producer):
+    """vLLM's own RMSNorm kernels (`vllm._custom_ops`, csrc/layernorm_kernels.cu), as vLLM calls them where
+    FlashInfer's are not used: `rms_norm` into x, or `fused_add_rms_norm` in place (residual += x, then
+    x = rmsnorm(residual) * w, fused_add_inputs). Their bindings take no PDL argument: PDL "no"."""
+
+    origin = VLLM
+
+    def __init__(self, name: str, fused: bool) -> None:
+        self.name, self.fused = name, fused
+        self.code = (
+            "vllm._custom_ops.fused_add_rms_norm(x, residual, w, eps)"
+            if fused
+            else "vllm._custom_ops.rms_norm(x, h, w, eps)"
+        )
+
+    def unavailable_reason(self, case, device):
+        return super().unavailable_reason(case, device) or missing_engine(VLLM, device)
+
+    def prepare(self, case, hidden, weight, x):
+        ops = vllm_ops()
+        if not self.fused:
+
+            def call() -> torch.Tensor:
+                ops.rms_norm(x, hidden, weight, RMS_NORM_EPS)
+                return x
+
+            return call
+        residual = fused_add_inputs(hidden, x)
+
+        def fused() -> torch.Tensor:
+            ops.fused_add_rms_norm(x, residual, weight, RMS_NORM_EPS)
+            return x
+
+        return fused
 
 
 BUILT_IN = (
@@ -166,6 +219,8 @@ BUILT_IN = (
     FlashInferRmsNorm("flashinfer_rmsnorm_pdl", True),
     FlashInferFusedAddRmsNorm("flashinfer_fused_add_rmsnorm", False),
     FlashInferFusedAddRmsNorm("flashinfer_fused_add_rmsnorm_pdl", True),
+    VllmNorm("vllm_rms_norm", fused=False),
+    VllmNorm("vllm_fused_add_rms_norm", fused=True),
 )
 PRODUCERS: dict[str, Producer] = {p.name: p for p in BUILT_IN}
 # Context names of earlier versions, still accepted: `norm_pdl` was gemmbench's norm triggering at its start.
