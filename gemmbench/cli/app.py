@@ -152,10 +152,9 @@ def exit_if_nothing_timed(rows, allow_empty: bool) -> None:
     CI job unless asked to (`--allow-empty`)."""
     if allow_empty or any(row.status == OK for row in rows):
         return
+    what = f"all {rows_phrase(len(rows))} were skipped (the reasons are above)" if rows else "there were no rows"
     err_console.print(
-        f"nothing was timed: {'every one of the ' + rows_phrase(len(rows)) + ' was' if rows else 'no rows were'} "
-        "skipped (the reasons are above) — run where they can run, or pass --allow-empty to exit 0 anyway",
-        style="red",
+        f"nothing was timed: {what} — run where they can run, or pass --allow-empty to exit 0 anyway", style="red"
     )
     raise typer.Exit(EXIT_NO_ANSWER)
 
