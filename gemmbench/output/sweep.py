@@ -312,8 +312,8 @@ def legend_lines(records: list[Record], markdown: bool, rel_err_label: str = _CE
         )
     if any(r.throttled for r in ok):
         lines.append(
-            f"throttled: the SM clock fell below {THROTTLE_CLOCK_FRACTION:.0%} of its maximum, "
-            "or NVML reported a power or thermal slowdown"
+            f"throttled: the SM clock fell below {THROTTLE_CLOCK_FRACTION:.0%} of its maximum (beyond the "
+            "run-to-run spread), or NVML reported a hardware slowdown or a thermal limit"
         )
     return lines
 

@@ -34,8 +34,8 @@ DEVICE_WARMUP_SIZE = 4096
 # (mm_out_dtype 7.2 against 6.4 us; the backends timed after it never), with NVML's SM clock at its
 # maximum; timers that sampled 50 ms never showed it, so it passes within about 25 ms.
 DEVICE_RESETTLE_S = 0.03
-# NVML clocks-event (throttle) reason bits that mean heat or power slowed the GPU (nvml.h). The others
-# (idle, application clocks, sync boost, display) are not slowdowns.
+# NVML clocks-event (throttle) reason bits that mean heat or power slowed the GPU (nvml.h), all recorded.
+# The others (idle, application clocks, sync boost, display) are not slowdowns.
 SLOWDOWN_REASONS = {
     0x4: "sw_power_cap",
     0x8: "hw_slowdown",
@@ -43,6 +43,9 @@ SLOWDOWN_REASONS = {
     0x40: "hw_thermal",
     0x80: "hw_power_brake",
 }
+# The reasons that flag a row whatever its clock read: the hardware slowed itself, or heat did. The power
+# cap alone flags a row only through the clock it lowered (THROTTLE_CLOCK_FRACTION).
+FLAGGING_REASONS = {"hw_slowdown", "sw_thermal", "hw_thermal", "hw_power_brake"}
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ def slowdown_names(mask: int) -> list[str]:
 
 def assess(readings: list[ClockReading], max_sm_mhz: int) -> ClockSummary:
     """What a record keeps of the readings that bound its timers: the lowest clocks, the highest
-    temperature and power, every slowdown reason seen."""
+    temperature and power, every slowdown reason seen, and whether they could have moved its times."""
     mask = 0
     for reading in readings:
         mask |= reading.reasons
@@ -72,7 +75,7 @@ def assess(readings: list[ClockReading], max_sm_mhz: int) -> ClockSummary:
         temp_c=max(r.temp_c for r in readings),
         power_w=max(r.power_w for r in readings),
         throttle_reasons=",".join(reasons) or None,
-        throttled=bool(reasons) or sm < THROTTLE_CLOCK_FRACTION * max_sm_mhz,
+        throttled=bool(FLAGGING_REASONS.intersection(reasons)) or sm < THROTTLE_CLOCK_FRACTION * max_sm_mhz,
     )
 
 
