@@ -169,3 +169,13 @@ def test_a_library_that_does_not_load_is_a_reason_not_a_traceback(monkeypatch):
     monkeypatch.setattr(torch.ops, "load_library", load_library)
     with pytest.raises(ext.ExtensionUnavailable, match="does not load .*undefined symbol.*ext clean"):
         ext.load()
+
+
+def test_ext_help_names_every_backend_and_producer_the_extension_builds():
+    from gemmbench.backends.producers import PRODUCERS
+
+    text = " ".join(CliRunner().invoke(app, ["ext", "--help"]).stdout.split())
+    for name in [b.name for b in REGISTRY.values() if b.needs_extension]:
+        assert name in text
+    assert all(name.startswith("gemmbench_norm_pdl_") for name, p in PRODUCERS.items() if p.needs_extension)
+    assert "gemmbench_norm_pdl_*" in text

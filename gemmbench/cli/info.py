@@ -52,7 +52,9 @@ ext_app = typer.Typer(
     cls=_Group,
     no_args_is_help=True,
     rich_markup_mode=None,
-    help="The optional cuBLAS extension (backends cublas_ext, cublaslt_ext, cublaslt_tuned_ext).",
+    help="The optional C++/CUDA extension, built with the local CUDA toolkit on first use: the backends "
+    "cublas_ext, cublaslt_ext, cublaslt_tuned_ext, router_small_m_ext and router_small_m_mma, and "
+    "gemmbench's norm (the gemmbench_norm_pdl_* contexts).",
 )
 
 app.add_typer(ext_app, name="ext")
