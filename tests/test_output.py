@@ -40,7 +40,7 @@ def test_sweep_table_shows_times_errors_and_reasons():
     text = text_of(sweep_output.sweep_tables(records))
     assert "DeepSeek-V3 router: x[M, 7168] @ w[256, 7168]ᵀ" in text
     assert "5.6 µs" in text and "skipped" in text and "error" in text
-    assert "upcast skipped (1 row): no CUDA device" in text and "linear_cast error (1 row): out of memory" in text
+    assert "skipped (1 row) — no CUDA device: upcast" in text and "error (1 row) — out of memory: linear_cast" in text
     assert "CUDA-graph replay" in text
 
 
@@ -216,3 +216,13 @@ def test_long_sweep_tables_head_a_layer_view_with_its_producer_and_show_per_laye
     times = [[line.split("│")[3].strip() for line in table.splitlines() if line.startswith("│")] for table in tables]
     assert times == [["4 µs"] * 6, ["7.14 µs"] * 6]  # the layer's rows: its times, no figure subtracted
     assert f"after {context} 7.14" not in "\n".join(lines)  # no annotation of an in-layer time beside a row alone
+
+
+def test_backends_skipped_for_one_reason_share_one_line():
+    case = Case("m", "g", "router", 1, 8, 16)
+    rows = [Record.for_case(case, name, SKIPPED, "no CUDA device") for name in ("cublas_ext", "router_small_m_ext")] + [
+        Record.for_case(replace(case, m=2), "cublas_ext", SKIPPED, "no CUDA device")
+    ]
+    assert format_output.reason_lines(rows) == [
+        (SKIPPED, "skipped (3 rows) — no CUDA device: cublas_ext, router_small_m_ext")
+    ]

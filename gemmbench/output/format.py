@@ -102,28 +102,33 @@ TIMER_LABELS = {
 MAX_LISTED_UNMATCHED = 10
 
 
-def skip_and_error_reasons(records: list) -> dict[tuple[str, str, str], int]:
-    """Each distinct (status, backend, reason) of the skipped and error rows, and how many rows it covers."""
-    seen: dict[tuple[str, str, str], int] = defaultdict(int)
+def skip_and_error_reasons(records: list) -> dict[tuple[str, str], dict[str, int]]:
+    """Each distinct (status, reason) of the skipped and error rows, with the backends it covers and how many
+    rows of each: one line per reason, however many backends share it (a CPU run skips most for one)."""
+    seen: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for record in records:
         if record.status in (SKIPPED, ERROR):
-            seen[(record.status, record.label, record.reason)] += 1
+            seen[(record.status, record.reason)][record.label] += 1
     return seen
 
 
-def reason_label(status: str, backend: str, count: int) -> str:
-    return f"{backend} {status} ({count} row{'s' if count > 1 else ''})"
+def reason_lines(records: list) -> list[tuple[str, str]]:
+    """(status, line) per distinct skip or error reason: `status (N rows) — reason: backends`."""
+    lines = []
+    for (status, reason), backends in skip_and_error_reasons(records).items():
+        rows = sum(backends.values())
+        lines.append((status, f"{status} ({rows} row{'s' if rows > 1 else ''}) — {reason}: {', '.join(backends)}"))
+    return lines
 
 
 def reasons_text(records: list[Record]) -> Text | None:
     """Each distinct skip or error reason once, with the backends and the number of rows it covers."""
-    seen = skip_and_error_reasons(records)
-    if not seen:
+    lines = reason_lines(records)
+    if not lines:
         return None
     text = Text()
-    for (status, backend, reason), count in seen.items():
-        text.append(f"{reason_label(status, backend, count)}: ", style="yellow" if status == SKIPPED else "red")
-        text.append(f"{reason}\n")
+    for status, line in lines:
+        text.append(f"{line}\n", style="yellow" if status == SKIPPED else "red")
     return text
 
 

@@ -26,10 +26,9 @@ from gemmbench.output.format import (
     format_err,
     format_us,
     markdown_table,
-    reason_label,
+    reason_lines,
     reasons_text,
     shape_title,
-    skip_and_error_reasons,
 )
 from gemmbench.records import ERROR, OK, SKIPPED, Record, Run, by_shape
 from gemmbench.records.timers import median_of
@@ -248,10 +247,7 @@ def sweep_markdown(records: list[Record]) -> str:
         rows.append([device, *cells] if len(groups) > 1 else cells)
     header = ["GEMM", "N", "K", "M", *backends]
     legend = "".join(f"- {line}\n" for line in legend_lines(records, markdown=True))
-    reasons = "".join(
-        f"- {reason_label(*key, count)}: {reason}\n"
-        for (*key, reason), count in skip_and_error_reasons(records).items()
-    )
+    reasons = "".join(f"- {line}\n" for _, line in reason_lines(records))
     table = markdown_table(["device", *header] if len(groups) > 1 else header, rows)
     return table + ("\n" + legend if legend else "") + ("\n" + reasons if reasons else "")
 
@@ -306,9 +302,12 @@ def legend_lines(records: list[Record], markdown: bool, rel_err_label: str = _CE
             f"top-k≠: share of {ROUTING_TOKENS} tokens whose top-k experts differ from those of the float64 logits"
         )
     if any(r.noisy for r in ok):
+        windows = f"window medians spread beyond ±{EAGER_STEADY_CI_REL:.0%} (the host's state moved)"
         lines.append(
-            "noisy: the device time's 95% interval did not reach its target within the budget, or the eager "
-            f"latency's window medians spread beyond ±{EAGER_STEADY_CI_REL:.0%} (the host's state moved)"
+            f"noisy: the device time's 95% interval did not reach its target within the budget, or the eager "
+            f"latency's {windows}"
+            if any(r.device for r in ok)
+            else f"noisy: the time's {windows}"
         )
     if any(r.throttled for r in ok):
         lines.append(
