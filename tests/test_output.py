@@ -28,7 +28,8 @@ def test_fastest_fp32_accurate_backend_is_highlighted_not_the_bf16_one():
     records = [ok("mm_out_dtype", 5.6, 1.4e-6), ok("linear_cast", 4.0, 1.5e-3), ok("upcast", 12.8, 1.1e-7)]
     assert sweep_output._fastest_accurate(records) == "mm_out_dtype"
     cell = sweep_output._cell(records[0], fastest=True)
-    assert cell.plain == "5.6 µs 1.4e-06\neager 25.6 µs" and "green" in str(cell.style)
+    assert cell.plain == f"5.6 µs{sweep_output.WINNER_MARK} 1.4e-06\neager 25.6 µs" and "green" in str(cell.style)
+    assert sweep_output._cell(records[1], fastest=False).plain.startswith("4 µs 1.5e-03")  # no mark
 
 
 def test_sweep_table_shows_times_errors_and_reasons():
@@ -195,7 +196,7 @@ def test_sweep_tables_turn_to_one_row_per_m_and_backend_where_the_wide_table_wou
     assert backends == ["floor", *SIX_BACKENDS] * 2 + ["upcast"]
     assert [row[0].strip() for row in rows if row[0].strip()] == ["1", "16", "4096"]
     first = rows[1]  # mm_out_dtype at M = 1, the fastest: its values whole, one to a column
-    assert [cell.strip() for cell in first] == ["", "mm_out_dtype", "6.4 µs", "1.4e-06", "26.4 µs", "13% of floor"]
+    assert [cell.strip() for cell in first] == ["", "mm_out_dtype", "6.4 µs*", "1.4e-06", "26.4 µs", "13% of floor"]
     assert any(line.startswith("rel_err: ||out − ref||") for line in lines)
     assert not any(line.startswith("second number:") for line in lines)
 
@@ -214,7 +215,8 @@ def test_long_sweep_tables_head_a_layer_view_with_its_producer_and_show_per_laye
     assert f"· in the layer after {context}: time per layer, {context} then the GEMM" in layer
     tables = ["\n".join(lines[headings[0] : headings[1]]), "\n".join(lines[headings[1] :])]
     times = [[line.split("│")[3].strip() for line in table.splitlines() if line.startswith("│")] for table in tables]
-    assert times == [["4 µs"] * 6, ["7.14 µs"] * 6]  # the layer's rows: its times, no figure subtracted
+    # the layer's rows: its times, no figure subtracted; the first of the tied is the one marked
+    assert times == [["4 µs*"] + ["4 µs"] * 5, ["7.14 µs*"] + ["7.14 µs"] * 5]
     assert f"after {context} 7.14" not in "\n".join(lines)  # no annotation of an in-layer time beside a row alone
 
 

@@ -33,6 +33,9 @@ from gemmbench.output.format import (
 from gemmbench.records import ERROR, OK, SKIPPED, Record, Run, by_shape
 from gemmbench.records.timers import median_of
 
+# Marks the fastest accurate time beside its color, which a pipe, a log or a screen reader loses.
+WINNER_MARK = "*"
+
 
 def per_device(records: list[Record]) -> list[tuple[str | None, list[Record]]]:
     """A fleet run whose devices measured the same points (`--split none`) reads device by device; any
@@ -164,7 +167,7 @@ def _long_cells(record: Record, fastest: bool) -> dict[str, Text]:
     status = _status_text(record)
     if status is not None:
         return cells | {"time": status}
-    cells["time"] = Text(format_us(record.best_time_us), style="bold green" if fastest else "")
+    cells["time"] = _time_text(record, fastest)
     cells[_COLUMN_REL_ERR_LABEL] = Text(format_err(record.rel_err), style="dim")
     if record.device:
         cells["eager"] = Text(format_us(median_of(record.latency)), style="dim")
@@ -183,6 +186,13 @@ def _notes(record: Record) -> Text:
     return notes
 
 
+def _time_text(record: Record, fastest: bool) -> Text:
+    """The row's time; the fastest accurate one green and marked, so a pipe or a log shows it too."""
+    if fastest:
+        return Text(f"{format_us(record.best_time_us)}{WINNER_MARK}", style="bold green")
+    return Text(format_us(record.best_time_us))
+
+
 def _fastest_accurate(records) -> str | None:
     """The backend `recommend` chooses at this point: the table marks the same one."""
     ranked = tied_fastest(records)
@@ -195,7 +205,7 @@ def _cell(record: Record | None, fastest: bool) -> Text:
     status = _status_text(record)
     if status is not None:
         return status
-    text = Text(format_us(record.best_time_us), style="bold green" if fastest else "")
+    text = _time_text(record, fastest)
     text.append(f" {format_err(record.rel_err)}", style="dim")
     for line in _details(record):
         text.append(f"\n{line}", style="dim")
@@ -272,7 +282,7 @@ def _legend(records: list[Record], rel_err_label: str) -> Text:
 def legend_lines(records: list[Record], markdown: bool, rel_err_label: str = _CELL_REL_ERR_LABEL) -> list[str]:
     """What the marks of a sweep table mean, for the marks these records use, in the words of the rich
     table (wide or long) or of the Markdown one."""
-    bold, eager = ("bold", "in brackets") if markdown else ("green", "eager")
+    bold, eager = ("bold", "in brackets") if markdown else (f"green, {WINNER_MARK}", "eager")
     ok = [r for r in records if r.status == OK]
     if not ok:
         return []
