@@ -34,7 +34,8 @@ def test_a_csv_export_gives_the_same_frame_without_kernel_durations(tmp_path):
     pd.testing.assert_frame_equal(gemmbench.load_run(path).to_frame(), run.to_frame())
 
 
-def test_sweep_returns_a_run_and_prints_nothing(capsys, tmp_path):
+def test_sweep_returns_a_run_and_prints_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where the CLI's default `results/` would go
     run = gemmbench.sweep(shapes=["8x16"], m=[1, 2], backends=["fake", "mm_out_dtype"], device="cpu")
     assert capsys.readouterr() == ("", "")
     assert [(r.m, r.backend, r.status) for r in run.records] == [
@@ -43,9 +44,9 @@ def test_sweep_returns_a_run_and_prints_nothing(capsys, tmp_path):
         (2, "fake", OK),
         (2, "mm_out_dtype", "skipped"),
     ]
-    assert run.provenance["device_type"] == "cpu" and not list(tmp_path.iterdir())
-    saved = gemmbench.sweep(presets=["deepseek-v3"], m="1", backends=["fake"], device="cpu", out_dir=tmp_path)
-    (path,) = tmp_path.glob("*.json")
+    assert run.provenance["device_type"] == "cpu" and not list(tmp_path.iterdir())  # no out_dir: no file
+    saved = gemmbench.sweep(presets=["deepseek-v3"], m="1", backends=["fake"], device="cpu", out_dir=tmp_path / "runs")
+    (path,) = (tmp_path / "runs").glob("*.json")
     assert gemmbench.load_run(path).records == saved.records
 
 
