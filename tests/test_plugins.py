@@ -44,6 +44,26 @@ def write_plugin(tmp_path, body: str, name: str = "mine.py") -> Path:
     return path
 
 
+def cpu_sweep_to_csv(plugin: Path, backends: str, *more):
+    """A sweep of one small shape on the CPU with `plugin` loaded, its CSV on stdout."""
+    return invoke(
+        "sweep",
+        "--plugin",
+        plugin,
+        "--backend",
+        backends,
+        "--shape",
+        "4x8x16",
+        "--device",
+        "cpu",
+        "--no-save",
+        "--csv",
+        "-",
+        "-q",
+        *more,
+    )
+
+
 def test_the_cpu_example_runs_end_to_end():
     result = invoke(
         "sweep", "--plugin", CPU_PLUGIN, "--backend", "chunked_fp32", "--shape", "1x64x128", "--no-save", "--csv", "-"
@@ -252,21 +272,7 @@ class Scribbler(Backend):
 BACKENDS = [Scribbler()]
 """,
     )
-    result = invoke(
-        "sweep",
-        "--plugin",
-        plugin,
-        "--backend",
-        "scribbler,fake",
-        "--shape",
-        "4x8x16",
-        "--device",
-        "cpu",
-        "--no-save",
-        "--csv",
-        "-",
-        "-q",
-    )
+    result = cpu_sweep_to_csv(plugin, "scribbler,fake")
     assert result.exit_code == 1, result.output  # an error row
     rows = {row["backend"]: row for row in csv.DictReader(io.StringIO(result.stdout))}
     assert rows["scribbler"]["status"] == "error" and "scribbler wrote into its input x" in rows["scribbler"]["reason"]
@@ -295,21 +301,7 @@ class Chatty(Backend):
 BACKENDS = [Chatty()]
 """,
     )
-    result = invoke(
-        "sweep",
-        "--plugin",
-        plugin,
-        "--backend",
-        "chatty",
-        "--shape",
-        "4x8x16",
-        "--device",
-        "cpu",
-        "--no-save",
-        "--csv",
-        "-",
-        "-q",
-    )
+    result = cpu_sweep_to_csv(plugin, "chatty")
     assert result.exit_code == 0, result.output
     assert "chatty:" not in result.stdout and "chatty: called" in result.stderr
     (row,) = csv.DictReader(io.StringIO(result.stdout))
@@ -321,23 +313,7 @@ def test_the_producer_example_of_the_plugin_docs_runs_as_a_context(tmp_path):
     example = text.split("## A producer of your own", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     plugin = tmp_path / "add_norm.py"
     plugin.write_text(example)
-    result = invoke(
-        "sweep",
-        "--plugin",
-        plugin,
-        "--backend",
-        "fake",
-        "--shape",
-        "4x8x16",
-        "--device",
-        "cpu",
-        "--context",
-        "torch_add_norm",
-        "--no-save",
-        "--csv",
-        "-",
-        "-q",
-    )
+    result = cpu_sweep_to_csv(plugin, "fake", "--context", "torch_add_norm")
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(row["context"], row["status"]) for row in rows] == [("", "ok"), ("torch_add_norm", "ok")]
