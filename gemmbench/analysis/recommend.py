@@ -21,7 +21,7 @@ from gemmbench.analysis.policy import (
     preference_rank,
 )
 from gemmbench.errors import UsageError
-from gemmbench.records import Record, by_shape
+from gemmbench.records import OK, Record, by_shape
 
 
 def tied_fastest(records, tolerance: float = FP32_ACCURATE_REL_ERR) -> list[str]:
@@ -148,7 +148,7 @@ def _savings(records: list[Record], winners: dict[int, str]) -> dict[int, Saving
     the same timer (device time, else eager latency)."""
     savings = {}
     for m, label in winners.items():
-        here = {r.label: r for r in records if r.m == m and r.status == "ok"}
+        here = {r.label: r for r in records if r.m == m and r.status == OK}
         chosen, fallback = here.get(label), here.get(FALLBACK_BACKEND)
         if label == FALLBACK_BACKEND or chosen is None or fallback is None:
             continue
