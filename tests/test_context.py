@@ -392,6 +392,8 @@ def test_recommend_python_dispatches_by_the_layer_named(tmp_path):
         assert namespace["choose_backend"](256, 7168, 16) == "fake"
     table = runner.invoke(app, ["recommend", str(path)]).stdout
     assert "(N=256, K=7168, per layer after norm)" in table and "(N=256, K=7168, per layer after copy)" in table
+    one_view = " ".join(runner.invoke(app, ["recommend", "--context", "copy", "--md", str(path)]).stdout.split())
+    assert "after copy" in one_view and "after norm" not in one_view  # --context chooses the tables' view too
 
 
 def test_compare_matches_each_row_with_the_same_layers_row():
@@ -430,7 +432,7 @@ def test_a_group_in_its_layers_has_per_layer_times_and_is_advised_per_layer(tmp_
         + ["--out-dir", str(tmp_path), "--csv", str(tmp_path / "groups.csv"), "-q"],
     )
     assert result.exit_code == 0, result.output
-    alone, *layers = list(csv.DictReader((tmp_path / "groups.csv").open()))
+    alone, *layers = list(csv.DictReader(io.StringIO((tmp_path / "groups.csv").read_text())))
     assert [r["context"] for r in (alone, *layers)] == ["", "norm", "copy"]
     assert alone["members"] and alone["overlap_efficiency"] and alone["critical_path"]
     (group,) = load_preset("deepseek-v4-pro").groups
@@ -487,7 +489,7 @@ def test_a_group_whose_members_read_x_in_two_dtypes_is_skipped_in_a_layer(tmp_pa
         + ["--no-save", "--csv", str(tmp_path / "rows.csv"), "-q"],
     )
     assert result.exit_code == 0, result.output
-    alone, layer = list(csv.DictReader((tmp_path / "rows.csv").open()))
+    alone, layer = list(csv.DictReader(io.StringIO((tmp_path / "rows.csv").read_text())))
     assert alone["status"] == OK and layer["context"] == "norm" and layer["status"] == SKIPPED
     assert "the members read x in bf16/fp16; one producer writes one" in layer["reason"]
 

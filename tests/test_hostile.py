@@ -3,6 +3,7 @@ row or a meaningful exit code, never a traceback, a silent exit or a wrong answe
 
 import csv
 import importlib.util
+import io
 import json
 import os
 import re
@@ -613,7 +614,7 @@ def test_a_process_killed_by_a_plugin_keeps_every_finished_row_in_the_csv_and_th
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert finished.returncode == 7, finished.stderr
-    kept = [(row["m"], row["backend"], row["status"]) for row in csv.DictReader(csv_path.open())]
+    kept = [(row["m"], row["backend"], row["status"]) for row in csv.DictReader(io.StringIO(csv_path.read_text()))]
     assert kept == [("1", "fake", "ok"), ("1", "dying", "ok")]
     (run_file,) = out_dir.glob("*.json")
     assert [(r.m, r.backend) for r in load_run(run_file).records] == [(1, "fake"), (1, "dying")]

@@ -120,11 +120,15 @@ def test_split_none_is_a_fleet_check_that_fleet_reads(tmp_path):
 )
 def test_a_rank_that_stops_leaves_the_others_rows_and_is_named(tmp_path, fault, action, env, cause):
     (tmp_path / "faulty.py").write_text(FAULTY_PLUGIN.format(fault=fault, action=action))
-    process, run, _ = torchrun(tmp_path, 2, "--plugin", "faulty.py", "-b", "faulty_rank1", "--m", "1,2,4,8", env=env)
+    process, run, _ = torchrun(
+        tmp_path, 2, "--plugin", "faulty.py", "-b", "faulty_rank1", "--m", "1,2,4,8", "--context", "copy", env=env
+    )
     assert process.returncode != 0 and run is not None and not run.complete
     by_m = {r.m: r for r in run.records}
     assert by_m[1].status == by_m[2].status == "ok" and (by_m[1].rank, by_m[2].rank) == (0, 1)
-    assert by_m[8].status == "error" and by_m[8].reason.startswith("not measured: rank 1 did not report it")
+    # every row of the unreported point, alone and in its layer
+    assert [(r.context, r.status) for r in run.records if r.m == 8] == [(None, "error"), ("copy", "error")]
+    assert by_m[8].reason.startswith("not measured: rank 1 did not report it")
     assert cause in by_m[8].reason
     assert "Traceback" not in process.stderr.split("gemmbench")[-1]
 

@@ -166,8 +166,9 @@ def recommend(
         str | None,
         typer.Option(
             "--context",
-            help="With --python: the layer to dispatch by, the producer before the GEMM ('none': the GEMMs "
-            "alone). Default: the run's engine producer (FlashInfer's fused add + norm first), or its only one.",
+            help="The view to decide by: the producer before the GEMM in its layer ('none': the GEMMs alone). "
+            "Default: every view in the tables; with --python, the run's engine producer (FlashInfer's fused add "
+            "+ norm first), or its only one.",
         ),
     ] = None,
 ) -> None:
@@ -191,8 +192,9 @@ def recommend(
     recommendations = recommend_backends(loaded.records, tolerance)
     if not recommendations:
         raise GemmbenchError(f"{run} holds no rows to recommend from", "give a run file of a sweep")
-    if python:
+    if python or context is not None:
         recommendations = dispatch_view(recommendations, context)
+    if python:
         typer.echo(recommendation_python(recommendations, loaded.provenance, str(run)), nl=False)
     elif as_json:
         typer.echo(json.dumps(recommendation_dicts(recommendations), indent=1))

@@ -80,7 +80,9 @@ def sweep(
     csv: Annotated[
         str | None,
         typer.Option(
-            "--csv", help="Also write one CSV row per (case, backend) here, each as it finishes; - for stdout."
+            "--csv",
+            help="Also write one CSV row per (case, backend) here, each as it finishes (under torchrun: at the "
+            "end); - for stdout.",
         ),
     ] = None,
     json_path: JsonOutOpt = None,

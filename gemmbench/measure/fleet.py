@@ -194,17 +194,19 @@ def _mark_unreported(run: Run, plan: SweepPlan, assignment, positions, everyone,
     """Rank 0, when the fleet stops early: an error row, naming the rank, for every point of a rank that
     did not report it."""
     for rank, cases in enumerate(assignment):
-        reported = len(positions[rank]) // max(1, len(plan.rows))
+        reported = len(positions[rank]) // max(1, plan.rows_per_case)
         for case in cases[reported:]:
-            for variant in plan.rows:
-                run.records.append(
-                    Record.for_case(
-                        case,
-                        variant.name,
-                        ERROR,
-                        f"not measured: rank {rank} did not report it ({reason})",
-                        pdl=variant.pdl,
-                        rank=rank,
-                        device_id=everyone[rank]["device_id"],
+            for producer in (None, *plan.producers):  # every row of the case: alone and in each context
+                for variant in plan.rows:
+                    run.records.append(
+                        Record.for_case(
+                            case,
+                            variant.name,
+                            ERROR,
+                            f"not measured: rank {rank} did not report it ({reason})",
+                            pdl=variant.pdl,
+                            context=producer.name if producer else None,
+                            rank=rank,
+                            device_id=everyone[rank]["device_id"],
+                        )
                     )
-                )
