@@ -226,3 +226,10 @@ def test_a_call_whose_windows_disagree_gets_more_windows_than_a_steady_one(monke
     assert not failures
     assert [len(samples[key].window_medians_us) for key in medians] == [6, 9, 12]
     assert [samples[key].noisy for key in medians] == [False, False, True]
+
+
+def test_a_graph_failure_note_names_an_exception_without_a_message():
+    from gemmbench.measure.bench import graph_failure_note
+
+    assert graph_failure_note(ValueError()) == "graph timer failed: ValueError"
+    assert graph_failure_note(RuntimeError("capture failed\nmore")) == "graph timer failed: capture failed"

@@ -156,7 +156,7 @@ class Bench:
             try:
                 unroll = timers.fit_graph_unroll(unit.call, samples.min_us, multiple_of=unit.layers)
                 graphs[key] = timers.capture_graph(unit.call, unroll), unroll
-            except RuntimeError as exc:  # a call that cannot be captured still has its eager latency
+            except BACKEND_FAILURES as exc:  # a call that cannot be captured still has its eager latency
                 if is_allocation_failure(exc):
                     raise
                 notes[key] = graph_failure_note(exc)
@@ -233,6 +233,7 @@ def error_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}"[:MAX_ERROR_CHARS]
 
 
-def graph_failure_note(exc: RuntimeError) -> str:
+def graph_failure_note(exc: BaseException) -> str:
     """The note of a row whose call could not be captured in a CUDA graph (it keeps its eager latency)."""
-    return f"graph timer failed: {str(exc).splitlines()[0][:MAX_NOTE_CHARS]}"
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"graph timer failed: {first[:MAX_NOTE_CHARS]}"

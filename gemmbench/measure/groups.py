@@ -108,12 +108,13 @@ def _measure(
         if checked[None][1]:  # wrong alone: wrong in every layer too
             return {**every(ERROR, checked[None][1], rel_err=checked[None][0]), **skipped}
         wrong = {p: _row(group, m, backend, p, ERROR, why, rel_err=err) for p, (err, why) in checked.items() if why}
-        timed = calls.time(bench, tuple(p for p in runnable if p not in wrong))
+        timed, failed = calls.time(bench, tuple(p for p in runnable if p not in wrong))
     except BACKEND_FAILURES as exc:  # any failure is a row, never a traceback
         bench.release()
         return {**every(ERROR, error_reason(exc)), **skipped}
     rows = {p: replace(record, rel_err=checked[p][0]) for p, record in timed.items()}
-    return {**rows, **wrong, **skipped}
+    errors = {p: _row(group, m, backend, p, ERROR, error_reason(exc)) for p, exc in failed.items()}
+    return {**rows, **errors, **wrong, **skipped}
 
 
 def _row(
@@ -338,9 +339,12 @@ class GroupCalls:
 
         return call
 
-    def time(self, bench: Bench, producers: tuple[Producer, ...] = ()) -> dict[Producer | None, GroupRecord]:
+    def time(
+        self, bench: Bench, producers: tuple[Producer, ...] = ()
+    ) -> tuple[dict[Producer | None, GroupRecord], dict[Producer | None, BaseException]]:
         """Both ways, alone and after each producer, timed in the same rounds (Bench.time_units), the clock
-        watch around them; then each member alone as device time. A record per context (None: alone)."""
+        watch around them; then each member alone as device time. A record per context (None: alone), and
+        the failure of each context where a way failed or could not be captured (that context's row only)."""
         copies = len(self.inputs)
         units = {
             (name, producer): Unit(self.rotating(self.way(name, producer)), copies)
@@ -349,8 +353,10 @@ class GroupCalls:
         }
         start = bench.read_clocks()
         timed, failures = bench.time_units(units)
-        if failures:
-            raise next(iter(failures.values()))
+        failed: dict[Producer | None, BaseException] = {producer: exc for (_, producer), exc in failures.items()}
+        for (_, producer), result in timed.items():
+            if result.device is None and producer not in failed:  # a group row is its graph's device time
+                failed[producer] = RuntimeError(result.note)
         members = []
         for index, member in enumerate(self.group.members):
             call = self.rotating(lambda copy, index=index: self.member_calls[copy][index]())
@@ -360,10 +366,8 @@ class GroupCalls:
         clocks: ClockSummary | None = bench.clock_summary(start, bench.read_clocks())  # the whole point
         common = {"reason": self.l2_note, "l2_mode": bench.l2_mode, "l2_copies": copies, "clocks": clocks}
         records = {}
-        for producer in (None, *producers):
+        for producer in (p for p in (None, *producers) if p not in failed):
             ways = {name: timed[name, producer] for name in (SERIAL, PARALLEL)}
-            if any(t.device is None for t in ways.values()):
-                raise RuntimeError(next(t.note for t in ways.values() if t.device is None))
             summaries = {name: (t.device.summary(), t.latency.summary()) for name, t in ways.items()}
             context = {"context": producer.name} if producer else {}
             noisy = any(t.noisy for t in ways.values())
@@ -377,7 +381,7 @@ class GroupCalls:
                 **context,
                 **common,
             )
-        return records
+        return records, failed
 
 
 def _member_call(member: GroupMember, m: int, backend: Backend, inputs: GemmInputs) -> Callable[[], object]:
