@@ -33,7 +33,7 @@ from gemmbench.output.groups import advice_dicts, advice_markdown, advice_tables
 from gemmbench.output.kernels import decoded_tables
 from gemmbench.output.recommend import recommendation_dicts, recommendation_markdown, recommendation_tables
 from gemmbench.output.sweep import incomplete_note
-from gemmbench.records import runfile
+from gemmbench.records import after_context, runfile
 
 
 @app.command()
@@ -212,11 +212,7 @@ def recommend(
 def exit_if_unanswered(recommendations, why: str) -> None:
     """Exit EXIT_NO_ANSWER, naming them, where no backend qualified for some shape: a dispatch with a hole
     must not pass a CI job."""
-    unanswered = [
-        f"{rec.model} {rec.gemm}" + (f" after {rec.context}" if rec.context else "")
-        for rec in recommendations
-        if not rec.ranges
-    ]
+    unanswered = [f"{rec.model} {rec.gemm}{after_context(rec.context)}" for rec in recommendations if not rec.ranges]
     if unanswered:
         err_console.print(f"no backend qualified for {', '.join(unanswered)} ({why})", style="red")
         raise typer.Exit(EXIT_NO_ANSWER)

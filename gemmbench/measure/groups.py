@@ -30,7 +30,16 @@ from gemmbench.backends.registry import query_failure
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure.bench import Bench, announce_tuning, error_reason, ignore, load_backends
 from gemmbench.measure.layers import Unit, producer_calls, producer_problem
-from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, GroupRecord, MemberTime, TimerSummary
+from gemmbench.records import (
+    ERROR,
+    OK,
+    SKIPPED,
+    ClockSummary,
+    GroupRecord,
+    MemberTime,
+    TimerSummary,
+    after_context,
+)
 from gemmbench.records.timers import SIMULATED_TIMER
 from gemmbench.spec.cases import DEFAULT_STREAM, Case, GroupMember, GroupSpec
 from gemmbench.timing import profile, timers
@@ -279,7 +288,7 @@ class GroupCalls:
             torch.cuda.synchronize(self.device)
             rel_err = relative_error(member_inputs.out, reference(member_inputs))
             if not rel_err <= WRONG_RESULT_REL_ERR:
-                after = f" after {producer.name}" if producer else ""
+                after = after_context(producer.name if producer else None)
                 why = f"wrong result of {member.gemm.name}{after}: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}"
                 return rel_err, why
             worst = max(worst, rel_err)

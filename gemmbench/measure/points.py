@@ -35,7 +35,7 @@ from gemmbench.measure.bench import (
     variants,
 )
 from gemmbench.measure.layers import Timed, Unit, after_producer, producer_calls, producer_problem
-from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record
+from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record, after_context
 from gemmbench.records.timers import SIMULATED_TIMER
 from gemmbench.spec.cases import Case
 from gemmbench.timing import profile
@@ -170,7 +170,7 @@ def _measure_case(case: Case, keys: list[RowKey], bench: Bench) -> dict[RowKey, 
             done[key] = run.error(key, exc)
             continue
         if not rel_err <= WRONG_RESULT_REL_ERR:  # also catches NaN
-            after = f" after {key[1].name}" if key[1] else ""
+            after = after_context(key[1].name if key[1] else None)
             done[key] = run.row(key, ERROR, f"wrong result{after}: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}")
         elif not bench.options.time_calls:
             done[key] = run.row(key, OK, rel_err=rel_err)

@@ -24,7 +24,7 @@ from gemmbench.measure import environment, roofline
 from gemmbench.measure.bench import Bench, MeasureOptions, Variant, ignore, variants
 from gemmbench.measure.groups import measure_groups, profile_groups
 from gemmbench.measure.points import measure_cases, profile_records
-from gemmbench.records import Run
+from gemmbench.records import Run, after_context
 from gemmbench.records.runfile import RunWriter, ensure_writable_dir, new_run_path
 from gemmbench.spec.cases import Case, GroupSpec
 from gemmbench.spec.parse import CPU_DEFAULT_M, DEFAULT_M, build_cases, parse_m_list, parse_shape
@@ -88,7 +88,7 @@ class SweepPlan:
     def steps_for(self, cases: list[Case]) -> list[Step]:
         """Case by case, alone then in each context, each backend in turn; then the rows alone again for the
         kernel pass, if any (a GEMM in a layer launches the kernels it launches alone)."""
-        contexts = ("", *(f" after {p.name}" for p in self.producers))
+        contexts = ("", *(after_context(p.name) for p in self.producers))
         measure = [
             Step(MEASURE, c.model, c.gemm, c.m, v.label + after) for c in cases for after in contexts for v in self.rows
         ]
@@ -141,7 +141,7 @@ class GroupWork:
     groups: list[GroupSpec]
 
     def steps(self, plan: SweepPlan) -> list[Step]:
-        contexts = ("", *(f" after {p.name}" for p in plan.producers))
+        contexts = ("", *(after_context(p.name) for p in plan.producers))
         measure = [
             Step(MEASURE, group.model, group.name, m, b.name + after)
             for group in self.groups

@@ -14,7 +14,7 @@ from gemmbench.analysis.policy import (
 )
 from gemmbench.output.format import TIMER_LABELS, flags, format_us, markdown_table, reasons_text
 from gemmbench.output.recommend import simulated_caveat, tie_rule
-from gemmbench.records import OK, SKIPPED, GroupRecord, grouped
+from gemmbench.records import OK, SKIPPED, GroupRecord, after_context, grouped
 from gemmbench.records.timers import SIMULATED_TIMER, median_of
 
 
@@ -105,7 +105,7 @@ GROUP_COLUMNS = [
 def group_markdown(records: list[GroupRecord]) -> str:
     rows = []
     for r in records:
-        name = f"{r.model} {r.group}" + (f" after {r.context}" if r.context else "")
+        name = f"{r.model} {r.group}{after_context(r.context)}"
         if r.status != OK:
             rows.append([name, str(r.m), r.backend, f"{r.status}: {r.reason}"])
             continue

@@ -15,7 +15,7 @@ from gemmbench.analysis.policy import (
 )
 from gemmbench.analysis.recommend import MRange, Saving, ShapeRecommendation
 from gemmbench.output.format import WideOrNarrow, format_us, markdown_table
-from gemmbench.records import OK, Record
+from gemmbench.records import OK, Record, after_context
 
 
 def range_rule(ranges: list[MRange], index: int) -> str:
@@ -259,7 +259,7 @@ def qualification(tolerance: float) -> str:
 
 def recommendation_markdown(recommendations: list[ShapeRecommendation]) -> str:
     rows = [
-        [f"{rec.model} {rec.gemm}" + (f" after {rec.context}" if rec.context else ""), str(rec.n), str(rec.k), *cells]
+        [f"{rec.model} {rec.gemm}{after_context(rec.context)}", str(rec.n), str(rec.k), *cells]
         for rec in recommendations
         for cells in _recommendation_rows(rec)
     ]

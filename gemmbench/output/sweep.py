@@ -30,7 +30,7 @@ from gemmbench.output.format import (
     reasons_text,
     shape_title,
 )
-from gemmbench.records import ERROR, OK, SKIPPED, Record, Run, by_shape
+from gemmbench.records import ERROR, OK, SKIPPED, Record, Run, after_context, by_shape
 from gemmbench.records.timers import median_of
 
 # Marks the fastest accurate time beside its color, which a pipe, a log or a screen reader loses.
@@ -248,7 +248,7 @@ def sweep_markdown(records: list[Record]) -> str:
     for (device, (model, gemm, n, k, context), m), row in by_point.items():
         fastest = _fastest_accurate(row.values())
         cells = [
-            f"{model} {gemm}" + (f" after {context}" if context else ""),
+            f"{model} {gemm}{after_context(context)}",
             str(n),
             str(k),
             str(m),

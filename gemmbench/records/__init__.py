@@ -14,6 +14,7 @@ from gemmbench.records.record import (
     ClockSummary,
     KernelRun,
     Record,
+    after_context,
     by_case,
     by_shape,
     grouped,
@@ -23,6 +24,7 @@ from gemmbench.records.runfile import Run, load_run
 from gemmbench.records.timers import TimerSummary
 
 __all__ = [
+    "after_context",
     "ERROR",
     "OK",
     "SKIPPED",

@@ -45,6 +45,11 @@ def label_of(backend: str, pdl: bool | None) -> str:
     return f"{backend}{PDL_SUFFIX}" if pdl else backend
 
 
+def after_context(context: str | None) -> str:
+    """What follows a GEMM's (or a row's) name where it ran in a layer: ` after <producer>`; nothing alone."""
+    return f" after {context}" if context else ""
+
+
 @dataclass(frozen=True)
 class KernelRun:
     """One device kernel of one call, as torch.profiler saw it."""
