@@ -86,14 +86,16 @@ class SweepPlan:
         return self.steps_for(self.cases)
 
     def steps_for(self, cases: list[Case]) -> list[Step]:
-        """Case by case, alone then in each context, each backend in turn; then the rows alone again for the
-        kernel pass, if any (a GEMM in a layer launches the kernels it launches alone)."""
-        contexts = ("", *(after_context(p.name) for p in self.producers))
-        measure = [
-            Step(MEASURE, c.model, c.gemm, c.m, v.label + after) for c in cases for after in contexts for v in self.rows
-        ]
-        profile = [Step(PROFILE, c.model, c.gemm, c.m, v.label) for c in cases for v in self.rows]
-        return measure + (profile if self.profiles else [])
+        return steps_of(self, [(c.model, c.gemm, c.m) for c in cases], [v.label for v in self.rows])
+
+
+def steps_of(plan: SweepPlan, points: list[tuple[str, str, int]], labels: list[str]) -> list[Step]:
+    """Point by point (model, GEMM or group, M), alone then in each context, each row label in turn; then the
+    points alone again for the kernel pass, if any (a GEMM in a layer launches the kernels it launches alone)."""
+    contexts = ("", *(after_context(p.name) for p in plan.producers))
+    measure = [Step(MEASURE, *point, label + after) for point in points for after in contexts for label in labels]
+    profile = [Step(PROFILE, *point, label) for point in points for label in labels]
+    return measure + (profile if plan.profiles else [])
 
 
 @dataclass(frozen=True)
@@ -141,21 +143,8 @@ class GroupWork:
     groups: list[GroupSpec]
 
     def steps(self, plan: SweepPlan) -> list[Step]:
-        contexts = ("", *(after_context(p.name) for p in plan.producers))
-        measure = [
-            Step(MEASURE, group.model, group.name, m, b.name + after)
-            for group in self.groups
-            for m in plan.m_values
-            for after in contexts
-            for b in plan.backends
-        ]
-        profile = [
-            Step(PROFILE, group.model, group.name, m, b.name)
-            for group in self.groups
-            for m in plan.m_values
-            for b in plan.backends
-        ]
-        return measure + (profile if plan.profiles else [])
+        points = [(group.model, group.name, m) for group in self.groups for m in plan.m_values]
+        return steps_of(plan, points, [b.name for b in plan.backends])
 
     def rows(self, run: Run) -> list:
         return run.groups
