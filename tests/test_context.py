@@ -14,7 +14,7 @@ from samples import CASE
 from typer.testing import CliRunner
 
 import gemmbench
-from gemmbench.analysis.compare import DEVICE, compare_groups, compare_runs
+from gemmbench.analysis.compare import compare_groups, compare_runs
 from gemmbench.analysis.policy import ENGINE_CONTEXTS, FALLBACK_BACKEND
 from gemmbench.analysis.recommend import dispatch_view, recommend
 from gemmbench.backends import REGISTRY, Backend, default_backends
@@ -27,6 +27,7 @@ from gemmbench.measure.bench import Bench, MeasureOptions
 from gemmbench.measure.points import measure_cases
 from gemmbench.measure.session import plan_sweep
 from gemmbench.records import ERROR, OK, SKIPPED, Record, Run, TimerSummary
+from gemmbench.records.record import DEVICE
 from gemmbench.records.runfile import SCHEMA_VERSION, load_run
 from gemmbench.spec.cases import Case
 from gemmbench.spec.presets import load_preset

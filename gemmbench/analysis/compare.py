@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from gemmbench.analysis.policy import FLAGGED_TOLERANCE, SAME_TOLERANCE
 from gemmbench.records import OK, GroupRecord, Record, Run
+from gemmbench.records.record import shared_timer
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER
 
 FASTER, SLOWER, SAME, NOISY, NOT_TIMED = "faster", "slower", "same", "noisy", "not timed"
@@ -15,14 +16,13 @@ VERDICTS = (FASTER, SLOWER, SAME, NOISY, NOT_TIMED)
 
 # Which of a record's times a comparison reads: device where both rows have it, else latency (a row in a
 # layer is compared with the same layer's row: its times are per layer).
-DEVICE, LATENCY = "device", "latency"
 
 
 @dataclass(frozen=True)
 class RowComparison:
     base: Record
     new: Record
-    timer: str | None  # DEVICE or LATENCY: the first figure both rows have; None: not timed
+    timer: str | None  # "device" or "latency" (records.record.shared_timer): the figure compared; None: not timed
     base_us: float | None  # the medians compared
     new_us: float | None
     ratio: float | None  # new / base median
@@ -79,10 +79,7 @@ def compare_row(base: Record, new: Record, tolerance: float = SAME_TOLERANCE) ->
     not_timed = RowComparison(base, new, None, None, None, None, NOT_TIMED)
     if base.status != OK or new.status != OK:
         return not_timed
-    if base.device and new.device:
-        timer, base_time, new_time = DEVICE, base.device, new.device
-    else:
-        timer, base_time, new_time = LATENCY, base.latency, new.latency
+    timer, base_time, new_time = shared_timer(base, new)
     if not base_time or not new_time or not base_time.median_us or not new_time.median_us:
         return not_timed
     ratio = new_time.median_us / base_time.median_us

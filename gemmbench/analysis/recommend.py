@@ -22,6 +22,7 @@ from gemmbench.analysis.policy import (
 )
 from gemmbench.errors import UsageError
 from gemmbench.records import OK, Record, by_shape
+from gemmbench.records.record import shared_timer
 
 
 def tied_fastest(records, tolerance: float = FP32_ACCURATE_REL_ERR) -> list[str]:
@@ -152,14 +153,9 @@ def _savings(records: list[Record], winners: dict[int, str]) -> dict[int, Saving
         chosen, fallback = here.get(label), here.get(FALLBACK_BACKEND)
         if label == FALLBACK_BACKEND or chosen is None or fallback is None:
             continue
-        pair = (
-            (chosen.device, fallback.device)
-            if chosen.device and fallback.device
-            else (chosen.latency, fallback.latency)
-        )
-        if None in pair:
+        _, mine, theirs = shared_timer(chosen, fallback)
+        if mine is None or theirs is None:
             continue
-        mine, theirs = pair
         saved = theirs.median_us - mine.median_us
         (mine_low, mine_high), (their_low, their_high) = mine.interval_us, theirs.interval_us
         share = saved / theirs.median_us

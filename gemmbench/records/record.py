@@ -40,9 +40,21 @@ def inline():
 PDL_SUFFIX = "+pdl"
 
 
+# The two figures of a row, by the name of its field.
+DEVICE, LATENCY = "device", "latency"
+
+
 def label_of(backend: str, pdl: bool | None) -> str:
     """How a backend's row is named: `router_small_m_ext+pdl` where it was launched with PDL."""
     return f"{backend}{PDL_SUFFIX}" if pdl else backend
+
+
+def shared_timer(a: Record, b: Record) -> tuple[str, TimerSummary | None, TimerSummary | None]:
+    """The figure two rows are compared by: device time where both have it, else the eager latency; its
+    name ('device' or 'latency', the record's field) and each row's summary."""
+    if a.device and b.device:
+        return DEVICE, a.device, b.device
+    return LATENCY, a.latency, b.latency
 
 
 def after_context(context: str | None) -> str:
