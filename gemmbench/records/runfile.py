@@ -18,7 +18,7 @@ from gemmbench.errors import GemmbenchError
 from gemmbench.files import write_atomically
 from gemmbench.records.group import GroupRecord
 from gemmbench.records.record import Record
-from gemmbench.records.schema import REWRITE, V1_IN_CONTEXT_COLUMNS, from_row, is_int, to_row
+from gemmbench.records.schema import REWRITE, alone_row, from_row, is_int, to_row
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER
 
 if TYPE_CHECKING:  # pandas is imported only where a frame is built: `show` and `list` start faster
@@ -235,9 +235,9 @@ def load_run(path: Path) -> Run:
         if not ok:
             raise GemmbenchError(f"{path}: '{key}' is {value!r}, not what a run file holds there", REWRITE)
     older = version < PER_LAYER_VERSION
-    records = [from_row(Record, _alone(row, older), f"{path}: record {i}") for i, row in enumerate(rows, start=1)]
+    records = [from_row(Record, alone_row(row, older), f"{path}: record {i}") for i, row in enumerate(rows, start=1)]
     groups = [
-        from_row(GroupRecord, _alone(_upgraded(row), older), f"{path}: group record {i}")
+        from_row(GroupRecord, alone_row(_upgraded(row), older), f"{path}: group record {i}")
         for i, row in enumerate(group_rows, start=1)
     ]
     return Run(provenance, records, planned, complete, groups)
@@ -246,18 +246,6 @@ def load_run(path: Path) -> Run:
 # The schema version from which a row with a context holds times per layer; before it, every row held the
 # GEMM's (or the group's) times alone, and a row timed with a producer its figures after it beside them.
 PER_LAYER_VERSION = 2
-
-
-def _alone(row, older: bool = False):
-    """A row of a version-1 run file (`older`, or one with its in-context columns), as today's row of its
-    times alone: it keeps them and drops the differences (today a row with a context holds times per layer,
-    which it never measured). A skipped or error row of such a file, with no figures, stood for the GEMM
-    alone as well."""
-    if not isinstance(row, dict) or row.get("context") is None:
-        return row
-    if older or any(row.get(column) is not None for column in V1_IN_CONTEXT_COLUMNS):
-        return {**row, "context": None}
-    return row
 
 
 def _upgraded(row):

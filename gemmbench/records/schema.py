@@ -34,6 +34,18 @@ MEDIAN_TIME_SUFFIX = "_median_us"
 V1_IN_CONTEXT_COLUMNS = ("context_device_median_us", "context_latency_median_us", "parallel_context_device_median_us")
 
 
+def alone_row(row, older: bool = False):
+    """A row of a version-1 run file or its CSV export (`older`, or one with its in-context columns), as
+    today's row of its times alone: it keeps them and drops the differences (today a row with a context
+    holds times per layer, which it never measured). A skipped or error row of such a file, with no
+    figures, stood for the GEMM alone as well."""
+    if not isinstance(row, dict) or row.get("context") is None:
+        return row
+    if older or any(row.get(column) is not None for column in V1_IN_CONTEXT_COLUMNS):
+        return {**row, "context": None}
+    return row
+
+
 @dataclass(frozen=True)
 class Column:
     name: str  # the flat name, as in the run file and the CSV header

@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING
 from gemmbench.errors import GemmbenchError
 from gemmbench.records.group import GroupRecord
 from gemmbench.records.record import Record
-from gemmbench.records.schema import LIST, V1_IN_CONTEXT_COLUMNS, column_names, columns, from_row, scalar_dtypes, to_row
+from gemmbench.records.schema import (
+    LIST,
+    V1_IN_CONTEXT_COLUMNS,
+    alone_row,
+    column_names,
+    columns,
+    from_row,
+    scalar_dtypes,
+    to_row,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,9 +153,7 @@ def rows_from_csv(path: Path) -> tuple[list[Record], list[GroupRecord]]:
                     row[column.name] = _CELL_PARSERS[column.kind](text)
                 except (ValueError, KeyError):
                     raise GemmbenchError(f"{path}: line {line} has {column.name} = {text!r}", malformed) from None
-        if older:
-            row["context"] = None
-        rows.append(from_row(record_type, row, f"{path}: line {line}"))
+        rows.append(from_row(record_type, alone_row(row, older), f"{path}: line {line}"))
     return (rows, []) if record_type is Record else ([], rows)
 
 
