@@ -1,7 +1,6 @@
 import math
 import random
 import statistics
-import time
 
 import pytest
 
@@ -78,12 +77,28 @@ def test_sampling_stops_once_the_ci_meets_the_target():
     assert len(values) == timing.MIN_SAMPLES_FOR_CI
 
 
+class FakeClock:
+    """A host clock that moves only when a call made by `call_taking` runs: by its `seconds` each time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def call_taking(self, seconds: float, result=None):
+        def call():
+            self.now += seconds
+            return result
+
+        return call
+
+
 def test_sampling_lasts_at_least_the_minimum_time():
-    start = time.perf_counter()
-    timing.sample_adaptively(
-        lambda: time.sleep(0.001) or [1.0], timing.Target(ci_rel=10.0, budget_s=60.0, min_time_s=0.05)
-    )
-    assert time.perf_counter() - start >= 0.05
+    clock = FakeClock()
+    batch = clock.call_taking(0.001, [1.0])  # a steady 1 us sample, each batch 1 ms of the clock
+    values = timing.sample_adaptively(batch, timing.Target(ci_rel=10.0, budget_s=60.0, min_time_s=0.05), clock)
+    assert clock.now >= 0.05 and len(values) == 50  # steady from the start, so it stops at the minimum time
 
 
 def test_sampling_goes_on_while_the_samples_still_drift():
@@ -143,6 +158,6 @@ def test_a_large_window_of_fast_calls_does_not_take_the_windowed_median():
 
 def test_a_window_samples_for_about_its_time_and_at_least_once():
     assert len(timing.sample_window(lambda: None, HOST_TIMER, 0.0)) == 1
-    start = time.perf_counter()
-    values = timing.sample_window(lambda: time.sleep(0.001), HOST_TIMER, 0.02)
-    assert time.perf_counter() - start >= 0.02 and 5 <= len(values) <= 25
+    clock = FakeClock()
+    values = timing.sample_window(clock.call_taking(0.001), HOST_TIMER, 0.02, clock)
+    assert len(values) == 20 and values == pytest.approx([1000.0] * 20)  # 1 ms calls, read as 1000 us

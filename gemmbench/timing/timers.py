@@ -176,13 +176,19 @@ def median_ci(values) -> tuple[float, float]:
     return ordered[low], ordered[high]
 
 
-def _done(values: list[float], target: Target, started: float, sharing: int = 1) -> bool:
-    """Whether a timer may stop; `sharing` timers sample in turn since `started`, each counted a share."""
+# The host clock the samplers read (seconds): the timers take another as `clock` (tests pass a fake one).
+Clock = Callable[[], float]
+HOST_CLOCK: Clock = time.perf_counter
+
+
+def _done(values: list[float], target: Target, started: float, sharing: int = 1, clock: Clock = HOST_CLOCK) -> bool:
+    """Whether a timer may stop; `sharing` timers sample in turn since `started` (by `clock`), each counted a
+    share."""
     if len(values) >= MAX_SAMPLES:
         return True
     if len(values) < MIN_SAMPLES:
         return False
-    elapsed = (time.perf_counter() - started) / sharing
+    elapsed = (clock() - started) / sharing
     if elapsed >= target.budget_s:
         return True
     if len(values) < MIN_SAMPLES_FOR_CI or elapsed < target.min_time_s:
@@ -211,36 +217,37 @@ def warm_up(fn: Callable[[], object], seconds: float, sync: Callable[[], None]) 
     return calls
 
 
-def sample_window(fn: Callable[[], object], timer: str, seconds: float) -> list[float]:
+def sample_window(fn: Callable[[], object], timer: str, seconds: float, clock: Clock = HOST_CLOCK) -> list[float]:
     """Samples of `timer` (EVENTS_TIMER, or HOST_TIMER for synchronous CPU calls) around back-to-back
     calls of `fn` for about `seconds`, at least one call; at most a window's share of MAX_SAMPLES. Event
     batches are sized to what is left of the window (one call first), so that a window of a slow call
-    (1.5 ms for DeepSeek-V3's router at M = 16384 upcast) lasts about its time, not a batch of 16."""
+    (1.5 ms for DeepSeek-V3's router at M = 16384 upcast) lasts about its time, not a batch of 16. The
+    window's time, and HOST_TIMER's samples, are read from `clock`."""
     values: list[float] = []
-    started = time.perf_counter()
+    started = clock()
     deadline = started + seconds
-    while not values or (time.perf_counter() < deadline and len(values) < MAX_SAMPLES // MAX_EAGER_WINDOWS):
+    while not values or (clock() < deadline and len(values) < MAX_SAMPLES // MAX_EAGER_WINDOWS):
         if timer == EVENTS_TIMER:
-            per_call_s = (time.perf_counter() - started) / len(values) if values else math.inf
-            left = (deadline - time.perf_counter()) / per_call_s
+            per_call_s = (clock() - started) / len(values) if values else math.inf
+            left = (deadline - clock()) / per_call_s
             values.extend(_event_batch(fn, calls_per_launch=1, launches=max(1, min(EVENTS_BATCH, int(left)))))
         else:
-            values.append(_host_sample(fn))
+            values.append(_host_sample(fn, clock))
     return values
 
 
-def _host_sample(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def _host_sample(fn: Callable[[], object], clock: Clock = HOST_CLOCK) -> float:
+    start = clock()
     fn()
-    return (time.perf_counter() - start) * 1e6
+    return (clock() - start) * 1e6
 
 
-def sample_adaptively(batch: Callable[[], list[float]], target: Target) -> tuple[float, ...]:
-    """Samples from repeated `batch()` calls until the median's CI meets `target` or its budget is spent
-    (at least MIN_SAMPLES, at most about MAX_SAMPLES)."""
+def sample_adaptively(batch: Callable[[], list[float]], target: Target, clock: Clock = HOST_CLOCK) -> tuple[float, ...]:
+    """Samples from repeated `batch()` calls until the median's CI meets `target` or its budget is spent by
+    `clock` (at least MIN_SAMPLES, at most about MAX_SAMPLES)."""
     values: list[float] = []
-    started = time.perf_counter()
-    while not _done(values, target, started):
+    started = clock()
+    while not _done(values, target, started, clock=clock):
         values.extend(batch())
     return tuple(values)
 
