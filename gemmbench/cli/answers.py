@@ -4,6 +4,7 @@ plot, decode."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -79,6 +80,14 @@ def decode(
         raise typer.Exit(1)
 
 
+def exit_if_slower(slower: list, what: str, ratio: Callable, name: Callable) -> None:
+    """`--fail-above` for CI: exit 1, saying how many are `what` and which is worst, where any is."""
+    if slower:
+        worst = max(slower, key=ratio)
+        typer.echo(f"{len(slower)} {what} (worst: {name(worst)}, {ratio(worst):.3f}x)", err=True)
+        raise typer.Exit(1)
+
+
 @app.command()
 def compare(
     base: Annotated[Path, typer.Argument(help="The reference run (run file or CSV).")],
@@ -130,15 +139,12 @@ def compare(
     elif group_rows:
         out_console.print(group_comparison_table(group_rows))
     if fail_above is not None:
-        regressions = comparison.regressions(fail_above)
-        if regressions:
-            worst = max(regressions, key=lambda r: r.ratio)
-            typer.echo(
-                f"{len(regressions)} row(s) slower by more than {fail_above:g}% (worst: {worst.base.model} "
-                f"{worst.base.gemm} M={worst.base.m} {worst.base.backend}, {worst.ratio:.3f}x)",
-                err=True,
-            )
-            raise typer.Exit(1)
+        exit_if_slower(
+            comparison.regressions(fail_above),
+            f"row(s) slower by more than {fail_above:g}%",
+            lambda r: r.ratio,
+            lambda r: f"{r.base.model} {r.base.gemm} M={r.base.m} {r.base.backend}",
+        )
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -251,15 +257,12 @@ def fleet(
     if reasons:
         (out_console if not (as_json or md) else err_console).print(reasons)
     if fail_above is not None:
-        failing = report.failing(fail_above)
-        if failing:
-            worst = max(failing, key=lambda d: d.median_ratio)
-            typer.echo(
-                f"{len(failing)} device(s) slower than the fleet by more than {fail_above:g}% "
-                f"(worst: {worst.device_id}, {worst.median_ratio:.3f}x)",
-                err=True,
-            )
-            raise typer.Exit(1)
+        exit_if_slower(
+            report.failing(fail_above),
+            f"device(s) slower than the fleet by more than {fail_above:g}%",
+            lambda d: d.median_ratio,
+            lambda d: d.device_id,
+        )
     exit_if_errored(loaded.records)  # the report covers the timed rows; a fleet check with holes fails
 
 
