@@ -5,14 +5,16 @@
 # table (FlashInfer's fused add + norm with PDL and without, torch's norm, gemmbench's norm at both trigger
 # positions) with FlashInfer's router GEMM, mm_out_dtype and gemmbench's CUDA first tier, the independent
 # check of every layer time of that run (layer_check.py), the kernels of each chain (layer_kernels.py),
-# and the dispatch `recommend --python` writes from it. Full log under $OUT, summary last.
-# Usage (from the repository root): OUT=/some/dir [STEPS="tests sweep check kernels"] [M=1:16] \
+# and the dispatch `recommend --python` writes from it; first, experiments/layer_placement_ab.py (where the
+# layers' buffers land, and sampling in rounds: what the check's disagreement comes from). Full log under
+# $OUT, summary last.
+# Usage (from the repository root): OUT=/some/dir [STEPS="placement sweep check kernels tests"] [M=1:16] \
 #   bash scripts/checks/layer_check.sh
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 # One extension build for every step below, outside $OUT (only a few files come back from there).
 export GEMMBENCH_CACHE_DIR=${GEMMBENCH_CACHE_DIR:-/tmp/gemmbench-cache}
-STEPS=${STEPS:-"sweep check kernels tests"}
+STEPS=${STEPS:-"placement sweep check kernels tests"}
 M=${M:-1:16}
 WORK=${WORK:-/tmp/gemmbench-layer}
 CONTEXTS="flashinfer_fused_add_rmsnorm_pdl,flashinfer_fused_add_rmsnorm,norm,gemmbench_norm_pdl_start,gemmbench_norm_pdl_after_stores"
@@ -27,6 +29,10 @@ BACKENDS="flashinfer_router_gemm,mm_out_dtype,router_small_m_ext,router_small_m_
     echo "== no .engines/: FlashInfer's rows are skipped (bash scripts/checks/engine_carry.sh makes it)"
   fi
   gb ext build >/dev/null 2>&1 || gb ext build
+  if [[ $STEPS == *placement* ]]; then
+    echo "== where the layers' buffers land, and sampling in rounds (experiments/layer_placement_ab.py)"
+    python3 scripts/experiments/layer_placement_ab.py "$OUT"
+  fi
   if [[ $STEPS == *sweep* ]]; then
     echo "== sweep in the layer"
     t0=$(ms)
