@@ -75,6 +75,8 @@ def test_malformed_shapes_are_usage_errors(text):
         ("8:32:+8", (8, 16, 24, 32)),
         ("1,4:16:x2", (1, 4, 8, 16)),
         ("3:10:x2", (3, 6)),
+        ("1:16", tuple(range(1, 17))),  # START:STOP: every M
+        ("1:4,8", (1, 2, 3, 4, 8)),
     ],
 )
 def test_m_lists_and_ranges(text, values):
@@ -89,7 +91,7 @@ def test_default_m_is_every_decode_batch_then_powers_of_two():
 
 
 @pytest.mark.parametrize(
-    "text", ["", "0", "1,,2", "a", "-4", "1:16", "16:1:x2", "1:16:x1", "1:16:*2", "1:16:x", "1:100000:+1"]
+    "text", ["", "0", "1,,2", "a", "-4", "16:1", "1:", "16:1:x2", "1:16:x1", "1:16:*2", "1:16:x", "1:100000:+1"]
 )
 def test_bad_m_lists_are_usage_errors(text):
     with pytest.raises(UsageError):

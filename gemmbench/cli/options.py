@@ -50,7 +50,7 @@ MOpt = Annotated[
     str | None,
     typer.Option(
         "--m",
-        help="Token counts M: a list 1,8,64, a range 1:16384:x2 or 8:64:+8, or a mix. "
+        help="Token counts M: a list 1,8,64, a range 1:16 (every M), 1:16384:x2 or 8:64:+8, or a mix. "
         "Default on a GPU: every M from 1 to 16 (decode, where the first tier runs), then powers of two to "
         "16384; 1,8,64 on the CPU.",
     ),

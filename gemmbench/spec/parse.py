@@ -42,7 +42,8 @@ def parse_shape(text: str) -> Case | GemmSpec:
 
 
 def parse_m_list(text: str) -> tuple[int, ...]:
-    """`1,8,64`, a range `1:16384:x2` (geometric) or `8:64:+8` (arithmetic), or a mix, comma-separated."""
+    """`1,8,64`, a range `1:16384:x2` (geometric), `8:64:+8` (arithmetic) or `1:16` (every value), or a mix,
+    comma-separated."""
     values: set[int] = set()
     for item in text.split(","):
         item = item.strip()
@@ -70,8 +71,11 @@ def _parse_m_range(item: str, whole: str) -> list[int]:
     parts = item.split(":")
     bad = UsageError(
         f"bad M range '{item}'",
-        "write START:STOP:xFACTOR (e.g. 1:16384:x2) or START:STOP:+STEP (e.g. 8:64:+8)",
+        "write START:STOP (every M, e.g. 1:16), START:STOP:xFACTOR (e.g. 1:16384:x2) or START:STOP:+STEP "
+        "(e.g. 8:64:+8)",
     )
+    if len(parts) == 2:
+        parts.append("+1")  # START:STOP: every M from START to STOP
     if len(parts) != 3 or len(parts[2]) < 2 or parts[2][0] not in "x+" or not _is_ascii_number(parts[2][1:]):
         raise bad
     start, stop = _parse_m_value(parts[0], whole), _parse_m_value(parts[1], whole)
