@@ -118,11 +118,8 @@ class _CaseRun:
         """The inputs of the first copy that were written into since it was made ('x', 'w'), restored.
         In a layer x is the producer's to write: only w is checked there."""
         first, pristine = self.inputs[0], self.pristine
-        written = [
-            name
-            for name in ("x", "w")
-            if (alone or name == "w") and not torch.equal(getattr(first, name), getattr(pristine, name))
-        ]
+        checked = ("x", "w") if alone else ("w",)
+        written = [name for name in checked if not torch.equal(getattr(first, name), getattr(pristine, name))]
         for name in written:
             getattr(first, name).copy_(getattr(pristine, name))
         return written
