@@ -1,5 +1,7 @@
 """GPU tests: run on the GPU machine with `pytest -m gpu` (scripts/gpu_check.sh); skipped without CUDA."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from samples import measure_all
@@ -230,6 +232,21 @@ def test_a_group_runs_serially_and_on_its_streams():
     # timed like a sweep's point: the clock watch around it, the cold copies counted the same way
     assert bench.clocks.unavailable or (record.clocks.sm_clock_mhz > 0 and record.clocks.throttled is not None)
     assert record.l2_mode == "cold" and record.l2_copies >= 2 and record.serial_latency.timer == "cuda_events"
+    assert record.placements == 1  # FAST's
+
+
+def test_a_point_is_timed_on_several_placements_of_its_inputs_and_its_interval_spans_them():
+    options = replace(FAST, placements=3, keep_samples=True)
+    (record,) = measure_all([_router(1)], [REGISTRY["mm_out_dtype"]], CUDA, options)
+    assert record.status == OK and record.placements == 3
+    medians = record.device_placement_medians_us
+    assert len(medians) == 3 and record.device.median_us == sorted(medians)[1]
+    assert (record.device.ci_low_us, record.device.ci_high_us) == (min(medians), max(medians))
+    from gemmbench.measure.groups import measure_groups
+
+    (group,) = load_preset("deepseek-v4-pro").groups
+    (row,) = measure_groups([group], (1,), [REGISTRY["mm_out_dtype"]], Bench(CUDA, options))
+    assert row.status == OK and row.placements == 3, row.reason
 
 
 # A producer returning a new x (torch's norm), and one writing x that lets dependents launch at its start.

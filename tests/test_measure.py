@@ -222,7 +222,7 @@ def test_a_call_whose_windows_disagree_gets_more_windows_than_a_steady_one(monke
     medians = {"steady": iter([10.0] * 50), "hiccup": iter([30.0] + [10.0] * 50), "moving": iter([10.0, 20.0] * 25)}
     monkeypatch.setattr(timing, "sample_window", lambda fn, timer, seconds: [next(medians[fn()])])
     bench = Bench(CPU, MeasureOptions(eager_windows=6, max_eager_windows=12))
-    samples, failures = bench.eager_latency({key: (lambda key=key: key) for key in medians})
+    samples, failures = bench.eager_latency({key: [lambda key=key: key] for key in medians})
     assert not failures
     assert [len(samples[key].window_medians_us) for key in medians] == [6, 9, 12]
     assert [samples[key].noisy for key in medians] == [False, False, True]
@@ -233,3 +233,59 @@ def test_a_graph_failure_note_names_an_exception_without_a_message():
 
     assert graph_failure_note(ValueError()) == "graph timer failed: ValueError"
     assert graph_failure_note(RuntimeError("capture failed\nmore")) == "graph timer failed: capture failed"
+
+
+def test_every_row_is_timed_on_every_placement_of_its_inputs_in_turn(monkeypatch, small_case):
+    sampled = []
+    real = timing.sample_window
+
+    def spy(fn, timer, seconds):
+        sampled.append(fn)
+        return real(fn, timer, seconds)
+
+    monkeypatch.setattr(timing, "sample_window", spy)
+    backend = InputsSeen()
+    options = MeasureOptions(warmup_s=0.0, target=FAST.target, eager_windows=6, max_eager_windows=6, placements=3)
+    (record,) = measure_all([small_case], [backend], CPU, options)
+    assert record.status == OK and record.latency.samples >= 6
+    # The check's inputs, then two more placements, each set allocated apart with the same values.
+    assert len(backend.seen) == 3 and len({id(inputs.x) for inputs in backend.seen}) == 3
+    assert all(torch.equal(inputs.x, backend.seen[0].x) for inputs in backend.seen)
+    # Six windows, the placements in turn.
+    assert len(sampled) == 6 and len(set(map(id, sampled[:3]))) == 3 and sampled[:3] == sampled[3:]
+
+
+class InputsSeen(Backend):
+    """Records the inputs it is prepared on."""
+
+    name = "inputs_seen"
+
+    def __init__(self):
+        self.seen = []
+
+    def prepare(self, case, inputs):
+        self.seen.append(inputs)
+        return lambda: torch.mm(inputs.x.float(), inputs.w.float().t(), out=inputs.out)
+
+
+def test_placements_are_allocated_apart_and_cut_to_what_fits_in_memory(monkeypatch):
+    from gemmbench.timing import inputs
+
+    made = iter(range(10))
+    placements = inputs.placed(lambda: (next(made), "note of the first"), CPU, 4, seed=0)
+    assert placements.sets == [0, 1, 2, 3] and len(placements.spacers) == 2 * 3
+    assert placements.note == "note of the first" and placements.first == 0
+    monkeypatch.setattr(inputs, "placements_fitting", lambda wanted, used, device: 2)
+    cut = inputs.placed(lambda: (next(made), ""), CPU, 4, seed=0)
+    assert cut.sets == [4, 5] and cut.note == "placements: only 2 of 4 fit in memory"
+
+
+def test_a_plan_samples_one_placement_on_the_cpu_unless_asked(tmp_path):
+    from gemmbench.errors import UsageError
+    from gemmbench.measure.session import plan_sweep
+
+    assert plan_sweep(shapes=["8x64"], m=[1], device="cpu").options.placements == 1
+    assert plan_sweep(shapes=["8x64"], m=[1], device="cpu", placements=3).options.placements == 3
+    for bad in (0, 2.5, True, 10_000):
+        with pytest.raises(UsageError, match="placements"):
+            plan_sweep(shapes=["8x64"], m=[1], device="cpu", placements=bad)

@@ -4,6 +4,7 @@ import statistics
 
 import pytest
 
+from gemmbench.measure.bench import placement_samples
 from gemmbench.records.timers import HOST_TIMER
 from gemmbench.timing import timers as timing
 
@@ -144,11 +145,22 @@ def test_every_median_lies_inside_its_own_interval(seed):
         for samples in (
             timing.Samples.from_windows("cuda_events", windows),
             timing.Samples("cuda_graph", tuple(v for window in windows for v in window)),
+            placement_samples([tuple(window) for window in windows], 0.01),  # a device time in placements
         ):
             low, high = samples.ci_us
             assert low <= samples.median_us <= high, (windows, samples.median_us, (low, high))
             summary = samples.summary()
             assert summary.interval_us[0] <= summary.median_us <= summary.interval_us[1]
+
+
+def test_a_device_time_in_placements_takes_the_median_and_interval_of_their_medians():
+    # Six placements of one call, one of them a placement that reads 10% slower (where its buffers landed).
+    placed = [(7.0, 7.01, 6.99)] * 5 + [(7.7, 7.71, 7.69)]
+    samples = placement_samples(placed, 0.01)
+    assert samples.window_medians_us == (7.0,) * 5 + (7.7,) and samples.count == 18
+    assert samples.median_us == 7.0 and samples.ci_us == (7.0, 7.7) and samples.noisy
+    assert placement_samples([(7.0, 7.02, 6.9)], 0.01).ci_us == timing.median_ci((7.0, 7.02, 6.9))  # one: its own
+    assert placement_samples([], 0.01) is None
 
 
 def test_a_large_window_of_fast_calls_does_not_take_the_windowed_median():

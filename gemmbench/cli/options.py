@@ -13,6 +13,7 @@ from gemmbench.records import select_records
 from gemmbench.records.runfile import ensure_writable_file
 from gemmbench.spec.parse import parse_m_list, parse_shape
 from gemmbench.spec.presets import check_roles, select_gemms
+from gemmbench.timing.defaults import MAX_PLACEMENTS, PLACEMENTS
 
 
 def split_values(values: list[str] | None) -> list[str]:
@@ -86,6 +87,17 @@ AllowEmptyOpt = Annotated[
 ]
 
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")]
+
+PlacementsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--placements",
+        min=1,
+        max=MAX_PLACEMENTS,
+        help=f"Sets of input buffers, allocated apart, that each point's timers sample (default {PLACEMENTS} on a "
+        "GPU, 1 on the CPU): where buffers land moves a GEMM's time, and the interval covers it only over several.",
+    ),
+]
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no notes on stderr.")]
 

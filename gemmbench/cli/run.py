@@ -35,6 +35,7 @@ from gemmbench.cli.options import (
     MOpt,
     NoSaveOpt,
     OutDirOpt,
+    PlacementsOpt,
     PluginOpt,
     PresetOpt,
     QuietOpt,
@@ -124,6 +125,7 @@ def sweep(
         ),
     ] = None,
     seed: SeedOpt = 0,
+    placements: PlacementsOpt = None,
     no_kernels: Annotated[
         bool, typer.Option("--no-kernels", help="Skip the profiler pass that records kernel names.")
     ] = False,
@@ -181,6 +183,7 @@ def sweep(
         remeasure_roofline=remeasure_roofline,
         context=context,
         keep_samples=keep_samples,
+        placements=placements,
     )
     check_exports(csv, json_path)  # after the plan, which creates --out-dir: an export may go into it
     tables_console = err_console if "-" in (csv, json_path) else out_console
@@ -413,6 +416,7 @@ def group(
     allow_empty: AllowEmptyOpt = False,
     hot: Annotated[bool, typer.Option("--hot", help="One set of inputs (hot L2). Default: cold L2.")] = False,
     seed: SeedOpt = 0,
+    placements: PlacementsOpt = None,
     no_kernels: Annotated[
         bool, typer.Option("--no-kernels", help="Skip the profiler pass that shows which streams overlapped.")
     ] = False,
@@ -445,6 +449,7 @@ def group(
         plugins=split_values(plugin),
         out_dir=None if no_save else out_dir,
         context=context,
+        placements=placements,
     )
     check_exports(csv, json_path)  # after the plan, which creates --out-dir: an export may go into it
     console = err_console if "-" in (csv, json_path) else out_console

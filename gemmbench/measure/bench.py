@@ -17,7 +17,7 @@ from gemmbench.measure.layers import Timed, Unit
 from gemmbench.measure.roofline import Roofline
 from gemmbench.records import ClockSummary
 from gemmbench.records.record import label_of
-from gemmbench.records.timers import EVENTS_TIMER, HOST_TIMER
+from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER
 from gemmbench.spec.cases import Case
 from gemmbench.timing import defaults, timers
 from gemmbench.timing.clocks import ClockReading, ClockWatch, assess, resettle_device, warm_device
@@ -49,6 +49,7 @@ class MeasureOptions:
     capture_kernels: bool = True  # a torch.profiler pass per point, after every point is timed
     roofline: Roofline | None = None  # measured device limits; gives each row its floor
     keep_samples: bool = False  # rows keep their timers' raw samples beside the summaries
+    placements: int = 1  # sets of input buffers allocated apart that a point's timers sample (defaults.PLACEMENTS)
 
 
 class Bench:
@@ -98,14 +99,15 @@ class Bench:
         return assess(list(readings), self.clocks.max_sm_mhz) if readings and all(readings) else None
 
     def eager_latency(
-        self, calls: dict[Hashable, Callable[[], object]]
+        self, calls: dict[Hashable, list[Callable[[], object]]]
     ) -> tuple[dict[Hashable, Samples], dict[Hashable, Exception]]:
         """Eager latency of each call, in rounds of one window per call, in turn: the calls of a point are
-        sampled under the same host states. After `eager_windows` rounds, the calls whose interval is still
-        wider than the steadiness target go on, in rounds of their own, until it is met or they have
-        `max_eager_windows`. A call that raises is dropped, with its exception. On a GPU, the device is
-        then loaded briefly (clocks.resettle_device), so that the device timers that follow start from the
-        state they measure."""
+        sampled under the same host states. Each call is a list of its placements (the same call on
+        another set of buffers), and its windows take them in turn. After `eager_windows` rounds, the calls
+        whose interval is still wider than the steadiness target go on, in rounds of their own, until it is
+        met or they have `max_eager_windows`. A call that raises is dropped, with its exception. On a GPU,
+        the device is then loaded briefly (clocks.resettle_device), so that the device timers that follow
+        start from the state they measure."""
         timer = EVENTS_TIMER if self.device.type == "cuda" else HOST_TIMER
         windows: dict[Hashable, list[list[float]]] = {key: [] for key in calls}
         failures: dict[Hashable, Exception] = {}
@@ -118,8 +120,9 @@ class Bench:
 
         while round_keys := [key for key in calls if unsteady(key)]:
             for key in round_keys:
+                placed = calls[key][len(windows[key]) % len(calls[key])]
                 try:
-                    windows[key].append(timers.sample_window(calls[key], timer, self.options.eager_window_s))
+                    windows[key].append(timers.sample_window(placed, timer, self.options.eager_window_s))
                 except BACKEND_FAILURES as exc:  # the caller turns it into this call's error row
                     failures[key] = exc
         samples = {key: Samples.from_windows(timer, w) for key, w in windows.items() if key not in failures}
@@ -134,35 +137,65 @@ class Bench:
         unroll = timers.fit_graph_unroll(call, upper_bound_us, multiple_of=copies)
         return timers.time_graph(call, self.options.target, unroll)
 
-    def time_units(self, units: dict[Hashable, Unit]) -> tuple[dict[Hashable, Timed], dict[Hashable, Exception]]:
-        """The one measurement of a point (measure/layers.py): every unit warmed up, its eager latency
-        sampled in windows in turn with the others', then (on a GPU) each captured in a CUDA graph of
-        whole rotations of its layers and all graphs sampled in turn. A unit that fails is dropped, with
-        its exception; one that cannot be captured keeps its eager latency, with a note."""
+    def time_units(self, units: dict[Hashable, list[Unit]]) -> tuple[dict[Hashable, Timed], dict[Hashable, Exception]]:
+        """The one measurement of a point (measure/layers.py). Each unit comes in placements: the same
+        calls on sets of buffers allocated apart (timing/inputs.py), so that where its buffers landed
+        shows in its interval. Every unit warmed up (its first placement for the warm-up time, the others
+        once), its eager latency sampled in windows in turn with the others' (placements in turn), then (on
+        a GPU) every placement captured in a CUDA graph of whole rotations of its layers and all graphs of
+        the point sampled in turn, each to its share of the timer's target; a unit's device time is then
+        the median of its placements' medians, its interval theirs (`Samples.from_windows`). A unit that
+        fails is dropped, with its exception; one that cannot be captured keeps its eager latency, with a
+        note."""
         failures: dict[Hashable, Exception] = {}
-        for key, unit in units.items():
+        for key, placements in units.items():
             try:
-                self.warm_up(unit.call)
+                self.warm_up(placements[0].call)
+                for unit in placements[1:]:
+                    unit.call()
             except BACKEND_FAILURES as exc:  # the caller turns it into this unit's error row
                 failures[key] = exc
-        calls = {key: unit.call for key, unit in units.items() if key not in failures}
+        calls = {key: [unit.call for unit in placements] for key, placements in units.items() if key not in failures}
         latency, eager_failures = self.eager_latency(calls)
         failures.update(eager_failures)
         if self.device.type != "cuda":
             return {key: Timed(samples, None) for key, samples in latency.items()}, failures
         graphs, notes = {}, {}
         for key, samples in latency.items():
-            unit = units[key]
             try:
-                unroll = timers.fit_graph_unroll(unit.call, samples.min_us, multiple_of=unit.layers)
-                graphs[key] = timers.capture_graph(unit.call, unroll), unroll
+                graphs.update(self._capture(key, units[key], samples.min_us))
             except BACKEND_FAILURES as exc:  # a call that cannot be captured still has its eager latency
                 if is_allocation_failure(exc):
                     raise
                 notes[key] = graph_failure_note(exc)
-        device = timers.time_graphs(graphs, self.options.target)
+        share = len(max(units.values(), key=len))
+        target = self.options.target
+        per_placement = timers.Target(target.ci_rel, target.budget_s / share, target.min_time_s / share)
+        device = timers.time_graphs(graphs, per_placement)
         del graphs
-        return {key: Timed(samples, device.get(key), notes.get(key, "")) for key, samples in latency.items()}, failures
+        timed = {}
+        for key, samples in latency.items():
+            placed = [device[key, index].values_us for index in range(len(units[key])) if (key, index) in device]
+            timed[key] = Timed(samples, placement_samples(placed, target.ci_rel), notes.get(key, ""))
+        return timed, failures
+
+    @staticmethod
+    def _capture(key: Hashable, placements: list[Unit], upper_bound_us: float) -> dict[Hashable, tuple]:
+        """A CUDA graph of each placement of a unit, all of one size (fitted on the first)."""
+        unroll = timers.fit_graph_unroll(placements[0].call, upper_bound_us, multiple_of=placements[0].layers)
+        return {
+            (key, index): (timers.capture_graph(unit.call, unroll), unroll) for index, unit in enumerate(placements)
+        }
+
+
+def placement_samples(placed: list[tuple[float, ...]], target_ci_rel: float) -> Samples | None:
+    """A unit's device time from its placements' samples: their pooled samples, with the median and the
+    interval of the placements' medians where there are several (None where there are none)."""
+    if not placed:
+        return None
+    if len(placed) == 1:
+        return Samples(GRAPH_TIMER, placed[0], target_ci_rel)
+    return Samples.from_windows(GRAPH_TIMER, [list(values) for values in placed], target_ci_rel)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,15 @@ from gemmbench.records import (
 from gemmbench.records.timers import SIMULATED_TIMER
 from gemmbench.spec.cases import DEFAULT_STREAM, Case, GroupMember, GroupSpec
 from gemmbench.timing import profile, timers
-from gemmbench.timing.inputs import TORCH_DTYPES, cold_note, device_cold_copies, reference, relative_error
+from gemmbench.timing.inputs import (
+    TORCH_DTYPES,
+    Placements,
+    cold_note,
+    device_cold_copies,
+    placed,
+    reference,
+    relative_error,
+)
 
 # An upper bound of one member's time alone, to start sizing its CUDA graph (fit_graph_unroll refines it).
 MEMBER_UPPER_BOUND_US = 1000.0
@@ -112,12 +120,17 @@ def _measure(
     announce_tuning([backend], [member.gemm.case(m) for member in group.members if member.light], device, note)
     try:
         bench.warm_device()
-        calls = GroupCalls.build(group, m, backend, bench, cold=bench.cold, producers=runnable)
-        checked = {p: calls.check(p) for p in (None, *runnable)}
+        placements = placed(
+            lambda: _built(GroupCalls.build(group, m, backend, bench, cold=bench.cold, producers=runnable)),
+            device,
+            bench.options.placements,
+            bench.options.seed,
+        )
+        checked = {p: placements.first.check(p) for p in (None, *runnable)}
         if checked[None][1]:  # wrong alone: wrong in every layer too
             return {**every(ERROR, checked[None][1], rel_err=checked[None][0]), **skipped}
         wrong = {p: _row(group, m, backend, p, ERROR, why, rel_err=err) for p, (err, why) in checked.items() if why}
-        timed, failed = calls.time(bench, tuple(p for p in runnable if p not in wrong))
+        timed, failed = time_placements(placements, bench, tuple(p for p in runnable if p not in wrong))
     except BACKEND_FAILURES as exc:  # any failure is a row, never a traceback
         bench.release()
         return {**every(ERROR, error_reason(exc)), **skipped}
@@ -348,49 +361,62 @@ class GroupCalls:
 
         return call
 
-    def time(
-        self, bench: Bench, producers: tuple[Producer, ...] = ()
-    ) -> tuple[dict[Producer | None, GroupRecord], dict[Producer | None, BaseException]]:
-        """Both ways, alone and after each producer, timed in the same rounds (Bench.time_units), the clock
-        watch around them; then each member alone as device time. A record per context (None: alone), and
-        the failure of each context where a way failed or could not be captured (that context's row only)."""
-        copies = len(self.inputs)
-        units = {
-            (name, producer): Unit(self.rotating(self.way(name, producer)), copies)
-            for producer in (None, *producers)
-            for name in (SERIAL, PARALLEL)
-        }
-        start = bench.read_clocks()
-        timed, failures = bench.time_units(units)
-        failed: dict[Producer | None, BaseException] = {producer: exc for (_, producer), exc in failures.items()}
-        for (_, producer), result in timed.items():
-            if result.device is None and producer not in failed:  # a group row is its graph's device time
-                failed[producer] = RuntimeError(result.note)
-        members = []
-        for index, member in enumerate(self.group.members):
-            call = self.rotating(lambda copy, index=index: self.member_calls[copy][index]())
-            call()
-            alone_us = bench.device_time(call, MEMBER_UPPER_BOUND_US, copies).median_us
-            members.append(MemberTime(member.gemm.name, member.stream, alone_us))
-        clocks: ClockSummary | None = bench.clock_summary(start, bench.read_clocks())  # the whole point
-        common = {"reason": self.l2_note, "l2_mode": bench.l2_mode, "l2_copies": copies, "clocks": clocks}
-        records = {}
-        for producer in (p for p in (None, *producers) if p not in failed):
-            ways = {name: timed[name, producer] for name in (SERIAL, PARALLEL)}
-            summaries = {name: (t.device.summary(), t.latency.summary()) for name, t in ways.items()}
-            context = {"context": producer.name} if producer else {}
-            noisy = any(t.noisy for t in ways.values())
-            records[producer] = _record(
-                self.group,
-                self.m,
-                self.backend.name,
-                summaries,
-                [] if producer else members,
-                noisy=noisy,
-                **context,
-                **common,
-            )
-        return records, failed
+
+def _built(calls: GroupCalls) -> tuple[GroupCalls, str]:
+    return calls, calls.l2_note
+
+
+def time_placements(
+    placements: Placements[GroupCalls], bench: Bench, producers: tuple[Producer, ...] = ()
+) -> tuple[dict[Producer | None, GroupRecord], dict[Producer | None, BaseException]]:
+    """Both ways, alone and after each producer, in every placement, timed in the same rounds
+    (Bench.time_units), the clock watch around them; then each member alone as device time (first
+    placement). A record per context (None: alone), and the failure of each context where a way failed
+    or could not be captured (that context's row only)."""
+    first = placements.first
+    copies = len(first.inputs)
+    units = {
+        (name, producer): [Unit(calls.rotating(calls.way(name, producer)), copies) for calls in placements.sets]
+        for producer in (None, *producers)
+        for name in (SERIAL, PARALLEL)
+    }
+    start = bench.read_clocks()
+    timed, failures = bench.time_units(units)
+    failed: dict[Producer | None, BaseException] = {producer: exc for (_, producer), exc in failures.items()}
+    for (_, producer), result in timed.items():
+        if result.device is None and producer not in failed:  # a group row is its graph's device time
+            failed[producer] = RuntimeError(result.note)
+    members = []
+    for index, member in enumerate(first.group.members):
+        call = first.rotating(lambda copy, index=index: first.member_calls[copy][index]())
+        call()
+        alone_us = bench.device_time(call, MEMBER_UPPER_BOUND_US, copies).median_us
+        members.append(MemberTime(member.gemm.name, member.stream, alone_us))
+    clocks: ClockSummary | None = bench.clock_summary(start, bench.read_clocks())  # the whole point
+    common = {
+        "reason": placements.note,
+        "l2_mode": bench.l2_mode,
+        "l2_copies": copies,
+        "placements": len(placements.sets),
+        "clocks": clocks,
+    }
+    records = {}
+    for producer in (p for p in (None, *producers) if p not in failed):
+        ways = {name: timed[name, producer] for name in (SERIAL, PARALLEL)}
+        summaries = {name: (t.device.summary(), t.latency.summary()) for name, t in ways.items()}
+        context = {"context": producer.name} if producer else {}
+        noisy = any(t.noisy for t in ways.values())
+        records[producer] = _record(
+            first.group,
+            first.m,
+            first.backend.name,
+            summaries,
+            [] if producer else members,
+            noisy=noisy,
+            **context,
+            **common,
+        )
+    return records, failed
 
 
 def _member_call(member: GroupMember, m: int, backend: Backend, inputs: GemmInputs) -> Callable[[], object]:

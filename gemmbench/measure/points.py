@@ -39,7 +39,7 @@ from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record, after_co
 from gemmbench.records.timers import SIMULATED_TIMER
 from gemmbench.spec.cases import Case
 from gemmbench.timing import profile
-from gemmbench.timing.inputs import input_copies, make_inputs, reference, relative_error, rotating
+from gemmbench.timing.inputs import Placements, make_inputs, placed_copies, reference, relative_error, rotating
 from gemmbench.timing.timers import Samples
 
 
@@ -100,15 +100,22 @@ class _CaseRun:
 
     case: Case
     bench: Bench
-    inputs: list[GemmInputs]  # the rotating copies (cold L2), which are the layers in a context
+    # The rotating copies (cold L2), which are the layers in a context, in placements (sets allocated
+    # apart, the same values); the first set's first copy is the one the rows are checked on.
+    placements: Placements[list[GemmInputs]]
     # The first copy's x and w as made, to find a backend that writes into its inputs (and undo it, so
     # that the backends after it are checked on what they should read).
     pristine: GemmInputs
-    l2_note: str = ""  # where fewer copies than wanted fit
     # Each backend's top-k mismatch here, by name: a backend launched with PDL computes the same bits
     # (tests/test_gpu.py), so its two variants share one routing check.
     mismatch_of: dict[str, float] = field(default_factory=dict)
-    producer_calls: dict[Producer, list[Callable[[], torch.Tensor]]] = field(default_factory=dict)
+    # Each producer's call per layer, writing that copy's x, per placement.
+    producer_calls: dict[tuple[Producer, int], list[Callable[[], torch.Tensor]]] = field(default_factory=dict)
+
+    @property
+    def inputs(self) -> list[GemmInputs]:
+        """The first placement's copies: the correctness check's."""
+        return self.placements.first
 
     @property
     def copies(self) -> int:
@@ -129,12 +136,33 @@ class _CaseRun:
         """The case's routing check, made at its first router row."""
         return routing.RoutingCheck.for_case(self.case, self.bench.device, self.bench.options.seed)
 
-    def produce(self, producer: Producer) -> list[Callable[[], torch.Tensor]]:
-        """The producer's call of each layer, writing that copy's x; made once per case and producer."""
-        if producer not in self.producer_calls:
-            xs = [inputs.x for inputs in self.inputs]
-            self.producer_calls[producer] = producer_calls(self.case, producer, xs, self.bench.options.seed)
-        return self.producer_calls[producer]
+    def produce(self, producer: Producer, placement: int = 0) -> list[Callable[[], torch.Tensor]]:
+        """The producer's call of each layer of a placement, writing that copy's x; made once per case,
+        producer and placement."""
+        if (producer, placement) not in self.producer_calls:
+            xs = [inputs.x for inputs in self.placements.sets[placement]]
+            made = producer_calls(self.case, producer, xs, self.bench.options.seed)
+            self.producer_calls[producer, placement] = made
+        return self.producer_calls[producer, placement]
+
+    def layers(self, key: RowKey, placement: int = 0) -> tuple[Callable[[], object], list[Callable[[], object]]]:
+        """The row's call over the rotating layers of a placement (the GEMM alone, or the producer then the
+        GEMM), and the GEMM of each layer as prepared on its copy's buffers."""
+        (variant, producer), case = key, self.case
+        copies = self.placements.sets[placement]
+        gemms = [variant.prepare(case, inputs) for inputs in copies]
+        if producer is None:
+            return rotating(gemms), gemms
+        layers = [
+            after_producer(make, inputs.x, gemm, lambda x, i=inputs: variant.prepare(case, GemmInputs(x, i.w, i.out)))
+            for make, inputs, gemm in zip(self.produce(producer, placement), copies, gemms, strict=True)
+        ]
+        return rotating(layers), gemms
+
+    def units(self, key: RowKey, first: Callable[[], object]) -> list[Unit]:
+        """The row's unit in every placement: `first` (the checked call) in the first."""
+        others = [self.layers(key, placement)[0] for placement in range(1, len(self.placements.sets))]
+        return [Unit(call, self.copies) for call in (first, *others)]
 
     def row(self, key: RowKey, status: str, reason: str = "", **results) -> Record:
         return _row(self.case, *key, status, reason, **results)
@@ -146,9 +174,10 @@ class _CaseRun:
 def _measure_case(case: Case, keys: list[RowKey], bench: Bench) -> dict[RowKey, Record]:
     """Every runnable row of one case, checked and timed; failures are error rows."""
     try:
-        copies, l2_note = input_copies(case, bench.device, bench.options.seed, bench.cold)
-        ref = reference(copies[0])
-        pristine = GemmInputs(copies[0].x.clone(), copies[0].w.clone(), copies[0].out)
+        placements = placed_copies(case, bench.device, bench.options.seed, bench.cold, bench.options.placements)
+        first = placements.first[0]
+        ref = reference(first)
+        pristine = GemmInputs(first.x.clone(), first.w.clone(), first.out)
     except BACKEND_FAILURES as exc:  # inputs that cannot be made are a row per backend, never a traceback
         bench.release()
         reason = error_reason(exc)
@@ -156,7 +185,7 @@ def _measure_case(case: Case, keys: list[RowKey], bench: Bench) -> dict[RowKey, 
             known = f": {exc}" if isinstance(exc, MemoryError) and str(exc) else ""
             reason = f"out of memory (inputs and float64 reference){known}"
         return {key: _row(case, *key, ERROR, reason) for key in keys}
-    run = _CaseRun(case, bench, copies, pristine, l2_note)
+    run = _CaseRun(case, bench, placements, pristine)
     done: dict[RowKey, Record] = {}
     checked: dict[RowKey, tuple[Callable[[], object], float]] = {}
     # Rows alone first: a producer writes the copies' x in place, after which `ref` no longer holds for them.
@@ -187,18 +216,12 @@ def _checked_layers(run: _CaseRun, key: RowKey, ref: torch.Tensor) -> tuple[Call
     relative error of the first layer's output, written into a buffer poisoned with NaN so that an output
     that is not fully written fails; after a producer, against the reference of what the producer wrote."""
     (variant, producer), case, first = key, run.case, run.inputs[0]
-    gemms = [variant.prepare(case, inputs) for inputs in run.inputs]
+    call, gemms = run.layers(key)
     first.out.fill_(math.nan)
     if producer is None:
-        layers = gemms
         gemms[0]()
     else:
-        produce = run.produce(producer)
-        layers = [
-            after_producer(make, inputs.x, gemm, lambda x, i=inputs: variant.prepare(case, GemmInputs(x, i.w, i.out)))
-            for make, inputs, gemm in zip(produce, run.inputs, gemms, strict=True)
-        ]
-        x = produce[0]()
+        x = run.produce(producer)[0]()
         written = GemmInputs(x, first.w, first.out)
         (gemms[0] if x is first.x else variant.prepare(case, written))()
         ref = reference(written)
@@ -208,7 +231,7 @@ def _checked_layers(run: _CaseRun, key: RowKey, ref: torch.Tensor) -> tuple[Call
             f"{variant.label} wrote into its input {' and '.join(written_inputs)} (restored for the backends "
             "after it): a backend must only write out"
         )
-    return rotating(layers), relative_error(first.out, ref)
+    return call, relative_error(first.out, ref)
 
 
 def _time_case(run: _CaseRun, checked: dict[RowKey, tuple[Callable[[], object], float]]) -> dict[RowKey, Record]:
@@ -217,7 +240,7 @@ def _time_case(run: _CaseRun, checked: dict[RowKey, tuple[Callable[[], object], 
     bench = run.bench
     records: dict[RowKey, Record] = {}
     simulated = {key for key in checked if key[0].backend.simulated_times_us(run.case) is not None}
-    units = {key: Unit(call, run.copies) for key, (call, _) in checked.items() if key not in simulated}
+    units = {key: run.units(key, call) for key, (call, _) in checked.items() if key not in simulated}
     start = bench.read_clocks()
     try:
         timed, failures = bench.time_units(units)
@@ -237,7 +260,7 @@ def _time_case(run: _CaseRun, checked: dict[RowKey, tuple[Callable[[], object], 
             bench.release()
             records[key] = run.error(key, exc)
             continue
-        notes = (run.l2_note, timed[key].note, routing_note)
+        notes = (run.placements.note, timed[key].note, routing_note)
         records[key] = _timed_record(run, key, rel_err, timed[key], notes, mismatch, clocks)
     return records
 
@@ -279,6 +302,7 @@ def _timed_record(
         values["latency_samples_us"] = latency.values_us
         values["latency_window_medians_us"] = latency.window_medians_us or None
         values["device_samples_us"] = device_time.values_us if device_time else None
+        values["device_placement_medians_us"] = device_time.window_medians_us or None if device_time else None
     mode = bench.l2_mode
     return run.row(
         key,
@@ -289,6 +313,7 @@ def _timed_record(
         rel_err=rel_err,
         l2_mode=mode,
         l2_copies=run.copies if mode else None,
+        placements=len(run.placements.sets) if device_time else None,
         backend_config=key[0].backend.configuration(case),
         clocks=clocks,
         **values,

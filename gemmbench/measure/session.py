@@ -30,7 +30,13 @@ from gemmbench.spec.cases import Case, GroupSpec
 from gemmbench.spec.parse import CPU_DEFAULT_M, DEFAULT_M, build_cases, parse_m_list, parse_shape
 from gemmbench.spec.presets import DEFAULT_PRESET, select_gemms
 from gemmbench.spec.steps import MEASURE, PROFILE, Step
-from gemmbench.timing.defaults import DEVICE_BUDGET_S, DEVICE_TARGET_CI_REL, POINT_WARMUP_S
+from gemmbench.timing.defaults import (
+    DEVICE_BUDGET_S,
+    DEVICE_TARGET_CI_REL,
+    MAX_PLACEMENTS,
+    PLACEMENTS,
+    POINT_WARMUP_S,
+)
 from gemmbench.timing.inputs import COLD, HOT, MAX_COLD_COPIES
 from gemmbench.timing.timers import Target
 
@@ -178,6 +184,7 @@ def plan_sweep(
     time_calls: bool = True,
     context: str | Sequence[str] = NO_CONTEXT,
     keep_samples: bool = False,
+    placements: int | None = None,
 ) -> SweepPlan:
     """Turn the sweep's options (as the command line takes them) into a plan; bad input raises a
     GemmbenchError before any work. Defaults: the deepseek-v3 preset; M = 1..16, then powers of two to
@@ -185,6 +192,7 @@ def plan_sweep(
     files) and of installed plugin packages included; no context (`context`: a producer's name, several
     comma-separated, or a list of them)."""
     _check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms)
+    _check_placements(placements)
     lists = {"presets": presets, "configs": configs, "shapes": shapes, "roles": roles, "backends": backends}
     for name, value in (*lists.items(), ("plugins", plugins)):
         if isinstance(value, str):  # a string is a sequence too: its characters would be taken one by one
@@ -219,6 +227,7 @@ def plan_sweep(
         time_calls=time_calls,
         capture_kernels=kernels,
         keep_samples=keep_samples,
+        placements=placements or (PLACEMENTS if dev.type == "cuda" else 1),
     )
     return SweepPlan(
         cases=build_cases(gemms, explicit, m_values),
@@ -245,6 +254,16 @@ def _check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_
             raise UsageError(f"{name} = {value!r} is not a number >= {lowest:g}", f"give {name} >= {lowest:g}")
     if warmup_ms is not None and (not _is_number(warmup_ms) or not warmup_ms >= 0):
         raise UsageError(f"warmup_ms = {warmup_ms!r} is not a number >= 0", "give warmup_ms >= 0, or None")
+
+
+def _check_placements(placements) -> None:
+    if placements is None:
+        return
+    if not isinstance(placements, int) or isinstance(placements, bool) or not 1 <= placements <= MAX_PLACEMENTS:
+        raise UsageError(
+            f"placements = {placements!r} is not an integer from 1 to {MAX_PLACEMENTS}",
+            f"give placements in that range, or None for the default ({PLACEMENTS} on a GPU, 1 on the CPU)",
+        )
 
 
 def _is_number(value) -> bool:

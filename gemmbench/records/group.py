@@ -42,6 +42,7 @@ class GroupRecord:
     members: tuple[MemberTime, ...] | None = None
     l2_mode: str | None = None
     l2_copies: int | None = None
+    placements: int | None = None  # sets of input buffers allocated apart that the timers sampled
     streams_with_kernels: int | None = None  # kernel pass: streams that ran kernels in one parallel call
     overlap_us: float | None = None  # kernel pass: time during which two or more kernels ran, in a graph replay
     # The producer that wrote the group's x right before each call, in a layer (`group --context`): then the

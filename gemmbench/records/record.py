@@ -119,6 +119,10 @@ class Record(Case):
     # from these (timing/timers.py says why).
     latency_window_medians_us: tuple[float, ...] | None = None
     device_samples_us: tuple[float, ...] | None = None
+    # The device time is sampled in placements (sets of input buffers allocated apart): each placement's
+    # median, in order; where there are several, its figure and interval come from these.
+    device_placement_medians_us: tuple[float, ...] | None = None
+    placements: int | None = None  # how many placements the device time sampled (None off a GPU)
 
     @classmethod
     def for_case(cls, case: Case, backend: str, status: str, reason: str = "", **results) -> Record:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import torch
 
@@ -16,6 +18,7 @@ from gemmbench.spec.cases import Case
 
 COLD = "cold"
 HOT = "hot"
+Set = TypeVar("Set")  # what one placement holds: a point's copies, a group's calls
 TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 # Cold L2: copies of (x, w, out) rotated so that the bytes between two uses of one copy exceed twice
@@ -27,6 +30,13 @@ MIN_COLD_COPIES = 2
 MAX_COLD_COPIES = 512
 # The copies may take at most this share of the free device memory; fewer copies are used otherwise.
 COLD_MEMORY_FRACTION = 0.5
+# A spacer spans up to more than the largest Hopper L2 (60 MB, H200), so that two placements' offsets are
+# unrelated across a whole L2's worth of sets; the small one shifts the allocator's pool of small blocks
+# (below 1 MiB: an M = 1 router's x and out live there).
+SPACER_MAX_BYTES = 64 << 20
+SMALL_SPACER_MAX_BYTES = 1 << 20
+SPACER_ALIGN = 512  # the allocator rounds blocks to 512 bytes: smaller steps would not move anything
+
 # The float64 reference and the relative error work on row blocks of about this many bytes of float64:
 # a whole float64 copy of x is 4x its bf16 size (172 GB for DeepSeek-V3's router at M = 3,000,000),
 # while the reference itself, [M, N] in float64, is small beside x for every preset GEMM.
@@ -138,6 +148,59 @@ def input_copies(case: Case, device: torch.device, seed: int, cold: bool) -> tup
     count, wanted = device_cold_copies(case.bytes_moved, device)
     copies = [first] + [make_inputs(case, device, seed + i) for i in range(1, count)]
     return copies, cold_note(count, wanted)
+
+
+@dataclass
+class Placements(Generic[Set]):
+    """Sets of what a point computes on (its rotating copies), the first as made, each further one after
+    spacers of random size, kept alive with them so that no set takes another's blocks."""
+
+    sets: list[Set]
+    spacers: list[torch.Tensor]
+    note: str = ""  # where fewer copies, or fewer placements, than wanted fit in memory
+
+    @property
+    def first(self) -> Set:
+        return self.sets[0]
+
+
+def spacers(device: torch.device, rng: random.Random) -> list[torch.Tensor]:
+    """A large and a small allocation of random sizes, so that what is allocated next lands elsewhere."""
+    return [
+        torch.empty(rng.randrange(SPACER_ALIGN, most, SPACER_ALIGN), dtype=torch.uint8, device=device)
+        for most in (SPACER_MAX_BYTES, SMALL_SPACER_MAX_BYTES)
+    ]
+
+
+def placements_fitting(wanted: int, bytes_per_set: int, device: torch.device) -> int:
+    """How many of `wanted` placements of `bytes_per_set` bytes and their spacers fit in the share of the
+    free device memory that input copies may take (the first one made already); at least one."""
+    if wanted <= 1 or device.type != "cuda":
+        return max(1, wanted)
+    per_set = bytes_per_set + SPACER_MAX_BYTES + SMALL_SPACER_MAX_BYTES
+    return max(1, min(wanted, 1 + int(COLD_MEMORY_FRACTION * torch.cuda.mem_get_info(device)[0] // per_set)))
+
+
+def placed(make_set: Callable[[], tuple[Set, str]], device: torch.device, wanted: int, seed: int) -> Placements[Set]:
+    """`wanted` sets made by `make_set` (which returns a set and its note), as many as fit in memory: the
+    first as made, each further one after spacers of random size (drawn from `seed`)."""
+    before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+    first, note = make_set()
+    used = torch.cuda.memory_allocated(device) - before if device.type == "cuda" else 0
+    count = placements_fitting(wanted, used, device)
+    rng = random.Random(seed)
+    placements = Placements([first], [], note)
+    for _ in range(1, count):
+        placements.spacers.extend(spacers(device, rng))
+        placements.sets.append(make_set()[0])
+    if count < wanted:
+        placements.note = "; ".join(n for n in (note, f"placements: only {count} of {wanted} fit in memory") if n)
+    return placements
+
+
+def placed_copies(case: Case, device: torch.device, seed: int, cold: bool, placements: int) -> Placements:
+    """`input_copies` in `placements` sets (fewer where memory is short), each set the same values."""
+    return placed(lambda: input_copies(case, device, seed, cold), device, placements, seed)
 
 
 def rotating(calls: list[Callable[[], object]]) -> Callable[[], object]:
