@@ -16,8 +16,8 @@ export GEMMBENCH_CACHE_DIR=${GEMMBENCH_CACHE_DIR:-/tmp/gemmbench-aa-cache}
     t0=$(ms); gb ext build > /dev/null; echo "extension build wall time: $(( $(ms) - t0 )) ms"
     for run in 1 2 3; do
       t0=$(ms)
-      gb sweep --out-dir "$OUT/aa$run" --quiet --md > "$OUT/aa$run.md"
-      echo "sweep $run wall time: $(( $(ms) - t0 )) ms (exit $?)"
+      gb sweep --out-dir "$OUT/aa$run" --quiet --md > "$OUT/aa$run.md"; rc=$?
+      echo "sweep $run wall time: $(( $(ms) - t0 )) ms (exit $rc)"
     done
     python3 scripts/checks/aa_table.py "$OUT"/aa1/*.json "$OUT"/aa2/*.json "$OUT"/aa3/*.json | tee "$OUT/aa_table.md"
   fi
