@@ -17,6 +17,7 @@ SAMPLE_ARGS = {
     "checks/layer_kernels.py": ["out"],
     "checks/layer_table.py": ["run.json", "--m", "1,2"],
     "checks/repeatability.py": ["a.json", "b.json", "--hot", "c.json"],
+    "checks/aa_table.py": ["a.json", "b.json", "c.json"],
     "checks/validate_timers.py": ["out"],
     "experiments/graph_sizing.py": ["out"],
     "experiments/host_states.py": [],

@@ -159,6 +159,11 @@ def test_a_device_time_in_placements_takes_the_median_and_interval_of_their_medi
     samples = placement_samples(placed, 0.01)
     assert samples.window_medians_us == (7.0,) * 5 + (7.7,) and samples.count == 18
     assert samples.median_us == 7.0 and samples.ci_us == (7.0, 7.7) and samples.noisy
+    # What a record keeps: that interval widened by what a rerun in another process reads beyond it.
+    margin = timing.RERUN_MARGIN_REL
+    assert samples.summary().interval_us == pytest.approx((7.0 * (1 - margin), 7.7 * (1 + margin)))
+    steady = placement_samples([(7.0, 7.001)] * 3, 0.01)
+    assert not steady.noisy and steady.summary().interval_us != steady.ci_us  # noisy: judged before widening
     assert placement_samples([(7.0, 7.02, 6.9)], 0.01).ci_us == timing.median_ci((7.0, 7.02, 6.9))  # one: its own
     assert placement_samples([], 0.01) is None
 

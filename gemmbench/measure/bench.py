@@ -171,7 +171,8 @@ class Bench:
         share = len(max(units.values(), key=len))
         target = self.options.target
         per_placement = timers.Target(target.ci_rel, target.budget_s / share, target.min_time_s / share)
-        device = timers.time_graphs(graphs, per_placement)
+        # Smaller batches for more placements: a unit's rounds then take about what one placement's did.
+        device = timers.time_graphs(graphs, per_placement, most_per_batch=timers.EVENTS_BATCH // share)
         del graphs
         timed = {}
         for key, samples in latency.items():
@@ -190,12 +191,14 @@ class Bench:
 
 def placement_samples(placed: list[tuple[float, ...]], target_ci_rel: float) -> Samples | None:
     """A unit's device time from its placements' samples: their pooled samples, with the median and the
-    interval of the placements' medians where there are several (None where there are none)."""
+    interval of the placements' medians where there are several (None where there are none); the reported
+    interval widened by the rerun margin (timers.RERUN_MARGIN_REL)."""
+    margin = timers.RERUN_MARGIN_REL
     if not placed:
         return None
     if len(placed) == 1:
-        return Samples(GRAPH_TIMER, placed[0], target_ci_rel)
-    return Samples.from_windows(GRAPH_TIMER, [list(values) for values in placed], target_ci_rel)
+        return Samples(GRAPH_TIMER, placed[0], target_ci_rel, rerun_margin_rel=margin)
+    return Samples.from_windows(GRAPH_TIMER, [list(v) for v in placed], target_ci_rel, rerun_margin_rel=margin)
 
 
 @dataclass(frozen=True)

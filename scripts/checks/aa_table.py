@@ -28,10 +28,31 @@ def probe(run):
     raise SystemExit(f"no {backend} row at {m}x{n}x{k} in the run")
 
 
-def main(argv=None) -> None:
+def every_inside(runs) -> str:
+    """How many rows timed in every run have every run's device-time median inside every run's interval."""
+    by_run = [
+        {(r.case, r.label, r.context): r.device for r in run.records if r.status == OK and r.device} for run in runs
+    ]
+    shared = set.intersection(*(set(rows) for rows in by_run))
+    inside = sum(
+        all(
+            d.ci_low_us <= other[key].median_us <= d.ci_high_us
+            for d in (rows[key] for rows in by_run)
+            for other in by_run
+        )
+        for key in shared
+    )
+    return f"{inside} of {len(shared)} rows"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
     runs = [load_run(path) for path in args.runs]
     print("## compare, every pair\n")
     pairs = []
@@ -47,6 +68,7 @@ def main(argv=None) -> None:
         inside = sum(d.ci_low_us <= other.device.median_us <= d.ci_high_us for other in records)
         rows.append([i, f"{d.median_us:.3f}", f"{d.ci_low_us:.3f}-{d.ci_high_us:.3f}", f"{inside} of {len(records)}"])
     print(markdown_table(["run", "median", "95% interval", "medians inside"], rows))
+    print(f"\n{every_inside(runs)} timed in every run: every run's device median inside every run's interval.")
     print("\n## flags\n")
     flags = []
     for i, run in enumerate(runs, 1):
