@@ -91,13 +91,14 @@ def test_kernels_only_pass_skips_timers():
 
 
 def test_routing_accuracy_separates_fp32_from_bf16_outputs():
-    from gemmbench.measure.routing import topk_mismatch
+    from gemmbench.measure.routing import RoutingCheck
 
     case = _router(16)
     assert case.top_k == 8
-    assert topk_mismatch(REGISTRY["mm_out_dtype"], case, CUDA, seed=0) < 0.005
-    assert topk_mismatch(REGISTRY["upcast"], case, CUDA, seed=0) == 0.0
-    assert topk_mismatch(REGISTRY["linear_cast"], case, CUDA, seed=0) > 0.01
+    check = RoutingCheck.for_case(case, CUDA, seed=0)
+    assert check.measure(REGISTRY["mm_out_dtype"]).flips < 0.005
+    assert check.measure(REGISTRY["upcast"]).flips == 0.0
+    assert check.measure(REGISTRY["linear_cast"]).flips > 0.01
 
 
 def test_rows_carry_routing_and_floor_with_a_roofline():

@@ -15,6 +15,7 @@ from gemmbench.backends import Backend, ext
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure.layers import Timed, Unit
 from gemmbench.measure.roofline import Roofline
+from gemmbench.measure.routing_data import RoutingData
 from gemmbench.records import ClockSummary
 from gemmbench.records.record import label_of
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER
@@ -50,6 +51,7 @@ class MeasureOptions:
     roofline: Roofline | None = None  # measured device limits; gives each row its floor
     keep_samples: bool = False  # rows keep their timers' raw samples beside the summaries
     placements: int = 1  # sets of input buffers allocated apart that a point's timers sample (defaults.PLACEMENTS)
+    routing_data: RoutingData | None = None  # the user's router weight, bias, hidden states; None: synthetic
 
 
 class Bench:

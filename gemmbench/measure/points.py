@@ -35,6 +35,7 @@ from gemmbench.measure.bench import (
     variants,
 )
 from gemmbench.measure.layers import Timed, Unit, after_producer, producer_calls, producer_problem
+from gemmbench.measure.routing_data import SYNTHETIC_LABEL
 from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record, after_context
 from gemmbench.records.timers import SIMULATED_TIMER
 from gemmbench.spec.cases import Case
@@ -106,9 +107,9 @@ class _CaseRun:
     # The first copy's x and w as made, to find a backend that writes into its inputs (and undo it, so
     # that the backends after it are checked on what they should read).
     pristine: GemmInputs
-    # Each backend's top-k mismatch here, by name: a backend launched with PDL computes the same bits
+    # Each backend's routing fidelity here, by name: a backend launched with PDL computes the same bits
     # (tests/test_gpu.py), so its two variants share one routing check.
-    mismatch_of: dict[str, float] = field(default_factory=dict)
+    fidelity_of: dict[str, routing.Fidelity] = field(default_factory=dict)
     # Each producer's call per layer, writing that copy's x, per placement.
     producer_calls: dict[tuple[Producer, int], list[Callable[[], torch.Tensor]]] = field(default_factory=dict)
 
@@ -134,7 +135,8 @@ class _CaseRun:
     @functools.cached_property
     def routing(self) -> routing.RoutingCheck:
         """The case's routing check, made at its first router row."""
-        return routing.RoutingCheck.for_case(self.case, self.bench.device, self.bench.options.seed)
+        options = self.bench.options
+        return routing.RoutingCheck.for_case(self.case, self.bench.device, options.seed, options.routing_data)
 
     def produce(self, producer: Producer, placement: int = 0) -> list[Callable[[], torch.Tensor]]:
         """The producer's call of each layer of a placement, writing that copy's x; made once per case,
@@ -255,13 +257,13 @@ def _time_case(run: _CaseRun, checked: dict[RowKey, tuple[Callable[[], object], 
         if key in records:
             continue
         try:
-            mismatch, routing_note = _routing(run, key[0].backend)
+            fidelity, routing_note = _routing(run, key[0].backend)
         except BACKEND_FAILURES as exc:  # any backend failure is a row, never a traceback
             bench.release()
             records[key] = run.error(key, exc)
             continue
         notes = (run.placements.note, timed[key].note, routing_note)
-        records[key] = _timed_record(run, key, rel_err, timed[key], notes, mismatch, clocks)
+        records[key] = _timed_record(run, key, rel_err, timed[key], notes, fidelity, clocks)
     return records
 
 
@@ -282,7 +284,7 @@ def _timed_record(
     rel_err: float,
     timed: Timed,
     notes: tuple[str, ...],
-    mismatch: float | None,
+    fidelity: routing.Fidelity | None,
     clocks: ClockSummary | None,
 ) -> Record:
     """An ok row. Throughput and the floor are the GEMM's: a row alone has them, a layer's does not."""
@@ -296,8 +298,12 @@ def _timed_record(
         if bench.options.roofline is not None:
             values["floor_us"] = bench.options.roofline.floor_us(case)
             values["pct_of_floor"] = 100 * values["floor_us"] / best_us
-    if mismatch is not None:
-        values["topk_mismatch"] = mismatch
+    if fidelity is not None:
+        values["topk_mismatch"] = fidelity.flips
+        values["weight_l1_mean"], values["weight_l1_max"] = fidelity.weight_l1_mean, fidelity.weight_l1_max
+        values["load_change"] = fidelity.load_change
+        data = bench.options.routing_data
+        values["routing_inputs"] = data.label(case) if data else SYNTHETIC_LABEL
     if bench.options.keep_samples:
         values["latency_samples_us"] = latency.values_us
         values["latency_window_medians_us"] = latency.window_medians_us or None
@@ -320,14 +326,14 @@ def _timed_record(
     )
 
 
-def _routing(run: _CaseRun, backend: Backend) -> tuple[float | None, str]:
-    """The top-k mismatch of a router row, or why there is none; never fails the row."""
+def _routing(run: _CaseRun, backend: Backend) -> tuple[routing.Fidelity | None, str]:
+    """The routing fidelity of a router row, or why there is none; never fails the row."""
     if not routing.applies(run.case):
         return None, ""
     try:
-        if backend.name not in run.mismatch_of:
-            run.mismatch_of[backend.name] = run.routing.mismatch(backend)
-        return run.mismatch_of[backend.name], ""
+        if backend.name not in run.fidelity_of:
+            run.fidelity_of[backend.name] = run.routing.measure(backend)
+        return run.fidelity_of[backend.name], ""
     except Exception as exc:  # noqa: BLE001 - a failed routing check leaves the row its timings
         if not is_allocation_failure(exc):
             raise

@@ -13,16 +13,15 @@ from collections.abc import Iterable
 from dataclasses import KW_ONLY, dataclass, field, fields
 
 from gemmbench.records.timers import SIMULATED_TIMER, TimerSummary, median_of
-from gemmbench.spec.cases import Case, GemmSpec
+from gemmbench.spec.cases import FLATTEN, Case, GemmSpec
 
 OK = "ok"
 SKIPPED = "skipped"
 ERROR = "error"
 STATUSES = (OK, SKIPPED, ERROR)
 
-# How a nested summary is written as flat columns: its fields prefixed with the field's name (`latency_`),
-# or inline, under their own names (the clock summary's `sm_clock_mhz`).
-FLATTEN = "flatten"
+# How a nested summary is written as flat columns (FLATTEN, spec/cases.py): its fields prefixed with the
+# field's name (`latency_`), or inline, under their own names (the clock summary's `sm_clock_mhz`).
 INLINE = ""
 
 
@@ -92,7 +91,14 @@ class Record(Case):
     status: str
     reason: str = ""
     rel_err: float | None = None
-    topk_mismatch: float | None = None  # share of tokens whose top-k expert set differs from float64's
+    # Routing fidelity (router rows; measure/routing.py), the model's routing function on the backend's output
+    # against float64's: the share of tokens whose expert set differs; the L1 distance of a token's routing
+    # weights, mean and largest; the largest change of an expert's load, relative to the mean load.
+    topk_mismatch: float | None = None
+    weight_l1_mean: float | None = None
+    weight_l1_max: float | None = None
+    load_change: float | None = None
+    routing_inputs: str | None = None  # what the routing check computed on: 'w synthetic, x synthetic normal'
     latency: TimerSummary | None = prefixed("latency")  # eager calls (CUDA events; the host clock on the CPU)
     device: TimerSummary | None = prefixed("device")  # CUDA-graph replays; None off a GPU or where not capturable
     # The producer that wrote x right before each call, in a layer (`--context`): then `latency` and `device`

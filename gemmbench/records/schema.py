@@ -26,7 +26,18 @@ REWRITE = "re-run the sweep that made it, or correct the file"
 # Values a file may not hold: GEMM dimensions are positive; times (`*_us`), counts and the ratios below
 # are not negative, and a median time is positive (no timer reads zero for a call).
 POSITIVE_COLUMNS = ("m", "n", "k")
-NEVER_NEGATIVE_COLUMNS = ("rel_err", "topk_mismatch", "tflops", "gbps", "pct_of_floor", "speedup", "overlap_efficiency")
+NEVER_NEGATIVE_COLUMNS = (
+    "rel_err",
+    "topk_mismatch",
+    "weight_l1_mean",
+    "weight_l1_max",
+    "load_change",
+    "tflops",
+    "gbps",
+    "pct_of_floor",
+    "speedup",
+    "overlap_efficiency",
+)
 TIME_SUFFIX = "_us"
 MEDIAN_TIME_SUFFIX = "_median_us"
 # What marks a row of a version-1 run file (or its CSV export) timed with a producer: its figures after the

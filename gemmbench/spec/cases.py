@@ -8,7 +8,7 @@ A GEMM here is always `out[M, N] = x[M, K] @ w[N, K].T` (weights stored [N, K], 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 # (input, output) dtype pairs that gemmbench's backends run: the GEMMs this tool exists for.
@@ -17,6 +17,49 @@ ROLES = ("router", "attention")
 CUSTOM_ROLE = "custom"
 # Largest M, N or K: cuBLAS takes GEMM dimensions as 32-bit signed integers.
 MAX_DIMENSION = 2**31 - 1
+
+
+# How a nested dataclass field is written as flat columns (records/schema.py): its fields prefixed with
+# this metadata's value. Defined here, below the records, because a Case carries one (its routing).
+FLATTEN = "flatten"
+
+# How a router scores its experts (RoutingSpec.scoring): the logits themselves (plain top-k), or a function
+# of each logit.
+LOGITS, SOFTMAX, SIGMOID, SQRTSOFTPLUS = "logits", "softmax", "sigmoid", "sqrtsoftplus"
+SCORINGS = (LOGITS, SOFTMAX, SIGMOID, SQRTSOFTPLUS)
+
+
+@dataclass(frozen=True)
+class RoutingSpec:
+    """How a model routes a token with its router GEMM's output (measure/routing.py computes it): score
+    every expert (`scoring`); choose on the scores plus a learned per-expert bias (`bias`, DeepSeek-V3's
+    e_score_correction_bias), first keeping the `topk_group` best of `n_group` expert groups (each scored
+    by the sum of its two best choice scores), then the case's top-k experts; weigh the chosen experts by
+    their scores (without the bias), normalised to sum to one (`normalize`), times `scale`.
+    `scoring` "logits" is plain top-k of the raw logits, weighed by a softmax over the chosen ones."""
+
+    scoring: str = LOGITS
+    bias: bool = False
+    n_group: int = 1
+    topk_group: int = 1
+    normalize: bool = False
+    scale: float = 1.0
+
+    @property
+    def label(self) -> str:
+        """The function in a few words: 'sigmoid+bias, 4 of 8 groups, normalised x2.5'."""
+        parts = [self.scoring + ("+bias" if self.bias else "")]
+        if self.n_group > 1:
+            parts.append(f"{self.topk_group} of {self.n_group} groups")
+        weights = ["normalised"] if self.normalize else []
+        if self.scale != 1.0:
+            weights.append(f"x{self.scale:g}")
+        if weights:
+            parts.append(" ".join(weights))
+        return ", ".join(parts)
+
+
+PLAIN_TOPK = RoutingSpec()
 
 
 @dataclass(frozen=True)
@@ -33,6 +76,7 @@ class GemmSpec:
     top_k: int | None = None
     # calls of this GEMM per forward pass (a router: the model's MoE layers); None where not known
     per_forward: int | None = None
+    routing: RoutingSpec | None = None  # a router's routing function; None: plain top-k (where top_k is set)
 
     def case(self, m: int) -> Case:
         return Case(
@@ -46,6 +90,7 @@ class GemmSpec:
             self.out_dtype,
             self.top_k,
             self.per_forward,
+            self.routing,
         )
 
 
@@ -64,6 +109,8 @@ class Case:
     top_k: int | None = None  # experts per token, for router GEMMs: enables the routing-accuracy check
     # calls of this GEMM per forward pass (a router: the model's MoE layers); None where not known
     per_forward: int | None = None
+    # A router's routing function (columns routing_scoring, routing_bias, ...); None: plain top-k.
+    routing: RoutingSpec | None = field(default=None, metadata={FLATTEN: "routing_"})
 
     @property
     def shape_key(self) -> tuple[str, str, int, int]:

@@ -22,9 +22,11 @@ from gemmbench.spec.cases import (
     MAX_DIMENSION,
     ROLES,
     RUNNABLE_DTYPES,
+    SCORINGS,
     GemmSpec,
     GroupMember,
     GroupSpec,
+    RoutingSpec,
 )
 
 DEFAULT_PRESET = "deepseek-v3"
@@ -32,7 +34,8 @@ DEFAULT_PRESET = "deepseek-v3"
 TOP_LEVEL_KEYS = ("model", "gemm", "group")
 GROUP_KEYS = ("name", "members")
 MEMBER_KEYS = ("gemm", "stream", "n", "k", "in_dtype", "out_dtype")
-GEMM_KEYS = ("name", "role", "n", "k", "in_dtype", "out_dtype", "top_k", "per_forward")
+GEMM_KEYS = ("name", "role", "n", "k", "in_dtype", "out_dtype", "top_k", "per_forward", "routing")
+ROUTING_KEYS = ("scoring", "bias", "n_group", "topk_group", "normalize", "scale")
 
 _PACKAGED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 _REPO_CONFIGS = Path(__file__).resolve().parent.parent.parent / "configs"
@@ -190,7 +193,42 @@ def _parse_gemm(entry: dict, model: str, path: Path, where: str) -> GemmSpec:
             f"{path}: {where} has per_forward = {per_forward!r}",
             "make 'per_forward' a positive integer: the GEMM's calls per forward pass (a router: the MoE layers)",
         )
-    return GemmSpec(model, name, role, n, k, in_dtype, out_dtype, top_k, per_forward)
+    routing = _parse_routing(entry["routing"], n, top_k, path, where) if "routing" in entry else None
+    return GemmSpec(model, name, role, n, k, in_dtype, out_dtype, top_k, per_forward, routing)
+
+
+def _parse_routing(table, n: int, top_k: int | None, path: Path, where: str) -> RoutingSpec:
+    """A router's [gemm.routing] table: how the model routes with the GEMM's output (RoutingSpec)."""
+    where = f"{where} [routing]"
+    if not isinstance(table, dict):
+        raise GemmbenchError(f"{path}: {where} is not a table", "write it as a [gemm.routing] table")
+    _reject_unknown_keys(table, ROUTING_KEYS, path, where)
+    if top_k is None:
+        raise GemmbenchError(f"{path}: {where} is given without top_k", "add the experts per token as 'top_k'")
+    scoring = _require(table, "scoring", str, path, where)
+    if scoring not in SCORINGS:
+        raise GemmbenchError(f"{path}: {where} has scoring = '{scoring}'", f"use one of: {', '.join(SCORINGS)}")
+    values = {"scoring": scoring}
+    for key, kind in (("bias", bool), ("normalize", bool), ("n_group", int), ("topk_group", int)):
+        if key in table:
+            values[key] = _require(table, key, kind, path, where)
+    if "scale" in table:
+        scale = table["scale"]
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+            raise GemmbenchError(f"{path}: {where} has scale = {scale!r}", "make 'scale' a positive number")
+        values["scale"] = float(scale)
+    spec = RoutingSpec(**values)
+    if spec.n_group < 1 or n % spec.n_group or not 1 <= spec.topk_group <= spec.n_group:
+        raise GemmbenchError(
+            f"{path}: {where} has n_group = {spec.n_group}, topk_group = {spec.topk_group} for {n} experts",
+            "give n_group dividing n, and 1 <= topk_group <= n_group",
+        )
+    if spec.n_group > 1 and spec.topk_group * (n // spec.n_group) < top_k:
+        raise GemmbenchError(
+            f"{path}: {where} keeps {spec.topk_group} groups of {n // spec.n_group} experts, fewer than top_k {top_k}",
+            "raise topk_group, or check n_group",
+        )
+    return spec
 
 
 def _require(table: dict, key: str, kind: type, path: Path, where: str):
