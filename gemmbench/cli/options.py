@@ -88,6 +88,29 @@ AllowEmptyOpt = Annotated[
 
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")]
 
+WeightsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--weights",
+        help="A checkpoint's .safetensors file: its router weight (the lowest layer's '...gate.weight', or "
+        "--weight-tensor) and bias ('...gate.e_score_correction_bias' or '...gate.bias' beside it, or "
+        "--bias-tensor) replace the synthetic ones in the routing check of the router whose shape they fit.",
+    ),
+]
+WeightTensorOpt = Annotated[str | None, typer.Option("--weight-tensor", help="The router weight's name in --weights.")]
+BiasTensorOpt = Annotated[str | None, typer.Option("--bias-tensor", help="The routing bias's name in --weights.")]
+ActivationsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--activations",
+        help="Hidden states [T, K] for the routing check: a .safetensors or torch file (used where K fits), "
+        "or synthetic: 'normal' (N(0, 1), the default) or 'outliers' (a few channels 20x larger).",
+    ),
+]
+ActivationsTensorOpt = Annotated[
+    str | None, typer.Option("--activations-tensor", help="The hidden states' name in an --activations file.")
+]
+
 PlacementsOpt = Annotated[
     int | None,
     typer.Option(

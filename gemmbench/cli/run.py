@@ -26,8 +26,11 @@ from gemmbench.cli.app import (
     warn,
 )
 from gemmbench.cli.options import (
+    ActivationsOpt,
+    ActivationsTensorOpt,
     AllowEmptyOpt,
     BackendOpt,
+    BiasTensorOpt,
     ConfigOpt,
     ContextOpt,
     DeviceOpt,
@@ -42,6 +45,8 @@ from gemmbench.cli.options import (
     RoleOpt,
     SeedOpt,
     ShapeOpt,
+    WeightsOpt,
+    WeightTensorOpt,
     check_exports,
     filtered,
     selection,
@@ -126,6 +131,11 @@ def sweep(
     ] = None,
     seed: SeedOpt = 0,
     placements: PlacementsOpt = None,
+    weights: WeightsOpt = None,
+    weight_tensor: WeightTensorOpt = None,
+    bias_tensor: BiasTensorOpt = None,
+    activations: ActivationsOpt = None,
+    activations_tensor: ActivationsTensorOpt = None,
     no_kernels: Annotated[
         bool, typer.Option("--no-kernels", help="Skip the profiler pass that records kernel names.")
     ] = False,
@@ -184,6 +194,11 @@ def sweep(
         context=context,
         keep_samples=keep_samples,
         placements=placements,
+        weights=weights,
+        weight_tensor=weight_tensor,
+        bias_tensor=bias_tensor,
+        activations=activations,
+        activations_tensor=activations_tensor,
     )
     check_exports(csv, json_path)  # after the plan, which creates --out-dir: an export may go into it
     tables_console = err_console if "-" in (csv, json_path) else out_console

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -26,6 +27,9 @@ from gemmbench.analysis.policy import ROUTING_TOKENS
 from gemmbench.backends import Backend, GemmInputs
 from gemmbench.spec.cases import LOGITS, PLAIN_TOPK, SIGMOID, SOFTMAX, SQRTSOFTPLUS, Case, RoutingSpec
 from gemmbench.timing.inputs import TORCH_DTYPES
+
+if TYPE_CHECKING:  # routing_data builds on this module
+    from gemmbench.measure.routing_data import RoutingData
 
 NORMAL, OUTLIERS = "normal", "outliers"
 SYNTHETIC = (NORMAL, OUTLIERS)
@@ -149,13 +153,17 @@ class RoutingCheck:
         return self.case.routing or PLAIN_TOPK
 
     @classmethod
-    def for_case(cls, case: Case, device: torch.device, seed: int, inputs: RoutingInputs | None = None) -> RoutingCheck:
-        """The check on `inputs` (the user's), else on ROUTING_TOKENS synthetic tokens; either way on a whole
-        number of batches of the case's M."""
-        if inputs is None:
+    def for_case(cls, case: Case, device: torch.device, seed: int, data: RoutingData | None = None) -> RoutingCheck:
+        """The check on the user's data where it fits the case, else on ROUTING_TOKENS synthetic tokens; on
+        whole batches of the case's M (the tokens repeated where the user's are fewer than M)."""
+        if data is None:
             inputs = synthetic_inputs(case, ROUTING_TOKENS, device, seed)
-        tokens = case.m * max(1, inputs.x.shape[0] // case.m)
-        inputs = RoutingInputs(inputs.x[:tokens], inputs.w, inputs.bias)
+        else:
+            inputs = data.inputs_for(case, ROUTING_TOKENS, device, seed)
+        x = inputs.x
+        if x.shape[0] < case.m:
+            x = x.repeat(math.ceil(case.m / x.shape[0]), 1)
+        inputs = RoutingInputs(x[: case.m * (x.shape[0] // case.m)], inputs.w, inputs.bias)
         logits = torch.mm(inputs.x.double(), inputs.w.double().t())
         spec = case.routing or PLAIN_TOPK
         return cls(case, inputs, route(logits, case.top_k, spec, inputs.bias))

@@ -192,7 +192,7 @@ def load_weights(
                 f"{path}: bias '{bias_name}' has {bias.shape[0]} values for {weight.shape[0]} experts",
                 "name the bias of this router with --bias-tensor",
             )
-    return LoadedTensor(path, weight_name, weight), bias and LoadedTensor(path, bias_name, bias)
+    return LoadedTensor(path, weight_name, weight), None if bias is None else LoadedTensor(path, bias_name, bias)
 
 
 def load_activations(path: Path, name: str | None = None) -> LoadedTensor:

@@ -24,6 +24,7 @@ from gemmbench.measure import environment, roofline
 from gemmbench.measure.bench import Bench, MeasureOptions, Variant, ignore, variants
 from gemmbench.measure.groups import measure_groups, profile_groups
 from gemmbench.measure.points import measure_cases, profile_records
+from gemmbench.measure.routing_data import load_routing_data
 from gemmbench.records import Run, after_context
 from gemmbench.records.runfile import RunWriter, ensure_writable_dir, new_run_path
 from gemmbench.spec.cases import Case, GroupSpec
@@ -185,6 +186,11 @@ def plan_sweep(
     context: str | Sequence[str] = NO_CONTEXT,
     keep_samples: bool = False,
     placements: int | None = None,
+    weights: str | Path | None = None,
+    weight_tensor: str | None = None,
+    bias_tensor: str | None = None,
+    activations: str | Path | None = None,
+    activations_tensor: str | None = None,
 ) -> SweepPlan:
     """Turn the sweep's options (as the command line takes them) into a plan; bad input raises a
     GemmbenchError before any work. Defaults: the deepseek-v3 preset; M = 1..16, then powers of two to
@@ -228,6 +234,13 @@ def plan_sweep(
         capture_kernels=kernels,
         keep_samples=keep_samples,
         placements=placements or (PLACEMENTS if dev.type == "cuda" else 1),
+        routing_data=load_routing_data(
+            Path(weights) if weights else None,
+            weight_tensor,
+            bias_tensor,
+            str(activations) if activations else None,
+            activations_tensor,
+        ),
     )
     return SweepPlan(
         cases=build_cases(gemms, explicit, m_values),
@@ -275,6 +288,8 @@ def provenance_and_options(plan: SweepPlan, warn: Callable[[str], None] = ignore
     timing (measured once per GPU and cached)."""
     provenance = environment.collect_provenance(plan.device)
     provenance["context"] = ",".join(p.name for p in plan.producers) or NO_CONTEXT
+    if plan.options.routing_data is not None:
+        provenance["routing_data"] = plan.options.routing_data.describe()
     options = plan.options
     if options.time_calls:
         roof = roofline.for_device(plan.device, remeasure=plan.remeasure_roofline, warn=warn)
