@@ -173,8 +173,7 @@ class Bench:
         share = len(max(units.values(), key=len))
         target = self.options.target
         per_placement = timers.Target(target.ci_rel, target.budget_s / share, target.min_time_s / share)
-        # Smaller batches for more placements: a unit's rounds then take about what one placement's did.
-        device = timers.time_graphs(graphs, per_placement, most_per_batch=timers.EVENTS_BATCH // share)
+        device = timers.time_graphs(graphs, per_placement)
         del graphs
         timed = {}
         for key, samples in latency.items():

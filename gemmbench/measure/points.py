@@ -135,8 +135,10 @@ class _CaseRun:
     @functools.cached_property
     def routing(self) -> routing.RoutingCheck:
         """The case's routing check, made at its first router row."""
-        options = self.bench.options
-        return routing.RoutingCheck.for_case(self.case, self.bench.device, options.seed, options.routing_data)
+        case, device, options = self.case, self.bench.device, self.bench.options
+        data = options.routing_data
+        inputs = data.inputs_for(case, routing.ROUTING_TOKENS, device, options.seed) if data else None
+        return routing.RoutingCheck.for_case(case, device, options.seed, inputs)
 
     def produce(self, producer: Producer, placement: int = 0) -> list[Callable[[], torch.Tensor]]:
         """The producer's call of each layer of a placement, writing that copy's x; made once per case,

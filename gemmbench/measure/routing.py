@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -27,9 +26,6 @@ from gemmbench.analysis.policy import ROUTING_TOKENS
 from gemmbench.backends import Backend, GemmInputs
 from gemmbench.spec.cases import LOGITS, PLAIN_TOPK, SIGMOID, SOFTMAX, SQRTSOFTPLUS, Case, RoutingSpec
 from gemmbench.timing.inputs import TORCH_DTYPES
-
-if TYPE_CHECKING:  # routing_data builds on this module
-    from gemmbench.measure.routing_data import RoutingData
 
 NORMAL, OUTLIERS = "normal", "outliers"
 SYNTHETIC = (NORMAL, OUTLIERS)
@@ -153,13 +149,11 @@ class RoutingCheck:
         return self.case.routing or PLAIN_TOPK
 
     @classmethod
-    def for_case(cls, case: Case, device: torch.device, seed: int, data: RoutingData | None = None) -> RoutingCheck:
-        """The check on the user's data where it fits the case, else on ROUTING_TOKENS synthetic tokens; on
-        whole batches of the case's M (the tokens repeated where the user's are fewer than M)."""
-        if data is None:
+    def for_case(cls, case: Case, device: torch.device, seed: int, inputs: RoutingInputs | None = None) -> RoutingCheck:
+        """The check on `inputs` (routing_data.RoutingData.inputs_for), else on ROUTING_TOKENS synthetic
+        tokens; on whole batches of the case's M (the tokens repeated where fewer than M)."""
+        if inputs is None:
             inputs = synthetic_inputs(case, ROUTING_TOKENS, device, seed)
-        else:
-            inputs = data.inputs_for(case, ROUTING_TOKENS, device, seed)
         x = inputs.x
         if x.shape[0] < case.m:
             x = x.repeat(math.ceil(case.m / x.shape[0]), 1)

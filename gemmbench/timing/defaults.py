@@ -24,10 +24,9 @@ EAGER_WINDOW_S = 0.003
 # spacers of random size (timing/inputs.py), so that where the buffers land varies between the sets as it
 # does between processes, and shows in the interval. On an H100, mm_out_dtype at DeepSeek-V3's router,
 # M = 1, once read 6.94 to 7.70 us as one process allocated its copies afresh eight times, where the
-# interval of one placement was +-0.1%. Three: in three default sweeps with six placements on an H100, the
-# range of a row's six placement medians had a median half-width of 0.23%, less than what separated
-# processes (timers.RERUN_MARGIN_REL), and each placement samples at least MIN_SAMPLES_FOR_CI replays
-# (the sweep took 58-61 s with six); the range of three medians covers their median with probability
-# 1 - 2 * 0.5**3 = 75%, which the rerun margin widens. A GPU's default; one on the CPU.
-PLACEMENTS = 3
+# interval of one placement was +-0.1%. Six: the range of six placement medians covers their median with
+# probability 1 - 2 * 0.5**6 = 96.9% (timers.median_ci_ranks); three default sweeps on an H100 with six
+# had no row faster or slower in any pair (docs/measurement.md). Three, tried in smaller batches, let one
+# pair call 3 rows faster and flagged up to 137 of 254 rows noisy. A GPU's default; one on the CPU.
+PLACEMENTS = 6
 MAX_PLACEMENTS = 64  # more only multiplies the graphs a point captures (each placement's)
