@@ -18,6 +18,7 @@ SAMPLE_ARGS = {
     "checks/layer_table.py": ["run.json", "--m", "1,2"],
     "checks/repeatability.py": ["a.json", "b.json", "--hot", "c.json"],
     "checks/aa_table.py": ["a.json", "b.json", "c.json"],
+    "checks/routing_table.py": ["a.json"],
     "checks/validate_timers.py": ["out"],
     "experiments/graph_sizing.py": ["out"],
     "experiments/host_states.py": [],

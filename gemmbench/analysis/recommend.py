@@ -25,10 +25,10 @@ from gemmbench.records import OK, Record, by_shape
 from gemmbench.records.record import shared_timer
 
 
-def tied_fastest(records, tolerance: float = FP32_ACCURATE_REL_ERR) -> list[str]:
+def tied_fastest(records, tolerance: float = FP32_ACCURATE_REL_ERR, max_flips: float | None = None) -> list[str]:
     """The backends of one point's `records` (one M) that qualify and are within SAME_TOLERANCE of the
     fastest that does, in the order of preference: the first is the choice, the others are tied with it."""
-    candidates = [r for r in records if _qualifies(r, tolerance)]
+    candidates = [r for r in records if _qualifies(r, tolerance, max_flips)]
     if not candidates:
         return []
     fastest = min(decision_time_us(r) for r in candidates)
@@ -83,6 +83,8 @@ class ShapeRecommendation:
     throttled: tuple[int, ...] = ()  # M values whose chosen row ran with the clocks down (power, thermal)
     context: str | None = None  # the producer before the GEMM in the layer its times are of; None: alone
     savings: dict[int, Saving] = field(default_factory=dict)  # M -> against the fallback, where it is not chosen
+    # The largest share of tokens whose experts may change (`--max-flips`); None: not a qualification.
+    max_flips: float | None = None
 
     @property
     def in_layer(self) -> bool:
@@ -90,19 +92,25 @@ class ShapeRecommendation:
         return self.context is not None
 
 
-def recommend(records: list[Record], tolerance: float = FP32_ACCURATE_REL_ERR) -> list[ShapeRecommendation]:
-    return [_recommend_shape(key, group, tolerance) for key, group in by_shape(records).items()]
+def recommend(
+    records: list[Record], tolerance: float = FP32_ACCURATE_REL_ERR, max_flips: float | None = None
+) -> list[ShapeRecommendation]:
+    """Per shape and view, the fastest qualifying backend at each M: status ok, rel_err <= `tolerance`, and
+    (where `max_flips` is given) a routing check whose share of changed expert sets is at most it."""
+    return [_recommend_shape(key, group, tolerance, max_flips) for key, group in by_shape(records).items()]
 
 
-def _recommend_shape(key: tuple, records: list[Record], tolerance: float) -> ShapeRecommendation:
+def _recommend_shape(
+    key: tuple, records: list[Record], tolerance: float, max_flips: float | None
+) -> ShapeRecommendation:
     model, gemm, n, k, context = key
     winners: dict[int, str] = {}
     tied: dict[int, list[str]] = {}
     for m in sorted({r.m for r in records}):
-        ranked = tied_fastest([r for r in records if r.m == m], tolerance)
+        ranked = tied_fastest([r for r in records if r.m == m], tolerance, max_flips)
         if ranked:
             winners[m], tied[m] = ranked[0], ranked[1:]
-    qualified = {r.label for r in records if _qualifies(r, tolerance)}
+    qualified = {r.label for r in records if _qualifies(r, tolerance, max_flips)}
     excluded: dict[str, Record] = {}
     for record in records:
         if record.label not in qualified:
@@ -127,6 +135,7 @@ def _recommend_shape(key: tuple, records: list[Record], tolerance: float) -> Sha
         throttled,
         context,
         savings,
+        max_flips,
     )
 
 
@@ -186,8 +195,9 @@ def dispatch_view(recommendations: list[ShapeRecommendation], context: str | Non
     return [rec for rec in recommendations if rec.context == wanted]
 
 
-def _qualifies(record: Record, tolerance: float) -> bool:
-    return accurate(record.status, record.rel_err, tolerance) and decision_time_us(record) is not None
+def _qualifies(record: Record, tolerance: float, max_flips: float | None = None) -> bool:
+    routes = max_flips is None or (record.topk_mismatch is not None and record.topk_mismatch <= max_flips)
+    return accurate(record.status, record.rel_err, tolerance) and routes and decision_time_us(record) is not None
 
 
 def _ranges(winners: dict[int, str]) -> list[MRange]:

@@ -160,6 +160,16 @@ def recommend(
             "bf16 rounding; 1e-2 admits it).",
         ),
     ] = None,
+    max_flips: Annotated[
+        float | None,
+        typer.Option(
+            "--max-flips",
+            min=0,
+            max=100,
+            help="Also require the routing check (router rows): at most this percent of tokens may route to "
+            "other experts than with float64 logits (docs/routing.md). Default: not required.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
     python: Annotated[
@@ -195,7 +205,7 @@ def recommend(
         else:
             out_console.print(advice_tables(advice))
         return
-    recommendations = recommend_backends(loaded.records, tolerance)
+    recommendations = recommend_backends(loaded.records, tolerance, None if max_flips is None else max_flips / 100)
     if not recommendations:
         raise GemmbenchError(f"{run} holds no rows to recommend from", "give a run file of a sweep")
     if python or context is not None:

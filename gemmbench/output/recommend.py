@@ -61,14 +61,23 @@ def _range_savings(rec: ShapeRecommendation, mrange: MRange) -> str:
     return "\n".join(f"M {s.m}: {saving_text(s)}" for s in savings)
 
 
-def why_not_qualified(record: Record, tolerance: float) -> str:
+def why_not_qualified(record: Record, tolerance: float, max_flips: float | None = None) -> str:
     if record.status != OK:
         return f"{record.status}: {record.reason}"
     if record.rel_err is None:
         return "no relative error recorded"
     if record.rel_err > tolerance:
         return f"rel_err {record.rel_err:.1e} > {tolerance:g}"
+    if max_flips is not None and record.topk_mismatch is None:
+        return "no routing check (not a router with top_k)"
+    if max_flips is not None and record.topk_mismatch > max_flips:
+        return f"top-k≠ {record.topk_mismatch:.2%} > {max_flips:.2%}"
     return "not timed"
+
+
+def why_not(rec: ShapeRecommendation, record: Record) -> str:
+    """Why a backend of `rec` never qualified, by `rec`'s qualification."""
+    return why_not_qualified(record, rec.tolerance, rec.max_flips)
 
 
 def recommendation_dicts(recommendations: list[ShapeRecommendation]) -> list[dict]:
@@ -80,13 +89,14 @@ def recommendation_dicts(recommendations: list[ShapeRecommendation]) -> list[dic
             "n": rec.n,
             "k": rec.k,
             "tolerance": rec.tolerance,
+            "max_flips": rec.max_flips,
             "ranges": [
                 {"first_m": r.first_m, "last_m": r.last_m, "backend": r.backend, "rule": range_rule(rec.ranges, i)}
                 for i, r in enumerate(rec.ranges)
             ],
             "winners": rec.winners,
             "tied": rec.tied,
-            "excluded": {backend: why_not_qualified(record, rec.tolerance) for backend, record in rec.excluded.items()},
+            "excluded": {backend: why_not(rec, record) for backend, record in rec.excluded.items()},
             "summary": recommendation_summary(rec),
             "figure": rec.figure,
             "context": rec.context,
@@ -235,22 +245,28 @@ def _recommendation_parts(
         if not savings_column:
             parts += _savings_lines(rec)
         for backend, record in rec.excluded.items():
-            parts.append(Text(f"  {backend} never qualified: {why_not_qualified(record, rec.tolerance)}", style="dim"))
+            parts.append(
+                Text(
+                    f"  {backend} never qualified: {why_not(rec, record)}",
+                    style="dim",
+                )
+            )
         if rec.simulated:
             parts.append(Text(f"  {simulated_caveat(rec.simulated)}", style="yellow"))
         if rec.throttled:
             parts.append(Text(f"  {throttle_caveat(rec.throttled)}", style="yellow"))
     if recommendations:
         parts.append(Text(tie_rule(), style="dim"))
-        parts.append(Text(qualification(recommendations[0].tolerance), style="dim"))
+        parts.append(Text(qualification(recommendations[0].tolerance, recommendations[0].max_flips), style="dim"))
     return Group(*parts)
 
 
-def qualification(tolerance: float) -> str:
+def qualification(tolerance: float, max_flips: float | None = None) -> str:
     """How the choice is made, and what a saving is."""
+    routing = "" if max_flips is None else f" and top-k≠ <= {max_flips:.2%}"
     return (
-        f"qualifies: status ok and rel_err <= {tolerance:g}; fastest by device time (eager latency where there "
-        "is none), of the GEMM alone, or of its whole layer (producer then GEMM) after a producer; saves: the "
+        f"qualifies: status ok and rel_err <= {tolerance:g}{routing}; fastest by device time (eager latency where "
+        "there is none), of the GEMM alone, or of its whole layer (producer then GEMM) after a producer; saves: the "
         f"fallback's time ({FALLBACK_BACKEND}, the tier after a specialised one) minus the choice's, measured "
         "in the same rounds, with the interval from both rows' 95% intervals, and times the GEMM's calls per "
         "forward pass where the preset gives them"
@@ -264,9 +280,11 @@ def recommendation_markdown(recommendations: list[ShapeRecommendation]) -> str:
         for cells in _recommendation_rows(rec)
     ]
     rows = [[cell.replace("\n", "; ") for cell in row] for row in rows]
-    figure = [qualification(recommendations[0].tolerance) + "\n"] if recommendations else []
+    figure = (
+        [qualification(recommendations[0].tolerance, recommendations[0].max_flips) + "\n"] if recommendations else []
+    )
     figure += [
-        f"- {rec.model} {rec.gemm}: {backend} never qualified: {why_not_qualified(record, rec.tolerance)}\n"
+        f"- {rec.model} {rec.gemm}: {backend} never qualified: {why_not(rec, record)}\n"
         for rec in recommendations
         for backend, record in rec.excluded.items()
     ]

@@ -231,9 +231,17 @@ def _details(record: Record) -> list[str]:
 
 
 def _annotations(record: Record) -> list[str]:
-    """The share of the floor and the routing mismatch, where the row has them."""
+    """The share of the floor and the routing fidelity, where the row has them."""
     notes = [f"{record.pct_of_floor:.0f}% of floor"] if record.pct_of_floor is not None else []
-    return notes + ([f"top-k≠ {record.topk_mismatch:.1%}"] if record.topk_mismatch is not None else [])
+    return notes + ([routing_note(record)] if record.topk_mismatch is not None else [])
+
+
+def routing_note(record: Record) -> str:
+    """`top-k≠ 3.0%`, and where tokens moved, how far their weights and the experts' loads moved."""
+    note = f"top-k≠ {record.topk_mismatch:.1%}"
+    if record.topk_mismatch and record.weight_l1_max is not None and record.load_change is not None:
+        note += f" (weights ≤{record.weight_l1_max:.2g}, load ±{record.load_change:.0%})"
+    return note
 
 
 def sweep_markdown(records: list[Record]) -> str:
@@ -309,7 +317,9 @@ def legend_lines(records: list[Record], markdown: bool, rel_err_label: str = _CE
         )
     if any(r.topk_mismatch is not None for r in ok):
         lines.append(
-            f"top-k≠: share of {ROUTING_TOKENS} tokens whose top-k experts differ from those of the float64 logits"
+            f"top-k≠: share of {ROUTING_TOKENS} tokens routed to other experts than with the float64 logits, by the "
+            "model's routing function (plain top-k for a shape); weights: the largest L1 distance of a token's "
+            "routing weights; load: the largest change of an expert's load, relative to the mean (docs/routing.md)"
         )
     if any(r.noisy for r in ok):
         windows = f"window medians spread beyond ±{EAGER_STEADY_CI_REL:.0%} (the host's state moved)"
