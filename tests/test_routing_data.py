@@ -159,3 +159,18 @@ def test_a_bad_routing_file_is_one_error_line_before_any_work(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert result.exit_code != 0 and len(lines) == 1 and lines[0].startswith("Error: "), result.output
     assert "not a safetensors file" in lines[0]
+
+
+def test_the_timing_inputs_take_the_users_weight_and_hidden_states_where_they_fit(checkpoint, tmp_path):
+    from gemmbench.spec.cases import Case
+
+    path, tensors = checkpoint
+    torch.save(torch.randn(3, K).bfloat16(), tmp_path / "x.pt")
+    data = load_routing_data(path, activations=str(tmp_path / "x.pt"))
+    fits = Case("Tiny", "router", "router", 8, N, K, top_k=4)
+    inputs = data.gemm_inputs(fits, torch.device("cpu"), seed=0)
+    assert torch.equal(inputs.w, tensors["model.layers.3.mlp.gate.weight"])
+    hidden = data.activations.tensor
+    assert torch.equal(inputs.x[:3], hidden) and torch.equal(inputs.x[3:6], hidden)  # 3 states, repeated to M = 8
+    other = data.gemm_inputs(Case("Other", "router", "router", 8, 2 * N, 2 * K), torch.device("cpu"), seed=0)
+    assert other.w.shape == (2 * N, 2 * K)  # a shape they do not fit: random inputs

@@ -94,7 +94,8 @@ WeightsOpt = Annotated[
         "--weights",
         help="A checkpoint's .safetensors file: its router weight (the lowest layer's '...gate.weight', or "
         "--weight-tensor) and bias ('...gate.e_score_correction_bias' or '...gate.bias' beside it, or "
-        "--bias-tensor) replace the synthetic ones in the routing check of the router whose shape they fit.",
+        "--bias-tensor) replace the synthetic ones of the router whose shape they fit, in its routing check and "
+        "its timing inputs.",
     ),
 ]
 WeightTensorOpt = Annotated[str | None, typer.Option("--weight-tensor", help="The router weight's name in --weights.")]
@@ -103,7 +104,8 @@ ActivationsOpt = Annotated[
     str | None,
     typer.Option(
         "--activations",
-        help="Hidden states [T, K] for the routing check: a .safetensors or torch file (used where K fits), "
+        help="Hidden states [T, K] for the routing check and the timing inputs: a .safetensors or torch file "
+        "(used where K fits), "
         "or synthetic: 'normal' (N(0, 1), the default) or 'outliers' (a few channels 20x larger).",
     ),
 ]

@@ -178,7 +178,9 @@ class _CaseRun:
 def _measure_case(case: Case, keys: list[RowKey], bench: Bench) -> dict[RowKey, Record]:
     """Every runnable row of one case, checked and timed; failures are error rows."""
     try:
-        placements = placed_copies(case, bench.device, bench.options.seed, bench.cold, bench.options.placements)
+        options = bench.options
+        make = options.routing_data.gemm_inputs if options.routing_data else make_inputs
+        placements = placed_copies(case, bench.device, options.seed, bench.cold, options.placements, make)
         first = placements.first[0]
         ref = reference(first)
         pristine = GemmInputs(first.x.clone(), first.w.clone(), first.out)

@@ -21,6 +21,7 @@ import torch
 from gemmbench.errors import GemmbenchError
 from gemmbench.measure.routing import NORMAL, SYNTHETIC, RoutingInputs, synthetic_inputs
 from gemmbench.spec.cases import Case
+from gemmbench.timing.inputs import GemmInputs, make_inputs
 
 SAFETENSORS_DTYPES = {
     "F64": torch.float64,
@@ -94,6 +95,18 @@ class RoutingData:
         bias = self.bias.tensor.to(device, torch.float32) if weight_fits and self.bias else synthetic.bias
         x = self.activations.tensor.to(device, dtype) if activations_fit else synthetic.x
         return RoutingInputs(x, w, bias)
+
+    def gemm_inputs(self, case: Case, device: torch.device, seed: int) -> GemmInputs:
+        """A set of the timing inputs of `case`: random ones (make_inputs), with the file's router weight as
+        w and its first M hidden states as x (repeated where it has fewer) where they fit the shape."""
+        inputs = make_inputs(case, device, seed)
+        weight_fits, activations_fit = self.fits(case)
+        if weight_fits:
+            inputs.w.copy_(self.weight.tensor)
+        if activations_fit:
+            rows = self.activations.tensor
+            inputs.x.copy_(rows.repeat(math.ceil(case.m / rows.shape[0]), 1)[: case.m])
+        return inputs
 
     def label(self, case: Case) -> str:
         """What a row's routing check computed on, in a few words."""

@@ -139,14 +139,20 @@ def cold_note(count: int, wanted: int) -> str:
     return "" if count == wanted else f"cold L2: only {count} of {wanted} input copies fit in memory"
 
 
-def input_copies(case: Case, device: torch.device, seed: int, cold: bool) -> tuple[list[GemmInputs], str]:
+# What makes one set of a case's inputs: random ones (make_inputs), or the user's where they fit.
+MakeInputs = Callable[[Case, torch.device, int], GemmInputs]
+
+
+def input_copies(
+    case: Case, device: torch.device, seed: int, cold: bool, make: MakeInputs = make_inputs
+) -> tuple[list[GemmInputs], str]:
     """One set of inputs, or (`cold`, on a GPU) enough rotating copies to keep L2 cold; and a note
     where fewer copies than wanted fit in memory. The first copy is the one the correctness check uses."""
-    first = make_inputs(case, device, seed)
+    first = make(case, device, seed)
     if not cold or device.type != "cuda":
         return [first], ""
     count, wanted = device_cold_copies(case.bytes_moved, device)
-    copies = [first] + [make_inputs(case, device, seed + i) for i in range(1, count)]
+    copies = [first] + [make(case, device, seed + i) for i in range(1, count)]
     return copies, cold_note(count, wanted)
 
 
@@ -198,9 +204,11 @@ def placed(make_set: Callable[[], tuple[Set, str]], device: torch.device, wanted
     return placements
 
 
-def placed_copies(case: Case, device: torch.device, seed: int, cold: bool, placements: int) -> Placements:
+def placed_copies(
+    case: Case, device: torch.device, seed: int, cold: bool, placements: int, make: MakeInputs = make_inputs
+) -> Placements:
     """`input_copies` in `placements` sets (fewer where memory is short), each set the same values."""
-    return placed(lambda: input_copies(case, device, seed, cold), device, placements, seed)
+    return placed(lambda: input_copies(case, device, seed, cold, make), device, placements, seed)
 
 
 def rotating(calls: list[Callable[[], object]]) -> Callable[[], object]:
