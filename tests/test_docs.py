@@ -31,3 +31,28 @@ def test_every_generated_block_is_what_its_script_prints(script, args, text, mon
     with contextlib.redirect_stdout(printed):
         load_script(script).main(args)
     assert printed.getvalue() == text, f"regenerate it: python scripts/{script} {' '.join(args)}"
+
+
+README = DOCS.parent / "README.md"
+
+
+def test_the_readme_fits_a_screen_width_and_stays_short():
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 200
+    assert [n for n, line in enumerate(lines, 1) if len(line) > 100] == []
+
+
+def test_the_readmes_command_table_names_every_command():
+    from typer.main import get_command
+
+    from gemmbench.cli import app
+
+    commands = set(get_command(app).commands)
+    table = {m.group(1) for m in re.finditer(r"^\| `gemmbench (\w+)", README.read_text(), re.M)}
+    assert commands == table
+
+
+def test_ci_runs_exactly_the_readmes_test_command():
+    command = next(line for line in README.read_text().splitlines() if "python -m pytest" in line)
+    ci = (DOCS.parent / ".ci" / "run").read_text().strip().splitlines()
+    assert ci[-1] == command

@@ -71,7 +71,7 @@ def fleet_report(run: Run, source: str = "the run") -> FleetReport:
     if len(devices) < 2:
         raise GemmbenchError(
             f"{source} holds timed rows of {len(devices)} device(s), not a fleet",
-            "run the sweep under torchrun with --split none (README: fleets)",
+            "run the sweep under torchrun with --split none (docs/usage.md: fleets)",
         )
     by_point: dict[tuple, list[Record]] = {}
     for record in timed:

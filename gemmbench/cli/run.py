@@ -170,7 +170,7 @@ def sweep(
 ) -> None:
     """Check and time each backend on each shape and M; print tables, save the run.
 
-    Started by torchrun, it runs one rank per GPU and rank 0 writes one run file (README: fleets).
+    Started by torchrun, it runs one rank per GPU and rank 0 writes one run file (docs/usage.md: fleets).
     """
     from gemmbench.measure.fleet import SPLITS, Fleet
     from gemmbench.measure.session import plan_sweep
