@@ -102,11 +102,11 @@ def _profile_on_a_pretend_gpu(monkeypatch, small_case, outcome):
             done(key)
         return traces, failures
 
+    records = measure_all([small_case], [REGISTRY["fake"]], CPU, FAST) * 3
     monkeypatch.setattr(profile, "capture_many", capture_many)
     monkeypatch.setattr(
         measure, "make_inputs", lambda case, device, seed: made.append(case) or inputs.make_inputs(case, CPU, seed)
     )
-    records = measure_all([small_case], [REGISTRY["fake"]], CPU, FAST) * 3
     warnings, done = [], []
     pretend_gpu = Bench(torch.device("cuda"), FAST)
     out = measure.profile_records(records, [REGISTRY["fake"]], pretend_gpu, warnings.append, done.append)
