@@ -228,3 +228,34 @@ def test_backends_skipped_for_one_reason_share_one_line():
     assert format_output.reason_lines(rows) == [
         (SKIPPED, "skipped (3 rows) — no CUDA device: cublas_ext, router_small_m_ext")
     ]
+
+
+def test_rows_beyond_a_backends_m_range_are_kept_but_shown_only_when_asked(tmp_path):
+    from typer.testing import CliRunner
+
+    from gemmbench.cli import app
+    from gemmbench.records.runfile import load_run
+
+    runner = CliRunner()
+    args = ["sweep", "--shape", "8x16", "--m", "1,32", "--backend", "upcast,router_small_m_ext", "--device", "cpu"]
+    result = runner.invoke(app, [*args, "--budget-ms", "1", "--out-dir", str(tmp_path), "--md", "-q"])
+    assert result.exit_code == 0, result.output
+    (path,) = tmp_path.glob("*.json")
+    rows = {(r.m, r.backend): r for r in load_run(path).records}
+    assert rows[32, "router_small_m_ext"].out_of_range and rows[32, "router_small_m_ext"].status == "skipped"
+    assert not rows[1, "router_small_m_ext"].out_of_range  # skipped here for another reason: no CUDA device
+    assert "runs M <= 16 only" not in result.stdout and "no CUDA device" in result.stdout
+    shown = runner.invoke(app, ["show", str(path), "--md"]).stdout
+    assert "runs M <= 16 only" not in shown
+    assert "runs M <= 16 only" in runner.invoke(app, ["show", str(path), "--md", "--all-rows"]).stdout
+    compared = runner.invoke(app, ["compare", str(path), str(path), "--md"]).stdout
+    assert "not timed 2\n" in compared  # M = 1's rows, PDL off and on; with --all-rows, M = 32's too
+    assert "not timed 4\n" in runner.invoke(app, ["compare", str(path), str(path), "--md", "--all-rows"]).stdout
+
+
+def test_an_older_run_files_out_of_range_rows_are_recognised_by_their_reason():
+    from gemmbench.records.runfile import _marked_out_of_range
+
+    old = {"status": "skipped", "reason": "runs M <= 16 only (the torch.mm tier takes larger M)"}
+    assert _marked_out_of_range(old)["out_of_range"] is True
+    assert "out_of_range" not in _marked_out_of_range({"status": "skipped", "reason": "no CUDA device"})

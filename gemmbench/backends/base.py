@@ -27,6 +27,9 @@ class Backend:
     # True: `prepare(case, inputs, pdl=True)` gives a call launched with programmatic dependent launch (it
     # waits for its producer before reading x), and the sweep measures the backend both ways.
     launches_with_pdl: bool = False
+    # The largest M the backend computes (a first tier's range), or None: any. At a larger M its row is a
+    # skipped row marked out of range, which tables leave out unless asked (`show --all-rows`).
+    max_m: int | None = None
 
     def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
         """Why this backend cannot run `case` on `device`, or None if it can.
@@ -35,7 +38,13 @@ class Backend:
         """
         if (case.in_dtype, case.out_dtype) != ("bf16", "fp32"):
             return f"only bf16 x bf16 -> fp32 GEMMs (this case is {case.in_dtype} -> {case.out_dtype})"
+        if self.beyond_range(case):
+            return f"runs M <= {self.max_m} only (the torch.mm tier takes larger M)"
         return None
+
+    def beyond_range(self, case: Case) -> bool:
+        """Whether `case`'s M is beyond the largest the backend computes (`max_m`)."""
+        return self.max_m is not None and case.m > self.max_m
 
     def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
         """A callable that computes the GEMM into `inputs.out` and returns it; called many times."""

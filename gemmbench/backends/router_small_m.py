@@ -24,6 +24,7 @@ class RouterSmallM(Backend):
     name = "router_small_m"
     code = "gemmbench's Triton kernel for M <= 32: weight tiles read once, split-K summed in the same kernel"
     launches_with_pdl = True
+    max_m = MAX_M
 
     def __init__(self) -> None:
         self._chosen: dict[tuple[int, int, int], tuning.Choice] = {}  # (N, K, M bucket) -> what runs
@@ -36,8 +37,6 @@ class RouterSmallM(Backend):
             return "no CUDA device (a Triton kernel)"
         if importlib.util.find_spec("triton") is None:  # a query: Triton is imported only to run
             return "Triton is not installed (it ships with CUDA builds of torch)"
-        if case.m > MAX_M:
-            return f"runs M <= {MAX_M} only (the torch.mm tier takes larger M)"
         if case.n * case.k >= MAX_WEIGHT_ELEMENTS:
             return f"the weight's N x K = {case.n * case.k} elements is beyond its 32-bit offsets"
         return None

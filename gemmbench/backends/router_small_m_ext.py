@@ -23,13 +23,12 @@ class _FirstTierKernel(ExtensionBackend):
     """What both CUDA kernels take: M <= 16, K a multiple of 8; launched with PDL or without."""
 
     launches_with_pdl = True
+    max_m = EXT_MAX_M
 
     def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
         reason = super().unavailable_reason(case, device) or ext.router_kernel_problem()
         if reason:
             return reason
-        if case.m > EXT_MAX_M:
-            return f"runs M <= {EXT_MAX_M} only (the torch.mm tier takes larger M)"
         if case.k % EXT_K_MULTIPLE:
             return f"K must be a multiple of {EXT_K_MULTIPLE} (16-byte loads), got {case.k}"
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +19,7 @@ from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR
 from gemmbench.analysis.recommend import dispatch_view
 from gemmbench.analysis.recommend import recommend as recommend_backends
 from gemmbench.cli.app import EXIT_CODES_HELP, EXIT_NO_ANSWER, app, err_console, exit_if_errored, out_console
-from gemmbench.cli.options import check_exports, one_format
+from gemmbench.cli.options import AllRowsOpt, check_exports, one_format
 from gemmbench.cli.run import export, print_results
 from gemmbench.errors import GemmbenchError, UsageError
 from gemmbench.output.compare import (
@@ -34,7 +35,7 @@ from gemmbench.output.groups import advice_dicts, advice_markdown, advice_tables
 from gemmbench.output.kernels import decoded_tables
 from gemmbench.output.recommend import recommendation_dicts, recommendation_markdown, recommendation_tables
 from gemmbench.output.sweep import incomplete_note
-from gemmbench.records import after_context, runfile
+from gemmbench.records import after_context, in_range, runfile
 
 
 @app.command()
@@ -43,6 +44,7 @@ def show(
     csv: Annotated[str | None, typer.Option("--csv", help="Write the rows as CSV here; - for stdout.")] = None,
     json_path: Annotated[str | None, typer.Option("--json", help="Write the run as JSON here; - for stdout.")] = None,
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown table instead of rich tables.")] = False,
+    all_rows: AllRowsOpt = False,
 ) -> None:
     """Re-render a saved run."""
     check_exports(csv, json_path)
@@ -53,7 +55,7 @@ def show(
     if not loaded.complete:
         err_console.print(f"incomplete run (interrupted): {incomplete_note(loaded)}", style="yellow")
     if loaded.records or not loaded.groups:
-        print_results(console, loaded.records, md)
+        print_results(console, loaded.records, md, all_rows)
     if loaded.groups and md:
         console.print(group_markdown(loaded.groups), markup=False, highlight=False, soft_wrap=True)
     elif loaded.groups:
@@ -108,10 +110,13 @@ def compare(
             help="Compare runs timed differently (CPU and GPU, cold and hot L2, other timers) all the same.",
         ),
     ] = False,
+    all_rows: AllRowsOpt = False,
 ) -> None:
     """Compare two runs row by row: ratio of medians and a verdict (faster, slower, same, noisy)."""
 
     base_run, new_run = runfile.load_run(base), runfile.load_run(new)
+    if not all_rows:
+        base_run, new_run = (replace(run, records=in_range(run.records)) for run in (base_run, new_run))
     if base.resolve() == new.resolve():
         err_console.print(f"note: {base} is compared with itself: every row is the same", style="yellow")
     kinds = run_kind(base_run), run_kind(new_run)

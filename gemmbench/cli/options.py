@@ -113,6 +113,15 @@ ActivationsTensorOpt = Annotated[
     str | None, typer.Option("--activations-tensor", help="The hidden states' name in an --activations file.")
 ]
 
+AllRowsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--all-rows",
+        help="Also the rows of backends at M beyond their range (a first tier's M > 16), which never run and "
+        "are left out by default.",
+    ),
+]
+
 PlacementsOpt = Annotated[
     int | None,
     typer.Option(

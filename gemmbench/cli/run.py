@@ -58,7 +58,7 @@ from gemmbench.output.groups import group_markdown, group_tables
 from gemmbench.output.kernels import kernel_markdown, kernel_tables
 from gemmbench.output.progress import progress, step_label
 from gemmbench.output.sweep import incomplete_note, sweep_markdown, sweep_tables
-from gemmbench.records import runfile, table
+from gemmbench.records import in_range, runfile, table
 from gemmbench.spec import presets
 from gemmbench.timing.defaults import (
     DEVICE_BUDGET_S,
@@ -314,7 +314,9 @@ def run_with_progress(
         return run_fleet(plan, fleet, split, callbacks) if fleet else run_session(plan, callbacks, work)
 
 
-def print_results(console: Console, records, md: bool) -> None:
+def print_results(console: Console, records, md: bool, all_rows: bool = False) -> None:
+    """The sweep's tables; rows of backends beyond their M range only with `all_rows`."""
+    records = records if all_rows else in_range(records)
     if md:
         console.print(sweep_markdown(records), markup=False, highlight=False, soft_wrap=True)
     else:

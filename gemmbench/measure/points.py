@@ -73,7 +73,8 @@ def measure_cases(
                     yield measured[variant, producer]
                 else:
                     status = ERROR if reason.startswith(QUERY_FAILED) else SKIPPED
-                    yield _row(case, variant, producer, status, reason)
+                    beyond = variant.backend.beyond_range(case) or None
+                    yield _row(case, variant, producer, status, reason, out_of_range=beyond)
         bench.release()
 
 

@@ -18,6 +18,7 @@ from gemmbench.records.record import (
     by_case,
     by_shape,
     grouped,
+    in_range,
     select_records,
 )
 from gemmbench.records.runfile import Run, load_run
@@ -39,6 +40,7 @@ __all__ = [
     "by_case",
     "by_shape",
     "grouped",
+    "in_range",
     "load_run",
     "select_records",
 ]

@@ -56,6 +56,11 @@ def shared_timer(a: Record, b: Record) -> tuple[str, TimerSummary | None, TimerS
     return LATENCY, a.latency, b.latency
 
 
+def in_range(records: Iterable[Record]) -> list[Record]:
+    """The records but the rows of backends at an M beyond their range (`out_of_range`)."""
+    return [r for r in records if not r.out_of_range]
+
+
 def after_context(context: str | None) -> str:
     """What follows a GEMM's (or a row's) name where it ran in a layer: ` after <producer>`; nothing alone."""
     return f" after {context}" if context else ""
@@ -90,6 +95,9 @@ class Record(Case):
     pdl: bool | None = None  # launched with programmatic dependent launch; None: the backend cannot
     status: str
     reason: str = ""
+    # A skipped row of a backend at an M beyond the largest it computes (Backend.max_m): kept in the run,
+    # left out of tables and comparisons unless asked (`--all-rows`).
+    out_of_range: bool | None = None
     rel_err: float | None = None
     # Routing fidelity (router rows; measure/routing.py), the model's routing function on the backend's output
     # against float64's: the share of tokens whose expert set differs; the L1 distance of a token's routing

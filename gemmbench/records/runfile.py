@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import textwrap
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from gemmbench.errors import GemmbenchError
 from gemmbench.files import write_atomically
 from gemmbench.records.group import GroupRecord
-from gemmbench.records.record import Record
+from gemmbench.records.record import SKIPPED, Record
 from gemmbench.records.schema import REWRITE, alone_row, from_row, is_int, to_row
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER
 
@@ -235,7 +236,10 @@ def load_run(path: Path) -> Run:
         if not ok:
             raise GemmbenchError(f"{path}: '{key}' is {value!r}, not what a run file holds there", REWRITE)
     older = version < PER_LAYER_VERSION
-    records = [from_row(Record, alone_row(row, older), f"{path}: record {i}") for i, row in enumerate(rows, start=1)]
+    records = [
+        from_row(Record, alone_row(_marked_out_of_range(row), older), f"{path}: record {i}")
+        for i, row in enumerate(rows, start=1)
+    ]
     groups = [
         from_row(GroupRecord, alone_row(_upgraded(row), older), f"{path}: group record {i}")
         for i, row in enumerate(group_rows, start=1)
@@ -246,6 +250,18 @@ def load_run(path: Path) -> Run:
 # The schema version from which a row with a context holds times per layer; before it, every row held the
 # GEMM's (or the group's) times alone, and a row timed with a producer its figures after it beside them.
 PER_LAYER_VERSION = 2
+
+
+# How an older run file's skipped row of a backend beyond its M range reads (Backend.unavailable_reason).
+OUT_OF_RANGE_REASON = re.compile(r"^runs M <= \d+ only")
+
+
+def _marked_out_of_range(row):
+    """A record row of an older run file: a skipped row of a backend beyond its M range marked
+    `out_of_range`, as sweeps mark them now."""
+    if not isinstance(row, dict) or "out_of_range" in row or row.get("status") != SKIPPED:
+        return row
+    return {**row, "out_of_range": True} if OUT_OF_RANGE_REASON.match(str(row.get("reason"))) else row
 
 
 def _upgraded(row):
