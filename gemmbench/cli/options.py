@@ -13,7 +13,14 @@ from gemmbench.records import select_records
 from gemmbench.records.runfile import ensure_writable_file
 from gemmbench.spec.parse import parse_m_list, parse_shape
 from gemmbench.spec.presets import check_roles, select_gemms
-from gemmbench.timing.defaults import MAX_PLACEMENTS, PLACEMENTS
+from gemmbench.timing.defaults import (
+    EAGER_WINDOW_S,
+    EAGER_WINDOWS,
+    MAX_EAGER_WINDOWS,
+    MAX_PLACEMENTS,
+    PLACEMENTS,
+    POINT_WARMUP_S,
+)
 
 
 def split_values(values: list[str] | None) -> list[str]:
@@ -119,6 +126,77 @@ AllRowsOpt = Annotated[
         "--all-rows",
         help="Also the rows of backends at M beyond their range (a first tier's M > 16), which never run and "
         "are left out by default.",
+    ),
+]
+
+# The sweep's own options (measurement, outputs, data).
+CsvRowsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--csv",
+        help="Also write one CSV row per (case, backend) here, each as it finishes (under torchrun: at the "
+        "end); - for stdout.",
+    ),
+]
+HotOpt = Annotated[
+    bool,
+    typer.Option(
+        "--hot",
+        help="Time one set of buffers (hot L2). Default: cold L2, rotating "
+        "input copies past twice the L2, as in a forward pass that evicted the weights.",
+    ),
+]
+TargetCiOpt = Annotated[
+    float,
+    typer.Option(
+        "--target-ci",
+        min=0.01,
+        help="Sample the device time (CUDA graphs) until the 95% CI of its median is within ± this many percent...",
+    ),
+]
+BudgetOpt = Annotated[
+    float,
+    typer.Option(
+        "--budget-ms",
+        min=1,
+        help="...or until this many ms of sampling per point; rows that miss the target are flagged noisy. "
+        f"(The eager latency is sampled in {EAGER_WINDOWS} windows of {EAGER_WINDOW_S * 1e3:g} ms interleaved "
+        f"between the point's backends, up to {MAX_EAGER_WINDOWS} where the host moved.)",
+    ),
+]
+WarmupOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--warmup-ms",
+        min=0,
+        help=f"Warm-up time per point before timing, in ms (default {POINT_WARMUP_S * 1e3:g}).",
+    ),
+]
+NoKernelsOpt = Annotated[bool, typer.Option("--no-kernels", help="Skip the profiler pass that records kernel names.")]
+MdTablesOpt = Annotated[
+    bool, typer.Option("--md", help="Print the results as a Markdown table instead of rich tables.")
+]
+RemeasureRooflineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--remeasure-roofline",
+        help="Measure the device's bandwidth and bf16 throughput again instead of using the cached figures.",
+    ),
+]
+KeepSamplesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-samples",
+        help="Keep each row's raw eager-latency and device-time samples (µs per call, in the order taken) in "
+        "the run file, the CSV and to_frame(), beside the summaries derived from them.",
+    ),
+]
+SplitOpt = Annotated[
+    str,
+    typer.Option(
+        "--split",
+        help="Under torchrun: 'points' measures each point once, spread over the ranks (one merged run); "
+        "'none' has every rank measure every point (a fleet check; see gemmbench fleet).",
     ),
 ]
 

@@ -31,20 +31,30 @@ from gemmbench.cli.options import (
     AllowEmptyOpt,
     BackendOpt,
     BiasTensorOpt,
+    BudgetOpt,
     ConfigOpt,
     ContextOpt,
+    CsvRowsOpt,
     DeviceOpt,
+    HotOpt,
     JsonOutOpt,
+    KeepSamplesOpt,
+    MdTablesOpt,
     MOpt,
+    NoKernelsOpt,
     NoSaveOpt,
     OutDirOpt,
     PlacementsOpt,
     PluginOpt,
     PresetOpt,
     QuietOpt,
+    RemeasureRooflineOpt,
     RoleOpt,
     SeedOpt,
     ShapeOpt,
+    SplitOpt,
+    TargetCiOpt,
+    WarmupOpt,
     WeightsOpt,
     WeightTensorOpt,
     check_exports,
@@ -63,10 +73,6 @@ from gemmbench.spec import presets
 from gemmbench.timing.defaults import (
     DEVICE_BUDGET_S,
     DEVICE_TARGET_CI_REL,
-    EAGER_WINDOW_S,
-    EAGER_WINDOWS,
-    MAX_EAGER_WINDOWS,
-    POINT_WARMUP_S,
 )
 
 # `gemmbench group` without --backend: the backends serving engines use for the light GEMMs.
@@ -83,52 +89,15 @@ def sweep(
     backend: BackendOpt = None,
     device: DeviceOpt = "auto",
     plugin: PluginOpt = None,
-    csv: Annotated[
-        str | None,
-        typer.Option(
-            "--csv",
-            help="Also write one CSV row per (case, backend) here, each as it finishes (under torchrun: at the "
-            "end); - for stdout.",
-        ),
-    ] = None,
+    csv: CsvRowsOpt = None,
     json_path: JsonOutOpt = None,
     out_dir: OutDirOpt = Path("results"),
     no_save: NoSaveOpt = False,
     allow_empty: AllowEmptyOpt = False,
-    hot: Annotated[
-        bool,
-        typer.Option(
-            "--hot",
-            help="Time one set of buffers (hot L2). Default: cold L2, rotating "
-            "input copies past twice the L2, as in a forward pass that evicted the weights.",
-        ),
-    ] = False,
-    target_ci: Annotated[
-        float,
-        typer.Option(
-            "--target-ci",
-            min=0.01,
-            help="Sample the device time (CUDA graphs) until the 95% CI of its median is within ± this many percent...",
-        ),
-    ] = DEVICE_TARGET_CI_REL * 100,
-    budget_ms: Annotated[
-        float,
-        typer.Option(
-            "--budget-ms",
-            min=1,
-            help="...or until this many ms of sampling per point; rows that miss the target are flagged noisy. "
-            f"(The eager latency is sampled in {EAGER_WINDOWS} windows of {EAGER_WINDOW_S * 1e3:g} ms interleaved "
-            f"between the point's backends, up to {MAX_EAGER_WINDOWS} where the host moved.)",
-        ),
-    ] = DEVICE_BUDGET_S * 1e3,
-    warmup_ms: Annotated[
-        float | None,
-        typer.Option(
-            "--warmup-ms",
-            min=0,
-            help=f"Warm-up time per point before timing, in ms (default {POINT_WARMUP_S * 1e3:g}).",
-        ),
-    ] = None,
+    hot: HotOpt = False,
+    target_ci: TargetCiOpt = DEVICE_TARGET_CI_REL * 100,
+    budget_ms: BudgetOpt = DEVICE_BUDGET_S * 1e3,
+    warmup_ms: WarmupOpt = None,
     seed: SeedOpt = 0,
     placements: PlacementsOpt = None,
     weights: WeightsOpt = None,
@@ -136,37 +105,13 @@ def sweep(
     bias_tensor: BiasTensorOpt = None,
     activations: ActivationsOpt = None,
     activations_tensor: ActivationsTensorOpt = None,
-    no_kernels: Annotated[
-        bool, typer.Option("--no-kernels", help="Skip the profiler pass that records kernel names.")
-    ] = False,
-    md: Annotated[
-        bool, typer.Option("--md", help="Print the results as a Markdown table instead of rich tables.")
-    ] = False,
-    remeasure_roofline: Annotated[
-        bool,
-        typer.Option(
-            "--remeasure-roofline",
-            help="Measure the device's bandwidth and bf16 throughput again instead of using the cached figures.",
-        ),
-    ] = False,
+    no_kernels: NoKernelsOpt = False,
+    md: MdTablesOpt = False,
+    remeasure_roofline: RemeasureRooflineOpt = False,
     quiet: QuietOpt = False,
     context: ContextOpt = "none",
-    keep_samples: Annotated[
-        bool,
-        typer.Option(
-            "--keep-samples",
-            help="Keep each row's raw eager-latency and device-time samples (µs per call, in the order taken) in "
-            "the run file, the CSV and to_frame(), beside the summaries derived from them.",
-        ),
-    ] = False,
-    split: Annotated[
-        str,
-        typer.Option(
-            "--split",
-            help="Under torchrun: 'points' measures each point once, spread over the ranks (one merged run); "
-            "'none' has every rank measure every point (a fleet check; see gemmbench fleet).",
-        ),
-    ] = "points",
+    keep_samples: KeepSamplesOpt = False,
+    split: SplitOpt = "points",
 ) -> None:
     """Check and time each backend on each shape and M; print tables, save the run.
 
@@ -203,21 +148,7 @@ def sweep(
     check_exports(csv, json_path)  # after the plan, which creates --out-dir: an export may go into it
     tables_console = err_console if "-" in (csv, json_path) else out_console
     notes = err_console if not quiet else None
-    if notes and plan.device.type != "cuda":
-        notes.print(
-            "note: no CUDA device — timing on the CPU with the host clock; GPU-only backends are skipped rows"
-            + ("" if m or not plan.m_values else f"; M cut to {','.join(map(str, plan.m_values))}"),
-            style="yellow",
-        )
-    if fleet is None and split != "points":
-        warn("--split has no effect without torchrun: this sweep runs on one device")
-    if plan.device.type != "cuda":
-        for flag, given, why in (
-            ("--hot", hot, "gemmbench manages the L2 of GPUs only"),
-            ("--remeasure-roofline", remeasure_roofline, "the roofline is measured on GPUs only"),
-        ):
-            if given:
-                warn(f"{flag} has no effect on the CPU: {why}")
+    warn_about_options(plan, notes, m_given=bool(m), fleet=fleet, split=split, hot=hot, remeasure=remeasure_roofline)
     speaks = fleet is None or fleet.leader  # under torchrun, rank 0 speaks for the fleet
     result = run_with_progress(
         plan, tables_console if speaks else None, notes, not quiet, fleet, split, csv=csv if speaks else None
@@ -241,6 +172,28 @@ def sweep(
         raise typer.Exit(EXIT_INTERRUPTED)
     exit_if_errored(records)
     exit_if_nothing_timed(records, allow_empty)
+
+
+def warn_about_options(
+    plan, notes: Console | None, m_given: bool, fleet, split: str, hot: bool, remeasure: bool
+) -> None:
+    """What the user should know before the sweep starts: that it times on the CPU (and which M it cut
+    to), and which of the options given have no effect here."""
+    on_cpu = plan.device.type != "cuda"
+    if notes and on_cpu:
+        notes.print(
+            "note: no CUDA device — timing on the CPU with the host clock; GPU-only backends are skipped rows"
+            + ("" if m_given or not plan.m_values else f"; M cut to {','.join(map(str, plan.m_values))}"),
+            style="yellow",
+        )
+    if fleet is None and split != "points":
+        warn("--split has no effect without torchrun: this sweep runs on one device")
+    for flag, given, why in (
+        ("--hot", hot, "gemmbench manages the L2 of GPUs only"),
+        ("--remeasure-roofline", remeasure, "the roofline is measured on GPUs only"),
+    ):
+        if given and on_cpu:
+            warn(f"{flag} has no effect on the CPU: {why}")
 
 
 def refuse_torchrun(command: str, fix: str) -> None:
