@@ -170,7 +170,7 @@ class Bench:
                 if is_allocation_failure(exc):
                     raise
                 notes[key] = graph_failure_note(exc)
-        share = len(max(units.values(), key=len))
+        share = max((len(placements) for placements in units.values()), default=1)
         target = self.options.target
         per_placement = timers.Target(target.ci_rel, target.budget_s / share, target.min_time_s / share)
         device = timers.time_graphs(graphs, per_placement)

@@ -18,7 +18,6 @@ from gemmbench.spec.cases import Case
 
 COLD = "cold"
 HOT = "hot"
-Set = TypeVar("Set")  # what one placement holds: a point's copies, a group's calls
 TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 # Cold L2: copies of (x, w, out) rotated so that the bytes between two uses of one copy exceed twice
@@ -154,6 +153,9 @@ def input_copies(
     count, wanted = device_cold_copies(case.bytes_moved, device)
     copies = [first] + [make(case, device, seed + i) for i in range(1, count)]
     return copies, cold_note(count, wanted)
+
+
+Set = TypeVar("Set")  # what one placement holds: a point's copies, a group's calls
 
 
 @dataclass
