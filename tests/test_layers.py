@@ -19,12 +19,11 @@ MAY_IMPORT = {
     "gemmbench.records": ("gemmbench.spec",),
     "gemmbench.analysis": ("gemmbench.records", "gemmbench.spec"),
     "gemmbench.output": ("gemmbench.analysis", "gemmbench.records", "gemmbench.spec"),
-    "gemmbench.timing": ("gemmbench.analysis.policy", "gemmbench.records", "gemmbench.spec"),
+    "gemmbench.timing": ("gemmbench.records", "gemmbench.spec"),
     "gemmbench.backends": ("gemmbench.timing", "gemmbench.spec"),
     "gemmbench.measure": (
         "gemmbench.backends",
         "gemmbench.timing",
-        "gemmbench.analysis.policy",
         "gemmbench.records",
         "gemmbench.spec",
     ),

@@ -2,43 +2,27 @@
 when an output is fp32-accurate or wrong, when two times are the same, when a point is flagged, which of
 tied backends is preferred, when a fleet's GPU is an outlier.
 
-The measurement applies some of them as it goes (a wrong result is an error row; a throttled or unsteady
-point is flagged), the analysis and the output the others; all of them read them from here. Plain
-constants: no torch, and of gemmbench only the records' name of a PDL launch.
+The thresholds the measurement applies as it goes (a wrong result is an error row; a throttled or unsteady
+point is flagged) are the records' (records/flags.py): they say what a row's status and flags mean. Plain
+constants: no torch.
 """
 
 from __future__ import annotations
 
+from gemmbench.records.flags import RUN_TO_RUN_SPREAD
 from gemmbench.records.record import PDL_SUFFIX
 
 # fp32 accumulation over K = 7168 lands near 1e-6, bf16 rounding of the output near 1.5e-3: a relative
 # error under 1e-4 means the backend delivers fp32-output semantics, with wide margins on both sides.
 FP32_ACCURATE_REL_ERR = 1e-4
-# A relative error above this is not rounding (bf16 rounding of the output gives ~1.5e-3): the output
-# was not written, or is wrong. Such a row is an error and is not timed.
-WRONG_RESULT_REL_ERR = 1e-2
 
-# A change within ±3% is "same": in two back-to-back runs of the same sweep on an H200, the rows that
-# kept their clocks differed by at most 2.95% (95th percentile 1.7%; docs/measurement.md). Backends this
-# close at one M are tied (recommend), and a fleet's GPU must be slower than this to count as slower.
-SAME_TOLERANCE = 0.03
+# A change within the run-to-run spread (3%, records/flags.py) is "same". Backends this close at one M are
+# tied (recommend), and a fleet's GPU must be slower than this to count as slower.
+SAME_TOLERANCE = RUN_TO_RUN_SPREAD
 # A row flagged noisy or throttled in either run needs a change beyond this to be called faster or
 # slower: throttled rows of those runs differed by up to 10.1% (11.0% in another pair), and one
 # power-capped point's 100 ms window medians ranged 82-113 us around 93 us (docs/measurement.md).
 FLAGGED_TOLERANCE = 0.15
-
-# A point whose SM clock fell below this fraction of the maximum SM clock is throttled. A time moves at most
-# in proportion to the SM clock, so a clock within the run-to-run spread (SAME_TOLERANCE) of its maximum
-# cannot move a row beyond that spread. NVML's power-cap reason alone does not flag a row: on an H100 it
-# was reported at 87 of 122 rows of a default sweep while the SM clock read 1965 of 1980 MHz (0.8% down).
-THROTTLE_CLOCK_FRACTION = 1 - SAME_TOLERANCE
-# An eager figure whose window medians spread beyond ± this share of the median (the 95% interval of
-# its median over the windows: their range for six, inner order statistics for more) did not hold steady
-# over its point; it is flagged noisy. Device times spread far less (docs/measurement.md).
-EAGER_STEADY_CI_REL = 0.05
-
-# Tokens per routing check: a mismatch share of ~10% is then known to about ±0.7% (one standard error).
-ROUTING_TOKENS = 2048
 
 # Points a device must be slower at to be called an outlier: one is chance, three are a pattern (a clock
 # stuck low slows every point, a bad link or memory the large ones).

@@ -3,6 +3,6 @@ primitives. A sweep's points (points.py) and a preset's groups on CUDA streams (
 one driver (session.py); a fleet's ranks under torchrun (fleet.py); the provenance and device selection
 (environment.py), the roofline floor (roofline.py) and the routing-accuracy check (routing.py).
 
-Imports `backends`, `timing`, `records`, `spec`, `analysis.policy` and `errors`; never `output` or the CLI.
+Imports `backends`, `timing`, `records`, `spec` and `errors`; never `analysis`, `output` or the CLI.
 Nothing here prints: sessions report through callbacks.
 """

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from gemmbench.analysis.policy import WRONG_RESULT_REL_ERR
 from gemmbench.backends import Backend, GemmInputs
 from gemmbench.backends.producers import Producer
 from gemmbench.backends.registry import query_failure
@@ -40,6 +39,7 @@ from gemmbench.records import (
     TimerSummary,
     after_context,
 )
+from gemmbench.records.flags import WRONG_RESULT_REL_ERR
 from gemmbench.records.timers import SIMULATED_TIMER
 from gemmbench.spec.cases import DEFAULT_STREAM, Case, GroupMember, GroupSpec
 from gemmbench.timing import profile, timers

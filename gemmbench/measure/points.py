@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from gemmbench.analysis.policy import WRONG_RESULT_REL_ERR
 from gemmbench.backends import Backend, GemmInputs
 from gemmbench.backends.producers import Producer
 from gemmbench.backends.registry import QUERY_FAILED, query_failure
@@ -37,6 +36,7 @@ from gemmbench.measure.bench import (
 from gemmbench.measure.layers import Timed, Unit, after_producer, producer_calls, producer_problem
 from gemmbench.measure.routing_data import SYNTHETIC_LABEL
 from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record, after_context
+from gemmbench.records.flags import WRONG_RESULT_REL_ERR
 from gemmbench.records.timers import SIMULATED_TIMER
 from gemmbench.spec.cases import Case
 from gemmbench.timing import profile

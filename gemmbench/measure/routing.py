@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from gemmbench.analysis.policy import ROUTING_TOKENS
 from gemmbench.backends import Backend, GemmInputs
+from gemmbench.records.flags import ROUTING_TOKENS
 from gemmbench.spec.cases import LOGITS, PLAIN_TOPK, SIGMOID, SOFTMAX, SQRTSOFTPLUS, Case, RoutingSpec
 from gemmbench.timing.inputs import TORCH_DTYPES
 

@@ -10,14 +10,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from gemmbench.analysis.policy import (
-    EAGER_STEADY_CI_REL,
-    FP32_ACCURATE_REL_ERR,
-    PREFERENCE,
-    ROUTING_TOKENS,
-    SAME_TOLERANCE,
-    THROTTLE_CLOCK_FRACTION,
-)
+from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR, PREFERENCE, SAME_TOLERANCE
 from gemmbench.analysis.recommend import tied_fastest
 from gemmbench.output.format import (
     TIMER_LABELS,
@@ -31,6 +24,7 @@ from gemmbench.output.format import (
     shape_title,
 )
 from gemmbench.records import ERROR, OK, SKIPPED, Record, Run, after_context, by_shape
+from gemmbench.records.flags import EAGER_STEADY_CI_REL, ROUTING_TOKENS, THROTTLE_CLOCK_FRACTION
 from gemmbench.records.timers import median_of
 
 # Marks the fastest accurate time beside its color, which a pipe, a log or a screen reader loses.

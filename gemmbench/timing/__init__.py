@@ -3,6 +3,6 @@ device warm-up (clocks.py), random operands, the float64 reference and the cold-
 and the torch.profiler pass (profile.py).
 
 Sweeps, groups and tuned backends all measure with these, so they sit below the backends: they time
-callables and make tensors, and know nothing of backends. Imports `records`, `spec`, `analysis.policy`
-and `errors`; needs torch.
+callables and make tensors, and know nothing of backends. Imports `records`, `spec` and `errors`;
+needs torch.
 """

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from gemmbench.analysis.policy import THROTTLE_CLOCK_FRACTION
 from gemmbench.records import ClockSummary
+from gemmbench.records.flags import THROTTLE_CLOCK_FRACTION
 from gemmbench.timing import timers
 
 # Once per sweep on a GPU, run matmuls until the SM clock is stable: readings this far apart...

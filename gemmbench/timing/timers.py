@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gemmbench.analysis.policy import EAGER_STEADY_CI_REL
+from gemmbench.records.flags import EAGER_STEADY_CI_REL
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, TimerSummary
 from gemmbench.timing.defaults import DEVICE_BUDGET_S, DEVICE_MIN_TIME_S, DEVICE_TARGET_CI_REL, MAX_EAGER_WINDOWS
 
