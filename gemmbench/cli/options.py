@@ -77,6 +77,14 @@ BackendOpt = Annotated[
 DeviceOpt = Annotated[
     str, typer.Option("--device", help="auto (CUDA if present), cuda (the current GPU), cuda:N (GPU N) or cpu.")
 ]
+GpuOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="auto (the current GPU), cuda or cuda:N (GPU N): kernel names need a GPU (--from reads a saved "
+        "run's instead, on any machine).",
+    ),
+]
 
 # Options that sweep and group share.
 JsonOutOpt = Annotated[str | None, typer.Option("--json", help="Also write the run as JSON here; - for stdout.")]

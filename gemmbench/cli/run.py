@@ -36,6 +36,7 @@ from gemmbench.cli.options import (
     ContextOpt,
     CsvRowsOpt,
     DeviceOpt,
+    GpuOpt,
     HotOpt,
     JsonOutOpt,
     KeepSamplesOpt,
@@ -304,7 +305,7 @@ def kernels(
     role: RoleOpt = None,
     m: MOpt = None,
     backend: BackendOpt = None,
-    device: DeviceOpt = "auto",
+    device: GpuOpt = "auto",
     plugin: PluginOpt = None,
     from_run: Annotated[
         Path | None,
