@@ -308,9 +308,9 @@ def test_compare_refuses_runs_timed_differently(tmp_path):
     (cpu,) = run_files(tmp_path)
     result = invoke("compare", COLD_A, cpu)
     assert result.exit_code == 1 and "device type: cuda vs cpu" in result.stderr and "--allow-mismatch" in result.stderr
-    hot = invoke("compare", COLD_A, DOCS_RUNS / "h200_deepseek_v3_hot.json")
+    hot = invoke("compare", COLD_A, FIXTURES / "h200_deepseek_v3_hot.json")
     assert hot.exit_code == 1 and "L2 mode: cold vs hot" in hot.stderr
-    allowed = invoke("compare", COLD_A, DOCS_RUNS / "h200_deepseek_v3_hot.json", "--allow-mismatch")
+    allowed = invoke("compare", COLD_A, FIXTURES / "h200_deepseek_v3_hot.json", "--allow-mismatch")
     assert allowed.exit_code == 0 and "L2 cold" in allowed.stdout and "L2 hot" in allowed.stdout
 
 
@@ -597,12 +597,12 @@ def long_layout_backends(stdout: str) -> list[str]:
     return [backend for backend in backends if backend]
 
 
-@pytest.mark.parametrize("run", ["h200_deepseek_v3_cold_a.json", "h200_context_norm_pdl.json"])
+@pytest.mark.parametrize("run", [DOCS_RUNS / "h200_deepseek_v3_cold_a.json", FIXTURES / "h200_context_norm_pdl.json"])
 def test_show_in_a_narrow_terminal_prints_one_row_per_m_and_backend_every_name_whole(run, monkeypatch):
     monkeypatch.setattr(out_console, "width", NARROW_TERMINAL)
-    result = invoke("show", DOCS_RUNS / run)
+    result = invoke("show", run)
     assert result.exit_code == 0, result.output
-    labels = list(dict.fromkeys(r.label for r in load_run(DOCS_RUNS / run).records))
+    labels = list(dict.fromkeys(r.label for r in load_run(run).records))
     assert set(long_layout_backends(result.stdout)) - {"floor"} == set(labels)
 
 

@@ -56,3 +56,10 @@ def test_ci_runs_exactly_the_readmes_test_command():
     command = next(line for line in README.read_text().splitlines() if "python -m pytest" in line)
     ci = (DOCS.parent / ".ci" / "run").read_text().strip().splitlines()
     assert ci[-1] == command
+
+
+@pytest.mark.parametrize("path", sorted((DOCS / "runs").glob("*")), ids=lambda p: p.name)
+def test_every_file_under_docs_runs_is_a_run_file(path):
+    from gemmbench.records.runfile import load_run
+
+    assert load_run(path).records or load_run(path).groups

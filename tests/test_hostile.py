@@ -18,6 +18,7 @@ from gemmbench.cli import app
 from gemmbench.records.runfile import load_run
 
 DOCS_RUNS = Path(__file__).resolve().parent.parent / "docs" / "runs"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FIXTURE = Path(__file__).parent / "fixtures" / "h200_deepseek_v3_sm90.json"
 runner = CliRunner()
 
@@ -115,7 +116,7 @@ def test_a_negative_time_in_a_layer_row_is_refused_on_load(tmp_path):
 
 
 def test_a_negative_group_time_in_a_layer_row_is_refused_on_load(tmp_path):
-    doc = json.loads((DOCS_RUNS / "h200_groups_context_norm_pdl.json").read_text()) | {"schema_version": 2}
+    doc = json.loads((FIXTURES / "h200_groups_context_norm_pdl.json").read_text()) | {"schema_version": 2}
     doc["groups"][0] |= {"context": "gemmbench_norm_pdl_start", "parallel_device_median_us": -0.4}
     path = tmp_path / "groups.json"
     path.write_text(json.dumps(doc))
@@ -125,7 +126,7 @@ def test_a_negative_group_time_in_a_layer_row_is_refused_on_load(tmp_path):
 def test_a_version_1_group_file_timed_after_a_producer_loads_as_groups_alone(tmp_path):
     """Its rows held each way's time alone, beside a difference after the producer (which could be negative,
     and is dropped): every row, skipped ones included, loads as the group alone."""
-    doc = json.loads((DOCS_RUNS / "h200_groups_context_norm_pdl.json").read_text())
+    doc = json.loads((FIXTURES / "h200_groups_context_norm_pdl.json").read_text())
     assert doc["schema_version"] == 1 and doc["provenance"]["context"] == "norm_pdl"
     doc["groups"][0]["parallel_context_device_median_us"] = -0.4
     doc["groups"][0]["parallel_context_device_ci_low_us"] = -0.5
@@ -334,10 +335,13 @@ def test_a_fleet_check_with_error_rows_exits_1_saying_how_many(tmp_path):
 
 @pytest.mark.parametrize(
     "run, what",
-    [("h200_repeat1_no_kernels.json", "without the kernel pass"), ("h200_groups_v4.json", "holds no sweep rows")],
+    [
+        (FIXTURES / "h200_repeat1_no_kernels.json", "without the kernel pass"),
+        (DOCS_RUNS / "h200_groups_v4.json", "holds no sweep rows"),
+    ],
 )
 def test_kernels_from_a_run_with_nothing_to_show_says_why_once(run, what):
-    assert what in one_error_line(invoke("kernels", "--from", DOCS_RUNS / run), 1)
+    assert what in one_error_line(invoke("kernels", "--from", run), 1)
 
 
 def test_a_group_csv_reads_back_as_the_group_run_it_came_from(tmp_path):
@@ -511,7 +515,7 @@ def test_a_csv_cut_short_is_one_error_line_not_an_empty_answer(tmp_path, keep):
 
 
 def test_a_choice_made_on_throttled_rows_says_so():
-    run = DOCS_RUNS / "h200_deepseek_v3_hot.json"  # its rows at M = 4096..16384 ran with the clocks down
+    run = FIXTURES / "h200_deepseek_v3_hot.json"  # its rows at M = 4096..16384 ran with the clocks down
     text = invoke("recommend", run).stdout
     assert "throttled at M = " in text and "4096" in text.split("throttled at M = ")[1].split(":")[0]
     (rec,) = json.loads(invoke("recommend", run, "--json").stdout)

@@ -108,7 +108,7 @@ def _plain_json(run: Run) -> str:
     return json.dumps(doc, indent=1) + "\n"
 
 
-@pytest.mark.parametrize("fixture", ["h200_deepseek_v3_sm90.json", "../../docs/runs/h200_groups_context_norm.json"])
+@pytest.mark.parametrize("fixture", ["h200_deepseek_v3_sm90.json", "h200_groups_context_norm.json"])
 def test_the_run_file_is_the_json_of_the_whole_document(fixture):
     run = load_run(FIXTURES / fixture)
     assert run_to_json(run) == _plain_json(run)
