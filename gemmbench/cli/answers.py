@@ -20,7 +20,7 @@ from gemmbench.analysis.recommend import dispatch_view
 from gemmbench.analysis.recommend import recommend as recommend_backends
 from gemmbench.cli.app import EXIT_CODES_HELP, EXIT_NO_ANSWER, app, err_console, exit_if_errored, out_console
 from gemmbench.cli.options import AllRowsOpt, check_exports, one_format
-from gemmbench.cli.run import export, print_results
+from gemmbench.cli.session import export, print_results
 from gemmbench.errors import GemmbenchError, UsageError
 from gemmbench.output.compare import (
     comparison_markdown,

@@ -4,9 +4,6 @@ plans a session, runs it with progress on stderr and renders the run; torch is i
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +14,6 @@ from gemmbench.cli.app import (
     EXIT_CODES_HELP,
     EXIT_INTERRUPTED,
     app,
-    backends_print_to_stderr,
     err_console,
     exit_if_errored,
     exit_if_nothing_timed,
@@ -61,23 +57,24 @@ from gemmbench.cli.options import (
     check_exports,
     filtered,
     selection,
-    split_values,
+)
+from gemmbench.cli.session import (
+    export,
+    finishing,
+    print_results,
+    refuse_torchrun,
+    report_saved,
+    run_with_progress,
 )
 from gemmbench.errors import GemmbenchError, UsageError
 from gemmbench.output.format import header
-from gemmbench.output.groups import group_markdown, group_tables
 from gemmbench.output.kernels import kernel_markdown, kernel_tables
-from gemmbench.output.progress import progress, step_label
-from gemmbench.output.sweep import incomplete_note, sweep_markdown, sweep_tables
-from gemmbench.records import in_range, runfile, table
-from gemmbench.spec import presets
+from gemmbench.output.sweep import incomplete_note
+from gemmbench.records import runfile
 from gemmbench.timing.defaults import (
     DEVICE_BUDGET_S,
     DEVICE_TARGET_CI_REL,
 )
-
-# `gemmbench group` without --backend: the backends serving engines use for the light GEMMs.
-GROUP_DEFAULT_BACKENDS = ("mm_out_dtype", "cublas_ext", "linear_cast")
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -197,106 +194,6 @@ def warn_about_options(
             warn(f"{flag} has no effect on the CPU: {why}")
 
 
-def refuse_torchrun(command: str, fix: str) -> None:
-    """A one-GPU command started by torchrun would run every rank on the same GPU: one error instead."""
-    from gemmbench.measure.fleet import Fleet
-
-    if Fleet.from_environment() is not None:
-        raise GemmbenchError(f"gemmbench {command} runs on one GPU, not under torchrun", fix)
-
-
-def report_saved(result, notes: Console | None, rows: str) -> None:
-    """Where the run file went: a warning where it had to go to a fallback path, then where it is."""
-    if result.save_problem:
-        warn(result.save_problem)
-    if notes and result.path:
-        notes.print(f"saved {rows} to {result.path}", style="dim")
-
-
-@contextlib.contextmanager
-def finishing():
-    """Once a run has ended (finished or stopped with Ctrl-C), its tables, exports and closing lines are
-    written even if Ctrl-C is pressed again: a second Ctrl-C would otherwise lose the exports."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: signals cannot be handled here
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def run_with_progress(
-    plan,
-    header_console: Console | None,
-    notes: Console | None,
-    enabled: bool,
-    fleet=None,
-    split="",
-    work=None,
-    csv: str | None = None,
-):
-    """Run a session (a sweep's points, or `work`; this rank's, under torchrun) with a progress bar on stderr
-    (a terminal only); the header goes first. `csv` (a file, not '-'): the CSV export, kept as rows finish."""
-    from gemmbench.measure.fleet import run_fleet
-    from gemmbench.measure.session import SweepCallbacks, run_session
-
-    with progress(err_console, enabled=enabled and err_console.is_terminal) as bar, backends_print_to_stderr():
-        task = bar.add_task("", total=None)
-        steps: list = []
-
-        def started(provenance: dict, planned: list) -> None:
-            steps.extend(planned)
-            bar.update(task, total=len(steps))
-            if header_console:
-                header_console.print(header(provenance))
-            advance(0)
-
-        def advance(done: int) -> None:
-            bar.update(task, completed=done, description=step_label(steps[done]) if done < len(steps) else "done")
-
-        appender = table.CsvAppender(Path(csv)) if csv and csv != "-" else None
-        callbacks = SweepCallbacks(
-            started=started,
-            progress=advance,
-            note=(lambda message: notes.print(message)) if notes else (lambda message: None),
-            warn=warn,
-            row_done=appender.append if appender else (lambda row: None),
-        )
-        return run_fleet(plan, fleet, split, callbacks) if fleet else run_session(plan, callbacks, work)
-
-
-def print_results(console: Console, records, md: bool, all_rows: bool = False) -> None:
-    """The sweep's tables; rows of backends beyond their M range only with `all_rows`."""
-    records = records if all_rows else in_range(records)
-    if md:
-        console.print(sweep_markdown(records), markup=False, highlight=False, soft_wrap=True)
-    else:
-        console.print(sweep_tables(records))
-
-
-def export(run, csv: str | None, json_path: str | None) -> None:
-    """Each export asked for; one that cannot be written does not stop the other (its error is raised after)."""
-    exports = [
-        (
-            csv,
-            lambda: table.rows_to_csv(run.groups if run.groups and not run.records else run.records),
-        ),
-        (json_path, lambda: runfile.run_to_json(run)),
-    ]
-    failures = []
-    for path, text in exports:
-        if path:
-            try:
-                runfile.write_text(path, text(), sys.stdout)
-            except GemmbenchError as exc:
-                failures.append(exc)
-    if failures:
-        raise failures[0]
-
-
 @app.command()
 def kernels(
     preset: PresetOpt = None,
@@ -350,90 +247,3 @@ def kernels(
     if run.provenance:
         out_console.print(header(run.provenance))
     out_console.print(kernel_tables(run.records))
-
-
-@app.command(epilog=EXIT_CODES_HELP)
-def group(
-    preset: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--preset",
-            "-p",
-            help="A preset with [[group]] tables (repeatable): deepseek-v4-pro, deepseek-v4-flash. "
-            "Required, or --config.",
-        ),
-    ] = None,
-    config: ConfigOpt = None,
-    m: MOpt = None,
-    backend: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--backend",
-            "-b",
-            help="Backends that compute the group's light (bf16 -> fp32) members, each in turn (repeatable or "
-            "comma-separated). Default: mm_out_dtype, cublas_ext, linear_cast; the heavy member runs torch.mm in "
-            "its own dtypes.",
-        ),
-    ] = None,
-    device: DeviceOpt = "auto",
-    plugin: PluginOpt = None,
-    csv: Annotated[
-        str | None,
-        typer.Option("--csv", help="Also write the group rows as CSV here, each as it finishes; - for stdout."),
-    ] = None,
-    json_path: JsonOutOpt = None,
-    out_dir: OutDirOpt = Path("results"),
-    no_save: NoSaveOpt = False,
-    allow_empty: AllowEmptyOpt = False,
-    hot: Annotated[bool, typer.Option("--hot", help="One set of inputs (hot L2). Default: cold L2.")] = False,
-    seed: SeedOpt = 0,
-    placements: PlacementsOpt = None,
-    no_kernels: Annotated[
-        bool, typer.Option("--no-kernels", help="Skip the profiler pass that shows which streams overlapped.")
-    ] = False,
-    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
-    quiet: QuietOpt = False,
-    context: ContextOpt = "none",
-) -> None:
-    """Run each [[group]] of a preset (DeepSeek-V4's attention input GEMMs) serially and on its CUDA streams:
-    what the auxiliary streams are worth, with which backend for the light GEMMs, up to which M."""
-    from gemmbench.measure.session import GroupWork, plan_sweep
-
-    refuse_torchrun("group", "run it without torchrun")
-    names = split_values(preset)
-    if not names and not config:
-        with_groups = [name for name in presets.preset_names() if presets.load_preset(name).groups]
-        raise UsageError("no preset given", f"name one with groups: {', '.join(with_groups)}")
-    loaded = [presets.load_preset(name) for name in names] + [presets.load_config(path) for path in config or []]
-    groups = [g for p in loaded for g in p.groups]
-    if not groups:
-        raise UsageError(f"{', '.join(p.name for p in loaded)} define(s) no [[group]]", "give a preset with groups")
-    plan = plan_sweep(
-        presets=names,
-        configs=config or [],
-        m=m,
-        backends=split_values(backend) or list(GROUP_DEFAULT_BACKENDS),
-        device=device,
-        hot=hot,
-        seed=seed,
-        kernels=not no_kernels,
-        plugins=split_values(plugin),
-        out_dir=None if no_save else out_dir,
-        context=context,
-        placements=placements,
-    )
-    check_exports(csv, json_path)  # after the plan, which creates --out-dir: an export may go into it
-    console = err_console if "-" in (csv, json_path) else out_console
-    notes = err_console if not quiet else None
-    result = run_with_progress(plan, console, notes, not quiet, work=GroupWork(groups), csv=csv)
-    with finishing():
-        if md:
-            console.print(group_markdown(result.run.groups), markup=False, highlight=False, soft_wrap=True)
-        else:
-            console.print(group_tables(result.run.groups))
-        report_saved(result, notes, rows_phrase(len(result.run.groups), "group row"))
-        export(result.run, csv, json_path)
-    if result.interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
-    exit_if_errored(result.run.groups)
-    exit_if_nothing_timed(result.run.groups, allow_empty)

@@ -12,7 +12,7 @@ from rich.table import Table
 from gemmbench.cache import write_json
 from gemmbench.cli.app import app, err_console, out_console
 from gemmbench.cli.options import ConfigOpt, DeviceOpt, PresetOpt, QuietOpt, ShapeOpt, split_values
-from gemmbench.cli.run import refuse_torchrun
+from gemmbench.cli.session import refuse_torchrun
 from gemmbench.errors import UsageError
 from gemmbench.output.format import format_us
 

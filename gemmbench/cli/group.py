@@ -1,0 +1,129 @@
+"""`gemmbench group`: a preset's groups of GEMMs on CUDA streams, timed serially and in parallel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gemmbench.cli.app import (
+    EXIT_CODES_HELP,
+    EXIT_INTERRUPTED,
+    app,
+    err_console,
+    exit_if_errored,
+    exit_if_nothing_timed,
+    out_console,
+    rows_phrase,
+)
+from gemmbench.cli.options import (
+    AllowEmptyOpt,
+    ConfigOpt,
+    ContextOpt,
+    DeviceOpt,
+    JsonOutOpt,
+    MOpt,
+    NoSaveOpt,
+    OutDirOpt,
+    PlacementsOpt,
+    PluginOpt,
+    QuietOpt,
+    SeedOpt,
+    check_exports,
+    split_values,
+)
+from gemmbench.cli.session import export, finishing, refuse_torchrun, report_saved, run_with_progress
+from gemmbench.errors import UsageError
+from gemmbench.output.groups import group_markdown, group_tables
+from gemmbench.spec import presets
+
+# `gemmbench group` without --backend: the backends serving engines use for the light GEMMs.
+GROUP_DEFAULT_BACKENDS = ("mm_out_dtype", "cublas_ext", "linear_cast")
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def group(
+    preset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--preset",
+            "-p",
+            help="A preset with [[group]] tables (repeatable): deepseek-v4-pro, deepseek-v4-flash. "
+            "Required, or --config.",
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+    m: MOpt = None,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--backend",
+            "-b",
+            help="Backends that compute the group's light (bf16 -> fp32) members, each in turn (repeatable or "
+            "comma-separated). Default: mm_out_dtype, cublas_ext, linear_cast; the heavy member runs torch.mm in "
+            "its own dtypes.",
+        ),
+    ] = None,
+    device: DeviceOpt = "auto",
+    plugin: PluginOpt = None,
+    csv: Annotated[
+        str | None,
+        typer.Option("--csv", help="Also write the group rows as CSV here, each as it finishes; - for stdout."),
+    ] = None,
+    json_path: JsonOutOpt = None,
+    out_dir: OutDirOpt = Path("results"),
+    no_save: NoSaveOpt = False,
+    allow_empty: AllowEmptyOpt = False,
+    hot: Annotated[bool, typer.Option("--hot", help="One set of inputs (hot L2). Default: cold L2.")] = False,
+    seed: SeedOpt = 0,
+    placements: PlacementsOpt = None,
+    no_kernels: Annotated[
+        bool, typer.Option("--no-kernels", help="Skip the profiler pass that shows which streams overlapped.")
+    ] = False,
+    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+    quiet: QuietOpt = False,
+    context: ContextOpt = "none",
+) -> None:
+    """Run each [[group]] of a preset (DeepSeek-V4's attention input GEMMs) serially and on its CUDA streams:
+    what the auxiliary streams are worth, with which backend for the light GEMMs, up to which M."""
+    from gemmbench.measure.session import GroupWork, plan_sweep
+
+    refuse_torchrun("group", "run it without torchrun")
+    names = split_values(preset)
+    if not names and not config:
+        with_groups = [name for name in presets.preset_names() if presets.load_preset(name).groups]
+        raise UsageError("no preset given", f"name one with groups: {', '.join(with_groups)}")
+    loaded = [presets.load_preset(name) for name in names] + [presets.load_config(path) for path in config or []]
+    groups = [g for p in loaded for g in p.groups]
+    if not groups:
+        raise UsageError(f"{', '.join(p.name for p in loaded)} define(s) no [[group]]", "give a preset with groups")
+    plan = plan_sweep(
+        presets=names,
+        configs=config or [],
+        m=m,
+        backends=split_values(backend) or list(GROUP_DEFAULT_BACKENDS),
+        device=device,
+        hot=hot,
+        seed=seed,
+        kernels=not no_kernels,
+        plugins=split_values(plugin),
+        out_dir=None if no_save else out_dir,
+        context=context,
+        placements=placements,
+    )
+    check_exports(csv, json_path)  # after the plan, which creates --out-dir: an export may go into it
+    console = err_console if "-" in (csv, json_path) else out_console
+    notes = err_console if not quiet else None
+    result = run_with_progress(plan, console, notes, not quiet, work=GroupWork(groups), csv=csv)
+    with finishing():
+        if md:
+            console.print(group_markdown(result.run.groups), markup=False, highlight=False, soft_wrap=True)
+        else:
+            console.print(group_tables(result.run.groups))
+        report_saved(result, notes, rows_phrase(len(result.run.groups), "group row"))
+        export(result.run, csv, json_path)
+    if result.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    exit_if_errored(result.run.groups)
+    exit_if_nothing_timed(result.run.groups, allow_empty)
