@@ -107,7 +107,7 @@ def _kernel():
     import triton.language as tl
 
     @triton.jit
-    def gemmbench_router_small_m(  # the name the profiler shows; decode.py knows it
+    def gemmbench_router_small_m(  # the name the profiler shows; analysis/kernel_info.py knows it
         x,
         w,
         out,
