@@ -44,7 +44,15 @@ def fidelity_table(path: str) -> str:
     inputs = sorted({r.routing_inputs for r in run.records if r.routing_inputs})
     head = f"{gpu}, {run.provenance.get('started', '?')[:10]}; inputs: {'; '.join(inputs)}\n\n"
     return head + markdown_table(
-        ["model", "M", "backend", "tokens whose experts change", "weight L1, mean", "weight L1, worst", "largest load change"],
+        [
+            "model",
+            "M",
+            "backend",
+            "tokens whose experts change",
+            "weight L1, mean",
+            "weight L1, worst",
+            "largest load change",
+        ],
         rows,
     )
 
