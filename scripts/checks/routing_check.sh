@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The routing-fidelity table of docs/routing.md in one call on the GPU machine: every preset's router at
 # M = 1 and 4096 with mm_out_dtype, linear_cast and the first tier, on synthetic N(0, 1) hidden states and
-# on hidden states with outlier channels (no kernel pass). Run files under $OUT (routing_normal.json,
-# routing_outliers.json); `python scripts/checks/routing_table.py` turns them into the page's tables.
+# on hidden states with outlier channels (no kernel pass). Under $OUT only the run files (routing_normal.json,
+# routing_outliers.json) and the log, since the device machine returns only a few files; `python scripts/checks/routing_table.py` turns them into the page's tables.
 # Usage (from the repository root): OUT=/some/dir bash scripts/checks/routing_check.sh
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
@@ -16,8 +16,8 @@ BACKENDS="mm_out_dtype,linear_cast,router_small_m,router_small_m_ext,router_smal
     t0=$(ms)
     # shellcheck disable=SC2086
     gb sweep $PRESETS --role router --m 1,4096 --backend "$BACKENDS" --activations "$data" --no-kernels \
-      --placements 1 --out-dir "$OUT/routing_$data" --quiet --md > /dev/null; rc=$?
+      --placements 1 --out-dir "/tmp/gemmbench-routing/$data" --quiet > /dev/null; rc=$?
     echo "routing sweep ($data) wall time: $(( $(ms) - t0 )) ms (exit $rc)"
-    cp "$(ls -t "$OUT/routing_$data"/*.json | head -1)" "$OUT/routing_$data.json"
+    cp "$(ls -t /tmp/gemmbench-routing/$data/*.json | head -1)" "$OUT/routing_$data.json"
   done
 } 2>&1 | tee "$OUT/routing_check.log"
