@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The routing-fidelity table of docs/routing.md in one call on the GPU machine: every preset's router at
 # M = 1 and 4096 with mm_out_dtype, linear_cast and the first tier, on synthetic N(0, 1) hidden states and
-# on hidden states with outlier channels (no kernel pass). Under $OUT only the run files (routing_normal.json,
-# routing_outliers.json) and the log, since the device machine returns only a few files; `python scripts/checks/routing_table.py` turns them into the page's tables.
+# on hidden states with outlier channels (no kernel pass). Under $OUT only the run files
+# (routing_normal.json, routing_outliers.json) and the log: the device machine returns only a few files.
+# `python scripts/checks/routing_table.py RUN...` turns them into the page's tables.
 # Usage (from the repository root): OUT=/some/dir bash scripts/checks/routing_check.sh
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
