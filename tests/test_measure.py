@@ -289,3 +289,43 @@ def test_a_plan_samples_one_placement_on_the_cpu_unless_asked(tmp_path):
     for bad in (0, 2.5, True, 10_000):
         with pytest.raises(UsageError, match="placements"):
             plan_sweep(shapes=["8x64"], m=[1], device="cpu", placements=bad)
+
+
+def test_placements_that_fit_are_counted_from_the_free_memory(monkeypatch):
+    from gemmbench.timing import inputs
+
+    per_set = 100 << 20
+    spacers = inputs.SPACER_MAX_BYTES + inputs.SMALL_SPACER_MAX_BYTES
+    # Half the free memory holds two more sets and their spacers: three in all (the first is made already).
+    free = 2 * 2 * (per_set + spacers)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (free, 10 * free))
+    assert inputs.placements_fitting(6, per_set, torch.device("cuda")) == 3
+    assert inputs.placements_fitting(2, per_set, torch.device("cuda")) == 2
+    assert inputs.placements_fitting(6, per_set, CPU) == 6  # the CPU's memory is the host's: not counted here
+
+
+class FailsOnItsSecondSet(Backend):
+    """Computes on the first set of inputs it is prepared on and raises on any other."""
+
+    name = "fails_on_second_set"
+
+    def __init__(self):
+        self.first = None
+
+    def prepare(self, case, inputs):
+        self.first = self.first or inputs.x.data_ptr()
+        mine = inputs.x.data_ptr() == self.first
+
+        def call():
+            if not mine:
+                raise RuntimeError("this placement's buffers")
+            return torch.mm(inputs.x.float(), inputs.w.float().t(), out=inputs.out)
+
+        return call
+
+
+def test_a_backend_that_fails_on_another_placement_is_an_error_row_and_the_others_are_timed(small_case):
+    options = MeasureOptions(warmup_s=0.0, target=FAST.target, eager_windows=2, eager_window_s=0.0, placements=2)
+    failing, upcast = measure_all([small_case], [FailsOnItsSecondSet(), REGISTRY["upcast"]], CPU, options)
+    assert failing.status == ERROR and "this placement's buffers" in failing.reason
+    assert upcast.status == OK and upcast.latency.samples >= 2
