@@ -178,3 +178,34 @@ def test_a_window_samples_for_about_its_time_and_at_least_once():
     clock = FakeClock()
     values = timing.sample_window(clock.call_taking(0.001), HOST_TIMER, 0.02, clock)
     assert len(values) == 20 and values == pytest.approx([1000.0] * 20)  # 1 ms calls, read as 1000 us
+
+
+def test_stopping_rules_are_objects_the_samplers_take():
+    from gemmbench.timing.stopping import EagerWindows, FixedCount, FixedTime, Target
+
+    clock = FakeClock()
+    calls = iter(range(10_000))
+    counted = timing.sample_adaptively(lambda: [10.0 + next(calls) % 3], FixedCount(37), clock)
+    assert len(counted) == 37 and FixedCount(37).target_ci_rel is None
+    clock = FakeClock()
+    timed = timing.sample_adaptively(clock.call_taking(0.001, [10.0]), FixedTime(0.02), clock)
+    assert len(timed) == 20  # 1 ms a sample for 20 ms
+    # Shared among placements: each set's rule, so that the sets together cost what one did.
+    assert FixedCount(50).shared(6) == FixedCount(9) and FixedCount(6).shared(6) == FixedCount(timing.MIN_SAMPLES)
+    assert Target(0.01, 0.2, 0.01).shared(4) == Target(0.01, 0.05, 0.0025)
+    assert FixedTime(0.3).shared(3).seconds == pytest.approx(0.1)
+    windows = EagerWindows(least=6, most=8)
+    never = lambda: pytest.fail("steadiness asked before the least windows")  # noqa: E731
+    assert windows.wants_more(5, never) and not windows.wants_more(6, lambda: False)
+    assert windows.wants_more(7, lambda: True) and not windows.wants_more(8, lambda: True)
+
+
+def test_a_sweep_plan_samples_a_fixed_count_where_asked():
+    from gemmbench.errors import UsageError
+    from gemmbench.measure.session import plan_sweep
+    from gemmbench.timing.stopping import FixedCount, Target
+
+    assert plan_sweep(shapes=["8x64"], m=[1], device="cpu", samples=40).options.target == FixedCount(40)
+    assert isinstance(plan_sweep(shapes=["8x64"], m=[1], device="cpu").options.target, Target)
+    with pytest.raises(UsageError, match="samples"):
+        plan_sweep(shapes=["8x64"], m=[1], device="cpu", samples=0)

@@ -54,7 +54,7 @@ class CublasLtTunedExt(ExtensionBackend):
             call = _lt_call(inputs, algo)
             try:
                 call()
-                target = timers.Target(budget_s=LT_TUNE_BUDGET_S, min_time_s=LT_TUNE_BUDGET_S)
+                target = timers.FixedTime(LT_TUNE_BUDGET_S)  # every algorithm sampled alike
                 unroll = timers.fit_graph_unroll(call, upper_bound_us=timers.GRAPH_TARGET_REPLAY_US)
                 times[algo] = timers.time_graph(call, target, unroll).median_us
             except RuntimeError:  # an algorithm the heuristic offered but that fails here is simply not chosen

@@ -21,6 +21,7 @@ from gemmbench.timing.defaults import (
     PLACEMENTS,
     POINT_WARMUP_S,
 )
+from gemmbench.timing.stopping import MAX_SAMPLES
 
 
 def split_values(values: list[str] | None) -> list[str]:
@@ -205,6 +206,17 @@ SplitOpt = Annotated[
         "--split",
         help="Under torchrun: 'points' measures each point once, spread over the ranks (one merged run); "
         "'none' has every rank measure every point (a fleet check; see gemmbench fleet).",
+    ),
+]
+
+SamplesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--samples",
+        min=1,
+        max=MAX_SAMPLES,
+        help="Sample each device time for exactly this many graph replays (shared among its placements) instead "
+        "of until --target-ci or --budget-ms: the same cost on every run, whatever the interval.",
     ),
 ]
 

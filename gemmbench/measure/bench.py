@@ -24,6 +24,7 @@ from gemmbench.timing import defaults, timers
 from gemmbench.timing.clocks import ClockReading, ClockWatch, assess, resettle_device, warm_device
 from gemmbench.timing.defaults import POINT_WARMUP_S
 from gemmbench.timing.inputs import COLD
+from gemmbench.timing.stopping import EagerWindows, StoppingRule, Target
 from gemmbench.timing.timers import Samples
 
 # An error row keeps the first line of the exception's message, cut to this many characters.
@@ -40,7 +41,7 @@ def ignore(*_args) -> None:
 @dataclass(frozen=True)
 class MeasureOptions:
     warmup_s: float = POINT_WARMUP_S
-    target: timers.Target = field(default_factory=timers.Target)  # the device-time timer's stopping rule
+    target: StoppingRule = field(default_factory=Target)  # the device-time timer's stopping rule
     eager_windows: int = defaults.EAGER_WINDOWS  # at least; up to max_eager_windows where the host moved
     max_eager_windows: int = defaults.MAX_EAGER_WINDOWS
     eager_window_s: float = defaults.EAGER_WINDOW_S
@@ -114,11 +115,13 @@ class Bench:
         windows: dict[Hashable, list[list[float]]] = {key: [] for key in calls}
         failures: dict[Hashable, Exception] = {}
 
+        rule = EagerWindows(self.options.eager_windows, self.options.max_eager_windows)
+
         def unsteady(key: Hashable) -> bool:
             count = len(windows[key])
-            if key in failures or count >= self.options.max_eager_windows:
-                return False
-            return count < self.options.eager_windows or Samples.from_windows(timer, windows[key]).noisy
+            return key not in failures and rule.wants_more(
+                count, lambda: Samples.from_windows(timer, windows[key]).noisy
+            )
 
         while round_keys := [key for key in calls if unsteady(key)]:
             for key in round_keys:
@@ -171,14 +174,13 @@ class Bench:
                     raise
                 notes[key] = graph_failure_note(exc)
         share = max((len(placements) for placements in units.values()), default=1)
-        target = self.options.target
-        per_placement = timers.Target(target.ci_rel, target.budget_s / share, target.min_time_s / share)
-        device = timers.time_graphs(graphs, per_placement)
+        rule = self.options.target
+        device = timers.time_graphs(graphs, rule.shared(share))
         del graphs
         timed = {}
         for key, samples in latency.items():
             placed = [device[key, index].values_us for index in range(len(units[key])) if (key, index) in device]
-            timed[key] = Timed(samples, placement_samples(placed, target.ci_rel), notes.get(key, ""))
+            timed[key] = Timed(samples, placement_samples(placed, rule.target_ci_rel), notes.get(key, ""))
         return timed, failures
 
     @staticmethod
@@ -190,7 +192,7 @@ class Bench:
         }
 
 
-def placement_samples(placed: list[tuple[float, ...]], target_ci_rel: float) -> Samples | None:
+def placement_samples(placed: list[tuple[float, ...]], target_ci_rel: float | None) -> Samples | None:
     """A unit's device time from its placements' samples: their pooled samples, with the median and the
     interval of the placements' medians where there are several (None where there are none); the reported
     interval widened by the rerun margin (timers.RERUN_MARGIN_REL)."""

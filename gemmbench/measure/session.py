@@ -39,7 +39,7 @@ from gemmbench.timing.defaults import (
     POINT_WARMUP_S,
 )
 from gemmbench.timing.inputs import COLD, HOT, MAX_COLD_COPIES
-from gemmbench.timing.timers import Target
+from gemmbench.timing.stopping import MAX_SAMPLES, FixedCount, Target
 
 # torch.Generator.manual_seed takes a signed 64-bit seed, and the sweep adds up to a copy's index (and one,
 # for a context's hidden states) to it.
@@ -191,6 +191,7 @@ def plan_sweep(
     bias_tensor: str | None = None,
     activations: str | Path | None = None,
     activations_tensor: str | None = None,
+    samples: int | None = None,
 ) -> SweepPlan:
     """Turn the sweep's options (as the command line takes them) into a plan; bad input raises a
     GemmbenchError before any work. Defaults: the deepseek-v3 preset; M = 1..16, then powers of two to
@@ -198,7 +199,10 @@ def plan_sweep(
     files) and of installed plugin packages included; no context (`context`: a producer's name, several
     comma-separated, or a list of them)."""
     _check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms)
-    _check_placements(placements)
+    _check_count(
+        "placements", placements, MAX_PLACEMENTS, f"None for the default ({PLACEMENTS} on a GPU, 1 on the CPU)"
+    )
+    _check_count("samples", samples, MAX_SAMPLES, "None for the --target-ci/--budget-ms rule")
     lists = {"presets": presets, "configs": configs, "shapes": shapes, "roles": roles, "backends": backends}
     for name, value in (*lists.items(), ("plugins", plugins)):
         if isinstance(value, str):  # a string is a sequence too: its characters would be taken one by one
@@ -227,7 +231,7 @@ def plan_sweep(
     gemms = select_gemms(list(presets), [Path(c) for c in configs], list(roles)) + custom
     options = MeasureOptions(
         warmup_s=POINT_WARMUP_S if warmup_ms is None else warmup_ms / 1e3,
-        target=Target(ci_rel=target_ci_pct / 100, budget_s=budget_ms / 1e3),
+        target=FixedCount(samples) if samples else Target(ci_rel=target_ci_pct / 100, budget_s=budget_ms / 1e3),
         l2=HOT if hot else COLD,
         seed=seed,
         time_calls=time_calls,
@@ -269,13 +273,13 @@ def _check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_
         raise UsageError(f"warmup_ms = {warmup_ms!r} is not a number >= 0", "give warmup_ms >= 0, or None")
 
 
-def _check_placements(placements) -> None:
-    if placements is None:
+def _check_count(name: str, value, most: int, default: str) -> None:
+    """An optional count the Python API takes (the command line bounds its own): None, or 1 to `most`."""
+    if value is None:
         return
-    if not isinstance(placements, int) or isinstance(placements, bool) or not 1 <= placements <= MAX_PLACEMENTS:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
         raise UsageError(
-            f"placements = {placements!r} is not an integer from 1 to {MAX_PLACEMENTS}",
-            f"give placements in that range, or None for the default ({PLACEMENTS} on a GPU, 1 on the CPU)",
+            f"{name} = {value!r} is not an integer from 1 to {most}", f"give {name} in that range, or {default}"
         )
 
 

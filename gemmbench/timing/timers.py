@@ -22,7 +22,6 @@ Statistics are derived from the samples; nothing here rounds.
 
 from __future__ import annotations
 
-import functools
 import math
 import statistics
 import time
@@ -33,7 +32,20 @@ import torch
 
 from gemmbench.records.flags import EAGER_STEADY_CI_REL
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, TimerSummary
-from gemmbench.timing.defaults import DEVICE_BUDGET_S, DEVICE_MIN_TIME_S, DEVICE_TARGET_CI_REL, MAX_EAGER_WINDOWS
+from gemmbench.timing.defaults import MAX_EAGER_WINDOWS
+from gemmbench.timing.stopping import (  # noqa: F401 - the timers' rules and statistics, importable from here as before
+    CI_LEVEL,
+    MAX_SAMPLES,
+    MIN_SAMPLES,
+    MIN_SAMPLES_FOR_CI,
+    FixedCount,
+    FixedTime,
+    StoppingRule,
+    Target,
+    median_ci,
+    median_ci_ranks,
+    settled,
+)
 
 # Samples recorded between two synchronisations: enough to keep the GPU queue busy, few enough that
 # the budget check stays close to the budget.
@@ -43,15 +55,6 @@ EVENTS_BATCH = 16
 # replayed fewer times per batch, never fewer than two, so the queue stays busy and the budget is kept.
 GRAPH_BATCH_US = 20_000.0
 MIN_GRAPH_BATCH = 2
-# Fewest samples a timer returns even when the budget runs out: a median and an IQR of fewer mean little.
-MIN_SAMPLES = 5
-# Fewest samples before the confidence interval of the median is trusted to stop sampling: with fewer,
-# the order statistics that bound it are the extremes of the sample.
-MIN_SAMPLES_FOR_CI = 20
-# Confidence level of the intervals of a median.
-CI_LEVEL = 0.95
-# A cap on samples per timer: beyond a few thousand the median no longer moves.
-MAX_SAMPLES = 4000
 # Eager latency: at least this many windows per point and backend, each sampling for about this long.
 # Window medians of eager mm_out_dtype at M = 2 on one H200 host ranged 22.7-40.9 us over 15 s (the
 # host's state moves), so samples of one window are not independent of each other, but windows spread
@@ -69,26 +72,6 @@ MAX_GRAPH_UNROLL = 64
 # Back-to-back replays timed together when sizing a graph: enough that the host runs ahead of the GPU
 # once replays are long enough, few enough to cost well under a millisecond.
 SIZING_REPLAYS = 4
-
-
-@dataclass(frozen=True)
-class Target:
-    """When a timer may stop: after at least `min_time_s` of sampling, the median's 95% CI within
-    ±`ci_rel` and the medians of the first and second half of the samples within ±`ci_rel` / 2 of each
-    other (`settled`), or `budget_s` spent.
-
-    The settling test matters: on an H200, a timer stopped after ~30 samples (2 ms) right after a point's
-    warm-up read 10.4 us for a 5.8 us call, consistently enough to pass the CI test, while the clocks
-    were still ramping; samples that still drift have halves apart. A state that holds for the whole
-    minimum time is not a drift: after a point's eager windows the GPU is loaded first for that reason
-    (clocks.resettle_device). Device-time intervals of a default DeepSeek-V3 sweep were ±0.02-0.2% after
-    50 ms (about 220 replays), well inside the target, so most points stop at the minimum time. Missing
-    the settling test only costs time: `noisy` says whether the interval met its target.
-    """
-
-    ci_rel: float = DEVICE_TARGET_CI_REL
-    budget_s: float = DEVICE_BUDGET_S
-    min_time_s: float = DEVICE_MIN_TIME_S
 
 
 # What a rerun in another process reads beyond the interval of one process: in three default sweeps on an
@@ -168,58 +151,15 @@ class Samples:
         return TimerSummary(self.timer, self.median_us, self.iqr_us, self.min_us, low, high, self.count)
 
 
-@functools.cache
-def median_ci_ranks(n: int) -> tuple[int, int]:
-    """0-based ranks (low, high) of the order statistics that bound a 95% confidence interval of the
-    median of n samples: the narrowest symmetric pair [X(j), X(n+1-j)] whose exact binomial coverage,
-    P(j <= B <= n-j) with B ~ Binomial(n, 1/2), is at least 95%. Below n = 6 no pair reaches 95%;
-    the extremes are used."""
-    log_half_n = n * math.log(0.5)
-    tail = 0.0  # P(B <= k)
-    j = 1
-    for k in range(n // 2):
-        tail += math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + log_half_n)
-        if 1 - 2 * tail < CI_LEVEL:
-            break
-        j = k + 1
-    return j - 1, n - j
-
-
-def median_ci(values) -> tuple[float, float]:
-    """Distribution-free 95% confidence interval of the median, from order statistics (`median_ci_ranks`)."""
-    ordered = sorted(values)
-    low, high = median_ci_ranks(len(ordered))
-    return ordered[low], ordered[high]
-
-
 # The host clock the samplers read (seconds): the timers take another as `clock` (tests pass a fake one).
 Clock = Callable[[], float]
 HOST_CLOCK: Clock = time.perf_counter
 
 
-def _done(values: list[float], target: Target, started: float, sharing: int = 1, clock: Clock = HOST_CLOCK) -> bool:
-    """Whether a timer may stop; `sharing` timers sample in turn since `started` (by `clock`), each counted a
-    share."""
-    if len(values) >= MAX_SAMPLES:
-        return True
-    if len(values) < MIN_SAMPLES:
-        return False
-    elapsed = (clock() - started) / sharing
-    if elapsed >= target.budget_s:
-        return True
-    if len(values) < MIN_SAMPLES_FOR_CI or elapsed < target.min_time_s:
-        return False
-    low, high = median_ci(values)
-    middle = statistics.median(values)
-    return middle > 0 and (high - low) / 2 / middle <= target.ci_rel and settled(values, target.ci_rel / 2)
-
-
-def settled(values: list[float], within_rel: float) -> bool:
-    """True when the medians of the first and the second half of `values` (in the order taken) are within
-    ±`within_rel` of each other, relative to the median of all: no drift left (clocks still ramping)."""
-    half = len(values) // 2
-    first, second = statistics.median(values[:half]), statistics.median(values[half:])
-    return abs(first - second) <= within_rel * statistics.median(values)
+def _done(values: list[float], rule: StoppingRule, started: float, sharing: int = 1, clock: Clock = HOST_CLOCK) -> bool:
+    """Whether a timer may stop by `rule`; `sharing` timers sample in turn since `started` (by `clock`), each
+    counted a share of the elapsed time."""
+    return rule.done(values, (clock() - started) / sharing)
 
 
 def warm_up(fn: Callable[[], object], seconds: float, sync: Callable[[], None]) -> int:
@@ -258,12 +198,13 @@ def _host_sample(fn: Callable[[], object], clock: Clock = HOST_CLOCK) -> float:
     return (clock() - start) * 1e6
 
 
-def sample_adaptively(batch: Callable[[], list[float]], target: Target, clock: Clock = HOST_CLOCK) -> tuple[float, ...]:
-    """Samples from repeated `batch()` calls until the median's CI meets `target` or its budget is spent by
-    `clock` (at least MIN_SAMPLES, at most about MAX_SAMPLES)."""
+def sample_adaptively(
+    batch: Callable[[], list[float]], rule: StoppingRule, clock: Clock = HOST_CLOCK
+) -> tuple[float, ...]:
+    """Samples from repeated `batch()` calls until `rule` says done, its time read from `clock`."""
     values: list[float] = []
     started = clock()
-    while not _done(values, target, started, clock=clock):
+    while not _done(values, rule, started, clock=clock):
         values.extend(batch())
     return tuple(values)
 
@@ -336,18 +277,20 @@ def mean_time_us(fn: Callable[[], object], repeats: int) -> float:
     return start.elapsed_time(end) * 1e3 / repeats
 
 
-def time_graph(fn: Callable[[], object], target: Target, unroll: int) -> Samples:
+def time_graph(fn: Callable[[], object], rule: StoppingRule, unroll: int) -> Samples:
     """Capture `unroll` calls in a CUDA graph; time replays with events; report time per call.
 
     `fn` must have run eagerly before (lazy initialisation such as cuBLAS workspaces cannot be captured).
     """
-    return time_graphs({None: (capture_graph(fn, unroll), unroll)}, target)[None]
+    return time_graphs({None: (capture_graph(fn, unroll), unroll)}, rule)[None]
 
 
-def time_graphs(graphs: dict[Hashable, tuple[torch.cuda.CUDAGraph, int]], target: Target) -> dict[Hashable, Samples]:
+def time_graphs(
+    graphs: dict[Hashable, tuple[torch.cuda.CUDAGraph, int]], rule: StoppingRule
+) -> dict[Hashable, Samples]:
     """Device time per call of each captured graph (of the given number of calls), sampled in rounds: one
-    batch of replays of every graph still sampling, in turn, until each meets `target` (its share of the
-    elapsed time counted against the budget and the minimum time). The graphs compared at one point are
+    batch of replays of every graph still sampling, in turn, until `rule` says each is done (its share of
+    the elapsed time counted). The graphs compared at one point are
     thus sampled under the same device states: a drift of the clocks or the memory moves them alike.
     Batches are not made smaller where there are many graphs: on an H100, batches of 5 replays (16 / 3
     placements) left the GPU idle between synchronisations, and up to 137 of 254 rows of a default sweep
@@ -358,11 +301,11 @@ def time_graphs(graphs: dict[Hashable, tuple[torch.cuda.CUDAGraph, int]], target
     }
     values: dict[Hashable, list[float]] = {key: [] for key in graphs}
     started = time.perf_counter()
-    while pending := [key for key in graphs if not _done(values[key], target, started, sharing=len(graphs))]:
+    while pending := [key for key in graphs if not _done(values[key], rule, started, sharing=len(graphs))]:
         for key in pending:
             replay, unroll, launches = batch[key]
             values[key].extend(_event_batch(replay, calls_per_launch=unroll, launches=launches))
-    return {key: Samples(GRAPH_TIMER, tuple(v), target_ci_rel=target.ci_rel) for key, v in values.items()}
+    return {key: Samples(GRAPH_TIMER, tuple(v), target_ci_rel=rule.target_ci_rel) for key, v in values.items()}
 
 
 def _replay_us(graph: torch.cuda.CUDAGraph) -> float:

@@ -1,0 +1,175 @@
+"""When a timer stops sampling: stopping rules as objects that the options choose and the tuners reuse, and
+the order statistics they rest on. Plain Python, no torch.
+
+- `Target` (the device timer's default): until the median's 95% interval is within a relative target and
+  the samples have settled, for at least a minimum time, or until a budget is spent.
+- `FixedTime`: for a given time (the tuners, which compare candidates on equal footing).
+- `FixedCount`: a given number of samples (`sweep --samples N`: the same cost on every run).
+- `EagerWindows`: how many windows the eager latency samples: at least some, more while their medians
+  disagree, up to a cap.
+
+A rule answers `done(values, elapsed_s)`: whether a timer that took `values` (in the order taken) over
+`elapsed_s` of its own sampling time may stop; `shared(parts)` is the rule for one of `parts` sets of
+buffers sampled in turn (placements), so that the sets together cost what one did.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from gemmbench.timing.defaults import (
+    DEVICE_BUDGET_S,
+    DEVICE_MIN_TIME_S,
+    DEVICE_TARGET_CI_REL,
+    EAGER_WINDOWS,
+    MAX_EAGER_WINDOWS,
+)
+
+# Fewest samples a timer returns even when the budget runs out: a median and an IQR of fewer mean little.
+MIN_SAMPLES = 5
+# Fewest samples before the confidence interval of the median is trusted to stop sampling: with fewer,
+# the order statistics that bound it are the extremes of the sample.
+MIN_SAMPLES_FOR_CI = 20
+# Confidence level of the intervals of a median.
+CI_LEVEL = 0.95
+# A cap on samples per timer: beyond a few thousand the median no longer moves.
+MAX_SAMPLES = 4000
+
+
+@functools.cache
+def median_ci_ranks(n: int) -> tuple[int, int]:
+    """0-based ranks (low, high) of the order statistics that bound a 95% confidence interval of the
+    median of n samples: the narrowest symmetric pair [X(j), X(n+1-j)] whose exact binomial coverage,
+    P(j <= B <= n-j) with B ~ Binomial(n, 1/2), is at least 95%. Below n = 6 no pair reaches 95%;
+    the extremes are used."""
+    log_half_n = n * math.log(0.5)
+    tail = 0.0  # P(B <= k)
+    j = 1
+    for k in range(n // 2):
+        tail += math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + log_half_n)
+        if 1 - 2 * tail < CI_LEVEL:
+            break
+        j = k + 1
+    return j - 1, n - j
+
+
+def median_ci(values) -> tuple[float, float]:
+    """Distribution-free 95% confidence interval of the median, from order statistics (`median_ci_ranks`)."""
+    ordered = sorted(values)
+    low, high = median_ci_ranks(len(ordered))
+    return ordered[low], ordered[high]
+
+
+def settled(values: Sequence[float], within_rel: float) -> bool:
+    """True when the medians of the first and the second half of `values` (in the order taken) are within
+    ±`within_rel` of each other, relative to the median of all: no drift left (clocks still ramping)."""
+    half = len(values) // 2
+    first, second = statistics.median(values[:half]), statistics.median(values[half:])
+    return abs(first - second) <= within_rel * statistics.median(values)
+
+
+class StoppingRule(Protocol):
+    """When a timer stops (the module's docstring)."""
+
+    @property
+    def target_ci_rel(self) -> float | None:
+        """The interval's relative half-width the timer aims for (a row that misses it is noisy); None: none."""
+        ...
+
+    def done(self, values: Sequence[float], elapsed_s: float) -> bool: ...
+
+    def shared(self, parts: int) -> StoppingRule: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """Stop after at least `min_time_s` of sampling, the median's 95% CI within ±`ci_rel` and the medians
+    of the first and second half of the samples within ±`ci_rel` / 2 of each other (`settled`), or once
+    `budget_s` is spent.
+
+    The settling test matters: on an H200, a timer stopped after ~30 samples (2 ms) right after a point's
+    warm-up read 10.4 us for a 5.8 us call, consistently enough to pass the CI test, while the clocks
+    were still ramping; samples that still drift have halves apart. A state that holds for the whole
+    minimum time is not a drift: after a point's eager windows the GPU is loaded first for that reason
+    (clocks.resettle_device). Device-time intervals of a default DeepSeek-V3 sweep were ±0.02-0.2% after
+    50 ms (about 220 replays), well inside the target, so most points stop at the minimum time. Missing
+    the settling test only costs time: `noisy` says whether the interval met its target.
+    """
+
+    ci_rel: float = DEVICE_TARGET_CI_REL
+    budget_s: float = DEVICE_BUDGET_S
+    min_time_s: float = DEVICE_MIN_TIME_S
+
+    @property
+    def target_ci_rel(self) -> float:
+        return self.ci_rel
+
+    def done(self, values: Sequence[float], elapsed_s: float) -> bool:
+        if len(values) >= MAX_SAMPLES:
+            return True
+        if len(values) < MIN_SAMPLES:
+            return False
+        if elapsed_s >= self.budget_s:
+            return True
+        if len(values) < MIN_SAMPLES_FOR_CI or elapsed_s < self.min_time_s:
+            return False
+        low, high = median_ci(values)
+        middle = statistics.median(values)
+        return middle > 0 and (high - low) / 2 / middle <= self.ci_rel and settled(values, self.ci_rel / 2)
+
+    def shared(self, parts: int) -> Target:
+        return Target(self.ci_rel, self.budget_s / parts, self.min_time_s / parts)
+
+
+@dataclass(frozen=True)
+class FixedTime:
+    """Stop after `seconds` of sampling (at least MIN_SAMPLES samples): every candidate a tuner compares
+    gets the same time. No interval target."""
+
+    seconds: float
+
+    @property
+    def target_ci_rel(self) -> None:
+        return None
+
+    def done(self, values: Sequence[float], elapsed_s: float) -> bool:
+        return len(values) >= MAX_SAMPLES or (len(values) >= MIN_SAMPLES and elapsed_s >= self.seconds)
+
+    def shared(self, parts: int) -> FixedTime:
+        return FixedTime(self.seconds / parts)
+
+
+@dataclass(frozen=True)
+class FixedCount:
+    """Stop after `samples` samples: the same cost on every run, whatever the interval. No interval target."""
+
+    samples: int
+
+    @property
+    def target_ci_rel(self) -> None:
+        return None
+
+    def done(self, values: Sequence[float], elapsed_s: float) -> bool:
+        return len(values) >= self.samples
+
+    def shared(self, parts: int) -> FixedCount:
+        return FixedCount(max(MIN_SAMPLES, math.ceil(self.samples / parts)))
+
+
+@dataclass(frozen=True)
+class EagerWindows:
+    """How many windows the eager latency samples: at least `least`; then, while its interval over the
+    window medians is still wider than its steadiness target (`unsteady`), more, up to `most`."""
+
+    least: int = EAGER_WINDOWS
+    most: int = MAX_EAGER_WINDOWS
+
+    def wants_more(self, windows: int, unsteady: Callable[[], bool]) -> bool:
+        """Whether a call sampled in `windows` windows gets another; `unsteady()` (asked only once it has
+        `least`) says whether their medians still disagree."""
+        return windows < self.most and (windows < self.least or unsteady())
