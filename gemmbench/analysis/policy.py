@@ -21,7 +21,7 @@ FP32_ACCURATE_REL_ERR = 1e-4
 SAME_TOLERANCE = RUN_TO_RUN_SPREAD
 # A row flagged noisy or throttled in either run needs a change beyond this to be called faster or
 # slower: throttled rows of those runs differed by up to 10.1% (11.0% in another pair), and one
-# power-capped point's 100 ms window medians ranged 82-113 us around 93 us (docs/measurement.md).
+# power-capped point's 100 ms window medians ranged 82-113 us around 93 us (docs/validation.md).
 FLAGGED_TOLERANCE = 0.15
 
 # Points a device must be slower at to be called an outlier: one is chance, three are a pattern (a clock

@@ -78,7 +78,7 @@ def comparison_table(comparison: Comparison) -> WideOrNarrow:
     header = Text(f"base: {_base_label(comparison)}\nnew:  {_new_label(comparison)}", style="bold")
     legend = Text(
         f"time: device (CUDA-graph) median where both runs have one, else latency; same: within ±{SAME_TOLERANCE:.0%} "
-        "(the run-to-run spread measured in docs/measurement.md); noisy: a larger change that the two runs' "
+        "(the run-to-run spread measured in docs/validation.md); noisy: a larger change that the two runs' "
         f"95% intervals do not separate, or one within ±{FLAGGED_TOLERANCE:.0%} on a row flagged noisy or throttled",
         style="dim",
     )

@@ -6,7 +6,7 @@ Plain constants, below both the measurement and the analysis that read them.
 from __future__ import annotations
 
 # Two back-to-back runs of the same sweep on an H200: the rows that kept their clocks differed by at most
-# 2.95% (95th percentile 1.7%; docs/measurement.md). What a rerun reads within this is the same figure
+# 2.95% (95th percentile 1.7%; docs/validation.md). What a rerun reads within this is the same figure
 # (analysis/policy.py SAME_TOLERANCE), and a clock within it of its maximum is not a throttle.
 RUN_TO_RUN_SPREAD = 0.03
 
@@ -21,7 +21,7 @@ WRONG_RESULT_REL_ERR = 1e-2
 THROTTLE_CLOCK_FRACTION = 1 - RUN_TO_RUN_SPREAD
 # An eager figure whose window medians spread beyond ± this share of the median (the 95% interval of
 # its median over the windows: their range for six, inner order statistics for more) did not hold steady
-# over its point; it is flagged noisy. Device times spread far less (docs/measurement.md).
+# over its point; it is flagged noisy. Device times spread far less (docs/validation.md).
 EAGER_STEADY_CI_REL = 0.05
 
 # Tokens per routing check: a mismatch share of ~10% is then known to about ±0.7% (one standard error).

@@ -234,7 +234,7 @@ def fit_graph_unroll(fn: Callable[[], object], upper_bound_us: float, multiple_o
     the eager latency is host-bound (small calls), it overstates the device time several times, and a
     graph sized from it is short: each replay's launch cost weighs on few calls (+2.5-4% at ~6 us per
     call on an H200), and where launching a replay costs the host more than the replay's GPU work, the
-    GPU idles between replays and the idle time is timed (docs/measurement.md: a 7.4 us call read
+    GPU idles between replays and the idle time is timed (docs/validation.md: a 7.4 us call read
     10.6 us in one hot sweep). So the size is refined: time a few replays back to back; their per-call
     time is again an upper bound, tighter each round; grow the graph until it no longer grows. `fn`
     must have run eagerly before.

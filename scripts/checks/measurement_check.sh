@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The measurement checks of docs/measurement.md in one call on the GPU machine: GPU tests, the timer
+# The measurement checks of docs/validation.md in one call on the GPU machine: GPU tests, the timer
 # validation, the graph-sizing and power-drift tables, and the DeepSeek-V3 sweep twice (cold) and
 # once hot. Full log under $OUT, summary last.
 # Usage (from the repository root): OUT=/some/dir bash scripts/checks/measurement_check.sh

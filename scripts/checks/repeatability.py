@@ -1,4 +1,4 @@
-"""Repeatability of two runs of the same sweep, and cold against hot L2 (docs/measurement.md).
+"""Repeatability of two runs of the same sweep, and cold against hot L2 (docs/validation.md).
 
 Usage: python scripts/checks/repeatability.py RUN_A RUN_B [--hot RUN_HOT]
 Prints, for device time and for eager latency, the median, 95th percentile and maximum of |B/A - 1|

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The sampler before and after a change, on one machine start (docs/measurement.md, how long a new user
+# The sampler before and after a change, on one machine start (docs/validation.md, how long a new user
 # waits): default DeepSeek-V3 sweeps of the checkout and of BASELINE (a folder holding an earlier gemmbench
 # package and its configs/), alternating after, before, after, before, without the kernel pass (it runs
 # after every timer, so it moves no figure); then each pair's repeatability. Run files tarred into $OUT.

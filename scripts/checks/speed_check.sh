@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# How long a new user waits (docs/measurement.md), on the GPU machine in one call: the extension build and
+# How long a new user waits (docs/validation.md), on the GPU machine in one call: the extension build and
 # a first default sweep from an empty cache (shipped tuning files only), the same sweep again, the kernel
 # pass of three points, and the two sweeps' repeatability; given BASELINE (a folder holding an earlier
 # gemmbench package), two back-to-back default sweeps of it too, after, so that both pairs are compared on

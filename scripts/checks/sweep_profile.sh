@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where a sweep's wall time goes (docs/measurement.md, how long a new user waits), on the GPU machine in one
+# Where a sweep's wall time goes (docs/validation.md, how long a new user waits), on the GPU machine in one
 # call: a first default sweep from an empty cache, the same sweep again and the kernel pass of three points,
 # each under cProfile (the .prof files come back under $OUT), the sweeps keeping their raw samples so that
 # stopping rules can be replayed on them offline. Usage: OUT=/some/dir bash scripts/checks/sweep_profile.sh

@@ -1,4 +1,4 @@
-"""Validate gemmbench's timers against independent ones, on one GPU, in one run (docs/measurement.md).
+"""Validate gemmbench's timers against independent ones, on one GPU, in one run (docs/validation.md).
 
 For each point: gemmbench's eager latency, device time hot and cold, and kernel sum; triton's
 do_bench and do_bench_cudagraph; torch.utils.benchmark.Timer; and ncu's gpu__time_duration.sum

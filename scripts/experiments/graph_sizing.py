@@ -1,6 +1,6 @@
 """Why graph size matters at small M: device time per call against calls per CUDA-graph replay (hot L2).
 
-For the small-M points where a hot sweep once read well above cold (docs/measurement.md): the eager
+For the small-M points where a hot sweep once read well above cold (docs/validation.md): the eager
 latency's minimum, the graph size gemmbench used to derive from it (GRAPH_TARGET_REPLAY_US / latency,
 at most 32), the host time of one graph.replay(), the device time per call at several fixed graph
 sizes, and at the size timing.fit_graph_unroll now picks. A replay whose device work is shorter than

@@ -1,4 +1,4 @@
-"""Does the eager latency's host state follow the CPU the launching thread runs on? (docs/measurement.md)
+"""Does the eager latency's host state follow the CPU the launching thread runs on? (docs/validation.md)
 
 On the GPU machine: eager mm_out_dtype at DeepSeek-V3's router, M = 1, sampled in WINDOWS windows of
 WINDOW_S each, recording for every window its median and the CPU the process ran on at its end; first

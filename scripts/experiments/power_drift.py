@@ -1,4 +1,4 @@
-"""What a GPU at its power cap does to one point's samples (docs/measurement.md): a large router GEMM
+"""What a GPU at its power cap does to one point's samples (docs/validation.md): a large router GEMM
 timed for a few seconds right after the device warm-up, window by window.
 
 For each window: the median device time per call (CUDA-graph replays, cold L2 as in a sweep), the SM
