@@ -56,11 +56,6 @@ def shared_timer(a: Record, b: Record) -> tuple[str, TimerSummary | None, TimerS
     return LATENCY, a.latency, b.latency
 
 
-def in_range(records: Iterable[Record]) -> list[Record]:
-    """The records but the rows of backends at an M beyond their range (`out_of_range`)."""
-    return [r for r in records if not r.out_of_range]
-
-
 def after_context(context: str | None) -> str:
     """What follows a GEMM's (or a row's) name where it ran in a layer: ` after <producer>`; nothing alone."""
     return f" after {context}" if context else ""
@@ -219,6 +214,11 @@ def by_shape(records: Iterable[Record]) -> dict[tuple, list[Record]]:
     """Records grouped by GEMM shape (model, gemm, N, K) and context (None alone, else the producer before
     it), in first-seen order: one table, panel or recommendation each."""
     return grouped(records, lambda record: record.view)
+
+
+def in_range(records: Iterable[Record]) -> list[Record]:
+    """The records but the rows of backends at an M beyond their range (`out_of_range`)."""
+    return [r for r in records if not r.out_of_range]
 
 
 def by_case(records: Iterable[Record]) -> dict[Case, list[Record]]:

@@ -95,12 +95,16 @@ class Samples:
 
     @classmethod
     def from_windows(
-        cls, timer: str, windows: list[list[float]], target_ci_rel: float = EAGER_STEADY_CI_REL, **margin
+        cls,
+        timer: str,
+        windows: list[list[float]],
+        target_ci_rel: float | None = EAGER_STEADY_CI_REL,
+        rerun_margin_rel: float = 0.0,
     ) -> Samples:
         """Samples taken in windows (or placements); their median and interval come from each one's median."""
         values = tuple(v for window in windows for v in window)
         medians = tuple(statistics.median(window) for window in windows if window)
-        return cls(timer, values, target_ci_rel, medians, **margin)
+        return cls(timer, values, target_ci_rel, medians, rerun_margin_rel)
 
     @property
     def ci_us(self) -> tuple[float, float]:
