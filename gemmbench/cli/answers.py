@@ -19,6 +19,7 @@ from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR
 from gemmbench.analysis.recommend import dispatch_view
 from gemmbench.analysis.recommend import recommend as recommend_backends
 from gemmbench.cli.app import EXIT_CODES_HELP, EXIT_NO_ANSWER, app, err_console, exit_if_errored, out_console
+from gemmbench.cli.group import print_groups
 from gemmbench.cli.options import AllRowsOpt, check_exports, one_format
 from gemmbench.cli.session import export, print_results
 from gemmbench.errors import GemmbenchError, UsageError
@@ -31,7 +32,7 @@ from gemmbench.output.compare import (
 from gemmbench.output.dispatch import recommendation_python
 from gemmbench.output.fleet import fleet_markdown, fleet_table
 from gemmbench.output.format import header, reasons_text
-from gemmbench.output.groups import advice_dicts, advice_markdown, advice_tables, group_markdown, group_tables
+from gemmbench.output.groups import advice_dicts, advice_markdown, advice_tables
 from gemmbench.output.kernels import decoded_tables
 from gemmbench.output.recommend import recommendation_dicts, recommendation_markdown, recommendation_tables
 from gemmbench.output.sweep import incomplete_note
@@ -56,10 +57,8 @@ def show(
         err_console.print(f"incomplete run (interrupted): {incomplete_note(loaded)}", style="yellow")
     if loaded.records or not loaded.groups:
         print_results(console, loaded.records, md, all_rows)
-    if loaded.groups and md:
-        console.print(group_markdown(loaded.groups), markup=False, highlight=False, soft_wrap=True)
-    elif loaded.groups:
-        console.print(group_tables(loaded.groups))
+    if loaded.groups:
+        print_groups(console, loaded.groups, md)
     export(loaded, csv, json_path)
 
 

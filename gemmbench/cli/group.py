@@ -41,47 +41,72 @@ from gemmbench.spec import presets
 # `gemmbench group` without --backend: the backends serving engines use for the light GEMMs.
 GROUP_DEFAULT_BACKENDS = ("mm_out_dtype", "cublas_ext", "linear_cast")
 
+GroupPresetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--preset",
+        "-p",
+        help="A preset with [[group]] tables (repeatable): deepseek-v4-pro, deepseek-v4-flash. Required, or --config.",
+    ),
+]
+GroupBackendOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--backend",
+        "-b",
+        help="Backends that compute the group's light (bf16 -> fp32) members, each in turn (repeatable or "
+        "comma-separated). Default: mm_out_dtype, cublas_ext, linear_cast; the heavy member runs torch.mm in "
+        "its own dtypes.",
+    ),
+]
+GroupCsvOpt = Annotated[
+    str | None,
+    typer.Option("--csv", help="Also write the group rows as CSV here, each as it finishes; - for stdout."),
+]
+GroupHotOpt = Annotated[bool, typer.Option("--hot", help="One set of inputs (hot L2). Default: cold L2.")]
+GroupNoKernelsOpt = Annotated[
+    bool, typer.Option("--no-kernels", help="Skip the profiler pass that shows which streams overlapped.")
+]
+MdOpt = Annotated[bool, typer.Option("--md", help="Print a Markdown table.")]
+
+
+def selected_groups(names: list[str], configs: list[Path]) -> list:
+    """The groups of the named presets and config files; a usage error where there are none."""
+    if not names and not configs:
+        with_groups = [name for name in presets.preset_names() if presets.load_preset(name).groups]
+        raise UsageError("no preset given", f"name one with groups: {', '.join(with_groups)}")
+    loaded = [presets.load_preset(name) for name in names] + [presets.load_config(path) for path in configs]
+    groups = [g for p in loaded for g in p.groups]
+    if not groups:
+        raise UsageError(f"{', '.join(p.name for p in loaded)} define(s) no [[group]]", "give a preset with groups")
+    return groups
+
+
+def print_groups(console, groups, md: bool) -> None:
+    if md:
+        console.print(group_markdown(groups), markup=False, highlight=False, soft_wrap=True)
+    else:
+        console.print(group_tables(groups))
+
 
 @app.command(epilog=EXIT_CODES_HELP)
 def group(
-    preset: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--preset",
-            "-p",
-            help="A preset with [[group]] tables (repeatable): deepseek-v4-pro, deepseek-v4-flash. "
-            "Required, or --config.",
-        ),
-    ] = None,
+    preset: GroupPresetOpt = None,
     config: ConfigOpt = None,
     m: MOpt = None,
-    backend: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--backend",
-            "-b",
-            help="Backends that compute the group's light (bf16 -> fp32) members, each in turn (repeatable or "
-            "comma-separated). Default: mm_out_dtype, cublas_ext, linear_cast; the heavy member runs torch.mm in "
-            "its own dtypes.",
-        ),
-    ] = None,
+    backend: GroupBackendOpt = None,
     device: DeviceOpt = "auto",
     plugin: PluginOpt = None,
-    csv: Annotated[
-        str | None,
-        typer.Option("--csv", help="Also write the group rows as CSV here, each as it finishes; - for stdout."),
-    ] = None,
+    csv: GroupCsvOpt = None,
     json_path: JsonOutOpt = None,
     out_dir: OutDirOpt = Path("results"),
     no_save: NoSaveOpt = False,
     allow_empty: AllowEmptyOpt = False,
-    hot: Annotated[bool, typer.Option("--hot", help="One set of inputs (hot L2). Default: cold L2.")] = False,
+    hot: GroupHotOpt = False,
     seed: SeedOpt = 0,
     placements: PlacementsOpt = None,
-    no_kernels: Annotated[
-        bool, typer.Option("--no-kernels", help="Skip the profiler pass that shows which streams overlapped.")
-    ] = False,
-    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+    no_kernels: GroupNoKernelsOpt = False,
+    md: MdOpt = False,
     quiet: QuietOpt = False,
     context: ContextOpt = "none",
 ) -> None:
@@ -91,13 +116,7 @@ def group(
 
     refuse_torchrun("group", "run it without torchrun")
     names = split_values(preset)
-    if not names and not config:
-        with_groups = [name for name in presets.preset_names() if presets.load_preset(name).groups]
-        raise UsageError("no preset given", f"name one with groups: {', '.join(with_groups)}")
-    loaded = [presets.load_preset(name) for name in names] + [presets.load_config(path) for path in config or []]
-    groups = [g for p in loaded for g in p.groups]
-    if not groups:
-        raise UsageError(f"{', '.join(p.name for p in loaded)} define(s) no [[group]]", "give a preset with groups")
+    groups = selected_groups(names, config or [])
     plan = plan_sweep(
         presets=names,
         configs=config or [],
@@ -117,10 +136,7 @@ def group(
     notes = err_console if not quiet else None
     result = run_with_progress(plan, console, notes, not quiet, work=GroupWork(groups), csv=csv)
     with finishing():
-        if md:
-            console.print(group_markdown(result.run.groups), markup=False, highlight=False, soft_wrap=True)
-        else:
-            console.print(group_tables(result.run.groups))
+        print_groups(console, result.run.groups, md)
         report_saved(result, notes, rows_phrase(len(result.run.groups), "group row"))
         export(result.run, csv, json_path)
     if result.interrupted:
