@@ -151,46 +151,51 @@ def compare(
         )
 
 
+ToleranceOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--tolerance",
+        min=0,
+        help="Largest rel_err a backend may have (default 1e-4: fp32-output semantics, which excludes "
+        "linear_cast's bf16 rounding; 1e-2 admits it).",
+    ),
+]
+MaxFlipsOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-flips",
+        min=0,
+        max=100,
+        help="Also require the routing check (router rows): at most this percent of tokens may route to "
+        "other experts than with float64 logits (docs/routing.md). Default: not required.",
+    ),
+]
+PythonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--python", help="Print a dispatch function for these shapes on this GPU, to paste into serving code."
+    ),
+]
+ViewOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--context",
+        help="The view to decide by: the producer before the GEMM in its layer ('none': the GEMMs alone). "
+        "Default: every view in the tables; with --python, the run's engine producer (FlashInfer's fused add "
+        "+ norm first), or its only one.",
+    ),
+]
+
+
 @app.command(epilog=EXIT_CODES_HELP)
 def recommend(
     run: Annotated[Path, typer.Argument(help="A run file or CSV.")],
-    tolerance: Annotated[
-        float | None,
-        typer.Option(
-            "--tolerance",
-            min=0,
-            help="Largest rel_err a backend may have "
-            "(default 1e-4: fp32-output semantics, which excludes linear_cast's "
-            "bf16 rounding; 1e-2 admits it).",
-        ),
-    ] = None,
-    max_flips: Annotated[
-        float | None,
-        typer.Option(
-            "--max-flips",
-            min=0,
-            max=100,
-            help="Also require the routing check (router rows): at most this percent of tokens may route to "
-            "other experts than with float64 logits (docs/routing.md). Default: not required.",
-        ),
-    ] = None,
+    tolerance: ToleranceOpt = None,
+    max_flips: MaxFlipsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
-    python: Annotated[
-        bool,
-        typer.Option(
-            "--python", help="Print a dispatch function for these shapes on this GPU, to paste into serving code."
-        ),
-    ] = False,
-    context: Annotated[
-        str | None,
-        typer.Option(
-            "--context",
-            help="The view to decide by: the producer before the GEMM in its layer ('none': the GEMMs alone). "
-            "Default: every view in the tables; with --python, the run's engine producer (FlashInfer's fused add "
-            "+ norm first), or its only one.",
-        ),
-    ] = None,
+    python: PythonOpt = False,
+    context: ViewOpt = None,
 ) -> None:
     """Per GEMM shape (alone, and per layer after each producer the run timed): the fastest accurate backend
     at each M, collapsed into M ranges with the crossovers, and what it saves against mm_out_dtype."""
@@ -201,13 +206,7 @@ def recommend(
     if loaded.groups:  # a `gemmbench group` run: per group, whether and up to which M the streams pay
         if python:
             raise UsageError("--python writes a dispatch function for sweeps, not for group runs", "drop --python")
-        advice = advise(loaded.groups, tolerance)
-        if as_json:
-            typer.echo(json.dumps(advice_dicts(advice), indent=1))
-        elif md:
-            typer.echo(advice_markdown(advice), nl=False)
-        else:
-            out_console.print(advice_tables(advice))
+        print_group_advice(advise(loaded.groups, tolerance), as_json, md)
         return
     recommendations = recommend_backends(loaded.records, tolerance, None if max_flips is None else max_flips / 100)
     if not recommendations:
@@ -227,6 +226,16 @@ def recommend(
     exit_if_unanswered(
         recommendations, "the reasons are above" if not python else f"`gemmbench recommend {run}` says why"
     )
+
+
+def print_group_advice(advice, as_json: bool, md: bool) -> None:
+    """A group run's advice, as JSON, Markdown or rich tables."""
+    if as_json:
+        typer.echo(json.dumps(advice_dicts(advice), indent=1))
+    elif md:
+        typer.echo(advice_markdown(advice), nl=False)
+    else:
+        out_console.print(advice_tables(advice))
 
 
 def exit_if_unanswered(recommendations, why: str) -> None:
