@@ -156,13 +156,18 @@ def sweep(
     )
     if not speaks:
         raise typer.Exit(1 if result.failure else 0)
+    finish_sweep(result, tables_console, notes, md, csv, json_path, allow_empty)
+
+
+def finish_sweep(result, tables: Console, notes: Console | None, md: bool, csv, json_path, allow_empty: bool) -> None:
+    """A finished (or stopped) sweep's tables, where its run went, its exports, and its exit code."""
     if result.failure:
         err_console.print(
             f"the fleet stopped early: {result.failure}; rows it did not report are error rows", style="red"
         )
     records = result.run.records
     with finishing():
-        print_results(tables_console, records, md)
+        print_results(tables, records, md)
         report_saved(result, notes, rows_phrase(len(records)))  # first: an export that fails raises
         export(result.run, csv, json_path)
         if result.interrupted:
