@@ -204,11 +204,7 @@ def plan_sweep(
     )
     _check_count("samples", samples, MAX_SAMPLES, "None for the --target-ci/--budget-ms rule")
     lists = {"presets": presets, "configs": configs, "shapes": shapes, "roles": roles, "backends": backends}
-    for name, value in (*lists.items(), ("plugins", plugins)):
-        if isinstance(value, str):  # a string is a sequence too: its characters would be taken one by one
-            raise UsageError(f"{name} = {value!r} is a string, not a list", f"pass {name}=[{value!r}]")
-    if isinstance(m, int) and not isinstance(m, bool):
-        m = [m]
+    _check_lists({**lists, "plugins": plugins})
     load_plugins(list(plugins))
     producers = select_producers(context)
     parsed = [parse_shape(text) for text in shapes]
@@ -222,12 +218,7 @@ def plan_sweep(
     if not presets and not configs and not parsed:
         presets = [DEFAULT_PRESET]
     dev = environment.select_device(device)
-    if m is None:
-        m_values = DEFAULT_M if dev.type == "cuda" else CPU_DEFAULT_M
-    elif isinstance(m, str):
-        m_values = parse_m_list(m)
-    else:
-        m_values = parse_m_list(",".join(str(value) for value in m))
+    m_values = _m_values(m, dev)
     gemms = select_gemms(list(presets), [Path(c) for c in configs], list(roles)) + custom
     options = MeasureOptions(
         warmup_s=POINT_WARMUP_S if warmup_ms is None else warmup_ms / 1e3,
@@ -239,11 +230,7 @@ def plan_sweep(
         keep_samples=keep_samples,
         placements=placements or (PLACEMENTS if dev.type == "cuda" else 1),
         routing_data=load_routing_data(
-            Path(weights) if weights else None,
-            weight_tensor,
-            bias_tensor,
-            str(activations) if activations else None,
-            activations_tensor,
+            weights and Path(weights), weight_tensor, bias_tensor, activations and str(activations), activations_tensor
         ),
     )
     return SweepPlan(
@@ -256,6 +243,23 @@ def plan_sweep(
         remeasure_roofline=remeasure_roofline,
         producers=producers,
     )
+
+
+def _check_lists(lists: dict) -> None:
+    """The list options the Python API takes: a string is a sequence too, whose characters would be taken
+    one by one."""
+    for name, value in lists.items():
+        if isinstance(value, str):
+            raise UsageError(f"{name} = {value!r} is a string, not a list", f"pass {name}=[{value!r}]")
+
+
+def _m_values(m, device: torch.device) -> tuple[int, ...]:
+    """The M values asked for (a list, an int, or a string as --m takes it), or the device's default."""
+    if m is None:
+        return DEFAULT_M if device.type == "cuda" else CPU_DEFAULT_M
+    if isinstance(m, int) and not isinstance(m, bool):
+        m = [m]
+    return parse_m_list(m if isinstance(m, str) else ",".join(str(value) for value in m))
 
 
 def _check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms) -> None:
