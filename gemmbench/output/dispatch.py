@@ -28,60 +28,12 @@ def _identifier(text: str) -> str:
 def recommendation_python(recommendations: list[ShapeRecommendation], provenance: dict, source: str) -> str:
     """A dispatch function per GEMM shape and one by (N, K), as Python to paste into serving code: the M
     thresholds as named constants, a docstring naming the run, GPU and software they were measured on."""
-    gpu = provenance.get("device_name", "unknown device")
-    arch = f" ({provenance['arch']})" if provenance.get("arch") else ""
-    software = ", ".join(
-        f"{label} {provenance[key]}"
-        for key, label in (("torch", "torch"), ("cuda", "CUDA"), ("cublas", "cuBLAS"), ("gemmbench", "gemmbench"))
-        if provenance.get(key)
-    )
-    tolerance = recommendations[0].tolerance if recommendations else FP32_ACCURATE_REL_ERR
-    paragraphs = [
-        f"Measured in {source}: {gpu}{arch}, {software}, {provenance.get('started', 'date not recorded')}."
-        + (f" Chosen by the {recommendations[0].figure}." if recommendations else "")
-        + f" The fastest backend with rel_err <= {tolerance:g} at each measured M; ties within "
-        f"{SAME_TOLERANCE:.0%} go to the first of {', '.join(PREFERENCE)}.",
-        "Each threshold is the largest M measured in its tier; an M between two measured values gets the "
-        "backend of the next tier up, the one measured at the next M; an M above the largest measured gets "
-        "None (not measured: a specialised backend may not even run there).",
-    ]
-    simulated = tuple(sorted({b for rec in recommendations for b in rec.simulated}))
-    if simulated:
-        paragraphs.insert(0, f"Not for serving: {simulated_caveat(simulated)}.")
-    lines = [
-        '"""Which backend to dispatch for each bf16 x bf16 -> fp32 GEMM, by token count M.',
-        "",
-        *(
-            line
-            for index, paragraph in enumerate(paragraphs)
-            for line in ([""] if index else [])
-            + textwrap.fill(paragraph, GENERATED_WIDTH, break_on_hyphens=False, break_long_words=False).splitlines()
-        ),
-        '"""',
-        "",
-    ]
+    lines = _module_docstring(recommendations, provenance, source)
     table: list[str] = []
     seen_shapes: dict[tuple[int, int], str] = {}
     for rec in recommendations:
         function = f"{_identifier(f'{rec.model} {rec.gemm}')}_backend"
-        prefix = function.removesuffix("_backend").upper()
-        lines.append(f"# {rec.model} {rec.gemm}: x[M, {rec.k}] @ w[{rec.n}, {rec.k}].T")
-        if rec.throttled:
-            lines += [f"# {line}" for line in textwrap.wrap(throttle_caveat(rec.throttled), GENERATED_WIDTH - 2)]
-        for tier, mrange in enumerate(rec.ranges[:-1], start=1):
-            lines.append(f"{prefix}_TIER_{tier}_MAX_M = {mrange.last_m}  # {mrange.backend}")
-        if rec.ranges:
-            lines.append(f"{prefix}_MAX_MEASURED_M = {rec.ranges[-1].last_m}")
-        lines += ["", "", f"def {function}(m: int) -> str | None:"]
-        if not rec.ranges:
-            lines.append("    return None  # no backend qualified in this run")
-        else:
-            lines += [f"    if m > {prefix}_MAX_MEASURED_M:", "        return None  # not measured"]
-        for tier, mrange in enumerate(rec.ranges[:-1], start=1):
-            lines += [f"    if m <= {prefix}_TIER_{tier}_MAX_M:", f"        return {json.dumps(mrange.backend)}"]
-        if rec.ranges:
-            lines.append(f"    return {json.dumps(rec.ranges[-1].backend)}")
-        lines += ["", ""]
+        lines += _shape_function(rec, function)
         shape = (rec.n, rec.k)
         if shape in seen_shapes:
             table.append(f"    # {shape}: also {function}, measured separately; {seen_shapes[shape]} is used")
@@ -103,3 +55,61 @@ def recommendation_python(recommendations: list[ShapeRecommendation], provenance
         "    return pick(m) if pick else None",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _module_docstring(recommendations: list[ShapeRecommendation], provenance: dict, source: str) -> list[str]:
+    """The generated module's docstring: where and how the thresholds were measured, and how to read them."""
+    gpu = provenance.get("device_name", "unknown device")
+    arch = f" ({provenance['arch']})" if provenance.get("arch") else ""
+    software = ", ".join(
+        f"{label} {provenance[key]}"
+        for key, label in (("torch", "torch"), ("cuda", "CUDA"), ("cublas", "cuBLAS"), ("gemmbench", "gemmbench"))
+        if provenance.get(key)
+    )
+    tolerance = recommendations[0].tolerance if recommendations else FP32_ACCURATE_REL_ERR
+    paragraphs = [
+        f"Measured in {source}: {gpu}{arch}, {software}, {provenance.get('started', 'date not recorded')}."
+        + (f" Chosen by the {recommendations[0].figure}." if recommendations else "")
+        + f" The fastest backend with rel_err <= {tolerance:g} at each measured M; ties within "
+        f"{SAME_TOLERANCE:.0%} go to the first of {', '.join(PREFERENCE)}.",
+        "Each threshold is the largest M measured in its tier; an M between two measured values gets the "
+        "backend of the next tier up, the one measured at the next M; an M above the largest measured gets "
+        "None (not measured: a specialised backend may not even run there).",
+    ]
+    simulated = tuple(sorted({b for rec in recommendations for b in rec.simulated}))
+    if simulated:
+        paragraphs.insert(0, f"Not for serving: {simulated_caveat(simulated)}.")
+    return [
+        '"""Which backend to dispatch for each bf16 x bf16 -> fp32 GEMM, by token count M.',
+        "",
+        *(
+            line
+            for index, paragraph in enumerate(paragraphs)
+            for line in ([""] if index else [])
+            + textwrap.fill(paragraph, GENERATED_WIDTH, break_on_hyphens=False, break_long_words=False).splitlines()
+        ),
+        '"""',
+        "",
+    ]
+
+
+def _shape_function(rec: ShapeRecommendation, function: str) -> list[str]:
+    """One shape's thresholds as named constants and its dispatch function."""
+    prefix = function.removesuffix("_backend").upper()
+    lines = [f"# {rec.model} {rec.gemm}: x[M, {rec.k}] @ w[{rec.n}, {rec.k}].T"]
+    if rec.throttled:
+        lines += [f"# {line}" for line in textwrap.wrap(throttle_caveat(rec.throttled), GENERATED_WIDTH - 2)]
+    for tier, mrange in enumerate(rec.ranges[:-1], start=1):
+        lines.append(f"{prefix}_TIER_{tier}_MAX_M = {mrange.last_m}  # {mrange.backend}")
+    if rec.ranges:
+        lines.append(f"{prefix}_MAX_MEASURED_M = {rec.ranges[-1].last_m}")
+    lines += ["", "", f"def {function}(m: int) -> str | None:"]
+    if not rec.ranges:
+        lines.append("    return None  # no backend qualified in this run")
+    else:
+        lines += [f"    if m > {prefix}_MAX_MEASURED_M:", "        return None  # not measured"]
+    for tier, mrange in enumerate(rec.ranges[:-1], start=1):
+        lines += [f"    if m <= {prefix}_TIER_{tier}_MAX_M:", f"        return {json.dumps(mrange.backend)}"]
+    if rec.ranges:
+        lines.append(f"    return {json.dumps(rec.ranges[-1].backend)}")
+    return lines + ["", ""]
