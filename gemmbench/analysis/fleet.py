@@ -66,6 +66,7 @@ def _time(record: Record) -> tuple[float, float] | None:
 
 
 def fleet_report(run: Run, source: str = "the run") -> FleetReport:
+    """Each device's points against the fleet's median at the same point, and a summary per device."""
     timed = [r for r in run.records if r.status == OK and r.device_id and _time(r)]
     devices = list(dict.fromkeys(r.device_id for r in timed))
     if len(devices) < 2:
@@ -73,6 +74,23 @@ def fleet_report(run: Run, source: str = "the run") -> FleetReport:
             f"{source} holds timed rows of {len(devices)} device(s), not a fleet",
             "run the sweep under torchrun with --split none (docs/usage.md: fleets)",
         )
+    points = _device_points(timed)
+    if not points:
+        raise GemmbenchError(
+            f"{source} measured no point on more than one device (a --split points run)",
+            "a fleet check runs every point on every device: torchrun ... gemmbench -- sweep --split none",
+        )
+    gpus = {p.get("device_id"): p.get("device_name", "?") for p in run.provenance.get("fleet", {}).get("ranks", [])}
+    summaries = [
+        _device_summary(device, gpus.get(device, "?"), mine, [r for r in timed if r.device_id == device])
+        for device in devices
+        if (mine := [p for p in points if p.device_id == device])
+    ]
+    return FleetReport(summaries, points)
+
+
+def _device_points(timed: list[Record]) -> list[DevicePoint]:
+    """Every timed row of a point measured on two or more devices, against the median of that point."""
     by_point: dict[tuple, list[Record]] = {}
     for record in timed:
         by_point.setdefault((record.case, record.label), []).append(record)
@@ -84,49 +102,30 @@ def fleet_report(run: Run, source: str = "the run") -> FleetReport:
         for row in rows:
             median_us, low_us = _time(row)
             slower = low_us > fleet_us * (1 + SAME_TOLERANCE)
+            ratio = median_us / fleet_us
             points.append(
-                DevicePoint(
-                    row.device_id,
-                    backend,
-                    case.model,
-                    case.gemm,
-                    case.m,
-                    median_us,
-                    fleet_us,
-                    median_us / fleet_us,
-                    slower,
-                )
+                DevicePoint(row.device_id, backend, case.model, case.gemm, case.m, median_us, fleet_us, ratio, slower)
             )
-    if not points:
-        raise GemmbenchError(
-            f"{source} measured no point on more than one device (a --split points run)",
-            "a fleet check runs every point on every device: torchrun ... gemmbench -- sweep --split none",
-        )
-    gpus = {p.get("device_id"): p.get("device_name", "?") for p in run.provenance.get("fleet", {}).get("ranks", [])}
-    summaries = []
-    for device in devices:
-        mine = [p for p in points if p.device_id == device]
-        rows = [r for r in timed if r.device_id == device]
-        if not mine:
-            continue
-        slower = sum(p.slower for p in mine)
-        seen = (r.clocks.throttle_reasons for r in rows if r.clocks and r.clocks.throttle_reasons)
-        reasons = sorted({reason for listed in seen for reason in listed.split(",")})
-        clocks = [r.clocks.sm_clock_mhz for r in rows if r.clocks and r.clocks.sm_clock_mhz is not None]
-        power = [r.clocks.power_w for r in rows if r.clocks and r.clocks.power_w is not None]
-        summaries.append(
-            DeviceSummary(
-                device,
-                rows[0].rank,
-                gpus.get(device, "?"),
-                len(mine),
-                statistics.median(p.ratio for p in mine),
-                max(p.ratio for p in mine),
-                slower,
-                OUTLIER if slower >= OUTLIER_MIN_POINTS else OK_VERDICT,
-                min(clocks) if clocks else None,
-                max(power) if power else None,
-                reasons,
-            )
-        )
-    return FleetReport(summaries, points)
+    return points
+
+
+def _device_summary(device: str, gpu: str, mine: list[DevicePoint], rows: list[Record]) -> DeviceSummary:
+    """One device's verdict from its points, with the lowest clock, highest power and slowdowns its rows saw."""
+    slower = sum(p.slower for p in mine)
+    seen = (r.clocks.throttle_reasons for r in rows if r.clocks and r.clocks.throttle_reasons)
+    reasons = sorted({reason for listed in seen for reason in listed.split(",")})
+    clocks = [r.clocks.sm_clock_mhz for r in rows if r.clocks and r.clocks.sm_clock_mhz is not None]
+    power = [r.clocks.power_w for r in rows if r.clocks and r.clocks.power_w is not None]
+    return DeviceSummary(
+        device,
+        rows[0].rank,
+        gpu,
+        len(mine),
+        statistics.median(p.ratio for p in mine),
+        max(p.ratio for p in mine),
+        slower,
+        OUTLIER if slower >= OUTLIER_MIN_POINTS else OK_VERDICT,
+        min(clocks) if clocks else None,
+        max(power) if power else None,
+        reasons,
+    )
