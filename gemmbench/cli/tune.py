@@ -16,29 +16,32 @@ from gemmbench.cli.session import refuse_torchrun
 from gemmbench.errors import UsageError
 from gemmbench.output.format import format_us
 
+TuneMOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--m",
+        help="Token counts M; each is tuned for its power-of-two bucket. Default: every bucket router_small_m "
+        "runs (the powers of two up to its largest M).",
+    ),
+]
+TuneOutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="The tuning file to write. Default: the tunings folder of your cache, which sweeps on this "
+        "machine read from then on. To ship one with gemmbench, add it to gemmbench/backends/tunings/.",
+    ),
+]
+
 
 @app.command()
 def tune(
     preset: PresetOpt = None,
     config: ConfigOpt = None,
     shape: ShapeOpt = None,
-    m: Annotated[
-        str | None,
-        typer.Option(
-            "--m",
-            help="Token counts M; each is tuned for its power-of-two bucket. Default: every bucket router_small_m "
-            "runs (the powers of two up to its largest M).",
-        ),
-    ] = None,
+    m: TuneMOpt = None,
     device: DeviceOpt = "auto",
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            help="The tuning file to write. Default: the tunings folder of your cache, which sweeps on this "
-            "machine read from then on. To ship one with gemmbench, add it to gemmbench/backends/tunings/.",
-        ),
-    ] = None,
+    out: TuneOutOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Tune router_small_m for every bf16 -> fp32 GEMM of the presets and shapes it runs (small M) at each M
@@ -76,10 +79,15 @@ def tune(
         write_json(path, tuning.tuning_file(gpu, tuned, tuning.software()))
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}", "give --out a writable path") from exc
+    out_console.print(tunings_table(tuned))
+    out_console.print(f"wrote {path}: {len(tuned)} tunings for {gpu}; margin: the runner-up's time over the winner's")
+
+
+def tunings_table(tuned: dict) -> Table:
+    """Each tuned shape and bucket: the winning configuration, its time, and its margin over the runner-up."""
     table = Table(pad_edge=False)
     for column in ("shape", "configuration", "time", "margin"):
         table.add_column(column, justify="right" if column in ("time", "margin") else "left")
     for key, result in tuned.items():
         table.add_row(key, str(result.config), format_us(result.time_us), f"{result.margin:.3f}x")
-    out_console.print(table)
-    out_console.print(f"wrote {path}: {len(tuned)} tunings for {gpu}; margin: the runner-up's time over the winner's")
+    return table
