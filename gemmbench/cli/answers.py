@@ -20,7 +20,7 @@ from gemmbench.analysis.recommend import dispatch_view
 from gemmbench.analysis.recommend import recommend as recommend_backends
 from gemmbench.cli.app import EXIT_CODES_HELP, EXIT_NO_ANSWER, app, err_console, exit_if_errored, out_console
 from gemmbench.cli.group import print_groups
-from gemmbench.cli.options import AllRowsOpt, check_exports, one_format
+from gemmbench.cli.options import AllRowsOpt, MdOpt, check_exports, one_format
 from gemmbench.cli.session import export, print_results
 from gemmbench.errors import GemmbenchError, UsageError
 from gemmbench.output.compare import (
@@ -101,7 +101,7 @@ def compare(
             help="Exit 1 if a row is slower by more than this many percent (verdict 'slower'): for CI.",
         ),
     ] = None,
-    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+    md: MdOpt = False,
     allow_mismatch: Annotated[
         bool,
         typer.Option(
@@ -193,7 +193,7 @@ def recommend(
     tolerance: ToleranceOpt = None,
     max_flips: MaxFlipsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+    md: MdOpt = False,
     python: PythonOpt = False,
     context: ViewOpt = None,
 ) -> None:
@@ -260,7 +260,7 @@ def fleet(
             help="Exit 1 if a device's median time is more than this many percent above the fleet's: for CI.",
         ),
     ] = None,
-    md: Annotated[bool, typer.Option("--md", help="Print a Markdown table.")] = False,
+    md: MdOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: every device and every point.")] = False,
 ) -> None:
     """Per device of a fleet: its times against the fleet's median, and whether it is an outlier."""

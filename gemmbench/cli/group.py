@@ -23,6 +23,7 @@ from gemmbench.cli.options import (
     ContextOpt,
     DeviceOpt,
     JsonOutOpt,
+    MdOpt,
     MOpt,
     NoSaveOpt,
     OutDirOpt,
@@ -67,7 +68,6 @@ GroupHotOpt = Annotated[bool, typer.Option("--hot", help="One set of inputs (hot
 GroupNoKernelsOpt = Annotated[
     bool, typer.Option("--no-kernels", help="Skip the profiler pass that shows which streams overlapped.")
 ]
-MdOpt = Annotated[bool, typer.Option("--md", help="Print a Markdown table.")]
 
 
 def selected_groups(names: list[str], configs: list[Path]) -> list:

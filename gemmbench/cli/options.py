@@ -182,6 +182,7 @@ WarmupOpt = Annotated[
     ),
 ]
 NoKernelsOpt = Annotated[bool, typer.Option("--no-kernels", help="Skip the profiler pass that records kernel names.")]
+MdOpt = Annotated[bool, typer.Option("--md", help="Print a Markdown table.")]
 MdTablesOpt = Annotated[
     bool, typer.Option("--md", help="Print the results as a Markdown table instead of rich tables.")
 ]

@@ -34,7 +34,7 @@ from gemmbench.measure.bench import (
     variants,
 )
 from gemmbench.measure.layers import Timed, Unit, after_producer, producer_calls, producer_problem
-from gemmbench.measure.routing_data import SYNTHETIC_LABEL
+from gemmbench.measure.routing_data import RoutingData
 from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record, after_context
 from gemmbench.records.flags import WRONG_RESULT_REL_ERR
 from gemmbench.records.timers import SIMULATED_TIMER
@@ -307,8 +307,7 @@ def _timed_record(
         values["topk_mismatch"] = fidelity.flips
         values["weight_l1_mean"], values["weight_l1_max"] = fidelity.weight_l1_mean, fidelity.weight_l1_max
         values["load_change"] = fidelity.load_change
-        data = bench.options.routing_data
-        values["routing_inputs"] = data.label(case) if data else SYNTHETIC_LABEL
+        values["routing_inputs"] = (bench.options.routing_data or RoutingData()).label(case)
     if bench.options.keep_samples:
         values["latency_samples_us"] = latency.values_us
         values["latency_window_medians_us"] = latency.window_medians_us or None

@@ -45,7 +45,6 @@ ROUTER_WEIGHT = re.compile(r"(^|\.)gate\.weight$")
 BIAS_NAMES = ("e_score_correction_bias", "bias")
 LAYER_NUMBER = re.compile(r"layers\.(\d+)\.")
 CHECK_FILE = "check the file, or name the tensor"
-SYNTHETIC_LABEL = "w synthetic, x synthetic normal"  # a row's routing_inputs without the user's data
 
 
 @dataclass(frozen=True)
