@@ -201,14 +201,26 @@ def test_a_fresh_tuning_keeps_its_margin_and_is_cached(monkeypatch, tmp_path):
     assert entry["margin"] == pytest.approx(1.1) and entry["time_us"] == 3.0
 
 
-def test_the_shipped_h200_tunings_are_configurations_the_kernel_has():
+SHIPPED = {
+    "router_small_m_nvidia-h200.json": "NVIDIA H200",
+    "router_small_m_nvidia-h100-80gb-hbm3.json": "NVIDIA H100 80GB HBM3",
+}
+
+
+def test_a_tuning_file_ships_for_each_gpu_the_team_measures_on():
+    from gemmbench.backends import router_small_m_tuning as tuning
+
+    assert sorted(path.name for path in tuning.SHIPPED_TUNINGS.glob("*.json")) == sorted(SHIPPED)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_the_shipped_tunings_are_configurations_the_kernel_has(name):
     import json
 
     from gemmbench.backends import router_small_m_tuning as tuning
 
-    (path,) = tuning.SHIPPED_TUNINGS.glob("*h200*.json")
-    content = json.loads(path.read_text())
-    assert content["gpu"] == "NVIDIA H200" and content["configs"]
+    content = json.loads((tuning.SHIPPED_TUNINGS / name).read_text())
+    assert content["gpu"] == SHIPPED[name] and content["configs"]
     for key, entry in content["configs"].items():
         m = int(key.rsplit("M<=", 1)[1])
         assert tuning._config_of(entry) in candidates(m), key
@@ -226,8 +238,9 @@ def test_a_tuning_file_entry_the_kernel_does_not_have_is_skipped_not_run(monkeyp
     assert tuning.file_config("GPU X", case) is None
 
 
-def test_the_shipped_h200_tunings_cover_every_gemm_of_every_preset_at_every_m_bucket(monkeypatch):
-    """A first sweep of any preset on an H200 tunes nothing: `gemmbench tune` over every preset made it."""
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_the_shipped_tunings_cover_every_gemm_of_every_preset_at_every_m_bucket(monkeypatch, name):
+    """A first sweep of any preset on these GPUs tunes nothing: `gemmbench tune` over every preset made them."""
     import importlib.util as importlib_util
     import json
 
@@ -237,8 +250,7 @@ def test_the_shipped_h200_tunings_cover_every_gemm_of_every_preset_at_every_m_bu
     from gemmbench.spec.presets import preset_names, select_gemms
 
     monkeypatch.setattr(importlib_util, "find_spec", lambda name: object())  # as where Triton is installed
-    (path,) = tuning.SHIPPED_TUNINGS.glob("*h200*.json")
-    shipped = json.loads(path.read_text())["configs"]
+    shipped = json.loads((tuning.SHIPPED_TUNINGS / name).read_text())["configs"]
     buckets = [1 << i for i in range(MAX_M.bit_length())]
     cases = build_cases(select_gemms(preset_names(), [], []), [], buckets)
     runs = [c for c in cases if RouterSmallM().unavailable_reason(c, torch.device("cuda")) is None]

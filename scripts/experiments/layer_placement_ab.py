@@ -73,11 +73,12 @@ def timed(check, layers, context: str, backend: str, pdl: bool) -> float:
 
 def in_rounds(check) -> dict:
     """Every point's layers (layer_check.py's order), all graphs sampled in turn by gemmbench's timer."""
-    graphs = {}
+    graphs, kept = {}, []
     for context, backend, pdl in POINTS:
         row = {"m": 1, "n": 256, "k": 7168, "context": context, "backend": backend, "pdl": pdl}
         generator = torch.Generator(device="cuda").manual_seed(0)
         layers = [check.new_layer(row, generator) for _ in range(LAYERS)]
+        kept.append(layers)  # a graph holds no reference to its tensors: freed ones would be overwritten
         graphs[(context, backend, pdl)] = chain_graph(check, layers, context, backend, pdl), 2 * LAYERS
     return {key: samples.median_us for key, samples in timers.time_graphs(graphs, timers.Target()).items()}
 
