@@ -65,6 +65,19 @@ def test_kernel_tables_name_the_shared_gemm_kernel():
     assert "splitk_reduce" in text and "bf16·bf16→bf16 (acc fp32)" in text
 
 
+def test_kernel_views_show_rows_alone_and_one_line_for_the_rows_in_a_layer():
+    gemm = "nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT"
+    alone = ok("mm_out_dtype", 5.6, 1e-6, [gemm])
+    in_layer = [replace(ok("mm_out_dtype", 9.0, 1e-6), context=name) for name in ("norm", "norm", "other_norm")]
+    for text in (
+        text_of(kernels_output.kernel_tables([alone, *in_layer])),
+        kernels_output.kernel_markdown([alone, *in_layer]),
+    ):
+        assert gemm in text and "not recorded" not in text
+        assert "3 rows in a layer (after norm, other_norm) are left out" in text
+    assert "in a layer" not in kernels_output.kernel_markdown([alone])
+
+
 def test_markdown_table_writes_any_cell_value():
     assert format_output.markdown_table(["n", "x"], [[3, 1.5]]).splitlines()[-1] == "| 3 | 1.5 |"
 

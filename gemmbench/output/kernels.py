@@ -138,16 +138,32 @@ def _case_table(group: list[Record]) -> Table:
     return table
 
 
+def layer_rows_note(records: list[Record]) -> str | None:
+    """The line that stands for a run's rows in a layer, which the kernel tables leave out: the kernel pass
+    profiles each GEMM alone, and in its layer the GEMM launches the same kernels. None without such rows."""
+    in_layer = [r for r in records if r.context is not None]
+    if not in_layer:
+        return None
+    producers = ", ".join(dict.fromkeys(r.context for r in in_layer))
+    return (
+        f"{len(in_layer)} rows in a layer (after {producers}) are left out: the kernel pass profiles each GEMM "
+        "alone, and in its layer it launches the same kernels"
+    )
+
+
 def kernel_tables(records: list[Record]) -> Group:
-    """Per case: each backend's kernels in launch order, decoded; then which backends share a GEMM kernel."""
+    """Per case: each backend's kernels in launch order, decoded; then which backends share a GEMM kernel.
+    Rows alone only (`layer_rows_note` stands for the others)."""
     parts: list = []
-    for case, group in by_case(records).items():
+    for case, group in by_case(r for r in records if r.context is None).items():
         parts += [
             Text(f"{shape_title(case)}, M={case.m}", style="bold"),
             _case_table(group),
             Text(_shared_gemm_line(group)),
             Text(""),
         ]
+    if note := layer_rows_note(records):
+        parts.append(Text(note, style="dim"))
     return Group(*parts)
 
 
@@ -157,9 +173,10 @@ def _markdown_kernel_cells(kernel: KernelRun) -> list[str]:
 
 
 def kernel_markdown(records: list[Record]) -> str:
-    """The kernel tables as one Markdown table, ready to paste into a pull request."""
+    """The kernel tables as one Markdown table, ready to paste into a pull request; rows alone only, and
+    the line that stands for the others under it."""
     rows: list[list[str]] = []
-    for case, group in by_case(records).items():
+    for case, group in by_case(r for r in records if r.context is None).items():
         label = f"{case.model} {case.gemm} M={case.m} N={case.n} K={case.k}"
         for record in group:
             if record.status == OK and record.kernels:
@@ -167,7 +184,8 @@ def kernel_markdown(records: list[Record]) -> str:
             else:
                 rows.append([label, record.label, f"{record.status}: {record.reason or 'kernels not recorded'}"])
         rows.append([label, "", _shared_gemm_line(group)])
-    return markdown_table(["case", "backend", *KERNEL_COLUMNS], rows)
+    note = layer_rows_note(records)
+    return markdown_table(["case", "backend", *KERNEL_COLUMNS], rows) + (f"\n{note}\n" if note else "")
 
 
 def decoded_tables(infos: list[KernelInfo]) -> Group:
