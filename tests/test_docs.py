@@ -5,6 +5,8 @@ import contextlib
 import io
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,93 @@ def test_every_file_under_docs_runs_is_a_run_file(path):
     from gemmbench.records.runfile import load_run
 
     assert load_run(path).records or load_run(path).groups
+
+
+# scripts/docs/gemmbench_output.py: a gemmbench answer as a doc block.
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "h200_deepseek_v3_sm90.json"
+FIXTURE_B = FIXTURE.with_name("h200_deepseek_v3_sm90_b.json")
+
+
+def printed_by_output_script(args: list[str]) -> str:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        load_script("docs/gemmbench_output.py").main(args)
+    return printed.getvalue()
+
+
+def test_every_gemmbench_command_is_answered_or_refused_by_the_output_script():
+    from typer.main import get_command
+
+    from gemmbench.cli import app
+
+    script = load_script("docs/gemmbench_output.py")
+    assert set(get_command(app).commands) == set(script.ANSWERS) | set(script.REFUSED)
+    assert not set(script.ANSWERS) & set(script.REFUSED)
+
+
+@pytest.mark.parametrize(
+    "args, why",
+    [
+        (["sweep", "-p", "deepseek-v3"], "measures on a GPU"),
+        (["group", "-p", "deepseek-v4-pro"], "measures on a GPU"),
+        (["tune", "-p", "deepseek-v3"], "measures on a GPU"),
+        (["kernels", "-p", "deepseek-v3", "--md"], "without --from runs kernels on a GPU"),
+        (["plot", "run.json", "-o", "plot.png"], "writes an image"),
+        (["env"], "describes this machine"),
+        (["bench"], "not a gemmbench command"),
+    ],
+)
+def test_the_output_script_refuses_what_needs_a_gpu_or_is_no_saved_answer(args, why, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_script("docs/gemmbench_output.py").parse_args(args)
+    assert exit_info.value.code == 2 and why in capsys.readouterr().err
+
+
+def test_the_output_script_prints_what_the_command_prints_at_a_fixed_width(monkeypatch):
+    from typer.testing import CliRunner
+
+    from gemmbench.cli import app
+    from gemmbench.cli.app import PIPE_WIDTH, out_console
+
+    monkeypatch.setattr(out_console, "width", PIPE_WIDTH)
+    expected = CliRunner().invoke(app, ["kernels", "--from", str(FIXTURE)]).stdout
+    narrow = PIPE_WIDTH // 2  # a terminal's width must not change a doc block
+    monkeypatch.setattr(out_console, "width", narrow)
+    assert printed_by_output_script(["kernels", "--from", str(FIXTURE)]) == expected
+    assert out_console.width == narrow  # and the console gets its width back
+
+
+def test_the_output_script_keeps_the_rows_asked_for_and_fences_code():
+    whole = printed_by_output_script(["compare", str(FIXTURE), str(FIXTURE_B), "--md"])
+    kept = printed_by_output_script(["--rows", r"\| 16 \|", "compare", str(FIXTURE), str(FIXTURE_B), "--md"])
+    rows = [line for line in kept.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0] == next(line for line in whole.splitlines() if line.startswith("| GEMM"))
+    assert len(rows) > 1 and all("| 16 |" in row for row in rows[1:])
+    assert [line for line in whole.splitlines() if not line.startswith("|")] == [
+        line for line in kept.splitlines() if not line.startswith("|")
+    ]
+    fenced = printed_by_output_script(["--code", "python", "recommend", str(FIXTURE), "--python"])
+    assert fenced.startswith("```python\n") and fenced.endswith("\n```\n")
+
+
+def test_the_output_script_fails_where_the_command_fails():
+    with pytest.raises(SystemExit, match="exited 1"):
+        printed_by_output_script(["recommend", "no_such_run.json", "--md"])
+
+
+NO_TORCH = f"""
+import contextlib, io, sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from test_scripts import load_script
+with contextlib.redirect_stdout(io.StringIO()):
+    for args in (["show", {str(FIXTURE)!r}], ["recommend", {str(FIXTURE)!r}, "--md"],
+                 ["compare", {str(FIXTURE)!r}, {str(FIXTURE_B)!r}, "--md"], ["kernels", "--from", {str(FIXTURE)!r}]):
+        load_script("docs/gemmbench_output.py").main(args)
+print(sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))[:5])
+"""
+
+
+def test_the_output_script_never_imports_torch():
+    result = subprocess.run([sys.executable, "-c", NO_TORCH], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

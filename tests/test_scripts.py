@@ -19,6 +19,7 @@ SAMPLE_ARGS = {
     "checks/repeatability.py": ["a.json", "b.json", "--hot", "c.json"],
     "checks/aa_table.py": ["a.json", "b.json", "c.json"],
     "checks/routing_table.py": ["a.json"],
+    "docs/gemmbench_output.py": ["recommend", "run.json", "--md"],
     "docs/schema_table.py": [],
     "checks/validate_timers.py": ["out"],
     "experiments/graph_sizing.py": ["out"],
