@@ -21,6 +21,7 @@ SAMPLE_ARGS = {
     "checks/routing_table.py": ["a.json"],
     "docs/gemmbench_output.py": ["recommend", "run.json", "--md"],
     "docs/schema_table.py": [],
+    "docs/tiers_table.py": ["run.json"],
     "checks/validate_timers.py": ["out"],
     "experiments/graph_sizing.py": ["out"],
     "experiments/host_states.py": [],

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     frame = gemmbench.load_run(parse_args(argv).run).to_frame()
     frame["pdl"] = frame["pdl"].fillna(False).astype(bool)
     table, met = goal_table(frame)
-    print(table)
+    print(table, end="")
     points = len(ROUTERS) * len(TOKEN_COUNTS)
     print(f"\ngoal ({GOAL_RATIO:.2f}x) met: PDL off {met[False]} of {points}, PDL on {met[True]} of {points}")
 
