@@ -236,6 +236,38 @@ def test_a_group_runs_serially_and_on_its_streams():
     assert record.placements == 1  # FAST's
 
 
+def test_a_groups_backend_is_tuned_for_each_light_member_before_the_check_and_a_failed_tuning_is_its_row():
+    from gemmbench.backends.mm_out_dtype import MmOutDtype
+    from gemmbench.measure.groups import measure_groups
+
+    class TunedMm(MmOutDtype):
+        """mm_out_dtype, with a tuning that times it once with the session's timer."""
+
+        name = "tuned_mm"
+
+        def __init__(self, fails=False):
+            self.fails, self.timed_us = fails, {}
+
+        def tune(self, case, inputs, timer):
+            if self.fails:
+                raise RuntimeError("no configuration runs here")
+            prepare = super().prepare
+            self.timed_us[case.n] = timer.device_time_us(lambda copy: prepare(case, copy), timing.FixedTime(0.001))
+
+        def prepare(self, case, inputs):
+            assert case.n in self.timed_us, "prepared before its tuning"
+            return super().prepare(case, inputs)
+
+    (group,) = load_preset("deepseek-v4-pro").groups
+    backend = TunedMm()
+    (row,) = measure_groups([group], (1,), [backend], Bench(CUDA, FAST))
+    assert row.status == OK, row.reason
+    light = {member.gemm.n for member in group.members if member.light}
+    assert set(backend.timed_us) == light and all(us > 0 for us in backend.timed_us.values())
+    (failed,) = measure_groups([group], (1,), [TunedMm(fails=True)], Bench(CUDA, FAST))
+    assert failed.status == ERROR and failed.reason == "tuning: RuntimeError: no configuration runs here"
+
+
 def test_a_point_is_timed_on_several_placements_of_its_inputs_and_its_interval_spans_them():
     options = replace(FAST, placements=3, keep_samples=True)
     (record,) = measure_all([_router(1)], [REGISTRY["mm_out_dtype"]], CUDA, options)
