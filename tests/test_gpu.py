@@ -152,28 +152,38 @@ def test_every_router_small_m_configuration_is_exact_deterministic_and_capturabl
 
 @pytest.mark.parametrize("n, k", ROUTERS)
 def test_router_small_m_runs_each_routers_chosen_configuration_and_says_where_it_came_from(n, k):
-    """Whatever chose it (a tuning file on a GPU that has one, else a tuning now): exact and capturable."""
+    """Whatever chose it (a tuning file on a GPU that has one, else a tuning now with the session's timer):
+    exact and capturable."""
+    import json
+
     from gemmbench.backends import router_small_m_tuning as tuning
     from gemmbench.backends.router_small_m import RouterSmallM
+    from gemmbench.measure.tuning import CaseTimer
     from gemmbench.timing.inputs import make_inputs
 
     case = Case("router", f"{n}x{k}", "router", 16, n, k)
     backend = RouterSmallM()
     inputs = make_inputs(case, CUDA, seed=0)
+    backend.tune(case, inputs, CaseTimer(case, Bench(CUDA, FAST)))
     _exact_deterministic_and_capturable(backend.prepare(case, inputs), inputs)
     configuration = backend.configuration(case)
     assert configuration.startswith("router_small_m ")
-    if torch.cuda.get_device_name(CUDA) == "NVIDIA H200":  # the shipped file has every router at M = 16
-        assert configuration.endswith(f"({tuning.FROM_FILE} router_small_m_nvidia-h200.json)")
+    shipped = {json.loads(path.read_text())["gpu"]: path.name for path in tuning.SHIPPED_TUNINGS.glob("*.json")}
+    gpu = torch.cuda.get_device_name(CUDA)
+    if gpu in shipped:  # a shipped file has every router at M = 16
+        assert configuration.endswith(f"({tuning.FROM_FILE} {shipped[gpu]})")
     else:
         assert configuration.endswith((f"({tuning.CACHED})", f"({tuning.TUNED_NOW})"))
 
 
 def test_router_small_m_rows_say_which_configuration_ran_and_its_kernel():
+    from gemmbench.backends import router_small_m_tuning as tuning
+
     rows = measure_all([_router(1)], [REGISTRY["router_small_m"]], CUDA, FAST)
     assert [row.label for row in rows] == ["router_small_m", "router_small_m+pdl"]  # measured both ways
     for record in rows:
         assert record.status == OK and record.backend_config.startswith("router_small_m ")
+        assert not record.backend_config.endswith(f"({tuning.UNTUNED})")  # the sweep tuned it before the check
         assert [decode(k.name).family for k in record.kernels] == ["gemmbench"]
     beyond = measure_all([_router(64)], [REGISTRY["router_small_m"]], CUDA, FAST)
     assert all(row.status == "skipped" and "M <= 32" in row.reason for row in beyond)

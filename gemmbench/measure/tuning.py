@@ -1,8 +1,8 @@
 """Tuning, before anything is checked: each backend's `tune` for a case, with the session's timer for it
-(`CaseTimer`), as a sweep's points and groups run it (`tune_for_case`); and `gemmbench tune`: router_small_m
-tuned for every GEMM it runs among a plan's cases, once per shape and M bucket, on a warmed device, as a
-tuning file's content (backends/router_small_m_tuning.py says where tuning files are looked up and what
-they hold).
+(`CaseTimer`), as a sweep's points and groups run it (`tune_for_case`); and `gemmbench tune`, which tunes
+router_small_m for every GEMM it runs among a plan's cases, once per shape and M bucket, on a warmed device,
+with the same timer and the same tuning function, as a tuning file's content
+(backends/router_small_m_tuning.py says where tuning files are looked up and what they hold).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from gemmbench.errors import BACKEND_FAILURES, GemmbenchError
 from gemmbench.measure.bench import Bench, MeasureOptions, error_reason, ignore
 from gemmbench.spec.cases import Case
 from gemmbench.timing import timers
-from gemmbench.timing.inputs import input_copies, rotating
+from gemmbench.timing.inputs import input_copies, make_inputs, rotating
 from gemmbench.timing.stopping import StoppingRule
 
 
@@ -80,12 +80,14 @@ def tunable(cases: list[Case], device: torch.device) -> list[Case]:
 def tune_cases(
     cases: list[Case], device: torch.device, started: Callable[[int, Case], None] = ignore
 ) -> dict[str, tuning.Tuned]:
-    """Each of `cases` (from `tunable`) tuned now, by shape key; `started(index, case)` is told before
-    each. The user cache is updated too, so sweeps on this machine find them first."""
-    Bench(device, MeasureOptions()).warm_device()  # clocks ramp from idle
+    """Each of `cases` (from `tunable`) tuned now, whatever is cached or in a tuning file, by shape key;
+    `started(index, case)` is told before each. The user cache is updated too, so sweeps on this machine
+    find them first."""
+    bench = Bench(device, MeasureOptions())
+    bench.warm_device()  # clocks ramp from idle
     tuned: dict[str, tuning.Tuned] = {}
     for index, case in enumerate(cases):
         started(index, case)
-        tuned[tuning.shape_key(case)] = result = tuning.tune(case, device)
-        tuning.write_cache(tuning.cache_key(case, device), result)
+        inputs = make_inputs(case, device, bench.options.seed)
+        tuned[tuning.shape_key(case)] = tuning.tune_and_cache(case, inputs, CaseTimer(case, bench))
     return tuned
