@@ -179,3 +179,53 @@ def test_ext_help_names_every_backend_and_producer_the_extension_builds():
         assert name in text
     assert all(name.startswith("gemmbench_norm_pdl_") for name, p in PRODUCERS.items() if p.needs_extension)
     assert "gemmbench_norm_pdl_*" in text
+
+
+class FakeLtOps:
+    """torch.ops.gemmbench's cuBLASLt operators as a double: each call records the algorithm it ran."""
+
+    def __init__(self, algorithms: int):
+        self.algorithms, self.ran = algorithms, []
+
+    def lt_algo_count(self, x, w):
+        return self.algorithms
+
+    def lt_out(self, x, w, out, algo):
+        self.ran.append(algo)
+
+
+class AlgorithmTimer:
+    """A CandidateTimer double: runs the candidate once and gives the time its algorithm has in `times_us`
+    (an exception there: the candidate raises it)."""
+
+    def __init__(self, ops: FakeLtOps, inputs, times_us: dict):
+        self.ops, self.inputs, self.times_us, self.rules = ops, inputs, times_us, []
+
+    def device_time_us(self, prepare, rule):
+        self.rules.append(rule)
+        prepare(self.inputs)()
+        outcome = self.times_us[self.ops.ran[-1]]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+def test_cublaslt_tuned_ext_runs_what_tune_chose_and_its_prepare_never_times(monkeypatch, small_case):
+    from gemmbench.backends.cublas_ext import LT_HEURISTIC_FIRST, LT_TUNE_BUDGET_S, LT_TUNE_CANDIDATES, CublasLtTunedExt
+    from gemmbench.timing.inputs import make_inputs
+    from gemmbench.timing.stopping import FixedTime
+
+    ops = FakeLtOps(algorithms=LT_TUNE_CANDIDATES + 4)  # the heuristic offers more than are tried
+    monkeypatch.setattr(torch.ops, "gemmbench", ops, raising=False)
+    backend, inputs = CublasLtTunedExt(), make_inputs(small_case, torch.device("cpu"), seed=0)
+    backend.prepare(small_case, inputs)()  # a direct call, without tune: the heuristic's first, nothing timed
+    assert ops.ran == [LT_HEURISTIC_FIRST]
+    times_us = {algo: 5.0 + algo for algo in range(LT_TUNE_CANDIDATES)}
+    times_us.update({0: RuntimeError("CUBLAS_STATUS_NOT_SUPPORTED"), 3: 2.0})
+    timer = AlgorithmTimer(ops, inputs, times_us)
+    backend.tune(small_case, inputs, timer)
+    assert timer.rules == [FixedTime(LT_TUNE_BUDGET_S)] * LT_TUNE_CANDIDATES  # every algorithm timed alike
+    backend.tune(small_case, inputs, timer)  # once per shape
+    assert len(timer.rules) == LT_TUNE_CANDIDATES
+    backend.prepare(small_case, inputs)()
+    assert ops.ran[-1] == 3

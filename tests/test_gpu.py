@@ -152,28 +152,38 @@ def test_every_router_small_m_configuration_is_exact_deterministic_and_capturabl
 
 @pytest.mark.parametrize("n, k", ROUTERS)
 def test_router_small_m_runs_each_routers_chosen_configuration_and_says_where_it_came_from(n, k):
-    """Whatever chose it (a tuning file on a GPU that has one, else a tuning now): exact and capturable."""
+    """Whatever chose it (a tuning file on a GPU that has one, else a tuning now with the session's timer):
+    exact and capturable."""
+    import json
+
     from gemmbench.backends import router_small_m_tuning as tuning
     from gemmbench.backends.router_small_m import RouterSmallM
+    from gemmbench.measure.tuning import CaseTimer
     from gemmbench.timing.inputs import make_inputs
 
     case = Case("router", f"{n}x{k}", "router", 16, n, k)
     backend = RouterSmallM()
     inputs = make_inputs(case, CUDA, seed=0)
+    backend.tune(case, inputs, CaseTimer(case, Bench(CUDA, FAST)))
     _exact_deterministic_and_capturable(backend.prepare(case, inputs), inputs)
     configuration = backend.configuration(case)
     assert configuration.startswith("router_small_m ")
-    if torch.cuda.get_device_name(CUDA) == "NVIDIA H200":  # the shipped file has every router at M = 16
-        assert configuration.endswith(f"({tuning.FROM_FILE} router_small_m_nvidia-h200.json)")
+    shipped = {json.loads(path.read_text())["gpu"]: path.name for path in tuning.SHIPPED_TUNINGS.glob("*.json")}
+    gpu = torch.cuda.get_device_name(CUDA)
+    if gpu in shipped:  # a shipped file has every router at M = 16
+        assert configuration.endswith(f"({tuning.FROM_FILE} {shipped[gpu]})")
     else:
         assert configuration.endswith((f"({tuning.CACHED})", f"({tuning.TUNED_NOW})"))
 
 
 def test_router_small_m_rows_say_which_configuration_ran_and_its_kernel():
+    from gemmbench.backends import router_small_m_tuning as tuning
+
     rows = measure_all([_router(1)], [REGISTRY["router_small_m"]], CUDA, FAST)
     assert [row.label for row in rows] == ["router_small_m", "router_small_m+pdl"]  # measured both ways
     for record in rows:
         assert record.status == OK and record.backend_config.startswith("router_small_m ")
+        assert not record.backend_config.endswith(f"({tuning.UNTUNED})")  # the sweep tuned it before the check
         assert [decode(k.name).family for k in record.kernels] == ["gemmbench"]
     beyond = measure_all([_router(64)], [REGISTRY["router_small_m"]], CUDA, FAST)
     assert all(row.status == "skipped" and "M <= 32" in row.reason for row in beyond)
@@ -234,6 +244,38 @@ def test_a_group_runs_serially_and_on_its_streams():
     assert bench.clocks.unavailable or (record.clocks.sm_clock_mhz > 0 and record.clocks.throttled is not None)
     assert record.l2_mode == "cold" and record.l2_copies >= 2 and record.serial_latency.timer == "cuda_events"
     assert record.placements == 1  # FAST's
+
+
+def test_a_groups_backend_is_tuned_for_each_light_member_before_the_check_and_a_failed_tuning_is_its_row():
+    from gemmbench.backends.mm_out_dtype import MmOutDtype
+    from gemmbench.measure.groups import measure_groups
+
+    class TunedMm(MmOutDtype):
+        """mm_out_dtype, with a tuning that times it once with the session's timer."""
+
+        name = "tuned_mm"
+
+        def __init__(self, fails=False):
+            self.fails, self.timed_us = fails, {}
+
+        def tune(self, case, inputs, timer):
+            if self.fails:
+                raise RuntimeError("no configuration runs here")
+            prepare = super().prepare
+            self.timed_us[case.n] = timer.device_time_us(lambda copy: prepare(case, copy), timing.FixedTime(0.001))
+
+        def prepare(self, case, inputs):
+            assert case.n in self.timed_us, "prepared before its tuning"
+            return super().prepare(case, inputs)
+
+    (group,) = load_preset("deepseek-v4-pro").groups
+    backend = TunedMm()
+    (row,) = measure_groups([group], (1,), [backend], Bench(CUDA, FAST))
+    assert row.status == OK, row.reason
+    light = {member.gemm.n for member in group.members if member.light}
+    assert set(backend.timed_us) == light and all(us > 0 for us in backend.timed_us.values())
+    (failed,) = measure_groups([group], (1,), [TunedMm(fails=True)], Bench(CUDA, FAST))
+    assert failed.status == ERROR and failed.reason == "tuning: RuntimeError: no configuration runs here"
 
 
 def test_a_point_is_timed_on_several_placements_of_its_inputs_and_its_interval_spans_them():

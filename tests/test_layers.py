@@ -85,6 +85,15 @@ def test_no_module_imports_from_a_layer_above_it(name):
     assert not wrong, f"{name} imports {wrong}, above its layer"
 
 
+def test_no_backend_calls_the_timers_itself():
+    """A tuned backend times its candidates with the timer the session gives its `tune` (backends/base.py),
+    so that tuning happens before the correctness check, with the session's timers and rules."""
+    timing_backends = sorted(
+        n for n in MODULES if n.startswith("gemmbench.backends") and "gemmbench.timing.timers" in GRAPH[n]
+    )
+    assert not timing_backends
+
+
 def test_there_is_no_import_cycle():
     """A package's __init__ importing its own modules is how packages work; every other path back is a cycle."""
 

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 from samples import measure_all
@@ -195,26 +197,54 @@ class HalfUpcast(Backend):
 
 
 class TuningFake(Fake):
-    """The fake, but tuned on its first use per shape, as router_small_m is."""
+    """The fake, tuned once per N as router_small_m is per shape, saying what it does in `events`; its calls
+    are the correctness check's and the timers'."""
 
     name = "tuning_fake"
 
-    def __init__(self):
-        self.tuned = set()
+    def __init__(self, events):
+        self.events, self.tuned = events, set()
 
     def tuning_note(self, case, device):
         return None if case.n in self.tuned else f"tuning for N={case.n}"
 
-    def prepare(self, case, inputs):
+    def tune(self, case, inputs, timer):
+        self.events.append(("tune", case.m, hasattr(timer, "device_time_us")))
         self.tuned.add(case.n)
-        return super().prepare(case, inputs)
+
+    def prepare(self, case, inputs):
+        assert case.n in self.tuned, "prepared before tune"
+        call = super().prepare(case, inputs)
+        return lambda: self.events.append(("call", case.m)) or call()
 
 
-def test_a_sweep_announces_a_tuning_before_it_happens_and_only_once(small_case):
-    notes = []
-    backend = TuningFake()
-    list(measure_cases([small_case, small_case], [backend], Bench(CPU, FAST), note=notes.append))
+def test_a_sweep_tunes_every_backend_of_a_case_before_checking_it_announcing_it_once(small_case):
+    notes, events = [], []
+    other = replace(small_case, m=2)
+    list(measure_cases([small_case, other], [TuningFake(events)], Bench(CPU, FAST), note=notes.append))
     assert notes == [f"tuning for N={small_case.n}"]
+    tuned = [event for event in events if event[0] == "tune"]
+    assert tuned == [("tune", small_case.m, True), ("tune", other.m, True)]  # every case, with a timer
+    for case in (small_case, other):  # each case's tuning comes before its first call (the check)
+        assert events.index(("tune", case.m, True)) < events.index(("call", case.m))
+
+
+class FailingTuning(Fake):
+    """A tuned backend whose tuning fails, as where no candidate runs."""
+
+    name = "failing_tuning"
+
+    def tune(self, case, inputs, timer):
+        raise RuntimeError("no configuration runs here\nsecond line")
+
+    def prepare(self, case, inputs):
+        raise AssertionError("prepared although its tuning failed")
+
+
+def test_a_tuning_that_fails_is_the_backends_error_row_and_the_sweep_goes_on(small_case):
+    rows = list(measure_cases([small_case], [FailingTuning(), Fake()], Bench(CPU, FAST)))
+    assert [(r.backend, r.status) for r in rows] == [("failing_tuning", ERROR), ("fake", OK)]
+    assert rows[0].reason == "tuning: RuntimeError: no configuration runs here"
 
 
 def test_a_call_whose_windows_disagree_gets_more_windows_than_a_steady_one(monkeypatch):

@@ -308,11 +308,35 @@ BACKENDS = [Chatty()]
     assert (row["backend"], row["status"]) == ("chatty", "ok")
 
 
-def test_the_producer_example_of_the_plugin_docs_runs_as_a_context(tmp_path):
+def docs_example(section: str) -> str:
+    """The Python example of a section of docs/plugins.md."""
     text = (Path(__file__).parent.parent / "docs" / "plugins.md").read_text()
-    example = text.split("## A producer of your own", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    return text.split(section, 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_tuned_example_of_the_plugin_docs_is_a_plugin_that_says_it_needs_a_gpu(tmp_path):
+    plugin = tmp_path / "faster_way.py"
+    plugin.write_text(docs_example("## A tuned backend"))
+    result = cpu_sweep_to_csv(plugin, "faster_way", "--allow-empty")
+    assert result.exit_code == 0, result.output
+    (row,) = csv.DictReader(io.StringIO(result.stdout))
+    assert (row["status"], row["reason"]) == ("skipped", "needs a GPU")
+
+
+@pytest.mark.gpu
+def test_the_tuned_example_of_the_plugin_docs_is_tuned_by_the_sweep_before_its_check(tmp_path):
+    plugin = tmp_path / "faster_way.py"
+    plugin.write_text(docs_example("## A tuned backend"))
+    args = ("--no-save", "--csv", "-", "-q")
+    result = invoke("sweep", "--plugin", plugin, "--backend", "faster_way", "--shape", "256x7168", "--m", "1", *args)
+    assert result.exit_code == 0, result.output
+    (row,) = csv.DictReader(io.StringIO(result.stdout))
+    assert row["status"] == "ok" and row["backend_config"] in ("out_dtype", "upcast"), row
+
+
+def test_the_producer_example_of_the_plugin_docs_runs_as_a_context(tmp_path):
     plugin = tmp_path / "add_norm.py"
-    plugin.write_text(example)
+    plugin.write_text(docs_example("## A producer of your own"))
     result = cpu_sweep_to_csv(plugin, "fake", "--context", "torch_add_norm")
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))

@@ -138,6 +138,30 @@ def test_a_torn_tuning_cache_is_said_when_it_means_tuning_again(monkeypatch, tmp
     assert RouterSmallM().tuning_note(case, cuda) is None  # rebuilt: the tuning is found again
 
 
+class NeverTimer:
+    """A CandidateTimer that fails the test if anything times a candidate with it."""
+
+    def device_time_us(self, prepare, rule):
+        pytest.fail("a candidate was timed")
+
+
+class SameTimeTimer:
+    """A CandidateTimer that gives every candidate the same time and counts the candidates it timed."""
+
+    def __init__(self):
+        self.rules = []
+
+    def device_time_us(self, prepare, rule):
+        self.rules.append(rule)
+        return 3.0
+
+
+def cpu_inputs(case):
+    from gemmbench.timing.inputs import make_inputs
+
+    return make_inputs(case, torch.device("cpu"), seed=0)
+
+
 def on_gpu_x(monkeypatch, cache):
     """A GPU named "GPU X" with an empty cache and no shipped tuning files: tunings are looked up as on it."""
     from gemmbench.backends import router_small_m_tuning as tuning
@@ -159,18 +183,20 @@ def test_a_tuning_file_for_the_gpu_is_used_without_tuning_and_the_row_says_so(mo
     from gemmbench.backends import router_small_m_tuning as tuning
 
     on_gpu_x(monkeypatch, tmp_path)
-    monkeypatch.setattr(tuning, "tune", lambda case, device: pytest.fail("tuned although a tuning file has it"))
     fma = {"product": "fma", "block_n": 2, "block_k": 1024, "k_split": 8192, "num_warps": 4, "margin": 1.08}
     write_tuning_file(tmp_path / "shipped", "GPU Y", {"N=256|K=7168|M<=2": dict(fma, block_n=9)}, "a.json")
     write_tuning_file(tmp_path / "shipped", "GPU X", {"N=256|K=7168|M<=2": fma})  # this GPU's
     case, cuda = Case("x", "y", "router", 2, 256, 7168), torch.device("cuda")
     backend = RouterSmallM()
     assert backend.tuning_note(case, cuda) is None
-    choice = tuning.choose(case, cuda)
-    assert choice.config == tuning.Config("fma", 2, 1024, 8192) and choice.source == "tuning file t.json"
+    backend.tune(case, cpu_inputs(case), NeverTimer())
+    assert (
+        backend.configuration(case)
+        == "router_small_m fma BLOCK_N=2 BLOCK_K=1024 K_SPLIT=8192 warps=4 (tuning file t.json)"
+    )
     user = dict(fma, block_n=1)  # the user's own file wins over the shipped one
     write_tuning_file(tmp_path / tuning.USER_TUNINGS, "GPU X", {"N=256|K=7168|M<=2": user})
-    assert tuning.choose(case, cuda).config.block_n == 1
+    assert tuning.lookup(case, cuda).config.block_n == 1
     other_m = Case("x", "y", "router", 8, 256, 7168)  # a bucket no file has: tuned, announced
     assert "tuning router_small_m for N=256, K=7168, M <= 8" in backend.tuning_note(other_m, cuda)
 
@@ -182,23 +208,72 @@ def test_a_fresh_tuning_keeps_its_margin_and_is_cached(monkeypatch, tmp_path):
     a, b, slow, broken = candidates(1)[-1], candidates(1)[0], candidates(1)[1], candidates(1)[2]
     passes = []
 
-    def candidate_times(copies, configs, budget_s):  # the first pass, then the second, over what is left
+    def candidate_times(timer, configs, budget_s):  # the first pass, then the second, over what is left
         passes.append((configs, budget_s))
         return {c: {a: 3.0, b: 3.3, slow: 4.0}[c] for c in configs}
 
-    monkeypatch.setattr(tuning, "input_copies", lambda *args, **kwargs: (["inputs"], ""))
     monkeypatch.setattr(tuning, "compile_all", lambda inputs, configs: {broken: RuntimeError("out of registers")})
     monkeypatch.setattr(tuning, "candidates", lambda m: [a, b, slow, broken])
     monkeypatch.setattr(tuning, "candidate_times", candidate_times)
-    case, cuda = Case("x", "y", "router", 1, 256, 7168), torch.device("cuda")
-    tuned = tuning.tune(case, cuda)
+    case = Case("x", "y", "router", 1, 256, 7168)
+    inputs = cpu_inputs(case)
+    tuned = tuning.tune(case, inputs, NeverTimer())
     assert (tuned.config, tuned.time_us, tuned.margin) == (a, 3.0, pytest.approx(1.1))
     # Compiled all at once; what failed to compile is not timed; what is over 15% slower, once only.
     assert passes == [([a, b, slow], tuning.FIRST_PASS_BUDGET_S), ([a, b], tuning.TUNE_BUDGET_S)]
-    assert tuning.choose(case, cuda) == tuning.Choice(a, tuning.TUNED_NOW)
-    assert tuning.choose(case, cuda) == tuning.Choice(a, tuning.CACHED)  # cached since, with its margin
+    assert tuning.choose(case, inputs, NeverTimer()) == tuning.Choice(a, tuning.TUNED_NOW)
+    assert tuning.choose(case, inputs, NeverTimer()) == tuning.Choice(a, tuning.CACHED)  # cached, with its margin
     (entry,) = json.loads((tmp_path / tuning.CACHE_FILE).read_text()).values()
     assert entry["margin"] == pytest.approx(1.1) and entry["time_us"] == 3.0
+
+
+def test_prepare_never_tunes_it_runs_the_untuned_default_until_tune_chooses(monkeypatch, tmp_path):
+    from gemmbench.backends import router_small_m_tuning as tuning
+
+    on_gpu_x(monkeypatch, tmp_path)
+    monkeypatch.setattr(tuning, "compile_all", lambda inputs, configs: {})  # no Triton here: nothing to compile
+    case, cuda = Case("x", "y", "router", 4, 256, 7168), torch.device("cuda")
+    backend, inputs = RouterSmallM(), cpu_inputs(case)
+    backend.prepare(case, inputs)  # a direct call, without tune: nothing is timed, nothing cached
+    assert backend.configuration(case) == f"{tuning.UNTUNED_CONFIG} ({tuning.UNTUNED})"
+    assert not (tmp_path / tuning.CACHE_FILE).exists()
+    assert "tuning router_small_m for N=256, K=7168, M <= 4" in backend.tuning_note(case, cuda)  # still to tune
+    timer = SameTimeTimer()
+    backend.tune(case, inputs, timer)
+    assert len(timer.rules) == 2 * len(candidates(4))  # all tie: every candidate is timed again
+    assert backend.configuration(case) == f"{candidates(4)[0]} ({tuning.TUNED_NOW})"
+    assert backend.tuning_note(case, cuda) is None
+    backend.tune(Case("x", "y", "router", 3, 256, 7168), inputs, NeverTimer())  # once per shape and M bucket
+    fresh = RouterSmallM()
+    fresh.tune(case, inputs, NeverTimer())
+    assert fresh.configuration(case) == f"{candidates(4)[0]} ({tuning.CACHED})"
+
+
+def test_the_untuned_default_is_a_configuration_of_every_m():
+    from gemmbench.backends import router_small_m_tuning as tuning
+
+    assert all(tuning.UNTUNED_CONFIG in candidates(m) for m in range(1, MAX_M + 1))
+
+
+def test_candidates_are_timed_alike_by_the_given_timer_and_one_that_fails_is_dropped():
+    from gemmbench.backends import router_small_m_tuning as tuning
+    from gemmbench.timing.stopping import FixedTime
+
+    class ScriptedTimer:
+        def __init__(self, outcomes):
+            self.outcomes, self.rules = iter(outcomes), []
+
+        def device_time_us(self, prepare, rule):
+            self.rules.append(rule)
+            outcome = next(self.outcomes)
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
+
+    a, b, c = candidates(1)[:3]
+    timer = ScriptedTimer([4.0, RuntimeError("out of shared memory"), 3.0])
+    assert tuning.candidate_times(timer, [a, b, c], 0.02) == {a: 4.0, c: 3.0}
+    assert timer.rules == [FixedTime(0.02)] * 3
 
 
 SHIPPED = {

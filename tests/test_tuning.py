@@ -12,8 +12,9 @@ from gemmbench.cache import write_json
 from gemmbench.cli import app
 from gemmbench.measure import tuning as tune_command
 from gemmbench.spec.cases import Case
+from gemmbench.timing.inputs import make_inputs
 
-CUDA = torch.device("cuda")
+CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 
 
 def test_tune_refuses_the_cpu_with_one_error_line():
@@ -27,9 +28,16 @@ def test_each_shape_and_m_bucket_is_tuned_once_and_the_file_it_writes_is_read_ba
     on_gpu_x(monkeypatch, tmp_path)
     monkeypatch.setattr(tune_command.Bench, "warm_device", lambda self: None)
     monkeypatch.setattr(tune_command.RouterSmallM, "unavailable_reason", lambda self, case, device: None)
+    monkeypatch.setattr(tune_command, "make_inputs", lambda case, device, seed: make_inputs(case, CPU, seed))
     winner = tuning.Config("fma", 1, 1024, 2048)
     tuned_cases = []
-    monkeypatch.setattr(tuning, "tune", lambda case, device: tuned_cases.append(case) or tuning.Tuned(winner, 3.0, 1.1))
+
+    def tune(case, inputs, timer):  # the tuning function a sweep's router_small_m.tune reaches, and its timer
+        assert isinstance(timer, tune_command.CaseTimer) and timer.case == case
+        tuned_cases.append(case)
+        return tuning.Tuned(winner, 3.0, 1.1)
+
+    monkeypatch.setattr(tuning, "tune", tune)
     cases = [Case("a", "router", "router", m, 256, 7168) for m in (1, 3, 4, 5, 8)]  # buckets 1, 4, 4, 8, 8
     chosen = tune_command.tunable(cases, CUDA)
     assert [c.m for c in chosen] == [1, 3, 5]
@@ -40,7 +48,7 @@ def test_each_shape_and_m_bucket_is_tuned_once_and_the_file_it_writes_is_read_ba
     content = json.loads(path.read_text())
     assert content["configs"]["N=256|K=7168|M<=4"] == {**vars(winner), "time_us": 3.0, "margin": 1.1}
     (tmp_path / tuning.CACHE_FILE).unlink()  # the cache tune_cases filled: the file alone must do
-    assert tuning.choose(cases[1], CUDA) == tuning.Choice(winner, f"{tuning.FROM_FILE} {path.name}")
+    assert tuning.lookup(cases[1], CUDA) == tuning.Choice(winner, f"{tuning.FROM_FILE} {path.name}")
 
 
 def test_tunable_leaves_out_what_router_small_m_does_not_run(monkeypatch):

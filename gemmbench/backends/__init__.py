@@ -3,18 +3,19 @@ module each: mm_out_dtype, upcast, linear_cast, the cuBLAS extension's three in 
 in Triton, router_small_m_ext and router_small_m_mma in CUDA (both in router_small_m_ext.py), the fake test
 double), plugins (plugins.py) and the optional C++/CUDA extension (ext/).
 
-The plugin API is `from gemmbench.backends import Backend, GemmCall, GemmInputs` (docs/plugins.md).
-Imports `timing` (tuned backends time their candidates with the same primitives as a sweep), `spec` and
-`errors`; never `measure`, `output` or the CLI.
+The plugin API is `from gemmbench.backends import Backend, CandidateTimer, GemmCall, GemmInputs`
+(docs/plugins.md). Imports `timing` (tensors, stopping rules), `spec` and `errors`; never `measure`,
+`output` or the CLI: a tuned backend times its candidates with the timer the session gives its `tune`.
 """
 
-from gemmbench.backends.base import Backend, GemmCall, GemmInputs
+from gemmbench.backends.base import Backend, CandidateTimer, GemmCall, GemmInputs
 from gemmbench.backends.registry import REGISTRY, Availability, availability, default_backends, select_backends
 
 __all__ = [
     "REGISTRY",
     "Availability",
     "Backend",
+    "CandidateTimer",
     "GemmCall",
     "GemmInputs",
     "availability",

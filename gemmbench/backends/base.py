@@ -1,18 +1,35 @@
-"""The interface every backend implements: say why it cannot run a case here (if so), then prepare the call.
+"""The interface every backend implements: say why it cannot run a case here (if so), choose its
+configuration for the case (tuned backends), then prepare the call.
 
-`Backend`, `GemmCall` and `GemmInputs` are the plugin API, importable from `gemmbench.backends`.
+`Backend`, `CandidateTimer`, `GemmCall` and `GemmInputs` are the plugin API, importable from
+`gemmbench.backends`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 
 from gemmbench.spec.cases import Case
 from gemmbench.timing.inputs import GemmInputs
+from gemmbench.timing.stopping import StoppingRule
 
 GemmCall = Callable[[], torch.Tensor]
+
+
+class CandidateTimer(Protocol):
+    """What `Backend.tune` times its candidates with, given by the session for one case
+    (measure/tuning.py): its timers and stopping rules, so that a tuner compares candidates as a sweep
+    times them, and a test can pass a double."""
+
+    def device_time_us(self, prepare: Callable[[GemmInputs], GemmCall], rule: StoppingRule) -> float:
+        """The median CUDA-graph device time (µs) of the call `prepare` makes on a set of the case's inputs,
+        over rotating copies of them (cold L2, as a cold sweep times it), sampled until `rule` says done
+        (`gemmbench.timing.stopping.FixedTime(seconds)`: every candidate the same time). Raises what the
+        call raises: a candidate that cannot run here is the tuner's to drop."""
+        ...
 
 
 class Backend:
@@ -46,13 +63,25 @@ class Backend:
         """Whether `case`'s M is beyond the largest the backend computes (`max_m`)."""
         return self.max_m is not None and case.m > self.max_m
 
+    def tune(self, case: Case, inputs: GemmInputs, timer: CandidateTimer) -> None:
+        """Choose the configuration to run `case` with (tuned kernels), timing candidates with `timer` only.
+
+        The session calls it for every case a backend runs, before anything of the case is checked or
+        timed, with one set of the case's inputs; a backend tunes what it has not chosen for that shape yet
+        (once per shape) and keeps the choice for `prepare`. What it raises is the backend's error row at
+        the case. By default there is nothing to choose."""
+        return None
+
     def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
-        """A callable that computes the GEMM into `inputs.out` and returns it; called many times."""
+        """A callable that computes the GEMM into `inputs.out` and returns it; called many times. It never
+        times anything: a tuned backend runs what `tune` chose, and without a `tune` (a direct call) a
+        configuration it can choose without timing."""
         raise NotImplementedError
 
     def tuning_note(self, case: Case, device: torch.device) -> str | None:
-        """What preparing `case` will tune first (tuned kernels, on their first use per GPU and shape), for
-        the sweep to announce; None where it tunes nothing. A query, like `unavailable_reason`."""
+        """What `tune` is about to time for `case` that takes a while (a tuned kernel's first use per GPU and
+        shape), for the sweep to announce first; None where it has nothing of the kind. A query, like
+        `unavailable_reason`."""
         return None
 
     def configuration(self, case: Case) -> str | None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import torch
 
-from gemmbench.backends.base import GemmCall, GemmInputs
+from gemmbench.backends.base import CandidateTimer, GemmCall, GemmInputs
 from gemmbench.backends.ext_backend import ExtensionBackend, out_op_call
 from gemmbench.spec.cases import Case
-from gemmbench.timing import timers
+from gemmbench.timing.stopping import FixedTime
 
 # Heuristic algorithms cublaslt_tuned_ext tries per shape, and the sampling time it gives each.
 LT_TUNE_CANDIDATES = 8
 LT_TUNE_BUDGET_S = 0.01
+# The heuristic's first algorithm: cublaslt_ext's, and cublaslt_tuned_ext's where nothing tuned the shape.
+LT_HEURISTIC_FIRST = 0
 
 
 class CublasExt(ExtensionBackend):
@@ -28,11 +30,12 @@ class CublasLtExt(ExtensionBackend):
     code = "cublasLtMatmul(bf16, bf16 -> fp32), the heuristic's first algorithm, torch's workspace"
 
     def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
-        return _lt_call(inputs, algo=0)
+        return _lt_call(inputs, LT_HEURISTIC_FIRST)
 
 
 class CublasLtTunedExt(ExtensionBackend):
-    """cuBLASLt with the fastest of the heuristic's top algorithms, chosen once per shape by device time."""
+    """cuBLASLt with the fastest of the heuristic's top algorithms, chosen once per shape by `tune` (device
+    time); prepared without a `tune`, the heuristic's first algorithm, as cublaslt_ext."""
 
     name = "cublaslt_tuned_ext"
     code = f"cublasLtMatmul with the fastest of the heuristic's top {LT_TUNE_CANDIDATES} algorithms"
@@ -40,26 +43,31 @@ class CublasLtTunedExt(ExtensionBackend):
     def __init__(self) -> None:
         self._best: dict[tuple, int] = {}
 
-    def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
-        key = (case.m, case.n, case.k, inputs.x.device)
+    def tune(self, case: Case, inputs: GemmInputs, timer: CandidateTimer) -> None:
+        key = _shape(case, inputs)
         if key not in self._best:
-            self._best[key] = self._tune(inputs)
-        return _lt_call(inputs, self._best[key])
+            self._best[key] = _fastest_algorithm(inputs, timer)
 
-    @staticmethod
-    def _tune(inputs: GemmInputs) -> int:
-        count = min(LT_TUNE_CANDIDATES, torch.ops.gemmbench.lt_algo_count(inputs.x, inputs.w))
-        times = {}
-        for algo in range(count):
-            call = _lt_call(inputs, algo)
-            try:
-                call()
-                target = timers.FixedTime(LT_TUNE_BUDGET_S)  # every algorithm sampled alike
-                unroll = timers.fit_graph_unroll(call, upper_bound_us=timers.GRAPH_TARGET_REPLAY_US)
-                times[algo] = timers.time_graph(call, target, unroll).median_us
-            except RuntimeError:  # an algorithm the heuristic offered but that fails here is simply not chosen
-                continue
-        return min(times, key=times.get) if times else 0
+    def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
+        return _lt_call(inputs, self._best.get(_shape(case, inputs), LT_HEURISTIC_FIRST))
+
+
+def _shape(case: Case, inputs: GemmInputs) -> tuple:
+    return case.m, case.n, case.k, inputs.x.device
+
+
+def _fastest_algorithm(inputs: GemmInputs, timer: CandidateTimer) -> int:
+    """The heuristic's algorithm for the shape of `inputs` (of its top LT_TUNE_CANDIDATES) with the lowest
+    device time by `timer`; the first where none runs."""
+    count = min(LT_TUNE_CANDIDATES, torch.ops.gemmbench.lt_algo_count(inputs.x, inputs.w))
+    rule = FixedTime(LT_TUNE_BUDGET_S)  # every algorithm sampled alike
+    times = {}
+    for algo in range(count):
+        try:
+            times[algo] = timer.device_time_us(lambda copy, algo=algo: _lt_call(copy, algo), rule)
+        except RuntimeError:  # an algorithm the heuristic offered but that fails here is simply not chosen
+            continue
+    return min(times, key=times.get) if times else LT_HEURISTIC_FIRST
 
 
 def _lt_call(inputs: GemmInputs, algo: int) -> GemmCall:

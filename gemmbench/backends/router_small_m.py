@@ -2,8 +2,9 @@
 of a GateLinear-style router dispatch (docs/design.md, the problem; docs/tiers.md, the measurements).
 
 The kernel and its configurations are in router_small_m_kernel.py; which configuration runs for a GPU,
-shape and M bucket (a cached tuning, a tuning file, or tuned now) in router_small_m_tuning.py. Each row
-says which configuration ran and where it came from.
+shape and M bucket (a cached tuning, a tuning file, tuned now by `tune`, or untuned where `prepare` is
+called without it) in router_small_m_tuning.py. Each row says which configuration ran and where it came
+from.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import importlib.util
 import torch
 
 from gemmbench.backends import router_small_m_tuning as tuning
-from gemmbench.backends.base import Backend, GemmCall, GemmInputs
+from gemmbench.backends.base import Backend, CandidateTimer, GemmCall, GemmInputs
 from gemmbench.backends.router_small_m_kernel import MAX_M, MAX_WEIGHT_ELEMENTS, block_m, candidates, prepared
 from gemmbench.backends.router_small_m_tuning import CACHE_FILE
 from gemmbench.cache import cache_root
@@ -42,7 +43,7 @@ class RouterSmallM(Backend):
         return None
 
     def tuning_note(self, case: Case, device: torch.device) -> str | None:
-        if _shape(case) in self._chosen or tuning.known(case, device):
+        if self._tuned(case) or tuning.lookup(case, device):
             return None
         problem = tuning.cache_problem()
         return (
@@ -56,11 +57,24 @@ class RouterSmallM(Backend):
         choice = self._chosen.get(_shape(case))
         return None if choice is None else f"{choice.config} ({choice.source})"
 
+    def tune(self, case: Case, inputs: GemmInputs, timer: CandidateTimer) -> None:
+        """The configuration for `case`'s shape and M bucket: cached, from a tuning file, else tuned now with
+        `timer` (and cached); once per shape and bucket."""
+        if not self._tuned(case):
+            self._chosen[_shape(case)] = tuning.choose(case, inputs, timer)
+
     def prepare(self, case: Case, inputs: GemmInputs, pdl: bool = False) -> GemmCall:
+        """The configuration `tune` chose; without a `tune`, a cached one or one of a tuning file, else the
+        untuned default (tuning.UNTUNED_CONFIG): never a tuning."""
         shape = _shape(case)
         if shape not in self._chosen:
-            self._chosen[shape] = tuning.choose(case, inputs.x.device)
+            self._chosen[shape] = tuning.without_tuning(case, inputs.x.device)
         return prepared(inputs, self._chosen[shape].config, pdl)
+
+    def _tuned(self, case: Case) -> bool:
+        """Whether a tuning chose the configuration `case` runs (not the untuned default of a bare `prepare`)."""
+        choice = self._chosen.get(_shape(case))
+        return choice is not None and choice.tuned
 
 
 def _shape(case: Case) -> tuple[int, int, int]:

@@ -2,13 +2,16 @@
 
 In order: the user's cache of tunings made on this machine (exact GPU model, torch and Triton); else a
 tuning file for this GPU model, the user's own (`<cache>/tunings/*.json`, as `gemmbench tune` writes them)
-before those shipped with gemmbench (`gemmbench/backends/tunings/`); else tuned now (every candidate
-timed by cold-L2 CUDA-graph device time, as a cold sweep times it) and cached. A tuning file holds, per
-shape and M bucket, the winning configuration and its margin over the runner-up.
+before those shipped with gemmbench (`gemmbench/backends/tunings/`); else, in the backend's `tune`, tuned
+now (every candidate timed by the session's timer: cold-L2 CUDA-graph device time, as a cold sweep times
+it) and cached; else, where the backend is prepared without a `tune`, an untuned default that nothing
+times (`UNTUNED_CONFIG`). A tuning file holds, per shape and M bucket, the winning configuration and its
+margin over the runner-up.
 """
 
 from __future__ import annotations
 
+import functools
 import platform
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
@@ -16,12 +19,11 @@ from pathlib import Path
 
 import torch
 
-from gemmbench.backends.base import GemmInputs
-from gemmbench.backends.router_small_m_kernel import Config, block_m, candidates, compile_all, prepared
+from gemmbench.backends.base import CandidateTimer, GemmInputs
+from gemmbench.backends.router_small_m_kernel import TENSOR_CORES, Config, block_m, candidates, compile_all, prepared
 from gemmbench.cache import cache_root, read_json_cache, read_json_object, write_json_cache
 from gemmbench.spec.cases import Case
-from gemmbench.timing import timers
-from gemmbench.timing.inputs import input_copies, rotating
+from gemmbench.timing.stopping import FixedTime
 
 # Tuning times every candidate briefly, then the closest for longer. The first pass's time per
 # candidate is about 25 replays of a 200 us graph; a candidate more than PRUNE_MARGIN slower than the
@@ -34,14 +36,24 @@ TUNE_BUDGET_S = 0.02
 CACHE_FILE = "router_small_m.json"
 SHIPPED_TUNINGS = Path(__file__).resolve().parent / "tunings"
 USER_TUNINGS = "tunings"  # a folder of the cache root
-CACHED, FROM_FILE, TUNED_NOW = "cached tuning", "tuning file", "tuned now"
+CACHED, FROM_FILE, TUNED_NOW, UNTUNED = "cached tuning", "tuning file", "tuned now", "untuned default"
+# What `prepare` runs where nothing chose a configuration (called without `tune`, nothing cached or in a
+# tuning file), so that it never times: of the configurations every M bucket has (tensor cores), the one
+# the shipped tuning files have most often (17 of the H200's 84 entries, 14 of the H100's). Deterministic
+# and reasonable; not tuned.
+UNTUNED_CONFIG = Config(TENSOR_CORES, 32, 256, 512)
 _CONFIG_FIELDS = tuple(f.name for f in fields(Config))
 
 
 @dataclass(frozen=True)
 class Choice:
     config: Config
-    source: str  # CACHED, FROM_FILE (with the file's name), or TUNED_NOW
+    source: str  # CACHED, FROM_FILE (with the file's name), TUNED_NOW or UNTUNED
+
+    @property
+    def tuned(self) -> bool:
+        """Whether a tuning chose it (now, cached or in a file), rather than the untuned default."""
+        return self.source != UNTUNED
 
 
 @dataclass(frozen=True)
@@ -116,59 +128,62 @@ def file_config(gpu: str, case: Case) -> tuple[Config, Path] | None:
     return None
 
 
-def known(case: Case, device: torch.device) -> bool:
-    """Whether a configuration for `case` is cached or in a tuning file: nothing to tune. A query."""
-    return cached_config(cache_key(case, device)) is not None or (
-        file_config(torch.cuda.get_device_name(device), case) is not None
-    )
-
-
-def choose(case: Case, device: torch.device) -> Choice:
-    """The configuration for `case` on `device`, from the cache, a tuning file, or tuned now (and cached)."""
-    key = cache_key(case, device)
-    cached = cached_config(key)
+def lookup(case: Case, device: torch.device) -> Choice | None:
+    """The configuration cached for `case` on `device`, else the one a tuning file has; None where neither
+    has one (then `choose` tunes). A query: nothing is timed."""
+    cached = cached_config(cache_key(case, device))
     if cached is not None:
         return Choice(cached, CACHED)
     found = file_config(torch.cuda.get_device_name(device), case)
     if found is not None:
         config, path = found
         return Choice(config, f"{FROM_FILE} {path.name}")
-    tuned = tune(case, device)
-    write_cache(key, tuned)
-    return Choice(tuned.config, TUNED_NOW)
+    return None
 
 
-def tune(case: Case, device: torch.device) -> Tuned:
-    """The candidate with the lowest CUDA-graph device time with a cold L2 (rotating input copies, as a
+def without_tuning(case: Case, device: torch.device) -> Choice:
+    """What runs `case` where nothing tunes it: `lookup`'s choice, else the untuned default. Nothing is timed."""
+    return lookup(case, device) or Choice(UNTUNED_CONFIG, UNTUNED)
+
+
+def choose(case: Case, inputs: GemmInputs, timer: CandidateTimer) -> Choice:
+    """The configuration for `case` on the inputs' device: looked up (`lookup`), else tuned now with `timer`
+    and cached."""
+    return lookup(case, inputs.x.device) or Choice(tune_and_cache(case, inputs, timer).config, TUNED_NOW)
+
+
+def tune_and_cache(case: Case, inputs: GemmInputs, timer: CandidateTimer) -> Tuned:
+    """`tune`, its result written to the user's cache, where sweeps on this machine find it first."""
+    tuned = tune(case, inputs, timer)
+    write_cache(cache_key(case, inputs.x.device), tuned)
+    return tuned
+
+
+def tune(case: Case, inputs: GemmInputs, timer: CandidateTimer) -> Tuned:
+    """The candidate with the lowest CUDA-graph device time with a cold L2 (`timer`'s rotating copies, as a
     cold sweep times it): where the weight comes from DRAM, the bytes in flight decide, not the hot case's.
-    Every candidate is compiled first, all at once, then timed briefly; those within PRUNE_MARGIN of the
-    best are timed again, longer, and the winner and its margin come from that second pass."""
-    copies, _ = input_copies(case, device, seed=0, cold=True)
-    failed = compile_all(copies[0], candidates(case.m))
-    first = candidate_times(copies, [c for c in candidates(case.m) if c not in failed], FIRST_PASS_BUDGET_S)
+    Every candidate is compiled first on `inputs`, all at once, then timed briefly; those within
+    PRUNE_MARGIN of the best are timed again, longer, and the winner and its margin come from that second
+    pass."""
+    failed = compile_all(inputs, candidates(case.m))
+    first = candidate_times(timer, [c for c in candidates(case.m) if c not in failed], FIRST_PASS_BUDGET_S)
     if not first:
         raise RuntimeError("no configuration of router_small_m runs on this GPU")
     fastest = min(first.values())
-    times = candidate_times(copies, [c for c, t in first.items() if t <= PRUNE_MARGIN * fastest], TUNE_BUDGET_S)
+    times = candidate_times(timer, [c for c, t in first.items() if t <= PRUNE_MARGIN * fastest], TUNE_BUDGET_S)
     ranked = sorted(times, key=times.get)
     best = times[ranked[0]]
     margin = times[ranked[1]] / best if len(ranked) > 1 else 1.0
     return Tuned(ranked[0], best, margin)
 
 
-def candidate_times(copies: list[GemmInputs], configs: list[Config], budget_s: float) -> dict[Config, float]:
-    """Median cold-L2 CUDA-graph device time (us) of each of `configs` this GPU runs, over the rotating
-    `copies`, sampling each for `budget_s`."""
-    target = timers.FixedTime(budget_s)  # every candidate sampled alike
+def candidate_times(timer: CandidateTimer, configs: list[Config], budget_s: float) -> dict[Config, float]:
+    """Median device time (us) by `timer` of each of `configs` this GPU runs, sampling each for `budget_s`."""
+    rule = FixedTime(budget_s)  # every candidate sampled alike
     times: dict[Config, float] = {}
     for config in configs:
-        call = rotating([prepared(c, config) for c in copies])
         try:
-            call()
-            unroll = timers.fit_graph_unroll(
-                call, upper_bound_us=timers.GRAPH_TARGET_REPLAY_US, multiple_of=len(copies)
-            )
-            times[config] = timers.time_graph(call, target, unroll).median_us
+            times[config] = timer.device_time_us(functools.partial(prepared, config=config), rule)
         except RuntimeError:  # a configuration this GPU cannot run (registers, shared memory) is not chosen
             continue
     return times

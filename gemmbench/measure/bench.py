@@ -135,12 +135,15 @@ class Bench:
             resettle_device(self.device)
         return samples, failures
 
-    def device_time(self, call: Callable[[], object], upper_bound_us: float, copies: int) -> Samples:
+    def device_time(
+        self, call: Callable[[], object], upper_bound_us: float, copies: int, rule: StoppingRule | None = None
+    ) -> Samples:
         """CUDA-graph device time of `call`, which has run eagerly before; `upper_bound_us` is any figure
         at least its device time (the eager latency), `copies` the input copies it rotates through (each
-        replay runs every copy equally often, so rotation continues across replays)."""
+        replay runs every copy equally often, so rotation continues across replays); sampled by `rule`,
+        by default the options' target."""
         unroll = timers.fit_graph_unroll(call, upper_bound_us, multiple_of=copies)
-        return timers.time_graph(call, self.options.target, unroll)
+        return timers.time_graph(call, rule or self.options.target, unroll)
 
     def time_units(self, units: dict[Hashable, list[Unit]]) -> tuple[dict[Hashable, Timed], dict[Hashable, Exception]]:
         """The one measurement of a point (measure/layers.py). Each unit comes in placements: the same
@@ -245,16 +248,6 @@ def load_backends(backends: list[Backend], device: torch.device, note: Callable[
         if ext.needs_build():
             note(f"building the cuBLAS extension into {ext.library_path().parent} (first use; about a minute)…")
         ext.ensure_loaded()
-
-
-def announce_tuning(
-    backends: list[Backend], cases: list[Case], device: torch.device, note: Callable[[str], None]
-) -> None:
-    """Say through `note` what the backends will tune before they run `cases` (a tuned kernel's first use)."""
-    for backend in backends:
-        for case in cases:
-            if tuning := backend.tuning_note(case, device):
-                note(tuning)
 
 
 def is_allocation_failure(exc: BaseException) -> bool:

@@ -26,9 +26,10 @@ from gemmbench.backends import Backend
 from gemmbench.backends.producers import Producer
 from gemmbench.backends.registry import query_failure
 from gemmbench.errors import BACKEND_FAILURES
-from gemmbench.measure.bench import Bench, announce_tuning, error_reason, ignore, load_backends
+from gemmbench.measure.bench import Bench, error_reason, ignore, load_backends
 from gemmbench.measure.group_calls import PARALLEL, SERIAL, GroupCalls, input_case
 from gemmbench.measure.layers import Unit, producer_problem
+from gemmbench.measure.tuning import tune_for_case
 from gemmbench.records import (
     ERROR,
     OK,
@@ -41,10 +42,7 @@ from gemmbench.records import (
 from gemmbench.records.timers import SIMULATED_TIMER
 from gemmbench.spec.cases import GroupSpec
 from gemmbench.timing import profile, timers
-from gemmbench.timing.inputs import (
-    Placements,
-    placed,
-)
+from gemmbench.timing.inputs import Placements, make_inputs, placed
 
 # An upper bound of one member's time alone, to start sizing its CUDA graph (fit_graph_unroll refines it).
 MEMBER_UPPER_BOUND_US = 1000.0
@@ -109,9 +107,12 @@ def _measure(
         return {**_simulated(group, m, backend, runnable), **skipped}
     if device.type != "cuda":
         return every(SKIPPED, "CUDA streams need a CUDA device")
-    announce_tuning([backend], [member.gemm.case(m) for member in group.members if member.light], device, note)
     try:
         bench.warm_device()
+        for case in [member.gemm.case(m) for member in group.members if member.light]:  # tuned before any check
+            inputs = make_inputs(case, device, bench.options.seed)
+            if tuning_failed := tune_for_case([backend], case, inputs, bench, note):
+                return {**every(ERROR, tuning_failed[backend]), **skipped}
         placements = placed(
             lambda: _built(GroupCalls.build(group, m, backend, bench, cold=bench.cold, producers=runnable)),
             device,

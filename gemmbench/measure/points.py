@@ -1,9 +1,10 @@
 """Measuring the points of a sweep, in two passes that never print.
 
-`measure_cases`: for each case, inputs and a float64 reference; each row's output checked against it
-(a row: a backend variant, alone or after a producer in its layer); then every row of the case timed in
-the same rounds (measure/layers.py), its clock watch and routing check. One Record per (case, context,
-backend variant: PDL off and on where the backend can launch with it), skips and errors included.
+`measure_cases`: for each case, inputs and a float64 reference; each backend tuned (measure/tuning.py);
+each row's output checked against the reference (a row: a backend variant, alone or after a producer in
+its layer); then every row of the case timed in the same rounds (measure/layers.py), its clock watch and
+routing check. One Record per (case, context, backend variant: PDL off and on where the backend can
+launch with it), skips and errors included.
 
 `profile_records`: the kernel pass, after every point is timed. torch.profiler leaves a cost behind in
 the process (docs/design.md, what was measured: eager +11-16%, graph +1.4%), so no timer runs after it.
@@ -23,18 +24,10 @@ from gemmbench.backends.producers import Producer
 from gemmbench.backends.registry import QUERY_FAILED, query_failure
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure import routing
-from gemmbench.measure.bench import (
-    Bench,
-    Variant,
-    announce_tuning,
-    error_reason,
-    ignore,
-    is_allocation_failure,
-    load_backends,
-    variants,
-)
+from gemmbench.measure.bench import Bench, Variant, error_reason, ignore, is_allocation_failure, load_backends, variants
 from gemmbench.measure.layers import Timed, Unit, after_producer, producer_calls, producer_problem
 from gemmbench.measure.routing_data import RoutingData
+from gemmbench.measure.tuning import tune_for_case
 from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record, after_context
 from gemmbench.records.flags import WRONG_RESULT_REL_ERR
 from gemmbench.records.timers import SIMULATED_TIMER
@@ -54,7 +47,8 @@ def measure_cases(
     """One record per (case, context, backend variant), in case order, then alone followed by each of
     `producers` (the contexts: the GEMM timed in a layer after the producer that writes its input,
     measure/layers.py), then variant order (a backend that can launch with PDL twice: off, then on); after
-    loading the backends. No profiler runs here; `note` is told what is about to take a while."""
+    loading the backends. No profiler runs here; `note` is told what is about to take a while (a build, a
+    tuning)."""
     device = bench.device
     load_backends([*backends, *producers], device, note)
     rows = variants(backends)
@@ -64,8 +58,7 @@ def measure_cases(
         runnable = [key for key, reason in reasons.items() if reason is None]
         if any(v.backend.real for v, _ in runnable):
             bench.warm_device()
-        announce_tuning(list(dict.fromkeys(v.backend for v, _ in runnable)), [case], device, note)
-        measured = _measure_case(case, runnable, bench) if runnable else {}
+        measured = _measure_case(case, runnable, bench, note) if runnable else {}
         for producer in contexts:
             for variant in rows:
                 reason = reasons[variant, producer]
@@ -176,8 +169,8 @@ class _CaseRun:
         return self.row(key, ERROR, error_reason(exc))
 
 
-def _measure_case(case: Case, keys: list[RowKey], bench: Bench) -> dict[RowKey, Record]:
-    """Every runnable row of one case, checked and timed; failures are error rows."""
+def _measure_case(case: Case, keys: list[RowKey], bench: Bench, note: Callable[[str], None]) -> dict[RowKey, Record]:
+    """Every runnable row of one case: its backend tuned, then checked and timed; failures are error rows."""
     try:
         options = bench.options
         make = options.routing_data.gemm_inputs if options.routing_data else make_inputs
@@ -193,10 +186,13 @@ def _measure_case(case: Case, keys: list[RowKey], bench: Bench) -> dict[RowKey, 
             reason = f"out of memory (inputs and float64 reference){known}"
         return {key: _row(case, *key, ERROR, reason) for key in keys}
     run = _CaseRun(case, bench, placements, pristine)
-    done: dict[RowKey, Record] = {}
+    failed = tune_for_case(list(dict.fromkeys(v.backend for v, _ in keys)), case, first, bench, note)
+    done = {key: run.row(key, ERROR, failed[key[0].backend]) for key in keys if key[0].backend in failed}
     checked: dict[RowKey, tuple[Callable[[], object], float]] = {}
     # Rows alone first: a producer writes the copies' x in place, after which `ref` no longer holds for them.
     for key in sorted(keys, key=lambda key: key[1] is not None):
+        if key in done:
+            continue
         try:
             call, rel_err = _checked_layers(run, key, ref)
         except BACKEND_FAILURES as exc:  # any backend failure is a row, never a traceback

@@ -10,6 +10,8 @@ import torch
 
 from gemmbench.analysis.decode import gemm_kernel
 from gemmbench.backends import REGISTRY, ext
+from gemmbench.measure.bench import Bench, MeasureOptions
+from gemmbench.measure.tuning import CaseTimer
 from gemmbench.output.format import markdown_table
 from gemmbench.spec.presets import load_preset
 from gemmbench.timing import profile
@@ -27,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parse_args(argv)
     ext.load()
     device = torch.device("cuda")
+    bench = Bench(device, MeasureOptions())
     gemms = load_preset("deepseek-v3").gemms + load_preset("deepseek-v4-pro").gemms
     rows = []
     for gemm in gemms:
@@ -35,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
             inputs = make_inputs(case, device, seed=0)
             outputs, kernels = {}, {}
             for name in ("mm_out_dtype", *COMPARED):
+                REGISTRY[name].tune(case, inputs, CaseTimer(case, bench))  # as a sweep does first
                 call = REGISTRY[name].prepare(case, inputs)
                 inputs.out.fill_(float("nan"))
                 call()

@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 
 from gemmbench.backends import REGISTRY
+from gemmbench.measure.bench import Bench, MeasureOptions
+from gemmbench.measure.tuning import CaseTimer
 from gemmbench.output.format import markdown_table
 from gemmbench.spec.cases import Case
 from gemmbench.timing import timers as timing
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     module = build()
     print(f"built in {time.perf_counter() - started:.0f} s", flush=True)
     device = torch.device("cuda")
+    bench = Bench(device, MeasureOptions())
     rows = []
     for label, (n, k) in SHAPES.items():
         for m in TOKEN_COUNTS:
@@ -106,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
                     rows.append([label, m, name, "wrong", f"{err:.1e}"])
                     continue
                 points[name] = calls
+            REGISTRY["router_small_m"].tune(case, copies[0], CaseTimer(case, bench))  # as a sweep does first
             for name in ("router_small_m", "mm_out_dtype"):
                 points[name] = [REGISTRY[name].prepare(case, c) for c in copies]
             for name, calls in points.items():

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 
 from gemmbench.backends import REGISTRY
+from gemmbench.measure.bench import Bench, MeasureOptions
+from gemmbench.measure.tuning import CaseTimer
 from gemmbench.output.format import markdown_table
 from gemmbench.spec.cases import Case
 from gemmbench.timing import timers as timing
@@ -65,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     out_dir = parse_args(argv).out_dir
     device = torch.device("cuda")
     copies, _ = input_copies(CASE, device, seed=0, cold=True)
+    REGISTRY["router_small_m"].tune(CASE, copies[0], CaseTimer(CASE, Bench(device, MeasureOptions())))  # as a sweep
     empty, read_weight = kernels()
     n, k = CASE.n, CASE.k
     block_k = 1 << (k - 1).bit_length()

@@ -20,10 +20,11 @@ import torch
 from gemmbench.backends import REGISTRY
 from gemmbench.backends.router_small_m_kernel import CUDA_CORES, TENSOR_CORES, candidates
 from gemmbench.backends.router_small_m_tuning import TUNE_BUDGET_S, candidate_times
+from gemmbench.measure.bench import Bench, MeasureOptions
+from gemmbench.measure.tuning import CaseTimer
 from gemmbench.output.format import markdown_table
 from gemmbench.spec.cases import Case
-from gemmbench.timing import timers as timing
-from gemmbench.timing.inputs import input_copies, rotating
+from gemmbench.timing.stopping import Target
 
 SHAPES = {  # name: (N, K), as in docs/tiers.md
     "DeepSeek-V3 router": (256, 7168),
@@ -33,16 +34,7 @@ SHAPES = {  # name: (N, K), as in docs/tiers.md
     "V4 indexer weights_proj": (64, 7168),
 }
 MS = (1, 2, 4, 8, 16, 32)
-TARGET = timing.Target(budget_s=0.05, min_time_s=0.05)
-
-
-def mm_out_dtype_us(case: Case, device: torch.device) -> float:
-    copies, _ = input_copies(case, device, seed=0, cold=True)
-    backend = REGISTRY["mm_out_dtype"]
-    call = rotating([backend.prepare(case, c) for c in copies])
-    call()
-    unroll = timing.fit_graph_unroll(call, timing.GRAPH_TARGET_REPLAY_US, multiple_of=len(copies))
-    return timing.time_graph(call, TARGET, unroll).median_us
+TARGET = Target(budget_s=0.05, min_time_s=0.05)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,20 +45,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     out_dir = parse_args(argv).out_dir
-    device = torch.device("cuda")
+    bench = Bench(torch.device("cuda"), MeasureOptions())
     rows, everything = [], {}
     for name, (n, k) in SHAPES.items():
         for m in MS:
             case = Case(name, "router", "router", m, n, k)
-            copies, _ = input_copies(case, device, seed=0, cold=True)
-            times = candidate_times(copies, candidates(m), TUNE_BUDGET_S)
+            timer = CaseTimer(case, bench)  # the timer a sweep's tuning uses: cold L2, CUDA-graph device time
+            times = candidate_times(timer, candidates(m), TUNE_BUDGET_S)
             best = min(times, key=times.get)
             kinds = {
                 "tensor": [t for c, t in times.items() if c.product == TENSOR_CORES],
                 "cuda": [t for c, t in times.items() if c.product == CUDA_CORES],
                 "unsplit": [t for c, t in times.items() if c.splits(k) == 1],
             }
-            reference = mm_out_dtype_us(case, device)
+            reference = timer.device_time_us(lambda inputs, c=case: REGISTRY["mm_out_dtype"].prepare(c, inputs), TARGET)
             rows.append(
                 [
                     name,
