@@ -28,7 +28,7 @@ from gemmbench.backends.registry import query_failure
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure.bench import Bench, announce_tuning, error_reason, ignore, load_backends
 from gemmbench.measure.group_calls import PARALLEL, SERIAL, GroupCalls, input_case
-from gemmbench.measure.layers import Unit, producer_problem
+from gemmbench.measure.layers import LayerWork, Unit, producer_problem
 from gemmbench.records import (
     ERROR,
     OK,
@@ -107,8 +107,8 @@ def _measure(
     skipped = {p: _row(group, m, backend, p, SKIPPED, context_reasons[p]) for p in producers if p not in runnable}
     if backend.simulated_times_us(group.members[0].gemm.case(m)) is not None:
         return {**_simulated(group, m, backend, runnable), **skipped}
-    if device.type != "cuda":
-        return every(SKIPPED, "CUDA streams need a CUDA device")
+    if bench.streams_unavailable:
+        return every(SKIPPED, bench.streams_unavailable)
     announce_tuning([backend], [member.gemm.case(m) for member in group.members if member.light], device, note)
     try:
         bench.warm_device()
@@ -236,7 +236,10 @@ def time_placements(
     first = placements.first
     copies = len(first.inputs)
     units = {
-        (name, producer): [Unit(calls.rotating(calls.way(name, producer)), copies) for calls in placements.sets]
+        (name, producer): [
+            Unit(calls.rotating(calls.way(name, producer)), copies, first.work(name, producer))
+            for calls in placements.sets
+        ]
         for producer in (None, *producers)
         for name in (SERIAL, PARALLEL)
     }
@@ -250,7 +253,8 @@ def time_placements(
     for index, member in enumerate(first.group.members):
         call = first.rotating(lambda copy, index=index: first.member_calls[copy][index]())
         call()
-        alone_us = bench.device_time(call, MEMBER_UPPER_BOUND_US, copies).median_us
+        alone = Unit(call, copies, LayerWork(((member.gemm.case(first.m),),)))
+        alone_us = bench.device_time(alone, MEMBER_UPPER_BOUND_US).median_us
         members.append(MemberTime(member.gemm.name, member.stream, alone_us))
     clocks: ClockSummary | None = bench.clock_summary(start, bench.read_clocks())  # the whole point
     common = {

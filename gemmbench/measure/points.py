@@ -33,7 +33,7 @@ from gemmbench.measure.bench import (
     load_backends,
     variants,
 )
-from gemmbench.measure.layers import Timed, Unit, after_producer, producer_calls, producer_problem
+from gemmbench.measure.layers import LayerWork, Timed, Unit, after_producer, producer_calls, producer_problem
 from gemmbench.measure.routing_data import RoutingData
 from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record, after_context
 from gemmbench.records.flags import WRONG_RESULT_REL_ERR
@@ -167,7 +167,8 @@ class _CaseRun:
     def units(self, key: RowKey, first: Callable[[], object]) -> list[Unit]:
         """The row's unit in every placement: `first` (the checked call) in the first."""
         others = [self.layers(key, placement)[0] for placement in range(1, len(self.placements.sets))]
-        return [Unit(call, self.copies) for call in (first, *others)]
+        work = LayerWork(((self.case,),), key[1])
+        return [Unit(call, self.copies, work) for call in (first, *others)]
 
     def row(self, key: RowKey, status: str, reason: str = "", **results) -> Record:
         return _row(self.case, *key, status, reason, **results)
