@@ -10,8 +10,7 @@ each member alone as device time; cold L2 by rotating copies of every member's i
 after all timing, profiles one parallel call and says how many streams ran kernels and for how long
 kernels of two or more streams overlapped.
 
-On the CPU there are no streams: rows are skipped with the reason, except for the fake backend, whose
-simulated times make the records, tables and comparisons testable anywhere.
+On the CPU there are no streams: rows are skipped with the reason (Bench.streams_unavailable).
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ from gemmbench.records import (
     MemberTime,
     TimerSummary,
 )
-from gemmbench.records.timers import SIMULATED_TIMER
 from gemmbench.spec.cases import GroupSpec
 from gemmbench.timing import profile, timers
 from gemmbench.timing.inputs import (
@@ -105,8 +103,6 @@ def _measure(
         return every(SKIPPED, reason)
     runnable = tuple(p for p in producers if not context_reasons[p])
     skipped = {p: _row(group, m, backend, p, SKIPPED, context_reasons[p]) for p in producers if p not in runnable}
-    if backend.simulated_times_us(group.members[0].gemm.case(m)) is not None:
-        return {**_simulated(group, m, backend, runnable), **skipped}
     if bench.streams_unavailable:
         return every(SKIPPED, bench.streams_unavailable)
     announce_tuning([backend], [member.gemm.case(m) for member in group.members if member.light], device, note)
@@ -145,39 +141,6 @@ def _unfed_members(group: GroupSpec, producer: Producer | None) -> str | None:
     if producer is None or len(dtypes) == 1:
         return None
     return f"context {producer.name}: the members read x in {'/'.join(sorted(dtypes))}; one producer writes one"
-
-
-def _simulated(
-    group: GroupSpec, m: int, backend: Backend, producers: tuple[Producer, ...]
-) -> dict[Producer | None, GroupRecord]:
-    """The fake backend's group: every member takes its simulated time; streams overlap perfectly, and
-    every launch costs the fake's launch time on the host; in a layer, the producer's simulated times and
-    what the fake says the layer adds, on top."""
-    times = [backend.simulated_times_us(member.gemm.case(m)) for member in group.members]
-    members = [
-        MemberTime(member.gemm.name, member.stream, device_us)
-        for member, (_, device_us) in zip(group.members, times, strict=True)
-    ]
-    launches_us = sum(latency_us - device_us for latency_us, device_us in times)
-    serial = sum(device_us for _, device_us in times)
-    parallel = max(_per_stream(members).values())
-    simulated = functools.partial(TimerSummary, SIMULATED_TIMER)
-    producer_latency, producer_device, added = backend.simulated_context_us(input_case(group, m))
-    rows = {None: _record(group, m, backend.name, _ways(simulated, serial, parallel, launches_us), members)}
-    for producer in producers:
-        extra = {"device": producer_device + added, "latency": producer_latency + added}
-        timed = _ways(simulated, serial, parallel, launches_us, extra)
-        rows[producer] = _record(group, m, backend.name, timed, context=producer.name)
-    return rows
-
-
-def _ways(summary: Callable, serial: float, parallel: float, launches_us: float, extra: dict | None = None) -> dict:
-    """Each way's simulated (device time, eager latency), plus `extra` of each kind (in a layer)."""
-    extra = extra or {"device": 0.0, "latency": 0.0}
-    return {
-        SERIAL: (summary(serial + extra["device"]), summary(serial + launches_us + extra["latency"])),
-        PARALLEL: (summary(parallel + extra["device"]), summary(parallel + launches_us + extra["latency"])),
-    }
 
 
 def _per_stream(members: list[MemberTime]) -> dict[str, float]:

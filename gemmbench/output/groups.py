@@ -15,7 +15,7 @@ from gemmbench.analysis.policy import (
 from gemmbench.output.format import TIMER_LABELS, flags, format_us, markdown_table, reasons_text
 from gemmbench.output.recommend import simulated_caveat, tie_rule
 from gemmbench.records import OK, SKIPPED, GroupRecord, after_context, grouped
-from gemmbench.records.timers import SIMULATED_TIMER, median_of
+from gemmbench.records.timers import GRAPH_TIMER, median_of
 
 
 def group_legend(records: list[GroupRecord]) -> str:
@@ -23,10 +23,10 @@ def group_legend(records: list[GroupRecord]) -> str:
     timers = {r.parallel_device.timer for r in records if r.parallel_device}
     if not timers:
         times = "none (no row was timed)"
-    elif timers == {SIMULATED_TIMER}:
-        times = TIMER_LABELS[SIMULATED_TIMER]
-    else:
+    elif timers == {GRAPH_TIMER}:
         times = "CUDA-graph device time (eager latency below)"
+    else:  # timers of another bench, named as the sweep tables name them
+        times = ", ".join(TIMER_LABELS.get(timer, timer) for timer in sorted(timers))
     contexts = sorted({r.context for r in records if r.in_layer})
     in_layer = (
         f"; after {'/'.join(contexts)}: each way's time per layer, the producer that writes x included "
