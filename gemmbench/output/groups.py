@@ -13,7 +13,7 @@ from gemmbench.analysis.policy import (
     SAME_TOLERANCE,
 )
 from gemmbench.output.format import TIMER_LABELS, flags, format_us, markdown_table, reasons_text
-from gemmbench.output.recommend import simulated_caveat, tie_rule
+from gemmbench.output.recommend import tie_rule
 from gemmbench.records import OK, SKIPPED, GroupRecord, after_context, grouped
 from gemmbench.records.timers import GRAPH_TIMER, median_of
 
@@ -160,8 +160,6 @@ def advice_tables(advice: list[GroupAdvice]) -> Group:
         for row in _advice_rows(item):
             table.add_row(*row)
         parts += [Text(advice_summary(item), style="bold"), table]
-        if item.simulated:
-            parts.append(Text(f"  {simulated_caveat(item.simulated)}", style="yellow"))
     parts.append(
         Text(f"streams pay: parallel beats serial by more than {SAME_TOLERANCE:.0%}; " + tie_rule(), style="dim")
     )
@@ -169,11 +167,7 @@ def advice_tables(advice: list[GroupAdvice]) -> Group:
 
 
 def advice_markdown(advice: list[GroupAdvice]) -> str:
-    parts = [
-        f"{advice_summary(item)}\n\n{markdown_table(ADVICE_COLUMNS, _advice_rows(item))}"
-        + (f"\n{simulated_caveat(item.simulated)}\n" if item.simulated else "")
-        for item in advice
-    ]
+    parts = [f"{advice_summary(item)}\n\n{markdown_table(ADVICE_COLUMNS, _advice_rows(item))}" for item in advice]
     return "\n".join(parts)
 
 
@@ -186,7 +180,6 @@ def advice_dicts(advice: list[GroupAdvice]) -> list[dict]:
             "streams_pay_up_to": a.streams_pay_up_to,
             "choices": [c.__dict__ for c in a.choices],
             "summary": advice_summary(a),
-            "caveat": simulated_caveat(a.simulated) if a.simulated else None,
         }
         for a in advice
     ]
