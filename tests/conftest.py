@@ -2,11 +2,14 @@ import os
 import shutil
 from pathlib import Path
 
+import fakes
 import pytest
 import torch
 
-from gemmbench.backends import ext
+from gemmbench import backends
+from gemmbench.backends import ext, plugins, registry
 from gemmbench.cache import CACHE_ENV
+from gemmbench.measure import session
 from gemmbench.spec.cases import Case
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -45,3 +48,20 @@ def copy_users_extension_build(users_library: Path) -> None:
     25 s on a GPU machine. A copy, not a link, so that no test can change the user's cache."""
     if users_library.is_file():
         shutil.copytree(users_library.parent, ext.build_dir(), symlinks=True)
+
+
+@pytest.fixture
+def isolated_registry(monkeypatch) -> None:
+    """The built-in backends only, for one test: the backends plugins register in it go with it."""
+    monkeypatch.setattr(plugins, "_loaded", {})
+    fresh = registry.Registry()
+    for module in (registry, plugins, backends):
+        monkeypatch.setattr(module, "REGISTRY", fresh)
+
+
+@pytest.fixture
+def fake_device(isolated_registry, monkeypatch):
+    """For one test, every session runs on the made-up device (fakes.FakeBench, behind the sessions' one
+    bench seam), and the `fake` backend is loaded as the plugin tests/fakes.py."""
+    plugins.load_plugins([fakes.__file__], entry_points=False)
+    monkeypatch.setattr(session, "SESSION_BENCH", fakes.FakeBench)

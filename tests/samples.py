@@ -48,10 +48,10 @@ def timed(backend: str, device_us: float, rel_err: float, case: Case = CASE, **r
     )
 
 
-def measure_all(cases, backends, device, options=None):
-    """Every point measured, then profiled where `options.capture_kernels` (as a session does, without a
-    run file or provenance)."""
+def measure_all(cases, backends, device, options=None, bench_type=Bench):
+    """Every point measured on a `bench_type` bench, then profiled where `options.capture_kernels` (as a
+    session does, without a run file or provenance)."""
     options = options or MeasureOptions()
-    bench = Bench(device, options)
+    bench = bench_type(device, options)
     records = list(measure_cases(cases, backends, bench))
     return profile_records(records, backends, bench) if options.capture_kernels else records

@@ -34,7 +34,7 @@ def test_a_csv_export_gives_the_same_frame_without_kernel_durations(tmp_path):
     pd.testing.assert_frame_equal(gemmbench.load_run(path).to_frame(), run.to_frame())
 
 
-def test_sweep_returns_a_run_and_prints_nothing(capsys, tmp_path, monkeypatch):
+def test_sweep_returns_a_run_and_prints_nothing(capsys, tmp_path, monkeypatch, fake_device):
     monkeypatch.chdir(tmp_path)  # where the CLI's default `results/` would go
     run = gemmbench.sweep(shapes=["8x16"], m=[1, 2], backends=["fake", "mm_out_dtype"], device="cpu")
     assert capsys.readouterr() == ("", "")
@@ -50,7 +50,7 @@ def test_sweep_returns_a_run_and_prints_nothing(capsys, tmp_path, monkeypatch):
     assert gemmbench.load_run(path).records == saved.records
 
 
-def test_sweep_rejects_bad_options_with_the_cli_errors():
+def test_sweep_rejects_bad_options_with_the_cli_errors(fake_device):
     with pytest.raises(UsageError, match="unknown backend 'nope'"):
         gemmbench.sweep(backends=["nope"], device="cpu")
     with pytest.raises(UsageError, match="bad M value"):

@@ -48,6 +48,7 @@ def test_a_row_covers_the_rounds_of_its_point_not_the_points_timed_before_it(mon
     none of the second point's."""
     from dataclasses import replace
 
+    from fakes import Fake
     from samples import measure_all
 
     from gemmbench.backends import REGISTRY
@@ -60,7 +61,7 @@ def test_a_row_covers_the_rounds_of_its_point_not_the_points_timed_before_it(mon
     monkeypatch.setattr(bench_module.ClockWatch, "max_sm_mhz", MAX_SM, raising=False)
     fast = MeasureOptions(warmup_s=0.0, target=timers.Target(budget_s=0.001, min_time_s=0.0), eager_windows=1)
     cases = [small_case, replace(small_case, m=8)]
-    rows = measure_all(cases, [REGISTRY["upcast"], REGISTRY["fake"]], torch.device("cpu"), fast)
+    rows = measure_all(cases, [REGISTRY["upcast"], Fake()], torch.device("cpu"), fast)
     assert [(r.m, r.backend) for r in rows] == [(4, "upcast"), (4, "fake"), (8, "upcast"), (8, "fake")]
     assert all(r.throttled and r.clocks.throttle_reasons == "hw_thermal" for r in rows[:2])
     assert not any(r.throttled or r.clocks.throttle_reasons for r in rows[2:])

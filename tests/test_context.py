@@ -1,5 +1,5 @@
-"""The GEMM in its layer (`--context`), on the CPU: rows alone and per layer after each producer, the fake
-backend's simulated layers, skipped and error rows, PDL variants, the engines' producers and router GEMM
+"""The GEMM in its layer (`--context`), on the CPU: rows alone and per layer after each producer, layers on
+the made-up device (fakes.py), skipped and error rows, PDL variants, the engines' producers and router GEMM
 where FlashInfer is absent, and the answers that read layer rows (compare, recommend, dispatch)."""
 
 import csv
@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from fakes import FAKE_KERNEL_SWITCH_US, FAKE_LAUNCH_US, FAKE_TIMER, Fake, FakeBench, producer_us
 from samples import CASE
 from typer.testing import CliRunner
 
@@ -19,7 +20,6 @@ from gemmbench.analysis.policy import ENGINE_CONTEXTS, FALLBACK_BACKEND
 from gemmbench.analysis.recommend import dispatch_view, recommend
 from gemmbench.backends import REGISTRY, Backend, default_backends
 from gemmbench.backends.engines import INSTALL_FLASHINFER
-from gemmbench.backends.fake import FAKE_KERNEL_SWITCH_US, Fake
 from gemmbench.backends.producers import PRODUCERS, Producer, context_names, select_producers
 from gemmbench.cli import app
 from gemmbench.errors import UsageError
@@ -54,12 +54,13 @@ def sweep_rows(*args):
 # Rows alone and in each layer
 
 
-def test_several_contexts_give_the_rows_alone_then_each_layers_rows_with_the_producer_and_switch_added():
+def test_several_contexts_give_the_rows_alone_then_each_layers_rows_with_the_producer_and_switch_added(fake_device):
     rows = sweep_rows("-b", "fake", "--shape", "4x8x16", "--context", "norm,copy")
     assert [(row["context"], row["status"]) for row in rows] == [("", OK), ("norm", OK), ("copy", OK)]
     alone, *layers = rows
-    producer_latency, producer_device, switch = Fake().simulated_context_us(Case("custom", "8x16", "custom", 4, 8, 16))
-    assert switch == FAKE_KERNEL_SWITCH_US and producer_device > 0
+    producer_device = producer_us(Case("custom", "8x16", "custom", 4, 8, 16))
+    producer_latency = producer_device + FAKE_LAUNCH_US
+    assert producer_device > 0
     for row in layers:
         assert float(row["device_median_us"]) == pytest.approx(
             float(alone["device_median_us"]) + producer_device + FAKE_KERNEL_SWITCH_US
@@ -67,12 +68,12 @@ def test_several_contexts_give_the_rows_alone_then_each_layers_rows_with_the_pro
         assert float(row["latency_median_us"]) == pytest.approx(
             float(alone["latency_median_us"]) + producer_latency + FAKE_KERNEL_SWITCH_US
         )
-        assert row["device_timer"] == "simulated"
+        assert row["device_timer"] == FAKE_TIMER
         assert row["tflops"] == row["gbps"] == ""  # the GEMM's throughput is of a row alone, not of a layer
     assert float(alone["tflops"]) > 0
 
 
-def test_a_sweep_of_several_cases_yields_each_cases_rows_alone_then_per_context():
+def test_a_sweep_of_several_cases_yields_each_cases_rows_alone_then_per_context(fake_device):
     run = gemmbench.sweep(shapes=["8x16"], m=[1, 2], backends=["fake"], device="cpu", context=["copy", "norm"])
     assert [(r.m, r.context) for r in run.records] == [
         (1, None),
@@ -87,7 +88,7 @@ def test_a_sweep_of_several_cases_yields_each_cases_rows_alone_then_per_context(
     assert run.records[1].view == (*run.records[0].case.shape_key, "copy")
 
 
-def test_the_plan_measures_every_row_and_profiles_only_the_rows_alone():
+def test_the_plan_measures_every_row_and_profiles_only_the_rows_alone(fake_device):
     plan = plan_sweep(shapes=["4x8x16"], backends=["fake", "mm_out_dtype"], device="cpu", context="norm,copy")
     assert [p.name for p in plan.producers] == ["norm", "copy"] and plan.rows_per_case == 6
     on_gpu = replace(plan, device=torch.device("cuda"))  # steps only: nothing runs
@@ -115,14 +116,14 @@ def test_on_the_cpu_the_layer_is_timed_with_the_host_clock():
     assert layer["tflops"] == "" and float(alone["tflops"]) > 0
 
 
-def test_a_cuda_only_producer_on_the_cpu_is_a_skipped_layer_row_beside_the_row_alone():
+def test_a_cuda_only_producer_on_the_cpu_is_a_skipped_layer_row_beside_the_row_alone(fake_device):
     alone, layer = sweep_rows("-b", "fake", "--shape", "4x8x16", "--context", "gemmbench_norm_pdl_after_stores")
     assert alone["status"] == OK and alone["context"] == ""
     assert layer["status"] == SKIPPED and layer["context"] == "gemmbench_norm_pdl_after_stores"
     assert layer["reason"] == "context gemmbench_norm_pdl_after_stores: a CUDA kernel: needs a CUDA device"
 
 
-def test_norm_pdl_is_still_accepted_as_gemmbench_norm_pdl_start():
+def test_norm_pdl_is_still_accepted_as_gemmbench_norm_pdl_start(fake_device):
     assert select_producers("norm_pdl") == (PRODUCERS["gemmbench_norm_pdl_start"],)
     assert select_producers(["norm_pdl", "gemmbench_norm_pdl_start", "none"]) == (
         PRODUCERS["gemmbench_norm_pdl_start"],
@@ -132,7 +133,7 @@ def test_norm_pdl_is_still_accepted_as_gemmbench_norm_pdl_start():
     assert layer["reason"] == "context gemmbench_norm_pdl_start: a CUDA kernel: needs a CUDA device"
 
 
-def test_an_unknown_context_is_one_error_line_naming_the_known_ones():
+def test_an_unknown_context_is_one_error_line_naming_the_known_ones(fake_device):
     result = runner.invoke(app, ["sweep", "-b", "fake", "--device", "cpu", "--context", "norm,rmsnorm", "--no-save"])
     assert result.exit_code == 2
     known = ", ".join(context_names())
@@ -162,14 +163,14 @@ def no_vllm(monkeypatch):
     engines_absent(monkeypatch, "vllm")
 
 
-def test_flashinfer_contexts_are_skipped_rows_that_say_what_to_install(no_flashinfer):
+def test_flashinfer_contexts_are_skipped_rows_that_say_what_to_install(no_flashinfer, fake_device):
     rows = sweep_rows("-b", "fake", "--shape", "4x8x16", "--context", ",".join(FLASHINFER_CONTEXTS))
     assert [(row["context"], row["status"]) for row in rows] == [("", OK)] + [(c, SKIPPED) for c in FLASHINFER_CONTEXTS]
     assert [row["reason"] for row in rows[1:]] == [f"context {c}: {INSTALL_FLASHINFER}" for c in FLASHINFER_CONTEXTS]
     assert "pip install 'gemmbench[engines]', or flashinfer-python" in INSTALL_FLASHINFER
 
 
-def test_vllms_norms_are_contexts_skipped_with_the_install_hint_where_vllm_is_absent(no_vllm):
+def test_vllms_norms_are_contexts_skipped_with_the_install_hint_where_vllm_is_absent(no_vllm, fake_device):
     contexts = ("vllm_rms_norm", "vllm_fused_add_rms_norm")
     assert all(PRODUCERS[c].origin == "vllm" and PRODUCERS[c].pdl == "no" for c in contexts)
     rows = sweep_rows("-b", "fake", "--shape", "4x8x16", "--context", ",".join(contexts))
@@ -260,8 +261,8 @@ class PdlCapable(UpcastLike):
 
 @pytest.mark.parametrize("producer", [Exploding], indirect=True)
 def test_a_producer_that_raises_is_an_error_row_in_its_layer_only(producer, small_case):
-    for backend in (UpcastLike(), Fake()):  # the fake's layer times are simulated, its output checked
-        alone, layer = measure_cases([small_case], [backend], Bench(CPU, FAST), producers=(producer,))
+    for backend, bench in ((UpcastLike(), Bench), (Fake(), FakeBench)):  # FakeBench: made-up times, checked rows
+        alone, layer = measure_cases([small_case], [backend], bench(CPU, FAST), producers=(producer,))
         assert alone.status == OK and alone.context is None
         assert layer.status == ERROR and layer.context == "exploding"
         assert layer.reason == "RuntimeError: the plugin's norm failed"
@@ -373,7 +374,7 @@ def test_dispatch_asks_which_layer_where_the_run_holds_several_and_no_engines():
     assert raised.value.fix == "choose one of: none, norm"
 
 
-def test_recommend_python_dispatches_by_the_layer_named(tmp_path):
+def test_recommend_python_dispatches_by_the_layer_named(tmp_path, fake_device):
     sweep = runner.invoke(
         app,
         ["sweep", "-b", "fake", "--device", "cpu", "--shape", "256x7168", "--m", "1,16", "--context", "norm,copy"]
@@ -408,7 +409,7 @@ def test_compare_matches_each_row_with_the_same_layers_row():
     assert [r.context for r in comparison.only_base] == ["copy"] and comparison.only_new == []
 
 
-def test_compare_matches_group_rows_by_layer_too(tmp_path):
+def test_compare_matches_group_rows_by_layer_too(tmp_path, fake_device):
     def group_run(contexts: str):
         out = tmp_path / contexts
         args = ["group", "-p", "deepseek-v4-pro", "-b", "fake", "--device", "cpu", "--m", "1", "-q"]
@@ -426,7 +427,7 @@ def test_compare_matches_group_rows_by_layer_too(tmp_path):
 # Groups in their layers
 
 
-def test_a_group_in_its_layers_has_per_layer_times_and_is_advised_per_layer(tmp_path):
+def test_a_group_in_its_layers_has_per_layer_times_and_is_advised_per_layer(tmp_path, fake_device):
     result = runner.invoke(
         app,
         ["group", "-p", "deepseek-v4-pro", "-b", "fake", "--device", "cpu", "--m", "1", "--context", "norm,copy"]
@@ -437,7 +438,8 @@ def test_a_group_in_its_layers_has_per_layer_times_and_is_advised_per_layer(tmp_
     assert [r["context"] for r in (alone, *layers)] == ["", "norm", "copy"]
     assert alone["members"] and alone["overlap_efficiency"] and alone["critical_path"]
     (group,) = load_preset("deepseek-v4-pro").groups
-    producer_latency, producer_device, switch = Fake().simulated_context_us(group.members[0].gemm.case(1))
+    producer_device = producer_us(group.members[0].gemm.case(1))
+    producer_latency, switch = producer_device + FAKE_LAUNCH_US, FAKE_KERNEL_SWITCH_US
     for layer in layers:
         assert layer["status"] == OK and layer["members"] == layer["overlap_efficiency"] == layer["critical_path"] == ""
         for way in ("serial", "parallel"):
@@ -452,7 +454,7 @@ def test_a_group_in_its_layers_has_per_layer_times_and_is_advised_per_layer(tmp_
     assert runner.invoke(app, ["show", str(tmp_path / "groups.csv")]).exit_code == 0  # the CSV reads back
 
 
-def test_a_group_after_a_cuda_only_producer_on_the_cpu_is_a_skipped_layer_row():
+def test_a_group_after_a_cuda_only_producer_on_the_cpu_is_a_skipped_layer_row(fake_device):
     result = runner.invoke(
         app,
         ["group", "-p", "deepseek-v4-pro", "-b", "fake", "--device", "cpu", "--m", "1", "--context", "norm_pdl"]
@@ -476,12 +478,12 @@ out_dtype = "fp32"
 name = "inputs"
 members = [
   { gemm = "a", stream = "default" },
-  { gemm = "b", n = 64, k = 128, in_dtype = "fp16", out_dtype = "fp32", stream = "aux0" },
+  { gemm = "b", n = 64, k = 128, in_dtype = "fp16", out_dtype = "fp16", stream = "aux0" },
 ]
 """
 
 
-def test_a_group_whose_members_read_x_in_two_dtypes_is_skipped_in_a_layer(tmp_path):
+def test_a_group_whose_members_read_x_in_two_dtypes_is_skipped_in_a_layer(tmp_path, fake_device):
     config = tmp_path / "mixed.toml"
     config.write_text(MIXED_GROUP)
     result = runner.invoke(

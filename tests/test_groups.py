@@ -1,11 +1,12 @@
-"""Groups on streams without a GPU: presets, the fake backend's records, skipped rows, the run file, and
-the commands that read group runs. GPU tests: test_gpu.py."""
+"""Groups on streams without a GPU: presets, records on the made-up device (fakes.py), skipped rows, the run
+file, and the commands that read group runs. GPU tests: test_gpu.py."""
 
 import csv
 import json
 
 import pytest
 import torch
+from fakes import Fake, FakeBench, gemm_us
 from typer.testing import CliRunner
 
 from gemmbench.backends import REGISTRY
@@ -67,10 +68,11 @@ def test_group_mistakes_are_named(tmp_path, members, message):
         load_config(path)
 
 
-def test_the_fake_backend_gives_a_group_record_with_its_figures():
+def test_the_fake_bench_gives_a_group_record_with_its_figures():
     (group,) = load_preset("deepseek-v4-pro").groups
-    (record,) = measure_groups([group], (16,), [REGISTRY["fake"]], Bench(CPU, MeasureOptions()))
+    (record,) = measure_groups([group], (16,), [Fake()], FakeBench(CPU, MeasureOptions()))
     alone = {m.gemm: m.device_us for m in record.members}
+    assert alone == {member.gemm.name: gemm_us(member.gemm.case(16)) for member in group.members}
     assert record.status == OK and record.serial_device.median_us == pytest.approx(sum(alone.values()))
     assert record.parallel_device.median_us == pytest.approx(max(alone.values()))  # one member per stream
     assert record.speedup == pytest.approx(record.serial_device.median_us / record.parallel_device.median_us)
@@ -89,13 +91,13 @@ def test_overlap_counts_time_with_two_or_more_streams_busy():
     assert overlap_us(kernels) == pytest.approx(2.0 + 2.0)  # 4-6 and 8-10
 
 
-def test_the_group_command_saves_a_run_the_other_commands_read(tmp_path):
+def test_the_group_command_saves_a_run_the_other_commands_read(tmp_path, fake_device):
     result = invoke(
         "group",
         "--preset",
         "deepseek-v4-pro",
         "-b",
-        "fake,upcast",
+        "fake,mm_out_dtype",  # mm_out_dtype: skipped where torch has no CPU kernel for it
         "--m",
         "1,16",
         "--device",
@@ -124,7 +126,7 @@ def test_the_group_command_saves_a_run_the_other_commands_read(tmp_path):
     assert plotted.exit_code == 0 and (tmp_path / "g.png").stat().st_size > 0
 
 
-def test_the_group_command_needs_a_preset_with_groups():
+def test_the_group_command_needs_a_preset_with_groups(fake_device):
     result = invoke("group", "-b", "fake", "--device", "cpu", "--no-save")
     assert result.exit_code == 2 and "deepseek-v4-pro" in result.stderr
     no_groups = invoke("group", "--preset", "deepseek-v3", "-b", "fake", "--device", "cpu", "--no-save")

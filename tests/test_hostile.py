@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fakes
 import pytest
 from typer.testing import CliRunner
 
@@ -21,6 +22,7 @@ DOCS_RUNS = Path(__file__).resolve().parent.parent / "docs" / "runs"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FIXTURE = Path(__file__).parent / "fixtures" / "h200_deepseek_v3_sm90.json"
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("isolated_registry")  # the plugins of these tests leave no backend behind
 
 
 def invoke(*args):
@@ -38,11 +40,11 @@ def one_error_line(result, exit_code: int) -> str:
 
 
 @pytest.mark.parametrize("m", ["²", "1,٣", "1:16:x²"])
-def test_a_unicode_digit_in_an_m_list_is_a_usage_error(m):
+def test_a_unicode_digit_in_an_m_list_is_a_usage_error(m, fake_device):
     assert "bad M" in one_error_line(invoke("sweep", "-b", "fake", "--device", "cpu", "--no-save", "--m", m), 2)
 
 
-def test_a_seed_beyond_64_bits_is_a_usage_error():
+def test_a_seed_beyond_64_bits_is_a_usage_error(fake_device):
     args = ("sweep", "-b", "fake", "--device", "cpu", "--no-save", "--seed", "99999999999999999999999")
     assert "seed" in one_error_line(invoke(*args), 2)
 
@@ -178,17 +180,6 @@ def write_plugin(tmp_path, body: str) -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def fresh_registry(monkeypatch):
-    from gemmbench import backends
-    from gemmbench.backends import plugins, registry
-
-    monkeypatch.setattr(plugins, "_loaded", {})
-    fresh = registry.Registry()
-    for module in (registry, plugins, backends):
-        monkeypatch.setattr(module, "REGISTRY", fresh)
-
-
 EXITING = """
 class Exiting(Backend):
     name = "exiting"
@@ -210,7 +201,7 @@ BACKENDS = [Exiting(), Asking()]
 """
 
 
-def test_a_backend_that_calls_sys_exit_is_an_error_row_and_the_others_keep_theirs(tmp_path):
+def test_a_backend_that_calls_sys_exit_is_an_error_row_and_the_others_keep_theirs(tmp_path, fake_device):
     plugin = write_plugin(tmp_path, EXITING)
     args = ("sweep", "--plugin", plugin, "-b", "exiting,asking,fake", "--device", "cpu", "--shape", "2x8x16")
     result = invoke(*args, "--no-save", "--csv", "-", "-q")
@@ -227,7 +218,7 @@ def test_a_backend_that_calls_sys_exit_is_an_error_row_and_the_others_keep_their
 
 
 @pytest.mark.parametrize("code", [0, 1])
-def test_a_plugin_that_calls_sys_exit_on_import_is_one_error_line(tmp_path, code):
+def test_a_plugin_that_calls_sys_exit_on_import_is_one_error_line(tmp_path, code, fake_device):
     plugin = write_plugin(tmp_path, f"sys.exit({code})\n")
     line = one_error_line(invoke("sweep", "--plugin", plugin, "-b", "fake", "--device", "cpu", "--no-save"), 1)
     assert "failed to import: SystemExit" in line
@@ -236,7 +227,7 @@ def test_a_plugin_that_calls_sys_exit_on_import_is_one_error_line(tmp_path, code
 # Paths
 
 
-def test_a_results_folder_removed_during_the_sweep_loses_no_row(tmp_path, monkeypatch):
+def test_a_results_folder_removed_during_the_sweep_loses_no_row(tmp_path, monkeypatch, fake_device):
     import shutil
 
     from gemmbench.measure import session
@@ -266,7 +257,7 @@ def tempfile_module():
     return tempfile
 
 
-def test_an_export_that_cannot_be_written_at_the_end_goes_to_a_fallback_file(tmp_path, monkeypatch):
+def test_an_export_that_cannot_be_written_at_the_end_goes_to_a_fallback_file(tmp_path, monkeypatch, fake_device):
     monkeypatch.setattr(tempfile_module(), "tempdir", str(tmp_path))
     target = tmp_path / "gone" / "rows.csv"
     from gemmbench.cli import options
@@ -300,7 +291,7 @@ def test_a_json_export_to_a_folder_suggests_a_json_file(tmp_path):
         ({"budgett_ms": 3}, "unexpected keyword argument 'budgett_ms'"),
     ],
 )
-def test_the_python_api_refuses_bad_options_with_the_one_error_type(options, what):
+def test_the_python_api_refuses_bad_options_with_the_one_error_type(options, what, fake_device):
     import gemmbench
     from gemmbench.errors import UsageError
 
@@ -354,7 +345,7 @@ def test_a_group_csv_reads_back_as_the_group_run_it_came_from(tmp_path):
     assert invoke("recommend", path).exit_code == 0
 
 
-def test_an_export_may_go_into_the_results_folder_the_same_command_creates(tmp_path):
+def test_an_export_may_go_into_the_results_folder_the_same_command_creates(tmp_path, fake_device):
     out_dir = tmp_path / "new"
     result = invoke(
         "sweep", "-b", "fake", "--device", "cpu", "--m", "1", "--out-dir", out_dir, "--csv", out_dir / "rows.csv"
@@ -364,7 +355,7 @@ def test_an_export_may_go_into_the_results_folder_the_same_command_creates(tmp_p
 
 
 @pytest.mark.parametrize("device", ["cuda:1", "cuda:0", "gpu"])
-def test_a_gpu_chosen_by_index_is_checked_against_what_torch_sees(device):
+def test_a_gpu_chosen_by_index_is_checked_against_what_torch_sees(device, fake_device):
     import torch
 
     result = invoke("sweep", "-b", "fake", "--device", device, "--m", "1", "--no-save")
@@ -376,7 +367,7 @@ def test_a_gpu_chosen_by_index_is_checked_against_what_torch_sees(device):
         assert "torch sees" in one_error_line(result, 2)
 
 
-def test_a_second_ctrl_c_while_the_results_are_written_loses_no_export(tmp_path, monkeypatch):
+def test_a_second_ctrl_c_while_the_results_are_written_loses_no_export(tmp_path, monkeypatch, fake_device):
     import os
     import signal
 
@@ -394,31 +385,6 @@ def test_a_second_ctrl_c_while_the_results_are_written_loses_no_export(tmp_path,
     assert result.exit_code == 0, result.output
     assert target.read_text().startswith("model,gemm")
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # Ctrl-C works again afterwards
-
-
-# Advice from a test double
-
-
-def test_advice_chosen_from_the_fake_backend_says_it_is_not_advice(tmp_path):
-    sweep = ("sweep", "-b", "fake", "--device", "cpu", "--shape", "8x16", "--m", "1", "--out-dir", tmp_path, "-q")
-    assert invoke(*sweep).exit_code == 0
-    (run,) = tmp_path.glob("*.json")
-    caveat = "fake only simulates its times"
-    assert caveat in invoke("recommend", run).stdout and caveat in invoke("recommend", run, "--md").stdout
-    (rec,) = json.loads(invoke("recommend", run, "--json").stdout)
-    assert rec["simulated"] == ["fake"] and caveat in rec["caveat"]
-    assert "Not for serving: fake only simulates" in invoke("recommend", run, "--python").stdout
-    real = json.loads(invoke("recommend", DOCS_RUNS / "h200_tiers.json", "--json").stdout)
-    assert all(r["simulated"] == [] and r["caveat"] is None for r in real)
-
-
-def test_group_advice_from_the_fake_backend_says_it_is_not_advice(tmp_path):
-    group = ("group", "-p", "deepseek-v4-pro", "-b", "fake", "--device", "cpu", "--m", "1")
-    assert invoke(*group, "--out-dir", tmp_path, "-q").exit_code == 0
-    (run,) = tmp_path.glob("*.json")
-    assert "fake only simulates its times" in invoke("recommend", run).stdout
-    (advice,) = json.loads(invoke("recommend", run, "--json").stdout)
-    assert "fake only simulates" in advice["caveat"]
 
 
 def test_comparing_a_group_run_with_a_sweep_run_says_what_each_is():
@@ -473,7 +439,7 @@ def test_keep_samples_must_be_true_or_false_in_the_api():
         gemmbench.sweep(shapes=["8x16"], m=[1], backends=["upcast"], device="cpu", keep_samples="yes")
 
 
-def test_kernels_from_a_cpu_run_says_the_cpu_records_no_kernels(tmp_path):
+def test_kernels_from_a_cpu_run_says_the_cpu_records_no_kernels(tmp_path, fake_device):
     sweep = ("sweep", "-b", "fake", "--device", "cpu", "--shape", "8x16", "--m", "1", "--out-dir", tmp_path, "-q")
     assert invoke(*sweep).exit_code == 0
     (run,) = tmp_path.glob("*.json")
@@ -481,7 +447,9 @@ def test_kernels_from_a_cpu_run_says_the_cpu_records_no_kernels(tmp_path):
     assert "was recorded on the CPU, where the profiler sees no kernels" in line and "--no-kernels)" not in line
 
 
-def test_an_export_that_cannot_be_written_still_says_where_the_run_went_and_writes_the_other(tmp_path, monkeypatch):
+def test_an_export_that_cannot_be_written_still_says_where_the_run_went_and_writes_the_other(
+    tmp_path, monkeypatch, fake_device
+):
     from gemmbench.errors import GemmbenchError
     from gemmbench.records import runfile
 
@@ -538,7 +506,7 @@ def test_a_path_that_is_not_a_file_says_so():
     assert "/dev/null is not a file" in line and "does not exist" not in line
 
 
-def test_the_api_takes_one_m_as_a_list_of_one_and_refuses_a_string_for_a_list():
+def test_the_api_takes_one_m_as_a_list_of_one_and_refuses_a_string_for_a_list(fake_device):
     import gemmbench
     from gemmbench.errors import GemmbenchError
 
@@ -548,14 +516,14 @@ def test_the_api_takes_one_m_as_a_list_of_one_and_refuses_a_string_for_a_list():
         gemmbench.sweep(shapes="8x16", m=[1], backends=["fake"], device="cpu")
 
 
-def test_comparing_csvs_of_the_fake_backend_does_not_call_them_gpu_runs(tmp_path):
+def test_comparing_csvs_of_the_fake_backend_does_not_call_them_gpu_runs(tmp_path, fake_device):
     sweep = ("sweep", "-b", "fake", "--device", "cpu", "--shape", "8x16", "--m", "1", "--no-save", "-q")
     assert invoke(*sweep, "--csv", tmp_path / "a.csv").exit_code == 0
     header = invoke("compare", tmp_path / "a.csv", tmp_path / "a.csv").stdout.splitlines()[0]
     assert "cuda" not in header and "unknown device" in header
 
 
-def test_a_plugin_interrupted_while_it_imports_stops_with_a_word_and_rc_130(tmp_path):
+def test_a_plugin_interrupted_while_it_imports_stops_with_a_word_and_rc_130(tmp_path, fake_device):
     plugin = tmp_path / "slow_import.py"
     plugin.write_text("raise KeyboardInterrupt\n")
     result = invoke("sweep", "--plugin", plugin, "-b", "fake", "--device", "cpu", "--no-save")
@@ -601,7 +569,8 @@ BACKENDS = [Dying()]
 def test_a_process_killed_by_a_plugin_keeps_every_finished_row_in_the_csv_and_the_run_file(tmp_path):
     plugin = write_plugin(tmp_path, DYING)
     csv_path, out_dir = tmp_path / "rows.csv", tmp_path / "runs"
-    command = [sys.executable, "-m", "gemmbench", "sweep", "--plugin", str(plugin), "--backend", "fake,dying"]
+    command = [sys.executable, "-m", "gemmbench", "sweep", "--plugin", str(plugin), "--plugin", fakes.__file__]
+    command += ["--backend", "fake,dying"]
     command += [
         "--shape",
         "8x16",

@@ -2,10 +2,10 @@ from dataclasses import replace
 
 import pytest
 import torch
+from fakes import FAKE_LAUNCH_US, FAKE_TIMER, Fake, FakeBench, gemm_us
 from samples import measure_all
 
 from gemmbench.backends import REGISTRY, Backend
-from gemmbench.backends.fake import FAKE_LAUNCH_US, Fake
 from gemmbench.measure.bench import Bench, MeasureOptions
 from gemmbench.measure.points import measure_cases
 from gemmbench.records import ERROR, OK, SKIPPED, KernelRun
@@ -14,6 +14,7 @@ from gemmbench.timing import profile
 from gemmbench.timing import timers as timing
 
 CPU = torch.device("cpu")
+FAKE = Fake()
 FAST = MeasureOptions(
     warmup_s=0.0, target=timing.Target(budget_s=0.001, min_time_s=0.0), eager_windows=2, eager_window_s=0.0
 )
@@ -46,7 +47,7 @@ class HalfWrongBackend(Backend):
 
 
 def test_cpu_sweep_gives_a_row_per_case_and_backend(small_case):
-    backends = [REGISTRY[n] for n in ("mm_out_dtype", "upcast", "linear_cast", "fake")]
+    backends = [*(REGISTRY[n] for n in ("mm_out_dtype", "upcast", "linear_cast")), FAKE]
     records = list(measure_all([small_case, Case("custom", "8x16", "custom", 2, 8, 16)], backends, CPU, FAST))
     assert [(r.m, r.backend) for r in records] == [(m, b.name) for m in (4, 2) for b in backends]
     by_backend = {r.backend: r for r in records if r.m == 4}
@@ -57,8 +58,10 @@ def test_cpu_sweep_gives_a_row_per_case_and_backend(small_case):
     assert 1e-4 < by_backend["linear_cast"].rel_err < 1e-2
 
 
-def test_fake_backend_times_are_deterministic(small_case):
-    (record,) = measure_all([small_case], [REGISTRY["fake"]], CPU, FAST)
+def test_the_fake_bench_makes_up_deterministic_times(small_case):
+    (record,) = measure_all([small_case], [FAKE], CPU, FAST, FakeBench)
+    assert record.device.timer == record.latency.timer == FAKE_TIMER
+    assert record.device.median_us == gemm_us(small_case)
     assert record.latency.median_us == pytest.approx(record.device.median_us + FAKE_LAUNCH_US)
     assert record.tflops == pytest.approx(small_case.flops / record.device.median_us / 1e6)
 
@@ -104,14 +107,14 @@ def _profile_on_a_pretend_gpu(monkeypatch, small_case, outcome):
             done(key)
         return traces, failures
 
-    records = measure_all([small_case], [REGISTRY["fake"]], CPU, FAST) * 3
+    records = measure_all([small_case], [FAKE], CPU, FAST, FakeBench) * 3
     monkeypatch.setattr(profile, "capture_many", capture_many)
     monkeypatch.setattr(
         measure, "make_inputs", lambda case, device, seed: made.append(case) or inputs.make_inputs(case, CPU, seed)
     )
     warnings, done = [], []
     pretend_gpu = Bench(torch.device("cuda"), FAST)
-    out = measure.profile_records(records, [REGISTRY["fake"]], pretend_gpu, warnings.append, done.append)
+    out = measure.profile_records(records, [FAKE], pretend_gpu, warnings.append, done.append)
     assert done == [0, 1, 2] and made == [small_case]  # one set of inputs for the three rows of one case
     return records, out, warnings
 
@@ -123,10 +126,10 @@ def test_an_unavailable_profiler_warns_once_and_rows_keep_their_timings(monkeypa
         raise profile.ProfilerUnavailable("CUPTI refused")
 
     monkeypatch.setattr(profile, "capture_many", refuse)
-    records = measure_all([small_case], [REGISTRY["fake"]], CPU, FAST) * 2
+    records = measure_all([small_case], [FAKE], CPU, FAST, FakeBench) * 2
     warnings = []
     pretend_gpu = Bench(torch.device("cuda"), FAST)
-    assert measure.profile_records(records, [REGISTRY["fake"]], pretend_gpu, warnings.append) == records
+    assert measure.profile_records(records, [FAKE], pretend_gpu, warnings.append) == records
     assert len(warnings) == 1 and "CUPTI refused" in warnings[0]
 
 
@@ -149,8 +152,8 @@ def test_the_kernel_pass_records_what_the_profiler_saw(monkeypatch, small_case):
 def test_nothing_is_profiled_off_a_gpu(small_case):
     from gemmbench.measure import points as measure
 
-    records = measure_all([small_case], [REGISTRY["fake"]], CPU, FAST)
-    assert measure.profile_records(records, [REGISTRY["fake"]], Bench(CPU, FAST)) == records
+    records = measure_all([small_case], [FAKE], CPU, FAST, FakeBench)
+    assert measure.profile_records(records, [FAKE], Bench(CPU, FAST)) == records
 
 
 def test_cpu_rows_carry_no_l2_mode_and_their_ci(small_case):

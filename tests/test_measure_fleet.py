@@ -1,5 +1,5 @@
-"""Fleets on the CPU: torchrun starts 1-3 ranks with the fake backend over gloo (CI's evidence; the run on
-several GPUs is docs/fleet's)."""
+"""Fleets on the CPU: torchrun starts 1-3 ranks on the made-up device (fake_gemmbench.py) over gloo (CI's
+evidence; the run on several GPUs is docs/fleet's)."""
 
 import json
 import os
@@ -18,6 +18,7 @@ from gemmbench.records.runfile import load_run
 from gemmbench.records.schema import to_row
 
 TORCHRUN = shutil.which("torchrun")
+FAKE_GEMMBENCH = Path(__file__).parent / "fake_gemmbench.py"
 pytestmark = pytest.mark.skipif(TORCHRUN is None, reason="torchrun is not on PATH")
 runner = CliRunner()
 # Rank 1 stops at M = 8, by dying or by hanging: a crash and a hung collective.
@@ -42,13 +43,13 @@ BACKENDS = [Faulty()]
 
 
 def torchrun(tmp_path, ranks, *args, env=None):
-    """`torchrun --nproc-per-node ranks -m gemmbench -- sweep ...` on the CPU; returns (process, run)."""
+    """`torchrun --nproc-per-node ranks fake_gemmbench.py -- sweep ...` on the CPU: gemmbench on the made-up
+    device; returns (process, run, run file)."""
     out = tmp_path / "out"
     command = [
         TORCHRUN,
         f"--nproc-per-node={ranks}",
-        "-m",
-        "gemmbench",
+        str(FAKE_GEMMBENCH),
         "--",
         "sweep",
         "--device",
@@ -85,7 +86,7 @@ def test_split_points_spreads_the_points_and_merges_one_run(tmp_path):
     assert {r.device_id for r in run.records} == {p["device_id"] for p in fleet["ranks"]}
 
 
-def test_one_rank_under_torchrun_equals_a_plain_sweep(tmp_path):
+def test_one_rank_under_torchrun_equals_a_plain_sweep(tmp_path, fake_device):
     _, fleet_run, _ = torchrun(tmp_path, 1, "-b", "fake", "--m", "1,8")
     plain = runner.invoke(app, ["sweep", "-b", "fake", "--device", "cpu", "--m", "1,8", "--no-save", "--json", "-"])
     plain_rows = json.loads(plain.stdout)["records"]
@@ -143,7 +144,7 @@ def test_ranks_that_disagree_stop_before_any_work(monkeypatch):
         distributed._check_agreement("points")
 
 
-def test_without_torchrun_nothing_changes(monkeypatch):
+def test_without_torchrun_nothing_changes(monkeypatch, fake_device):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert distributed.Fleet.from_environment() is None
     result = runner.invoke(app, ["sweep", "-b", "fake", "--device", "cpu", "--m", "1", "--no-save", "--split", "none"])
@@ -160,7 +161,7 @@ def test_cases_are_dealt_round_robin_or_given_to_every_rank():
 @pytest.mark.parametrize(
     "command", [["kernels", "--m", "1"], ["group", "-p", "deepseek-v4-pro", "-b", "fake", "--m", "1", "--no-save"]]
 )
-def test_one_gpu_commands_refuse_torchrun(monkeypatch, command):
+def test_one_gpu_commands_refuse_torchrun(monkeypatch, command, fake_device):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
     result = runner.invoke(app, [*command, "--device", "cpu"])

@@ -4,14 +4,14 @@ import csv
 import io
 from pathlib import Path
 
+import fakes
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from gemmbench import backends
-from gemmbench.backends import plugins, registry
+from gemmbench.backends import plugins
 from gemmbench.backends.producers import PRODUCERS
-from gemmbench.backends.registry import Registry
 from gemmbench.cli import app
 from gemmbench.cli.app import out_console
 from gemmbench.errors import GemmbenchError
@@ -22,12 +22,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def clean_registry(monkeypatch):
-    """Every test starts from the built-in backends and leaves them so."""
-    monkeypatch.setattr(plugins, "_loaded", {})
-    fresh = Registry()
-    for module in (registry, plugins, backends):
-        monkeypatch.setattr(module, "REGISTRY", fresh)
+def clean_registry(isolated_registry):
+    """Every test starts from the built-in backends and contexts, and leaves them so."""
     built_in = dict(PRODUCERS)
     yield
     PRODUCERS.clear()  # plugins' producers (contexts) go again
@@ -111,6 +107,22 @@ def test_list_shows_where_a_backend_comes_from():
     assert "│ built-in" in result.stdout and backends.REGISTRY["chunked_fp32"].origin == f"plugin {CPU_PLUGIN}"
 
 
+def listed_backends(stdout: str) -> list[str]:
+    """The backend names of `gemmbench list`'s first table."""
+    table = stdout.split("Contexts:", 1)[0]
+    names = [line.split("│")[1].strip() for line in table.splitlines() if line.startswith("│")]
+    return [name for name in names if name]  # a row folded onto more lines leaves the name cell empty
+
+
+def test_the_tests_fake_backend_is_listed_only_where_its_plugin_is_loaded(monkeypatch):
+    monkeypatch.setattr(out_console, "width", 300)  # the origin on one line, whatever the checkout's path
+    built_in = invoke("list", "--device", "cpu")
+    assert built_in.exit_code == 0 and "upcast" in listed_backends(built_in.stdout)
+    assert "fake" not in listed_backends(built_in.stdout)
+    loaded = invoke("list", "--plugin", fakes.__file__, "--device", "cpu")
+    assert listed_backends(loaded.stdout)[-1] == "fake" and f"plugin {fakes.__file__}" in loaded.stdout
+
+
 def test_a_backend_outside_the_default_set_runs_only_when_named(tmp_path, monkeypatch):
     plugin = write_plugin(
         tmp_path,
@@ -164,7 +176,7 @@ BROKEN = [
 
 
 @pytest.mark.parametrize("body, message", BROKEN)
-def test_a_broken_plugin_is_one_error_line_naming_it(tmp_path, body, message):
+def test_a_broken_plugin_is_one_error_line_naming_it(tmp_path, body, message, fake_device):
     path = write_plugin(tmp_path, body)
     result = invoke("sweep", "--plugin", path, "-b", "fake", "--device", "cpu", "--no-save")
     lines = result.stderr.strip().splitlines()
@@ -205,7 +217,7 @@ def test_installed_packages_register_through_entry_points(monkeypatch):
     assert loaded[0].origin.startswith("entry point chunked")
 
 
-def test_the_plugin_api_imports_from_its_documented_homes_and_its_former_ones():
+def test_the_plugin_api_imports_from_its_documented_homes_and_its_former_ones(fake_device):
     from gemmbench.backends import Backend, GemmCall, GemmInputs  # noqa: F401 - the documented imports
     from gemmbench.shapes import Case as FormerCase
     from gemmbench.spec import Case
@@ -251,7 +263,7 @@ def test_a_plugin_adds_a_context_of_its_own(tmp_path):
     assert float(layer["rel_err"]) < 1e-6  # against the reference of what the plugin's producer wrote
 
 
-def test_a_backend_that_writes_into_its_input_is_its_own_error_row_and_the_next_backends_pass(tmp_path):
+def test_a_backend_that_writes_into_its_input_is_its_own_error_row_and_the_next_backends_pass(tmp_path, fake_device):
     plugin = write_plugin(
         tmp_path,
         """
@@ -334,7 +346,7 @@ def test_the_tuned_example_of_the_plugin_docs_is_tuned_by_the_sweep_before_its_c
     assert row["status"] == "ok" and row["backend_config"] in ("out_dtype", "upcast"), row
 
 
-def test_the_producer_example_of_the_plugin_docs_runs_as_a_context(tmp_path):
+def test_the_producer_example_of_the_plugin_docs_runs_as_a_context(tmp_path, fake_device):
     plugin = tmp_path / "add_norm.py"
     plugin.write_text(docs_example("## A producer of your own"))
     result = cpu_sweep_to_csv(plugin, "fake", "--context", "torch_add_norm")

@@ -29,10 +29,10 @@ CASES = {
     "recommend_sm90.md": ["recommend", SM90, "--md"],
     "recommend_sm90.json": ["recommend", SM90, "--json"],
     "recommend_sm90_loose.md": ["recommend", SM90, "--md", "--tolerance", "1e-2"],
-    # The fake backend's times are simulated, so a CPU sweep's table is exact but for its header line
-    # (machine, time) and the relative errors, which the host's float32 matmul sets (they differ in the
-    # second digit between machines); the fixture snapshots above pin how relative errors are written.
-    # The fake backend's group records are simulated, so exact on any machine but for the header line.
+    # On the made-up device (tests/fakes.py) times are made up, so a CPU sweep's or group's table is exact
+    # but for its header line (machine, time) and the relative errors, which the host's float32 matmul sets
+    # (they differ in the second digit between machines); the fixture snapshots above pin how relative
+    # errors are written.
     "group_fake.md": "group -p deepseek-v4-pro -b fake --m 1,16 --device cpu --no-save --md -q".split(),
     "sweep_fake.md": "sweep -b fake --device cpu -p deepseek-v3 --m 1,8 --shape 8x16 --no-save --md -q".split(),
     # In the layer, with a backend the CPU cannot run: the in-context figures, and the skip reason line.
@@ -50,7 +50,7 @@ def check_snapshot(name: str, text: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_markdown_output_matches_its_snapshot(name):
+def test_markdown_output_matches_its_snapshot(name, fake_device):
     result = CliRunner().invoke(app, [str(arg) for arg in CASES[name]])
     assert result.exit_code == 0, result.output
     text = result.stdout

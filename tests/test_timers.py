@@ -3,6 +3,7 @@ import random
 import statistics
 
 import pytest
+from fakes import FAKE_TIMER
 
 from gemmbench.measure.bench import placement_samples
 from gemmbench.records.timers import HOST_TIMER
@@ -16,7 +17,7 @@ def test_statistics_from_samples():
 
 
 def test_single_sample_has_zero_iqr():
-    assert timing.Samples("simulated", (5.0,)).iqr_us == 0.0
+    assert timing.Samples(FAKE_TIMER, (5.0,)).iqr_us == 0.0
 
 
 def test_sampling_takes_at_least_the_minimum_samples_even_with_no_budget():
@@ -70,7 +71,7 @@ def test_samples_flag_a_missed_target():
     tight = timing.Samples("cuda_graph", (10.0,) * 50, target_ci_rel=0.01)
     assert spread.noisy and spread.ci_rel > 0.1
     assert not tight.noisy and tight.ci_rel == 0.0
-    assert not timing.Samples("simulated", (1.0,)).noisy
+    assert not timing.Samples(FAKE_TIMER, (1.0,)).noisy
 
 
 def test_sampling_stops_once_the_ci_meets_the_target():

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR, SAME_TOLERANCE, preference_rank
-from gemmbench.records import OK, GroupRecord, grouped
+from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR, SAME_TOLERANCE, accurate, preference_rank
+from gemmbench.records import GroupRecord, grouped
 from gemmbench.records.timers import median_of
 
 
@@ -32,7 +32,6 @@ class GroupAdvice:
     group: str
     choices: list[GroupChoice]
     context: str | None = None  # the producer the times were measured after; None: the group alone
-    simulated: tuple[str, ...] = ()  # chosen backends whose times a test double made up (the fake backend)
 
     @property
     def streams_pay_up_to(self) -> int | None:
@@ -52,9 +51,9 @@ def times_us(record: GroupRecord) -> tuple[float | None, float | None]:
 
 
 def _qualifies(record: GroupRecord, tolerance: float) -> bool:
-    accurate = record.rel_err is None or record.rel_err <= tolerance  # the fake backend's rows carry none
     parallel, serial = times_us(record)
-    return record.status == OK and accurate and parallel is not None and parallel > 0 and serial is not None
+    timed = parallel is not None and parallel > 0 and serial is not None
+    return accurate(record.status, record.rel_err, tolerance) and timed
 
 
 def advise(records: list[GroupRecord], tolerance: float = FP32_ACCURATE_REL_ERR) -> list[GroupAdvice]:
@@ -71,7 +70,5 @@ def advise(records: list[GroupRecord], tolerance: float = FP32_ACCURATE_REL_ERR)
             parallel, serial = times_us(best)
             speedup = serial / parallel
             choices.append(GroupChoice(m, best.backend, parallel, serial, speedup, speedup > 1 + SAME_TOLERANCE))
-        chosen = {c.backend for c in choices}
-        simulated = tuple(sorted({r.backend for r in group if r.backend in chosen and r.simulated}))
-        advice.append(GroupAdvice(model, name, choices, context, simulated))
+        advice.append(GroupAdvice(model, name, choices, context))
     return advice

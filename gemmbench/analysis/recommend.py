@@ -79,7 +79,6 @@ class ShapeRecommendation:
     # for backends that qualified at no M
     excluded: dict[str, Record] = field(default_factory=dict)
     figure: str = ""  # which figure decided (decision_figure): alone, or in the layer after a producer
-    simulated: tuple[str, ...] = ()  # chosen backends whose times a test double made up (the fake backend)
     throttled: tuple[int, ...] = ()  # M values whose chosen row ran with the clocks down (power, thermal)
     context: str | None = None  # the producer before the GEMM in the layer its times are of; None: alone
     savings: dict[int, Saving] = field(default_factory=dict)  # M -> against the fallback, where it is not chosen
@@ -116,8 +115,6 @@ def _recommend_shape(
         if record.label not in qualified:
             excluded.setdefault(record.label, record)
     figure = decision_figure(records)
-    chosen = set(winners.values())
-    simulated = tuple(sorted({r.label for r in records if r.label in chosen and r.simulated}))
     throttled = tuple(sorted({r.m for r in records if winners.get(r.m) == r.label and r.throttled}))
     savings = _savings(records, winners)
     return ShapeRecommendation(
@@ -131,7 +128,6 @@ def _recommend_shape(
         tied,
         excluded,
         figure,
-        simulated,
         throttled,
         context,
         savings,

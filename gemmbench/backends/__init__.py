@@ -1,7 +1,7 @@
 """The backends: the `Backend` interface (base.py), the registry (registry.py), the built-in backends (one
 module each: mm_out_dtype, upcast, linear_cast, the cuBLAS extension's three in cublas_ext, router_small_m
-in Triton, router_small_m_ext and router_small_m_mma in CUDA (both in router_small_m_ext.py), the fake test
-double), plugins (plugins.py) and the optional C++/CUDA extension (ext/).
+in Triton, router_small_m_ext and router_small_m_mma in CUDA, both in router_small_m_ext.py), plugins
+(plugins.py) and the optional C++/CUDA extension (ext/).
 
 The plugin API is `from gemmbench.backends import Backend, CandidateTimer, GemmCall, GemmInputs`
 (docs/plugins.md). Imports `timing` (tensors, stopping rules), `spec` and `errors`; never `measure`,

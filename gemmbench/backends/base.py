@@ -37,7 +37,6 @@ class Backend:
 
     name: str = ""
     code: str = ""  # the user's line of code this backend stands for, shown by `gemmbench list`
-    real: bool = True  # False for test doubles, which a default sweep leaves out
     in_default_set: bool = True  # False: run only when named with --backend
     needs_extension: bool = False  # True for the extension's backends (gemmbench/backends/ext)
     origin: str = "built-in"  # or the plugin that registered it (backends/plugins.py)
@@ -87,13 +86,4 @@ class Backend:
     def configuration(self, case: Case) -> str | None:
         """Which of its configurations the backend runs for `case` (tuned kernels), for the row; None if it
         has one way only."""
-        return None
-
-    def simulated_times_us(self, case: Case) -> tuple[float, float] | None:
-        """(latency, device) times for test doubles that must not be timed for real; None for real ones."""
-        return None
-
-    def simulated_context_us(self, case: Case) -> tuple[float, float, float] | None:
-        """For test doubles in a context: (the producer's latency, its device time, what the layer adds to the
-        GEMM's times); None for real backends."""
         return None

@@ -73,6 +73,11 @@ class Bench:
         return self.options.l2 if self.device.type == "cuda" else None
 
     @property
+    def streams_unavailable(self) -> str | None:
+        """Why groups cannot run on streams here (the CPU has none), as their rows' reason; None: they can."""
+        return None if self.device.type == "cuda" else "CUDA streams need a CUDA device"
+
+    @property
     def cold(self) -> bool:
         return self.options.l2 == COLD and self.options.time_calls and self.device.type == "cuda"
 
@@ -135,15 +140,13 @@ class Bench:
             resettle_device(self.device)
         return samples, failures
 
-    def device_time(
-        self, call: Callable[[], object], upper_bound_us: float, copies: int, rule: StoppingRule | None = None
-    ) -> Samples:
-        """CUDA-graph device time of `call`, which has run eagerly before; `upper_bound_us` is any figure
-        at least its device time (the eager latency), `copies` the input copies it rotates through (each
-        replay runs every copy equally often, so rotation continues across replays); sampled by `rule`,
-        by default the options' target."""
-        unroll = timers.fit_graph_unroll(call, upper_bound_us, multiple_of=copies)
-        return timers.time_graph(call, rule or self.options.target, unroll)
+    def device_time(self, unit: Unit, upper_bound_us: float, rule: StoppingRule | None = None) -> Samples:
+        """CUDA-graph device time of `unit`, whose call has run eagerly before; `upper_bound_us` is any
+        figure at least its device time (the eager latency). Each replay runs every one of the unit's
+        layers equally often, so rotation continues across replays. Sampled by `rule`, by default the
+        options' target."""
+        unroll = timers.fit_graph_unroll(unit.call, upper_bound_us, multiple_of=unit.layers)
+        return timers.time_graph(unit.call, rule or self.options.target, unroll)
 
     def time_units(self, units: dict[Hashable, list[Unit]]) -> tuple[dict[Hashable, Timed], dict[Hashable, Exception]]:
         """The one measurement of a point (measure/layers.py). Each unit comes in placements: the same

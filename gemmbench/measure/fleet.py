@@ -28,9 +28,8 @@ import torch
 import torch.distributed as dist
 
 from gemmbench.errors import GemmbenchError
-from gemmbench.measure.bench import Bench
 from gemmbench.measure.points import measure_cases, profile_records
-from gemmbench.measure.session import SweepCallbacks, SweepPlan, SweepResult, provenance_and_options
+from gemmbench.measure.session import SweepCallbacks, SweepPlan, SweepResult, provenance_and_options, session_bench
 from gemmbench.records import ERROR, Record, Run
 from gemmbench.records.runfile import RunWriter, new_run_path
 from gemmbench.version import __version__
@@ -144,7 +143,7 @@ def _run(plan: SweepPlan, fleet: Fleet, split: str, callbacks: SweepCallbacks) -
     stamp = {"rank": fleet.rank, "device_id": provenance["device_id"]}
     # One generator over all of this rank's cases, advanced a case per round: its device warm-up and clock
     # watch carry over from round to round.
-    bench = Bench(plan.device, options, callbacks.warn)
+    bench = session_bench(plan, options, callbacks.warn)
     points = measure_cases(assignment[fleet.rank], plan.backends, bench, callbacks.note, plan.producers)
     failure = None
     try:

@@ -5,6 +5,7 @@ its light members against float64."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import torch
 from gemmbench.backends import Backend, GemmInputs
 from gemmbench.backends.producers import Producer
 from gemmbench.measure.bench import Bench
-from gemmbench.measure.layers import producer_calls
+from gemmbench.measure.layers import LayerWork, producer_calls
 from gemmbench.records import after_context
 from gemmbench.records.flags import WRONG_RESULT_REL_ERR
 from gemmbench.spec.cases import DEFAULT_STREAM, Case, GroupMember, GroupSpec
@@ -28,6 +29,25 @@ def input_case(group: GroupSpec, m: int) -> Case:
     return group.members[0].gemm.case(m)
 
 
+@dataclass(frozen=True)
+class ForkJoin:
+    """A group's auxiliary streams, and the events that fork onto them from the default stream and join
+    back: made once per set of calls, as vLLM does, so that recording an event is all a call then costs."""
+
+    streams: dict[str, torch.cuda.Stream]
+    fork: torch.cuda.Event
+    joins: dict[str, torch.cuda.Event]
+
+    @classmethod
+    def for_group(cls, group: GroupSpec, device: torch.device) -> ForkJoin:
+        aux = sorted({member.stream for member in group.members if member.stream != DEFAULT_STREAM})
+        return cls(
+            {name: torch.cuda.Stream(device) for name in aux},
+            torch.cuda.Event(),
+            {name: torch.cuda.Event() for name in aux},
+        )
+
+
 @dataclass
 class GroupCalls:
     """The calls of one group at one M with one backend, over rotated copies of all its inputs (the layers)."""
@@ -36,11 +56,9 @@ class GroupCalls:
     m: int
     backend: Backend
     device: torch.device
+    sync: Callable[[], None]  # waits for the device (Bench.sync)
     inputs: list[list[GemmInputs]]  # copy -> member -> inputs (x shared by a copy's members)
     member_calls: list[list[Callable[[], object]]]  # copy -> member -> call
-    streams: dict[str, torch.cuda.Stream]
-    fork: torch.cuda.Event  # made once, as vLLM does: recording an event is all a call then costs
-    joins: dict[str, torch.cuda.Event]
     l2_note: str = ""  # where fewer copies than wanted fit
     # In a layer: each producer's call per copy, writing that copy's x.
     producer_calls: dict[Producer, list[Callable[[], torch.Tensor]]] = field(default_factory=dict)
@@ -68,16 +86,16 @@ class GroupCalls:
                 copy_calls.append(member_call(member, m, backend, member_inputs))
             inputs.append(copy_inputs)
             member_calls.append(copy_calls)
-        aux = sorted({member.stream for member in group.members if member.stream != DEFAULT_STREAM})
-        streams = {name: torch.cuda.Stream(device) for name in aux}
-        joins = {name: torch.cuda.Event() for name in aux}
-        fork = torch.cuda.Event()
         xs = [copy_inputs[0].x for copy_inputs in inputs]
         case, seed = input_case(group, m), bench.options.seed
         made = {producer: producer_calls(case, producer, xs, seed) for producer in producers}
-        return cls(
-            group, m, backend, device, inputs, member_calls, streams, fork, joins, cold_note(copies, wanted), made
-        )
+        return cls(group, m, backend, device, bench.sync, inputs, member_calls, cold_note(copies, wanted), made)
+
+    @functools.cached_property
+    def fork_join(self) -> ForkJoin:
+        """The streams and events of the parallel way, made where it first runs (eagerly, before any capture):
+        making and checking the calls needs none."""
+        return ForkJoin.for_group(self.group, self.device)
 
     def check(self, producer: Producer | None = None) -> tuple[float, str]:
         """The largest relative error of the light members (against float64), and why one is wrong, or ''; in
@@ -91,7 +109,7 @@ class GroupCalls:
                 continue
             member_inputs.out.fill_(math.nan)
             call()
-            torch.cuda.synchronize(self.device)
+            self.sync()
             rel_err = relative_error(member_inputs.out, reference(member_inputs))
             if not rel_err <= WRONG_RESULT_REL_ERR:
                 after = after_context(producer.name if producer else None)
@@ -123,6 +141,16 @@ class GroupCalls:
         produce = self.producer_calls[producer]
         return lambda copy: run(self._on(copy, produce[copy]())[1])
 
+    def work(self, name: str, producer: Producer | None = None) -> LayerWork:
+        """What one layer of `name` computes: every member on one stream (SERIAL), or each stream's members
+        (PARALLEL); after `producer`, where there is one."""
+        members = self.group.members
+        if name == SERIAL:
+            return LayerWork((tuple(member.gemm.case(self.m) for member in members),), producer)
+        streams = dict.fromkeys(member.stream for member in members)
+        on_each = (tuple(member.gemm.case(self.m) for member in members if member.stream == s) for s in streams)
+        return LayerWork(tuple(on_each), producer)
+
     @staticmethod
     def _serial(calls: list[Callable[[], object]]) -> None:
         for call in calls:
@@ -130,19 +158,19 @@ class GroupCalls:
 
     def _parallel(self, calls: list[Callable[[], object]]) -> None:
         """Fork onto the auxiliary streams and join back with events, as vLLM does."""
-        main = torch.cuda.current_stream(self.device)
-        self.fork.record(main)
-        for name, stream in self.streams.items():
-            stream.wait_event(self.fork)
+        main, fork_join = torch.cuda.current_stream(self.device), self.fork_join
+        fork_join.fork.record(main)
+        for name, stream in fork_join.streams.items():
+            stream.wait_event(fork_join.fork)
             with torch.cuda.stream(stream):
                 for member, call in zip(self.group.members, calls, strict=True):
                     if member.stream == name:
                         call()
-                self.joins[name].record(stream)
+                fork_join.joins[name].record(stream)
         for member, call in zip(self.group.members, calls, strict=True):
             if member.stream == DEFAULT_STREAM:
                 call()
-        for join in self.joins.values():
+        for join in fork_join.joins.values():
             main.wait_event(join)
 
     def rotating(self, way: Callable[[int], None]) -> Callable[[], None]:

@@ -10,8 +10,7 @@ each member alone as device time; cold L2 by rotating copies of every member's i
 after all timing, profiles one parallel call and says how many streams ran kernels and for how long
 kernels of two or more streams overlapped.
 
-On the CPU there are no streams: rows are skipped with the reason, except for the fake backend, whose
-simulated times make the records, tables and comparisons testable anywhere.
+On the CPU there are no streams: rows are skipped with the reason (Bench.streams_unavailable).
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from gemmbench.backends.registry import query_failure
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure.bench import Bench, error_reason, ignore, load_backends
 from gemmbench.measure.group_calls import PARALLEL, SERIAL, GroupCalls, input_case
-from gemmbench.measure.layers import Unit, producer_problem
+from gemmbench.measure.layers import LayerWork, Unit, producer_problem
 from gemmbench.measure.tuning import tune_for_case
 from gemmbench.records import (
     ERROR,
@@ -39,7 +38,6 @@ from gemmbench.records import (
     MemberTime,
     TimerSummary,
 )
-from gemmbench.records.timers import SIMULATED_TIMER
 from gemmbench.spec.cases import GroupSpec
 from gemmbench.timing import profile, timers
 from gemmbench.timing.inputs import Placements, make_inputs, placed
@@ -103,10 +101,8 @@ def _measure(
         return every(SKIPPED, reason)
     runnable = tuple(p for p in producers if not context_reasons[p])
     skipped = {p: _row(group, m, backend, p, SKIPPED, context_reasons[p]) for p in producers if p not in runnable}
-    if backend.simulated_times_us(group.members[0].gemm.case(m)) is not None:
-        return {**_simulated(group, m, backend, runnable), **skipped}
-    if device.type != "cuda":
-        return every(SKIPPED, "CUDA streams need a CUDA device")
+    if bench.streams_unavailable:
+        return every(SKIPPED, bench.streams_unavailable)
     try:
         bench.warm_device()
         for case in [member.gemm.case(m) for member in group.members if member.light]:  # tuned before any check
@@ -146,39 +142,6 @@ def _unfed_members(group: GroupSpec, producer: Producer | None) -> str | None:
     if producer is None or len(dtypes) == 1:
         return None
     return f"context {producer.name}: the members read x in {'/'.join(sorted(dtypes))}; one producer writes one"
-
-
-def _simulated(
-    group: GroupSpec, m: int, backend: Backend, producers: tuple[Producer, ...]
-) -> dict[Producer | None, GroupRecord]:
-    """The fake backend's group: every member takes its simulated time; streams overlap perfectly, and
-    every launch costs the fake's launch time on the host; in a layer, the producer's simulated times and
-    what the fake says the layer adds, on top."""
-    times = [backend.simulated_times_us(member.gemm.case(m)) for member in group.members]
-    members = [
-        MemberTime(member.gemm.name, member.stream, device_us)
-        for member, (_, device_us) in zip(group.members, times, strict=True)
-    ]
-    launches_us = sum(latency_us - device_us for latency_us, device_us in times)
-    serial = sum(device_us for _, device_us in times)
-    parallel = max(_per_stream(members).values())
-    simulated = functools.partial(TimerSummary, SIMULATED_TIMER)
-    producer_latency, producer_device, added = backend.simulated_context_us(input_case(group, m))
-    rows = {None: _record(group, m, backend.name, _ways(simulated, serial, parallel, launches_us), members)}
-    for producer in producers:
-        extra = {"device": producer_device + added, "latency": producer_latency + added}
-        timed = _ways(simulated, serial, parallel, launches_us, extra)
-        rows[producer] = _record(group, m, backend.name, timed, context=producer.name)
-    return rows
-
-
-def _ways(summary: Callable, serial: float, parallel: float, launches_us: float, extra: dict | None = None) -> dict:
-    """Each way's simulated (device time, eager latency), plus `extra` of each kind (in a layer)."""
-    extra = extra or {"device": 0.0, "latency": 0.0}
-    return {
-        SERIAL: (summary(serial + extra["device"]), summary(serial + launches_us + extra["latency"])),
-        PARALLEL: (summary(parallel + extra["device"]), summary(parallel + launches_us + extra["latency"])),
-    }
 
 
 def _per_stream(members: list[MemberTime]) -> dict[str, float]:
@@ -237,7 +200,10 @@ def time_placements(
     first = placements.first
     copies = len(first.inputs)
     units = {
-        (name, producer): [Unit(calls.rotating(calls.way(name, producer)), copies) for calls in placements.sets]
+        (name, producer): [
+            Unit(calls.rotating(calls.way(name, producer)), copies, first.work(name, producer))
+            for calls in placements.sets
+        ]
         for producer in (None, *producers)
         for name in (SERIAL, PARALLEL)
     }
@@ -251,7 +217,8 @@ def time_placements(
     for index, member in enumerate(first.group.members):
         call = first.rotating(lambda copy, index=index: first.member_calls[copy][index]())
         call()
-        alone_us = bench.device_time(call, MEMBER_UPPER_BOUND_US, copies).median_us
+        alone = Unit(call, copies, LayerWork(((member.gemm.case(first.m),),)))
+        alone_us = bench.device_time(alone, MEMBER_UPPER_BOUND_US).median_us
         members.append(MemberTime(member.gemm.name, member.stream, alone_us))
     clocks: ClockSummary | None = bench.clock_summary(start, bench.read_clocks())  # the whole point
     common = {

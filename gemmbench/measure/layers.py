@@ -33,12 +33,23 @@ WEIGHT_SPREAD = 0.1
 
 
 @dataclass(frozen=True)
+class LayerWork:
+    """What one layer of a unit computes: its GEMMs, by the stream each runs on (in turn on one stream),
+    after the producer that writes their x (None: the GEMMs alone). The timers time the call and never
+    read it; it is there for a bench that answers from the work instead (the tests' made-up device)."""
+
+    streams: tuple[tuple[Case, ...], ...]
+    producer: Producer | None = None
+
+
+@dataclass(frozen=True)
 class Unit:
     """What one row times: `call` runs the next of `layers` rotating layers (each replay of a graph runs
-    every layer equally often)."""
+    every layer equally often), each of which computes `work`."""
 
     call: Callable[[], object]
     layers: int
+    work: LayerWork
 
 
 @dataclass(frozen=True)

@@ -25,16 +25,14 @@ from gemmbench.backends.registry import QUERY_FAILED, query_failure
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure import routing
 from gemmbench.measure.bench import Bench, Variant, error_reason, ignore, is_allocation_failure, load_backends, variants
-from gemmbench.measure.layers import Timed, Unit, after_producer, producer_calls, producer_problem
+from gemmbench.measure.layers import LayerWork, Timed, Unit, after_producer, producer_calls, producer_problem
 from gemmbench.measure.routing_data import RoutingData
 from gemmbench.measure.tuning import tune_for_case
 from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record, after_context
 from gemmbench.records.flags import WRONG_RESULT_REL_ERR
-from gemmbench.records.timers import SIMULATED_TIMER
 from gemmbench.spec.cases import Case
 from gemmbench.timing import profile
 from gemmbench.timing.inputs import Placements, make_inputs, placed_copies, reference, relative_error, rotating
-from gemmbench.timing.timers import Samples
 
 
 def measure_cases(
@@ -56,7 +54,7 @@ def measure_cases(
     for case in cases:
         reasons = {(v, p): _unavailable(v, p, case, device) for v in rows for p in contexts}
         runnable = [key for key, reason in reasons.items() if reason is None]
-        if any(v.backend.real for v, _ in runnable):
+        if runnable:
             bench.warm_device()
         measured = _measure_case(case, runnable, bench, note) if runnable else {}
         for producer in contexts:
@@ -160,7 +158,8 @@ class _CaseRun:
     def units(self, key: RowKey, first: Callable[[], object]) -> list[Unit]:
         """The row's unit in every placement: `first` (the checked call) in the first."""
         others = [self.layers(key, placement)[0] for placement in range(1, len(self.placements.sets))]
-        return [Unit(call, self.copies) for call in (first, *others)]
+        work = LayerWork(((self.case,),), key[1])
+        return [Unit(call, self.copies, work) for call in (first, *others)]
 
     def row(self, key: RowKey, status: str, reason: str = "", **results) -> Record:
         return _row(self.case, *key, status, reason, **results)
@@ -239,18 +238,16 @@ def _checked_layers(run: _CaseRun, key: RowKey, ref: torch.Tensor) -> tuple[Call
 
 def _time_case(run: _CaseRun, checked: dict[RowKey, tuple[Callable[[], object], float]]) -> dict[RowKey, Record]:
     """Every checked row's unit timed in the same rounds (Bench.time_units), then each row's routing check
-    and figures. The fake backend's times are simulated."""
+    and figures."""
     bench = run.bench
     records: dict[RowKey, Record] = {}
-    simulated = {key for key in checked if key[0].backend.simulated_times_us(run.case) is not None}
-    units = {key: run.units(key, call) for key, (call, _) in checked.items() if key not in simulated}
+    units = {key: run.units(key, call) for key, (call, _) in checked.items()}
     start = bench.read_clocks()
     try:
         timed, failures = bench.time_units(units)
     except BACKEND_FAILURES as exc:  # out of memory capturing the graphs: every row of the point says so
         bench.release()
         return {key: run.error(key, exc) for key in checked}
-    timed.update({key: _simulated(run.case, key) for key in simulated})
     clocks = bench.clock_summary(start, bench.read_clocks())
     for key, exc in failures.items():
         records[key] = run.error(key, exc)
@@ -266,17 +263,6 @@ def _time_case(run: _CaseRun, checked: dict[RowKey, tuple[Callable[[], object], 
         notes = (run.placements.note, timed[key].note, routing_note)
         records[key] = _timed_record(run, key, rel_err, timed[key], notes, fidelity, clocks)
     return records
-
-
-def _simulated(case: Case, key: RowKey) -> Timed:
-    """The fake backend's times: its simulated figures alone; in a layer, the producer's and what the
-    layer adds on top of them."""
-    backend = key[0].backend
-    latency_us, device_us = backend.simulated_times_us(case)
-    if key[1] is not None:
-        producer_latency, producer_device, added = backend.simulated_context_us(case)
-        latency_us, device_us = latency_us + producer_latency + added, device_us + producer_device + added
-    return Timed(Samples(SIMULATED_TIMER, (latency_us,)), Samples(SIMULATED_TIMER, (device_us,)))
 
 
 def _timed_record(

@@ -46,6 +46,9 @@ from gemmbench.timing.stopping import MAX_SAMPLES, FixedCount, Target
 MAX_SEED = 2**63 - 1 - MAX_COLD_COPIES - 1
 # The tightest device-time interval a sweep may ask for, in percent (the command line's --target-ci minimum).
 MIN_TARGET_CI_PCT = 0.01
+# What every session measures on (`session_bench`): the one seam between the drivers (run_session, the
+# fleet's) and the executor, where the tests put a made-up device instead (tests/fakes.py).
+SESSION_BENCH: type[Bench] = Bench
 
 
 @dataclass(frozen=True)
@@ -307,6 +310,11 @@ def provenance_and_options(plan: SweepPlan, warn: Callable[[str], None] = ignore
     return provenance, options
 
 
+def session_bench(plan: SweepPlan, options: MeasureOptions, warn: Callable[[str], None]) -> Bench:
+    """The bench a session measures `plan` on, with `options` (the plan's, with the device's roofline)."""
+    return SESSION_BENCH(plan.device, options, warn)
+
+
 def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks(), work: Work | None = None) -> SweepResult:
     """Measure every row of `work` (default: the plan's sweep points), then profile them; Ctrl-C ends the
     session early with what finished, and the run says it is incomplete."""
@@ -320,7 +328,7 @@ def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks(), w
     writer = RunWriter(new_run_path(plan.out_dir, provenance), run) if plan.out_dir is not None else None
     rows = work.rows(run)
     callbacks.started(provenance, steps)
-    bench = Bench(plan.device, options, callbacks.warn)
+    bench = session_bench(plan, options, callbacks.warn)
     try:
         for row in work.measure(plan, bench, callbacks.note):
             rows.append(row)

@@ -17,6 +17,7 @@ from gemmbench.backends import router_small_m_tuning as tuning
 from gemmbench.backends.router_small_m import RouterSmallM
 from gemmbench.errors import BACKEND_FAILURES, GemmbenchError
 from gemmbench.measure.bench import Bench, MeasureOptions, error_reason, ignore
+from gemmbench.measure.layers import LayerWork, Unit
 from gemmbench.spec.cases import Case
 from gemmbench.timing import timers
 from gemmbench.timing.inputs import input_copies, make_inputs, rotating
@@ -40,8 +41,9 @@ class CaseTimer:
     def device_time_us(self, prepare: Callable[[GemmInputs], GemmCall], rule: StoppingRule) -> float:
         call = rotating([prepare(inputs) for inputs in self.copies])
         call()  # once eagerly: what a CUDA graph cannot capture (lazy initialisation) happens here
+        unit = Unit(call, len(self.copies), LayerWork(((self.case,),)))
         # Graphs are sized from one call per replay up (timers.fit_graph_unroll): no eager latency to start from.
-        return self.bench.device_time(call, timers.GRAPH_TARGET_REPLAY_US, len(self.copies), rule).median_us
+        return self.bench.device_time(unit, timers.GRAPH_TARGET_REPLAY_US, rule).median_us
 
 
 def tune_for_case(

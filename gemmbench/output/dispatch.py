@@ -12,7 +12,7 @@ from gemmbench.analysis.policy import (
     SAME_TOLERANCE,
 )
 from gemmbench.analysis.recommend import ShapeRecommendation
-from gemmbench.output.recommend import simulated_caveat, throttle_caveat
+from gemmbench.output.recommend import throttle_caveat
 
 # Lines of the generated code are wrapped at this width: well inside the line length of common linters
 # (this project's ruff allows 120, black 88 for code, not docstrings).
@@ -76,9 +76,6 @@ def _module_docstring(recommendations: list[ShapeRecommendation], provenance: di
         "backend of the next tier up, the one measured at the next M; an M above the largest measured gets "
         "None (not measured: a specialised backend may not even run there).",
     ]
-    simulated = tuple(sorted({b for rec in recommendations for b in rec.simulated}))
-    if simulated:
-        paragraphs.insert(0, f"Not for serving: {simulated_caveat(simulated)}.")
     return [
         '"""Which backend to dispatch for each bf16 x bf16 -> fp32 GEMM, by token count M.',
         "",

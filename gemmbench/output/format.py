@@ -14,7 +14,7 @@ from rich.measure import Measurement
 from rich.text import Text
 
 from gemmbench.records import ERROR, SKIPPED, Record
-from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER, SIMULATED_TIMER
+from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER
 from gemmbench.spec.cases import Case
 
 # A duration is written in the largest of these units (name, µs in one) that it fills at least once.
@@ -95,7 +95,6 @@ TIMER_LABELS = {
     GRAPH_TIMER: "CUDA-graph replay, per call (device time)",
     EVENTS_TIMER: "CUDA events around eager calls, back to back (what an eager caller pays)",
     HOST_TIMER: "host clock around synchronous CPU calls",
-    SIMULATED_TIMER: "simulated by the fake backend",
 }
 
 # compare's summary lists at most this many rows found in only one of the runs.

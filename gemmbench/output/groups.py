@@ -13,9 +13,9 @@ from gemmbench.analysis.policy import (
     SAME_TOLERANCE,
 )
 from gemmbench.output.format import TIMER_LABELS, flags, format_us, markdown_table, reasons_text
-from gemmbench.output.recommend import simulated_caveat, tie_rule
+from gemmbench.output.recommend import tie_rule
 from gemmbench.records import OK, SKIPPED, GroupRecord, after_context, grouped
-from gemmbench.records.timers import SIMULATED_TIMER, median_of
+from gemmbench.records.timers import GRAPH_TIMER, median_of
 
 
 def group_legend(records: list[GroupRecord]) -> str:
@@ -23,10 +23,10 @@ def group_legend(records: list[GroupRecord]) -> str:
     timers = {r.parallel_device.timer for r in records if r.parallel_device}
     if not timers:
         times = "none (no row was timed)"
-    elif timers == {SIMULATED_TIMER}:
-        times = TIMER_LABELS[SIMULATED_TIMER]
-    else:
+    elif timers == {GRAPH_TIMER}:
         times = "CUDA-graph device time (eager latency below)"
+    else:  # timers of another bench, named as the sweep tables name them
+        times = ", ".join(TIMER_LABELS.get(timer, timer) for timer in sorted(timers))
     contexts = sorted({r.context for r in records if r.in_layer})
     in_layer = (
         f"; after {'/'.join(contexts)}: each way's time per layer, the producer that writes x included "
@@ -160,8 +160,6 @@ def advice_tables(advice: list[GroupAdvice]) -> Group:
         for row in _advice_rows(item):
             table.add_row(*row)
         parts += [Text(advice_summary(item), style="bold"), table]
-        if item.simulated:
-            parts.append(Text(f"  {simulated_caveat(item.simulated)}", style="yellow"))
     parts.append(
         Text(f"streams pay: parallel beats serial by more than {SAME_TOLERANCE:.0%}; " + tie_rule(), style="dim")
     )
@@ -169,11 +167,7 @@ def advice_tables(advice: list[GroupAdvice]) -> Group:
 
 
 def advice_markdown(advice: list[GroupAdvice]) -> str:
-    parts = [
-        f"{advice_summary(item)}\n\n{markdown_table(ADVICE_COLUMNS, _advice_rows(item))}"
-        + (f"\n{simulated_caveat(item.simulated)}\n" if item.simulated else "")
-        for item in advice
-    ]
+    parts = [f"{advice_summary(item)}\n\n{markdown_table(ADVICE_COLUMNS, _advice_rows(item))}" for item in advice]
     return "\n".join(parts)
 
 
@@ -186,7 +180,6 @@ def advice_dicts(advice: list[GroupAdvice]) -> list[dict]:
             "streams_pay_up_to": a.streams_pay_up_to,
             "choices": [c.__dict__ for c in a.choices],
             "summary": advice_summary(a),
-            "caveat": simulated_caveat(a.simulated) if a.simulated else None,
         }
         for a in advice
     ]

@@ -101,8 +101,6 @@ def producers_table(producers: list, reasons: list[str | None], device_type: str
 
 def _availability_cell(availability) -> str:
     backend = availability.backend
-    if not backend.real:
-        return "test double"
     if availability.reason:
         cell = f"[yellow]no: {escape(availability.reason)}[/]"  # a reason may hold brackets: 'gemmbench[engines]'
     elif availability.builds_first:

@@ -112,9 +112,7 @@ def recommendation_dicts(recommendations: list[ShapeRecommendation]) -> list[dic
                 }
                 for m, v in rec.savings.items()
             },
-            "simulated": list(rec.simulated),
             "throttled_m": list(rec.throttled),
-            "caveat": simulated_caveat(rec.simulated) if rec.simulated else None,
         }
         for rec in recommendations
     ]
@@ -175,14 +173,6 @@ RECOMMEND_COLUMNS = [
     f"tied within {SAME_TOLERANCE:.0%}",
     f"saves against {FALLBACK_BACKEND}",
 ]
-
-
-def simulated_caveat(backends: tuple[str, ...]) -> str:
-    """What advice chosen from a test double's made-up times is worth."""
-    return (
-        f"{', '.join(backends)} only simulates its times (a test double for trying gemmbench without a GPU): "
-        "this is not advice; sweep real backends on your GPU to decide"
-    )
 
 
 def throttle_caveat(m_values: tuple[int, ...]) -> str:
@@ -251,8 +241,6 @@ def _recommendation_parts(
                     style="dim",
                 )
             )
-        if rec.simulated:
-            parts.append(Text(f"  {simulated_caveat(rec.simulated)}", style="yellow"))
         if rec.throttled:
             parts.append(Text(f"  {throttle_caveat(rec.throttled)}", style="yellow"))
     if recommendations:
@@ -287,9 +275,6 @@ def recommendation_markdown(recommendations: list[ShapeRecommendation]) -> str:
         f"- {rec.model} {rec.gemm}: {backend} never qualified: {why_not(rec, record)}\n"
         for rec in recommendations
         for backend, record in rec.excluded.items()
-    ]
-    figure += [
-        f"- {rec.model} {rec.gemm}: {simulated_caveat(rec.simulated)}\n" for rec in recommendations if rec.simulated
     ]
     figure += [
         f"- {rec.model} {rec.gemm}: {throttle_caveat(rec.throttled)}\n" for rec in recommendations if rec.throttled

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gemmbench.records.record import ClockSummary, inline, prefixed
-from gemmbench.records.timers import SIMULATED_TIMER, TimerSummary
+from gemmbench.records.timers import TimerSummary
 from gemmbench.spec.cases import GroupSpec
 
 
@@ -63,11 +63,6 @@ class GroupRecord:
     @property
     def label(self) -> str:
         return self.backend
-
-    @property
-    def simulated(self) -> bool:
-        """Its times are made up by a test double (the fake backend), not measured."""
-        return self.parallel_device is not None and self.parallel_device.timer == SIMULATED_TIMER
 
     @property
     def throttled(self) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import KW_ONLY, dataclass, field, fields
 
-from gemmbench.records.timers import SIMULATED_TIMER, TimerSummary, median_of
+from gemmbench.records.timers import TimerSummary, median_of
 from gemmbench.spec.cases import FLATTEN, Case, GemmSpec
 
 OK = "ok"
@@ -163,11 +163,6 @@ class Record(Case):
     def view(self) -> tuple:
         """What a table shows rows of together: one GEMM shape, alone or after one producer."""
         return (*self.case.shape_key, self.context)
-
-    @property
-    def simulated(self) -> bool:
-        """Its times are made up by a test double (the fake backend), not measured."""
-        return any(s.timer == SIMULATED_TIMER for s in (self.device, self.latency) if s is not None)
 
     @property
     def throttled(self) -> bool:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 EVENTS_TIMER = "cuda_events"  # CUDA events around eager calls, back to back
 GRAPH_TIMER = "cuda_graph"  # CUDA-graph replays of unrolled calls, per call
 HOST_TIMER = "host_clock"  # a host clock around synchronous CPU calls
-SIMULATED_TIMER = "simulated"  # the fake backend's made-up times
 
 
 @dataclass(frozen=True)
