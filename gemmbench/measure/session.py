@@ -23,6 +23,7 @@ from gemmbench.errors import UsageError
 from gemmbench.measure import environment, roofline
 from gemmbench.measure.bench import Bench, MeasureOptions, Variant, ignore, variants
 from gemmbench.measure.groups import measure_groups, profile_groups
+from gemmbench.measure.option_checks import check_count, check_lists, check_options
 from gemmbench.measure.points import measure_cases, profile_records
 from gemmbench.measure.routing_data import load_routing_data
 from gemmbench.records import Run, after_context
@@ -38,14 +39,8 @@ from gemmbench.timing.defaults import (
     PLACEMENTS,
     POINT_WARMUP_S,
 )
-from gemmbench.timing.inputs import COLD, HOT, MAX_COLD_COPIES
+from gemmbench.timing.inputs import COLD, HOT
 from gemmbench.timing.stopping import MAX_SAMPLES, FixedCount, Target
-
-# torch.Generator.manual_seed takes a signed 64-bit seed, and the sweep adds up to a copy's index (and one,
-# for a context's hidden states) to it.
-MAX_SEED = 2**63 - 1 - MAX_COLD_COPIES - 1
-# The tightest device-time interval a sweep may ask for, in percent (the command line's --target-ci minimum).
-MIN_TARGET_CI_PCT = 0.01
 
 
 @dataclass(frozen=True)
@@ -198,13 +193,11 @@ def plan_sweep(
     16384, on a GPU, 1, 8, 64 on the CPU; every real backend, those of `plugins` (module names or .py
     files) and of installed plugin packages included; no context (`context`: a producer's name, several
     comma-separated, or a list of them)."""
-    _check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms)
-    _check_count(
-        "placements", placements, MAX_PLACEMENTS, f"None for the default ({PLACEMENTS} on a GPU, 1 on the CPU)"
-    )
-    _check_count("samples", samples, MAX_SAMPLES, "None for the --target-ci/--budget-ms rule")
+    check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms)
+    check_count("placements", placements, MAX_PLACEMENTS, f"None for the default ({PLACEMENTS} on a GPU, 1 on the CPU)")
+    check_count("samples", samples, MAX_SAMPLES, "None for the --target-ci/--budget-ms rule")
     lists = {"presets": presets, "configs": configs, "shapes": shapes, "roles": roles, "backends": backends}
-    _check_lists({**lists, "plugins": plugins})
+    check_lists({**lists, "plugins": plugins})
     load_plugins(list(plugins))
     producers = select_producers(context)
     parsed = [parse_shape(text) for text in shapes]
@@ -245,14 +238,6 @@ def plan_sweep(
     )
 
 
-def _check_lists(lists: dict) -> None:
-    """The list options the Python API takes: a string is a sequence too, whose characters would be taken
-    one by one."""
-    for name, value in lists.items():
-        if isinstance(value, str):
-            raise UsageError(f"{name} = {value!r} is a string, not a list", f"pass {name}=[{value!r}]")
-
-
 def _m_values(m, device: torch.device) -> tuple[int, ...]:
     """The M values asked for (a list, an int, or a string as --m takes it), or the device's default."""
     if m is None:
@@ -260,35 +245,6 @@ def _m_values(m, device: torch.device) -> tuple[int, ...]:
     if isinstance(m, int) and not isinstance(m, bool):
         m = [m]
     return parse_m_list(m if isinstance(m, str) else ",".join(str(value) for value in m))
-
-
-def _check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms) -> None:
-    """The options the command line bounds for itself, checked again for the Python API."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED:
-        raise UsageError(f"seed {seed!r} is not an integer from 0 to {MAX_SEED - 1}", "give a seed in that range")
-    flags = {"hot": hot, "kernels": kernels, "remeasure_roofline": remeasure_roofline, "keep_samples": keep_samples}
-    for name, value in flags.items():
-        if not isinstance(value, bool):
-            raise UsageError(f"{name} = {value!r} is not True or False", f"pass {name}=True or {name}=False")
-    for name, value, lowest in (("target_ci_pct", target_ci_pct, MIN_TARGET_CI_PCT), ("budget_ms", budget_ms, 1.0)):
-        if not _is_number(value) or not value >= lowest:
-            raise UsageError(f"{name} = {value!r} is not a number >= {lowest:g}", f"give {name} >= {lowest:g}")
-    if warmup_ms is not None and (not _is_number(warmup_ms) or not warmup_ms >= 0):
-        raise UsageError(f"warmup_ms = {warmup_ms!r} is not a number >= 0", "give warmup_ms >= 0, or None")
-
-
-def _check_count(name: str, value, most: int, default: str) -> None:
-    """An optional count the Python API takes (the command line bounds its own): None, or 1 to `most`."""
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
-        raise UsageError(
-            f"{name} = {value!r} is not an integer from 1 to {most}", f"give {name} in that range, or {default}"
-        )
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def provenance_and_options(plan: SweepPlan, warn: Callable[[str], None] = ignore) -> tuple[dict, MeasureOptions]:
