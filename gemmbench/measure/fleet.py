@@ -32,6 +32,7 @@ from gemmbench.measure.bench import Bench
 from gemmbench.measure.points import measure_cases, profile_records
 from gemmbench.measure.session import SweepCallbacks, SweepPlan, SweepResult, provenance_and_options
 from gemmbench.records import ERROR, Record, Run
+from gemmbench.records.provenance import FleetProvenance
 from gemmbench.records.runfile import RunWriter, new_run_path
 from gemmbench.version import __version__
 
@@ -129,19 +130,19 @@ def _check_agreement(split: str) -> None:
 def _run(plan: SweepPlan, fleet: Fleet, split: str, callbacks: SweepCallbacks) -> SweepResult:
     _check_agreement(split)
     provenance, options = provenance_and_options(plan, callbacks.warn)
-    provenance.update(rank=fleet.rank, device_id=device_id(fleet.rank, plan.device))
+    provenance = replace(provenance, rank=fleet.rank, device_id=device_id(fleet.rank, plan.device))
     everyone = _gather(provenance)
     assignment = assign(plan.cases, fleet, split)
     rows_per_case = plan.rows_per_case
     planned = sum(len(cases) for cases in assignment) * rows_per_case
-    merged = dict(everyone[0], fleet={"world_size": fleet.world_size, "split": split, "ranks": everyone})
+    merged = replace(everyone[0], fleet=FleetProvenance(fleet.world_size, split, tuple(everyone)))
     run = Run(merged if fleet.leader else provenance, planned=planned, complete=False)
     writer = RunWriter(new_run_path(plan.out_dir, merged), run) if fleet.leader and plan.out_dir else None
     mine: list[Record] = []  # this rank's records, in its order
     positions: list[list[int]] = [[] for _ in range(fleet.world_size)]  # rank 0: where each rank's rows are
     callbacks.started(merged, plan.steps_for(assignment[fleet.rank]))
     rounds = max(len(cases) for cases in assignment)
-    stamp = {"rank": fleet.rank, "device_id": provenance["device_id"]}
+    stamp = {"rank": fleet.rank, "device_id": provenance.device_id}
     # One generator over all of this rank's cases, advanced a case per round: its device warm-up and clock
     # watch carry over from round to round.
     bench = Bench(plan.device, options, callbacks.warn)
@@ -207,6 +208,6 @@ def _mark_unreported(run: Run, plan: SweepPlan, assignment, positions, everyone,
                             pdl=variant.pdl,
                             context=producer.name if producer else None,
                             rank=rank,
-                            device_id=everyone[rank]["device_id"],
+                            device_id=everyone[rank].device_id,
                         )
                     )

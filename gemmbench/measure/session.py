@@ -10,7 +10,7 @@ interrupted. It reports through callbacks (progress, notes, warnings) and never 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -27,6 +27,7 @@ from gemmbench.measure.option_checks import check_count, check_lists, check_opti
 from gemmbench.measure.points import measure_cases, profile_records
 from gemmbench.measure.routing_data import load_routing_data
 from gemmbench.records import Run, after_context
+from gemmbench.records.provenance import Provenance
 from gemmbench.records.runfile import RunWriter, ensure_writable_dir, new_run_path
 from gemmbench.spec.cases import Case, GroupSpec
 from gemmbench.spec.parse import CPU_DEFAULT_M, DEFAULT_M, build_cases, parse_m_list, parse_shape
@@ -47,7 +48,7 @@ from gemmbench.timing.stopping import MAX_SAMPLES, FixedCount, Target
 class SweepCallbacks:
     """How a session reports as it goes; every callback is optional."""
 
-    started: Callable[[dict, list[Step]], None] = ignore  # the provenance, and every step planned
+    started: Callable[[Provenance, list[Step]], None] = ignore  # the provenance, and every step planned
     progress: Callable[[int], None] = ignore  # how many steps are done
     note: Callable[[str], None] = ignore  # what is about to take a while
     warn: Callable[[str], None] = ignore  # a sweep-wide problem that leaves columns empty
@@ -247,18 +248,21 @@ def _m_values(m, device: torch.device) -> tuple[int, ...]:
     return parse_m_list(m if isinstance(m, str) else ",".join(str(value) for value in m))
 
 
-def provenance_and_options(plan: SweepPlan, warn: Callable[[str], None] = ignore) -> tuple[dict, MeasureOptions]:
+def provenance_and_options(plan: SweepPlan, warn: Callable[[str], None] = ignore) -> tuple[Provenance, MeasureOptions]:
     """The provenance of a run on `plan.device`, and the plan's options with the device's roofline where
     timing (measured once per GPU and cached)."""
     provenance = environment.collect_provenance(plan.device)
-    provenance["context"] = ",".join(p.name for p in plan.producers) or NO_CONTEXT
-    if plan.options.routing_data is not None:
-        provenance["routing_data"] = plan.options.routing_data.describe()
+    routing_data = plan.options.routing_data
+    provenance = replace(
+        provenance,
+        context=",".join(p.name for p in plan.producers) or NO_CONTEXT,
+        routing_data=None if routing_data is None else routing_data.describe(),
+    )
     options = plan.options
     if options.time_calls:
         roof = roofline.for_device(plan.device, remeasure=plan.remeasure_roofline, warn=warn)
         if roof is not None:
-            provenance["roofline"] = asdict(roof)
+            provenance = replace(provenance, roofline=roof)
             options = replace(options, roofline=roof)
     return provenance, options
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from gemmbench.errors import GemmbenchError
 from gemmbench.files import write_atomically
 from gemmbench.records.group import GroupRecord
+from gemmbench.records.provenance import Provenance
 from gemmbench.records.record import SKIPPED, Record
 from gemmbench.records.schema import REWRITE, alone_row, from_row, is_int, to_row
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER
@@ -45,7 +46,7 @@ LEGACY_GROUP_COLUMNS = {
 class Run:
     """A sweep's provenance and records, as saved in a run file."""
 
-    provenance: dict
+    provenance: Provenance
     records: list[Record] = field(default_factory=list)
     planned: int | None = None  # points the sweep planned (None: not recorded, as in a CSV export)
     complete: bool = True  # False while a sweep runs, and after one was interrupted
@@ -58,10 +59,10 @@ class Run:
         return records_frame(self.records)
 
 
-def new_run_path(out_dir: Path, provenance: dict) -> Path:
+def new_run_path(out_dir: Path, provenance: Provenance) -> Path:
     """results/<UTC time>_<gpu>.json: sortable by time, readable at a glance."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    device = "".join(c if c.isalnum() else "-" for c in str(provenance.get("device_name", "cpu"))).strip("-")
+    device = "".join(c if c.isalnum() else "-" for c in provenance.device_name or "cpu").strip("-")
     path = Path(out_dir) / f"{stamp}_{device.lower()}.json"
     suffix = 1
     while path.exists():
@@ -152,7 +153,7 @@ def run_to_json(run: Run, encode: Callable[[object], str] = encode_row) -> str:
     head = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
-        "provenance": run.provenance,
+        "provenance": run.provenance.to_dict(),
         "planned": run.planned,
         "complete": run.complete,
     }
@@ -203,7 +204,7 @@ def load_run(path: Path) -> Run:
         from gemmbench.records.table import rows_from_csv
 
         records, groups = rows_from_csv(path)
-        return Run({}, records, groups=groups)
+        return Run(Provenance(), records, groups=groups)
     try:
         doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -224,10 +225,9 @@ def load_run(path: Path) -> Run:
             f"{path} has schema version {version}, newer than this gemmbench reads ({SCHEMA_VERSION})",
             "upgrade gemmbench",
         )
-    provenance, rows, group_rows = doc.get("provenance", {}), doc.get("records", []), doc.get("groups", [])
+    rows, group_rows = doc.get("records", []), doc.get("groups", [])
     planned, complete = doc.get("planned"), doc.get("complete", True)
     for key, value, ok in (
-        ("provenance", provenance, isinstance(provenance, dict)),
         ("records", rows, isinstance(rows, list)),
         ("groups", group_rows, isinstance(group_rows, list)),
         ("planned", planned, planned is None or is_int(planned)),
@@ -235,6 +235,7 @@ def load_run(path: Path) -> Run:
     ):
         if not ok:
             raise GemmbenchError(f"{path}: '{key}' is {value!r}, not what a run file holds there", REWRITE)
+    provenance = Provenance.from_dict(doc.get("provenance", {}), f"{path}: provenance")
     older = version < PER_LAYER_VERSION
     records = [
         from_row(Record, alone_row(_marked_out_of_range(row), older), f"{path}: record {i}")
