@@ -117,6 +117,25 @@ def test_the_run_file_is_the_json_of_the_whole_document(fixture):
     assert run_to_json(unknown) == _plain_json(unknown)
 
 
+def test_values_with_newlines_and_quotes_are_laid_out_as_json_lays_them_out(tmp_path):
+    """json escapes a newline inside a string: the writer's indentation of a nested value touches only the
+    newlines of its layout."""
+    odd = 'line one\nline "two"\t\u00b5s'
+    provenance = Provenance.from_dict({"command": odd, "note": {"lines": [odd, {}], "empty": []}})
+    records = [replace(record, reason=odd) for record in sample_records()]
+    run = Run(provenance, records, groups=load_run(FIXTURES / "h200_groups_context_norm.json").groups)
+    RunWriter(tmp_path / "run.json", run)
+    assert (tmp_path / "run.json").read_text() == run_to_json(run) == _plain_json(run)
+
+
+def test_the_writer_follows_a_list_that_shrinks(tmp_path):
+    run = Run(Provenance(), sample_records())
+    writer = RunWriter(tmp_path / "run.json", run)
+    run.records = run.records[:1]
+    writer.flush()
+    assert (tmp_path / "run.json").read_text() == _plain_json(run)
+
+
 def test_the_writer_encodes_a_row_once_and_a_replaced_row_again(tmp_path, monkeypatch):
     encoded, encode = [], runfile.encode_row
     monkeypatch.setattr(runfile, "encode_row", lambda row: encoded.append(row) or encode(row))
