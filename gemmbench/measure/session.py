@@ -1,10 +1,12 @@
 """A session: what the `sweep`, `kernels` and `group` commands and the Python API run.
 
 `plan_sweep` turns options into a plan (bad input raises before any work). `run_session` is the one driver
-of every kind of work, a sweep's points (`SweepWork`) or a preset's groups (`GroupWork`): it collects the
-provenance, measures the roofline (once per GPU, cached), measures every row on one `Bench`, writes the
-run file after every row, runs the kernel pass after all timing, and keeps what finished when
-interrupted. It reports through callbacks (progress, notes, warnings) and never prints.
+of every kind of work, a sweep's points (`SweepWork`) or a preset's groups (`GroupWork`), in one process
+(`OneProcess`) or as one rank of a fleet (measure/fleet.py's distribution): it collects the provenance,
+measures the roofline (once per GPU, cached), measures every row on one `Bench`, brings the rows to the
+process that keeps the run, writes the run file after every round of rows (in one process: every row), runs
+the kernel pass after all timing, and keeps what finished when interrupted. It reports through callbacks
+(progress, notes, warnings) and never prints.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from gemmbench.timing.stopping import MAX_SAMPLES, FixedCount, Target
 class SweepCallbacks:
     """How a session reports as it goes; every callback is optional."""
 
-    started: Callable[[Provenance, list[Step]], None] = ignore  # the provenance, and every step planned
+    started: Callable[[Provenance, list[Step]], None] = ignore  # the run's provenance, and this process's steps
     progress: Callable[[int], None] = ignore  # how many steps are done
     note: Callable[[str], None] = ignore  # what is about to take a while
     warn: Callable[[str], None] = ignore  # a sweep-wide problem that leaves columns empty
@@ -105,7 +107,7 @@ def steps_of(plan: SweepPlan, points: list[tuple[str, str, int]], labels: list[s
 class SweepResult:
     run: Run
     path: Path | None  # the run file, where saved
-    planned: int  # points planned; fewer records when interrupted
+    planned: int  # rows planned, on every process; fewer records when interrupted
     interrupted: bool
     failure: str | None = None  # why a fleet stopped early (a rank gone, a collective timed out)
     save_problem: str | None = None  # why the run file went to a fallback path
@@ -248,7 +250,7 @@ def _m_values(m, device: torch.device) -> tuple[int, ...]:
     return parse_m_list(m if isinstance(m, str) else ",".join(str(value) for value in m))
 
 
-def provenance_and_options(plan: SweepPlan, warn: Callable[[str], None] = ignore) -> tuple[Provenance, MeasureOptions]:
+def _provenance_and_options(plan: SweepPlan, warn: Callable[[str], None] = ignore) -> tuple[Provenance, MeasureOptions]:
     """The provenance of a run on `plan.device`, and the plan's options with the device's roofline where
     timing (measured once per GPU and cached)."""
     provenance = environment.collect_provenance(plan.device)
@@ -267,33 +269,99 @@ def provenance_and_options(plan: SweepPlan, warn: Callable[[str], None] = ignore
     return provenance, options
 
 
-def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks(), work: Work | None = None) -> SweepResult:
-    """Measure every row of `work` (default: the plan's sweep points), then profile them; Ctrl-C ends the
-    session early with what finished, and the run says it is incomplete."""
-    work = work or SweepWork()
+class Distribution(Protocol):
+    """How a session's work is shared among processes, and how the rows each measures reach the process that
+    keeps the run (`leader`): one object per session, called in this order, which may keep what it needs
+    from one call to the next. The rows `gather` and `stopped` return are appended to the run's, in order."""
+
+    rank: int  # this process's index among the shares
+    leader: bool  # this process keeps the run: it writes the run file
+    stops: tuple[type[BaseException], ...]  # what ends the session early, keeping what finished
+
+    def provenance(self, own: Provenance) -> Provenance: ...  # the run's, from this process's own
+
+    def shares(self, plan: SweepPlan) -> list[SweepPlan]: ...  # every process's part of the plan, by rank
+
+    def rounds(self, rows: Iterator) -> Iterator[list]: ...  # this process's rows, a round at a time
+
+    def gather(self, rows: list) -> list: ...  # a round's rows to keep here, this process's and others'
+
+    def gather_profiled(self, rows: list, kept: list) -> list: ...  # the rows kept, profiled ones in place
+
+    def stopped(self, exc: BaseException, measured: list) -> tuple[str | None, list]: ...  # why, and rows to keep
+
+
+class OneProcess:
+    """A session in one process: the whole plan, each row a round, nothing to gather; Ctrl-C interrupts it,
+    which is no failure."""
+
+    rank = 0
+    leader = True
+    stops = (KeyboardInterrupt,)
+
+    def provenance(self, own: Provenance) -> Provenance:
+        return own
+
+    def shares(self, plan: SweepPlan) -> list[SweepPlan]:
+        return [plan]
+
+    def rounds(self, rows: Iterator) -> Iterator[list]:
+        return ([row] for row in rows)
+
+    def gather(self, rows: list) -> list:
+        return rows
+
+    def gather_profiled(self, rows: list, kept: list) -> list:
+        return rows
+
+    def stopped(self, exc: BaseException, measured: list) -> tuple[str | None, list]:
+        return None, []  # every measured row was kept as it came
+
+
+def run_session(
+    plan: SweepPlan,
+    callbacks: SweepCallbacks = SweepCallbacks(),
+    work: Work | None = None,
+    distribution: Distribution | None = None,
+) -> SweepResult:
+    """Measure this process's rows of `work` (default: the plan's sweep points) and keep them with every
+    process's (`distribution`, default: this one process alone), then profile them; what the distribution
+    stops on (Ctrl-C) ends the session early with what finished, and the run says it is incomplete."""
+    work, distribution = work or SweepWork(), distribution or OneProcess()
     if plan.device.type == "cuda" and plan.device.index is not None:
         torch.cuda.set_device(plan.device)  # timers, events and graphs run on the current device: the chosen one
-    provenance, options = provenance_and_options(plan, callbacks.warn)
-    steps = work.steps(plan)
-    planned = sum(step.phase == MEASURE for step in steps)
+    own, options = _provenance_and_options(plan, callbacks.warn)
+    provenance = distribution.provenance(own)
+    shares = distribution.shares(plan)
+    mine = shares[distribution.rank]
+    planned = sum(step.phase == MEASURE for share in shares for step in work.steps(share))
     run = Run(provenance, planned=planned, complete=False)
-    writer = RunWriter(new_run_path(plan.out_dir, provenance), run) if plan.out_dir is not None else None
+    saved = plan.out_dir is not None and distribution.leader
+    writer = RunWriter(new_run_path(plan.out_dir, provenance), run) if saved else None
     rows = work.rows(run)
-    callbacks.started(provenance, steps)
+    callbacks.started(provenance, work.steps(mine))
     bench = Bench(plan.device, options, callbacks.warn)
+    measured: list = []  # this process's rows, in its order
+    failure = None
     try:
-        for row in work.measure(plan, bench, callbacks.note):
-            rows.append(row)
+        for batch in distribution.rounds(work.measure(mine, bench, callbacks.note)):
+            measured += batch
+            kept = distribution.gather(batch)
+            rows += kept
             if writer:
                 writer.flush()
-            callbacks.row_done(row)
-            callbacks.progress(len(rows))
+            for row in kept:
+                callbacks.row_done(row)
+            callbacks.progress(len(measured))
         if plan.profiles:
-            rows[:] = work.profile(plan, rows, bench, callbacks, len(rows))
+            profiled = work.profile(mine, measured, bench, callbacks, len(measured))
+            rows[:] = distribution.gather_profiled(profiled, rows)
         run.complete = True
-    except KeyboardInterrupt:
-        pass
-    if writer:
-        writer.flush()
-    problem = writer.problem if writer else None
-    return SweepResult(run, writer.path if writer else None, planned, not run.complete, save_problem=problem)
+    except distribution.stops as exc:
+        failure, left = distribution.stopped(exc, measured)
+        rows += left
+    finally:
+        if writer:
+            writer.flush()
+    path, problem = (writer.path, writer.problem) if writer else (None, None)
+    return SweepResult(run, path, planned, not run.complete, failure, problem)
