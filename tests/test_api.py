@@ -44,7 +44,7 @@ def test_sweep_returns_a_run_and_prints_nothing(capsys, tmp_path, monkeypatch, f
         (2, "fake", OK),
         (2, "mm_out_dtype", "skipped"),
     ]
-    assert run.provenance["device_type"] == "cpu" and not list(tmp_path.iterdir())  # no out_dir: no file
+    assert run.provenance.device_type == "cpu" and not list(tmp_path.iterdir())  # no out_dir: no file
     saved = gemmbench.sweep(presets=["deepseek-v3"], m="1", backends=["fake"], device="cpu", out_dir=tmp_path / "runs")
     (path,) = (tmp_path / "runs").glob("*.json")
     assert gemmbench.load_run(path).records == saved.records

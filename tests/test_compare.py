@@ -1,7 +1,7 @@
 import pytest
 
 from gemmbench.analysis.compare import FASTER, NOISY, NOT_TIMED, SAME, SLOWER, compare_runs
-from gemmbench.records import ERROR, OK, ClockSummary, Record, TimerSummary
+from gemmbench.records import ERROR, OK, ClockSummary, Provenance, Record, TimerSummary
 from gemmbench.records.runfile import Run
 from gemmbench.spec.cases import Case
 
@@ -22,7 +22,7 @@ def timed(backend, median, half_ci=0.05, m=1, **flags):
 
 
 def run(*records, device="NVIDIA H100 80GB HBM3"):
-    return Run({"device_name": device, "started": "2026-11-28"}, list(records))
+    return Run(Provenance(device_name=device, started="2026-11-28"), list(records))
 
 
 def verdicts(base, new):
@@ -63,4 +63,4 @@ def test_regressions_above_a_threshold():
 def test_runs_from_different_gpus_compare():
     comparison = compare_runs(run(timed("a", 10.0)), run(timed("a", 5.0), device="NVIDIA B200"))
     assert comparison.rows[0].verdict == FASTER
-    assert comparison.new_provenance["device_name"] == "NVIDIA B200"
+    assert comparison.new_provenance.device_name == "NVIDIA B200"

@@ -26,7 +26,7 @@ from gemmbench.errors import UsageError
 from gemmbench.measure.bench import Bench, MeasureOptions
 from gemmbench.measure.points import measure_cases
 from gemmbench.measure.session import plan_sweep
-from gemmbench.records import ERROR, OK, SKIPPED, Record, Run, TimerSummary
+from gemmbench.records import ERROR, OK, SKIPPED, Provenance, Record, Run, TimerSummary
 from gemmbench.records.record import DEVICE
 from gemmbench.records.runfile import SCHEMA_VERSION, load_run
 from gemmbench.spec.cases import Case
@@ -83,7 +83,7 @@ def test_a_sweep_of_several_cases_yields_each_cases_rows_alone_then_per_context(
         (2, "copy"),
         (2, "norm"),
     ]
-    assert run.provenance["context"] == "copy,norm" and run.complete and run.planned == 6
+    assert run.provenance.context == "copy,norm" and run.complete and run.planned == 6
     assert [r.in_layer for r in run.records] == [False, True, True] * 2
     assert run.records[1].view == (*run.records[0].case.shape_key, "copy")
 
@@ -399,8 +399,8 @@ def test_recommend_python_dispatches_by_the_layer_named(tmp_path, fake_device):
 
 
 def test_compare_matches_each_row_with_the_same_layers_row():
-    base = Run({}, [row("a", 6.0), row("a", 10.0, context="norm"), row("a", 11.0, context="copy")])
-    new = Run({}, [row("a", 6.0), row("a", 12.0, context="norm")])
+    base = Run(Provenance(), [row("a", 6.0), row("a", 10.0, context="norm"), row("a", 11.0, context="copy")])
+    new = Run(Provenance(), [row("a", 6.0), row("a", 12.0, context="norm")])
     comparison = compare_runs(base, new)
     assert [(r.base.context, r.timer, r.ratio) for r in comparison.rows] == [
         (None, DEVICE, pytest.approx(1.0)),

@@ -5,7 +5,7 @@ import pytest
 
 from gemmbench.analysis.fleet import OUTLIER, OUTLIER_MIN_POINTS, fleet_report
 from gemmbench.errors import GemmbenchError
-from gemmbench.records import OK, ClockSummary, Record
+from gemmbench.records import OK, ClockSummary, Provenance, Record
 from gemmbench.records.runfile import Run
 from gemmbench.records.timers import GRAPH_TIMER, TimerSummary
 from gemmbench.spec.cases import Case
@@ -24,7 +24,8 @@ def row(device, m, median_us, half_width_us=0.05, **values):
 
 
 def run_of(times: dict[str, list[float]], **values) -> Run:
-    return Run({}, [row(d, m, t, **values) for d, ts in times.items() for m, t in zip((1, 2, 4, 8), ts, strict=True)])
+    rows = [row(d, m, t, **values) for d, ts in times.items() for m, t in zip((1, 2, 4, 8), ts, strict=True)]
+    return Run(Provenance(), rows)
 
 
 def test_a_device_slower_at_several_points_is_an_outlier():
@@ -73,6 +74,6 @@ def test_clocks_power_and_slowdowns_are_reported_beside_the_verdict():
 def test_a_run_that_is_not_a_fleet_check_is_refused():
     with pytest.raises(GemmbenchError, match="not a fleet"):
         fleet_report(run_of({DEVICES[0]: [6.0] * 4}))
-    split_points = Run({}, [row(DEVICES[i % 2], m, 6.0) for i, m in enumerate((1, 2, 4, 8))])
+    split_points = Run(Provenance(), [row(DEVICES[i % 2], m, 6.0) for i, m in enumerate((1, 2, 4, 8))])
     with pytest.raises(GemmbenchError, match="measured no point on more than one device"):
         fleet_report(split_points)

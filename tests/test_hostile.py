@@ -312,13 +312,13 @@ def test_the_python_api_has_a_signature_a_notebook_can_complete():
 def test_a_fleet_check_with_error_rows_exits_1_saying_how_many(tmp_path):
     from samples import CASE, timed
 
-    from gemmbench.records import ERROR, Record, Run
+    from gemmbench.records import ERROR, Provenance, Record, Run
     from gemmbench.records.runfile import run_to_json
 
     rows = [timed("mm_out_dtype", 6.0 + rank / 100, 1e-6, rank=rank, device_id=f"node:cuda:{rank}") for rank in (0, 1)]
     rows.append(Record.for_case(CASE, "upcast", ERROR, "not measured: rank 1 did not report it", rank=1))
     path = tmp_path / "fleet.json"
-    path.write_text(run_to_json(Run({}, rows)))
+    path.write_text(run_to_json(Run(Provenance(), rows)))
     result = invoke("fleet", path)
     assert result.exit_code == 1 and "1 of 3 rows errored" in result.stderr
     assert "not measured: rank 1 did not report it" in result.stdout  # the reasons the message points to

@@ -123,7 +123,7 @@ import sys
 from typer.testing import CliRunner
 import gemmbench.analysis.compare, gemmbench.analysis.decode, gemmbench.analysis.fleet, gemmbench.analysis.recommend
 import gemmbench.output.compare, gemmbench.output.sweep, gemmbench.output.kernels, gemmbench.output.dispatch
-import gemmbench.records.runfile, gemmbench.records.table, gemmbench.spec.presets
+import gemmbench.records.provenance, gemmbench.records.runfile, gemmbench.records.table, gemmbench.spec.presets
 from gemmbench.cli import app
 runner = CliRunner()
 for args in (["--help"], ["decode", "nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT"], ["show", {str(FIXTURE)!r}],

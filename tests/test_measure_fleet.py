@@ -80,7 +80,7 @@ def test_split_points_spreads_the_points_and_merges_one_run(tmp_path):
     assert process.returncode == 0, process.stderr
     assert [(r.m, r.rank) for r in run.records] == [(1, 0), (2, 1), (4, 0)]  # a plain sweep's order
     assert run.complete and run.planned == 3
-    fleet = run.provenance["fleet"]
+    fleet = run.provenance.to_dict()["fleet"]
     assert fleet["world_size"] == 2 and fleet["split"] == "points"
     assert [p["rank"] for p in fleet["ranks"]] == [0, 1] and all(p["device_id"] for p in fleet["ranks"])
     assert {r.device_id for r in run.records} == {p["device_id"] for p in fleet["ranks"]}

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from gemmbench.cli import app
 from gemmbench.cli.app import out_console
-from gemmbench.records import OK, ClockSummary, Record, Run
+from gemmbench.records import OK, ClockSummary, Provenance, Record, Run
+from gemmbench.records.provenance import FleetProvenance
 from gemmbench.records.runfile import run_to_json
 from gemmbench.records.timers import GRAPH_TIMER, TimerSummary
 from gemmbench.spec.cases import Case
@@ -51,11 +52,11 @@ def fleet_run() -> Run:
             case, "mm_out_dtype", OK, device=timer, rank=rank, device_id=FLEET_DEVICES[rank], clocks=clocks
         )
 
-    ranks = [
-        {"rank": rank, "device_id": device, "device_name": "NVIDIA H200"} for rank, device in enumerate(FLEET_DEVICES)
-    ]
+    ranks = tuple(
+        Provenance(rank=rank, device_id=device, device_name="NVIDIA H200") for rank, device in enumerate(FLEET_DEVICES)
+    )
     rows = [row(rank, m) for rank in range(len(FLEET_DEVICES)) for m in (1, 2, 4, 8)]
-    return Run({"fleet": {"ranks": ranks}}, rows)
+    return Run(Provenance(fleet=FleetProvenance(len(FLEET_DEVICES), "none", ranks)), rows)
 
 
 def printed_at(width: int, monkeypatch, *args) -> str:

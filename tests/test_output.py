@@ -8,7 +8,7 @@ from samples import timed
 from gemmbench.output import format as format_output
 from gemmbench.output import kernels as kernels_output
 from gemmbench.output import sweep as sweep_output
-from gemmbench.records import ERROR, SKIPPED, KernelRun, Record
+from gemmbench.records import ERROR, SKIPPED, KernelRun, Provenance, Record
 from gemmbench.spec.cases import Case
 
 CASE = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)
@@ -89,16 +89,16 @@ def test_markdown_table_pads_rows_and_escapes_pipes():
 
 def test_header_names_gpu_torch_and_cuda():
     text = format_output.header(
-        {
-            "gemmbench": "0.1.0",
-            "device_type": "cuda",
-            "device_name": "NVIDIA H200",
-            "arch": "sm90",
-            "driver": "580",
-            "torch": "2.11.0",
-            "cuda": "13.0",
-            "cublas": "13.1.0",
-        }
+        Provenance(
+            gemmbench="0.1.0",
+            device_type="cuda",
+            device_name="NVIDIA H200",
+            arch="sm90",
+            driver="580",
+            torch="2.11.0",
+            cuda="13.0",
+            cublas="13.1.0",
+        )
     ).plain
     assert "NVIDIA H200 (sm90" in text and "torch 2.11.0" in text and "CUDA 13.0" in text and "cuBLAS 13.1.0" in text
 

@@ -172,11 +172,12 @@ def test_the_recommend_command_takes_max_flips_in_percent(tmp_path):
     from typer.testing import CliRunner
 
     from gemmbench.cli import app
+    from gemmbench.records import Provenance
     from gemmbench.records.runfile import Run, run_to_json
 
     rows = [timed("linear_cast", 5.0, 1e-3, topk_mismatch=0.03), timed("mm_out_dtype", 7.0, 1e-6, topk_mismatch=0.0)]
     path = tmp_path / "run.json"
-    path.write_text(run_to_json(Run({}, rows)))
+    path.write_text(run_to_json(Run(Provenance(), rows)))
     result = CliRunner().invoke(app, ["recommend", str(path), "--tolerance", "1e-2", "--max-flips", "1", "--json"])
     assert result.exit_code == 0, result.output
     (answer,) = json.loads(result.stdout)

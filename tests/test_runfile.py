@@ -8,6 +8,7 @@ from samples import sample_records
 
 from gemmbench.errors import GemmbenchError
 from gemmbench.records import KernelRun, runfile
+from gemmbench.records.provenance import Provenance
 from gemmbench.records.runfile import (
     SCHEMA_VERSION,
     Run,
@@ -38,7 +39,7 @@ def test_csv_round_trip_keeps_every_column(tmp_path):
 
 def test_a_layer_row_round_trips_through_the_run_file_and_its_csv(tmp_path):
     alone = replace(sample_records()[0], kernels=None)  # a CSV keeps kernel names only
-    run = Run({"context": "norm"}, [alone, replace(alone, context="norm", tflops=None, gbps=None)])
+    run = Run(Provenance(context="norm"), [alone, replace(alone, context="norm", tflops=None, gbps=None)])
     (tmp_path / "run.json").write_text(run_to_json(run))
     (tmp_path / "run.csv").write_text(records_to_csv(run.records))
     assert json.loads((tmp_path / "run.json").read_text())["schema_version"] == SCHEMA_VERSION == 2
@@ -85,7 +86,7 @@ def test_csv_header_has_units_in_column_names():
 
 def test_run_file_is_written_after_every_record_and_round_trips(tmp_path):
     path = tmp_path / "run.json"
-    run = Run({"device_name": "test"}, planned=3, complete=False)
+    run = Run(Provenance(device_name="test"), planned=3, complete=False)
     writer = RunWriter(path, run)
     assert json.loads(path.read_text())["records"] == []
     for count, record in enumerate(sample_records(), start=1):
@@ -95,13 +96,13 @@ def test_run_file_is_written_after_every_record_and_round_trips(tmp_path):
     doc = json.loads(path.read_text())
     assert doc["schema_version"] == SCHEMA_VERSION and doc["records"][2]["rel_err"] is None
     loaded = load_run(path)
-    assert loaded.provenance == {"device_name": "test"} and (loaded.planned, loaded.complete) == (3, False)
+    assert loaded.provenance == Provenance(device_name="test") and (loaded.planned, loaded.complete) == (3, False)
     assert loaded.records[:2] == sample_records()[:2]
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
 def _plain_json(run: Run) -> str:
-    doc = {"schema": "gemmbench.run", "schema_version": SCHEMA_VERSION, "provenance": run.provenance}
+    doc = {"schema": "gemmbench.run", "schema_version": SCHEMA_VERSION, "provenance": run.provenance.to_dict()}
     doc |= {"planned": run.planned, "complete": run.complete, "records": [to_row(r) for r in run.records]}
     if run.groups:
         doc["groups"] = [to_row(g) for g in run.groups]
@@ -112,13 +113,33 @@ def _plain_json(run: Run) -> str:
 def test_the_run_file_is_the_json_of_the_whole_document(fixture):
     run = load_run(FIXTURES / fixture)
     assert run_to_json(run) == _plain_json(run)
-    assert run_to_json(Run({"a": 1})) == _plain_json(Run({"a": 1}))  # no rows
+    unknown = Run(Provenance.from_dict({"a": 1}))  # no rows, and a key no field holds
+    assert run_to_json(unknown) == _plain_json(unknown)
+
+
+def test_values_with_newlines_and_quotes_are_laid_out_as_json_lays_them_out(tmp_path):
+    """json escapes a newline inside a string: the writer's indentation of a nested value touches only the
+    newlines of its layout."""
+    odd = 'line one\nline "two"\t\u00b5s'
+    provenance = Provenance.from_dict({"command": odd, "note": {"lines": [odd, {}], "empty": []}})
+    records = [replace(record, reason=odd) for record in sample_records()]
+    run = Run(provenance, records, groups=load_run(FIXTURES / "h200_groups_context_norm.json").groups)
+    RunWriter(tmp_path / "run.json", run)
+    assert (tmp_path / "run.json").read_text() == run_to_json(run) == _plain_json(run)
+
+
+def test_the_writer_follows_a_list_that_shrinks(tmp_path):
+    run = Run(Provenance(), sample_records())
+    writer = RunWriter(tmp_path / "run.json", run)
+    run.records = run.records[:1]
+    writer.flush()
+    assert (tmp_path / "run.json").read_text() == _plain_json(run)
 
 
 def test_the_writer_encodes_a_row_once_and_a_replaced_row_again(tmp_path, monkeypatch):
     encoded, encode = [], runfile.encode_row
     monkeypatch.setattr(runfile, "encode_row", lambda row: encoded.append(row) or encode(row))
-    run = Run({}, planned=3)
+    run = Run(Provenance(), planned=3)
     writer = RunWriter(tmp_path / "run.json", run)
     for record in sample_records():
         run.records.append(record)
@@ -132,7 +153,7 @@ def test_the_writer_encodes_a_row_once_and_a_replaced_row_again(tmp_path, monkey
 
 def test_gpu_recorded_fixture_loads():
     run = load_run(FIXTURES / "h200_deepseek_v3_sm90.json")
-    assert run.provenance["arch"] == "sm90" and len(run.records) == 9
+    assert run.provenance.arch == "sm90" and len(run.records) == 9
     assert all(r.kernels for r in run.records)
 
 
@@ -164,9 +185,9 @@ def test_missing_run_file_and_foreign_csv(tmp_path):
 
 
 def test_new_run_paths_are_unique(tmp_path):
-    first = new_run_path(tmp_path, {"device_name": "NVIDIA H100 80GB HBM3"})
+    first = new_run_path(tmp_path, Provenance(device_name="NVIDIA H100 80GB HBM3"))
     first.write_text("{}")
-    second = new_run_path(tmp_path, {"device_name": "NVIDIA H100 80GB HBM3"})
+    second = new_run_path(tmp_path, Provenance(device_name="NVIDIA H100 80GB HBM3"))
     assert first != second and "nvidia-h100-80gb-hbm3" in first.name
 
 
@@ -188,7 +209,7 @@ def test_run_files_get_the_mode_the_umask_gives(tmp_path):
     old = os.umask(0o022)
     try:
         path = tmp_path / "run.json"
-        RunWriter(path, Run({}))
+        RunWriter(path, Run(Provenance()))
         assert (path.stat().st_mode & 0o777) == 0o644
     finally:
         os.umask(old)

@@ -7,7 +7,7 @@ import statistics
 from dataclasses import dataclass
 
 from gemmbench.analysis.policy import FLAGGED_TOLERANCE, SAME_TOLERANCE
-from gemmbench.records import OK, GroupRecord, Record, Run
+from gemmbench.records import OK, GroupRecord, Provenance, Record, Run
 from gemmbench.records.record import shared_timer
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER
 
@@ -41,8 +41,8 @@ class RunConditions:
 
 @dataclass(frozen=True)
 class Comparison:
-    base_provenance: dict
-    new_provenance: dict
+    base_provenance: Provenance
+    new_provenance: Provenance
     rows: list[RowComparison]
     only_base: list[Record]
     only_new: list[Record]
@@ -129,10 +129,10 @@ def compare_groups(base: Run, new: Run, tolerance: float = SAME_TOLERANCE) -> li
 def run_conditions(run: Run) -> RunConditions:
     timed = [r for r in run.records if r.status == OK]
     timers = sorted({summary.timer for r in timed for summary in (r.latency, r.device) if summary})
-    device_type = run.provenance.get("device_type")
+    device_type = run.provenance.device_type
     if device_type is None:  # a CSV export carries no provenance: the timers tell, where they are real
         device_type = "cpu" if HOST_TIMER in timers else "cuda" if {GRAPH_TIMER, EVENTS_TIMER} & set(timers) else None
-    context = run.provenance.get("context") or next((r.context for r in run.records if r.context), "none")
+    context = run.provenance.context or next((r.context for r in run.records if r.context), "none")
     return RunConditions(device_type, tuple(sorted({r.l2_mode for r in timed if r.l2_mode})), tuple(timers), context)
 
 

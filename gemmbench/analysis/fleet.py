@@ -80,7 +80,8 @@ def fleet_report(run: Run, source: str = "the run") -> FleetReport:
             f"{source} measured no point on more than one device (a --split points run)",
             "a fleet check runs every point on every device: torchrun ... gemmbench -- sweep --split none",
         )
-    gpus = {p.get("device_id"): p.get("device_name", "?") for p in run.provenance.get("fleet", {}).get("ranks", [])}
+    ranks = run.provenance.fleet.ranks if run.provenance.fleet else ()
+    gpus = {p.device_id: p.device_name or "?" for p in ranks}
     summaries = [
         _device_summary(device, gpus.get(device, "?"), mine, [r for r in timed if r.device_id == device])
         for device in devices

@@ -51,7 +51,7 @@ def show(
     check_exports(csv, json_path)
     loaded = runfile.load_run(run)
     console = err_console if "-" in (csv, json_path) else out_console
-    if loaded.provenance:
+    if loaded.provenance.recorded:
         console.print(header(loaded.provenance))
     if not loaded.complete:
         err_console.print(f"incomplete run (interrupted): {incomplete_note(loaded)}", style="yellow")
@@ -220,7 +220,7 @@ def recommend(
     elif md:
         typer.echo(recommendation_markdown(recommendations), nl=False)
     else:
-        if loaded.provenance:
+        if loaded.provenance.recorded:
             out_console.print(header(loaded.provenance))
         out_console.print(recommendation_tables(recommendations))
     exit_if_unanswered(
@@ -273,7 +273,7 @@ def fleet(
     elif md:
         typer.echo(fleet_markdown(report), nl=False)
     else:
-        if loaded.provenance:
+        if loaded.provenance.recorded:
             out_console.print(header(loaded.provenance))
         out_console.print(fleet_table(report))
     reasons = reasons_text(loaded.records)  # the rows the report leaves out, and why

@@ -229,7 +229,7 @@ def kernels(
         if not any(r.kernels for r in run.records):
             why = (
                 "was recorded on the CPU, where the profiler sees no kernels"
-                if run.provenance.get("device_type") == "cpu"
+                if run.provenance.device_type == "cpu"
                 else "was recorded without the kernel pass (--no-kernels)"
             )
             raise GemmbenchError(
@@ -252,6 +252,6 @@ def kernels(
     if md:
         typer.echo(kernel_markdown(run.records), nl=False)
         return
-    if run.provenance:
+    if run.provenance.recorded:
         out_console.print(header(run.provenance))
     out_console.print(kernel_tables(run.records))

@@ -17,7 +17,7 @@ from gemmbench.errors import GemmbenchError
 from gemmbench.output.format import header
 from gemmbench.output.progress import progress, step_label
 from gemmbench.output.sweep import sweep_markdown, sweep_tables
-from gemmbench.records import in_range, runfile, table
+from gemmbench.records import Provenance, in_range, runfile, table
 
 
 def refuse_torchrun(command: str, fix: str) -> None:
@@ -70,7 +70,7 @@ def run_with_progress(
         task = bar.add_task("", total=None)
         steps: list = []
 
-        def started(provenance: dict, planned: list) -> None:
+        def started(provenance: Provenance, planned: list) -> None:
             steps.extend(planned)
             bar.update(task, total=len(steps))
             if header_console:

@@ -14,9 +14,9 @@ import torch
 from gemmbench.backends import Backend, ext
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure.layers import Timed, Unit
-from gemmbench.measure.roofline import Roofline
 from gemmbench.measure.routing_data import RoutingData
 from gemmbench.records import ClockSummary
+from gemmbench.records.provenance import Roofline
 from gemmbench.records.record import label_of
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER
 from gemmbench.spec.cases import Case

@@ -17,6 +17,7 @@ import torch
 from gemmbench.backends.ext import loaded_library
 from gemmbench.backends.mm_out_dtype import out_dtype_unavailable
 from gemmbench.errors import UsageError
+from gemmbench.records.provenance import Provenance
 from gemmbench.timing.clocks import ClockWatch
 from gemmbench.version import __version__
 
@@ -95,7 +96,7 @@ def driver_version() -> str | None:
 
 
 def device_facts(device: torch.device) -> dict:
-    """Name, compute capability, memory and L2 of `device` (CPU: the processor)."""
+    """Name, compute capability, memory and L2 of `device` (CPU: the processor), by their fields of Provenance."""
     if device.type != "cuda":
         return {
             "device_type": "cpu",
@@ -122,12 +123,13 @@ def device_facts(device: torch.device) -> dict:
     }
 
 
-# Engine packages whose kernels a run may time (backends/engines.py), by distribution name, as provenance.
+# Engine packages whose kernels a run may time (backends/engines.py), by distribution name, under the field of
+# Provenance that records their version.
 ENGINE_DISTRIBUTIONS = {"flashinfer": "flashinfer-python"}
 
 
 def engine_versions() -> dict:
-    """The version of each engine package installed here (provenance key: its import name)."""
+    """The version of each engine package installed here, by its field of Provenance (its import name)."""
     versions = {}
     for key, distribution in ENGINE_DISTRIBUTIONS.items():
         try:
@@ -137,25 +139,25 @@ def engine_versions() -> dict:
     return versions
 
 
-def collect_provenance(device: torch.device, argv: list[str] | None = None) -> dict:
+def collect_provenance(device: torch.device, argv: list[str] | None = None) -> Provenance:
     """What a saved run needs to be understood later, on another machine."""
-    return {
-        "gemmbench": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
+    return Provenance.of(
+        gemmbench=__version__,
+        python=platform.python_version(),
+        torch=torch.__version__,
+        cuda=torch.version.cuda,
         **engine_versions(),
         **device_facts(device),
-        "hostname": socket.gethostname(),
-        "command": shlex.join(["gemmbench", *(sys.argv[1:] if argv is None else argv)]),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+        hostname=socket.gethostname(),
+        command=shlex.join(["gemmbench", *(sys.argv[1:] if argv is None else argv)]),
+        started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
 def environment_facts(device: torch.device) -> dict:
     """What `gemmbench env` shows: the provenance a run would carry (less the command and its time),
     whether CUDA is there, and whether torch.mm(out_dtype=) works on `device`."""
-    facts = collect_provenance(device)
+    facts = collect_provenance(device).to_dict()
     for key in ("command", "started"):
         facts.pop(key)
     facts["cuda_available"] = device.type == "cuda"

@@ -1,5 +1,6 @@
 """One sweep over many GPUs, launched by torchrun: one rank per GPU, across the GPUs of a host and across
-hosts. Without torchrun (no WORLD_SIZE in the environment) none of this runs.
+hosts. Without torchrun (no WORLD_SIZE in the environment) none of this runs. Each rank runs the one session
+driver (measure/session.py) with the fleet's distribution of the work (`FleetDistribution`).
 
 The ranks work in rounds: in each, every rank measures one case of its own (`--split points`: the cases
 dealt out round-robin, each measured once; `--split none`: every rank measures every case, a fleet
@@ -21,6 +22,7 @@ import re
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -28,10 +30,9 @@ import torch
 import torch.distributed as dist
 
 from gemmbench.errors import GemmbenchError
-from gemmbench.measure.points import measure_cases, profile_records
-from gemmbench.measure.session import SweepCallbacks, SweepPlan, SweepResult, provenance_and_options, session_bench
-from gemmbench.records import ERROR, Record, Run
-from gemmbench.records.runfile import RunWriter, new_run_path
+from gemmbench.measure.session import SweepCallbacks, SweepPlan, SweepResult, run_session
+from gemmbench.records import ERROR, Record
+from gemmbench.records.provenance import FleetProvenance, Provenance
 from gemmbench.version import __version__
 
 SPLIT_POINTS = "points"
@@ -89,13 +90,13 @@ def run_fleet(plan: SweepPlan, fleet: Fleet, split: str, callbacks: SweepCallbac
     """Run `plan` as this rank of the fleet. Rank 0 returns the merged run; the others return their own
     records (not saved). Raises GemmbenchError where the ranks disagree."""
     if plan.device.type == "cuda":
-        torch.cuda.set_device(fleet.local_rank)
         plan = replace(plan, device=torch.device("cuda", fleet.local_rank))
     timeout_s = float(os.environ.get(TIMEOUT_ENV, COLLECTIVE_TIMEOUT_S))
     dist.init_process_group("gloo", timeout=timedelta(seconds=timeout_s))
     previous_handler = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
-        return _run(plan, fleet, split, callbacks)
+        _check_agreement(split)
+        return run_session(plan, callbacks, distribution=FleetDistribution(fleet, split, plan.device))
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         if dist.is_initialized():
@@ -125,87 +126,103 @@ def _check_agreement(split: str) -> None:
             )
 
 
-def _run(plan: SweepPlan, fleet: Fleet, split: str, callbacks: SweepCallbacks) -> SweepResult:
-    _check_agreement(split)
-    provenance, options = provenance_and_options(plan, callbacks.warn)
-    provenance.update(rank=fleet.rank, device_id=device_id(fleet.rank, plan.device))
-    everyone = _gather(provenance)
-    assignment = assign(plan.cases, fleet, split)
-    rows_per_case = plan.rows_per_case
-    planned = sum(len(cases) for cases in assignment) * rows_per_case
-    merged = dict(everyone[0], fleet={"world_size": fleet.world_size, "split": split, "ranks": everyone})
-    run = Run(merged if fleet.leader else provenance, planned=planned, complete=False)
-    writer = RunWriter(new_run_path(plan.out_dir, merged), run) if fleet.leader and plan.out_dir else None
-    mine: list[Record] = []  # this rank's records, in its order
-    positions: list[list[int]] = [[] for _ in range(fleet.world_size)]  # rank 0: where each rank's rows are
-    callbacks.started(merged, plan.steps_for(assignment[fleet.rank]))
-    rounds = max(len(cases) for cases in assignment)
-    stamp = {"rank": fleet.rank, "device_id": provenance["device_id"]}
-    # One generator over all of this rank's cases, advanced a case per round: its device warm-up and clock
-    # watch carry over from round to round.
-    bench = session_bench(plan, options, callbacks.warn)
-    points = measure_cases(assignment[fleet.rank], plan.backends, bench, callbacks.note, plan.producers)
-    failure = None
-    try:
-        for _ in range(rounds):
-            records = [replace(r, **stamp) for r in itertools.islice(points, rows_per_case)]
-            mine += records
-            callbacks.progress(len(mine))
-            for rank, theirs in enumerate(_gather(records)):
-                if fleet.leader:
-                    positions[rank] += range(len(run.records), len(run.records) + len(theirs))
-                    run.records += theirs
-            if writer:
-                writer.flush()
-        if plan.profiles:
-            done = len(mine)
-            mine = profile_records(
-                mine, plan.backends, bench, callbacks.warn, lambda i: callbacks.progress(done + i + 1)
-            )
-            for rank, theirs in enumerate(_gather(mine)):
-                if fleet.leader:
-                    for position, record in zip(positions[rank], theirs, strict=True):
-                        run.records[position] = record
-        run.complete = True
-    except (_Stopped, KeyboardInterrupt, RuntimeError) as exc:
-        # RuntimeError: what a collective raises when a rank has gone or the timeout passed
-        failure = _first_line(exc)
-        if fleet.leader:
-            own = mine[len(positions[0]) :]  # rank 0's rows of the round that was not gathered
-            positions[0] += range(len(run.records), len(run.records) + len(own))
-            run.records += own
-            _mark_unreported(run, plan, assignment, positions, everyone, failure)
-    finally:
-        if writer:
-            writer.flush()
-    if not fleet.leader:
-        run.records = mine
-    return SweepResult(run, writer.path if writer else None, planned, not run.complete, failure)
+class FleetDistribution:
+    """The fleet's share of a sweep's points among its ranks (the session's Distribution): the cases dealt out
+    by the split, a round of one case per rank gathered to rank 0, and, where the fleet stops early, an
+    error row for every point a rank did not report. A sweep's points only: the group and kernels commands
+    refuse torchrun. One object per session: it keeps where each rank's rows are among those kept, for the
+    kernel pass and for the error rows."""
+
+    # RuntimeError: what a collective raises when a rank has gone or the timeout passed.
+    stops = (_Stopped, KeyboardInterrupt, RuntimeError)
+
+    def __init__(self, fleet: Fleet, split: str, device: torch.device) -> None:
+        self.fleet, self.split = fleet, split
+        self.rank, self.leader = fleet.rank, fleet.leader
+        self.device_id = device_id(fleet.rank, device)
+        self._shares: list[SweepPlan] = []
+        self._everyone: list[Provenance] = []  # every rank's provenance, by rank
+        self._positions: list[list[int]] = [[] for _ in range(fleet.world_size)]  # each rank's rows among those kept
+        self._kept = 0
+
+    def provenance(self, own: Provenance) -> Provenance:
+        """Rank 0: the fleet's, rank 0's own with every rank's; the others: their own."""
+        mine = replace(own, rank=self.rank, device_id=self.device_id)
+        self._everyone = _gather(mine)
+        if not self.leader:
+            return mine
+        ranks = FleetProvenance(self.fleet.world_size, self.split, tuple(self._everyone))
+        return replace(self._everyone[0], fleet=ranks)
+
+    def shares(self, plan: SweepPlan) -> list[SweepPlan]:
+        self._shares = [replace(plan, cases=cases) for cases in assign(plan.cases, self.fleet, self.split)]
+        return self._shares
+
+    def rounds(self, rows: Iterator) -> Iterator[list]:
+        """A case a round (its rows alone and in each context), stamped with this rank and its device; a rank
+        with fewer cases goes on gathering empty rounds to the last, as every rank must."""
+        share = self._shares[self.rank]
+        for _ in range(max(len(s.cases) for s in self._shares)):
+            round_rows = itertools.islice(rows, share.rows_per_case)
+            yield [replace(row, rank=self.rank, device_id=self.device_id) for row in round_rows]
+
+    def gather(self, rows: list) -> list:
+        """Every rank's rows of the round at rank 0, in rank order; the other ranks keep their own."""
+        kept = []
+        for rank, theirs in enumerate(_gather(rows)):
+            if self._keeps(rank):
+                kept += self._kept_rows(rank, theirs)
+        return kept
+
+    def gather_profiled(self, rows: list, kept: list) -> list:
+        """The rows kept, each rank's profiled rows where its rows were kept (rank 0: every rank's)."""
+        kept = list(kept)
+        for rank, theirs in enumerate(_gather(rows)):
+            if self._keeps(rank):
+                for position, row in zip(self._positions[rank], theirs, strict=True):
+                    kept[position] = row
+        return kept
+
+    def stopped(self, exc: BaseException, measured: list) -> tuple[str | None, list]:
+        """Why the fleet stopped, and the rows to keep: this rank's of the round not gathered, and on rank 0
+        an error row for every row of every point a rank did not report."""
+        reason = _first_line(exc)
+        left = self._kept_rows(self.rank, measured[len(self._positions[self.rank]) :])
+        return reason, left + (self._unreported(reason) if self.leader else [])
+
+    def _keeps(self, rank: int) -> bool:
+        return self.leader or rank == self.rank
+
+    def _kept_rows(self, rank: int, rows: list) -> list:
+        """`rows` of `rank`, noted where they go among the rows kept."""
+        self._positions[rank] += range(self._kept, self._kept + len(rows))
+        self._kept += len(rows)
+        return rows
+
+    def _unreported(self, reason: str) -> list[Record]:
+        """An error row, naming the rank, for every row of every point of a rank that did not report it."""
+        rows = []
+        for rank, share in enumerate(self._shares):
+            reported = len(self._positions[rank]) // max(1, share.rows_per_case)
+            for case in share.cases[reported:]:
+                for producer in (None, *share.producers):  # every row of the case: alone and in each context
+                    for variant in share.rows:
+                        rows.append(
+                            Record.for_case(
+                                case,
+                                variant.name,
+                                ERROR,
+                                f"not measured: rank {rank} did not report it ({reason})",
+                                pdl=variant.pdl,
+                                context=producer.name if producer else None,
+                                rank=rank,
+                                device_id=self._everyone[rank].device_id,
+                            )
+                        )
+        return rows
 
 
 def _first_line(exc: BaseException) -> str:
     """The gist of an exception: its first line, without the `[file.cc:123]` location gloo puts first."""
     line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return re.sub(r"^\[[^\]]*\]\s*", "", line) or type(exc).__name__
-
-
-def _mark_unreported(run: Run, plan: SweepPlan, assignment, positions, everyone, reason: str) -> None:
-    """Rank 0, when the fleet stops early: an error row, naming the rank, for every point of a rank that
-    did not report it."""
-    for rank, cases in enumerate(assignment):
-        reported = len(positions[rank]) // max(1, plan.rows_per_case)
-        for case in cases[reported:]:
-            for producer in (None, *plan.producers):  # every row of the case: alone and in each context
-                for variant in plan.rows:
-                    run.records.append(
-                        Record.for_case(
-                            case,
-                            variant.name,
-                            ERROR,
-                            f"not measured: rank {rank} did not report it ({reason})",
-                            pdl=variant.pdl,
-                            context=producer.name if producer else None,
-                            rank=rank,
-                            device_id=everyone[rank]["device_id"],
-                        )
-                    )

@@ -4,13 +4,13 @@ what was measured: the router weight's 3.7 MB at ~3 TB/s is ~1.2 us, where cuBLA
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timezone
 
 import torch
 
 from gemmbench.cache import read_json_cache, write_json_cache
-from gemmbench.spec.cases import Case
+from gemmbench.records.provenance import Roofline
 from gemmbench.timing import timers
 from gemmbench.timing.clocks import ClockWatch, warm_device
 
@@ -21,18 +21,6 @@ MATMUL_SIZE = 8192
 WARM_REPEATS = 3
 TIMED_REPEATS = 10
 CACHE_FILE = "roofline.json"
-
-
-@dataclass(frozen=True)
-class Roofline:
-    bandwidth_gbps: float  # device-to-device copy, bytes read plus bytes written
-    bf16_tflops: float  # bf16 x bf16 matmul, 2*N^3 / time
-    measured: str  # when (UTC, ISO 8601)
-
-    def floor_us(self, case: Case) -> float:
-        memory_us = case.bytes_moved / (self.bandwidth_gbps * 1e3)  # GB/s = 1e3 bytes per us
-        compute_us = case.flops / (self.bf16_tflops * 1e6)  # TFLOP/s = 1e6 FLOP per us
-        return max(memory_us, compute_us)
 
 
 def _time_ms(fn) -> float:

@@ -1,16 +1,18 @@
 """A session: what the `sweep`, `kernels` and `group` commands and the Python API run.
 
 `plan_sweep` turns options into a plan (bad input raises before any work). `run_session` is the one driver
-of every kind of work, a sweep's points (`SweepWork`) or a preset's groups (`GroupWork`): it collects the
-provenance, measures the roofline (once per GPU, cached), measures every row on one `Bench`, writes the
-run file after every row, runs the kernel pass after all timing, and keeps what finished when
-interrupted. It reports through callbacks (progress, notes, warnings) and never prints.
+of every kind of work, a sweep's points (`SweepWork`) or a preset's groups (`GroupWork`), in one process
+(`OneProcess`) or as one rank of a fleet (measure/fleet.py's distribution): it collects the provenance,
+measures the roofline (once per GPU, cached), measures every row on one `Bench`, brings the rows to the
+process that keeps the run, writes the run file after every round of rows (in one process: every row), runs
+the kernel pass after all timing, and keeps what finished when interrupted. It reports through callbacks
+(progress, notes, warnings) and never prints.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -23,9 +25,11 @@ from gemmbench.errors import UsageError
 from gemmbench.measure import environment, roofline
 from gemmbench.measure.bench import Bench, MeasureOptions, Variant, ignore, variants
 from gemmbench.measure.groups import measure_groups, profile_groups
+from gemmbench.measure.option_checks import check_count, check_lists, check_options
 from gemmbench.measure.points import measure_cases, profile_records
 from gemmbench.measure.routing_data import load_routing_data
 from gemmbench.records import Run, after_context
+from gemmbench.records.provenance import Provenance
 from gemmbench.records.runfile import RunWriter, ensure_writable_dir, new_run_path
 from gemmbench.spec.cases import Case, GroupSpec
 from gemmbench.spec.parse import CPU_DEFAULT_M, DEFAULT_M, build_cases, parse_m_list, parse_shape
@@ -38,16 +42,11 @@ from gemmbench.timing.defaults import (
     PLACEMENTS,
     POINT_WARMUP_S,
 )
-from gemmbench.timing.inputs import COLD, HOT, MAX_COLD_COPIES
+from gemmbench.timing.inputs import COLD, HOT
 from gemmbench.timing.stopping import MAX_SAMPLES, FixedCount, Target
 
-# torch.Generator.manual_seed takes a signed 64-bit seed, and the sweep adds up to a copy's index (and one,
-# for a context's hidden states) to it.
-MAX_SEED = 2**63 - 1 - MAX_COLD_COPIES - 1
-# The tightest device-time interval a sweep may ask for, in percent (the command line's --target-ci minimum).
-MIN_TARGET_CI_PCT = 0.01
-# What every session measures on (`session_bench`): the one seam between the drivers (run_session, the
-# fleet's) and the executor, where the tests put a made-up device instead (tests/fakes.py).
+# What every session measures on (`session_bench`): the one seam between the driver and the executor,
+# where the tests put a made-up device instead (tests/fakes.py).
 SESSION_BENCH: type[Bench] = Bench
 
 
@@ -55,7 +54,7 @@ SESSION_BENCH: type[Bench] = Bench
 class SweepCallbacks:
     """How a session reports as it goes; every callback is optional."""
 
-    started: Callable[[dict, list[Step]], None] = ignore  # the provenance, and every step planned
+    started: Callable[[Provenance, list[Step]], None] = ignore  # the run's provenance, and this process's steps
     progress: Callable[[int], None] = ignore  # how many steps are done
     note: Callable[[str], None] = ignore  # what is about to take a while
     warn: Callable[[str], None] = ignore  # a sweep-wide problem that leaves columns empty
@@ -112,7 +111,7 @@ def steps_of(plan: SweepPlan, points: list[tuple[str, str, int]], labels: list[s
 class SweepResult:
     run: Run
     path: Path | None  # the run file, where saved
-    planned: int  # points planned; fewer records when interrupted
+    planned: int  # rows planned, on every process; fewer records when interrupted
     interrupted: bool
     failure: str | None = None  # why a fleet stopped early (a rank gone, a collective timed out)
     save_problem: str | None = None  # why the run file went to a fallback path
@@ -201,13 +200,11 @@ def plan_sweep(
     16384, on a GPU, 1, 8, 64 on the CPU; every real backend, those of `plugins` (module names or .py
     files) and of installed plugin packages included; no context (`context`: a producer's name, several
     comma-separated, or a list of them)."""
-    _check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms)
-    _check_count(
-        "placements", placements, MAX_PLACEMENTS, f"None for the default ({PLACEMENTS} on a GPU, 1 on the CPU)"
-    )
-    _check_count("samples", samples, MAX_SAMPLES, "None for the --target-ci/--budget-ms rule")
+    check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms)
+    check_count("placements", placements, MAX_PLACEMENTS, f"None for the default ({PLACEMENTS} on a GPU, 1 on the CPU)")
+    check_count("samples", samples, MAX_SAMPLES, "None for the --target-ci/--budget-ms rule")
     lists = {"presets": presets, "configs": configs, "shapes": shapes, "roles": roles, "backends": backends}
-    _check_lists({**lists, "plugins": plugins})
+    check_lists({**lists, "plugins": plugins})
     load_plugins(list(plugins))
     producers = select_producers(context)
     parsed = [parse_shape(text) for text in shapes]
@@ -248,14 +245,6 @@ def plan_sweep(
     )
 
 
-def _check_lists(lists: dict) -> None:
-    """The list options the Python API takes: a string is a sequence too, whose characters would be taken
-    one by one."""
-    for name, value in lists.items():
-        if isinstance(value, str):
-            raise UsageError(f"{name} = {value!r} is a string, not a list", f"pass {name}=[{value!r}]")
-
-
 def _m_values(m, device: torch.device) -> tuple[int, ...]:
     """The M values asked for (a list, an int, or a string as --m takes it), or the device's default."""
     if m is None:
@@ -265,47 +254,21 @@ def _m_values(m, device: torch.device) -> tuple[int, ...]:
     return parse_m_list(m if isinstance(m, str) else ",".join(str(value) for value in m))
 
 
-def _check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms) -> None:
-    """The options the command line bounds for itself, checked again for the Python API."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED:
-        raise UsageError(f"seed {seed!r} is not an integer from 0 to {MAX_SEED - 1}", "give a seed in that range")
-    flags = {"hot": hot, "kernels": kernels, "remeasure_roofline": remeasure_roofline, "keep_samples": keep_samples}
-    for name, value in flags.items():
-        if not isinstance(value, bool):
-            raise UsageError(f"{name} = {value!r} is not True or False", f"pass {name}=True or {name}=False")
-    for name, value, lowest in (("target_ci_pct", target_ci_pct, MIN_TARGET_CI_PCT), ("budget_ms", budget_ms, 1.0)):
-        if not _is_number(value) or not value >= lowest:
-            raise UsageError(f"{name} = {value!r} is not a number >= {lowest:g}", f"give {name} >= {lowest:g}")
-    if warmup_ms is not None and (not _is_number(warmup_ms) or not warmup_ms >= 0):
-        raise UsageError(f"warmup_ms = {warmup_ms!r} is not a number >= 0", "give warmup_ms >= 0, or None")
-
-
-def _check_count(name: str, value, most: int, default: str) -> None:
-    """An optional count the Python API takes (the command line bounds its own): None, or 1 to `most`."""
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
-        raise UsageError(
-            f"{name} = {value!r} is not an integer from 1 to {most}", f"give {name} in that range, or {default}"
-        )
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def provenance_and_options(plan: SweepPlan, warn: Callable[[str], None] = ignore) -> tuple[dict, MeasureOptions]:
+def _provenance_and_options(plan: SweepPlan, warn: Callable[[str], None] = ignore) -> tuple[Provenance, MeasureOptions]:
     """The provenance of a run on `plan.device`, and the plan's options with the device's roofline where
     timing (measured once per GPU and cached)."""
     provenance = environment.collect_provenance(plan.device)
-    provenance["context"] = ",".join(p.name for p in plan.producers) or NO_CONTEXT
-    if plan.options.routing_data is not None:
-        provenance["routing_data"] = plan.options.routing_data.describe()
+    routing_data = plan.options.routing_data
+    provenance = replace(
+        provenance,
+        context=",".join(p.name for p in plan.producers) or NO_CONTEXT,
+        routing_data=None if routing_data is None else routing_data.describe(),
+    )
     options = plan.options
     if options.time_calls:
         roof = roofline.for_device(plan.device, remeasure=plan.remeasure_roofline, warn=warn)
         if roof is not None:
-            provenance["roofline"] = asdict(roof)
+            provenance = replace(provenance, roofline=roof)
             options = replace(options, roofline=roof)
     return provenance, options
 
@@ -315,33 +278,99 @@ def session_bench(plan: SweepPlan, options: MeasureOptions, warn: Callable[[str]
     return SESSION_BENCH(plan.device, options, warn)
 
 
-def run_session(plan: SweepPlan, callbacks: SweepCallbacks = SweepCallbacks(), work: Work | None = None) -> SweepResult:
-    """Measure every row of `work` (default: the plan's sweep points), then profile them; Ctrl-C ends the
-    session early with what finished, and the run says it is incomplete."""
-    work = work or SweepWork()
+class Distribution(Protocol):
+    """How a session's work is shared among processes, and how the rows each measures reach the process that
+    keeps the run (`leader`): one object per session, called in this order, which may keep what it needs
+    from one call to the next. The rows `gather` and `stopped` return are appended to the run's, in order."""
+
+    rank: int  # this process's index among the shares
+    leader: bool  # this process keeps the run: it writes the run file
+    stops: tuple[type[BaseException], ...]  # what ends the session early, keeping what finished
+
+    def provenance(self, own: Provenance) -> Provenance: ...  # the run's, from this process's own
+
+    def shares(self, plan: SweepPlan) -> list[SweepPlan]: ...  # every process's part of the plan, by rank
+
+    def rounds(self, rows: Iterator) -> Iterator[list]: ...  # this process's rows, a round at a time
+
+    def gather(self, rows: list) -> list: ...  # a round's rows to keep here, this process's and others'
+
+    def gather_profiled(self, rows: list, kept: list) -> list: ...  # the rows kept, profiled ones in place
+
+    def stopped(self, exc: BaseException, measured: list) -> tuple[str | None, list]: ...  # why, and rows to keep
+
+
+class OneProcess:
+    """A session in one process: the whole plan, each row a round, nothing to gather; Ctrl-C interrupts it,
+    which is no failure."""
+
+    rank = 0
+    leader = True
+    stops = (KeyboardInterrupt,)
+
+    def provenance(self, own: Provenance) -> Provenance:
+        return own
+
+    def shares(self, plan: SweepPlan) -> list[SweepPlan]:
+        return [plan]
+
+    def rounds(self, rows: Iterator) -> Iterator[list]:
+        return ([row] for row in rows)
+
+    def gather(self, rows: list) -> list:
+        return rows
+
+    def gather_profiled(self, rows: list, kept: list) -> list:
+        return rows
+
+    def stopped(self, exc: BaseException, measured: list) -> tuple[str | None, list]:
+        return None, []  # every measured row was kept as it came
+
+
+def run_session(
+    plan: SweepPlan,
+    callbacks: SweepCallbacks = SweepCallbacks(),
+    work: Work | None = None,
+    distribution: Distribution | None = None,
+) -> SweepResult:
+    """Measure this process's rows of `work` (default: the plan's sweep points) and keep them with every
+    process's (`distribution`, default: this one process alone), then profile them; what the distribution
+    stops on (Ctrl-C) ends the session early with what finished, and the run says it is incomplete."""
+    work, distribution = work or SweepWork(), distribution or OneProcess()
     if plan.device.type == "cuda" and plan.device.index is not None:
         torch.cuda.set_device(plan.device)  # timers, events and graphs run on the current device: the chosen one
-    provenance, options = provenance_and_options(plan, callbacks.warn)
-    steps = work.steps(plan)
-    planned = sum(step.phase == MEASURE for step in steps)
+    own, options = _provenance_and_options(plan, callbacks.warn)
+    provenance = distribution.provenance(own)
+    shares = distribution.shares(plan)
+    mine = shares[distribution.rank]
+    planned = sum(step.phase == MEASURE for share in shares for step in work.steps(share))
     run = Run(provenance, planned=planned, complete=False)
-    writer = RunWriter(new_run_path(plan.out_dir, provenance), run) if plan.out_dir is not None else None
+    saved = plan.out_dir is not None and distribution.leader
+    writer = RunWriter(new_run_path(plan.out_dir, provenance), run) if saved else None
     rows = work.rows(run)
-    callbacks.started(provenance, steps)
+    callbacks.started(provenance, work.steps(mine))
     bench = session_bench(plan, options, callbacks.warn)
+    measured: list = []  # this process's rows, in its order
+    failure = None
     try:
-        for row in work.measure(plan, bench, callbacks.note):
-            rows.append(row)
+        for batch in distribution.rounds(work.measure(mine, bench, callbacks.note)):
+            measured += batch
+            kept = distribution.gather(batch)
+            rows += kept
             if writer:
                 writer.flush()
-            callbacks.row_done(row)
-            callbacks.progress(len(rows))
+            for row in kept:
+                callbacks.row_done(row)
+            callbacks.progress(len(measured))
         if plan.profiles:
-            rows[:] = work.profile(plan, rows, bench, callbacks, len(rows))
+            profiled = work.profile(mine, measured, bench, callbacks, len(measured))
+            rows[:] = distribution.gather_profiled(profiled, rows)
         run.complete = True
-    except KeyboardInterrupt:
-        pass
-    if writer:
-        writer.flush()
-    problem = writer.problem if writer else None
-    return SweepResult(run, writer.path if writer else None, planned, not run.complete, save_problem=problem)
+    except distribution.stops as exc:
+        failure, left = distribution.stopped(exc, measured)
+        rows += left
+    finally:
+        if writer:
+            writer.flush()
+    path, problem = (writer.path, writer.problem) if writer else (None, None)
+    return SweepResult(run, path, planned, not run.complete, failure, problem)

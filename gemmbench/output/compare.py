@@ -12,20 +12,22 @@ from gemmbench.analysis.policy import (
     SAME_TOLERANCE,
 )
 from gemmbench.output.format import MAX_LISTED_UNMATCHED, WideOrNarrow, format_us, markdown_table
+from gemmbench.records import Provenance
 from gemmbench.records.timers import median_of
 
 VERDICT_STYLES = {"faster": "green", "slower": "red", "same": "", "noisy": "yellow", "not timed": "dim"}
 
 
-def _run_label(provenance: dict, conditions: RunConditions) -> str:
+def _run_label(provenance: Provenance, conditions: RunConditions) -> str:
     """What a compared run ran on: device, L2 mode, versions, date."""
-    parts = [provenance.get("device_name") or conditions.device_type or "unknown device"]
+    parts = [provenance.device_name or conditions.device_type or "unknown device"]
     if conditions.l2_modes:
         parts.append(f"L2 {'/'.join(conditions.l2_modes)}")
-    for key, label in (("gemmbench", "gemmbench"), ("torch", "torch"), ("cuda", "CUDA"), ("cublas", "cuBLAS")):
-        if provenance.get(key):
-            parts.append(f"{label} {provenance[key]}")
-    parts.append(provenance.get("started", "no date"))
+    versions = (provenance.gemmbench, provenance.torch, provenance.cuda, provenance.cublas)
+    for version, label in zip(versions, ("gemmbench", "torch", "CUDA", "cuBLAS"), strict=True):
+        if version:
+            parts.append(f"{label} {version}")
+    parts.append(provenance.started or "no date")
     return " · ".join(parts)
 
 

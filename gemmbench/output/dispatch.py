@@ -13,6 +13,7 @@ from gemmbench.analysis.policy import (
 )
 from gemmbench.analysis.recommend import ShapeRecommendation
 from gemmbench.output.recommend import throttle_caveat
+from gemmbench.records import Provenance
 
 # Lines of the generated code are wrapped at this width: well inside the line length of common linters
 # (this project's ruff allows 120, black 88 for code, not docstrings).
@@ -25,7 +26,7 @@ def _identifier(text: str) -> str:
     return name if name and not name[0].isdigit() else f"gemm_{name}"
 
 
-def recommendation_python(recommendations: list[ShapeRecommendation], provenance: dict, source: str) -> str:
+def recommendation_python(recommendations: list[ShapeRecommendation], provenance: Provenance, source: str) -> str:
     """A dispatch function per GEMM shape and one by (N, K), as Python to paste into serving code: the M
     thresholds as named constants, a docstring naming the run, GPU and software they were measured on."""
     lines = _module_docstring(recommendations, provenance, source)
@@ -57,18 +58,23 @@ def recommendation_python(recommendations: list[ShapeRecommendation], provenance
     return "\n".join(lines) + "\n"
 
 
-def _module_docstring(recommendations: list[ShapeRecommendation], provenance: dict, source: str) -> list[str]:
+def _module_docstring(recommendations: list[ShapeRecommendation], provenance: Provenance, source: str) -> list[str]:
     """The generated module's docstring: where and how the thresholds were measured, and how to read them."""
-    gpu = provenance.get("device_name", "unknown device")
-    arch = f" ({provenance['arch']})" if provenance.get("arch") else ""
+    gpu = provenance.device_name or "unknown device"
+    arch = f" ({provenance.arch})" if provenance.arch else ""
     software = ", ".join(
-        f"{label} {provenance[key]}"
-        for key, label in (("torch", "torch"), ("cuda", "CUDA"), ("cublas", "cuBLAS"), ("gemmbench", "gemmbench"))
-        if provenance.get(key)
+        f"{label} {version}"
+        for version, label in (
+            (provenance.torch, "torch"),
+            (provenance.cuda, "CUDA"),
+            (provenance.cublas, "cuBLAS"),
+            (provenance.gemmbench, "gemmbench"),
+        )
+        if version
     )
     tolerance = recommendations[0].tolerance if recommendations else FP32_ACCURATE_REL_ERR
     paragraphs = [
-        f"Measured in {source}: {gpu}{arch}, {software}, {provenance.get('started', 'date not recorded')}."
+        f"Measured in {source}: {gpu}{arch}, {software}, {provenance.started or 'date not recorded'}."
         + (f" Chosen by the {recommendations[0].figure}." if recommendations else "")
         + f" The fastest backend with rel_err <= {tolerance:g} at each measured M; ties within "
         f"{SAME_TOLERANCE:.0%} go to the first of {', '.join(PREFERENCE)}.",

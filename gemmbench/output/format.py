@@ -13,7 +13,7 @@ from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.text import Text
 
-from gemmbench.records import ERROR, SKIPPED, Record
+from gemmbench.records import ERROR, SKIPPED, Provenance, Record
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER
 from gemmbench.spec.cases import Case
 
@@ -65,19 +65,20 @@ def shape_title(case: Case, l2_mode: str | None = None) -> str:
     return f"{title} · {L2_LABELS.get(l2_mode, l2_mode)}" if l2_mode else title
 
 
-def header(provenance: dict) -> Text:
+def header(provenance: Provenance) -> Text:
     """One line naming the device and the software that produced the numbers."""
-    if provenance.get("device_type") == "cuda":
-        device = f"{provenance.get('device_name')} ({provenance.get('arch')}, driver {provenance.get('driver') or '?'})"
+    if provenance.device_type == "cuda":
+        device = f"{provenance.device_name} ({provenance.arch}, driver {provenance.driver or '?'})"
     else:
-        device = f"CPU {provenance.get('device_name') or ''} ({provenance.get('cpu_threads', '?')} threads)"
-    parts = [f"gemmbench {provenance.get('gemmbench', '?')}", device, f"torch {provenance.get('torch', '?')}"]
-    if provenance.get("cuda"):
-        parts.append(f"CUDA {provenance['cuda']}")
-    if provenance.get("cublas"):
-        parts.append(f"cuBLAS {provenance['cublas']}")
-    if provenance.get("started"):
-        parts.append(provenance["started"])
+        threads = "?" if provenance.cpu_threads is None else provenance.cpu_threads
+        device = f"CPU {provenance.device_name or ''} ({threads} threads)"
+    parts = [f"gemmbench {provenance.gemmbench or '?'}", device, f"torch {provenance.torch or '?'}"]
+    if provenance.cuda:
+        parts.append(f"CUDA {provenance.cuda}")
+    if provenance.cublas:
+        parts.append(f"cuBLAS {provenance.cublas}")
+    if provenance.started:
+        parts.append(provenance.started)
     return Text(" · ".join(parts), style="bold")
 
 

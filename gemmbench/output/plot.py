@@ -100,13 +100,12 @@ def _group_panels(run: Run) -> list[Panel]:
 
 
 def _title(run: Run) -> str:
-    provenance = run.provenance
-    device = provenance.get("device_name", "unknown device")
+    device = run.provenance.device_name or "unknown device"
     modes = sorted({r.l2_mode for r in run.records if r.l2_mode})
     timers = sorted({summary.timer for r in run.records if r.status == OK and (summary := r.device or r.latency)})
     timer = {GRAPH_TIMER: "CUDA-graph replay (device time)", HOST_TIMER: "host clock"}.get(
         timers[0] if len(timers) == 1 else "", ", ".join(timers)
     )
     first = [device, f"L2 {'/'.join(modes)}" if modes else ""]
-    second = [timer, provenance.get("started", "")]
+    second = [timer, run.provenance.started or ""]
     return "\n".join(" · ".join(p for p in line if p) for line in (first, second))

@@ -1,11 +1,13 @@
 """What was measured: `Record` (one row per case and backend), `GroupRecord` (one per group, M and backend),
 the summaries they carry (`TimerSummary`, `ClockSummary`, `KernelRun`), the statuses, the columns derived
-from them (schema.py), the run file (runfile.py) and its CSV and DataFrame forms (table.py).
+from them (schema.py), a run's `Provenance` (provenance.py), the run file (runfile.py) and its CSV and
+DataFrame forms (table.py).
 
 Plain data: no torch (pandas only where a frame is built). Imports `spec` and `errors` only.
 """
 
 from gemmbench.records.group import GroupRecord, MemberTime
+from gemmbench.records.provenance import Provenance
 from gemmbench.records.record import (
     ERROR,
     OK,
@@ -34,6 +36,7 @@ __all__ = [
     "GroupRecord",
     "KernelRun",
     "MemberTime",
+    "Provenance",
     "Record",
     "Run",
     "TimerSummary",

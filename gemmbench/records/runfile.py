@@ -8,8 +8,6 @@ import json
 import os
 import re
 import tempfile
-import textwrap
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import TYPE_CHECKING
 from gemmbench.errors import GemmbenchError
 from gemmbench.files import write_atomically
 from gemmbench.records.group import GroupRecord
+from gemmbench.records.provenance import Provenance
 from gemmbench.records.record import SKIPPED, Record
 from gemmbench.records.schema import REWRITE, alone_row, from_row, is_int, to_row
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER
@@ -45,7 +44,7 @@ LEGACY_GROUP_COLUMNS = {
 class Run:
     """A sweep's provenance and records, as saved in a run file."""
 
-    provenance: dict
+    provenance: Provenance
     records: list[Record] = field(default_factory=list)
     planned: int | None = None  # points the sweep planned (None: not recorded, as in a CSV export)
     complete: bool = True  # False while a sweep runs, and after one was interrupted
@@ -58,10 +57,10 @@ class Run:
         return records_frame(self.records)
 
 
-def new_run_path(out_dir: Path, provenance: dict) -> Path:
+def new_run_path(out_dir: Path, provenance: Provenance) -> Path:
     """results/<UTC time>_<gpu>.json: sortable by time, readable at a glance."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    device = "".join(c if c.isalnum() else "-" for c in str(provenance.get("device_name", "cpu"))).strip("-")
+    device = "".join(c if c.isalnum() else "-" for c in provenance.device_name or "cpu").strip("-")
     path = Path(out_dir) / f"{stamp}_{device.lower()}.json"
     suffix = 1
     while path.exists():
@@ -108,7 +107,9 @@ def ensure_writable_file(path: str, example: str = "results.csv") -> None:
 class RunWriter:
     """Keeps a run's file on disk up to date: `flush` after every change rewrites it atomically. Each row
     is encoded once (a sweep that rewrote every row after every row spent minutes on a large run, in
-    JSON encoding alone); a row that is replaced (the kernel pass adds kernels) is encoded again.
+    JSON encoding alone): rows are appended, so the writer keeps the text of each list's rows by position,
+    with the row it was made from; a row replaced at its position (the kernel pass adds kernels) is encoded
+    again.
 
     A measured row is never lost to the file system: where the file cannot be written (its folder removed
     during the sweep, a full disk), the run goes to a fallback file of the same name in the system's
@@ -118,18 +119,22 @@ class RunWriter:
         self.path = Path(path)
         self.run = run
         self.problem: str | None = None
-        self._encoded: dict[int, tuple[object, str]] = {}  # id(row): (the row, kept so the id stays its own; text)
+        self._encoded: dict[str, list[tuple[object, str]]] = {}  # a list's name: (row, its text) by position
         self.flush()
 
-    def _encode(self, row, encoded: dict[int, tuple[object, str]]) -> str:
-        hit = self._encoded.get(id(row))
-        encoded[id(row)] = hit if hit is not None and hit[0] is row else (row, encode_row(row))
-        return encoded[id(row)][1]
+    def _texts(self, name: str, rows: list) -> list[str]:
+        """The text of each row of the run's list `name`, encoding only those not encoded at their position."""
+        encoded = self._encoded.setdefault(name, [])
+        del encoded[len(rows) :]
+        for position, row in enumerate(rows):
+            if position == len(encoded):
+                encoded.append((row, encode_row(row)))
+            elif encoded[position][0] is not row:
+                encoded[position] = (row, encode_row(row))
+        return [text for _, text in encoded]
 
     def flush(self) -> None:
-        encoded: dict[int, tuple[object, str]] = {}
-        text = run_to_json(self.run, lambda row: self._encode(row, encoded))
-        self._encoded = encoded
+        text = document_text(self.run, {name: self._texts(name, rows) for name, rows in row_lists(self.run).items()})
         try:
             write_atomically(self.path, text)
         except OSError as exc:
@@ -141,28 +146,59 @@ class RunWriter:
             write_atomically(self.path, text)
 
 
+def row_lists(run: Run) -> dict[str, list]:
+    """The run file's lists of rows by name: its records, and its group rows where it holds any."""
+    return {"records": run.records, **({"groups": run.groups} if run.groups else {})}
+
+
 def encode_row(row) -> str:
     """One record or group row as it stands in the run file's list: its JSON, two levels in."""
-    return textwrap.indent(json.dumps(to_row(row), indent=INDENT), " " * 2 * INDENT)
+    return _nested(json.dumps(to_row(row), indent=INDENT), depth=2)
 
 
-def run_to_json(run: Run, encode: Callable[[object], str] = encode_row) -> str:
-    """The run file's text: what `json.dumps(document, indent=INDENT)` writes, with each row's text from
-    `encode` (the writer's, which remembers rows it encoded before)."""
+def run_to_json(run: Run) -> str:
+    """The run file's text: what `json.dumps(document, indent=INDENT)` writes, and a newline."""
+    return document_text(run, {name: [encode_row(row) for row in rows] for name, rows in row_lists(run).items()})
+
+
+def document_text(run: Run, lists: dict[str, list[str]]) -> str:
+    """The run file's text, as `json.dumps(document, indent=INDENT)` lays the document out, and a newline: the
+    head's values encoded by the json module one level in, then each list of rows from its rows' text
+    (`lists`, by `encode_row`: the writer keeps them from one flush to the next, which json.dumps cannot).
+    Its pieces are joined once: a large run's text is megabytes, and each copy of it costs."""
     head = {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
-        "provenance": run.provenance,
+        "provenance": run.provenance.to_dict(),
         "planned": run.planned,
         "complete": run.complete,
     }
-    parts = [json.dumps(head, indent=INDENT).removesuffix("\n}")]
-    lists = {"records": run.records, **({"groups": run.groups} if run.groups else {})}
-    pad = " " * INDENT
-    for name, rows in lists.items():
-        items = ",\n".join(encode(row) for row in rows)
-        parts.append(f',\n{pad}"{name}": [\n{items}\n{pad}]' if rows else f',\n{pad}"{name}": []')
-    return "".join(parts) + "\n}\n"
+    values = {key: [_nested(json.dumps(value, indent=INDENT), depth=1)] for key, value in head.items()}
+    values |= {name: _laid_out("[]", [[text] for text in texts], depth=1) for name, texts in lists.items()}
+    items = [[json.dumps(key), ": ", *pieces] for key, pieces in values.items()]
+    return "".join([*_laid_out("{}", items, depth=0), "\n"])
+
+
+def _laid_out(brackets: str, items: list[list[str]], depth: int) -> list[str]:
+    """The pieces of a JSON object's or array's text at `depth`, from the pieces of each item's, as
+    json.dumps(..., indent=INDENT) lays one out: each item on a line of its own one level in, commas between
+    them; empty, its two brackets."""
+    if not items:
+        return [brackets]
+    line = "\n" + " " * INDENT * (depth + 1)
+    pieces = [brackets[0], line]
+    for index, item in enumerate(items):
+        if index:
+            pieces.append("," + line)
+        pieces += item
+    return [*pieces, "\n" + " " * INDENT * depth, brackets[1]]
+
+
+def _nested(text: str, depth: int) -> str:
+    """JSON text from json.dumps(..., indent=INDENT), placed `depth` levels into a document: its lines after
+    the first indented that much more (json escapes a newline inside a string, so each newline of its text
+    is one of its layout's)."""
+    return text.replace("\n", "\n" + " " * INDENT * depth)
 
 
 def write_text(path: str, text: str, stdout) -> None:
@@ -203,7 +239,7 @@ def load_run(path: Path) -> Run:
         from gemmbench.records.table import rows_from_csv
 
         records, groups = rows_from_csv(path)
-        return Run({}, records, groups=groups)
+        return Run(Provenance(), records, groups=groups)
     try:
         doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -224,10 +260,9 @@ def load_run(path: Path) -> Run:
             f"{path} has schema version {version}, newer than this gemmbench reads ({SCHEMA_VERSION})",
             "upgrade gemmbench",
         )
-    provenance, rows, group_rows = doc.get("provenance", {}), doc.get("records", []), doc.get("groups", [])
+    rows, group_rows = doc.get("records", []), doc.get("groups", [])
     planned, complete = doc.get("planned"), doc.get("complete", True)
     for key, value, ok in (
-        ("provenance", provenance, isinstance(provenance, dict)),
         ("records", rows, isinstance(rows, list)),
         ("groups", group_rows, isinstance(group_rows, list)),
         ("planned", planned, planned is None or is_int(planned)),
@@ -235,6 +270,7 @@ def load_run(path: Path) -> Run:
     ):
         if not ok:
             raise GemmbenchError(f"{path}: '{key}' is {value!r}, not what a run file holds there", REWRITE)
+    provenance = Provenance.from_dict(doc.get("provenance", {}), f"{path}: provenance")
     older = version < PER_LAYER_VERSION
     records = [
         from_row(Record, alone_row(_marked_out_of_range(row), older), f"{path}: record {i}")

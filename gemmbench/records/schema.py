@@ -68,7 +68,7 @@ class Column:
     item_type: type | None = None  # LIST: the dataclass of its items
 
 
-def _scalar(hint) -> tuple[object, bool]:
+def type_and_nullable(hint) -> tuple[object, bool]:
     """(the type inside an `X | None` hint, whether None is allowed)."""
     args = [t for t in typing.get_args(hint) if t is not type(None)]
     return (args[0] if args else hint), type(None) in typing.get_args(hint)
@@ -80,12 +80,12 @@ def columns(record_type: type) -> tuple[Column, ...]:
     hints = typing.get_type_hints(record_type)
     result = []
     for f in fields(record_type):
-        kind, nullable = _scalar(hints[f.name])
+        kind, nullable = type_and_nullable(hints[f.name])
         required = f.default is MISSING and f.default_factory is MISSING
         if FLATTEN in f.metadata:
             part_hints = typing.get_type_hints(kind)
             for part in fields(kind):
-                part_kind, _ = _scalar(part_hints[part.name])
+                part_kind, _ = type_and_nullable(part_hints[part.name])
                 name = f"{f.metadata[FLATTEN]}{part.name}"
                 result.append(Column(name, _KINDS[part_kind], True, False, f.name, part.name))
         elif typing.get_origin(kind) is tuple:
@@ -151,7 +151,7 @@ def from_row(record_type: type, row, where: str):
             values[column.field] = value
     hints = _type_hints(record_type)
     for name, given in parts.items():
-        values[name] = _summary(_scalar(hints[name])[0], given)
+        values[name] = _summary(type_and_nullable(hints[name])[0], given)
     return record_type(**values)
 
 
@@ -224,7 +224,7 @@ def _list_problem(item_type: type, value) -> str | None:
 
 def _item_value_ok(hint, value) -> bool:
     """A list item's value against its hint (str, or float | None)."""
-    kind, nullable = _scalar(hint)
+    kind, nullable = type_and_nullable(hint)
     if value is None:
         return nullable
     return isinstance(value, str) if kind is str else is_finite_number(value)

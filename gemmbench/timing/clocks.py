@@ -122,7 +122,8 @@ class ClockWatch:
             return None
 
     def provenance(self) -> dict:
-        """Clocks at the start of a run and the settings that bound them."""
+        """Clocks at the start of a run and the settings that bound them, by their fields of Provenance
+        (records/provenance.py)."""
         if self._nvml is None:
             return {"nvml": self.unavailable}
         nvml, handle = self._nvml, self._handle

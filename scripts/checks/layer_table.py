@@ -28,8 +28,8 @@ def run_tables(path: Path, m_values) -> str:
     run = load_run(path)
     facts = run.provenance
     lines = [
-        f"{facts.get('device_name', '?')} ({facts.get('arch', '?')}), torch {facts.get('torch', '?')}, "
-        f"{facts.get('started', '?')[:10]}, `{path.name}`; device time, µs per call alone or per layer:",
+        f"{facts.device_name or '?'} ({facts.arch or '?'}), torch {facts.torch or '?'}, "
+        f"{(facts.started or '?')[:10]}, `{path.name}`; device time, µs per call alone or per layer:",
         "",
     ]
     records = [r for r in run.records if m_values is None or r.m in m_values]

@@ -13,14 +13,14 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from gemmbench.records import OK
+from gemmbench.records import OK, Provenance
 from gemmbench.records.runfile import load_run
 
 # Points listed under each timer's summary: the largest differences.
 WORST_SHOWN = 5
 
 
-def timed_rows(path) -> tuple[dict, dict]:
+def timed_rows(path) -> tuple[Provenance, dict]:
     run = load_run(path)
     return run.provenance, {(r.case, r.label): r for r in run.records if r.status == OK}  # PDL off and on apart
 
@@ -65,8 +65,8 @@ def report_timer(timer: str, first: dict, second: dict) -> None:
         )
 
 
-def report_hot(provenance: dict, first: dict, hot: dict) -> None:
-    l2_bytes = provenance.get("l2_cache_mb", 0) * 1e6
+def report_hot(provenance: Provenance, first: dict, hot: dict) -> None:
+    l2_bytes = (provenance.l2_cache_mb or 0) * 1e6
     fitting = [
         key for key in first if key in hot and first[key].device and hot[key].device and key[0].bytes_moved <= l2_bytes
     ]

@@ -40,9 +40,9 @@ def fidelity_table(path: str) -> str:
         for r in run.records
         if r.status == OK and not r.pdl and r.topk_mismatch is not None
     ]
-    gpu = run.provenance.get("device_name", "?")
+    gpu = run.provenance.device_name or "?"
     inputs = sorted({r.routing_inputs for r in run.records if r.routing_inputs})
-    head = f"{gpu}, {run.provenance.get('started', '?')[:10]}; inputs: {'; '.join(inputs)}\n\n"
+    head = f"{gpu}, {(run.provenance.started or '?')[:10]}; inputs: {'; '.join(inputs)}\n\n"
     return head + markdown_table(
         [
             "model",

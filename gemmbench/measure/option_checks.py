@@ -1,0 +1,51 @@
+"""The options `plan_sweep` takes, checked again for the Python API: the command line bounds them for itself
+(cli/options.py), but a script calling `gemmbench.sweep` may pass anything, and a bad value must raise a
+UsageError before any work."""
+
+from __future__ import annotations
+
+from gemmbench.errors import UsageError
+from gemmbench.timing.inputs import MAX_COLD_COPIES
+
+# torch.Generator.manual_seed takes a signed 64-bit seed, and the sweep adds up to a copy's index (and one,
+# for a context's hidden states) to it.
+MAX_SEED = 2**63 - 1 - MAX_COLD_COPIES - 1
+# The tightest device-time interval a sweep may ask for, in percent (the command line's --target-ci minimum).
+MIN_TARGET_CI_PCT = 0.01
+
+
+def check_lists(lists: dict) -> None:
+    """The list options the Python API takes: a string is a sequence too, whose characters would be taken
+    one by one."""
+    for name, value in lists.items():
+        if isinstance(value, str):
+            raise UsageError(f"{name} = {value!r} is a string, not a list", f"pass {name}=[{value!r}]")
+
+
+def check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms) -> None:
+    """The options the command line bounds for itself, checked again for the Python API."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED:
+        raise UsageError(f"seed {seed!r} is not an integer from 0 to {MAX_SEED - 1}", "give a seed in that range")
+    flags = {"hot": hot, "kernels": kernels, "remeasure_roofline": remeasure_roofline, "keep_samples": keep_samples}
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise UsageError(f"{name} = {value!r} is not True or False", f"pass {name}=True or {name}=False")
+    for name, value, lowest in (("target_ci_pct", target_ci_pct, MIN_TARGET_CI_PCT), ("budget_ms", budget_ms, 1.0)):
+        if not _is_number(value) or not value >= lowest:
+            raise UsageError(f"{name} = {value!r} is not a number >= {lowest:g}", f"give {name} >= {lowest:g}")
+    if warmup_ms is not None and (not _is_number(warmup_ms) or not warmup_ms >= 0):
+        raise UsageError(f"warmup_ms = {warmup_ms!r} is not a number >= 0", "give warmup_ms >= 0, or None")
+
+
+def check_count(name: str, value, most: int, default: str) -> None:
+    """An optional count the Python API takes (the command line bounds its own): None, or 1 to `most`."""
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+        raise UsageError(
+            f"{name} = {value!r} is not an integer from 1 to {most}", f"give {name} in that range, or {default}"
+        )
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
