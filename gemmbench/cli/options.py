@@ -272,6 +272,18 @@ def selection(preset, config, shape, role, m, backend, device, plugin) -> dict:
     }
 
 
+def routing_files(weights, weight_tensor, bias_tensor, activations, activations_tensor) -> dict:
+    """The routing check's data options (the user's router weight, bias and hidden states), as plan_sweep
+    takes them."""
+    return {
+        "weights": weights,
+        "weight_tensor": weight_tensor,
+        "bias_tensor": bias_tensor,
+        "activations": activations,
+        "activations_tensor": activations_tensor,
+    }
+
+
 def check_exports(csv: str | None, json_path: str | None) -> None:
     """Before any work: each export path can be written, and at most one of them is stdout."""
     for path, example in ((csv, "results.csv"), (json_path, "run.json")):

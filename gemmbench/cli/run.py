@@ -57,6 +57,7 @@ from gemmbench.cli.options import (
     WeightTensorOpt,
     check_exports,
     filtered,
+    routing_files,
     selection,
 )
 from gemmbench.cli.session import (
@@ -117,15 +118,9 @@ def sweep(
 
     Started by torchrun, it runs one rank per GPU and rank 0 writes one run file (docs/usage.md: fleets).
     """
-    from gemmbench.measure.fleet import SPLITS, Fleet
     from gemmbench.measure.session import plan_sweep
 
-    if split not in SPLITS:
-        raise UsageError(f"unknown split '{split}'", f"use one of: {', '.join(SPLITS)}")
-    fleet = Fleet.from_environment()
-    if fleet and not fleet.leader:
-        quiet = True  # rank 0 speaks for the fleet
-
+    fleet = _fleet(split)
     plan = plan_sweep(
         **selection(preset, config, shape, role, m, backend, device, plugin),
         hot=hot,
@@ -140,23 +135,35 @@ def sweep(
         keep_samples=keep_samples,
         placements=placements,
         samples=samples,
-        weights=weights,
-        weight_tensor=weight_tensor,
-        bias_tensor=bias_tensor,
-        activations=activations,
-        activations_tensor=activations_tensor,
+        **routing_files(weights, weight_tensor, bias_tensor, activations, activations_tensor),
     )
     check_exports(csv, json_path)  # after the plan, which creates --out-dir: an export may go into it
-    tables_console = err_console if "-" in (csv, json_path) else out_console
-    notes = err_console if not quiet else None
-    warn_about_options(plan, notes, m_given=bool(m), fleet=fleet, split=split, hot=hot, remeasure=remeasure_roofline)
+    warnings = {"m_given": bool(m), "hot": hot, "remeasure": remeasure_roofline}
+    _run_and_finish(plan, fleet, split, csv, json_path, md, quiet, allow_empty, warnings)
+
+
+def _run_and_finish(plan, fleet, split: str, csv, json_path, md: bool, quiet: bool, allow_empty: bool, warnings: dict):
+    """A planned sweep run (this process's share of it under torchrun), shown, exported and its exit code set;
+    `warnings`: what warn_about_options needs to know of the options."""
     speaks = fleet is None or fleet.leader  # under torchrun, rank 0 speaks for the fleet
+    tables_console = err_console if "-" in (csv, json_path) else out_console
+    notes = err_console if speaks and not quiet else None
+    warn_about_options(plan, notes, fleet=fleet, split=split, **warnings)
     result = run_with_progress(
-        plan, tables_console if speaks else None, notes, not quiet, fleet, split, csv=csv if speaks else None
+        plan, tables_console if speaks else None, notes, speaks and not quiet, fleet, split, csv=csv if speaks else None
     )
     if not speaks:
         raise typer.Exit(1 if result.failure else 0)
     finish_sweep(result, tables_console, notes, md, csv, json_path, allow_empty)
+
+
+def _fleet(split: str):
+    """The fleet torchrun started this process in (None without torchrun), once `split` is known good."""
+    from gemmbench.measure.fleet import SPLITS, Fleet
+
+    if split not in SPLITS:
+        raise UsageError(f"unknown split '{split}'", f"use one of: {', '.join(SPLITS)}")
+    return Fleet.from_environment()
 
 
 def finish_sweep(result, tables: Console, notes: Console | None, md: bool, csv, json_path, allow_empty: bool) -> None:

@@ -14,7 +14,7 @@ MAX_SEED = 2**63 - 1 - MAX_COLD_COPIES - 1
 MIN_TARGET_CI_PCT = 0.01
 
 
-def check_lists(lists: dict) -> None:
+def check_lists(**lists) -> None:
     """The list options the Python API takes: a string is a sequence too, whose characters would be taken
     one by one."""
     for name, value in lists.items():

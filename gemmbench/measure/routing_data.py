@@ -257,14 +257,15 @@ def _floating(path: Path, name: str, tensor: torch.Tensor, dims: int) -> torch.T
 
 
 def load_routing_data(
-    weights: Path | None = None,
+    weights: str | Path | None = None,
     weight_tensor: str | None = None,
     bias_tensor: str | None = None,
-    activations: str | None = None,
+    activations: str | Path | None = None,
     activations_tensor: str | None = None,
 ) -> RoutingData | None:
     """The routing data the options name, or None where they name none (synthetic N(0, 1) hidden states).
     `activations` is a file, or the name of a synthetic distribution (normal, outliers)."""
+    weights, activations = weights and Path(weights), activations and str(activations)
     weight, bias = load_weights(weights, weight_tensor, bias_tensor) if weights else (None, None)
     if weights is None and (weight_tensor or bias_tensor):
         raise GemmbenchError("--weight-tensor/--bias-tensor name tensors of a --weights file", "give --weights FILE")

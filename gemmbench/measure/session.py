@@ -195,31 +195,17 @@ def plan_sweep(
     activations_tensor: str | None = None,
     samples: int | None = None,
 ) -> SweepPlan:
-    """Turn the sweep's options (as the command line takes them) into a plan; bad input raises a
-    GemmbenchError before any work. Defaults: the deepseek-v3 preset; M = 1..16, then powers of two to
-    16384, on a GPU, 1, 8, 64 on the CPU; every real backend, those of `plugins` (module names or .py
-    files) and of installed plugin packages included; no context (`context`: a producer's name, several
-    comma-separated, or a list of them)."""
+    """The sweep's options (as the command line takes them) as a plan; bad input raises a GemmbenchError before
+    any work. Defaults: deepseek-v3; M = 1..16 then powers of two to 16384 on a GPU, 1, 8, 64 on the CPU; every
+    backend (those of `plugins` and installed plugin packages too); no context (producer names, or a list)."""
     check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms)
     check_count("placements", placements, MAX_PLACEMENTS, f"None for the default ({PLACEMENTS} on a GPU, 1 on the CPU)")
     check_count("samples", samples, MAX_SAMPLES, "None for the --target-ci/--budget-ms rule")
-    lists = {"presets": presets, "configs": configs, "shapes": shapes, "roles": roles, "backends": backends}
-    check_lists({**lists, "plugins": plugins})
+    check_lists(presets=presets, configs=configs, shapes=shapes, roles=roles, backends=backends, plugins=plugins)
     load_plugins(list(plugins))
     producers = select_producers(context)
-    parsed = [parse_shape(text) for text in shapes]
-    explicit = [shape for shape in parsed if isinstance(shape, Case)]  # MxNxK: at its own M
-    custom = [shape for shape in parsed if not isinstance(shape, Case)]  # NxK: at the M values
-    if explicit and m is not None:
-        raise UsageError(
-            f"shape {shapes[parsed.index(explicit[0])]} carries its own M, and M values were given too",
-            "write the shape as NxK to run it at the M values given, or give no M values",
-        )
-    if not presets and not configs and not parsed:
-        presets = [DEFAULT_PRESET]
     dev = environment.select_device(device)
-    m_values = _m_values(m, dev)
-    gemms = select_gemms(list(presets), [Path(c) for c in configs], list(roles)) + custom
+    cases, m_values = _cases(presets, configs, shapes, roles, m, dev)
     options = MeasureOptions(
         warmup_s=POINT_WARMUP_S if warmup_ms is None else warmup_ms / 1e3,
         target=FixedCount(samples) if samples else Target(ci_rel=target_ci_pct / 100, budget_s=budget_ms / 1e3),
@@ -229,20 +215,36 @@ def plan_sweep(
         capture_kernels=kernels,
         keep_samples=keep_samples,
         placements=placements or (PLACEMENTS if dev.type == "cuda" else 1),
-        routing_data=load_routing_data(
-            weights and Path(weights), weight_tensor, bias_tensor, activations and str(activations), activations_tensor
-        ),
+        routing_data=load_routing_data(weights, weight_tensor, bias_tensor, activations, activations_tensor),
     )
     return SweepPlan(
-        cases=build_cases(gemms, explicit, m_values),
+        cases=cases,
         backends=select_backends(list(backends)),
         device=dev,
-        m_values=m_values if gemms else (),
+        m_values=m_values,
         options=options,
         out_dir=None if out_dir is None else ensure_writable_dir(Path(out_dir)),
         remeasure_roofline=remeasure_roofline,
         producers=producers,
     )
+
+
+def _cases(presets, configs, shapes, roles, m, device: torch.device) -> tuple[list[Case], tuple[int, ...]]:
+    """The cases of the presets, configs and shapes (an MxNxK shape at its own M, an NxK one at the M values)
+    and the M values (none where no GEMM runs at them); the default preset where nothing was named."""
+    parsed = [parse_shape(text) for text in shapes]
+    explicit = [shape for shape in parsed if isinstance(shape, Case)]
+    custom = [shape for shape in parsed if not isinstance(shape, Case)]
+    if explicit and m is not None:
+        raise UsageError(
+            f"shape {shapes[parsed.index(explicit[0])]} carries its own M, and M values were given too",
+            "write the shape as NxK to run it at the M values given, or give no M values",
+        )
+    if not presets and not configs and not parsed:
+        presets = [DEFAULT_PRESET]
+    m_values = _m_values(m, device)
+    gemms = select_gemms(list(presets), [Path(c) for c in configs], list(roles)) + custom
+    return build_cases(gemms, explicit, m_values), (m_values if gemms else ())
 
 
 def _m_values(m, device: torch.device) -> tuple[int, ...]:

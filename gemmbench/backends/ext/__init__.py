@@ -5,16 +5,15 @@ and the GPU architectures compiled for: a rebuild happens only when one of them 
 library loads in well under a second. It links the very libcublas and libcublasLt that torch loaded, so
 the extension shares torch's cuBLAS (and handles) instead of bringing a second copy.
 
-Operators (torch.ops.gemmbench.*), each with a fake implementation for shapes without a GPU:
-`gemm_ex(x, w)` / `gemm_ex_out(x, w, out)`: cublasGemmEx, bf16 x bf16 -> fp32, compute fp32.
-`lt(x, w, algo)` / `lt_out(x, w, out, algo)`: cublasLtMatmul with the heuristic's algorithm `algo`
-(0 = its best); `lt_algo_count(x, w)`: how many algorithms the heuristic offers for this shape.
-`router_small_m_out(x, w, out, pdl)`: not cuBLAS but gemmbench's own CUDA kernel for M <= 16
-(router_small_m.cu), launched with programmatic dependent launch where `pdl`.
-`router_small_m_mma_out(x, w, out, pdl, warps, splits)`: gemmbench's tensor-core kernel for M <= 16 on sm90+
-(router_small_m_mma.cu); `warps` per CTA and `splits` of K per cluster, 0 for the kernel's own choice.
-`rms_norm_out(h, weight, eps, x, trigger)`: gemmbench's RMSNorm (rms_norm.cu), the `gemmbench_norm_pdl_*` contexts'
-producer; `trigger` says where it lets a PDL dependent launch (0 never, 1 at its start, 2 after its stores).
+Operators (torch.ops.gemmbench.*), each with a fake implementation for shapes without a GPU: `gemm_ex(x, w)`,
+`gemm_ex_out(x, w, out)`: cublasGemmEx, bf16 x bf16 -> fp32, compute fp32; `lt(x, w, algo)`, `lt_out(x, w,
+out, algo)`: cublasLtMatmul with the heuristic's algorithm `algo` (0 = its best), `lt_algo_count(x, w)` how
+many it offers for the shape; `router_small_m_out(x, w, out, pdl)`: gemmbench's CUDA kernel for M <= 16
+(router_small_m.cu), with programmatic dependent launch where `pdl`; `router_small_m_mma_out(x, w, out, pdl,
+warps, splits)`: its tensor-core kernel for M <= 16 on sm90+ (router_small_m_mma.cu), `warps` per CTA and
+`splits` of K per cluster (0: the kernel's choice); `rms_norm_out(h, weight, eps, x, trigger)`: gemmbench's
+RMSNorm (rms_norm.cu), the producer of the `gemmbench_norm_pdl_*` contexts, `trigger` where it lets a PDL
+dependent launch (0 never, 1 at its start, 2 after its stores).
 """
 
 from __future__ import annotations
@@ -45,8 +44,7 @@ HEADERS = (Path(__file__).with_name("device.cuh"), Path(__file__).with_name("rou
 # the compiler's output is kept under this name: the rows that need them then say why.
 ROUTER_LOG_NAME = "router_kernel_build.log"
 WITHOUT_ROUTER_KERNEL = "-DGEMMBENCH_NO_ROUTER_KERNEL"
-# Where only the tensor-core kernel does not compile (a toolkit whose PTX lacks thread block clusters), the
-# extension is built without it, and its compiler output is kept under this name.
+# Where only the tensor-core kernel does not compile (a toolkit whose PTX lacks clusters): without it, its log here.
 MMA_LOG_NAME = "mma_kernel_build.log"
 WITHOUT_MMA_KERNEL = "-DGEMMBENCH_NO_MMA_KERNEL"
 ARCH_ENV = "TORCH_CUDA_ARCH_LIST"
@@ -334,16 +332,7 @@ def _register_fakes() -> None:
     def new_output(x, w, algo=0):
         return x.new_empty((x.shape[0], w.shape[0]), dtype=torch.float32)
 
-    def writes_in_place(x, w, out, algo=0):
-        return None
-
-    def writes_in_place_pdl(x, w, out, pdl=False):
-        return None
-
-    def writes_in_place_split(x, w, out, pdl=False, warps=0, splits=0):
-        return None
-
-    def normalises_in_place(h, weight, eps, x, trigger=1):
+    def writes_in_place(*args, **kwargs):  # every *_out operator: its output is an argument, it returns nothing
         return None
 
     for name, fake in (
@@ -351,9 +340,9 @@ def _register_fakes() -> None:
         ("lt", new_output),
         ("gemm_ex_out", writes_in_place),
         ("lt_out", writes_in_place),
-        ("router_small_m_out", writes_in_place_pdl),
-        ("router_small_m_mma_out", writes_in_place_split),
-        ("rms_norm_out", normalises_in_place),
+        ("router_small_m_out", writes_in_place),
+        ("router_small_m_mma_out", writes_in_place),
+        ("rms_norm_out", writes_in_place),
     ):
         if hasattr(torch.ops.gemmbench, name):  # gemmbench's own kernels are missing where they did not compile
             torch.library.register_fake(f"gemmbench::{name}")(fake)
@@ -363,10 +352,8 @@ _load_failure: str | None = None  # why the last `ensure_loaded` failed: a faile
 
 
 def unavailable_reason() -> str | None:
-    """Why the extension's backends cannot run here, or None if they can (loaded, or it will build).
-
-    A query: it never builds or loads anything; `ensure_loaded` does, once per process.
-    """
+    """Why the extension's backends cannot run here, or None if they can (loaded, or it will build). A query:
+    it never builds or loads anything; `ensure_loaded` does, once per process."""
     if is_loaded():
         return None
     problem = cannot_run() or _load_failure
