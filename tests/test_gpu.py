@@ -1,4 +1,4 @@
-"""GPU tests: run on the GPU machine with `pytest -m gpu` (scripts/gpu_check.sh); skipped without CUDA."""
+"""GPU tests: run on the GPU machine with `pytest -m gpu` (scripts/checks/gpu_check.sh); skipped without CUDA."""
 
 from dataclasses import replace
 

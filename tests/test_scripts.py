@@ -1,5 +1,6 @@
-"""Smoke tests of scripts/: each Python script imports (so a library change that breaks one fails here)
-and parses its arguments; each shell script is valid bash and calls only scripts that exist."""
+"""Smoke tests of scripts/ and research/: each Python script imports (so a library change that breaks one
+fails here) and parses its arguments; each shell script is valid bash, sources a file that exists and calls
+only scripts that exist."""
 
 import importlib.util
 import re
@@ -8,38 +9,41 @@ from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-# Arguments each Python script accepts (a run file or an output folder are only parsed, never opened).
+REPOSITORY = Path(__file__).resolve().parent.parent
+SCRIPTS = REPOSITORY / "scripts"
+RESEARCH = REPOSITORY / "research"
+# Arguments each Python script accepts, by its path from the repository root (a run file or an output folder
+# are only parsed, never opened).
 SAMPLE_ARGS = {
-    "checks/ext_check.py": [],
-    "checks/first_tier_goal.py": ["run.json"],
-    "checks/layer_check.py": ["run.json", "out", "--points", "4", "--dry-run"],
-    "checks/layer_kernels.py": ["out"],
-    "checks/layer_table.py": ["run.json", "--m", "1,2"],
-    "checks/repeatability.py": ["a.json", "b.json", "--hot", "c.json"],
-    "checks/aa_table.py": ["a.json", "b.json", "c.json"],
-    "checks/routing_table.py": ["a.json"],
-    "docs/gemmbench_output.py": ["recommend", "run.json", "--md"],
-    "docs/schema_table.py": [],
-    "docs/tiers_table.py": ["run.json"],
-    "checks/validate_timers.py": ["out"],
-    "experiments/graph_sizing.py": ["out"],
-    "experiments/host_states.py": [],
-    "experiments/layer_norm_l2.py": ["mm_out_dtype", "--layers", "29"],
-    "experiments/layer_placement_ab.py": ["out"],
-    "experiments/layer_replay_ab.py": ["out"],
-    "experiments/power_drift.py": ["out"],
-    "experiments/router_ext_ab.py": ["out", "a.cu", "b.cu", "--m", "1,2", "--rounds", "2"],
-    "experiments/router_ext_variants.py": ["out"],
-    "experiments/router_floor.py": ["out"],
-    "experiments/router_mma_stages.py": ["out"],
-    "experiments/router_mma_variants.py": ["out", "--m", "1,16", "--quick"],
-    "experiments/router_small_m_tuning.py": ["out"],
+    "scripts/checks/aa_table.py": ["a.json", "b.json", "c.json"],
+    "scripts/checks/ext_check.py": [],
+    "scripts/checks/first_tier_goal.py": ["run.json"],
+    "scripts/checks/layer_check.py": ["run.json", "out", "--points", "4", "--dry-run"],
+    "scripts/checks/layer_kernels.py": ["out"],
+    "scripts/checks/layer_table.py": ["run.json", "--m", "1,2"],
+    "scripts/checks/routing_table.py": ["a.json"],
+    "scripts/docs/gemmbench_output.py": ["recommend", "run.json", "--md"],
+    "scripts/docs/schema_table.py": [],
+    "scripts/docs/tiers_table.py": ["run.json"],
+    "research/checks/repeatability.py": ["a.json", "b.json", "--hot", "c.json"],
+    "research/checks/validate_timers.py": ["out"],
+    "research/experiments/graph_sizing.py": ["out"],
+    "research/experiments/host_states.py": [],
+    "research/experiments/layer_norm_l2.py": ["mm_out_dtype", "--layers", "29"],
+    "research/experiments/layer_placement_ab.py": ["out"],
+    "research/experiments/layer_replay_ab.py": ["out"],
+    "research/experiments/power_drift.py": ["out"],
+    "research/experiments/router_ext_ab.py": ["out", "a.cu", "b.cu", "--m", "1,2", "--rounds", "2"],
+    "research/experiments/router_ext_variants.py": ["out"],
+    "research/experiments/router_floor.py": ["out"],
+    "research/experiments/router_mma_stages.py": ["out"],
+    "research/experiments/router_mma_variants.py": ["out", "--m", "1,16", "--quick"],
+    "research/experiments/router_small_m_tuning.py": ["out"],
 }
 
 
-def load_script(relative: str):
-    path = SCRIPTS / relative
+def load_script(relative: str, root: Path = SCRIPTS):
+    path = root / relative
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -47,27 +51,38 @@ def load_script(relative: str):
 
 
 def test_every_python_script_has_a_smoke_test():
-    assert sorted(str(p.relative_to(SCRIPTS)) for p in SCRIPTS.rglob("*.py")) == sorted(SAMPLE_ARGS)
+    found = [p.relative_to(REPOSITORY).as_posix() for folder in (SCRIPTS, RESEARCH) for p in folder.rglob("*.py")]
+    assert sorted(found) == sorted(SAMPLE_ARGS)
 
 
 @pytest.mark.parametrize("relative", sorted(SAMPLE_ARGS))
 def test_python_script_imports_and_parses_its_arguments(relative, capsys):
-    module = load_script(relative)
+    module = load_script(relative, REPOSITORY)
     module.parse_args(SAMPLE_ARGS[relative])
     with pytest.raises(SystemExit) as exit_info:
         module.parse_args(["--help"])
     assert exit_info.value.code == 0 and "usage:" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("path", sorted(SCRIPTS.rglob("*.sh")), ids=lambda p: p.name)
+SHELL_SCRIPTS = sorted([*SCRIPTS.rglob("*.sh"), *RESEARCH.rglob("*.sh")])
+
+
+def test_the_shell_scripts_are_found():
+    folders = {p.parent.relative_to(REPOSITORY).as_posix() for p in SHELL_SCRIPTS}
+    assert folders == {"scripts/checks", "research/checks"}
+
+
+@pytest.mark.parametrize("path", SHELL_SCRIPTS, ids=lambda p: p.name)
 def test_shell_script_is_valid_and_calls_existing_scripts(path):
     subprocess.run(["bash", "-n", str(path)], check=True)
-    repository = SCRIPTS.parent
-    for called in re.findall(r"scripts/[\w/]+\.(?:py|sh)", path.read_text()):
-        assert (repository / called).is_file(), f"{path.name} calls {called}, which does not exist"
+    text = path.read_text()
+    for sourced in re.findall(r'source "\$\(dirname "\$0"\)/([^"]+)"', text):
+        assert (path.parent / sourced).resolve().is_file(), f"{path.name} sources {sourced}, which does not exist"
+    for called in re.findall(r"(?<![\w/.])(?:scripts|research)/[\w/]+\.(?:py|sh)", text):
+        assert (REPOSITORY / called).is_file(), f"{path.name} calls {called}, which does not exist"
 
 
-@pytest.mark.parametrize("path", sorted(SCRIPTS.rglob("*.sh")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", SHELL_SCRIPTS, ids=lambda p: p.name)
 def test_the_python_a_shell_script_embeds_imports_what_exists(path):
     for module, names in re.findall(r"from (gemmbench[\w.]*) import ([\w, ]+)", path.read_text()):
         imported = importlib.import_module(module)

@@ -5,7 +5,7 @@
 # table (FlashInfer's fused add + norm with PDL and without, torch's norm, gemmbench's norm at both trigger
 # positions) with FlashInfer's router GEMM, mm_out_dtype and gemmbench's CUDA first tier, the independent
 # check of every layer time of that run (layer_check.py), the kernels of each chain (layer_kernels.py),
-# and the dispatch `recommend --python` writes from it; first, experiments/layer_placement_ab.py (where the
+# and the dispatch `recommend --python` writes from it; first, research/experiments/layer_placement_ab.py (where the
 # layers' buffers land, and sampling in rounds: what the check's disagreement comes from). Full log under
 # $OUT, summary last.
 # Usage (from the repository root): OUT=/some/dir [STEPS="placement sweep check kernels tests"] [M=1:16] \
@@ -30,8 +30,8 @@ BACKENDS="flashinfer_router_gemm,mm_out_dtype,router_small_m_ext,router_small_m_
   fi
   gb ext build >/dev/null 2>&1 || gb ext build
   if [[ $STEPS == *placement* ]]; then
-    echo "== where the layers' buffers land, and sampling in rounds (experiments/layer_placement_ab.py)"
-    python3 scripts/experiments/layer_placement_ab.py "$OUT"
+    echo "== where the layers' buffers land, and sampling in rounds (research/experiments/layer_placement_ab.py)"
+    python3 research/experiments/layer_placement_ab.py "$OUT"
   fi
   if [[ $STEPS == *sweep* ]]; then
     echo "== sweep in the layer"

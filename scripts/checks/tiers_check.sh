@@ -4,7 +4,7 @@
 # router_small_m_ext (CUDA), mm_out_dtype and linear_cast (cold L2, graph time); every preset with both
 # small-M kernels against mm_out_dtype (relative error and routing); ncu; recommend --python.
 # Full log and runs in $OUT/tiers.tgz, summary last. The tuning space has its own script
-# (scripts/experiments/router_small_m_tuning.py).
+# (research/experiments/router_small_m_tuning.py).
 # Usage (from the repository root): OUT=/some/dir bash scripts/checks/tiers_check.sh
 set -uo pipefail
 source "$(dirname "$0")/common.sh"

@@ -2,9 +2,9 @@
 # Run-to-run repeatability on the GPU machine, in one call: the default DeepSeek-V3 sweep twice, then
 # once without the kernel pass, each with its wall time; both timers' spread between the runs; a
 # router GEMM at M = 3,000,000 (inputs of 43 GB); the whole test suite. Full log under $OUT.
-# Usage (from the repository root): OUT=/some/dir bash scripts/checks/repeatability_check.sh
+# Usage (from the repository root): OUT=/some/dir bash research/checks/repeatability_check.sh
 set -uo pipefail
-source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/../../scripts/checks/common.sh"
 
 {
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv
@@ -18,9 +18,9 @@ source "$(dirname "$0")/common.sh"
   gb sweep --preset deepseek-v3 --no-kernels --out-dir "$OUT/no_kernels" --quiet > "$OUT/no_kernels.txt"
   echo "sweep without the kernel pass wall time: $(( $(ms) - t0 )) ms"
   echo "== two default sweeps, A against B"
-  python3 scripts/checks/repeatability.py "$OUT"/a/*.json "$OUT"/b/*.json
+  python3 research/checks/repeatability.py "$OUT"/a/*.json "$OUT"/b/*.json
   echo "== with the kernel pass (B) against without (no_kernels)"
-  python3 scripts/checks/repeatability.py "$OUT"/b/*.json "$OUT"/no_kernels/*.json
+  python3 research/checks/repeatability.py "$OUT"/b/*.json "$OUT"/no_kernels/*.json
   echo "== DeepSeek-V3 router at M = 3,000,000"
   t0=$(ms)
   gb sweep --shape 3000000x256x7168 --backend mm_out_dtype,linear_cast --no-kernels --no-save --md

@@ -7,7 +7,7 @@ between two events; gemmbench's held one pass (29 layers) timed replay by replay
 layers once (layer_check.py's code) and times them both ways and crosswise, so that the method, not the
 layers, is what differs between the columns.
 
-Usage: python scripts/experiments/layer_replay_ab.py OUT_DIR   (on a GPU; writes OUT_DIR/layer_replay_ab.md)
+Usage: python research/experiments/layer_replay_ab.py OUT_DIR   (on a GPU; writes OUT_DIR/layer_replay_ab.md)
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from gemmbench.output.format import markdown_table
 from gemmbench.timing import timers
 from gemmbench.timing.timers import Target
 
-CHECK = Path(__file__).resolve().parents[1] / "checks" / "layer_check.py"
+CHECK = Path(__file__).resolve().parents[2] / "scripts" / "checks" / "layer_check.py"
 LAYERS = 29  # gemmbench's l2_copies for DeepSeek-V3's router at M = 1 on an H100
 POINTS = [  # (context, backend, pdl)
     ("norm", "mm_out_dtype", False),

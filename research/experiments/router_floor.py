@@ -7,7 +7,7 @@
   expert" design with no arithmetic;
 - router_small_m as tuned, and mm_out_dtype.
 
-Usage: python scripts/experiments/router_floor.py OUT_DIR   (writes OUT_DIR/router_floor.md)
+Usage: python research/experiments/router_floor.py OUT_DIR   (writes OUT_DIR/router_floor.md)
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ PDL and without; DeepSeek-V3's router and the V4 indexer at M = 1 and 8,
 cold L2, CUDA-graph device time (medians, the sweep's timer). The stage kernels' outputs are not the
 product (timing only); the product kernel's and the global reduction's are checked against float64.
 
-Usage: python scripts/experiments/router_mma_stages.py OUT_DIR   (writes OUT_DIR/router_mma_stages.md)
+Usage: python research/experiments/router_mma_stages.py OUT_DIR   (writes OUT_DIR/router_mma_stages.md)
 """
 
 from __future__ import annotations

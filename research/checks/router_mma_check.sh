@@ -2,12 +2,12 @@
 # The first-tier CUDA kernels on the GPU, in one call: the extension built (the compiler's output on
 # failure), the extension's GPU tests (both kernels: exact, the same bits, graphs, PDL after a producer),
 # ncu on both kernels (DeepSeek-V3's router at M = 1 and 16, ncu's clocks and flushed caches), every
-# configuration of the tensor-core kernel timed (scripts/experiments/router_mma_variants.py; SKIP_VARIANTS=1
-# leaves it out), and its stages left out in turn (scripts/experiments/router_mma_stages.py).
+# configuration of the tensor-core kernel timed (research/experiments/router_mma_variants.py; SKIP_VARIANTS=1
+# leaves it out), and its stages left out in turn (research/experiments/router_mma_stages.py).
 # Logs in $OUT. Usage (from the repository root):
-#   OUT=/some/dir [SKIP_VARIANTS=1] bash scripts/checks/router_mma_check.sh [variants args]
+#   OUT=/some/dir [SKIP_VARIANTS=1] bash research/checks/router_mma_check.sh [variants args]
 set -uo pipefail
-source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/../../scripts/checks/common.sh"
 WORK=$(mktemp -d)
 export GEMMBENCH_CACHE_DIR="$WORK/cache"
 t0=$(ms)
@@ -35,8 +35,8 @@ ncu -k regex:gemmbench_router --section SpeedOfLight --section Occupancy --secti
 grep -E "^  [a-z_]+.*\(|DRAM Throughput|Achieved Occupancy|Duration|Registers Per|Grid Size|Block Size|Cluster Size|cycles being stalled" \
   "$OUT/ncu_first_tier.txt" | cut -c1-230
 if [[ ${SKIP_VARIANTS:-0} != 1 ]]; then
-  python3 scripts/experiments/router_mma_variants.py "$OUT" "$@" > "$OUT/variants.log" 2>&1
+  python3 research/experiments/router_mma_variants.py "$OUT" "$@" > "$OUT/variants.log" 2>&1
   tail -170 "$OUT/variants.log"
 fi
-python3 scripts/experiments/router_mma_stages.py "$OUT" > "$OUT/stages.log" 2>&1
+python3 research/experiments/router_mma_stages.py "$OUT" > "$OUT/stages.log" 2>&1
 tail -20 "$OUT/stages.log"

@@ -1,6 +1,6 @@
 """Repeatability of two runs of the same sweep, and cold against hot L2 (docs/validation.md).
 
-Usage: python scripts/checks/repeatability.py RUN_A RUN_B [--hot RUN_HOT]
+Usage: python research/checks/repeatability.py RUN_A RUN_B [--hot RUN_HOT]
 Prints, for device time and for eager latency, the median, 95th percentile and maximum of |B/A - 1|
 over the points both timed, over all of them and over those flagged in neither run (noisy or
 throttled), and the points that differ most. Given a hot run, every point whose inputs fit in L2 where

@@ -3,7 +3,7 @@ K per cluster) against the CUDA-core kernel (router_small_m_out) and mm_out_dtyp
 without PDL, on the five router GEMMs of docs/tiers.md at M = 1..16; cold L2, CUDA-graph device time
 (medians, gemmbench's timers); every configuration's output checked against float64 first.
 
-Usage: python scripts/experiments/router_mma_variants.py OUT_DIR [--m 1,2,4] [--quick]
+Usage: python research/experiments/router_mma_variants.py OUT_DIR [--m 1,2,4] [--quick]
 Writes OUT_DIR/router_mma_variants.json (every figure) and .md (the table); prints the table last.
 """
 

@@ -1,4 +1,4 @@
-// Stages of router_small_m_mma's kernel left out, for scripts/experiments/router_mma_stages.py: where its
+// Stages of router_small_m_mma's kernel left out, for research/experiments/router_mma_stages.py: where its
 // time goes without PDL. It includes the product's source (so `full` is the product kernel itself, and the
 // variants share its loads and mma steps) and adds one kernel of the same grid and CTA (8 warps, up to 4
 // chunks of K per warp, one 8-token tile: M <= 8) that stops after a stage:

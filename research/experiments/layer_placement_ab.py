@@ -9,7 +9,7 @@ of 1-64 MiB, and times each with layer_check.py's graph and events; no other dif
 times layer_check.py's layers of every point in rounds, one batch of each graph in turn, with gemmbench's
 timer (timers.time_graphs), as gemmbench samples the units of a point.
 
-Usage: python scripts/experiments/layer_placement_ab.py OUT_DIR   (on a GPU; writes OUT_DIR/layer_placement_ab.md)
+Usage: python research/experiments/layer_placement_ab.py OUT_DIR   (on a GPU; writes OUT_DIR/layer_placement_ab.md)
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from gemmbench.spec.cases import Case
 from gemmbench.timing import timers
 from gemmbench.timing.inputs import make_inputs
 
-CHECK = Path(__file__).resolve().parents[1] / "checks" / "layer_check.py"
+CHECK = Path(__file__).resolve().parents[2] / "scripts" / "checks" / "layer_check.py"
 LAYERS = 29  # gemmbench's l2_copies for DeepSeek-V3's router at M = 1 on an H100
 POINTS = [  # (context, backend, pdl)
     ("norm", "mm_out_dtype", False),

@@ -3,9 +3,9 @@
 # suite (GPU tests included), a group run of DeepSeek-V4-Pro's attention input group timed through the
 # sweep's measurement path (its clock and throttle columns) compared with docs/runs/h200_groups_v4.json,
 # a short sweep and the kernel pass. Full log under $OUT, summary last.
-# Usage (from the repository root): OUT=/some/dir bash scripts/checks/structure_check.sh
+# Usage (from the repository root): OUT=/some/dir bash research/checks/structure_check.sh
 set -uo pipefail
-source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/../../scripts/checks/common.sh"
 export GEMMBENCH_CACHE_DIR="$OUT/cache"  # one extension build for the commands below
 
 {

@@ -3,7 +3,7 @@ router_ext_variants.cu (baseline, registers, staged, staged_all; an empty kernel
 against router_small_m and mm_out_dtype, cold L2, CUDA-graph device time (medians), on the DeepSeek-V3,
 Kimi-K2 and V4-Flash routers at M = 1, 2, 4, 8, 16. Every variant's output is checked against float64.
 
-Usage: python scripts/experiments/router_ext_variants.py OUT_DIR   (writes OUT_DIR/router_ext_variants.md)
+Usage: python research/experiments/router_ext_variants.py OUT_DIR   (writes OUT_DIR/router_ext_variants.md)
 """
 
 from __future__ import annotations

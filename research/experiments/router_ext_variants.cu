@@ -1,5 +1,5 @@
 // Variants of router_small_m_ext's kernel (gemmbench/backends/ext/router_small_m.cu), for
-// scripts/experiments/router_ext_variants.py: where its time goes at M = 1..16, and what a CTA-per-expert
+// research/experiments/router_ext_variants.py: where its time goes at M = 1..16, and what a CTA-per-expert
 // CUDA kernel can reach. Every variant: out[M, N] = x[M, K] @ w[N, K].T, bf16 -> fp32, K % 8 == 0.
 //
 // - baseline: the product's kernel as it was first measured (tokens read from global memory inside the

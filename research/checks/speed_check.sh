@@ -3,13 +3,13 @@
 # a first default sweep from an empty cache (shipped tuning files only), the same sweep again, the kernel
 # pass of three points, and the two sweeps' repeatability; given BASELINE (a folder holding an earlier
 # gemmbench package), two back-to-back default sweeps of it too, after, so that both pairs are compared on
-# one machine start. STEPS may add "host" (does eager latency follow the CPU? scripts/experiments/
+# one machine start. STEPS may add "host" (does eager latency follow the CPU? research/experiments/
 # host_states.py), "tests" (the whole suite, its slowest tests) and "tune" (`gemmbench tune` over every
 # preset: a tuning file to ship). The log, summary and a tarball of the run files stay
 # under $OUT (few files: the device returns only a handful).
-# Usage (from the repository root): OUT=/some/dir [BASELINE=dir] [STEPS="sweeps kernels tests tune"] bash scripts/checks/speed_check.sh
+# Usage (from the repository root): OUT=/some/dir [BASELINE=dir] [STEPS="sweeps kernels tests tune"] bash research/checks/speed_check.sh
 set -uo pipefail
-source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/../../scripts/checks/common.sh"
 STEPS=${STEPS:-"sweeps kernels"}
 WORK=$(mktemp -d)  # run files and caches; tarred into $OUT at the end
 export GEMMBENCH_CACHE_DIR="$WORK/cache"  # empty at the start: what a new user's machine has
@@ -22,8 +22,8 @@ PRESETS=$(python3 -c "from gemmbench.spec.presets import preset_names; print(' '
   gb ext build > /dev/null
   echo "ext build (empty cache) wall time: $(( $(ms) - t0 )) ms"
   if [[ $STEPS == *host* ]]; then
-    echo "== host states (scripts/experiments/host_states.py)"
-    python3 scripts/experiments/host_states.py
+    echo "== host states (research/experiments/host_states.py)"
+    python3 research/experiments/host_states.py
   fi
   if [[ $STEPS == *sweeps* ]]; then
     for run in first again; do
@@ -32,7 +32,7 @@ PRESETS=$(python3 -c "from gemmbench.spec.presets import preset_names; print(' '
       echo "sweep $run wall time: $(( $(ms) - t0 )) ms"
     done
     echo "== after: the two sweeps, first against again"
-    python3 scripts/checks/repeatability.py "$WORK"/first/*.json "$WORK"/again/*.json
+    python3 research/checks/repeatability.py "$WORK"/first/*.json "$WORK"/again/*.json
     if [[ -n ${BASELINE:-} ]]; then
       for run in before_a before_b; do
         t0=$(ms)
@@ -40,7 +40,7 @@ PRESETS=$(python3 -c "from gemmbench.spec.presets import preset_names; print(' '
         echo "baseline sweep $run wall time: $(( $(ms) - t0 )) ms"
       done
       echo "== before: two sweeps of the baseline"
-      python3 scripts/checks/repeatability.py "$WORK"/before_a/*.json "$WORK"/before_b/*.json
+      python3 research/checks/repeatability.py "$WORK"/before_a/*.json "$WORK"/before_b/*.json
     fi
   fi
   if [[ $STEPS == *kernels* ]]; then

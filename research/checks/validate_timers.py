@@ -4,8 +4,8 @@ For each point: gemmbench's eager latency, device time hot and cold, and kernel 
 do_bench and do_bench_cudagraph; torch.utils.benchmark.Timer; and ncu's gpu__time_duration.sum
 (--clock-control none) without and with --cache-control all. All on mm_out_dtype, the subject.
 
-Usage: python scripts/checks/validate_timers.py OUT_DIR   (writes OUT_DIR/validation.md and .json)
-       python scripts/checks/validate_timers.py --ncu-target   (the process ncu profiles; internal)
+Usage: python research/checks/validate_timers.py OUT_DIR   (writes OUT_DIR/validation.md and .json)
+       python research/checks/validate_timers.py --ncu-target   (the process ncu profiles; internal)
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ at most 32), the host time of one graph.replay(), the device time per call at se
 sizes, and at the size timing.fit_graph_unroll now picks. A replay whose device work is shorter than
 the host's cost of launching the next leaves the GPU idle, and the idle time is counted.
 
-Usage: python scripts/experiments/graph_sizing.py OUT_DIR   (writes OUT_DIR/graph_sizing.md)
+Usage: python research/experiments/graph_sizing.py OUT_DIR   (writes OUT_DIR/graph_sizing.md)
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ interleaved rounds (cold L2, CUDA-graph device time, the sweep's timer) on the r
 counts given, with and without PDL, beside mm_out_dtype. For edits whose effect is smaller than the
 spread between starts of the machine.
 
-Usage: python scripts/experiments/router_ext_ab.py OUT_DIR A.cu B.cu ... [--m 1,2] [--rounds 3]
+Usage: python research/experiments/router_ext_ab.py OUT_DIR A.cu B.cu ... [--m 1,2] [--rounds 3]
 Writes OUT_DIR/router_ext_ab.md (each figure the median of the rounds) and prints it last.
 """
 

@@ -5,7 +5,7 @@ The table shows the best and the worst candidate per point (how much tuning is w
 cores and on CUDA cores, and the best without a split along K (one program walks all of K, as
 TensorRT-LLM's dsv3RouterGemm does); the JSON keeps every candidate's time.
 
-Usage: python scripts/experiments/router_small_m_tuning.py OUT_DIR
+Usage: python research/experiments/router_small_m_tuning.py OUT_DIR
        (writes OUT_DIR/router_small_m_tuning.md and .json)
 """
 

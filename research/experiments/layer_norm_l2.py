@@ -9,7 +9,7 @@ DRAM traffic in the cache state the chain leaves it.
 Usage (on a GPU, the last rotation's norms):
   ncu --cache-control none --clock-control none --replay-mode application -k regex:layer_norm \
       --launch-skip 58 --launch-count 29 --csv --metrics gpu__time_duration.sum,dram__bytes_read.sum,\
-lts__t_sector_hit_rate.pct python scripts/experiments/layer_norm_l2.py BACKEND [--layers 29]
+lts__t_sector_hit_rate.pct python research/experiments/layer_norm_l2.py BACKEND [--layers 29]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 
 from gemmbench.backends import ext
 
-CHECK = Path(__file__).resolve().parents[1] / "checks" / "layer_check.py"
+CHECK = Path(__file__).resolve().parents[2] / "scripts" / "checks" / "layer_check.py"
 
 
 def parse_args(argv=None) -> argparse.Namespace:

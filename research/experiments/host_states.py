@@ -4,7 +4,7 @@ On the GPU machine: eager mm_out_dtype at DeepSeek-V3's router, M = 1, sampled i
 WINDOW_S each, recording for every window its median and the CPU the process ran on at its end; first
 with the process's own affinity, then pinned to one CPU of the GPU's NUMA node (NVML's CPU affinity), then
 to one CPU of another node where there is one. Prints one line per mode: window medians' quartiles and,
-unpinned, the medians by CPU. Usage: python scripts/experiments/host_states.py
+unpinned, the medians by CPU. Usage: python research/experiments/host_states.py
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ For each window: the median device time per call (CUDA-graph replays, cold L2 as
 clock and power NVML reads at its end, and the throttle reasons. Shows whether the time moves within
 the span one timer samples (50-200 ms), which the confidence interval of a median cannot see.
 
-Usage: python scripts/experiments/power_drift.py OUT_DIR   (writes OUT_DIR/power_drift.md)
+Usage: python research/experiments/power_drift.py OUT_DIR   (writes OUT_DIR/power_drift.md)
 """
 
 from __future__ import annotations
