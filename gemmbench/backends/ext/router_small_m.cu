@@ -9,7 +9,7 @@
 //
 // What makes it fast is that the bytes a thread needs are in flight before the thread waits for any: a
 // router GEMM at M <= 16 is one DRAM round trip of a few MB. Two ways, by token count (`Layout` below;
-// the configurations measured on the H200 by scripts/experiments/router_ext_variants.py, docs/tiers.md):
+// the configurations measured on the H200 by research/experiments/router_ext_variants.py, docs/tiers.md):
 // - tokens in registers: the weight and token vectors loaded by asm statements, which the compiler keeps
 //   in program order (device.cuh says why);
 // - tokens staged: copied with cp.async into a landing buffer in shared memory that holds them without
@@ -41,7 +41,7 @@ struct Configuration {
   static constexpr bool kStageTokens = kTokensStaged;
 };
 
-// The variants of scripts/experiments/router_ext_variants.cu this kernel takes, by token count: on the
+// The variants of research/experiments/router_ext_variants.cu this kernel takes, by token count: on the
 // H200 (cold L2, graph time), the fastest for most of the DeepSeek-V3, Kimi-K2 and V4-Flash routers.
 using TokensInRegisters = Configuration<512, 2, 1, false>;  // registers_t512_u2, M <= 2
 using TokensStagedWide = Configuration<256, 4, 2, true>;    // staged_t256_u4_e2, M = 3-8 (registers run short)
@@ -139,7 +139,7 @@ __global__ void __launch_bounds__(Layout<kTokens>::kThreads)
       // Unconditional loads (a vector past the end reads the last one again, and its weight is zeroed
       // below). The token is not zeroed too: where x's last 8 elements hold an Inf, that adds 0 * Inf =
       // NaN where float64 gives +-Inf. Zeroing it cost up to 5% at M <= 2 without PDL and up to 12% with it on
-      // the H200 (scripts/experiments/router_ext_ab.py, docs/tiers.md), for an input whose routing is lost anyway.
+      // the H200 (research/experiments/router_ext_ab.py, docs/tiers.md), for an input whose routing is lost anyway.
       uint4 tokens_loaded[kTokens][kUnroll];
 #pragma unroll
       for (int e = 0; e < kExperts; ++e) {

@@ -244,7 +244,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 namespace {
 
 // The warps per CTA and the split of K where the caller leaves them (0). Measured on the H200 over the
-// five router GEMMs of docs/tiers.md at M = 1..16 (scripts/experiments/router_mma_variants.py): 8 warps
+// five router GEMMs of docs/tiers.md at M = 1..16 (research/experiments/router_mma_variants.py): 8 warps
 // and 8 splits were the fastest or within 3.3% of it everywhere but on the indexer's 64 rows, whose 4 row
 // tiles make 32 CTAs at 8 splits, a quarter of the SMs: 16 splits were the fastest there. So: 8, and 16
 // where 8 would leave more than half the SMs without a CTA (and a cluster of 16 fits: launch_tiles); fewer
