@@ -18,6 +18,9 @@ from gemmbench.cli.app import EXIT_NO_ANSWER, out_console
 from gemmbench.records.runfile import load_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# Two cold-L2 sweeps of the DeepSeek-V3 router on one H200, six backends at seven M values.
+COLD_A = FIXTURES / "h200_deepseek_v3_cold_a.json"
+COLD_B = FIXTURES / "h200_deepseek_v3_cold_b.json"
 # CPU sweeps, on any machine (GPU sweeps are tests/test_gpu.py).
 FAKE_SHAPE = ["--shape", "4x8x16", "--shape", "2x8x16", "--backend", "fake,upcast,mm_out_dtype", "--device", "cpu"]
 runner = CliRunner()
@@ -255,11 +258,11 @@ def test_sigint_to_a_real_sweep_exits_130_and_keeps_rows(tmp_path):
 
 
 def test_show_markdown_marks_the_fastest_accurate_backend():
-    result = invoke("show", Path(__file__).parent.parent / "docs" / "runs" / "h200_deepseek_v3_cold_a.json", "--md")
+    result = invoke("show", COLD_A, "--md")
     assert result.exit_code == 0
     lines = [line for line in result.stdout.splitlines() if line.startswith("|")]
     assert lines[0].startswith("| GEMM | N | K | M | mm_out_dtype | upcast | linear_cast |")
-    assert len(lines) == 2 + 15 and all(line.count("**") == 2 for line in lines[2:])
+    assert len(lines) == 2 + 7 and all(line.count("**") == 2 for line in lines[2:])  # one line per M
 
 
 def test_sweep_markdown(tmp_path, fake_device):
@@ -267,9 +270,6 @@ def test_sweep_markdown(tmp_path, fake_device):
     assert result.exit_code == 0 and "| custom 8x16 | 8 | 16 | 4 |" in result.stdout
 
 
-DOCS_RUNS = Path(__file__).parent.parent / "docs" / "runs"
-COLD_A = DOCS_RUNS / "h200_deepseek_v3_cold_a.json"
-COLD_B = Path(__file__).parent.parent / "docs" / "runs" / "h200_deepseek_v3_cold_b.json"
 
 
 def test_compare_two_gpu_runs_of_the_same_sweep():
@@ -292,7 +292,7 @@ def test_compare_fail_above_exits_1_on_a_regression(tmp_path):
     result = invoke("compare", COLD_A, slower, "--fail-above", 10)
     assert result.exit_code == 1 and "slower by more than 10%" in result.stderr
     md = invoke("compare", COLD_A, slower, "--md")
-    assert md.stdout.count("| slower |") >= 80
+    assert md.stdout.count("| slower |") >= 37  # of its 42 rows
 
 
 def test_compare_runs_without_shared_rows(tmp_path, fake_device):
@@ -528,14 +528,14 @@ def test_decode_says_when_a_name_is_not_recognised():
 @pytest.mark.parametrize(
     "args, what, fix",
     [
-        (["show", "{docs}"], "is a folder, not a run file", "give one run file, e.g."),
+        (["show", "{fixtures}"], "is a folder, not a run file", "give one run file, e.g."),
         (["sweep", "--config", "{configs}"], "is a folder, not a config file", "give one TOML file"),
         (["plot", "{run}", "-o", "{tmp}"], "is a folder", "plot.png"),
     ],
 )
 def test_a_folder_where_a_file_belongs_is_named_as_such(tmp_path, args, what, fix):
     repository = Path(__file__).parent.parent
-    values = {"{docs}": DOCS_RUNS, "{configs}": repository / "configs", "{run}": COLD_A, "{tmp}": tmp_path}
+    values = {"{fixtures}": FIXTURES, "{configs}": repository / "configs", "{run}": COLD_A, "{tmp}": tmp_path}
     result = invoke(*[values.get(a, a) for a in args])
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 1 and len(lines) == 1 and what in lines[0] and fix in lines[0], result.output
@@ -548,7 +548,7 @@ def test_recommend_python_is_a_dispatch_function_that_runs():
     namespace: dict = {}
     exec(compile(code, "dispatch.py", "exec"), namespace)
     words = " ".join(code.split())  # the docstring is wrapped
-    assert "docs/runs/h200_deepseek_v3_cold_a.json" in words and "NVIDIA H200" in words and "torch 2.11" in words
+    assert "tests/fixtures/h200_deepseek_v3_cold_a.json" in words and "NVIDIA H200" in words and "torch 2.11" in words
     from gemmbench.analysis.recommend import recommend as recommend_backends
     from gemmbench.records.runfile import load_run
 
@@ -561,7 +561,7 @@ def test_recommend_python_is_a_dispatch_function_that_runs():
 
 
 def test_recommend_python_of_the_tiers_run_dispatches_the_first_tier_only_where_it_was_measured():
-    result = invoke("recommend", DOCS_RUNS / "h200_tiers.json", "--python")
+    result = invoke("recommend", FIXTURES / "h200_tiers.json", "--python")
     assert result.exit_code == 0, result.output
     namespace: dict = {}
     exec(compile(result.stdout, "dispatch.py", "exec"), namespace)
@@ -596,7 +596,7 @@ def long_layout_backends(stdout: str) -> list[str]:
     return [backend for backend in backends if backend]
 
 
-@pytest.mark.parametrize("run", [DOCS_RUNS / "h200_deepseek_v3_cold_a.json", FIXTURES / "h200_context_norm_pdl.json"])
+@pytest.mark.parametrize("run", [COLD_A, FIXTURES / "h200_context_norm_pdl.json"])
 def test_show_in_a_narrow_terminal_prints_one_row_per_m_and_backend_every_name_whole(run, monkeypatch):
     monkeypatch.setattr(out_console, "width", NARROW_TERMINAL)
     result = invoke("show", run)

@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 from gemmbench.cli import app
 from gemmbench.records.runfile import load_run
 
-DOCS_RUNS = Path(__file__).resolve().parent.parent / "docs" / "runs"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FIXTURE = Path(__file__).parent / "fixtures" / "h200_deepseek_v3_sm90.json"
 runner = CliRunner()
@@ -147,12 +146,12 @@ def test_a_version_1_group_file_timed_after_a_producer_loads_as_groups_alone(tmp
 
 
 def test_a_torchrun_run_of_one_rank_compares_with_a_plain_run_of_the_same_gpu():
-    result = invoke("compare", DOCS_RUNS / "h200_one_gpu_plain.json", DOCS_RUNS / "h200_one_rank_torchrun.json")
+    result = invoke("compare", FIXTURES / "h200_one_gpu_plain.json", FIXTURES / "h200_one_rank_torchrun.json")
     assert result.exit_code == 0 and "same" in result.stdout
 
 
 def test_the_dispatch_code_does_what_its_docstring_says():
-    code = invoke("recommend", DOCS_RUNS / "h200_tiers.json", "--python").stdout
+    code = invoke("recommend", FIXTURES / "h200_tiers.json", "--python").stdout
     assert "gets the\nbackend of the next tier up" in code
     namespace: dict = {}
     exec(compile(code, "dispatch.py", "exec"), namespace)  # noqa: S102 - the generated code under test
@@ -164,7 +163,7 @@ def test_the_dispatch_code_does_what_its_docstring_says():
 
 @pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff is not installed (pip install -e '.[test]')")
 def test_the_dispatch_code_passes_the_projects_linter(tmp_path):
-    code = invoke("recommend", DOCS_RUNS / "h200_tiers.json", "--python").stdout
+    code = invoke("recommend", FIXTURES / "h200_tiers.json", "--python").stdout
     path = tmp_path / "dispatch.py"
     path.write_text(code)
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "E501", str(path)], capture_output=True)
@@ -328,7 +327,7 @@ def test_a_fleet_check_with_error_rows_exits_1_saying_how_many(tmp_path):
     "run, what",
     [
         (FIXTURES / "h200_repeat1_no_kernels.json", "without the kernel pass"),
-        (DOCS_RUNS / "h200_groups_v4.json", "holds no sweep rows"),
+        (FIXTURES / "h200_groups_v4.json", "holds no sweep rows"),
     ],
 )
 def test_kernels_from_a_run_with_nothing_to_show_says_why_once(run, what):
@@ -339,8 +338,8 @@ def test_a_group_csv_reads_back_as_the_group_run_it_came_from(tmp_path):
     from gemmbench.records.runfile import load_run
 
     path = tmp_path / "groups.csv"
-    assert invoke("show", DOCS_RUNS / "h200_groups_v4.json", "--csv", path).exit_code == 0
-    original, again = load_run(DOCS_RUNS / "h200_groups_v4.json"), load_run(path)
+    assert invoke("show", FIXTURES / "h200_groups_v4.json", "--csv", path).exit_code == 0
+    original, again = load_run(FIXTURES / "h200_groups_v4.json"), load_run(path)
     assert again.groups == original.groups and not again.records
     assert invoke("recommend", path).exit_code == 0
 
@@ -388,7 +387,7 @@ def test_a_second_ctrl_c_while_the_results_are_written_loses_no_export(tmp_path,
 
 
 def test_comparing_a_group_run_with_a_sweep_run_says_what_each_is():
-    groups, sweep = DOCS_RUNS / "h200_groups_v4.json", DOCS_RUNS / "h200_tiers.json"
+    groups, sweep = FIXTURES / "h200_groups_v4.json", FIXTURES / "h200_tiers.json"
     line = one_error_line(invoke("compare", groups, sweep), 1)
     assert "is a group run and" in line and "is a sweep run: they have no rows in common" in line
     assert "timers" not in line
@@ -489,7 +488,7 @@ def test_a_choice_made_on_throttled_rows_says_so():
     (rec,) = json.loads(invoke("recommend", run, "--json").stdout)
     assert 4096 in rec["throttled_m"]
     assert "# throttled at M = " in invoke("recommend", run, "--python").stdout
-    (unthrottled,) = json.loads(invoke("recommend", DOCS_RUNS / "h200_tiers.json", "--json").stdout)[:1]
+    (unthrottled,) = json.loads(invoke("recommend", FIXTURES / "h200_tiers.json", "--json").stdout)[:1]
     assert unthrottled["throttled_m"] == []
 
 
@@ -538,7 +537,7 @@ def test_a_group_run_with_no_timed_row_does_not_name_a_timer():
 
 
 def test_comparing_a_run_with_itself_says_so():
-    run = DOCS_RUNS / "h200_tiers.json"
+    run = FIXTURES / "h200_tiers.json"
     result = invoke("compare", run, run)
     assert result.exit_code == 0 and "is compared with itself" in result.stderr
 

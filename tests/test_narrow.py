@@ -6,7 +6,7 @@ review the diff of tests/snapshots/.
 """
 
 import pytest
-from test_snapshots import DOCS_RUNS, NARROW_TERMINAL, check_snapshot
+from test_snapshots import FIXTURES, NARROW_TERMINAL, check_snapshot
 from typer.testing import CliRunner
 
 from gemmbench.cli import app
@@ -21,16 +21,20 @@ from gemmbench.spec.cases import Case
 CUT = "…"
 # A common wide terminal's width, at which the answers print their wide layouts.
 WIDE_TERMINAL = 120
-# Wide enough for recommend's table with what each choice saves in a column of its own (134 and 140 columns
+# Wide enough for recommend's table with what each choice saves in a column of its own (109 and 99 columns
 # for the two runs below at their natural widths).
 WIDER_TERMINAL = 160
+# Wider than the narrow terminal, narrower than the V4-Flash run's recommend table (99 columns).
+BETWEEN_TERMINAL = 90
 # Wide enough for the fleet table and the presets table of one column per field.
 WIDEST_TERMINAL = 200
 
-COLD_A = DOCS_RUNS / "h200_deepseek_v3_cold_a.json"
-COLD_B = DOCS_RUNS / "h200_deepseek_v3_cold_b.json"
-GROUPS_V4 = DOCS_RUNS / "h200_groups_v4.json"
-GROUPS_V4_PRO = DOCS_RUNS / "h200_groups_v4_pro_structure.json"
+COLD_A = FIXTURES / "h200_deepseek_v3_cold_a.json"
+COLD_B = FIXTURES / "h200_deepseek_v3_cold_b.json"
+GROUPS_V4 = FIXTURES / "h200_groups_v4.json"
+GROUPS_V4_PRO = FIXTURES / "h200_groups_v4_pro_structure.json"
+# One GEMM of a DeepSeek-V4-Flash sweep, whose choice at M 16384 saves the most.
+V4_FLASH = FIXTURES / "h200_deepseek_v4_flash_ratio4.json"
 
 FLEET_DEVICES = ("node1:cuda:0", "node1:cuda:1", "node2:cuda:0", "node2:cuda:1")
 # What NVML reported per rank: long names, two on the outlier.
@@ -74,16 +78,18 @@ def presets_part(listing: str) -> str:
 def test_recommend_in_a_narrow_terminal_keeps_every_tie_whole(monkeypatch):
     text = printed_at(NARROW_TERMINAL, monkeypatch, "recommend", COLD_A)
     assert CUT not in text
-    assert "512, 1024," in text and "2048, 4096)" in text  # the M lists, to their last value
+    assert "256, 1024," in text and "256, 4096)" in text  # the M lists, to their last value
     # what the choice saves, under the table, where a fifth column would leave no room for whole names
     assert "┃ saves against" not in text
     assert "  cublas_ext at M 8192 saves against mm_out_dtype: 2.64 µs (2.45 µs-2.75 µs, 6%)\n" in text
     check_snapshot(f"recommend_cold_a_{NARROW_TERMINAL}.txt", text)
 
 
-@pytest.mark.parametrize("width, in_column", [(NARROW_TERMINAL, False), (WIDE_TERMINAL, False), (WIDER_TERMINAL, True)])
+@pytest.mark.parametrize(
+    "width, in_column", [(NARROW_TERMINAL, False), (BETWEEN_TERMINAL, False), (WIDER_TERMINAL, True)]
+)
 def test_recommend_says_what_each_choice_saves_whole_at_any_width(width, in_column, monkeypatch):
-    text = printed_at(width, monkeypatch, "recommend", DOCS_RUNS / "h200_deepseek_v4_flash_answers.json")
+    text = printed_at(width, monkeypatch, "recommend", V4_FLASH)
     assert CUT not in text and all(len(line) <= width for line in text.splitlines())
     assert ("┃ saves against mm_out_dtype" in text) == in_column  # its column where the table has room for it
     saving = "22.9 µs (16.8 µs-23.7 µs, 6%)"
@@ -126,12 +132,14 @@ def test_list_in_a_narrow_terminal_keeps_preset_and_gemm_names_whole(monkeypatch
 # printed then (recommend's, since it says what each choice saves, in a column of its own where it fits).
 WIDE_CASES = {
     f"recommend_cold_a_{WIDER_TERMINAL}.txt": (WIDER_TERMINAL, ["recommend", COLD_A]),
-    f"recommend_v4_flash_{WIDER_TERMINAL}.txt": (
-        WIDER_TERMINAL,
-        ["recommend", DOCS_RUNS / "h200_deepseek_v4_flash_answers.json"],
-    ),
+    f"recommend_v4_flash_{WIDER_TERMINAL}.txt": (WIDER_TERMINAL, ["recommend", V4_FLASH]),
     f"compare_cold_{WIDE_TERMINAL}.txt": (WIDE_TERMINAL, ["compare", COLD_A, COLD_B]),
     f"compare_groups_v4_{WIDE_TERMINAL}.txt": (WIDE_TERMINAL, ["compare", GROUPS_V4, GROUPS_V4_PRO]),
+}
+# A range's ties on one line in the wide layout: an M list of each recommend case, unbroken.
+WIDE_TIES = {
+    f"recommend_cold_a_{WIDER_TERMINAL}.txt": "cublas_ext (M 1,16,256,1024,4096)",
+    f"recommend_v4_flash_{WIDER_TERMINAL}.txt": "cublas_ext (M 1,2,4,8,16,32)",
 }
 
 
@@ -140,7 +148,7 @@ def test_answers_in_a_wide_terminal_keep_their_wide_layout(name, monkeypatch):
     width, args = WIDE_CASES[name]
     text = printed_at(width, monkeypatch, *args)
     if args[0] == "recommend":  # each range's ties on one line, and the savings in their column
-        assert "┃ saves against mm_out_dtype" in text and "1,2,4,8,16,32" in text
+        assert "┃ saves against mm_out_dtype" in text and WIDE_TIES[name] in text
     check_snapshot(name, text)
 
 

@@ -129,7 +129,8 @@ def test_kernel_tables_fold_to_a_narrow_terminal_and_keep_every_field():
     assert "split-K" in text and "nvjet_sm90_tss_64x16_64x16_4x1_v_bz_splitK_TNT" in text
 
 
-# The longest kernel name of the H200 runs in docs/runs: cuBLAS's fp32 SIMT split-K GEMM, 131 characters.
+# The longest kernel name of the H200 runs (h200_deepseek_v3_hot.json among the fixtures): cuBLAS's fp32 SIMT
+# split-K GEMM, 131 characters.
 LONGEST_NAME = (
     "sm80_xmma_gemm_f32f32_f32f32_f32_tn_n_tilesize128x128x8_stage3_warpsize2x2x1_ffma_aligna4_alignc4"
     "_execute_split_k_kernel__5x_cublas"

@@ -6,7 +6,7 @@ from gemmbench.errors import GemmbenchError, UsageError
 from gemmbench.output.plot import plot_run
 from gemmbench.records.runfile import load_run
 
-RUN = Path(__file__).parent.parent / "docs" / "runs" / "h200_deepseek_v3_cold_a.json"
+RUN = Path(__file__).parent / "fixtures" / "h200_deepseek_v3_cold_a.json"
 
 
 @pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".svg", b"<?xml")])

@@ -12,8 +12,24 @@ from gemmbench.errors import GemmbenchError
 from gemmbench.measure.environment import collect_provenance
 from gemmbench.records.provenance import FACTS, FleetProvenance, Provenance, Roofline
 
-ROOT = Path(__file__).parent.parent
-RUN_FILES = sorted([*ROOT.glob("docs/runs/*.json"), *ROOT.glob("tests/fixtures/h*.json")])
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def is_run_file(path: Path) -> bool:
+    doc = json.loads(path.read_text())
+    return isinstance(doc, dict) and doc.get("schema") == "gemmbench.run"
+
+
+# The run files among the fixtures: runs of several formats (before and after clocks, contexts and the
+# roofline were recorded), a fleet rank's and one with flashinfer installed.
+RUN_FILES = [path for path in sorted(FIXTURES.glob("*.json")) if is_run_file(path)]
+
+
+def test_the_fixtures_hold_every_form_of_provenance():
+    forms = [json.loads(path.read_text())["provenance"] for path in RUN_FILES]
+    assert len(RUN_FILES) >= 10
+    assert any("fleet" in facts for facts in forms) and any("flashinfer" in facts for facts in forms)
+    assert any("context" in facts for facts in forms) and any("sm_clock_mhz_start" not in facts for facts in forms)
 
 
 @pytest.mark.parametrize("path", RUN_FILES, ids=lambda path: path.name)
@@ -25,7 +41,7 @@ def test_every_run_files_provenance_reads_back_key_for_key(path):
 
 
 def test_the_typed_facts_of_a_fleet_run():
-    facts = json.loads((ROOT / "docs/runs/h200_one_rank_torchrun.json").read_text())["provenance"]
+    facts = json.loads((FIXTURES / "h200_one_rank_torchrun.json").read_text())["provenance"]
     provenance = Provenance.from_dict(facts)
     assert isinstance(provenance.roofline, Roofline) and provenance.roofline.bandwidth_gbps > 0
     assert isinstance(provenance.fleet, FleetProvenance) and provenance.fleet.world_size == 1

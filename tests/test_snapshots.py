@@ -73,7 +73,6 @@ def test_kernel_tables_at_terminal_widths_match_their_snapshots(width, monkeypat
     check_snapshot(f"kernels_sm90_{width}.txt", result.stdout)
 
 
-DOCS_RUNS = Path(__file__).parent.parent / "docs" / "runs"
 # A common terminal's width, narrower than the one-column-per-backend table of a six-backend run.
 NARROW_TERMINAL = 80
 
@@ -82,6 +81,6 @@ def test_show_in_a_narrow_terminal_matches_its_snapshot(monkeypatch):
     # Six backends with every note the sweep tables write (floor, top-k, noisy, throttled): one row per
     # (M, backend).
     monkeypatch.setattr(out_console, "width", NARROW_TERMINAL)
-    result = CliRunner().invoke(app, ["show", str(DOCS_RUNS / "h200_one_gpu_plain.json")])
+    result = CliRunner().invoke(app, ["show", str(FIXTURES / "h200_one_gpu_plain.json")])
     assert result.exit_code == 0, result.output
     check_snapshot(f"show_one_gpu_{NARROW_TERMINAL}.txt", result.stdout)
