@@ -270,8 +270,6 @@ def test_sweep_markdown(tmp_path, fake_device):
     assert result.exit_code == 0 and "| custom 8x16 | 8 | 16 | 4 |" in result.stdout
 
 
-
-
 def test_compare_two_gpu_runs_of_the_same_sweep():
     result = invoke("compare", COLD_A, COLD_B)
     assert result.exit_code == 0, result.output
