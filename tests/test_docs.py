@@ -17,7 +17,7 @@ BLOCK = re.compile(r"<!-- generated: scripts/(\S+\.py)([^>]*) -->\n(.*?)<!-- end
 
 
 def generated_blocks():
-    for page in sorted(DOCS.glob("*.md")):
+    for page in [DOCS.parent / "README.md", *sorted(DOCS.glob("*.md"))]:
         for match in BLOCK.finditer(page.read_text()):
             yield pytest.param(match.group(1), shlex.split(match.group(2)), match.group(3), id=f"{page.name}")
 
@@ -26,7 +26,7 @@ def test_a_page_has_generated_blocks():
     assert list(generated_blocks())  # the pattern still finds the pages' blocks
 
 
-@pytest.mark.parametrize("script, args, text", generated_blocks())
+@pytest.mark.parametrize("script, args, text", list(generated_blocks()))
 def test_every_generated_block_is_what_its_script_prints(script, args, text, monkeypatch):
     monkeypatch.chdir(DOCS.parent)
     printed = io.StringIO()
@@ -114,11 +114,21 @@ def test_the_output_script_prints_what_the_command_prints_at_a_fixed_width(monke
     from gemmbench.cli.app import PIPE_WIDTH, out_console
 
     monkeypatch.setattr(out_console, "width", PIPE_WIDTH)
-    expected = CliRunner().invoke(app, ["kernels", "--from", str(FIXTURE)]).stdout
+    printed = CliRunner().invoke(app, ["kernels", "--from", str(FIXTURE)]).stdout
+    expected = "".join(line.rstrip() + "\n" for line in printed.splitlines())  # no padding of wrapped lines
     narrow = PIPE_WIDTH // 2  # a terminal's width must not change a doc block
     monkeypatch.setattr(out_console, "width", narrow)
     assert printed_by_output_script(["kernels", "--from", str(FIXTURE)]) == expected
     assert out_console.width == narrow  # and the console gets its width back
+
+
+def test_the_output_script_draws_at_the_width_asked_for():
+    text = printed_by_output_script(["--width", "80", "kernels", "--from", str(FIXTURE)])
+    assert (
+        max(len(line) for line in text.splitlines())
+        <= 80
+        < len(printed_by_output_script(["kernels", "--from", str(FIXTURE)]).splitlines()[0])
+    )
 
 
 def test_the_output_script_keeps_the_rows_asked_for_and_fences_code():

@@ -133,6 +133,12 @@ def test_synthetic_normal_hidden_states_are_no_data_and_outliers_are():
     assert load_routing_data(activations="outliers").synthetic == "outliers"
 
 
+def test_a_missing_hidden_states_file_names_the_synthetic_choices_too(tmp_path):
+    with pytest.raises(GemmbenchError, match="outlier does not exist") as raised:
+        load_routing_data(activations=str(tmp_path / "outlier"))
+    assert "normal, outliers" in raised.value.fix
+
+
 def test_a_sweep_routes_the_users_router_and_hidden_states_and_records_them(tmp_path, checkpoint):
     path, tensors = checkpoint
     config = tmp_path / "tiny.toml"

@@ -223,7 +223,9 @@ def load_activations(path: Path, name: str | None = None) -> LoadedTensor:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
-        raise GemmbenchError(f"--activations {path} does not exist", "check the path") from exc
+        raise GemmbenchError(
+            f"--activations {path} does not exist", f"check the path, or give one of {', '.join(SYNTHETIC)}"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - torch.load raises many types for a file that is not a tensor file
         raise GemmbenchError(
             f"{path} is neither a safetensors nor a torch tensor file ({type(exc).__name__})", CHECK_FILE

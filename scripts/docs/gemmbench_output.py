@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--rows", help="keep only the Markdown table rows this regular expression matches")
     parser.add_argument("--code", metavar="LANG", help="print the output as a fenced code block of this language")
+    parser.add_argument(
+        "--width", type=int, help="the columns rich tables are drawn at (default: the width gemmbench writes files at)"
+    )
     parser.add_argument("command", help=f"a gemmbench command that answers from saved runs: {', '.join(ANSWERS)}")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="its arguments and options, as on the command line")
     args = parser.parse_args(argv)
@@ -72,14 +75,15 @@ def fixed_width(consoles, width: int) -> Iterator[None]:
             console.width = before
 
 
-def gemmbench_output(words: list[str]) -> str:
-    """What `gemmbench WORDS...` prints on stdout; what it prints on stderr goes to stderr."""
+def gemmbench_output(words: list[str], width: int | None = None) -> str:
+    """What `gemmbench WORDS...` prints on stdout, rich tables drawn at `width` columns (default: the width
+    gemmbench writes to a file at); what it prints on stderr goes to stderr."""
     from typer.testing import CliRunner
 
     from gemmbench.cli import app
     from gemmbench.cli.app import PIPE_WIDTH, err_console, out_console
 
-    with fixed_width((out_console, err_console), PIPE_WIDTH):
+    with fixed_width((out_console, err_console), width or PIPE_WIDTH):
         result = CliRunner().invoke(app, words, env={"FORCE_COLOR": None, "TTY_COMPATIBLE": None})
     sys.stderr.write(result.stderr)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -102,7 +106,8 @@ def keep_rows(text: str, pattern: re.Pattern) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    text = gemmbench_output([args.command, *args.args])
+    text = gemmbench_output([args.command, *args.args], args.width)
+    text = "".join(line.rstrip() + NEWLINE for line in text.splitlines())  # rich pads the lines it wraps
     if args.rows is not None:
         text = keep_rows(text, re.compile(args.rows))
     if args.code is not None:
