@@ -86,6 +86,13 @@ def test_without_a_gpu_a_real_backend_is_a_skipped_row_with_the_reason():
     assert (record.status, record.reason) == (SKIPPED, "CUDA streams need a CUDA device")
 
 
+def test_a_group_table_names_its_members_only_where_a_row_was_timed():
+    args = ("--preset", "deepseek-v4-flash", "-b", "upcast", "--m", "1", "--device", "cpu", "--no-save")
+    result = invoke("group", *args, "--allow-empty")
+    assert result.exit_code == 0, result.output
+    assert "DeepSeek-V4-Flash attention_inputs\n" in result.stdout  # no dangling colon: nothing was timed
+
+
 def test_overlap_counts_time_with_two_or_more_streams_busy():
     kernels = [(7, 0.0, 10.0), (9, 4.0, 6.0), (9, 8.0, 14.0), (11, 20.0, 21.0)]
     assert overlap_us(kernels) == pytest.approx(2.0 + 2.0)  # 4-6 and 8-10

@@ -79,7 +79,7 @@ def group_tables(records: list[GroupRecord]) -> Group:
             table.add_row(str(m), *(_group_cell(by_m[m].get(b)) for b in backends))
         timed = next((r for r in group if r.status == OK and r.members), None)
         members = ", ".join(f"{t.gemm} ({t.stream})" for t in timed.members) if timed else ""
-        where = f" · per layer, after {context}" if context else f": {members}"
+        where = f" · per layer, after {context}" if context else (f": {members}" if members else "")
         parts += [Text(f"{model} {name}{where}", style="bold"), table]
     parts.append(Text("time: parallel ∥ serial. " + group_legend(records), style="dim"))
     reasons = reasons_text(records)
