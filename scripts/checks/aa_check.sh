@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The A/A check of docs/measurement.md in one call on the GPU machine: the extension build and three default
-# sweeps, each in its own process, from an empty cache (the first tunes what no shipped tuning file covers), timed; then
-# aa_table.py over them (compare of every pair, the mm_out_dtype probe inside every interval, throttle
+# sweeps, each in its own process, from an empty cache (the first tunes what no shipped tuning file covers),
+# timed; then aa_table.py over them (compare of every pair, the mm_out_dtype probe inside every interval, throttle
 # flags) and, with STEPS containing tests, the whole test suite. Under $OUT (few files: the device
 # machine returns only a handful): aa_check.log, aa_table.md and the run files aa_1.json .. aa_3.json.
 # Usage (from the repository root): OUT=/some/dir [STEPS="sweeps tests"] bash scripts/checks/aa_check.sh
