@@ -4,16 +4,15 @@
 # pass of three points, and the two sweeps' repeatability; given BASELINE (a folder holding an earlier
 # gemmbench package), two back-to-back default sweeps of it too, after, so that both pairs are compared on
 # one machine start. STEPS may add "host" (does eager latency follow the CPU? research/experiments/
-# host_states.py), "tests" (the whole suite, its slowest tests) and "tune" (`gemmbench tune` over every
-# preset: a tuning file to ship). The log, summary and a tarball of the run files stay
-# under $OUT (few files: the device returns only a handful).
-# Usage (from the repository root): OUT=/some/dir [BASELINE=dir] [STEPS="sweeps kernels tests tune"] bash research/checks/speed_check.sh
+# host_states.py) and "tests" (the whole suite, its slowest tests); a tuning file to ship comes from
+# scripts/checks/tune_check.sh. The log, summary and a tarball of the run files stay under $OUT (few files:
+# the device returns only a handful).
+# Usage (from the repository root): OUT=/some/dir [BASELINE=dir] [STEPS="sweeps kernels tests"] bash research/checks/speed_check.sh
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/checks/common.sh"
 STEPS=${STEPS:-"sweeps kernels"}
 WORK=$(mktemp -d)  # run files and caches; tarred into $OUT at the end
 export GEMMBENCH_CACHE_DIR="$WORK/cache"  # empty at the start: what a new user's machine has
-PRESETS=$(python3 -c "from gemmbench.spec.presets import preset_names; print(' '.join(preset_names()))")
 
 {
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv
@@ -56,12 +55,6 @@ PRESETS=$(python3 -c "from gemmbench.spec.presets import preset_names; print(' '
     t0=$(ms)
     python3 -m pytest -q -p no:cacheprovider --durations=25 tests 2>&1 | tail -40
     echo "pytest wall time: $(( $(ms) - t0 )) ms"
-  fi
-  if [[ $STEPS == *tune* ]]; then
-    presets=(); for p in $PRESETS; do presets+=(-p "$p"); done
-    t0=$(ms)
-    timeout "${TUNE_LIMIT_S:-300}" python3 -m gemmbench tune "${presets[@]}" --out "$OUT/router_small_m_nvidia-h200.json" --quiet
-    echo "tune (every preset) wall time: $(( $(ms) - t0 )) ms, rc $?"
   fi
 } 2>&1 | tee "$OUT/speed_check.log"
 
