@@ -7,14 +7,14 @@ configuration for the case (tuned backends), then prepare the call.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Protocol
 
 import torch
 
 from gemmbench.spec.cases import Case
 from gemmbench.timing.inputs import GemmInputs
-from gemmbench.timing.stopping import StoppingRule
+from gemmbench.timing.stopping import FixedTime, StoppingRule
 
 GemmCall = Callable[[], torch.Tensor]
 
@@ -30,6 +30,22 @@ class CandidateTimer(Protocol):
         (`gemmbench.timing.stopping.FixedTime(seconds)`: every candidate the same time). Raises what the
         call raises: a candidate that cannot run here is the tuner's to drop."""
         ...
+
+
+def time_candidates(
+    timer: CandidateTimer, prepares: dict[Hashable, Callable[[GemmInputs], GemmCall]], budget_s: float
+) -> dict[Hashable, float]:
+    """The median device time (µs) by `timer` of each candidate (its key: how it prepares its call) this GPU
+    runs, each sampled for `budget_s`, so that they compare alike; one that raises RuntimeError here (a
+    configuration or algorithm this GPU cannot run) is left out, not chosen."""
+    rule = FixedTime(budget_s)
+    times: dict[Hashable, float] = {}
+    for key, prepare in prepares.items():
+        try:
+            times[key] = timer.device_time_us(prepare, rule)
+        except RuntimeError:
+            continue
+    return times
 
 
 class Backend:

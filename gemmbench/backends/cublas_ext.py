@@ -3,12 +3,13 @@ router_gemm_bf16_fp32 before torch.mm(out_dtype=) replaced it, and two cuBLASLt 
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from gemmbench.backends.base import CandidateTimer, GemmCall, GemmInputs
+from gemmbench.backends.base import CandidateTimer, GemmCall, GemmInputs, time_candidates
 from gemmbench.backends.ext_backend import ExtensionBackend, out_op_call
 from gemmbench.spec.cases import Case
-from gemmbench.timing.stopping import FixedTime
 
 # Heuristic algorithms cublaslt_tuned_ext tries per shape, and the sampling time it gives each.
 LT_TUNE_CANDIDATES = 8
@@ -60,13 +61,8 @@ def _fastest_algorithm(inputs: GemmInputs, timer: CandidateTimer) -> int:
     """The heuristic's algorithm for the shape of `inputs` (of its top LT_TUNE_CANDIDATES) with the lowest
     device time by `timer`; the first where none runs."""
     count = min(LT_TUNE_CANDIDATES, torch.ops.gemmbench.lt_algo_count(inputs.x, inputs.w))
-    rule = FixedTime(LT_TUNE_BUDGET_S)  # every algorithm sampled alike
-    times = {}
-    for algo in range(count):
-        try:
-            times[algo] = timer.device_time_us(lambda copy, algo=algo: _lt_call(copy, algo), rule)
-        except RuntimeError:  # an algorithm the heuristic offered but that fails here is simply not chosen
-            continue
+    prepares = {algo: functools.partial(_lt_call, algo=algo) for algo in range(count)}
+    times = time_candidates(timer, prepares, LT_TUNE_BUDGET_S)  # one the heuristic offered that fails: left out
     return min(times, key=times.get) if times else LT_HEURISTIC_FIRST
 
 

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import torch
 
-from gemmbench.backends.base import CandidateTimer, GemmInputs
+from gemmbench.backends.base import CandidateTimer, GemmInputs, time_candidates
 from gemmbench.backends.router_small_m_kernel import TENSOR_CORES, Config, block_m, candidates, compile_all, prepared
 from gemmbench.cache import cache_root, read_json_cache, read_json_object, write_json_cache
 from gemmbench.spec.cases import Case
-from gemmbench.timing.stopping import FixedTime
 
 # Tuning times every candidate briefly, then the closest for longer. The first pass's time per
 # candidate is about 25 replays of a 200 us graph; a candidate more than PRUNE_MARGIN slower than the
@@ -178,15 +177,9 @@ def tune(case: Case, inputs: GemmInputs, timer: CandidateTimer) -> Tuned:
 
 
 def candidate_times(timer: CandidateTimer, configs: list[Config], budget_s: float) -> dict[Config, float]:
-    """Median device time (us) by `timer` of each of `configs` this GPU runs, sampling each for `budget_s`."""
-    rule = FixedTime(budget_s)  # every candidate sampled alike
-    times: dict[Config, float] = {}
-    for config in configs:
-        try:
-            times[config] = timer.device_time_us(functools.partial(prepared, config=config), rule)
-        except RuntimeError:  # a configuration this GPU cannot run (registers, shared memory) is not chosen
-            continue
-    return times
+    """Median device time (us) by `timer` of each of `configs` this GPU runs (registers, shared memory),
+    sampling each for `budget_s`."""
+    return time_candidates(timer, {config: functools.partial(prepared, config=config) for config in configs}, budget_s)
 
 
 def software() -> str:
