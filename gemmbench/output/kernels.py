@@ -151,11 +151,16 @@ def layer_rows_note(records: list[Record]) -> str | None:
     )
 
 
+def _cases_alone(records: list[Record]) -> dict:
+    """The rows alone (the kernel pass profiles those), by case."""
+    return by_case(r for r in records if r.context is None)
+
+
 def kernel_tables(records: list[Record]) -> Group:
     """Per case: each backend's kernels in launch order, decoded; then which backends share a GEMM kernel.
     Rows alone only (`layer_rows_note` stands for the others)."""
     parts: list = []
-    for case, group in by_case(r for r in records if r.context is None).items():
+    for case, group in _cases_alone(records).items():
         parts += [
             Text(f"{shape_title(case)}, M={case.m}", style="bold"),
             _case_table(group),
@@ -176,7 +181,7 @@ def kernel_markdown(records: list[Record]) -> str:
     """The kernel tables as one Markdown table, ready to paste into a pull request; rows alone only, and
     the line that stands for the others under it."""
     rows: list[list[str]] = []
-    for case, group in by_case(r for r in records if r.context is None).items():
+    for case, group in _cases_alone(records).items():
         label = f"{case.model} {case.gemm} M={case.m} N={case.n} K={case.k}"
         for record in group:
             if record.status == OK and record.kernels:
