@@ -98,7 +98,11 @@ def main() -> int:
     except SystemExit as exc:
         code = exc.code or 0
     total = time.perf_counter() - started
-    lines = ["| phase | calls | s |", "|---|---|---|", f"| import gemmbench (before the command) | 1 | {imported:.2f} |"]
+    lines = [
+        "| phase | calls | s |",
+        "|---|---|---|",
+        f"| import gemmbench (before the command) | 1 | {imported:.2f} |",
+    ]
     lines += [f"| {name} | {calls[name]} | {seconds[name]:.2f} |" for name in seconds]
     lines.append(f"| whole command (exit {code}) | 1 | {total:.2f} |")
     out_file.write_text("\n".join(lines) + "\n")
