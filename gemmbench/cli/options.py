@@ -168,7 +168,8 @@ BudgetOpt = Annotated[
     typer.Option(
         "--budget-ms",
         min=1,
-        help="...or until this many ms of sampling per point; rows that miss the target are flagged noisy. "
+        help="...or until this many ms of sampling per row (its placements share them); rows that miss the target are "
+        "flagged noisy. "
         f"(The eager latency is sampled in {EAGER_WINDOWS} windows of {EAGER_WINDOW_S * 1e3:g} ms interleaved "
         f"between the point's backends, up to {MAX_EAGER_WINDOWS} where the host moved.)",
     ),

@@ -6,8 +6,8 @@ within 1-2%. layer_replay_ab.py and layer_placement_ab.py ruled out how the grap
 buffers land and sampling in rounds. This crosses the two remaining halves in one process: the layers
 as layer_check.py builds them and as gemmbench's measure/points.py builds them (`_CaseRun.layers`, one
 placement), each timed by layer_check.py's graph and events and by gemmbench's engine
-(`Bench.time_units`: warm-up, eager windows, graphs in rounds), each point alone and then every unit of
-the table in one call of the engine, as a sweep times a point.
+(`Bench.time_units`: warm-up, eager windows, graphs in rounds), each point alone (one placement), then
+every unit of the table in its PLACEMENTS placements in one call of the engine, as a sweep times a point.
 
 Usage: python research/experiments/layer_gap.py OUT_DIR   (on a GPU; writes OUT_DIR/layer_gap.md)
 """
@@ -40,6 +40,7 @@ POINTS = [  # (context, backend, pdl)
     ("gemmbench_norm_pdl_start", "router_small_m_ext", True),
 ]
 CHECK_PASSES, CHECK_BATCHES = 2, 30
+PLACEMENTS = 6  # a sweep's default (timing/defaults.py)
 
 
 def load_check():
@@ -59,12 +60,9 @@ def check_layers(check, point, layers: int):
     return tensors, calls
 
 
-def gemmbench_layers(run: _CaseRun, point):
-    """measure/points.py's layers of `point`: one call that runs the next layer, as a sweep builds it."""
+def gemmbench_key(point):
     context, backend, pdl = point
-    key = (Variant(select_backends([backend])[0], pdl), PRODUCERS[context])
-    call, _ = run.layers(key)
-    return call
+    return Variant(select_backends([backend])[0], pdl), PRODUCERS[context]
 
 
 def check_timer(check, call, layers: int) -> float:
@@ -76,8 +74,8 @@ def check_timer(check, call, layers: int) -> float:
 
 
 def engine(bench: Bench, units: dict) -> dict:
-    """gemmbench's engine over `units` (one placement each), device medians by key."""
-    timed, failures = bench.time_units({key: [unit] for key, unit in units.items()})
+    """gemmbench's engine over `units` (each a list of placements), device medians by key."""
+    timed, failures = bench.time_units(units)
     if failures:
         raise RuntimeError(f"engine failures: {failures}")
     return {key: t.device.median_us for key, t in timed.items()}
@@ -92,28 +90,30 @@ def main() -> None:
     device = torch.device("cuda")
     bench = Bench(device, MeasureOptions(placements=1))
     bench.warm_device()
-    placements = placed_copies(CASE, device, 0, True, 1)
+    placements = placed_copies(CASE, device, 0, True, PLACEMENTS)
     first = placements.first[0]
     run = _CaseRun(CASE, bench, placements, GemmInputs(first.x.clone(), first.w.clone(), first.out))
     layers = run.copies
     kept, units = [], {}
     cells = {}
     for point in POINTS:
-        tensors, calls = check_layers(check, point, layers)
-        kept.append(tensors)
-        ours = gemmbench_layers(run, point)
         work = LayerWork(((CASE,),), PRODUCERS[point[0]])
-        units["check", point] = Unit(rotating(calls), layers, work)
-        units["gemmbench", point] = Unit(ours, layers, work)
+        checks = []
+        for _ in range(PLACEMENTS):
+            tensors, calls = check_layers(check, point, layers)
+            kept.append(tensors)
+            checks.append(Unit(rotating(calls), layers, work))
+        ours = run.units(gemmbench_key(point), run.layers(gemmbench_key(point))[0])
+        units["check", point], units["gemmbench", point] = checks, ours
         cells[point] = {
-            "check-built, check timer": check_timer(check, rotating(calls), layers),
-            "gemmbench-built, check timer": check_timer(check, ours, layers),
-            "check-built, engine alone": engine(bench, {0: units["check", point]})[0],
-            "gemmbench-built, engine alone": engine(bench, {0: units["gemmbench", point]})[0],
+            "check-built, check timer": check_timer(check, checks[0].call, layers),
+            "gemmbench-built, check timer": check_timer(check, ours[0].call, layers),
+            "check-built, engine alone": engine(bench, {0: checks[:1]})[0],
+            "gemmbench-built, engine alone": engine(bench, {0: ours[:1]})[0],
         }
     together = engine(bench, units)
     for (builder, point), median in together.items():
-        cells[point][f"{builder}-built, engine, all units"] = median
+        cells[point][f"{builder}-built, engine, all units x {PLACEMENTS}"] = median
     headers = ["layer", *next(iter(cells.values()))]
     rows = [[f"{c} -> {b}{'+pdl' if p else ''}", *(f"{v:.2f}" for v in cells[c, b, p].values())] for c, b, p in POINTS]
     table = markdown_table(headers, rows)
