@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where gemmbench's layer times and scripts/checks/layer_check.py's part (docs/context.md), on the GPU machine,
-# in one call: the GPU tests of the tuners, research/experiments/layer_gap.py (who built the layers, who timed
-# them, in one process), then sweeps of DeepSeek-V3's router at M = 1 with fewer and more units per point,
+# in one call: research/experiments/layer_gap.py (who built the layers, who timed them, in one process), then
+# sweeps of DeepSeek-V3's router at M = 1 with fewer and more units per point,
 # each checked by layer_check.py in its own process. Full log under $OUT, summary last.
 # Usage (from the repository root): OUT=/some/dir bash research/checks/layer_gap.sh
 set -uo pipefail
@@ -11,8 +11,6 @@ WORK=${WORK:-/tmp/gemmbench-gap}
 {
   nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv
   gb ext build >/dev/null 2>&1 || gb ext build
-  echo "== GPU tests of the tuners"
-  python3 -m pytest -q -p no:cacheprovider tests/test_router_small_m.py tests/test_ext_gpu.py tests/test_gpu.py 2>&1 | tail -4
   echo "== layer_gap.py"
   python3 research/experiments/layer_gap.py "$OUT"
   for spec in "one:mm_out_dtype:norm" \
