@@ -4,12 +4,13 @@ within one phase; a phase's time includes the phases it calls). cProfile's cumul
 broken for the generator-driven session (time_units missing), and its overhead doubled the event
 recording; this costs a few microseconds per wrapped call.
 
-Usage: python research/checks/sweep_phases.py OUT_FILE -- sweep [gemmbench sweep options]
+Usage: python research/checks/sweep_phases.py OUT_FILE sweep [gemmbench sweep options]
 Writes a markdown table of phase, calls and seconds to OUT_FILE and prints it to stderr.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import runpy
 import sys
@@ -86,8 +87,16 @@ def install() -> None:
                 setattr(module, path, getattr(importlib.import_module(other_module), path))
 
 
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_file", type=Path)
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="a gemmbench command and its options")
+    return parser.parse_args(argv)
+
+
 def main() -> int:
-    out_file, args = Path(sys.argv[1]), sys.argv[sys.argv.index("--") + 1 :]
+    parsed = parse_args()
+    out_file, args = parsed.out_file, parsed.command
     started = time.perf_counter()
     install()
     imported = time.perf_counter() - started

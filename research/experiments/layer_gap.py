@@ -81,10 +81,14 @@ def engine(bench: Bench, units: dict) -> dict:
     return {key: t.device.median_us for key, t in timed.items()}
 
 
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", type=Path)
+    return parser.parse_args(argv)
+
+
 def main() -> None:
-    out_dir = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    out_dir.add_argument("out_dir", type=Path)
-    out_dir = out_dir.parse_args().out_dir
+    out_dir = parse_args().out_dir
     check = load_check()
     ext.ensure_loaded()
     device = torch.device("cuda")

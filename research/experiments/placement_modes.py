@@ -67,10 +67,14 @@ def placement_medians(backend_name: str, case: Case, own_spacers: bool) -> list[
     return [samples[i].median_us for i in range(PLACEMENTS)]
 
 
-def main() -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
-    out_dir = parser.parse_args().out_dir
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    out_dir = parse_args().out_dir
     ext.ensure_loaded()
     rows = []
     for backend, m in POINTS:
