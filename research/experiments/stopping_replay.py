@@ -1,0 +1,141 @@
+"""Device-time stopping rules replayed on the raw samples of runs (`sweep --keep-samples`), no GPU needed.
+
+A default sweep spends most of its GPU time sampling CUDA graphs: on an H100 (docs/runs/h100_aa_1.json)
+about 28 s of a 63 s sweep, many rows taking 480-1120 replays where their six placements' first 32
+would have met the target. A row's interval comes from its placements' medians, so more replays of
+a placement narrow it little. This replays other rules on the samples the runs kept: each placement's
+samples, in the order taken, are cut where a rule would have stopped (a rule can only stop earlier
+than the samples end), and the row's median and interval are recomputed as the sweep does
+(`placement_samples`). For each rule it reports the replays and GPU time taken, and, for every pair
+of runs, how `compare` judges the rows (faster/slower are the A/A failures).
+
+The samples a row keeps are its placements' samples one placement after another; each placement's
+share is found from its stored median (the shortest prefix whose median is that placement's). A
+placement's elapsed time, for a rule's minimum time and budget, is taken as its own replays' time (its
+share of the point's).
+
+Usage: python research/experiments/stopping_replay.py RUN.json [RUN.json ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from gemmbench.analysis.compare import judge
+from gemmbench.analysis.policy import SAME_TOLERANCE
+from gemmbench.measure.bench import placement_samples
+from gemmbench.timing.stopping import MIN_SAMPLES, Target
+from gemmbench.timing.timers import EVENTS_BATCH, graph_unroll
+
+KEY = ("model", "gemm", "m", "backend", "pdl", "context")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs="+")
+    return parser.parse_args(argv)
+
+
+def split(values: list[float], medians: list[float]) -> list[list[float]] | None:
+    """The pooled samples cut into placements whose medians are `medians` (None if no cut fits)."""
+    if not medians:
+        return [] if not values else None
+    for length in range(MIN_SAMPLES, len(values) + 1):
+        if statistics.median(values[:length]) == medians[0]:
+            rest = split(values[length:], medians[1:])
+            if rest is not None:
+                return [values[:length], *rest]
+    return None
+
+
+# A rule: given one placement's samples in order, the replay time and the number of placements sharing
+# the row's budget, how many of the samples it takes.
+Rule = Callable[[list[float], float, int], int]
+
+
+def by_stopping_rule(rule_of: Callable[[int], Target]) -> Rule:
+    def taken(samples: list[float], replay_us: float, placements: int) -> int:
+        rule = rule_of(placements)
+        for batch_end in range(EVENTS_BATCH, len(samples) + EVENTS_BATCH, EVENTS_BATCH):
+            count = min(batch_end, len(samples))
+            if rule.done(samples[:count], count * replay_us * 1e-6):
+                return count
+        return len(samples)
+
+    return taken
+
+
+RULES: dict[str, Rule] = {
+    "as kept": lambda samples, _replay, _placements: len(samples),
+    "Target (now)": by_stopping_rule(lambda p: Target().shared(p)),
+    "one batch": lambda samples, _replay, _placements: min(len(samples), EVENTS_BATCH),
+    "two batches": lambda samples, _replay, _placements: min(len(samples), 2 * EVENTS_BATCH),
+}
+
+
+def rows_of(path: Path) -> dict[tuple, tuple[list[list[float]], float]]:
+    """Each timed row's placements' samples and its replay time, by row key."""
+    rows = {}
+    for record in json.loads(path.read_text())["records"]:
+        values, medians = record.get("device_samples_us"), record.get("device_placement_medians_us")
+        if record.get("status") != "ok" or not values or not medians:
+            continue
+        placed = split(list(values), list(medians))
+        if placed is None:
+            continue
+        per_call = record["device_median_us"]
+        replay_us = per_call * graph_unroll(per_call, record.get("l2_copies") or 1)
+        rows[tuple(record.get(f) for f in KEY)] = placed, replay_us
+    return rows
+
+
+def replayed(rows: dict, rule: Rule) -> tuple[dict, int, float]:
+    """Each row's summary under `rule`, and the replays and GPU seconds it took."""
+    summaries, replays, seconds = {}, 0, 0.0
+    for key, (placed, replay_us) in rows.items():
+        cut = [p[: rule(p, replay_us, len(placed))] for p in placed]
+        replays += sum(map(len, cut))
+        seconds += sum(map(len, cut)) * replay_us * 1e-6
+        summaries[key] = placement_samples([tuple(p) for p in cut], Target().target_ci_rel)
+    return summaries, replays, seconds
+
+
+def main() -> None:
+    runs = [rows_of(path) for path in parse_args().runs]
+    print(f"rows with kept samples: {', '.join(str(len(r)) for r in runs)}")
+    print("| rule | replays per run | GPU s per run | noisy per run | verdicts per pair (faster+slower / noisy) |")
+    print("|---|---|---|---|---|")
+    for name, rule in RULES.items():
+        results = [replayed(rows, rule) for rows in runs]
+        verdicts = []
+        for (a, _, _), (b, _, _) in itertools.combinations(results, 2):
+            counts = Counter(
+                judge(
+                    b[k].median_us / a[k].median_us,
+                    a[k].interval_us,
+                    b[k].interval_us,
+                    a[k].noisy or b[k].noisy,
+                    SAME_TOLERANCE,
+                )
+                for k in a.keys() & b.keys()
+            )
+            verdicts.append(f"{counts['faster'] + counts['slower']} / {counts['noisy']}")
+        noisy = [sum(s.noisy for s in summaries.values()) for summaries, _, _ in results]
+        cells = [
+            name,
+            ", ".join(str(r) for _, r, _ in results),
+            ", ".join(f"{s:.1f}" for _, _, s in results),
+            ", ".join(map(str, noisy)),
+            "; ".join(verdicts) or "-",
+        ]
+        print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
