@@ -28,6 +28,7 @@ SAMPLE_ARGS = {
     "research/checks/repeatability.py": ["a.json", "b.json", "--hot", "c.json"],
     "research/checks/sweep_phases.py": ["out.md", "sweep", "--m", "1"],
     "research/checks/validate_timers.py": ["out"],
+    "research/experiments/engine_steps.py": ["out"],
     "research/experiments/graph_sizing.py": ["out"],
     "research/experiments/host_states.py": [],
     "research/experiments/layer_gap.py": ["out"],
