@@ -12,7 +12,8 @@ of runs, how `compare` judges the rows (faster/slower are the A/A failures).
 The samples a row keeps are its placements' samples one placement after another; each placement's
 share is found from its stored median (the shortest prefix whose median is that placement's). A
 placement's elapsed time, for a rule's minimum time and budget, is taken as its own replays' time (its
-share of the point's).
+share of the point's), and a rule is asked every EVENTS_BATCH samples (the batch of all but graphs of
+over 1.25 ms a replay, which take fewer).
 
 Usage: python research/experiments/stopping_replay.py RUN.json [RUN.json ...]
 """
