@@ -10,7 +10,8 @@ than the samples end), and the row's median and interval are recomputed as the s
 of runs, how `compare` judges the rows (faster/slower are the A/A failures).
 
 The samples a row keeps are its placements' samples one placement after another; each placement's
-share is found from its stored median (the shortest prefix whose median is that placement's). A
+share is found from its stored median (a cut in whole batches whose medians are the placements', the
+nearest to equal shares where several fit: `split`). A
 placement's elapsed time, for a rule's minimum time and budget, is taken as its own replays' time (its
 share of the point's), and a rule is asked every EVENTS_BATCH samples (the batch of all but graphs of
 over 1.25 ms a replay, which take fewer).
@@ -31,8 +32,9 @@ from pathlib import Path
 from gemmbench.analysis.compare import judge
 from gemmbench.analysis.policy import SAME_TOLERANCE
 from gemmbench.measure.bench import placement_samples
+from gemmbench.records.flags import EAGER_STEADY_CI_REL
 from gemmbench.timing.stopping import MIN_SAMPLES, Target
-from gemmbench.timing.timers import EVENTS_BATCH, graph_unroll
+from gemmbench.timing.timers import EVENTS_BATCH, GRAPH_BATCH_US, MIN_GRAPH_BATCH, graph_unroll
 
 KEY = ("model", "gemm", "m", "backend", "pdl", "context")
 
@@ -43,16 +45,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def split(values: list[float], medians: list[float]) -> list[list[float]] | None:
-    """The pooled samples cut into placements whose medians are `medians` (None if no cut fits)."""
-    if not medians:
-        return [] if not values else None
-    for length in range(MIN_SAMPLES, len(values) + 1):
-        if statistics.median(values[:length]) == medians[0]:
-            rest = split(values[length:], medians[1:])
-            if rest is not None:
-                return [values[:length], *rest]
-    return None
+def split(values: list[float], medians: list[float], step: int = 1) -> list[list[float]] | None:
+    """The pooled samples cut into placements whose medians are `medians` (None if no cut fits), each a
+    multiple of `step` samples long (the engine asks its rule once a batch). Where several cuts fit (the
+    median of a prefix stays put as samples on both sides of it are added, and event times come in steps),
+    the one nearest to equal shares is taken: placements sampled in rounds mostly stop together."""
+    failed: set[tuple[int, int]] = set()  # (start, placement) with no fitting cut of the rest: no blow-up
+
+    def cut(start: int, index: int) -> list[list[float]] | None:
+        if index == len(medians):
+            return [] if start == len(values) else None
+        if (start, index) in failed:
+            return None
+        share = (len(values) - start) / (len(medians) - index)
+        ends = range(start + MIN_SAMPLES, len(values) + 1)
+        if index == len(medians) - 1:  # the last placement takes the rest
+            ends = ends[-1:]
+        for end in sorted(ends, key=lambda end: abs(end - start - share)):
+            if (end - start) % step == 0 and statistics.median(values[start:end]) == medians[index]:
+                rest = cut(end, index + 1)
+                if rest is not None:
+                    return [values[start:end], *rest]
+        failed.add((start, index))
+        return None
+
+    return cut(0, 0) if medians else ([] if not values else None)
 
 
 # A rule: given one placement's samples in order, the replay time and the number of placements sharing
@@ -80,26 +97,30 @@ RULES: dict[str, Rule] = {
 }
 
 
-def rows_of(path: Path) -> dict[tuple, tuple[list[list[float]], float]]:
-    """Each timed row's placements' samples and its replay time, by row key."""
+def rows_of(path: Path) -> dict[tuple, tuple[list[list[float]], float, bool]]:
+    """Each timed row's placements' samples, its replay time and whether `compare` flags it whatever the
+    device rule (its eager latency noisy, or throttled), by row key."""
     rows = {}
     for record in json.loads(path.read_text())["records"]:
         values, medians = record.get("device_samples_us"), record.get("device_placement_medians_us")
         if record.get("status") != "ok" or not values or not medians:
             continue
-        placed = split(list(values), list(medians))
-        if placed is None:
-            continue
         per_call = record["device_median_us"]
         replay_us = per_call * graph_unroll(per_call, record.get("l2_copies") or 1)
-        rows[tuple(record.get(f) for f in KEY)] = placed, replay_us
+        batch = max(MIN_GRAPH_BATCH, min(EVENTS_BATCH, int(GRAPH_BATCH_US / replay_us)))
+        placed = split(list(values), list(medians), batch) or split(list(values), list(medians))
+        if placed is None:
+            continue
+        low, high, middle = (record.get(f"latency_{f}_us") for f in ("ci_low", "ci_high", "median"))
+        latency_noisy = bool(middle) and low is not None and not (high - low) / 2 / middle <= EAGER_STEADY_CI_REL
+        rows[tuple(record.get(f) for f in KEY)] = placed, replay_us, latency_noisy or bool(record.get("throttled"))
     return rows
 
 
 def replayed(rows: dict, rule: Rule) -> tuple[dict, int, float]:
     """Each row's summary under `rule`, and the replays and GPU seconds it took."""
     summaries, replays, seconds = {}, 0, 0.0
-    for key, (placed, replay_us) in rows.items():
+    for key, (placed, replay_us, _flagged) in rows.items():
         cut = [p[: rule(p, replay_us, len(placed))] for p in placed]
         replays += sum(map(len, cut))
         seconds += sum(map(len, cut)) * replay_us * 1e-6
@@ -115,13 +136,13 @@ def main() -> None:
     for name, rule in RULES.items():
         results = [replayed(rows, rule) for rows in runs]
         verdicts = []
-        for (a, _, _), (b, _, _) in itertools.combinations(results, 2):
+        for (i, (a, _, _)), (j, (b, _, _)) in itertools.combinations(enumerate(results), 2):
             counts = Counter(
                 judge(
                     b[k].median_us / a[k].median_us,
                     a[k].interval_us,
                     b[k].interval_us,
-                    a[k].noisy or b[k].noisy,
+                    a[k].noisy or b[k].noisy or runs[i][k][2] or runs[j][k][2],
                     SAME_TOLERANCE,
                 )
                 for k in a.keys() & b.keys()
