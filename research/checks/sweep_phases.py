@@ -80,7 +80,8 @@ def install() -> None:
         else:
             setattr(owner, attribute, timed(name, raw))
     # Modules that imported a wrapped function by name before it was wrapped keep the original: rebind.
-    for module_name in ("gemmbench.measure.session", "gemmbench.measure.bench", "gemmbench.cli.run"):
+    rebound = ("session", "bench", "roofline", "points", "groups", "group_calls")  # roofline: its warm_device
+    for module_name in ("gemmbench.cli.run", *(f"gemmbench.measure.{name}" for name in rebound)):
         module = importlib.import_module(module_name)
         for other_module, path in PHASES:
             if "." not in path and hasattr(module, path):
