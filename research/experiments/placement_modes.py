@@ -28,6 +28,7 @@ from gemmbench.backends.registry import select_backends
 from gemmbench.output.format import markdown_table
 from gemmbench.spec.cases import Case
 from gemmbench.timing import timers
+from gemmbench.timing.clocks import ClockWatch, warm_device
 from gemmbench.timing.inputs import SPACER_ALIGN, device_cold_copies, make_inputs, rotating, spacers
 from gemmbench.timing.stopping import Target
 
@@ -62,8 +63,6 @@ def placement_medians(backend_name: str, case: Case, own_spacers: bool) -> list[
         unroll = timers.fit_graph_unroll(call, 1000.0, multiple_of=count)
         graphs[index] = timers.capture_graph(call, unroll), unroll
     samples = timers.time_graphs(graphs, Target().shared(PLACEMENTS))
-    del graphs, kept
-    torch.cuda.empty_cache()
     return [samples[i].median_us for i in range(PLACEMENTS)]
 
 
@@ -76,11 +75,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main() -> None:
     out_dir = parse_args().out_dir
     ext.ensure_loaded()
+    warm_device(torch.device("cuda"), ClockWatch(torch.device("cuda")))  # clocks ramp from idle, as the engine does
     rows = []
     for backend, m in POINTS:
         case = Case("DeepSeek-V3", "router", "router", m, 256, 7168)
         for own in (False, True):
             medians = placement_medians(backend, case, own)
+            torch.cuda.empty_cache()  # every block of this row's placements is free now: the next starts afresh
             low, high, middle = min(medians), max(medians), statistics.median(medians)
             rows.append(
                 [
