@@ -33,12 +33,11 @@ from gemmbench.output.format import markdown_table
 from gemmbench.spec.cases import Case
 from gemmbench.timing import timers
 from gemmbench.timing.clocks import resettle_device
-from gemmbench.timing.inputs import rotating
+from gemmbench.timing.inputs import device_cold_copies, rotating
 from gemmbench.timing.stopping import FixedTime, Target
 
 CHECK = Path(__file__).resolve().parents[2] / "scripts" / "checks" / "layer_check.py"
 CASE = Case("DeepSeek-V3", "router", "router", 1, 256, 7168)
-LAYERS = 29  # gemmbench's l2_copies for this router at M = 1 on an H100
 POINTS = [  # (context, backend, pdl)
     ("norm", "mm_out_dtype", False),
     ("norm", "router_small_m_ext", False),
@@ -63,14 +62,14 @@ def load_check():
     return module
 
 
-def graph_time(call: Callable[[], object], before: Callable[[], object], rule) -> float:
+def graph_time(call: Callable[[], object], layers: int, before: Callable[[], object], rule) -> float:
     """Per-layer device time of a graph of one rotation, sampled by `rule` right after `before()`."""
-    graph = timers.capture_graph(call, LAYERS)
+    graph = timers.capture_graph(call, layers)
     before()
-    return timers.time_graphs({0: (graph, LAYERS)}, rule)[0].median_us
+    return timers.time_graphs({0: (graph, layers)}, rule)[0].median_us
 
 
-def steps(check, bench: Bench, call: Callable[[], object], work: LayerWork) -> dict[str, float]:
+def steps(check, bench: Bench, call: Callable[[], object], layers: int, work: LayerWork) -> dict[str, float]:
     """The same layers timed after each of the engine's steps, in the order the engine takes them."""
     device = bench.device
 
@@ -78,19 +77,19 @@ def steps(check, bench: Bench, call: Callable[[], object], work: LayerWork) -> d
         bench.eager_latency({0: [call]})  # ends with resettle_device, as in the engine
 
     def check_timer():
-        graph = check.graph_of([call] * LAYERS, 2)
-        return statistics.median(check.replay_us(graph) for _ in range(30)) / (2 * LAYERS)
+        graph = check.graph_of([call] * layers, 2)
+        return statistics.median(check.replay_us(graph) for _ in range(30)) / (2 * layers)
 
     return {
         "check's timer": check_timer(),
-        "graph timer": graph_time(call, lambda: None, Target()),
-        f"after {IDLE_S * 1e3:g} ms idle": graph_time(call, lambda: time.sleep(IDLE_S), Target()),
-        "after the reload (resettle_device)": graph_time(call, lambda: resettle_device(device), Target()),
-        "after eager windows and the reload": graph_time(call, eager_windows, Target()),
+        "graph timer": graph_time(call, layers, lambda: None, Target()),
+        f"after {IDLE_S * 1e3:g} ms idle": graph_time(call, layers, lambda: time.sleep(IDLE_S), Target()),
+        "after the reload (resettle_device)": graph_time(call, layers, lambda: resettle_device(device), Target()),
+        "after eager windows and the reload": graph_time(call, layers, eager_windows, Target()),
         f"after them, {LONG_SAMPLING_S * 1e3:g} ms sampled": graph_time(
             call, eager_windows, FixedTime(LONG_SAMPLING_S)
         ),
-        "engine (time_units)": bench.time_units({0: [Unit(call, LAYERS, work)]})[0][0].device.median_us,
+        "engine (time_units)": bench.time_units({0: [Unit(call, layers, work)]})[0][0].device.median_us,
     }
 
 
@@ -100,11 +99,12 @@ def main() -> None:
     ext.ensure_loaded()
     bench = Bench(torch.device("cuda"), MeasureOptions(placements=1))
     bench.warm_device()
+    layers, _ = device_cold_copies(CASE.bytes_moved, bench.device)  # as many as a sweep rotates here
     calls, kept = {}, []
     for context, backend, pdl in POINTS:
         row = {"m": CASE.m, "n": CASE.n, "k": CASE.k, "context": context, "backend": backend, "pdl": pdl}
         generator = torch.Generator(device="cuda").manual_seed(0)
-        tensors = [check.new_layer(row, generator) for _ in range(LAYERS)]
+        tensors = [check.new_layer(row, generator) for _ in range(layers)]
         kept.append(tensors)
         layer_calls = [
             lambda t=t, c=context, b=backend, p=pdl: check.gemm(check.produce(t, c), t, b, p) for t in tensors
@@ -113,9 +113,9 @@ def main() -> None:
     cells: dict[tuple, dict[str, list[float]]] = {point: {} for point in POINTS}
     for _ in range(ROUNDS):
         for point, (call, work) in calls.items():
-            for _ in range(LAYERS):
+            for _ in range(layers):
                 call()
-            for name, value in steps(check, bench, call, work).items():
+            for name, value in steps(check, bench, call, layers, work).items():
                 cells[point].setdefault(name, []).append(value)
     headers = ["layer", *next(iter(cells.values()))]
     rows = [
@@ -127,7 +127,7 @@ def main() -> None:
     ]
     table = markdown_table(headers, rows)
     out_dir.mkdir(parents=True, exist_ok=True)
-    title = f"{torch.cuda.get_device_name()}, us per layer, {LAYERS} layers, M = {CASE.m}, {ROUNDS} rounds"
+    title = f"{torch.cuda.get_device_name()}, us per layer, {layers} layers, M = {CASE.m}, {ROUNDS} rounds"
     text = f"{title}\n\n{table}\n"
     (out_dir / "engine_steps.md").write_text(text)
     print(text)
