@@ -87,7 +87,7 @@ def steps(check, bench: Bench, call: Callable[[], object], layers: int, work: La
         "after the reload (resettle_device)": graph_time(call, layers, lambda: resettle_device(device), Target()),
         "after eager windows and the reload": graph_time(call, layers, eager_windows, Target()),
         f"after them, {LONG_SAMPLING_S * 1e3:g} ms sampled": graph_time(
-            call, eager_windows, FixedTime(LONG_SAMPLING_S)
+            call, layers, eager_windows, FixedTime(LONG_SAMPLING_S)
         ),
         "engine (time_units)": bench.time_units({0: [Unit(call, layers, work)]})[0][0].device.median_us,
     }
