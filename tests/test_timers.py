@@ -191,10 +191,11 @@ def test_stopping_rules_are_objects_the_samplers_take():
     clock = FakeClock()
     timed = timing.sample_adaptively(clock.call_taking(0.001, [10.0]), FixedTime(0.02), clock)
     assert len(timed) == 20  # 1 ms a sample for 20 ms
-    # Shared among placements: each set's rule, so that the sets together cost what one did.
-    assert FixedCount(50).shared(6) == FixedCount(9) and FixedCount(6).shared(6) == FixedCount(timing.MIN_SAMPLES)
-    assert Target(0.01, 0.2, 0.01).shared(4) == Target(0.01, 0.05, 0.0025)
-    assert FixedTime(0.3).shared(3).seconds == pytest.approx(0.1)
+    # Over placements: the sets together cost what one did.
+    assert not FixedCount(50).done_placed([[1.0] * 9] * 5 + [[1.0] * 8], 0.0)
+    assert FixedCount(50).done_placed([[1.0] * 9] * 6, 0.0)
+    assert not FixedCount(6).done_placed([[1.0] * 4] * 6, 0.0) and FixedCount(6).done_placed([[1.0] * 5] * 6, 0.0)
+    assert not FixedTime(0.3).done_placed([[1.0] * 5] * 3, 0.29) and FixedTime(0.3).done_placed([[1.0] * 5] * 3, 0.3)
     windows = EagerWindows(least=6, most=8)
     never = lambda: pytest.fail("steadiness asked before the least windows")  # noqa: E731
     assert windows.wants_more(5, never) and not windows.wants_more(6, lambda: False)
@@ -210,3 +211,24 @@ def test_a_sweep_plan_samples_a_fixed_count_where_asked():
     assert isinstance(plan_sweep(shapes=["8x64"], m=[1], device="cpu").options.target, Target)
     with pytest.raises(UsageError, match="samples"):
         plan_sweep(shapes=["8x64"], m=[1], device="cpu", samples=0)
+
+
+def test_the_row_stops_once_its_placements_medians_agree():
+    """Target over placements judges the interval the row reports (over its placements' medians), not each
+    placement's own: six placements of one batch each whose medians agree stop, though each placement alone
+    is too short for its own interval."""
+    from gemmbench.timing.stopping import Target
+
+    rule = Target(ci_rel=0.01, budget_s=0.2, min_time_s=0.01)
+    agree = [[10.0 + 0.01 * (i % 3) for i in range(16)] for _ in range(6)]
+    assert not rule.done(agree[0], 0.02)  # one placement alone: fewer samples than its interval needs
+    assert rule.done_placed(agree, 0.02)
+    assert not rule.done_placed(agree, 0.005)  # before the minimum time
+    apart = [[10.0 * (1 + 0.01 * p)] * 16 for p in range(6)]  # medians 5% apart, each placement steady
+    assert not rule.done_placed(apart, 0.02)  # each placement still too short to say it is steady
+    assert rule.done_placed([values * 2 for values in apart], 0.02)  # now it is: more samples would not help
+    assert rule.done_placed(apart, 0.2)  # the budget
+    drifting = [[10.0] * 8 + [10.5] * 8 for _ in range(6)]  # every placement's second half 5% slower
+    assert not rule.done_placed(drifting, 0.02)
+    assert rule.done_placed([agree[0]], 0.02) == rule.done(agree[0], 0.02)
+    assert not rule.done_placed([[10.0] * 4] * 6, 0.1)  # too few samples to report even past the budget

@@ -174,28 +174,25 @@ class Bench:
         graphs, notes = {}, {}
         for key, samples in latency.items():
             try:
-                graphs.update(self._capture(key, units[key], samples.min_us))
+                graphs[key] = self._capture(units[key], samples.min_us)
             except BACKEND_FAILURES as exc:  # a call that cannot be captured still has its eager latency
                 if is_allocation_failure(exc):
                     raise
                 notes[key] = graph_failure_note(exc)
-        share = max((len(placements) for placements in units.values()), default=1)
         rule = self.options.target
-        device = timers.time_graphs(graphs, rule.shared(share))
+        device = timers.time_placed_graphs(graphs, rule) if graphs else {}
         del graphs
         timed = {}
         for key, samples in latency.items():
-            placed = [device[key, index].values_us for index in range(len(units[key])) if (key, index) in device]
+            placed = device.get(key, [])
             timed[key] = Timed(samples, placement_samples(placed, rule.target_ci_rel), notes.get(key, ""))
         return timed, failures
 
     @staticmethod
-    def _capture(key: Hashable, placements: list[Unit], upper_bound_us: float) -> dict[Hashable, tuple]:
-        """A CUDA graph of each placement of a unit, all of one size (fitted on the first)."""
+    def _capture(placements: list[Unit], upper_bound_us: float) -> list[tuple[torch.cuda.CUDAGraph, int]]:
+        """A CUDA graph of each placement of a unit, all of one size (fitted on the first), with that size."""
         unroll = timers.fit_graph_unroll(placements[0].call, upper_bound_us, multiple_of=placements[0].layers)
-        return {
-            (key, index): (timers.capture_graph(unit.call, unroll), unroll) for index, unit in enumerate(placements)
-        }
+        return [(timers.capture_graph(unit.call, unroll), unroll) for unit in placements]
 
 
 def placement_samples(placed: list[tuple[float, ...]], target_ci_rel: float | None) -> Samples | None:

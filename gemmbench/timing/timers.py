@@ -160,10 +160,9 @@ Clock = Callable[[], float]
 HOST_CLOCK: Clock = time.perf_counter
 
 
-def _done(values: list[float], rule: StoppingRule, started: float, sharing: int = 1, clock: Clock = HOST_CLOCK) -> bool:
-    """Whether a timer may stop by `rule`; `sharing` timers sample in turn since `started` (by `clock`), each
-    counted a share of the elapsed time."""
-    return rule.done(values, (clock() - started) / sharing)
+def _done(values: list[float], rule: StoppingRule, started: float, clock: Clock = HOST_CLOCK) -> bool:
+    """Whether a timer sampling since `started` (by `clock`) may stop by `rule`."""
+    return rule.done(values, clock() - started)
 
 
 def warm_up(fn: Callable[[], object], seconds: float, sync: Callable[[], None]) -> int:
@@ -296,24 +295,41 @@ def time_graph(fn: Callable[[], object], rule: StoppingRule, unroll: int) -> Sam
 def time_graphs(
     graphs: dict[Hashable, tuple[torch.cuda.CUDAGraph, int]], rule: StoppingRule
 ) -> dict[Hashable, Samples]:
-    """Device time per call of each captured graph (of the given number of calls), sampled in rounds: one
-    batch of replays of every graph still sampling, in turn, until `rule` says each is done (its share of
-    the elapsed time counted). The graphs compared at one point are
-    thus sampled under the same device states: a drift of the clocks or the memory moves them alike.
-    Batches are not made smaller where there are many graphs: on an H100, batches of 5 replays (16 / 3
-    placements) left the GPU idle between synchronisations, and up to 137 of 254 rows of a default sweep
-    read noisy (17-33 with batches of 16)."""
-    batch = {
-        key: (graph.replay, unroll, max(MIN_GRAPH_BATCH, min(EVENTS_BATCH, int(GRAPH_BATCH_US / _replay_us(graph)))))
-        for key, (graph, unroll) in graphs.items()
+    """Device time per call of each captured graph (of the given number of calls), sampled in rounds until
+    `rule` says each is done (`time_placed_graphs`, each graph its own unit)."""
+    placed = time_placed_graphs({key: [graph] for key, graph in graphs.items()}, rule)
+    return {key: Samples(GRAPH_TIMER, values[0], target_ci_rel=rule.target_ci_rel) for key, values in placed.items()}
+
+
+def time_placed_graphs(
+    units: dict[Hashable, list[tuple[torch.cuda.CUDAGraph, int]]], rule: StoppingRule
+) -> dict[Hashable, list[tuple[float, ...]]]:
+    """Device times per call of each unit's graphs (its placements: the same calls on other buffers, each
+    graph of the given number of calls), sampled in rounds: one batch of replays of every placement of
+    every unit still sampling, in turn, until `rule.done_placed` says a unit is done (its share of the
+    elapsed time counted). The graphs compared at one point are thus sampled under the same device
+    states: a drift of the clocks or the memory moves them alike. Batches are not made smaller where
+    there are many graphs: on an H100, batches of 5 replays (16 / 3 placements) left the GPU idle between
+    synchronisations, and up to 137 of 254 rows of a default sweep read noisy (17-33 with batches of 16)."""
+    batches = {
+        key: [
+            (graph.replay, unroll, max(MIN_GRAPH_BATCH, min(EVENTS_BATCH, int(GRAPH_BATCH_US / _replay_us(graph)))))
+            for graph, unroll in graphs
+        ]
+        for key, graphs in units.items()
     }
-    values: dict[Hashable, list[float]] = {key: [] for key in graphs}
+    values: dict[Hashable, list[list[float]]] = {key: [[] for _ in graphs] for key, graphs in units.items()}
     started = time.perf_counter()
-    while pending := [key for key in graphs if not _done(values[key], rule, started, sharing=len(graphs))]:
-        for key in pending:
-            replay, unroll, launches = batch[key]
-            values[key].extend(_event_batch(replay, calls_per_launch=unroll, launches=launches))
-    return {key: Samples(GRAPH_TIMER, tuple(v), target_ci_rel=rule.target_ci_rel) for key, v in values.items()}
+
+    def pending() -> list[Hashable]:
+        share_s = (time.perf_counter() - started) / len(units)
+        return [key for key in units if not rule.done_placed(values[key], share_s)]
+
+    while keys := pending():
+        for key in keys:
+            for placed, (replay, unroll, launches) in zip(values[key], batches[key]):
+                placed.extend(_event_batch(replay, calls_per_launch=unroll, launches=launches))
+    return {key: [tuple(placed) for placed in unit_values] for key, unit_values in values.items()}
 
 
 def _replay_us(graph: torch.cuda.CUDAGraph) -> float:

@@ -62,7 +62,7 @@ def placement_medians(backend_name: str, case: Case, own_spacers: bool) -> list[
             call()
         unroll = timers.fit_graph_unroll(call, 1000.0, multiple_of=count)
         graphs[index] = timers.capture_graph(call, unroll), unroll
-    samples = timers.time_graphs(graphs, Target().shared(PLACEMENTS))
+    samples = timers.time_graphs(graphs, Target())
     return [samples[i].median_us for i in range(PLACEMENTS)]
 
 

@@ -33,6 +33,7 @@ from gemmbench.analysis.compare import judge
 from gemmbench.analysis.policy import SAME_TOLERANCE
 from gemmbench.measure.bench import placement_samples
 from gemmbench.records.flags import EAGER_STEADY_CI_REL
+from gemmbench.timing.defaults import DEVICE_BUDGET_S, DEVICE_MIN_TIME_S, DEVICE_TARGET_CI_REL
 from gemmbench.timing.stopping import MIN_SAMPLES, Target
 from gemmbench.timing.timers import EVENTS_BATCH, GRAPH_BATCH_US, MIN_GRAPH_BATCH, graph_unroll
 
@@ -72,34 +73,54 @@ def split(values: list[float], medians: list[float], step: int = 1) -> list[list
     return cut(0, 0) if medians else ([] if not values else None)
 
 
-# A rule: given one placement's samples in order, the replay time and the number of placements sharing
-# the row's budget, how many of the samples it takes.
-Rule = Callable[[list[float], float, int], int]
+# A rule: given a row's placements' samples in order, the replay time and the batch (replays of one
+# placement between two synchronisations), how many samples of each placement it takes.
+Rule = Callable[[list[list[float]], float, int], list[int]]
 
 
-def by_stopping_rule(rule_of: Callable[[int], Target]) -> Rule:
-    def taken(samples: list[float], replay_us: float, placements: int) -> int:
-        rule = rule_of(placements)
-        for batch_end in range(EVENTS_BATCH, len(samples) + EVENTS_BATCH, EVENTS_BATCH):
-            count = min(batch_end, len(samples))
-            if rule.done(samples[:count], count * replay_us * 1e-6):
-                return count
-        return len(samples)
+def by_placement(rule_of: Callable[[int], Target]) -> Rule:
+    """The rule before rows were judged whole: each placement sampled until its own interval met the
+    target, with its share of the row's minimum time and budget."""
+
+    def taken(placed: list[list[float]], replay_us: float, batch: int) -> list[int]:
+        rule = rule_of(len(placed))
+        counts = []
+        for samples in placed:
+            ends = [min(end, len(samples)) for end in range(batch, len(samples) + batch, batch)]
+            counts.append(next((n for n in ends if rule.done(samples[:n], n * replay_us * 1e-6)), len(samples)))
+        return counts
+
+    return taken
+
+
+def by_row(rule: Target) -> Rule:
+    """`Target.done_placed`, asked after every round of one batch of each placement, as the engine asks it."""
+
+    def taken(placed: list[list[float]], replay_us: float, batch: int) -> list[int]:
+        longest = max(map(len, placed))
+        for end in range(batch, longest + batch, batch):
+            cut = [samples[:end] for samples in placed]
+            if rule.done_placed(cut, sum(map(len, cut)) * replay_us * 1e-6) or end >= longest:
+                return list(map(len, cut))
+        return list(map(len, placed))
 
     return taken
 
 
 RULES: dict[str, Rule] = {
-    "as kept": lambda samples, _replay, _placements: len(samples),
-    "Target (now)": by_stopping_rule(lambda p: Target().shared(p)),
-    "one batch": lambda samples, _replay, _placements: min(len(samples), EVENTS_BATCH),
-    "two batches": lambda samples, _replay, _placements: min(len(samples), 2 * EVENTS_BATCH),
+    "as kept": lambda placed, _replay, _batch: list(map(len, placed)),
+    "each placement (before)": by_placement(
+        lambda parts: Target(DEVICE_TARGET_CI_REL, DEVICE_BUDGET_S / parts, DEVICE_MIN_TIME_S / parts)
+    ),
+    "the row (Target now)": by_row(Target()),
+    "one batch": lambda placed, _replay, batch: [min(len(p), batch) for p in placed],
+    "two batches": lambda placed, _replay, batch: [min(len(p), 2 * batch) for p in placed],
 }
 
 
-def rows_of(path: Path) -> dict[tuple, tuple[list[list[float]], float, bool]]:
-    """Each timed row's placements' samples, its replay time and whether `compare` flags it whatever the
-    device rule (its eager latency noisy, or throttled), by row key."""
+def rows_of(path: Path) -> dict[tuple, tuple[list[list[float]], float, int, bool]]:
+    """Each timed row's placements' samples, its replay time, its batch and whether `compare` flags it
+    whatever the device rule (its eager latency noisy, or throttled), by row key."""
     rows = {}
     for record in json.loads(path.read_text())["records"]:
         values, medians = record.get("device_samples_us"), record.get("device_placement_medians_us")
@@ -113,15 +134,16 @@ def rows_of(path: Path) -> dict[tuple, tuple[list[list[float]], float, bool]]:
             continue
         low, high, middle = (record.get(f"latency_{f}_us") for f in ("ci_low", "ci_high", "median"))
         latency_noisy = bool(middle) and low is not None and not (high - low) / 2 / middle <= EAGER_STEADY_CI_REL
-        rows[tuple(record.get(f) for f in KEY)] = placed, replay_us, latency_noisy or bool(record.get("throttled"))
+        flagged = latency_noisy or bool(record.get("throttled"))
+        rows[tuple(record.get(f) for f in KEY)] = placed, replay_us, batch, flagged
     return rows
 
 
 def replayed(rows: dict, rule: Rule) -> tuple[dict, int, float]:
     """Each row's summary under `rule`, and the replays and GPU seconds it took."""
     summaries, replays, seconds = {}, 0, 0.0
-    for key, (placed, replay_us, _flagged) in rows.items():
-        cut = [p[: rule(p, replay_us, len(placed))] for p in placed]
+    for key, (placed, replay_us, batch, _flagged) in rows.items():
+        cut = [p[:count] for p, count in zip(placed, rule(placed, replay_us, batch))]
         replays += sum(map(len, cut))
         seconds += sum(map(len, cut)) * replay_us * 1e-6
         summaries[key] = placement_samples([tuple(p) for p in cut], Target().target_ci_rel)
@@ -142,7 +164,7 @@ def main() -> None:
                     b[k].median_us / a[k].median_us,
                     a[k].interval_us,
                     b[k].interval_us,
-                    a[k].noisy or b[k].noisy or runs[i][k][2] or runs[j][k][2],
+                    a[k].noisy or b[k].noisy or runs[i][k][3] or runs[j][k][3],
                     SAME_TOLERANCE,
                 )
                 for k in a.keys() & b.keys()
