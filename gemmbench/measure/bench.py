@@ -154,10 +154,10 @@ class Bench:
         shows in its interval. Every unit warmed up (its first placement for the warm-up time, the others
         once), its eager latency sampled in windows in turn with the others' (placements in turn), then (on
         a GPU) every placement captured in a CUDA graph of whole rotations of its layers and all graphs of
-        the point sampled in turn, each to its share of the timer's target; a unit's device time is then
-        the median of its placements' medians, its interval theirs (`Samples.from_windows`). A unit that
-        fails is dropped, with its exception; one that cannot be captured keeps its eager latency, with a
-        note."""
+        the point sampled in rounds until the timer's rule is met for each unit (`done_placed`); a unit's
+        device time is then the median of its placements' medians, its interval theirs
+        (`Samples.from_windows`). A unit that fails is dropped, with its exception; one that cannot be
+        captured keeps its eager latency, with a note."""
         failures: dict[Hashable, Exception] = {}
         for key, placements in units.items():
             try:
