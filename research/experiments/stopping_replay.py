@@ -11,10 +11,11 @@ of runs, how `compare` judges the rows (faster/slower are the A/A failures).
 
 The samples a row keeps are its placements' samples one placement after another; each placement's
 share is found from its stored median (a cut in whole batches whose medians are the placements', the
-nearest to equal shares where several fit: `split`). A
-placement's elapsed time, for a rule's minimum time and budget, is taken as its own replays' time (its
-share of the point's), and a rule is asked every EVENTS_BATCH samples (the batch of all but graphs of
-over 1.25 ms a replay, which take fewer).
+nearest to equal shares where several fit: `split`). A rule is asked after every batch (EVENTS_BATCH
+replays, fewer for graphs of over 1.25 ms a replay): the rule before, of each placement on its own with
+its share of the row's minimum time and budget; the rule now (`Target.done_placed`), of the row after
+every round of a batch of each placement. The elapsed time a rule sees is the replays' own time.
+Runs kept under the rule now hold little more than what it took, so they replay only shorter rules.
 
 Usage: python research/experiments/stopping_replay.py RUN.json [RUN.json ...]
 """
