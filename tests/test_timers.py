@@ -232,3 +232,39 @@ def test_the_row_stops_once_its_placements_medians_agree():
     assert not rule.done_placed(drifting, 0.02)
     assert rule.done_placed([agree[0]], 0.02) == rule.done(agree[0], 0.02)
     assert not rule.done_placed([[10.0] * 4] * 6, 0.1)  # too few samples to report even past the budget
+
+
+class _FakeGraph:
+    """A captured graph whose replays read `per_call_us` each, for timers.time_placed_graphs on the CPU."""
+
+    def __init__(self, per_call_us: float):
+        self.per_call_us = per_call_us
+        self.replays = 0
+
+    def replay(self) -> None:
+        self.replays += 1
+
+
+def test_placed_graphs_are_sampled_in_rounds_until_each_units_rule_is_met(monkeypatch):
+    from gemmbench.timing import timers
+    from gemmbench.timing.stopping import FixedCount, Target
+
+    def event_batch(launch, calls_per_launch, launches):
+        for _ in range(launches):
+            launch()
+        return [launch.__self__.per_call_us] * launches
+
+    monkeypatch.setattr(timers, "_event_batch", event_batch)
+    monkeypatch.setattr(timers, "_replay_us", lambda graph: 100.0)  # 16 replays a batch
+    agree = [(_FakeGraph(10.0), 4) for _ in range(6)]
+    apart = [(_FakeGraph(10.0 * (1 + 0.01 * p)), 4) for p in range(6)]
+    rule = Target(ci_rel=0.01, budget_s=60.0, min_time_s=0.0)
+    samples = timers.time_placed_graphs({"agree": agree, "apart": apart}, rule)
+    assert [len(values) for values in samples["agree"]] == [timers.EVENTS_BATCH] * 6  # one round
+    assert [len(values) for values in samples["apart"]] == [2 * timers.EVENTS_BATCH] * 6  # until each is narrow
+    assert [graph.replays for graph, _ in apart] == [2 * timers.EVENTS_BATCH] * 6
+    assert samples["apart"][5][0] == pytest.approx(10.5)
+    counted = timers.time_placed_graphs({"unit": [(_FakeGraph(3.0), 1) for _ in range(3)]}, FixedCount(90))
+    assert [len(values) for values in counted["unit"]] == [32, 32, 32]  # 30 each, in whole batches
+    single = timers.time_graphs({"a": (_FakeGraph(7.0), 2)}, FixedCount(20))["a"]
+    assert single.count == 32 and single.median_us == 7.0
