@@ -1,8 +1,7 @@
 """Device-time stopping rules replayed on the raw samples of runs (`sweep --keep-samples`), no GPU needed.
 
 A default sweep spends most of its GPU time sampling CUDA graphs: on an H100 (docs/runs/h100_aa_1.json)
-about 28 s of a 63 s sweep, many rows taking 480-1120 replays where their six placements' first 32
-would have met the target. A row's interval comes from its placements' medians, so more replays of
+about 28 s of a 63 s sweep, rows taking 192-3,168 replays (a median of 288). A row's interval comes from its placements' medians, so more replays of
 a placement narrow it little. This replays other rules on the samples the runs kept: each placement's
 samples, in the order taken, are cut where a rule would have stopped (a rule can only stop earlier
 than the samples end), and the row's median and interval are recomputed as the sweep does
