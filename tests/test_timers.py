@@ -182,7 +182,7 @@ def test_a_window_samples_for_about_its_time_and_at_least_once():
 
 
 def test_stopping_rules_are_objects_the_samplers_take():
-    from gemmbench.timing.stopping import EagerWindows, FixedCount, FixedTime, Target
+    from gemmbench.timing.stopping import EagerWindows, FixedCount, FixedTime
 
     clock = FakeClock()
     calls = iter(range(10_000))

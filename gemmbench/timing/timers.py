@@ -327,7 +327,7 @@ def time_placed_graphs(
 
     while keys := pending():
         for key in keys:
-            for placed, (replay, unroll, launches) in zip(values[key], batches[key]):
+            for placed, (replay, unroll, launches) in zip(values[key], batches[key], strict=True):
                 placed.extend(_event_batch(replay, calls_per_launch=unroll, launches=launches))
     return {key: [tuple(placed) for placed in unit_values] for key, unit_values in values.items()}
 

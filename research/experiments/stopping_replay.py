@@ -1,12 +1,12 @@
 """Device-time stopping rules replayed on the raw samples of runs (`sweep --keep-samples`), no GPU needed.
 
 A default sweep spends most of its GPU time sampling CUDA graphs: on an H100 (docs/runs/h100_aa_1.json)
-about 28 s of a 63 s sweep, rows taking 192-3,168 replays (a median of 288). A row's interval comes from its placements' medians, so more replays of
-a placement narrow it little. This replays other rules on the samples the runs kept: each placement's
-samples, in the order taken, are cut where a rule would have stopped (a rule can only stop earlier
-than the samples end), and the row's median and interval are recomputed as the sweep does
-(`placement_samples`). For each rule it reports the replays and GPU time taken, and, for every pair
-of runs, how `compare` judges the rows (faster/slower are the A/A failures).
+about 28 s of a 63 s sweep, rows taking 192-3,168 replays (a median of 288). A row's interval comes from its
+placements' medians, so more replays of a placement narrow it little. This replays other rules on the
+samples the runs kept: each placement's samples, in the order taken, are cut where a rule would have stopped
+(a rule can only stop earlier than the samples end), and the row's median and interval are recomputed as the
+sweep does (`placement_samples`). For each rule it reports the replays and GPU time taken, and, for every
+pair of runs, how `compare` judges the rows (faster/slower are the A/A failures).
 
 The samples a row keeps are its placements' samples one placement after another; each placement's
 share is found from its stored median (a cut in whole batches whose medians are the placements', the
@@ -143,7 +143,7 @@ def replayed(rows: dict, rule: Rule) -> tuple[dict, int, float]:
     """Each row's summary under `rule`, and the replays and GPU seconds it took."""
     summaries, replays, seconds = {}, 0, 0.0
     for key, (placed, replay_us, batch, _flagged) in rows.items():
-        cut = [p[:count] for p, count in zip(placed, rule(placed, replay_us, batch))]
+        cut = [p[:count] for p, count in zip(placed, rule(placed, replay_us, batch), strict=True)]
         replays += sum(map(len, cut))
         seconds += sum(map(len, cut)) * replay_us * 1e-6
         summaries[key] = placement_samples([tuple(p) for p in cut], Target().target_ci_rel)
