@@ -18,8 +18,8 @@ import gemmbench
 from gemmbench.analysis.compare import compare_groups, compare_runs
 from gemmbench.analysis.policy import ENGINE_CONTEXTS, FALLBACK_BACKEND
 from gemmbench.analysis.recommend import dispatch_view, recommend
-from gemmbench.backends import REGISTRY, Backend, default_backends
-from gemmbench.backends.engines import INSTALL_FLASHINFER
+from gemmbench.backends import REGISTRY, Backend, GemmInputs, default_backends
+from gemmbench.backends.engines import INSTALL_FLASHINFER, INSTALL_SGL_KERNEL
 from gemmbench.backends.producers import PRODUCERS, Producer, context_names, select_producers
 from gemmbench.cli import app
 from gemmbench.errors import UsageError
@@ -193,6 +193,52 @@ def test_flashinfers_router_gemm_is_a_default_backend_skipped_with_the_install_h
     assert {row["reason"] for row in rows} == {INSTALL_FLASHINFER}  # before the CUDA-device check
 
 
+def test_sglangs_router_gemm_is_a_default_backend_skipped_with_the_install_hint(monkeypatch):
+    engines_absent(monkeypatch, "sgl_kernel")
+    backend = REGISTRY["sglang_router_gemm"]
+    assert backend in default_backends() and backend.origin == "sgl_kernel" and not backend.launches_with_pdl
+    rows = sweep_rows("-b", "sglang_router_gemm", "--shape", "4x256x7168", "--context", "norm")
+    assert [(row["context"], row["pdl"], row["status"]) for row in rows] == [("", "", SKIPPED), ("norm", "", SKIPPED)]
+    assert {row["reason"] for row in rows} == {INSTALL_SGL_KERNEL}
+
+
+def test_sglangs_router_gemm_says_which_shapes_and_gpus_it_runs(monkeypatch):
+    from gemmbench.backends import engines
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())  # sgl-kernel "installed"
+    backend, cuda = REGISTRY["sglang_router_gemm"], torch.device("cuda")
+    monkeypatch.setattr(engines, "capability", lambda device: (9, 0))
+    assert backend.unavailable_reason(Case("m", "router", "router", 16, 384, 7168), cuda) is None
+    assert backend.unavailable_reason(Case("m", "router", "router", 4, 256, 6144), cuda) == (
+        "sgl-kernel has this kernel for N x K = 256x7168, 384x7168 only"
+    )
+    assert "M <= 16 only" in backend.unavailable_reason(Case("m", "router", "router", 17, 256, 7168), cuda)
+    monkeypatch.setattr(engines, "capability", lambda device: (8, 0))
+    assert backend.unavailable_reason(Case("m", "router", "router", 1, 256, 7168), cuda) == (
+        "SGLang runs it on compute capability 9.0 and later only"
+    )
+
+
+def test_sglangs_router_gemm_writes_gemmbench_output_through_the_op_sglang_launches(monkeypatch):
+    """The op under sgl_kernel.dsv3_router_gemm, (output, x, w), written into the row's output: no allocation,
+    no copy. A stand-in op of that schema, on the CPU."""
+    import sys
+    import types
+
+    if not hasattr(torch.ops.sgl_kernel, "dsv3_router_gemm"):
+
+        @torch.library.custom_op("sgl_kernel::dsv3_router_gemm", mutates_args=("output",))
+        def _stand_in(output: torch.Tensor, mat_a: torch.Tensor, mat_b: torch.Tensor) -> None:
+            output.copy_(mat_a.float() @ mat_b.float().t())
+
+    monkeypatch.setitem(sys.modules, "sgl_kernel", types.ModuleType("sgl_kernel"))
+    x, w = torch.randn(3, 64, dtype=torch.bfloat16), torch.randn(8, 64, dtype=torch.bfloat16)
+    inputs = GemmInputs(x, w, torch.full((3, 8), float("nan")))
+    result = REGISTRY["sglang_router_gemm"].prepare(Case("m", "router", "router", 3, 8, 64), inputs)()
+    assert result is inputs.out
+    torch.testing.assert_close(result, x.float() @ w.float().t())
+
+
 def test_list_names_the_producers_with_their_pdl_and_the_install_hint_whole(no_flashinfer, monkeypatch):
     from gemmbench.cli.app import out_console
 
@@ -205,6 +251,7 @@ def test_list_names_the_producers_with_their_pdl_and_the_install_hint_whole(no_f
     assert "lets dependents launch at its start" in producers
     assert "pip install 'gemmbench[engines]', or flashinfer-python" in listed  # the brackets whole, not markup
     assert "┃ PDL " in listed.split("Contexts:", 1)[0]  # the backends' table has a PDL column too
+    assert "with PDL where TRTLLM_ENABLE_PDL=1 (not chosen here)" in listed  # sgl-kernel decides, not gemmbench
 
 
 # Producers and backends of the tests' own

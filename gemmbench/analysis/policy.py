@@ -39,6 +39,7 @@ PREFERENCE = (
     "cublaslt_ext",
     "cublaslt_tuned_ext",
     "flashinfer_router_gemm",
+    "sglang_router_gemm",
     "router_small_m",
     "router_small_m_ext",
     "router_small_m_mma",

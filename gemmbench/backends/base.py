@@ -59,6 +59,9 @@ class Backend:
     # True: `prepare(case, inputs, pdl=True)` gives a call launched with programmatic dependent launch (it
     # waits for its producer before reading x), and the sweep measures the backend both ways.
     launches_with_pdl: bool = False
+    # How it takes part in PDL where it is not measured both ways (a package's kernel launched as the
+    # package decides), for `gemmbench list`; None: as `launches_with_pdl` says.
+    pdl_use: str | None = None
     # The largest M the backend computes (a first tier's range), or None: any. At a larger M its row is a
     # skipped row marked out of range, which tables leave out unless asked (`show --all-rows`).
     max_m: int | None = None

@@ -1,7 +1,8 @@
-"""The serving engines' own kernels, where their package imports: FlashInfer's router GEMM (a backend
-here) and its RMSNorms, and vLLM's own RMSNorm kernels (producers, in producers.py). SGLang and vLLM call
-these same FlashInfer norms before the router where FlashInfer is installed, and SGLang's
-`dsv3_router_gemm` calls this same FlashInfer GEMM first on sm90/sm100 (docs/design.md, what was measured).
+"""The serving engines' own kernels, where their package imports: FlashInfer's router GEMM and SGLang's
+(sgl-kernel's) as backends here, FlashInfer's RMSNorms and vLLM's own RMSNorm kernels as producers (in
+producers.py). SGLang and vLLM call these same FlashInfer norms before the router where FlashInfer is
+installed, and SGLang's `dsv3_router_gemm` calls this same FlashInfer GEMM first on sm90/sm100
+(docs/design.md, what was measured); sgl-kernel's own build of that kernel is a backend too.
 Without the package, each is a skipped row that names what to install.
 FlashInfer JIT-builds each kernel with nvcc on its first use (about 30 s), then loads it from its cache.
 """
@@ -21,7 +22,9 @@ FLASHINFER = "flashinfer"
 INSTALL_FLASHINFER = "FlashInfer is not installed (pip install 'gemmbench[engines]', or flashinfer-python)"
 VLLM = "vllm"
 INSTALL_VLLM = "vLLM is not installed (pip install vllm)"
-INSTALL_HINTS = {FLASHINFER: INSTALL_FLASHINFER, VLLM: INSTALL_VLLM}
+SGL_KERNEL = "sgl_kernel"
+INSTALL_SGL_KERNEL = "SGLang's kernels are not installed (pip install sgl-kernel)"
+INSTALL_HINTS = {FLASHINFER: INSTALL_FLASHINFER, VLLM: INSTALL_VLLM, SGL_KERNEL: INSTALL_SGL_KERNEL}
 # FlashInfer's fp32-output router GEMMs (flashinfer/gemm/routergemm.py), by (K, N): on sm90 they run
 # TensorRT-LLM's dsv3RouterGemm kernel, M = 1..16 tokens, on the compute capabilities its checks admit.
 FLASHINFER_ROUTER_OPS = {
@@ -32,6 +35,12 @@ FLASHINFER_ROUTER_OPS = {
 }
 FLASHINFER_MAX_M = 16
 FLASHINFER_ROUTER_CAPABILITIES = ((9, 0), (10, 0), (10, 3), (10, 7))
+# sgl-kernel's dsv3_router_gemm (csrc/gemm/dsv3_router_gemm_entry.cu): the same TensorRT-LLM kernel, built for
+# K = 7168 with N = 256 (DeepSeek-V3) or 384 (Kimi-K2), M = 1..16, bf16 or fp32 out, checked when it runs;
+# SGLang calls it on sm90 and later, launched with PDL where the environment sets TRTLLM_ENABLE_PDL=1.
+SGL_ROUTER_SHAPES = ((7168, 256), (7168, 384))
+SGL_ROUTER_MAX_M = 16
+SGL_ROUTER_MIN_CAPABILITY = (9, 0)
 # Programmatic dependent launch came with sm90 (Hopper).
 PDL_CAPABILITY = (9, 0)
 
@@ -99,6 +108,41 @@ class FlashInferRouterGemm(Backend):
 
         def call() -> torch.Tensor:
             op(x, w_t, out, launch_with_pdl=pdl)
+            return out
+
+        return call
+
+
+class SglangRouterGemm(Backend):
+    """SGLang's router GEMM (`sgl_kernel.dsv3_router_gemm`, its first tier for DeepSeek-V3 and Kimi-K2 routers
+    at M <= 16): TensorRT-LLM's dsv3RouterGemm kernel as sgl-kernel builds it. Its Python function
+    allocates the output on each call; this calls the op underneath with gemmbench's output, so the row
+    times the kernel SGLang launches and no allocation or copy."""
+
+    name = "sglang_router_gemm"
+    code = "torch.ops.sgl_kernel.dsv3_router_gemm(out, x, w)  # sgl_kernel.dsv3_router_gemm(x, w, torch.float32)"
+    origin = SGL_KERNEL
+    pdl_use = "as sgl-kernel launches it: with PDL where TRTLLM_ENABLE_PDL=1 (not chosen here)"
+    max_m = SGL_ROUTER_MAX_M
+
+    def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
+        reason = super().unavailable_reason(case, device) or missing_engine(SGL_KERNEL, device)
+        if reason:
+            return reason
+        if (case.k, case.n) not in SGL_ROUTER_SHAPES:
+            shapes = ", ".join(f"{n}x{k}" for k, n in SGL_ROUTER_SHAPES)
+            return f"sgl-kernel has this kernel for N x K = {shapes} only"
+        if capability(device) < SGL_ROUTER_MIN_CAPABILITY:
+            return f"SGLang runs it on compute capability {dotted(SGL_ROUTER_MIN_CAPABILITY)} and later only"
+        return None
+
+    def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
+        importlib.import_module(SGL_KERNEL)  # registers its ops under torch.ops.sgl_kernel
+        op = torch.ops.sgl_kernel.dsv3_router_gemm
+        x, w, out = inputs.x, inputs.w, inputs.out
+
+        def call() -> torch.Tensor:
+            op(out, x, w)
             return out
 
         return call

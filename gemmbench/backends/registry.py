@@ -27,6 +27,7 @@ BUILT_IN = {
     "router_small_m_ext": ("router_small_m_ext", "RouterSmallMExt"),
     "router_small_m_mma": ("router_small_m_ext", "RouterSmallMMma"),
     "flashinfer_router_gemm": ("engines", "FlashInferRouterGemm"),
+    "sglang_router_gemm": ("engines", "SglangRouterGemm"),
 }
 
 

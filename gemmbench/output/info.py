@@ -82,7 +82,7 @@ def backends_table(availabilities: list, device_type: str) -> Table:
         table.add_column(column, overflow="fold")  # a word wider than its column folds rather than lose its end
     for availability in availabilities:
         backend = availability.backend
-        pdl = "off and on (two rows)" if backend.launches_with_pdl else "no"
+        pdl = backend.pdl_use or ("off and on (two rows)" if backend.launches_with_pdl else "no")
         table.add_row(backend.name, backend.code, backend.origin, pdl, _availability_cell(availability))
     return table
 
