@@ -316,6 +316,16 @@ def test_gemmbench_own_kernel_is_a_family_of_its_own():
     assert info.family == "gemmbench" and info.is_gemm and info.recognised and info.a_dtype is None
 
 
+def test_the_dsv3_router_kernels_read_by_their_template_arguments():
+    """TensorRT-LLM's router GEMM as sgl-kernel's JIT build names it (a PDL flag last), and a kernel of the
+    same name with other arguments (vLLM's fp32-weight router GEMM), which is not it."""
+    sgl = "void dsv3_router_jit::router_gemm_kernel<__nv_bfloat16, __nv_bfloat16, 128, 8, 3, 256, 7168, true>(...)"
+    info = decode(sgl)
+    assert (info.family, info.out_dtype, info.tile_m, info.tile_n, info.tile_k) == ("dsv3_router", "bf16", 3, 1, 1024)
+    assert info.is_gemm and info.compute_dtype is None  # the accumulator is not in the name
+    assert decode("void router_gemm_kernel<128, 2, 4, 1>(float*, __nv_bfloat16 const*, float const*)").family == "other"
+
+
 @pytest.mark.parametrize("entry", REAL_NAMES, ids=lambda entry: entry["name"][:60])
 def test_real_kernel_names_give_the_fields_they_state(entry):
     decoded = decode(entry["name"]).to_dict()

@@ -7,7 +7,8 @@ not state stays empty (never guessed), and a name of no known family is `recogni
 Families: nvjet (cuBLASLt, CUDA 12+; the sm120 `_mma_` grammar too), xmma (cuBLAS), cutlass (2.x names
 here; 3.x names, CUTLASS-profiler names without an arch, and templated kernels as torch.profiler prints
 them in decode_cutlass.py),
-cublas (the pre-nvjet names sm70-sm89 cards run: ampere_, volta_, ...), and the helpers a GEMM call
+cublas (the pre-nvjet names sm70-sm89 cards run: ampere_, volta_, ...), dsv3_router (TensorRT-LLM's
+router GEMM for DeepSeek-V3-style routers, as FlashInfer and sgl-kernel build it), and the helpers a GEMM call
 launches around its GEMM: cuBLASLt split-K reduce, gemv, PyTorch elementwise kernels, memset.
 """
 
@@ -19,6 +20,7 @@ from gemmbench.analysis.decode_cutlass import cutlass3, cutlass_templated
 from gemmbench.analysis.kernel_info import (
     ACCUMULATOR_LETTERS,
     CLUSTER,
+    CUDA_ELEMENTS,
     DIMS2,
     DIMS3,
     FAMILIES,
@@ -42,7 +44,7 @@ __all__ = ["FAMILIES", "KernelInfo", "decode", "gemm_kernel", "short_name"]
 
 def decode(name: str) -> KernelInfo:
     """Decode one kernel name; an unknown name gives family 'other' (not recognised), never an exception."""
-    for decoder in (_nvjet, _xmma, cutlass3, cutlass_templated, _cutlass2, _cublas_legacy, _helper):
+    for decoder in (_nvjet, _xmma, cutlass3, cutlass_templated, _cutlass2, _cublas_legacy, _dsv3_router, _helper):
         info = decoder(name)
         if info is not None:
             return info
@@ -197,6 +199,28 @@ def _read_legacy_gemm(tokens: list[str], simt: bool) -> dict:
     if layout:
         fields["layout"] = layout
     return fields
+
+
+# TensorRT-LLM's dsv3RouterGemm as FlashInfer (`flashinfer::trtllm_dsv3_router_gemm::router_gemm_kernel`) and
+# sgl-kernel's JIT build name it: `router_gemm_kernel<In, Out, BLOCK, VPT, TOKENS, EXPERTS, HIDDEN[, PDL]>`.
+DSV3_ROUTER = re.compile(
+    r"\brouter_gemm_kernel<(?P<a>[\w ]+), (?P<out>[\w ]+), (?P<block>\d+), (?P<vpt>\d+), (?P<tokens>\d+), "
+    r"(?P<experts>\d+), (?P<hidden>\d+)(?:, (?:true|false))?>"
+)
+
+
+def _dsv3_router(name: str) -> KernelInfo | None:
+    """One CTA per expert over every token and the whole K, VPT elements a thread per step: the CTA's tile
+    is the tokens by one expert, its K step VPT x BLOCK; one type for x and w. The accumulator is not in
+    the name. Other router kernels of that name (vLLM's fp32 one, `router_gemm_kernel<B, M, EPB, TG>`)
+    have other arguments and stay unrecognised."""
+    match = DSV3_ROUTER.search(name)
+    if not match or not {match["a"], match["out"]} <= CUDA_ELEMENTS.keys():
+        return None
+    a, out = CUDA_ELEMENTS[match["a"]], CUDA_ELEMENTS[match["out"]]
+    step = int(match["vpt"]) * int(match["block"])
+    tokens = int(match["tokens"])
+    return KernelInfo(name, "dsv3_router", a_dtype=a, b_dtype=a, out_dtype=out, tile_m=tokens, tile_n=1, tile_k=step)
 
 
 def _helper(name: str) -> KernelInfo | None:

@@ -12,13 +12,14 @@ FAMILIES = (
     "cutlass",
     "cublas",
     "gemmbench",
+    "dsv3_router",
     "splitk_reduce",
     "gemv",
     "elementwise",
     "memset",
     "other",
 )
-GEMM_FAMILIES = ("nvjet", "xmma", "cutlass", "cublas", "gemmbench", "gemv")
+GEMM_FAMILIES = ("nvjet", "xmma", "cutlass", "cublas", "gemmbench", "dsv3_router", "gemv")
 # gemmbench's own kernels (backends/router_small_m.py, and ext/router_small_m.cu and router_small_m_mma.cu,
 # whose templated kernels the profiler names `void gemmbench_router_small_m_ext<M>(...)` and
 # `void gemmbench_router_small_m_mma<W, C, T>(...)`): the name says which kernel it is.
@@ -89,6 +90,9 @@ CUTLASS_ELEMENTS = {
     "signed char": "int8",
     "int8_t": "int8",
 }
+
+# Element types of CUDA C++ kernels' template arguments (TensorRT-LLM's and its ports').
+CUDA_ELEMENTS = {"__nv_bfloat16": "bf16", "__half": "fp16", "float": "fp32"}
 
 DIMS2 = re.compile(r"^(\d+)x(\d+)$")
 DIMS3 = re.compile(r"^(\d+)x(\d+)x(\d+)$")
