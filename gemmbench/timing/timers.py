@@ -160,11 +160,6 @@ Clock = Callable[[], float]
 HOST_CLOCK: Clock = time.perf_counter
 
 
-def _done(values: list[float], rule: StoppingRule, started: float, clock: Clock = HOST_CLOCK) -> bool:
-    """Whether a timer sampling since `started` (by `clock`) may stop by `rule`."""
-    return rule.done(values, clock() - started)
-
-
 def warm_up(fn: Callable[[], object], seconds: float, sync: Callable[[], None]) -> int:
     """Call `fn` until `seconds` have passed (at least once); returns the number of calls."""
     calls = 0
@@ -207,7 +202,7 @@ def sample_adaptively(
     """Samples from repeated `batch()` calls until `rule` says done, its time read from `clock`."""
     values: list[float] = []
     started = clock()
-    while not _done(values, rule, started, clock=clock):
+    while not rule.done(values, clock() - started):
         values.extend(batch())
     return tuple(values)
 
