@@ -251,7 +251,7 @@ def test_list_names_the_producers_with_their_pdl_and_the_install_hint_whole(no_f
     assert "lets dependents launch at its start" in producers
     assert "pip install 'gemmbench[engines]', or flashinfer-python" in listed  # the brackets whole, not markup
     assert "┃ PDL " in listed.split("Contexts:", 1)[0]  # the backends' table has a PDL column too
-    assert "with PDL where TRTLLM_ENABLE_PDL=1 (not chosen here)" in listed  # sgl-kernel decides, not gemmbench
+    assert "as sgl-kernel decides: on where TRTLLM_ENABLE_PDL=1" in listed  # sgl-kernel's choice, not gemmbench's
 
 
 # Producers and backends of the tests' own

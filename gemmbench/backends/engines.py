@@ -120,9 +120,9 @@ class SglangRouterGemm(Backend):
     times the kernel SGLang launches and no allocation or copy."""
 
     name = "sglang_router_gemm"
-    code = "torch.ops.sgl_kernel.dsv3_router_gemm(out, x, w)  # sgl_kernel.dsv3_router_gemm(x, w, torch.float32)"
+    code = "torch.ops.sgl_kernel.dsv3_router_gemm(out, x, w), under sgl_kernel.dsv3_router_gemm"
     origin = SGL_KERNEL
-    pdl_use = "as sgl-kernel launches it: with PDL where TRTLLM_ENABLE_PDL=1 (not chosen here)"
+    pdl_use = "as sgl-kernel decides: on where TRTLLM_ENABLE_PDL=1"
     max_m = SGL_ROUTER_MAX_M
 
     def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
