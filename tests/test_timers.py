@@ -214,7 +214,7 @@ def test_a_sweep_plan_samples_a_fixed_count_where_asked():
 
 
 def test_the_row_stops_once_its_placements_medians_agree():
-    """Target over placements judges the interval the row reports (over its placements' medians), not each
+    """Target over placements judges the interval of the row's median (over its placements' medians), not each
     placement's own: six placements of one batch each whose medians agree stop, though each placement alone
     is too short for its own interval."""
     from gemmbench.timing.stopping import Target

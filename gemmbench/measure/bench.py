@@ -180,7 +180,7 @@ class Bench:
                     raise
                 notes[key] = graph_failure_note(exc)
         rule = self.options.target
-        device = timers.time_placed_graphs(graphs, rule) if graphs else {}
+        device = timers.time_placed_graphs(graphs, rule)
         del graphs
         timed = {}
         for key, samples in latency.items():

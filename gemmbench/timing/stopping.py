@@ -38,7 +38,7 @@ MIN_SAMPLES = 5
 MIN_SAMPLES_FOR_CI = 20
 # Confidence level of the intervals of a median.
 CI_LEVEL = 0.95
-# A cap on samples per timer: beyond a few thousand the median no longer moves.
+# A cap on samples per timer (all its placements together): beyond a few thousand the median no longer moves.
 MAX_SAMPLES = 4000
 
 
@@ -131,12 +131,13 @@ class Target:
         return self._within(values) and settled(values, self.ci_rel / 2)
 
     def done_placed(self, placements: Sequence[Sequence[float]], elapsed_s: float) -> bool:
-        """Stop once the interval the row reports, the one over its placements' medians, is within target
-        (or, where the placements differ more than that, once each placement's own interval is: more
-        samples do not bring placements together), the samples of all placements settled, after the
-        minimum time; or once the budget is spent. Each placement's interval is not asked to meet the
-        target first: on an H100, rows of a default sweep took 192-3,168 replays that way (28-31 s of the
-        sweep's GPU time), though the row's interval is its placements' medians' (docs/measurement.md)."""
+        """Stop once the confidence interval of the row's median (over its placements' medians, before
+        the rerun margin widens it) is within target, or, where the placements differ more than that,
+        once each placement's own interval is (more samples do not bring placements together); with the
+        samples of all placements settled, after the minimum time; or once the budget is spent. Each
+        placement's interval is not asked to meet the target first: on an H100, rows of a default sweep
+        took 192-3,168 replays that way (28-31 s of the sweep's GPU time), though the row's interval is
+        its placements' medians' (docs/measurement.md). `placements` holds at least one."""
         if len(placements) == 1:
             return self.done(placements[0], elapsed_s)
         counts = [len(values) for values in placements]
@@ -173,7 +174,7 @@ class FixedTime:
         return None
 
     def done(self, values: Sequence[float], elapsed_s: float) -> bool:
-        return len(values) >= MAX_SAMPLES or (len(values) >= MIN_SAMPLES and elapsed_s >= self.seconds)
+        return self.done_placed([values], elapsed_s)
 
     def done_placed(self, placements: Sequence[Sequence[float]], elapsed_s: float) -> bool:
         counts = [len(values) for values in placements]
@@ -194,7 +195,9 @@ class FixedCount:
         return len(values) >= self.samples
 
     def done_placed(self, placements: Sequence[Sequence[float]], elapsed_s: float) -> bool:
-        """Each placement its share of `samples` (at least MIN_SAMPLES)."""
+        """Each of several placements its share of `samples` (at least MIN_SAMPLES)."""
+        if len(placements) == 1:
+            return self.done(placements[0], elapsed_s)
         return min(map(len, placements)) >= max(MIN_SAMPLES, math.ceil(self.samples / len(placements)))
 
 

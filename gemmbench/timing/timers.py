@@ -306,6 +306,8 @@ def time_placed_graphs(
     states: a drift of the clocks or the memory moves them alike. Batches are not made smaller where
     there are many graphs: on an H100, batches of 5 replays (16 / 3 placements) left the GPU idle between
     synchronisations, and up to 137 of 254 rows of a default sweep read noisy (17-33 with batches of 16)."""
+    if not units:
+        return {}
     batches = {
         key: [
             (graph.replay, unroll, max(MIN_GRAPH_BATCH, min(EVENTS_BATCH, int(GRAPH_BATCH_US / _replay_us(graph)))))
@@ -315,13 +317,11 @@ def time_placed_graphs(
     }
     values: dict[Hashable, list[list[float]]] = {key: [[] for _ in graphs] for key, graphs in units.items()}
     started = time.perf_counter()
-
-    def pending() -> list[Hashable]:
-        share_s = (time.perf_counter() - started) / len(units)
-        return [key for key in units if not rule.done_placed(values[key], share_s)]
-
-    while keys := pending():
-        for key in keys:
+    pending = list(units)  # a unit done stays done: its samples no longer change, and its time only grows
+    while pending := [
+        key for key in pending if not rule.done_placed(values[key], (time.perf_counter() - started) / len(units))
+    ]:
+        for key in pending:
             for placed, (replay, unroll, launches) in zip(values[key], batches[key], strict=True):
                 placed.extend(_event_batch(replay, calls_per_launch=unroll, launches=launches))
     return {key: [tuple(placed) for placed in unit_values] for key, unit_values in values.items()}

@@ -35,7 +35,7 @@ PHASES = [  # (module, attribute path): what is timed
     ("gemmbench.measure.bench", "Bench._capture"),
     ("gemmbench.timing.timers", "fit_graph_unroll"),
     ("gemmbench.timing.timers", "capture_graph"),
-    ("gemmbench.timing.timers", "time_graphs"),
+    ("gemmbench.timing.timers", "time_placed_graphs"),
     ("gemmbench.measure.points", "profile_records"),
     ("gemmbench.records.runfile", "RunWriter.flush"),
 ]

@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
         call = rotating(calls)
         bench.warm_up(call)
         upper_bound_us = timers.mean_time_us(call, 4 * len(calls))
-        return bench.device_time(call, upper_bound_us, len(calls)).median_us
+        unroll = timers.fit_graph_unroll(call, upper_bound_us, multiple_of=len(calls))
+        return timers.time_graph(call, bench.options.target, unroll).median_us
 
     names = [str(source) for source in args.sources]  # as given: two copies may share a file name
     rows = []

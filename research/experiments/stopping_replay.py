@@ -98,11 +98,10 @@ def by_row(rule: Target) -> Rule:
 
     def taken(placed: list[list[float]], replay_us: float, batch: int) -> list[int]:
         longest = max(map(len, placed))
-        for end in range(batch, longest + batch, batch):
+        for end in [*range(batch, longest, batch), longest]:  # the last: every sample kept
             cut = [samples[:end] for samples in placed]
-            if rule.done_placed(cut, sum(map(len, cut)) * replay_us * 1e-6) or end >= longest:
+            if end == longest or rule.done_placed(cut, sum(map(len, cut)) * replay_us * 1e-6):
                 return list(map(len, cut))
-        return list(map(len, placed))
 
     return taken
 
