@@ -237,6 +237,11 @@ def test_sglangs_router_gemm_writes_gemmbench_output_through_the_op_sglang_launc
     result = REGISTRY["sglang_router_gemm"].prepare(Case("m", "router", "router", 3, 8, 64), inputs)()
     assert result is inputs.out
     torch.testing.assert_close(result, x.float() @ w.float().t())
+    backend = REGISTRY["sglang_router_gemm"]  # whether sgl-kernel launched it with PDL, on the row
+    monkeypatch.delenv("TRTLLM_ENABLE_PDL", raising=False)
+    assert backend.configuration(CASE) == "TRTLLM_ENABLE_PDL unset"
+    monkeypatch.setenv("TRTLLM_ENABLE_PDL", "1")
+    assert backend.configuration(CASE) == "TRTLLM_ENABLE_PDL=1"
 
 
 def test_list_names_the_producers_with_their_pdl_and_the_install_hint_whole(no_flashinfer, monkeypatch):
@@ -251,7 +256,9 @@ def test_list_names_the_producers_with_their_pdl_and_the_install_hint_whole(no_f
     assert "lets dependents launch at its start" in producers
     assert "pip install 'gemmbench[engines]', or flashinfer-python" in listed  # the brackets whole, not markup
     assert "┃ PDL " in listed.split("Contexts:", 1)[0]  # the backends' table has a PDL column too
-    assert "as sgl-kernel decides: on where TRTLLM_ENABLE_PDL=1" in listed  # sgl-kernel's choice, not gemmbench's
+    assert (
+        "as sgl-kernel decides: on where TRTLLM_ENABLE_PDL=1 (the row's configuration)" in listed
+    )  # sgl-kernel's choice, not gemmbench's
 
 
 # Producers and backends of the tests' own

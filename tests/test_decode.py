@@ -317,13 +317,26 @@ def test_gemmbench_own_kernel_is_a_family_of_its_own():
 
 
 def test_the_dsv3_router_kernels_read_by_their_template_arguments():
-    """TensorRT-LLM's router GEMM as sgl-kernel's JIT build names it (a PDL flag last), and a kernel of the
-    same name with other arguments (vLLM's fp32-weight router GEMM), which is not it."""
+    """TensorRT-LLM's router GEMM as sgl-kernel's JIT build names it (a PDL flag last) and as its own build
+    does (the output type in the name), and kernels of those names with other arguments, which are not it."""
     sgl = "void dsv3_router_jit::router_gemm_kernel<__nv_bfloat16, __nv_bfloat16, 128, 8, 3, 256, 7168, true>(...)"
     info = decode(sgl)
     assert (info.family, info.out_dtype, info.tile_m, info.tile_n, info.tile_k) == ("dsv3_router", "bf16", 3, 1, 1024)
     assert info.is_gemm and info.compute_dtype is None  # the accumulator is not in the name
     assert decode("void router_gemm_kernel<128, 2, 4, 1>(float*, __nv_bfloat16 const*, float const*)").family == "other"
+    # TensorRT-LLM's own naming, which sgl-kernel's dsv3_router_gemm op and vLLM's _moe_C op launch
+    aot = "void router_gemm_kernel_float_output<__nv_bfloat16, 128, 8, 4, 256, 7168>(float*, __nv_bfloat16 const*, ...)"
+    info = decode(aot)
+    assert (info.family, info.a_dtype, info.out_dtype, info.tile_m, info.tile_k) == (
+        "dsv3_router",
+        "bf16",
+        "fp32",
+        4,
+        1024,
+    )
+    assert decode(aot.replace("float_output", "bf16_output")).out_dtype == "bf16"
+    two_types = "void router_gemm_kernel_float_output<__nv_bfloat16, __nv_bfloat16, 8, 128, 4, 7168>(...)"
+    assert decode(two_types).family == "other"  # another argument order: not read
 
 
 @pytest.mark.parametrize("entry", REAL_NAMES, ids=lambda entry: entry["name"][:60])

@@ -201,23 +201,35 @@ def _read_legacy_gemm(tokens: list[str], simt: bool) -> dict:
     return fields
 
 
-# TensorRT-LLM's dsv3RouterGemm as FlashInfer (`flashinfer::trtllm_dsv3_router_gemm::router_gemm_kernel`) and
-# sgl-kernel's JIT build name it: `router_gemm_kernel<In, Out, BLOCK, VPT, TOKENS, EXPERTS, HIDDEN[, PDL]>`.
-DSV3_ROUTER = re.compile(
-    r"\brouter_gemm_kernel<(?P<a>[\w ]+), (?P<out>[\w ]+), (?P<block>\d+), (?P<vpt>\d+), (?P<tokens>\d+), "
-    r"(?P<experts>\d+), (?P<hidden>\d+)(?:, (?:true|false))?>"
+# TensorRT-LLM's dsv3RouterGemm, as its builds name it: FlashInfer's and sgl-kernel's JIT build
+# `router_gemm_kernel<In, Out, BLOCK, VPT, TOKENS, EXPERTS, HIDDEN[, PDL]>`; TensorRT-LLM's own, sgl-kernel's
+# `dsv3_router_gemm` op and vLLM's `_moe_C.dsv3_router_gemm` `router_gemm_kernel_<float|bf16>_output<In, BLOCK,
+# VPT, TOKENS, EXPERTS, HIDDEN>`, the output type in the name.
+DSV3_ROUTER = (
+    re.compile(
+        r"\brouter_gemm_kernel<(?P<a>[\w ]+), (?P<out>[\w ]+), (?P<block>\d+), (?P<vpt>\d+), (?P<tokens>\d+), "
+        r"\d+, \d+(?:, (?:true|false))?>"
+    ),
+    re.compile(
+        r"\brouter_gemm_kernel_(?P<out>float|bf16)_output<(?P<a>[\w ]+), (?P<block>\d+), (?P<vpt>\d+), "
+        r"(?P<tokens>\d+), \d+, \d+>"
+    ),
 )
+DSV3_ROUTER_OUTPUTS = {"bf16": "__nv_bfloat16"}  # the suffix's word for a type, as CUDA_ELEMENTS spells it
 
 
 def _dsv3_router(name: str) -> KernelInfo | None:
     """One CTA per expert over every token and the whole K, VPT elements a thread per step: the CTA's tile
     is the tokens by one expert, its K step VPT x BLOCK; one type for x and w. The accumulator is not in
-    the name. Other router kernels of that name (vLLM's fp32 one, `router_gemm_kernel<B, M, EPB, TG>`)
-    have other arguments and stay unrecognised."""
-    match = DSV3_ROUTER.search(name)
-    if not match or not {match["a"], match["out"]} <= CUDA_ELEMENTS.keys():
+    the name. Other kernels of these names with other arguments (vLLM's fp32-weight
+    `router_gemm_kernel<B, M, EPB, TG>`) stay unrecognised."""
+    match = next((m for pattern in DSV3_ROUTER if (m := pattern.search(name))), None)
+    if match is None:
         return None
-    a, out = CUDA_ELEMENTS[match["a"]], CUDA_ELEMENTS[match["out"]]
+    out_word = DSV3_ROUTER_OUTPUTS.get(match["out"], match["out"])
+    if not {match["a"], out_word} <= CUDA_ELEMENTS.keys():
+        return None
+    a, out = CUDA_ELEMENTS[match["a"]], CUDA_ELEMENTS[out_word]
     step = int(match["vpt"]) * int(match["block"])
     tokens = int(match["tokens"])
     return KernelInfo(name, "dsv3_router", a_dtype=a, b_dtype=a, out_dtype=out, tile_m=tokens, tile_n=1, tile_k=step)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import os
 
 import torch
 
@@ -41,6 +42,7 @@ FLASHINFER_ROUTER_CAPABILITIES = ((9, 0), (10, 0), (10, 3), (10, 7))
 SGL_ROUTER_SHAPES = ((7168, 256), (7168, 384))
 SGL_ROUTER_MAX_M = 16
 SGL_ROUTER_MIN_CAPABILITY = (9, 0)
+SGL_PDL_VARIABLE = "TRTLLM_ENABLE_PDL"
 # Programmatic dependent launch came with sm90 (Hopper).
 PDL_CAPABILITY = (9, 0)
 
@@ -114,15 +116,17 @@ class FlashInferRouterGemm(Backend):
 
 
 class SglangRouterGemm(Backend):
-    """SGLang's router GEMM (`sgl_kernel.dsv3_router_gemm`, its first tier for DeepSeek-V3 and Kimi-K2 routers
-    at M <= 16): TensorRT-LLM's dsv3RouterGemm kernel as sgl-kernel builds it. Its Python function
-    allocates the output on each call; this calls the op underneath with gemmbench's output, so the row
-    times the kernel SGLang launches and no allocation or copy."""
+    """sgl-kernel's router GEMM (`sgl_kernel.dsv3_router_gemm`, for DeepSeek-V3 and Kimi-K2 routers at
+    M <= 16, which SGLang calls where it does not call FlashInfer's): TensorRT-LLM's dsv3RouterGemm kernel
+    as sgl-kernel builds it. Its Python function allocates the output on each call; this calls the op
+    underneath with gemmbench's output, so the row times the kernel and no allocation or copy. Whether it
+    launches with PDL is sgl-kernel's choice (TRTLLM_ENABLE_PDL=1 in the environment), so the row's
+    configuration says whether that was set."""
 
     name = "sglang_router_gemm"
     code = "torch.ops.sgl_kernel.dsv3_router_gemm(out, x, w), under sgl_kernel.dsv3_router_gemm"
     origin = SGL_KERNEL
-    pdl_use = "as sgl-kernel decides: on where TRTLLM_ENABLE_PDL=1"
+    pdl_use = f"as sgl-kernel decides: on where {SGL_PDL_VARIABLE}=1 (the row's configuration)"
     max_m = SGL_ROUTER_MAX_M
 
     def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
@@ -135,6 +139,10 @@ class SglangRouterGemm(Backend):
         if capability(device) < SGL_ROUTER_MIN_CAPABILITY:
             return f"SGLang runs it on compute capability {dotted(SGL_ROUTER_MIN_CAPABILITY)} and later only"
         return None
+
+    def configuration(self, case: Case) -> str | None:
+        value = os.environ.get(SGL_PDL_VARIABLE)
+        return f"{SGL_PDL_VARIABLE} unset" if value is None else f"{SGL_PDL_VARIABLE}={value}"
 
     def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
         importlib.import_module(SGL_KERNEL)  # registers its ops under torch.ops.sgl_kernel
