@@ -67,7 +67,8 @@ def decode(
     names: Annotated[list[str], typer.Argument(help="Kernel names, as torch.profiler, nsys or ncu print them.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, one object per name, in order.")] = False,
 ) -> None:
-    """Decode kernel names (nvjet, xmma, CUTLASS, split-K reduce, gemv, copies): family, arch, dtypes, tile.
+    """Decode kernel names (nvjet, xmma, CUTLASS, TensorRT-LLM's router GEMM, split-K reduce, gemv, copies):
+    family, arch, dtypes, tile.
 
     Exits 1 where a name is of no known family (after decoding the others)."""
     infos = [decode_name(name) for name in names]
