@@ -14,7 +14,8 @@ nearest to equal shares where several fit: `split`). A rule is asked after every
 replays, fewer for graphs of over 1.25 ms a replay): the rule before, of each placement on its own with
 its share of the row's minimum time and budget; the rule now (`Target.done_placed`), of the row after
 every round of a batch of each placement. The elapsed time a rule sees is the replays' own time.
-Runs kept under the rule now hold little more than what it took, so they replay only shorter rules.
+Runs kept under the rule now hold little more than what it took, so they replay only shorter rules. The
+rules take the default target and budget: replay runs made with the default `--target-ci` and `--budget-ms`.
 
 Usage: python research/experiments/stopping_replay.py RUN.json [RUN.json ...]
 """
