@@ -69,9 +69,7 @@ def median_ci(values) -> tuple[float, float]:
 def settled(values: Sequence[float], within_rel: float) -> bool:
     """True when the medians of the first and the second half of `values` (in the order taken) are within
     ±`within_rel` of each other, relative to the median of all: no drift left (clocks still ramping)."""
-    half = len(values) // 2
-    first, second = statistics.median(values[:half]), statistics.median(values[half:])
-    return abs(first - second) <= within_rel * statistics.median(values)
+    return settled_placements([values], within_rel)
 
 
 def settled_placements(placements: Sequence[Sequence[float]], within_rel: float) -> bool:
@@ -120,15 +118,10 @@ class Target:
         return self.ci_rel
 
     def done(self, values: Sequence[float], elapsed_s: float) -> bool:
-        if len(values) >= MAX_SAMPLES:
-            return True
-        if len(values) < MIN_SAMPLES:
-            return False
-        if elapsed_s >= self.budget_s:
-            return True
-        if len(values) < MIN_SAMPLES_FOR_CI or elapsed_s < self.min_time_s:
-            return False
-        return self._within(values) and settled(values, self.ci_rel / 2)
+        decided = self._bounds(len(values), len(values), elapsed_s)
+        if decided is not None:
+            return decided
+        return len(values) >= MIN_SAMPLES_FOR_CI and self._within(values) and settled(values, self.ci_rel / 2)
 
     def done_placed(self, placements: Sequence[Sequence[float]], elapsed_s: float) -> bool:
         """Stop once the confidence interval of the row's median (over its placements' medians, before
@@ -141,19 +134,27 @@ class Target:
         if len(placements) == 1:
             return self.done(placements[0], elapsed_s)
         counts = [len(values) for values in placements]
-        if sum(counts) >= MAX_SAMPLES:
-            return True
-        if min(counts) < MIN_SAMPLES:
-            return False
-        if elapsed_s >= self.budget_s:
-            return True
-        if elapsed_s < self.min_time_s:
-            return False
+        decided = self._bounds(sum(counts), min(counts), elapsed_s)
+        if decided is not None:
+            return decided
         medians = [statistics.median(values) for values in placements]
         narrow = self._within(medians) or (
             min(counts) >= MIN_SAMPLES_FOR_CI and all(self._within(values) for values in placements)
         )
         return narrow and settled_placements(placements, self.ci_rel / 2)
+
+    def _bounds(self, total: int, fewest: int, elapsed_s: float) -> bool | None:
+        """The stops that do not look at the values: the sample cap (`total`, all placements), too few to
+        report (`fewest`, one placement's), the budget, the minimum time; None: the values decide."""
+        if total >= MAX_SAMPLES:
+            return True
+        if fewest < MIN_SAMPLES:
+            return False
+        if elapsed_s >= self.budget_s:
+            return True
+        if elapsed_s < self.min_time_s:
+            return False
+        return None
 
     def _within(self, values: Sequence[float]) -> bool:
         """Whether the 95% interval of the median of `values` is within ±`ci_rel` of it."""
