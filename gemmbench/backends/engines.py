@@ -13,6 +13,7 @@ import functools
 import importlib
 import importlib.util
 import os
+from collections.abc import Iterable
 
 import torch
 
@@ -61,6 +62,14 @@ def missing_flashinfer(device: torch.device) -> str | None:
     return missing_engine(FLASHINFER, device)
 
 
+def unbuilt_shape(case: Case, built: Iterable[tuple[int, int]], package: str) -> str | None:
+    """Why a package's router kernel, built for the (K, N) in `built` only, cannot run `case`; None if it can."""
+    if (case.k, case.n) in built:
+        return None
+    shapes = ", ".join(f"{n}x{k}" for k, n in built)
+    return f"{package} has this kernel for N x K = {shapes} only"
+
+
 def capability(device: torch.device) -> tuple[int, int]:
     return torch.cuda.get_device_capability(device)
 
@@ -96,9 +105,8 @@ class FlashInferRouterGemm(Backend):
         reason = super().unavailable_reason(case, device) or missing_flashinfer(device)
         if reason:
             return reason
-        if (case.k, case.n) not in FLASHINFER_ROUTER_OPS:
-            shapes = ", ".join(f"{n}x{k}" for k, n in FLASHINFER_ROUTER_OPS)
-            return f"FlashInfer has this kernel for N x K = {shapes} only"
+        if reason := unbuilt_shape(case, FLASHINFER_ROUTER_OPS, "FlashInfer"):
+            return reason
         if capability(device) not in FLASHINFER_ROUTER_CAPABILITIES:
             admitted = "/".join(dotted(c) for c in FLASHINFER_ROUTER_CAPABILITIES)
             return f"FlashInfer admits compute capability {admitted} only, not {dotted(capability(device))}"
@@ -133,9 +141,8 @@ class SglangRouterGemm(Backend):
         reason = super().unavailable_reason(case, device) or missing_engine(SGL_KERNEL, device)
         if reason:
             return reason
-        if (case.k, case.n) not in SGL_ROUTER_SHAPES:
-            shapes = ", ".join(f"{n}x{k}" for k, n in SGL_ROUTER_SHAPES)
-            return f"sgl-kernel has this kernel for N x K = {shapes} only"
+        if reason := unbuilt_shape(case, SGL_ROUTER_SHAPES, "sgl-kernel"):
+            return reason
         if capability(device) < SGL_ROUTER_MIN_CAPABILITY:
             return f"SGLang runs it on compute capability {dotted(SGL_ROUTER_MIN_CAPABILITY)} and later only"
         return None
