@@ -6,10 +6,12 @@ mm_out_dtype at 19.14 us per layer and `Bench.time_units` at 19.92, gemmbench's 
 start) then mm_out_dtype 10.33 against 11.67 us, while the bare graph timer (timers.time_graphs, as
 layer_replay_ab.py used it) agreed with the check. Between the bare timer and the engine lie the steps
 the engine takes before it samples: a warm-up, eager windows (host-bound launches, the GPU mostly idle),
-a reload of the device with matmuls (clocks.resettle_device), then a short sampling (the default rule
-stops most graphs after 32 replays, about 20 ms here). This times the same layers (layer_check.py's)
-after each of those steps in turn, and with a longer sampling, ROUNDS times in turn, so that a step that
-moves the figure shows in its column every round.
+a reload of the device with matmuls (clocks.resettle_device, until 2026-12-07), then a short sampling
+(the default rule stops most graphs after 32 replays, about 20 ms here). This times the same layers
+(layer_check.py's) after each of those steps in turn, and with a longer sampling, ROUNDS times in turn,
+so that a step that moves the figure shows in its column every round. The first run (H100, 2026-12-07)
+found the reload: 30 ms of matmuls raised the mm_out_dtype and PDL layers 5-10% for at least 200 ms.
+The engine now replays the point's own graphs instead (timers.settle_graphs): the last two columns.
 
 Usage: python research/experiments/engine_steps.py OUT_DIR   (on a GPU; writes OUT_DIR/engine_steps.md)
 """
@@ -32,7 +34,6 @@ from gemmbench.measure.layers import LayerWork, Unit
 from gemmbench.output.format import markdown_table
 from gemmbench.spec.cases import Case
 from gemmbench.timing import timers
-from gemmbench.timing.clocks import resettle_device
 from gemmbench.timing.inputs import device_cold_copies, rotating
 from gemmbench.timing.stopping import FixedTime, Target
 
@@ -46,6 +47,8 @@ POINTS = [  # (context, backend, pdl)
 ]
 ROUNDS = 3
 IDLE_S = 0.05  # an idle GPU for this long, as between a sweep's points
+RELOAD_S = 0.03  # how long the engine's matmul reload ran
+RELOAD_SIZE = 4096  # the side of its square bf16 matmul
 LONG_SAMPLING_S = 0.2  # a sampling ten times the default rule's typical length
 
 
@@ -62,19 +65,26 @@ def load_check():
     return module
 
 
-def graph_time(call: Callable[[], object], layers: int, before: Callable[[], object], rule) -> float:
-    """Per-layer device time of a graph of one rotation, sampled by `rule` right after `before()`."""
+def graph_time(call: Callable[[], object], layers: int, before: Callable[[object], object], rule) -> float:
+    """Per-layer device time of a graph of one rotation, sampled by `rule` right after `before(graph)`."""
     graph = timers.capture_graph(call, layers)
-    before()
+    before(graph)
     return timers.time_graphs({0: (graph, layers)}, rule)[0].median_us
 
 
 def steps(check, bench: Bench, call: Callable[[], object], layers: int, work: LayerWork) -> dict[str, float]:
     """The same layers timed after each of the engine's steps, in the order the engine takes them."""
-    device = bench.device
+    operand = torch.randn(RELOAD_SIZE, RELOAD_SIZE, device=bench.device, dtype=torch.bfloat16)
 
-    def eager_windows():
-        bench.eager_latency({0: [call]})  # ends with resettle_device, as in the engine
+    def reload(_graph=None):  # what the engine ran after its eager windows until this experiment
+        timers.warm_up(lambda: torch.mm(operand, operand), RELOAD_S, torch.cuda.synchronize)
+
+    def eager_windows(_graph=None):
+        bench.eager_latency({0: [call]})
+
+    def eager_then_settle(graph):
+        eager_windows()
+        timers.settle_graphs([graph])
 
     def check_timer():
         graph = check.graph_of([call] * layers, 2)
@@ -82,13 +92,14 @@ def steps(check, bench: Bench, call: Callable[[], object], layers: int, work: La
 
     return {
         "check's timer": check_timer(),
-        "graph timer": graph_time(call, layers, lambda: None, Target()),
-        f"after {IDLE_S * 1e3:g} ms idle": graph_time(call, layers, lambda: time.sleep(IDLE_S), Target()),
-        "after the reload (resettle_device)": graph_time(call, layers, lambda: resettle_device(device), Target()),
-        "after eager windows and the reload": graph_time(call, layers, eager_windows, Target()),
+        "graph timer": graph_time(call, layers, lambda _graph: None, Target()),
+        f"after {IDLE_S * 1e3:g} ms idle": graph_time(call, layers, lambda _graph: time.sleep(IDLE_S), Target()),
+        "after the matmul reload": graph_time(call, layers, reload, Target()),
+        "after eager windows and the reload": graph_time(call, layers, lambda g: (eager_windows(), reload()), Target()),
         f"after them, {LONG_SAMPLING_S * 1e3:g} ms sampled": graph_time(
-            call, layers, eager_windows, FixedTime(LONG_SAMPLING_S)
+            call, layers, lambda g: (eager_windows(), reload()), FixedTime(LONG_SAMPLING_S)
         ),
+        "after eager windows and the graph's settle": graph_time(call, layers, eager_then_settle, Target()),
         "engine (time_units)": bench.time_units({0: [Unit(call, layers, work)]})[0][0].device.median_us,
     }
 
