@@ -25,6 +25,7 @@ PHASES = [  # (module, attribute path): what is timed
     ("gemmbench.measure.points", "_measure_case"),
     ("gemmbench.measure.points", "placed_copies"),
     ("gemmbench.measure.points", "reference"),
+    ("gemmbench.timing.inputs", "make_inputs"),
     ("gemmbench.measure.points", "tune_for_case"),
     ("gemmbench.measure.points", "_checked_layers"),
     ("gemmbench.measure.points", "_routing"),
@@ -37,6 +38,12 @@ PHASES = [  # (module, attribute path): what is timed
     ("gemmbench.timing.timers", "capture_graph"),
     ("gemmbench.timing.timers", "time_placed_graphs"),
     ("gemmbench.measure.points", "profile_records"),
+    ("gemmbench.timing.profile", "capture_many"),
+    ("gemmbench.timing.profile", "group_by_call"),
+    ("gemmbench.backends.cublas_ext", "_fastest_algorithm"),
+    ("gemmbench.backends.router_small_m_tuning", "lookup"),
+    ("gemmbench.measure.routing", "RoutingCheck.for_case"),
+    ("gemmbench.measure.routing", "RoutingCheck.measure"),
     ("gemmbench.records.runfile", "RunWriter.flush"),
 ]
 
@@ -75,8 +82,8 @@ def install() -> None:
             print(f"sweep_phases: no {module_name}.{path}", file=sys.stderr)
             continue
         name = f"{module_name.rsplit('.', 1)[-1]}.{path}"
-        if isinstance(raw, staticmethod):
-            setattr(owner, attribute, staticmethod(timed(name, raw.__func__)))
+        if isinstance(raw, staticmethod | classmethod):
+            setattr(owner, attribute, type(raw)(timed(name, raw.__func__)))
         else:
             setattr(owner, attribute, timed(name, raw))
     # Modules that imported a wrapped function by name before it was wrapped keep the original: rebind.
