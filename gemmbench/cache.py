@@ -55,6 +55,19 @@ def write_json_cache(name: str, cached: dict) -> None:
         pass
 
 
+def read_cache_entry(name: str, key: str) -> dict | None:
+    """The entry cached under `key` in the cache file `name`, or None (no file, no such key, or not an entry)."""
+    entry = read_json_cache(name)[0].get(key)
+    return entry if isinstance(entry, dict) else None
+
+
+def write_cache_entry(name: str, key: str, entry: dict) -> None:
+    """Cache `entry` under `key` in the cache file `name`, beside the file's other entries."""
+    cached = read_json_cache(name)[0]
+    cached[key] = entry
+    write_json_cache(name, cached)
+
+
 def write_json(path: Path, content: dict) -> None:
     """Write `content` as JSON to `path` atomically, creating its folder. Raises OSError."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)

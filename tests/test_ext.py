@@ -210,11 +210,14 @@ class AlgorithmTimer:
         return outcome
 
 
-def test_cublaslt_tuned_ext_runs_what_tune_chose_and_its_prepare_never_times(monkeypatch, small_case):
+def test_cublaslt_tuned_ext_runs_what_tune_chose_and_its_prepare_never_times(monkeypatch, tmp_path, small_case):
+    from gemmbench.backends.base import CACHED, TUNED_NOW
     from gemmbench.backends.cublas_ext import LT_HEURISTIC_FIRST, LT_TUNE_BUDGET_S, LT_TUNE_CANDIDATES, CublasLtTunedExt
+    from gemmbench.cache import CACHE_ENV
     from gemmbench.timing.inputs import make_inputs
     from gemmbench.timing.stopping import FixedTime
 
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     ops = FakeLtOps(algorithms=LT_TUNE_CANDIDATES + 4)  # the heuristic offers more than are tried
     monkeypatch.setattr(torch.ops, "gemmbench", ops, raising=False)
     backend, inputs = CublasLtTunedExt(), make_inputs(small_case, torch.device("cpu"), seed=0)
@@ -229,3 +232,9 @@ def test_cublaslt_tuned_ext_runs_what_tune_chose_and_its_prepare_never_times(mon
     assert len(timer.rules) == LT_TUNE_CANDIDATES
     backend.prepare(small_case, inputs)()
     assert ops.ran[-1] == 3
+    assert backend.configuration(small_case) == f"heuristic's algorithm 3 ({TUNED_NOW})"
+    rerun = CublasLtTunedExt()  # another process on this machine: the cached choice, nothing timed
+    rerun.tune(small_case, inputs, timer)
+    assert len(timer.rules) == LT_TUNE_CANDIDATES
+    rerun.prepare(small_case, inputs)()
+    assert ops.ran[-1] == 3 and rerun.configuration(small_case) == f"heuristic's algorithm 3 ({CACHED})"

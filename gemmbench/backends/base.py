@@ -32,6 +32,11 @@ class CandidateTimer(Protocol):
         ...
 
 
+# Where a tuned backend's configuration came from, as its rows' `backend_config` says: the user's cache of
+# tunings made on this machine, a tuning file, a tuning made by this sweep, or nothing (an untuned default).
+CACHED, FROM_FILE, TUNED_NOW, UNTUNED = "cached tuning", "tuning file", "tuned now", "untuned default"
+
+
 def time_candidates(
     timer: CandidateTimer, prepares: dict[Hashable, Callable[[GemmInputs], GemmCall]], budget_s: float
 ) -> dict[Hashable, float]:

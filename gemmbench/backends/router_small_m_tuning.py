@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from gemmbench.backends.base import CandidateTimer, GemmInputs, time_candidates
+from gemmbench.backends.base import CACHED, FROM_FILE, TUNED_NOW, UNTUNED, CandidateTimer, GemmInputs, time_candidates
 from gemmbench.backends.router_small_m_kernel import TENSOR_CORES, Config, block_m, candidates, compile_all, prepared
-from gemmbench.cache import cache_root, read_json_cache, read_json_object, write_json_cache
+from gemmbench.cache import cache_root, read_cache_entry, read_json_cache, read_json_object, write_cache_entry
 from gemmbench.spec.cases import Case
 
 # Tuning times every candidate briefly, then the closest for longer. The first pass's time per
@@ -35,7 +35,6 @@ TUNE_BUDGET_S = 0.02
 CACHE_FILE = "router_small_m.json"
 SHIPPED_TUNINGS = Path(__file__).resolve().parent / "tunings"
 USER_TUNINGS = "tunings"  # a folder of the cache root
-CACHED, FROM_FILE, TUNED_NOW, UNTUNED = "cached tuning", "tuning file", "tuned now", "untuned default"
 # What `prepare` runs where nothing chose a configuration (called without `tune`, nothing cached or in a
 # tuning file), so that it never times: of the configurations every M bucket has (tensor cores), the one
 # the shipped tuning files have most often (17 of the H200's 84 entries, 14 of the H100's). Deterministic
@@ -91,7 +90,7 @@ def _config_of(entry) -> Config | None:
 
 def cached_config(key: str) -> Config | None:
     """The configuration cached for `key`, or None (also where the cache file is torn: `cache_problem`)."""
-    return _config_of(read_json_cache(CACHE_FILE)[0].get(key, {}))
+    return _config_of(read_cache_entry(CACHE_FILE, key) or {})
 
 
 def cache_problem() -> str | None:
@@ -100,9 +99,7 @@ def cache_problem() -> str | None:
 
 def write_cache(key: str, tuned: Tuned) -> None:
     """Cache a fresh tuning: the winner, its time and its margin over the runner-up."""
-    cached = read_json_cache(CACHE_FILE)[0]
-    cached[key] = tuned.entry()
-    write_json_cache(CACHE_FILE, cached)
+    write_cache_entry(CACHE_FILE, key, tuned.entry())
 
 
 def tuning_files() -> list[Path]:
