@@ -1,25 +1,47 @@
 #!/usr/bin/env bash
-# The engine's steps and its stopping rule, on the GPU machine, in one call: research/experiments/engine_steps.py
-# (which step of the engine moves the independent check's layers), then the A/A check of
-# scripts/checks/aa_check.sh (three default sweeps, the first from an empty cache, timed; compare of every
-# pair), then a fourth default sweep timed per phase (sweep_phases.py). Full log under $OUT, summary last.
-# Usage (from the repository root): OUT=/some/dir bash research/checks/engine_and_stopping.sh
+# The engine's steps, the layer check and the stopping rule, on the GPU machine, in one call, most wanted
+# first: research/experiments/engine_steps.py (which step of the engine moves the independent check's
+# layers), the layer sweep and its independent check (scripts/checks/layer_check.sh at M = 1, 2, 4, 8, 16;
+# FlashInfer from the carry .engines/ where present), the A/A check (scripts/checks/aa_check.sh: three
+# default sweeps, the first from an empty cache, timed; compare of every pair), then a fourth default sweep
+# timed per phase (sweep_phases.py). The device machine returns at most eight files, and a call cut short
+# by its limit returns what $OUT holds then: so every step works under $WORK, and after each step its
+# files are packed again into $OUT/results.tgz and its summary appended to $OUT/summary.log.
+# Usage (from the repository root): OUT=/some/dir [STEPS="steps layer aa phases"] bash research/checks/engine_and_stopping.sh
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/checks/common.sh"
-{
-  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv
-  GEMMBENCH_CACHE_DIR=/tmp/gemmbench-steps-cache gb ext build >/dev/null 2>&1
-  echo "== engine_steps.py"; t0=$(ms)
-  GEMMBENCH_CACHE_DIR=/tmp/gemmbench-steps-cache python3 research/experiments/engine_steps.py "$OUT"
-  echo "engine_steps: $(( $(ms) - t0 )) ms"
-} 2>&1 | tee "$OUT/engine_and_stopping.log"
-STEPS=sweeps bash scripts/checks/aa_check.sh
-{
-  echo "== sweep 4 (phases)"; t0=$(ms)
-  GEMMBENCH_CACHE_DIR=/tmp/gemmbench-aa-cache python3 research/checks/sweep_phases.py "$OUT/phases.md" \
-    sweep --quiet --out-dir /tmp/gemmbench-phases
-  echo "sweep 4: $(( $(ms) - t0 )) ms"
-} 2>&1 | tee -a "$OUT/engine_and_stopping.log"
-echo "== summary"
-grep -E "^(engine_steps|sweep 4):|^\|" "$OUT/engine_and_stopping.log" | tail -40
-cat "$OUT/phases.md"
+STEPS=${STEPS:-"steps layer aa phases"}
+WORK=${WORK:-/tmp/gemmbench-checks}
+mkdir -p "$WORK"
+
+pack() {  # $1: the step just done; its summary lines follow on stdin
+  {
+    echo "== $1 ($(date -u +%H:%M:%S))"
+    cat
+  } >> "$OUT/summary.log"
+  tar czf "$OUT/results.tgz.part" -C "$WORK" . && mv "$OUT/results.tgz.part" "$OUT/results.tgz"
+}
+
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv | pack "card"
+if [[ $STEPS == *steps* ]]; then
+  GEMMBENCH_CACHE_DIR=/tmp/gemmbench-steps-cache gb ext build > "$WORK/steps.log" 2>&1
+  t0=$(ms)
+  GEMMBENCH_CACHE_DIR=/tmp/gemmbench-steps-cache python3 research/experiments/engine_steps.py "$WORK" \
+    >> "$WORK/steps.log" 2>&1
+  { cat "$WORK/engine_steps.md"; echo "engine_steps: $(( $(ms) - t0 )) ms"; } | pack "engine steps"
+fi
+if [[ $STEPS == *layer* ]]; then
+  OUT=$WORK M=1,2,4,8,16 STEPS="sweep check" bash scripts/checks/layer_check.sh > "$WORK/layer.log" 2>&1
+  grep -E "wall time|within 5%|layer_check exit|worst|Error" "$WORK/layer.log" | tail -20 | pack "layer check"
+fi
+if [[ $STEPS == *aa* ]]; then
+  OUT=$WORK STEPS=sweeps bash scripts/checks/aa_check.sh > "$WORK/aa.log" 2>&1
+  { grep -E "wall time" "$WORK/aa_check.log"; cat "$WORK/aa_table.md"; } | pack "A/A"
+fi
+if [[ $STEPS == *phases* ]]; then
+  t0=$(ms)
+  GEMMBENCH_CACHE_DIR=/tmp/gemmbench-aa-cache python3 research/checks/sweep_phases.py "$WORK/phases.md" \
+    sweep --quiet --out-dir /tmp/gemmbench-phases > "$WORK/phases.log" 2>&1
+  { cat "$WORK/phases.md"; echo "sweep 4: $(( $(ms) - t0 )) ms"; } | pack "phases"
+fi
+cat "$OUT/summary.log"
