@@ -75,9 +75,9 @@ MAX_GRAPH_UNROLL = 64
 # the first device time after the eager windows read 11-13% high at 4 of 15 points (mm_out_dtype 7.2
 # against 6.4 us), with NVML's SM clock at its maximum; timers that sampled 50 ms never showed it, so it
 # passes within about 25 ms. A load of another kind is not neutral: 30 ms of 4096-square bf16 matmuls in
-# its place raised layers of torch's norm then mm_out_dtype by 5-7% and gemmbench's norm then
-# router_small_m_ext+pdl by 8% (and not those of torch's norm then router_small_m_ext) for at least the
-# 200 ms after it, on an H100 (research/experiments/engine_steps.py).
+# its place raised layers ending in mm_out_dtype by 5-10% and gemmbench's norm then router_small_m_ext+pdl
+# by 7-10% (and not torch's norm then router_small_m_ext) for at least the 200 ms after it, on an H100
+# (docs/context.md, research/experiments/engine_steps.py).
 GRAPH_SETTLE_S = 0.03
 # Back-to-back replays timed together when sizing a graph: enough that the host runs ahead of the GPU
 # once replays are long enough, few enough to cost well under a millisecond.
