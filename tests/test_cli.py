@@ -293,6 +293,23 @@ def test_compare_fail_above_exits_1_on_a_regression(tmp_path):
     assert md.stdout.count("| slower |") >= 37  # of its 42 rows
 
 
+def test_compare_fail_above_exits_1_where_a_timed_row_errored_or_vanished(tmp_path):
+    doc = json.loads(COLD_A.read_text())
+    crashed = next(r for r in doc["records"] if r["backend"] == "mm_out_dtype" and r["m"] == 1)
+    crashed.update(status="error", reason="CUDA error: an illegal memory access")
+    errored = tmp_path / "errored.json"
+    errored.write_text(json.dumps(doc))
+    result = invoke("compare", COLD_A, errored, "--fail-above", 5)
+    assert result.exit_code == 1
+    assert "1 row(s) timed in the base run are not timed" in result.stderr and "illegal memory access" in result.stderr
+    doc["records"] = [r for r in doc["records"] if r["backend"] != "mm_out_dtype"]
+    vanished = tmp_path / "vanished.json"
+    vanished.write_text(json.dumps(doc))
+    result = invoke("compare", COLD_A, vanished, "--fail-above", 5)
+    assert result.exit_code == 1 and "no such row" in result.stderr
+    assert invoke("compare", COLD_A, COLD_A, "--fail-above", 5).exit_code == 0
+
+
 def test_compare_runs_without_shared_rows(tmp_path, fake_device):
     invoke("sweep", *FAKE_SHAPE, "--out-dir", tmp_path, "--budget-ms", 1)
     (path,) = run_files(tmp_path)

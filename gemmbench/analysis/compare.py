@@ -63,6 +63,12 @@ class Comparison:
     def regressions(self, above_pct: float) -> list[RowComparison]:
         return [r for r in self.rows if r.verdict == SLOWER and (r.ratio - 1) * 100 > above_pct]
 
+    def lost(self) -> list[tuple[Record, Record | None]]:
+        """The rows the base run timed that the new run did not: each with the new run's row (an error or
+        a skip, with its reason), or None where the new run has no such row."""
+        lost = [(r.base, r.new) for r in self.rows if r.base.status == OK and r.new.status != OK]
+        return lost + [(record, None) for record in self.only_base if record.status == OK]
+
 
 def _key(record: Record, by_device: bool) -> tuple:
     """A row's identity across runs: its case, backend, context and, where both runs are fleets of several

@@ -99,7 +99,8 @@ def compare(
         typer.Option(
             "--fail-above",
             min=0,
-            help="Exit 1 if a row is slower by more than this many percent (verdict 'slower'): for CI.",
+            help="Exit 1 if a row is slower by more than this many percent (verdict 'slower'), or if a row "
+            "the base run timed was not timed in the new one (an error, a skip, or missing): for CI.",
         ),
     ] = None,
     md: MdOpt = False,
@@ -150,6 +151,18 @@ def compare(
             lambda r: r.ratio,
             lambda r: f"{r.base.model} {r.base.gemm} M={r.base.m} {r.base.backend}",
         )
+        exit_if_lost(comparison.lost(), new)
+
+
+def exit_if_lost(lost: list, new: Path) -> None:
+    """`--fail-above` for CI: exit 1 where rows the base run timed are not timed in the new run, naming the
+    first and why (its row's status and reason, or that the new run has no such row)."""
+    if lost:
+        base_row, new_row = lost[0]
+        why = f"{new_row.status}: {new_row.reason}" if new_row is not None else "no such row"
+        name = f"{base_row.model} {base_row.gemm} M={base_row.m} {base_row.label}"
+        typer.echo(f"{len(lost)} row(s) timed in the base run are not timed in {new} (first: {name}, {why})", err=True)
+        raise typer.Exit(1)
 
 
 ToleranceOpt = Annotated[
