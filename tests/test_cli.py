@@ -310,6 +310,22 @@ def test_compare_fail_above_exits_1_where_a_timed_row_errored_or_vanished(tmp_pa
     assert invoke("compare", COLD_A, COLD_A, "--fail-above", 5).exit_code == 0
 
 
+def test_recommend_says_where_a_backend_errored_and_another_was_chosen(tmp_path):
+    doc = json.loads(COLD_A.read_text())
+    crashed = next(r for r in doc["records"] if r["backend"] == "mm_out_dtype" and r["m"] == 1)
+    crashed.update(status="error", reason="CUDA error: an illegal memory access")
+    errored = tmp_path / "errored.json"
+    errored.write_text(json.dumps(doc))
+    table = invoke("recommend", errored)
+    assert table.exit_code == 0
+    assert "mm_out_dtype errored at M = 1 (another backend chosen there): CUDA error" in table.stdout
+    (shape,) = json.loads(invoke("recommend", errored, "--json").stdout)
+    assert shape["errored"] == {"mm_out_dtype": {"m": [1], "reason": "CUDA error: an illegal memory access"}}
+    python = invoke("recommend", errored, "--python")
+    assert "mm_out_dtype errored at M = 1" in python.stderr and "errored at" not in python.stdout
+    assert "errored" not in invoke("recommend", COLD_A).stdout
+
+
 def test_compare_runs_without_shared_rows(tmp_path, fake_device):
     invoke("sweep", *FAKE_SHAPE, "--out-dir", tmp_path, "--budget-ms", 1)
     (path,) = run_files(tmp_path)
@@ -374,9 +390,11 @@ def test_a_sweep_that_times_one_row_and_skips_another_exits_0(fake_device):
 
 
 def test_exit_codes_are_in_the_help():
-    for command in ("sweep", "group", "recommend"):
+    for command in ("sweep", "group"):
         text = " ".join(invoke(command, "--help").stdout.split())
         assert f"{EXIT_NO_ANSWER} nothing timed" in text, command
+    text = " ".join(invoke("recommend", "--help").stdout.split())
+    assert f"{EXIT_NO_ANSWER} no backend qualified for some shape" in text and "an error row" not in text
 
 
 def test_csv_and_json_cannot_both_go_to_stdout(fake_device):

@@ -21,7 +21,7 @@ from gemmbench.analysis.policy import (
     preference_rank,
 )
 from gemmbench.errors import UsageError
-from gemmbench.records import OK, Record, by_shape
+from gemmbench.records import ERROR, OK, Record, by_shape
 from gemmbench.records.record import shared_timer
 
 
@@ -84,6 +84,16 @@ class ShapeRecommendation:
     savings: dict[int, Saving] = field(default_factory=dict)  # M -> against the fallback, where it is not chosen
     # The largest share of tokens whose experts may change (`--max-flips`); None: not a qualification.
     max_flips: float | None = None
+    # The error rows of backends that qualified at some other M: the choice at their M went to another
+    # backend, which the user is told, not left to guess.
+    errored: tuple[Record, ...] = ()
+
+    def errors_by_backend(self) -> dict[str, tuple[list[int], str]]:
+        """Each backend with error rows beside its qualified ones: the M values, and the first reason."""
+        errors: dict[str, tuple[list[int], str]] = {}
+        for record in self.errored:
+            errors.setdefault(record.label, ([], record.reason))[0].append(record.m)
+        return errors
 
     @property
     def in_layer(self) -> bool:
@@ -117,6 +127,7 @@ def _recommend_shape(
     figure = decision_figure(records)
     throttled = tuple(sorted({r.m for r in records if winners.get(r.m) == r.label and r.throttled}))
     savings = _savings(records, winners)
+    errored = tuple(r for r in records if r.status == ERROR and r.label not in excluded)
     return ShapeRecommendation(
         model,
         gemm,
@@ -132,6 +143,7 @@ def _recommend_shape(
         context,
         savings,
         max_flips,
+        errored,
     )
 
 

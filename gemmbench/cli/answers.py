@@ -18,7 +18,7 @@ from gemmbench.analysis.group_advice import advise
 from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR
 from gemmbench.analysis.recommend import dispatch_view
 from gemmbench.analysis.recommend import recommend as recommend_backends
-from gemmbench.cli.app import EXIT_CODES_HELP, EXIT_NO_ANSWER, app, err_console, exit_if_errored, out_console
+from gemmbench.cli.app import ANSWER_EXIT_CODES_HELP, EXIT_NO_ANSWER, app, err_console, exit_if_errored, out_console
 from gemmbench.cli.group import print_groups
 from gemmbench.cli.options import AllRowsOpt, MdOpt, check_exports, one_format
 from gemmbench.cli.session import export, print_results
@@ -34,7 +34,12 @@ from gemmbench.output.fleet import fleet_markdown, fleet_table
 from gemmbench.output.format import header, reasons_text
 from gemmbench.output.groups import advice_dicts, advice_markdown, advice_tables
 from gemmbench.output.kernels import decoded_tables
-from gemmbench.output.recommend import recommendation_dicts, recommendation_markdown, recommendation_tables
+from gemmbench.output.recommend import (
+    error_lines,
+    recommendation_dicts,
+    recommendation_markdown,
+    recommendation_tables,
+)
 from gemmbench.output.sweep import incomplete_note
 from gemmbench.records import after_context, in_range, runfile
 
@@ -201,7 +206,7 @@ ViewOpt = Annotated[
 ]
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(epilog=ANSWER_EXIT_CODES_HELP)
 def recommend(
     run: Annotated[Path, typer.Argument(help="A run file or CSV.")],
     tolerance: ToleranceOpt = None,
@@ -229,6 +234,9 @@ def recommend(
         recommendations = dispatch_view(recommendations, context)
     if python:
         typer.echo(recommendation_python(recommendations, loaded.provenance, str(run)), nl=False)
+        for rec in recommendations:  # the dispatch is code: what it routed around goes to stderr
+            for line in error_lines(rec):
+                err_console.print(f"note: {rec.model} {rec.gemm}: {line}", style="yellow")
     elif as_json:
         typer.echo(json.dumps(recommendation_dicts(recommendations), indent=1))
     elif md:

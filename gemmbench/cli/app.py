@@ -58,6 +58,11 @@ EXIT_CODES_HELP = (
     f"{EXIT_NO_ANSWER} nothing timed (every row skipped), or no backend qualified for some shape; "
     f"{EXIT_INTERRUPTED} interrupted (Ctrl-C), what finished kept."
 )
+# The exit codes of the commands that answer from a run file (recommend).
+ANSWER_EXIT_CODES_HELP = (
+    "Exit codes: 0 an answer for every shape; 1 an error (an unreadable run file); 2 a bad command line; "
+    f"{EXIT_NO_ANSWER} no backend qualified for some shape (named on stderr)."
+)
 
 # The click that typer runs on: typer.BadParameter derives from its UsageError and ClickException (recent
 # typer releases carry a click of their own, distinct from the click package).

@@ -80,6 +80,14 @@ def why_not(rec: ShapeRecommendation, record: Record) -> str:
     return why_not_qualified(record, rec.tolerance, rec.max_flips)
 
 
+def error_lines(rec: ShapeRecommendation) -> list[str]:
+    """One line per backend that qualified elsewhere but errored at some M: the choice there is another's."""
+    return [
+        f"{backend} errored at M = {', '.join(map(str, ms))} (another backend chosen there): {reason}"
+        for backend, (ms, reason) in rec.errors_by_backend().items()
+    ]
+
+
 def recommendation_dicts(recommendations: list[ShapeRecommendation]) -> list[dict]:
     """The recommendations as `recommend --json` writes them: every field, each range's rule, a summary."""
     return [
@@ -97,6 +105,7 @@ def recommendation_dicts(recommendations: list[ShapeRecommendation]) -> list[dic
             "winners": rec.winners,
             "tied": rec.tied,
             "excluded": {backend: why_not(rec, record) for backend, record in rec.excluded.items()},
+            "errored": {b: {"m": ms, "reason": why} for b, (ms, why) in rec.errors_by_backend().items()},
             "summary": recommendation_summary(rec),
             "figure": rec.figure,
             "context": rec.context,
@@ -241,6 +250,7 @@ def _recommendation_parts(
                     style="dim",
                 )
             )
+        parts += [Text(f"  {line}", style="yellow") for line in error_lines(rec)]
         if rec.throttled:
             parts.append(Text(f"  {throttle_caveat(rec.throttled)}", style="yellow"))
     if recommendations:
@@ -276,6 +286,7 @@ def recommendation_markdown(recommendations: list[ShapeRecommendation]) -> str:
         for rec in recommendations
         for backend, record in rec.excluded.items()
     ]
+    figure += [f"- {rec.model} {rec.gemm}: {line}\n" for rec in recommendations for line in error_lines(rec)]
     figure += [
         f"- {rec.model} {rec.gemm}: {throttle_caveat(rec.throttled)}\n" for rec in recommendations if rec.throttled
     ]
