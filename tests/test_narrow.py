@@ -78,7 +78,7 @@ def presets_part(listing: str) -> str:
 def test_recommend_in_a_narrow_terminal_keeps_every_tie_whole(monkeypatch):
     text = printed_at(NARROW_TERMINAL, monkeypatch, "recommend", COLD_A)
     assert CUT not in text
-    assert "256, 1024," in text and "256, 4096)" in text  # the M lists, to their last value
+    assert "(M 1, 16, 256," in text and "1024, 4096)" in text  # the M lists, to their last value
     # what the choice saves, under the table, where a fifth column would leave no room for whole names
     assert "┃ saves against" not in text
     assert "  cublas_ext at M 8192 saves against mm_out_dtype: 2.64 µs (2.45 µs-2.75 µs, 6%)\n" in text

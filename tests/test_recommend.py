@@ -23,14 +23,14 @@ def test_crossover_becomes_m_ranges():
         records.append(row("mm_out_dtype", m, 5.0))
     (rec,) = recommend(records)
     assert spans(rec) == [(1, 8, "special"), (16, 64, "mm_out_dtype")]
-    assert recommendation_summary(rec) == "M <= 8: special; M > 8: mm_out_dtype"
+    assert recommendation_summary(rec) == "M <= 8: special; 8 < M <= 64: mm_out_dtype"
 
 
 def test_bf16_rounding_is_excluded_unless_the_tolerance_admits_it():
     records = [row("linear_cast", 1, 2.0, rel_err=1.5e-3), row("mm_out_dtype", 1, 5.0)]
     (strict,) = recommend(records)
     assert spans(strict) == [(1, 1, "mm_out_dtype")] and strict.excluded["linear_cast"] == records[0]
-    assert recommendation_summary(strict) == "all M: mm_out_dtype"
+    assert recommendation_summary(strict) == "M <= 1: mm_out_dtype"
     assert recommendation_dicts([strict])[0]["excluded"] == {"linear_cast": "rel_err 1.5e-03 > 0.0001"}
     (loose,) = recommend(records, tolerance=1e-2)
     assert spans(loose) == [(1, 1, "linear_cast")]
@@ -50,6 +50,7 @@ def test_a_backend_that_qualified_somewhere_is_not_excluded():
     records = [row("x", 1, 1.0), row("x", 2, 1.0, status=ERROR), row("y", 1, 2.0), row("y", 2, 2.0)]
     (rec,) = recommend(records)
     assert rec.excluded == {} and spans(rec) == [(1, 1, "x"), (2, 2, "y")]
+    assert rec.errors_by_backend() == {"x": ([2], "out of memory")}  # said beside the choice, not hidden
 
 
 def test_three_ranges_and_errors():
@@ -65,6 +66,6 @@ def test_three_ranges_and_errors():
     (rec,) = recommend(records)
     assert spans(rec) == [(1, 1, "x"), (2, 2, "y"), (4, 4, "x")] and list(rec.excluded) == ["z"]
     as_json = recommendation_dicts([rec])[0]
-    assert as_json["summary"] == recommendation_summary(rec) == "M <= 1: x; 1 < M <= 2: y; M > 2: x"
+    assert as_json["summary"] == recommendation_summary(rec) == "M <= 1: x; 1 < M <= 2: y; 2 < M <= 4: x"
     assert as_json["excluded"] == {"z": "error: out of memory"}
-    assert [r["rule"] for r in as_json["ranges"]] == ["M <= 1", "1 < M <= 2", "M > 2"]
+    assert [r["rule"] for r in as_json["ranges"]] == ["M <= 1", "1 < M <= 2", "2 < M <= 4"]

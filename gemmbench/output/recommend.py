@@ -19,16 +19,13 @@ from gemmbench.records import OK, Record, after_context
 
 
 def range_rule(ranges: list[MRange], index: int) -> str:
-    """The dispatch rule of `ranges[index]`: "M <= 8", "8 < M <= 64", "M > 64", or "all M"."""
+    """The dispatch rule of `ranges[index]`: "M <= 8" or "8 < M <= 64". The last range ends at the largest M
+    measured: above it nothing was (a specialised backend may not even run there), as `--python` returns
+    None there."""
     last = ranges[index].last_m
-    previous = ranges[index - 1].last_m if index else None
-    if len(ranges) == 1:
-        return "all M"
     if index == 0:
         return f"M <= {last}"
-    if index == len(ranges) - 1:
-        return f"M > {previous}"
-    return f"{previous} < M <= {last}"
+    return f"{ranges[index - 1].last_m} < M <= {last}"
 
 
 def recommendation_summary(recommendation: ShapeRecommendation) -> str:
