@@ -121,6 +121,16 @@ def test_xmma_fp32_simt_gemm():
     )
 
 
+def test_xmma_split_k_is_read_from_cublas_naming():
+    # recorded on an H200 (docs/runs/h200_deepseek_v3_cold_a.json, upcast at M = 4096)
+    name = (
+        "sm80_xmma_gemm_f32f32_f32f32_f32_tn_n_tilesize128x128x8_stage3_warpsize2x2x1_ffma_aligna4_alignc4"
+        "_execute_split_k_kernel__5x_cublas"
+    )
+    info = decode(name)
+    assert (info.split_k, info.tile_m, info.tile_n, info.tile_k) == (True, 128, 128, 8)
+
+
 def test_cutlass_tensorop():
     info = decode("cutlass_80_tensorop_bf16_s16816gemm_relu_bf16_64x64_64x4_tn_align8")
     assert (info.family, info.arch, info.a_dtype, info.compute_dtype, info.out_dtype) == (

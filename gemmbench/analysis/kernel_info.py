@@ -172,5 +172,7 @@ def storage_type(word: str) -> str:
 
 
 def says_split_k(name: str) -> bool | None:
-    """xmma and CUTLASS names mention split-K only when they use it; silence is not a 'no'."""
-    return True if "splitk" in name.lower() else None
+    """xmma and CUTLASS names mention split-K only when they use it ("splitK", or cuBLAS's xmma
+    "execute_split_k_kernel"); silence is not a 'no'."""
+    lowered = name.lower()
+    return True if "splitk" in lowered or "split_k" in lowered else None
