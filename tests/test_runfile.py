@@ -1,4 +1,5 @@
 import json
+import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -203,6 +204,16 @@ def test_writable_checks(tmp_path):
     with pytest.raises(GemmbenchError, match="cannot create the results folder"):
         ensure_writable_dir(blocker / "sub")
     assert ensure_writable_dir(tmp_path / "a" / "b").is_dir()
+
+
+def test_an_export_never_overwrites_a_run_file(tmp_path):
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"schema": "gemmbench.run", "records": []}, indent=1))
+    with pytest.raises(GemmbenchError, match="is a gemmbench run file: an export over it would lose its rows"):
+        ensure_writable_file(str(run))
+    old_csv = tmp_path / "old.csv"
+    old_csv.write_text("model,m\n")
+    ensure_writable_file(str(old_csv))  # an earlier export is replaced, as asked
 
 
 def test_run_files_get_the_mode_the_umask_gives(tmp_path):

@@ -96,12 +96,30 @@ def ensure_writable_file(path: str, example: str = "results.csv") -> None:
     parent = target.parent if str(target.parent) else Path(".")
     if target.exists() and not os.access(target, os.W_OK):
         raise GemmbenchError(f"cannot write {target}: permission denied", "choose another path")
+    if target.is_file() and _is_run_file(target):
+        raise GemmbenchError(
+            f"{target} is a gemmbench run file: an export over it would lose its rows", "choose another path"
+        )
     if not parent.is_dir():
         raise GemmbenchError(
             f"cannot write {target}: folder {parent} does not exist", "create it or choose another path"
         )
     if not target.exists() and not os.access(parent, os.W_OK | os.X_OK):
         raise GemmbenchError(f"cannot write {target}: folder {parent} is not writable", "choose another path")
+
+
+# A run file names its schema in its first lines (`schema` is the first key written).
+_SCHEMA_PROBE_BYTES = 256
+
+
+def _is_run_file(path: Path) -> bool:
+    """Whether `path` starts as a gemmbench run file does (its schema named in its first bytes)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(_SCHEMA_PROBE_BYTES)
+    except OSError:
+        return False
+    return f'"schema": "{SCHEMA}"'.encode() in head
 
 
 class RunWriter:
