@@ -1,5 +1,4 @@
 import json
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
