@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import gemmbench.measure.session
 from gemmbench.cli import EXIT_INTERRUPTED, app
-from gemmbench.cli.app import EXIT_NO_ANSWER, out_console
+from gemmbench.cli.app import EXIT_NO_ANSWER, EXIT_PIPE_CLOSED, out_console
 from gemmbench.records.runfile import load_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -395,6 +395,18 @@ def test_exit_codes_are_in_the_help():
         assert f"{EXIT_NO_ANSWER} nothing timed" in text, command
     text = " ".join(invoke("recommend", "--help").stdout.split())
     assert f"{EXIT_NO_ANSWER} no backend qualified for some shape" in text and "an error row" not in text
+
+
+def test_a_closed_pipe_ends_the_output_quietly_with_its_own_exit_code():
+    # `gemmbench show RUN | head -1`: more output than a pipe holds (64 KiB), and the reader gone after a line
+    layer_run = Path(__file__).resolve().parent.parent / "docs" / "runs" / "h100_layer.json"
+    command = [sys.executable, "-m", "gemmbench", "show", str(layer_run)]
+    env = {**os.environ, "COLUMNS": "160"}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == EXIT_PIPE_CLOSED
+    assert proc.stderr.read() == b""
 
 
 def test_csv_and_json_cannot_both_go_to_stdout(fake_device):

@@ -28,7 +28,16 @@ def _width(stream) -> int | None:
 
 
 # Results go to stdout; progress, notes, warnings and errors to stderr, so `--csv -` pipes cleanly.
-out_console = Console(width=_width(sys.stdout))
+class _OutConsole(Console):
+    """stdout's console. Where a pipe's reader has gone (`gemmbench show RUN | head -1`), rich exits 1, the
+    code of an error; this exits EXIT_PIPE_CLOSED, as a plain write to stdout does (`_Group.invoke`)."""
+
+    def on_broken_pipe(self) -> None:
+        _drop_stdout()
+        raise SystemExit(EXIT_PIPE_CLOSED)
+
+
+out_console = _OutConsole(width=_width(sys.stdout))
 
 err_console = Console(stderr=True, width=_width(sys.stderr))
 
@@ -48,6 +57,9 @@ def backends_print_to_stderr() -> Iterator[None]:
 
 # Exit code of a run stopped with Ctrl-C, as shells report SIGINT (128 + 2).
 EXIT_INTERRUPTED = 130
+# Exit code where stdout was closed before the output was written (`gemmbench show RUN | head -1`): as
+# shells report a process that SIGPIPE ended (128 + 13), so that it reads as neither an error nor success.
+EXIT_PIPE_CLOSED = 141
 # Exit code of a run that timed nothing (every row skipped) and of a recommendation with no answer for some
 # shape: apart from 1 (an error row) so that a CI job can tell "nothing here to measure" from "broken".
 EXIT_NO_ANSWER = 3
@@ -56,7 +68,8 @@ EXIT_CODES_HELP = (
     "Exit codes: 0 every row timed or skipped for a stated reason, and at least one timed; 1 an error row, "
     "or an error; 2 a bad command line; "
     f"{EXIT_NO_ANSWER} nothing timed (every row skipped), or no backend qualified for some shape; "
-    f"{EXIT_INTERRUPTED} interrupted (Ctrl-C), what finished kept."
+    f"{EXIT_INTERRUPTED} interrupted (Ctrl-C), what finished kept; {EXIT_PIPE_CLOSED} stdout closed early "
+    "(a pipe's reader exited), the run file kept."
 )
 # The exit codes of the commands that answer from a run file (recommend).
 ANSWER_EXIT_CODES_HELP = (
@@ -113,6 +126,18 @@ class _Group(TyperGroup):
         except KeyboardInterrupt:  # outside a session (which keeps its rows and says so itself)
             typer.echo("interrupted (Ctrl-C)", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:  # the reader of stdout is gone: nothing more to say to it, nor an error
+            _drop_stdout()
+            raise typer.Exit(EXIT_PIPE_CLOSED) from None
+
+
+def _drop_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's flush at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 app = typer.Typer(
