@@ -326,6 +326,30 @@ def test_recommend_says_where_a_backend_errored_and_another_was_chosen(tmp_path)
     assert "errored" not in invoke("recommend", COLD_A).stdout
 
 
+def test_answers_from_runs_with_nothing_to_answer_do_not_pass(tmp_path):
+    doc = json.loads(COLD_A.read_text())
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps({**doc, "records": []}))
+    result = invoke("show", empty)
+    assert result.exit_code == 1 and "holds no rows" in result.stderr
+    for record in doc["records"]:
+        record.update(status="skipped", reason="no CUDA device")
+    skipped = tmp_path / "skipped.json"
+    skipped.write_text(json.dumps(doc))
+    result = invoke("compare", skipped, skipped)
+    assert result.exit_code == EXIT_NO_ANSWER and "nothing compared" in result.stderr
+
+
+def test_answers_from_an_interrupted_run_say_so(tmp_path):
+    doc = json.loads(COLD_A.read_text())
+    doc["complete"] = False
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps(doc))
+    for args in (("recommend", partial), ("compare", COLD_A, partial), ("show", partial)):
+        result = invoke(*args)
+        assert result.exit_code == 0 and "incomplete run (interrupted)" in result.stderr, args
+
+
 def test_compare_runs_without_shared_rows(tmp_path, fake_device):
     invoke("sweep", *FAKE_SHAPE, "--out-dir", tmp_path, "--budget-ms", 1)
     (path,) = run_files(tmp_path)

@@ -44,6 +44,15 @@ from gemmbench.output.sweep import incomplete_note
 from gemmbench.records import after_context, in_range, runfile
 
 
+def load(path: Path) -> runfile.Run:
+    """A run file or CSV to answer from; one that a sweep did not finish (interrupted, or still running)
+    is said so on stderr, since its answers cover only the rows it has."""
+    loaded = runfile.load_run(path)
+    if not loaded.complete:
+        err_console.print(f"{path}: incomplete run (interrupted): {incomplete_note(loaded)}", style="yellow")
+    return loaded
+
+
 @app.command()
 def show(
     run: Annotated[Path, typer.Argument(help="A run file (results/*.json) or a CSV export.")],
@@ -54,13 +63,13 @@ def show(
 ) -> None:
     """Re-render a saved run."""
     check_exports(csv, json_path)
-    loaded = runfile.load_run(run)
+    loaded = load(run)
+    if not loaded.records and not loaded.groups:
+        raise GemmbenchError(f"{run} holds no rows", "give a run file of a sweep or a group run")
     console = err_console if "-" in (csv, json_path) else out_console
     if loaded.provenance.recorded:
         console.print(header(loaded.provenance))
-    if not loaded.complete:
-        err_console.print(f"incomplete run (interrupted): {incomplete_note(loaded)}", style="yellow")
-    if loaded.records or not loaded.groups:
+    if loaded.records:
         print_results(console, loaded.records, md, all_rows)
     if loaded.groups:
         print_groups(console, loaded.groups, md)
@@ -120,7 +129,7 @@ def compare(
 ) -> None:
     """Compare two runs row by row: ratio of medians and a verdict (faster, slower, same, noisy)."""
 
-    base_run, new_run = runfile.load_run(base), runfile.load_run(new)
+    base_run, new_run = load(base), load(new)
     if not all_rows:
         base_run, new_run = (replace(run, records=in_range(run.records)) for run in (base_run, new_run))
     if base.resolve() == new.resolve():
@@ -157,6 +166,9 @@ def compare(
             lambda r: f"{r.base.model} {r.base.gemm} M={r.base.m} {r.base.backend}",
         )
         exit_if_lost(comparison.lost(), new)
+    if not any(r.ratio for r in comparison.rows) and not any(g.ratio for g in group_rows):
+        err_console.print(f"no row was timed in both {base} and {new}: nothing compared", style="red")
+        raise typer.Exit(EXIT_NO_ANSWER)
 
 
 def exit_if_lost(lost: list, new: Path) -> None:
@@ -220,7 +232,7 @@ def recommend(
     at each M, collapsed into M ranges with the crossovers, and what it saves against mm_out_dtype."""
 
     one_format(("--json", as_json), ("--md", md), ("--python", python))
-    loaded = runfile.load_run(run)
+    loaded = load(run)
     tolerance = FP32_ACCURATE_REL_ERR if tolerance is None else tolerance
     if loaded.groups:  # a `gemmbench group` run: per group, whether and up to which M the streams pay
         if python:
@@ -288,7 +300,7 @@ def fleet(
     """Per device of a fleet: its times against the fleet's median, and whether it is an outlier."""
 
     one_format(("--json", as_json), ("--md", md))
-    loaded = runfile.load_run(run)
+    loaded = load(run)
     report = fleet_report(loaded, str(run))
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=1))
@@ -320,5 +332,5 @@ def plot(
     from gemmbench.output import plot as plotting  # matplotlib loads only here
 
     runfile.ensure_writable_file(str(output), example="plot.png")
-    path = plotting.plot_run(runfile.load_run(run), output)
+    path = plotting.plot_run(load(run), output)
     out_console.print(f"wrote {path}")
