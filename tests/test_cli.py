@@ -433,6 +433,15 @@ def test_a_closed_pipe_ends_the_output_quietly_with_its_own_exit_code():
     assert proc.stderr.read() == b""
 
 
+def test_the_context_help_names_every_built_in_producer():
+    from gemmbench.backends.producers import BUILT_IN
+
+    for command in ("sweep", "group"):
+        text = "".join(invoke(command, "--help").stdout.split())
+        missing = [p.name for p in BUILT_IN if p.name.removesuffix("_pdl") not in text]
+        assert not missing, (command, missing)
+
+
 def test_csv_and_json_cannot_both_go_to_stdout(fake_device):
     result = invoke("sweep", "--backend", "fake", "--csv", "-", "--json", "-", "--no-save")
     assert result.exit_code == 2 and "both ask for stdout" in result.stderr

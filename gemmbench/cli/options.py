@@ -306,7 +306,8 @@ ContextOpt = Annotated[
     typer.Option(
         "--context",
         help="Also time each GEMM in its layer, right after the kernel that writes its input, one or more, "
-        "comma-separated: flashinfer_fused_add_rmsnorm[_pdl] and flashinfer_rmsnorm[_pdl] (the engines' norms), "
+        "comma-separated: flashinfer_fused_add_rmsnorm[_pdl] and flashinfer_rmsnorm[_pdl] (the engines' norms, "
+        "FlashInfer's), vllm_fused_add_rms_norm and vllm_rms_norm (vLLM's), "
         "norm (torch's F.rms_norm), copy (one elementwise kernel), gemmbench_norm_pdl_start and "
         "gemmbench_norm_pdl_after_stores (gemmbench's norm, letting a PDL-launched GEMM start at its start or "
         "after its stores: what-ifs), or a plugin's producer; `gemmbench list` names them. docs/context.md.",
