@@ -187,6 +187,10 @@ def test_a_broken_plugin_is_one_error_line_naming_it(tmp_path, body, message, fa
 def test_a_missing_plugin_file_is_named(tmp_path):
     with pytest.raises(GemmbenchError, match="failed to import: FileNotFoundError: no file"):
         plugins.load_plugins([str(tmp_path / "nope.py")], entry_points=False)
+    not_python = tmp_path / "backends.json"
+    not_python.write_text("{}")
+    with pytest.raises(GemmbenchError, match="is not a Python file"):
+        plugins.load_plugins([str(not_python)], entry_points=False)
 
 
 def test_a_plugin_that_raises_in_a_call_is_an_error_row(tmp_path):

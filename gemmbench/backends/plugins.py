@@ -55,6 +55,8 @@ def _import(spec: str):
             raise FileNotFoundError(f"no file {path}")
         name = "gemmbench_plugin_" + re.sub(r"\W", "_", path.stem)
         module_spec = importlib.util.spec_from_file_location(name, path)
+        if module_spec is None:  # Python knows no loader for the file: not a .py file
+            raise ImportError(f"{path} is not a Python file (a plugin is a .py file or an importable module)")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[name] = module  # dataclasses and pickling look modules up by name
         module_spec.loader.exec_module(module)
