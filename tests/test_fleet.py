@@ -1,6 +1,8 @@
 """The fleet report: ratios to the fleet's median and outlier verdicts, on made-up records of three
 devices (the torchrun path itself is tests/test_measure_fleet.py)."""
 
+from dataclasses import replace
+
 import pytest
 
 from gemmbench.analysis.fleet import OUTLIER, OUTLIER_MIN_POINTS, fleet_report
@@ -74,6 +76,9 @@ def test_clocks_power_and_slowdowns_are_reported_beside_the_verdict():
 def test_a_run_that_is_not_a_fleet_check_is_refused():
     with pytest.raises(GemmbenchError, match="not a fleet"):
         fleet_report(run_of({DEVICES[0]: [6.0] * 4}))
+    plain = Run(Provenance(), [replace(row(DEVICES[0], m, 6.0), device_id=None) for m in (1, 2)])
+    with pytest.raises(GemmbenchError, match="timed rows of 1 device"):  # a plain sweep: one device
+        fleet_report(plain)
     split_points = Run(Provenance(), [row(DEVICES[i % 2], m, 6.0) for i, m in enumerate((1, 2, 4, 8))])
     with pytest.raises(GemmbenchError, match="measured no point on more than one device"):
         fleet_report(split_points)

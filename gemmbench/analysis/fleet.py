@@ -70,8 +70,10 @@ def fleet_report(run: Run, source: str = "the run") -> FleetReport:
     timed = [r for r in run.records if r.status == OK and r.device_id and _time(r)]
     devices = list(dict.fromkeys(r.device_id for r in timed))
     if len(devices) < 2:
+        # rows without a device id are a plain sweep's: one device
+        count = len(devices) or int(any(r.status == OK and _time(r) for r in run.records))
         raise GemmbenchError(
-            f"{source} holds timed rows of {len(devices)} device(s), not a fleet",
+            f"{source} holds timed rows of {count} device(s), not a fleet",
             "run the sweep under torchrun with --split none (docs/usage.md: fleets)",
         )
     points = _device_points(timed)
