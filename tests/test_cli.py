@@ -442,6 +442,11 @@ def test_the_context_help_names_every_built_in_producer():
         assert not missing, (command, missing)
 
 
+def test_a_pdl_rows_label_as_backend_names_the_backend_to_give():
+    result = invoke("sweep", "--backend", "router_small_m_ext+pdl", "--no-save")
+    assert result.exit_code == 2 and "name the backend, --backend router_small_m_ext" in result.stderr
+
+
 def test_csv_and_json_cannot_both_go_to_stdout(fake_device):
     result = invoke("sweep", "--backend", "fake", "--csv", "-", "--json", "-", "--no-save")
     assert result.exit_code == 2 and "both ask for stdout" in result.stderr

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import torch
 
-from gemmbench.backends import Backend, select_backends
+from gemmbench.backends import REGISTRY, Backend, select_backends
 from gemmbench.backends.plugins import load_plugins
 from gemmbench.backends.producers import NO_CONTEXT, Producer, select_producers
 from gemmbench.errors import UsageError
@@ -30,6 +30,7 @@ from gemmbench.measure.points import measure_cases, profile_records
 from gemmbench.measure.routing_data import load_routing_data
 from gemmbench.records import Run, after_context
 from gemmbench.records.provenance import Provenance
+from gemmbench.records.record import PDL_SUFFIX
 from gemmbench.records.runfile import RunWriter, ensure_writable_dir, new_run_path
 from gemmbench.spec.cases import Case, GroupSpec
 from gemmbench.spec.parse import CPU_DEFAULT_M, DEFAULT_M, build_cases, parse_m_list, parse_shape
@@ -219,7 +220,7 @@ def plan_sweep(
     )
     return SweepPlan(
         cases=cases,
-        backends=select_backends(list(backends)),
+        backends=_backends(list(backends)),
         device=dev,
         m_values=m_values,
         options=options,
@@ -227,6 +228,19 @@ def plan_sweep(
         remeasure_roofline=remeasure_roofline,
         producers=producers,
     )
+
+
+def _backends(names: list[str]) -> list[Backend]:
+    """The backends named; a row's label in their place (`router_small_m_ext+pdl`, as `recommend` names it)
+    is refused with the backend's name, which is timed with and without PDL."""
+    for name in names:
+        plain = name.removesuffix(PDL_SUFFIX)
+        if plain != name and plain in REGISTRY:
+            raise UsageError(
+                f"'{name}' is the row of {plain} launched with PDL, not a backend",
+                f"name the backend, --backend {plain}: it is timed with and without PDL",
+            )
+    return select_backends(names)
 
 
 def _cases(presets, configs, shapes, roles, m, device: torch.device) -> tuple[list[Case], tuple[int, ...]]:
