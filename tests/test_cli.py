@@ -368,6 +368,20 @@ def test_compare_refuses_runs_timed_differently(tmp_path, fake_device):
     assert allowed.exit_code == 0 and "L2 cold" in allowed.stdout and "L2 hot" in allowed.stdout
 
 
+def test_compare_reads_contexts_as_a_set_and_from_a_csv_export(tmp_path):
+    layer_run = Path(__file__).resolve().parent.parent / "docs" / "runs" / "h100_layer.json"
+    exported = tmp_path / "layer.csv"
+    assert invoke("show", layer_run, "--csv", exported).exit_code == 0
+    assert invoke("compare", layer_run, exported).exit_code == 0  # its rows hold five contexts
+    doc = json.loads(layer_run.read_text())
+    doc["provenance"]["context"] = ",".join(reversed(doc["provenance"]["context"].split(",")))
+    reordered = tmp_path / "reordered.json"
+    reordered.write_text(json.dumps(doc))
+    assert invoke("compare", layer_run, reordered).exit_code == 0
+    other = invoke("compare", layer_run, FIXTURES / "h200_context_norm_pdl.json")
+    assert other.exit_code == 1 and "context: flashinfer_fused_add_rmsnorm," in other.stderr
+
+
 def test_recommend_takes_one_output_format():
     result = invoke("recommend", COLD_A, "--json", "--md")
     assert result.exit_code == 2 and "--json and --md each choose the output format" in result.stderr

@@ -138,8 +138,16 @@ def run_conditions(run: Run) -> RunConditions:
     device_type = run.provenance.device_type
     if device_type is None:  # a CSV export carries no provenance: the timers tell, where they are real
         device_type = "cpu" if HOST_TIMER in timers else "cuda" if {GRAPH_TIMER, EVENTS_TIMER} & set(timers) else None
-    context = run.provenance.context or next((r.context for r in run.records if r.context), "none")
-    return RunConditions(device_type, tuple(sorted({r.l2_mode for r in timed if r.l2_mode})), tuple(timers), context)
+    l2_modes = tuple(sorted({r.l2_mode for r in timed if r.l2_mode}))
+    return RunConditions(device_type, l2_modes, tuple(timers), _contexts(run))
+
+
+def _contexts(run: Run) -> str:
+    """The producers a run timed its layers after, in a canonical order (the order given on the command line
+    does not matter): as its provenance names them, else (a CSV export) as its rows do; "none" for neither."""
+    named = run.provenance.context
+    contexts = set(named.split(",")) - {"none"} if named else {r.context for r in run.records if r.context}
+    return ",".join(sorted(contexts)) or "none"
 
 
 SWEEP_RUN, GROUP_RUN = "a sweep run", "a group run"
