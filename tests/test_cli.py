@@ -293,12 +293,18 @@ def test_compare_fail_above_exits_1_on_a_regression(tmp_path):
     assert md.stdout.count("| slower |") >= 37  # of its 42 rows
 
 
-def test_compare_fail_above_exits_1_where_a_timed_row_errored_or_vanished(tmp_path):
+def crashed_run(tmp_path) -> tuple[dict, Path]:
+    """COLD_A with mm_out_dtype's M = 1 row an error (a backend that crashed): its document and its file."""
     doc = json.loads(COLD_A.read_text())
     crashed = next(r for r in doc["records"] if r["backend"] == "mm_out_dtype" and r["m"] == 1)
     crashed.update(status="error", reason="CUDA error: an illegal memory access")
     errored = tmp_path / "errored.json"
     errored.write_text(json.dumps(doc))
+    return doc, errored
+
+
+def test_compare_fail_above_exits_1_where_a_timed_row_errored_or_vanished(tmp_path):
+    doc, errored = crashed_run(tmp_path)
     result = invoke("compare", COLD_A, errored, "--fail-above", 5)
     assert result.exit_code == 1
     assert "1 row(s) timed in the base run are not timed" in result.stderr and "illegal memory access" in result.stderr
@@ -311,11 +317,7 @@ def test_compare_fail_above_exits_1_where_a_timed_row_errored_or_vanished(tmp_pa
 
 
 def test_recommend_says_where_a_backend_errored_and_another_was_chosen(tmp_path):
-    doc = json.loads(COLD_A.read_text())
-    crashed = next(r for r in doc["records"] if r["backend"] == "mm_out_dtype" and r["m"] == 1)
-    crashed.update(status="error", reason="CUDA error: an illegal memory access")
-    errored = tmp_path / "errored.json"
-    errored.write_text(json.dumps(doc))
+    _, errored = crashed_run(tmp_path)
     table = invoke("recommend", errored)
     assert table.exit_code == 0
     assert "mm_out_dtype errored at M = 1 (another backend chosen there): CUDA error" in table.stdout
