@@ -37,3 +37,18 @@ def test_kernels_go_to_the_call_that_launched_them_in_launch_order():
 def test_kernels_outside_any_profiled_call_are_ignored():
     events = [host(f"{CALL_PREFIX}0", 0, 10, 1), host("cudaLaunchKernel", 50, 60, 9), kernel("stray", 70, 71, 9)]
     assert group_by_call(events, 1) == [[]]
+
+
+def test_each_of_many_calls_gets_its_own_kernels_whatever_order_the_events_come_in():
+    calls = 50
+    events = []
+    for index in reversed(range(calls)):  # ranges listed last first; launches between ranges are strays
+        start = 100.0 * index
+        events += [
+            host(f"{CALL_PREFIX}{index}", start, start + 50, 10_000 + index),
+            host("cudaLaunchKernel", start + 50, start + 51, index),  # on the range's end: still inside
+            kernel(f"k{index}", start + 60, start + 61, index),
+            host("cudaLaunchKernel", start + 70, start + 71, 5_000 + index),
+            kernel("stray", start + 80, start + 81, 5_000 + index),
+        ]
+    assert group_by_call(events, calls) == [[KernelRun(f"k{index}", 1)] for index in range(calls)]

@@ -9,6 +9,7 @@ GEMM plus its reduce; upcast's copies plus a GEMM).
 
 from __future__ import annotations
 
+import bisect
 import statistics
 import warnings
 from collections.abc import Callable
@@ -115,24 +116,33 @@ def _profiled_calls(call: Callable[[], object], key: int, device: torch.device) 
 
 
 def group_by_call(events: list[ProfiledEvent], calls: int) -> list[list[KernelRun]]:
-    """Assign each device kernel to the profiled call whose host range holds its launch."""
-    windows: dict[int, tuple[float, float]] = {}
+    """Assign each device kernel to the profiled call whose host range holds its launch.
+
+    The calls ran one after another, so their ranges are disjoint: a launch's call is found by bisecting
+    the ranges' starts (a sweep's kernel pass holds thousands of calls).
+    """
+    windows: list[tuple[float, float, int]] = []
     launch_times: dict[int, float] = {}
     for event in events:
         if event.on_device:
             continue
         if event.name.startswith(CALL_PREFIX):
-            windows[int(event.name[len(CALL_PREFIX) :])] = (event.start_us, event.end_us)
+            index = int(event.name[len(CALL_PREFIX) :])
+            if index < calls:
+                windows.append((event.start_us, event.end_us, index))
         elif event.name.startswith(_RUNTIME_PREFIX):
             launch_times[event.correlation_id] = event.start_us
+    windows.sort()
+    starts = [start for start, _, _ in windows]
     per_call: list[list[KernelRun]] = [[] for _ in range(calls)]
     kernels = [e for e in events if e.on_device and not e.name.startswith(CALL_PREFIX)]
     for kernel in sorted(kernels, key=lambda e: e.start_us):
         launched = launch_times.get(kernel.correlation_id)
-        for index, (start, end) in windows.items():
-            if launched is not None and start <= launched <= end and index < calls:
-                per_call[index].append(KernelRun(kernel.name, kernel.end_us - kernel.start_us))
-                break
+        if launched is None:
+            continue
+        position = bisect.bisect_right(starts, launched) - 1
+        if position >= 0 and launched <= windows[position][1]:
+            per_call[windows[position][2]].append(KernelRun(kernel.name, kernel.end_us - kernel.start_us))
     return per_call
 
 
