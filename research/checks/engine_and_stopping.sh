@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# The engine's steps, the layer check and the stopping rule, on the GPU machine, in one call, most wanted
-# first: research/experiments/engine_steps.py (which step of the engine moves the independent check's
-# layers), the layer sweep and its independent check (scripts/checks/layer_check.sh at M = 1, 2, 4, 8, 16;
-# FlashInfer from the carry .engines/ where present), the A/A check (scripts/checks/aa_check.sh: three
-# default sweeps, the first from an empty cache, timed; compare of every pair), then a fourth default sweep
-# timed per phase (sweep_phases.py). The device machine returns at most eight files, and a call cut short
-# by its limit returns what $OUT holds then: so every step works under $WORK, and after each step its
-# files are packed again into $OUT/results.tgz and its summary appended to $OUT/summary.log.
-# Usage (from the repository root): OUT=/some/dir [STEPS="steps layer aa phases"] bash research/checks/engine_and_stopping.sh
+# The layer check, the stopping rule and the engine's steps, on the GPU machine, in one call, in the order
+# STEPS names them (most wanted first by default): the layer sweep and its independent check
+# (scripts/checks/layer_check.sh at M = 1, 2, 4, 8, 16; FlashInfer from the carry .engines/ where present),
+# the A/A check (scripts/checks/aa_check.sh: three default sweeps, the first from an empty cache, timed;
+# compare of every pair), a fourth default sweep timed per phase (sweep_phases.py), then
+# research/experiments/engine_steps.py (which step of the engine moves the independent check's layers).
+# The device machine returns at most eight files, and a call cut short by its limit returns what $OUT holds
+# then: so every step works under $WORK, and after each step its files are packed again into
+# $OUT/results.tgz and its summary appended to $OUT/summary.log.
+# Usage (from the repository root): OUT=/some/dir [STEPS="layer aa phases steps"] bash research/checks/engine_and_stopping.sh
 set -uo pipefail
 source "$(dirname "$0")/../../scripts/checks/common.sh"
-STEPS=${STEPS:-"steps layer aa phases"}
+STEPS=${STEPS:-"layer aa phases steps"}
 WORK=${WORK:-/tmp/gemmbench-checks}
 mkdir -p "$WORK"
 
@@ -23,27 +24,30 @@ pack() {  # $1: the step just done; its summary lines follow on stdin
 }
 
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv | pack "card"
-if [[ $STEPS == *steps* ]]; then
+step_steps() {
   GEMMBENCH_CACHE_DIR=/tmp/gemmbench-steps-cache gb ext build > "$WORK/steps.log" 2>&1
-  t0=$(ms)
+  local t0=$(ms)
   GEMMBENCH_CACHE_DIR=/tmp/gemmbench-steps-cache python3 research/experiments/engine_steps.py "$WORK" \
     >> "$WORK/steps.log" 2>&1
   { cat "$WORK/engine_steps.md"; echo "engine_steps: $(( $(ms) - t0 )) ms"; } | pack "engine steps"
-fi
-if [[ $STEPS == *layer* ]]; then
-  # the extension built for engine_steps serves here too (about 40 s saved); the A/A check builds afresh
+}
+step_layer() {
+  # builds the extension once for engine_steps too (about 40 s saved); the A/A check builds afresh
   GEMMBENCH_CACHE_DIR=/tmp/gemmbench-steps-cache OUT=$WORK M=1,2,4,8,16 STEPS="sweep check" \
     bash scripts/checks/layer_check.sh > "$WORK/layer.log" 2>&1
   grep -E "wall time|within 5%|layer_check exit|worst|Error" "$WORK/layer.log" | tail -20 | pack "layer check"
-fi
-if [[ $STEPS == *aa* ]]; then
+}
+step_aa() {
   OUT=$WORK STEPS=sweeps bash scripts/checks/aa_check.sh > "$WORK/aa.log" 2>&1
   { grep -E "wall time" "$WORK/aa_check.log"; cat "$WORK/aa_table.md"; } | pack "A/A"
-fi
-if [[ $STEPS == *phases* ]]; then
-  t0=$(ms)
+}
+step_phases() {
+  local t0=$(ms)
   GEMMBENCH_CACHE_DIR=/tmp/gemmbench-aa-cache python3 research/checks/sweep_phases.py "$WORK/phases.md" \
     sweep --quiet --out-dir /tmp/gemmbench-phases > "$WORK/phases.log" 2>&1
   { cat "$WORK/phases.md"; echo "sweep 4: $(( $(ms) - t0 )) ms"; } | pack "phases"
-fi
+}
+for step in $STEPS; do
+  "step_$step"
+done
 cat "$OUT/summary.log"
