@@ -268,14 +268,3 @@ def test_placed_graphs_are_sampled_in_rounds_until_each_units_rule_is_met(monkey
     assert [len(values) for values in counted["unit"]] == [32, 32, 32]  # 30 each, in whole batches
     single = timers.time_graphs({"a": (_FakeGraph(7.0), 2)}, FixedCount(20))["a"]
     assert single.count == 32 and single.median_us == 7.0
-
-
-def test_settling_replays_every_graph_untimed_at_least_once(monkeypatch):
-    from gemmbench.timing import timers
-
-    monkeypatch.setattr(timers.torch.cuda, "synchronize", lambda: None)
-    graphs = [_FakeGraph(1.0) for _ in range(3)]
-    assert timers.settle_graphs(graphs, seconds=0.0) == 1
-    assert [graph.replays for graph in graphs] == [1, 1, 1]
-    passes = timers.settle_graphs(graphs, seconds=0.01)
-    assert passes >= 1 and [graph.replays for graph in graphs] == [1 + passes] * 3

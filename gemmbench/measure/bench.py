@@ -21,7 +21,7 @@ from gemmbench.records.record import label_of
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER
 from gemmbench.spec.cases import Case
 from gemmbench.timing import defaults, timers
-from gemmbench.timing.clocks import ClockReading, ClockWatch, assess, warm_device
+from gemmbench.timing.clocks import ClockReading, ClockWatch, assess, resettle_device, warm_device
 from gemmbench.timing.defaults import POINT_WARMUP_S
 from gemmbench.timing.inputs import COLD
 from gemmbench.timing.stopping import EagerWindows, StoppingRule, Target
@@ -113,7 +113,9 @@ class Bench:
         sampled under the same host states. Each call is a list of its placements (the same call on
         another set of buffers), and its windows take them in turn. After `eager_windows` rounds, the calls
         whose interval is still wider than the steadiness target go on, in rounds of their own, until it is
-        met or they have `max_eager_windows`. A call that raises is dropped, with its exception."""
+        met or they have `max_eager_windows`. A call that raises is dropped, with its exception. On a GPU,
+        the device is then loaded briefly (clocks.resettle_device), so that the device timers that follow
+        start from the state they measure."""
         timer = EVENTS_TIMER if self.device.type == "cuda" else HOST_TIMER
         windows: dict[Hashable, list[list[float]]] = {key: [] for key in calls}
         failures: dict[Hashable, Exception] = {}
@@ -134,6 +136,8 @@ class Bench:
                 except BACKEND_FAILURES as exc:  # the caller turns it into this call's error row
                     failures[key] = exc
         samples = {key: Samples.from_windows(timer, w) for key, w in windows.items() if key not in failures}
+        if calls and self.device.type == "cuda":
+            resettle_device(self.device)
         return samples, failures
 
     def device_time(self, unit: Unit, upper_bound_us: float, rule: StoppingRule | None = None) -> Samples:
@@ -152,10 +156,8 @@ class Bench:
         a GPU) every placement captured in a CUDA graph of whole rotations of its layers and all graphs of
         the point sampled in rounds until the timer's rule is met for each unit (`done_placed`); a unit's
         device time is then the median of its placements' medians, its interval theirs
-        (`Samples.from_windows`). Before sampling, all graphs are replayed in turn, untimed, for a
-        moment (timers.settle_graphs), so that the timers start under the load they measure. A unit
-        that fails is dropped, with its exception; one that cannot be captured keeps its eager latency,
-        with a note."""
+        (`Samples.from_windows`). A unit that fails is dropped, with its exception; one that cannot be
+        captured keeps its eager latency, with a note."""
         failures: dict[Hashable, Exception] = {}
         for key, placements in units.items():
             try:
@@ -178,8 +180,6 @@ class Bench:
                     raise
                 notes[key] = graph_failure_note(exc)
         rule = self.options.target
-        if graphs:
-            timers.settle_graphs([graph for placed in graphs.values() for graph, _ in placed])
         device = timers.time_placed_graphs(graphs, rule)
         del graphs
         timed = {}

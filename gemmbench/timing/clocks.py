@@ -28,6 +28,16 @@ DEVICE_WARMUP_MIN_S = 0.5
 DEVICE_WARMUP_MAX_S = 5.0
 # Side of the square bf16 matmul the warm-up runs: ~0.1 ms on an H100, enough to keep the GPU busy.
 DEVICE_WARMUP_SIZE = 4096
+# After a point's eager windows (host-bound launches: the GPU mostly idle) and before its first device
+# timer, the same matmuls for this long, so that every point is sampled from one loaded state. Without
+# it, one default DeepSeek-V3 sweep on an H200 whose timers sampled 10 ms each read the first device time
+# after the eager windows 11-13% high at 4 of 15 points (mm_out_dtype 7.2 against 6.4 us); and when a
+# point's own graphs were replayed for 30 ms in its place (H100, three default sweeps), whole points
+# landed at random in one of two states about 10% apart (mm_out_dtype at M = 1..16 read 6.4-6.7 or
+# 7.3-7.5 us), so that compare called 24-53 of 254 rows faster or slower in each pair of those sweeps;
+# after this reload no pair called more than one (docs/measurement.md). NVML's clocks and reasons show
+# neither state. The reload costs about 1 s a default sweep.
+DEVICE_RESETTLE_S = 0.03
 # NVML clocks-event (throttle) reason bits that mean heat or power slowed the GPU (nvml.h), all recorded.
 # The others (idle, application clocks, sync boost, display) are not slowdowns.
 SLOWDOWN_REASONS = {
@@ -150,6 +160,13 @@ def _handle_for(nvml, device: torch.device):
         except nvml.NVMLError:
             pass
     return nvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+
+
+def resettle_device(device: torch.device) -> None:
+    """Load the GPU for DEVICE_RESETTLE_S after a stretch of light load (eager windows), so that the device
+    timers that follow start from the state they measure."""
+    a = _warmup_operand(device)
+    timers.warm_up(lambda: torch.mm(a, a), DEVICE_RESETTLE_S, lambda: torch.cuda.synchronize(device))
 
 
 @functools.cache

@@ -103,8 +103,8 @@ class Target:
     The settling test matters: on an H200, a timer stopped after ~30 samples (2 ms) right after a point's
     warm-up read 10.4 us for a 5.8 us call, consistently enough to pass the CI test, while the clocks
     were still ramping; samples that still drift have halves apart. A state that holds for the whole
-    minimum time is not a drift: before a point's graphs are sampled they are replayed untimed for that
-    reason (timers.settle_graphs). Device-time intervals of a default DeepSeek-V3 sweep were ±0.02-0.2% after
+    minimum time is not a drift: after a point's eager windows the GPU is loaded first for that reason
+    (clocks.resettle_device). Device-time intervals of a default DeepSeek-V3 sweep were ±0.02-0.2% after
     50 ms (about 220 replays), well inside the target, so most points stop at the minimum time. Missing
     the settling test only costs time: `noisy` says whether the interval met its target.
     """

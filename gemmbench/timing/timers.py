@@ -69,16 +69,6 @@ MIN_GRAPH_BATCH = 2
 # eager GEMM launch 20-50 us; hosts differ); capped so a graph of the tiniest calls stays small.
 GRAPH_TARGET_REPLAY_US = 200.0
 MAX_GRAPH_UNROLL = 64
-# Before a point's graphs are sampled, they are replayed in turn, untimed, for this long, so that the
-# timers start from the state they measure, not from the eager windows' light load (host-bound launches,
-# the GPU mostly idle). In one default DeepSeek-V3 sweep on an H200 whose device timers sampled 10 ms each,
-# the first device time after the eager windows read 11-13% high at 4 of 15 points (mm_out_dtype 7.2
-# against 6.4 us), with NVML's SM clock at its maximum; timers that sampled 50 ms never showed it, so it
-# passes within about 25 ms. A load of another kind is not neutral: 30 ms of 4096-square bf16 matmuls in
-# its place raised layers ending in mm_out_dtype by 5-10% and gemmbench's norm then router_small_m_ext+pdl
-# by 7-10% (and not torch's norm then router_small_m_ext) for at least the 200 ms after it, on an H100
-# (docs/context.md, research/experiments/engine_steps.py).
-GRAPH_SETTLE_S = 0.03
 # Back-to-back replays timed together when sizing a graph: enough that the host runs ahead of the GPU
 # once replays are long enough, few enough to cost well under a millisecond.
 SIZING_REPLAYS = 4
@@ -335,12 +325,6 @@ def time_placed_graphs(
             for placed, (replay, unroll, launches) in zip(values[key], batches[key], strict=True):
                 placed.extend(_event_batch(replay, calls_per_launch=unroll, launches=launches))
     return {key: [tuple(placed) for placed in unit_values] for key, unit_values in values.items()}
-
-
-def settle_graphs(graphs: list[torch.cuda.CUDAGraph], seconds: float = GRAPH_SETTLE_S) -> int:
-    """Replay `graphs` in turn, untimed, until `seconds` have passed (every graph at least once), so that
-    the device timers that follow start from the load they measure; returns the number of passes."""
-    return warm_up(lambda: [graph.replay() for graph in graphs], seconds, torch.cuda.synchronize)
 
 
 def _replay_us(graph: torch.cuda.CUDAGraph) -> float:

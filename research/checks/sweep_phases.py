@@ -32,7 +32,7 @@ PHASES = [  # (module, attribute path): what is timed
     ("gemmbench.measure.bench", "Bench.time_units"),
     ("gemmbench.measure.bench", "Bench.warm_up"),
     ("gemmbench.measure.bench", "Bench.eager_latency"),
-    ("gemmbench.timing.timers", "settle_graphs"),
+    ("gemmbench.timing.clocks", "resettle_device"),
     ("gemmbench.measure.bench", "Bench._capture"),
     ("gemmbench.timing.timers", "fit_graph_unroll"),
     ("gemmbench.timing.timers", "capture_graph"),

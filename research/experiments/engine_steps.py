@@ -6,12 +6,16 @@ mm_out_dtype at 19.14 us per layer and `Bench.time_units` at 19.92, gemmbench's 
 start) then mm_out_dtype 10.33 against 11.67 us, while the bare graph timer (timers.time_graphs, as
 layer_replay_ab.py used it) agreed with the check. Between the bare timer and the engine lie the steps
 the engine takes before it samples: a warm-up, eager windows (host-bound launches, the GPU mostly idle),
-a reload of the device with matmuls (clocks.resettle_device, until 2026-12-07), then a short sampling
+a reload of the device with matmuls (clocks.resettle_device), then a short sampling
 (the default rule stops most graphs after 32 replays, about 20 ms here). This times the same layers
 (layer_check.py's) after each of those steps in turn, and with a longer sampling, ROUNDS times in turn,
 so that a step that moves the figure shows in its column every round. The first run (H100, 2026-12-07)
 found the reload: 30 ms of matmuls raised the mm_out_dtype and PDL layers 5-10% for at least 200 ms.
-The engine now replays the point's own graphs instead (timers.settle_graphs): the last two columns.
+The second run (H100, 2026-12-07) timed the layers after the point's own graphs replayed untimed for
+30 ms in place of the reload ("the graph's settle"): there they read as the check's timer does, and the
+engine, which settled so for that run, too. But three default sweeps that settled so landed whole points
+at random in one of two states about 10% apart (docs/measurement.md), where after the reload every point
+read alike: the engine reloads again, and layer_check.py reloads as it does before each point.
 
 Usage: python research/experiments/engine_steps.py OUT_DIR   (on a GPU; writes OUT_DIR/engine_steps.md)
 """
@@ -49,6 +53,7 @@ ROUNDS = 3
 IDLE_S = 0.05  # an idle GPU for this long, as between a sweep's points
 RELOAD_S = 0.03  # how long the engine's matmul reload ran
 RELOAD_SIZE = 4096  # the side of its square bf16 matmul
+SETTLE_S = 0.03  # how long the graph's own replays ran in the reload's place
 LONG_SAMPLING_S = 0.2  # a sampling ten times the default rule's typical length
 
 
@@ -84,7 +89,7 @@ def steps(check, bench: Bench, call: Callable[[], object], layers: int, work: La
 
     def eager_then_settle(graph):
         eager_windows()
-        timers.settle_graphs([graph])
+        timers.warm_up(graph.replay, SETTLE_S, torch.cuda.synchronize)
 
     def check_timer():
         graph = check.graph_of([call] * layers, 2)
