@@ -114,8 +114,8 @@ class Bench:
         another set of buffers), and its windows take them in turn. After `eager_windows` rounds, the calls
         whose interval is still wider than the steadiness target go on, in rounds of their own, until it is
         met or they have `max_eager_windows`. A call that raises is dropped, with its exception. On a GPU,
-        the device is then loaded briefly (clocks.resettle_device), so that the device timers that follow
-        start from the state they measure."""
+        the device is then loaded briefly (clocks.resettle_device), so that the device timers of every
+        point start from the same loaded state."""
         timer = EVENTS_TIMER if self.device.type == "cuda" else HOST_TIMER
         windows: dict[Hashable, list[list[float]]] = {key: [] for key in calls}
         failures: dict[Hashable, Exception] = {}

@@ -164,7 +164,7 @@ def _handle_for(nvml, device: torch.device):
 
 def resettle_device(device: torch.device) -> None:
     """Load the GPU for DEVICE_RESETTLE_S after a stretch of light load (eager windows), so that the device
-    timers that follow start from the state they measure."""
+    timers of every point start from the same loaded state."""
     a = _warmup_operand(device)
     timers.warm_up(lambda: torch.mm(a, a), DEVICE_RESETTLE_S, lambda: torch.cuda.synchronize(device))
 
