@@ -4,7 +4,8 @@
 # (scripts/checks/layer_check.sh at M = 1, 2, 4, 8, 16; FlashInfer from the carry .engines/ where present),
 # the A/A check (scripts/checks/aa_check.sh: three default sweeps, the first from an empty cache, timed;
 # compare of every pair), a fourth default sweep timed per phase (sweep_phases.py), then
-# research/experiments/engine_steps.py (which step of the engine moves the independent check's layers).
+# research/experiments/engine_steps.py (which step of the engine moves the independent check's layers);
+# on request (STEPS containing phases_first), a first sweep by phase from empty gemmbench and Triton caches.
 # The device machine returns at most eight files, and a call cut short by its limit returns what $OUT holds
 # then: so every step works under $WORK, and after each step its files are packed again into
 # $OUT/results.tgz and its summary appended to $OUT/summary.log.
@@ -46,6 +47,15 @@ step_phases() {
   GEMMBENCH_CACHE_DIR=/tmp/gemmbench-aa-cache python3 research/checks/sweep_phases.py "$WORK/phases.md" \
     sweep --quiet --out-dir /tmp/gemmbench-phases > "$WORK/phases.log" 2>&1
   { cat "$WORK/phases.md"; echo "sweep 4: $(( $(ms) - t0 )) ms"; } | pack "phases"
+}
+step_phases_first() {  # a first sweep by phase: the extension built into an empty cache, Triton's cache empty too
+  local cache=/tmp/gemmbench-first-cache
+  rm -rf "$cache" /tmp/gemmbench-first-triton
+  GEMMBENCH_CACHE_DIR=$cache gb ext build > "$WORK/phases_first.log" 2>&1
+  local t0=$(ms)
+  GEMMBENCH_CACHE_DIR=$cache TRITON_CACHE_DIR=/tmp/gemmbench-first-triton python3 research/checks/sweep_phases.py \
+    "$WORK/phases_first.md" sweep --quiet --out-dir /tmp/gemmbench-phases-first >> "$WORK/phases_first.log" 2>&1
+  { cat "$WORK/phases_first.md"; echo "first sweep: $(( $(ms) - t0 )) ms"; } | pack "phases of a first sweep"
 }
 for step in $STEPS; do
   "step_$step"
