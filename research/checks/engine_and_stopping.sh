@@ -42,20 +42,18 @@ step_aa() {
   OUT=$WORK STEPS=sweeps bash scripts/checks/aa_check.sh > "$WORK/aa.log" 2>&1
   { grep -E "wall time" "$WORK/aa_check.log"; cat "$WORK/aa_table.md"; } | pack "A/A"
 }
-step_phases() {
-  local t0=$(ms)
-  GEMMBENCH_CACHE_DIR=/tmp/gemmbench-aa-cache python3 research/checks/sweep_phases.py "$WORK/phases.md" \
-    sweep --quiet --out-dir /tmp/gemmbench-phases > "$WORK/phases.log" 2>&1
-  { cat "$WORK/phases.md"; echo "sweep 4: $(( $(ms) - t0 )) ms"; } | pack "phases"
+phases_sweep() {  # $1: its name; $2: the gemmbench cache (the extension is built there first if it is not)
+  local name=$1 cache=$2 t0
+  GEMMBENCH_CACHE_DIR=$cache gb ext build > "$WORK/$name.log" 2>&1
+  t0=$(ms)
+  GEMMBENCH_CACHE_DIR=$cache python3 research/checks/sweep_phases.py "$WORK/$name.md" \
+    sweep --quiet --out-dir "/tmp/gemmbench-$name" >> "$WORK/$name.log" 2>&1
+  { cat "$WORK/$name.md"; echo "$name: $(( $(ms) - t0 )) ms"; } | pack "$name"
 }
-step_phases_first() {  # a first sweep by phase: the extension built into an empty cache, Triton's cache empty too
-  local cache=/tmp/gemmbench-first-cache
-  rm -rf "$cache" /tmp/gemmbench-first-triton
-  GEMMBENCH_CACHE_DIR=$cache gb ext build > "$WORK/phases_first.log" 2>&1
-  local t0=$(ms)
-  GEMMBENCH_CACHE_DIR=$cache TRITON_CACHE_DIR=/tmp/gemmbench-first-triton python3 research/checks/sweep_phases.py \
-    "$WORK/phases_first.md" sweep --quiet --out-dir /tmp/gemmbench-phases-first >> "$WORK/phases_first.log" 2>&1
-  { cat "$WORK/phases_first.md"; echo "first sweep: $(( $(ms) - t0 )) ms"; } | pack "phases of a first sweep"
+step_phases() { phases_sweep phases /tmp/gemmbench-aa-cache; }  # after the A/A's sweeps, a rerun
+step_phases_first() {  # a first sweep: gemmbench's and Triton's caches empty
+  rm -rf /tmp/gemmbench-first-cache /tmp/gemmbench-first-triton
+  TRITON_CACHE_DIR=/tmp/gemmbench-first-triton phases_sweep phases_first /tmp/gemmbench-first-cache
 }
 for step in $STEPS; do
   "step_$step"
