@@ -54,13 +54,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     runs = [load_run(path) for path in args.runs]
-    print("## compare, every pair\n")
+    print("### compare, every pair\n")
     pairs = []
     for (i, base), (j, new) in itertools.combinations(enumerate(runs, 1), 2):
         counts = compare_runs(base, new).counts()
         pairs.append([f"{i} -> {j}", *(counts[v] for v in ("faster", "slower", "same", "noisy"))])
     print(markdown_table(["pair", "faster", "slower", "same", "noisy"], pairs))
-    print(f"\n## {PROBE[0]}, DeepSeek-V3 router, M = {PROBE[3]}: device time (us)\n")
+    print(f"\n### {PROBE[0]}, DeepSeek-V3 router, M = {PROBE[3]}: device time (us)\n")
     records = [probe(run) for run in runs]
     rows = []
     for i, record in enumerate(records, 1):
@@ -69,7 +69,7 @@ def main(argv=None) -> None:
         rows.append([i, f"{d.median_us:.3f}", f"{d.ci_low_us:.3f}-{d.ci_high_us:.3f}", f"{inside} of {len(records)}"])
     print(markdown_table(["run", "median", "95% interval", "medians inside"], rows))
     print(f"\n{every_inside(runs)} timed in every run: every run's device median inside every run's interval.")
-    print("\n## flags\n")
+    print("\n### flags\n")
     flags = []
     for i, run in enumerate(runs, 1):
         timed = [r for r in run.records if r.status == OK]
