@@ -21,6 +21,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # Two cold-L2 sweeps of the DeepSeek-V3 router on one H200, six backends at seven M values.
 COLD_A = FIXTURES / "h200_deepseek_v3_cold_a.json"
 COLD_B = FIXTURES / "h200_deepseek_v3_cold_b.json"
+# A layer run the docs keep: five contexts, and more output than a pipe holds.
+LAYER_RUN = Path(__file__).resolve().parent.parent / "docs" / "runs" / "h100_layer.json"
 # CPU sweeps, on any machine (GPU sweeps are tests/test_gpu.py).
 FAKE_SHAPE = ["--shape", "4x8x16", "--shape", "2x8x16", "--backend", "fake,upcast,mm_out_dtype", "--device", "cpu"]
 runner = CliRunner()
@@ -371,16 +373,15 @@ def test_compare_refuses_runs_timed_differently(tmp_path, fake_device):
 
 
 def test_compare_reads_contexts_as_a_set_and_from_a_csv_export(tmp_path):
-    layer_run = Path(__file__).resolve().parent.parent / "docs" / "runs" / "h100_layer.json"
     exported = tmp_path / "layer.csv"
-    assert invoke("show", layer_run, "--csv", exported).exit_code == 0
-    assert invoke("compare", layer_run, exported).exit_code == 0  # its rows hold five contexts
-    doc = json.loads(layer_run.read_text())
+    assert invoke("show", LAYER_RUN, "--csv", exported).exit_code == 0
+    assert invoke("compare", LAYER_RUN, exported).exit_code == 0  # its rows hold five contexts
+    doc = json.loads(LAYER_RUN.read_text())
     doc["provenance"]["context"] = ",".join(reversed(doc["provenance"]["context"].split(",")))
     reordered = tmp_path / "reordered.json"
     reordered.write_text(json.dumps(doc))
-    assert invoke("compare", layer_run, reordered).exit_code == 0
-    other = invoke("compare", layer_run, FIXTURES / "h200_context_norm_pdl.json")
+    assert invoke("compare", LAYER_RUN, reordered).exit_code == 0
+    other = invoke("compare", LAYER_RUN, FIXTURES / "h200_context_norm_pdl.json")
     assert other.exit_code == 1 and "context: flashinfer_fused_add_rmsnorm," in other.stderr
 
 
@@ -439,8 +440,7 @@ def test_exit_codes_are_in_the_help():
 
 def test_a_closed_pipe_ends_the_output_quietly_with_its_own_exit_code():
     # `gemmbench show RUN | head -1`: more output than a pipe holds (64 KiB), and the reader gone after a line
-    layer_run = Path(__file__).resolve().parent.parent / "docs" / "runs" / "h100_layer.json"
-    command = [sys.executable, "-m", "gemmbench", "show", str(layer_run)]
+    command = [sys.executable, "-m", "gemmbench", "show", str(LAYER_RUN)]
     env = {**os.environ, "COLUMNS": "160"}
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert proc.stdout.readline()
