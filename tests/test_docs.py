@@ -13,12 +13,12 @@ import pytest
 from test_scripts import load_script
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-BLOCK = re.compile(r"<!-- generated: scripts/(\S+\.py)([^>]*) -->\n(.*?)<!-- end generated -->", re.S)
+REGENERATE = load_script("docs/regenerate.py")
 
 
 def generated_blocks():
-    for page in [DOCS.parent / "README.md", *sorted(DOCS.glob("*.md"))]:
-        for match in BLOCK.finditer(page.read_text()):
+    for page in REGENERATE.pages():
+        for match in REGENERATE.BLOCK.finditer(page.read_text()):
             yield pytest.param(match.group(1), shlex.split(match.group(2)), match.group(3), id=f"{page.name}")
 
 
@@ -27,12 +27,20 @@ def test_a_page_has_generated_blocks():
 
 
 @pytest.mark.parametrize("script, args, text", list(generated_blocks()))
-def test_every_generated_block_is_what_its_script_prints(script, args, text, monkeypatch):
-    monkeypatch.chdir(DOCS.parent)
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        load_script(script).main(args)
-    assert printed.getvalue() == text, f"regenerate it: python scripts/{script} {' '.join(args)}"
+def test_every_generated_block_is_what_its_script_prints(script, args, text):
+    assert REGENERATE.printed_by(script, args) == text, "regenerate it: python scripts/docs/regenerate.py"
+
+
+def test_regenerate_rewrites_a_stale_block_and_fills_an_empty_one(tmp_path, capsys):
+    block = "<!-- generated: scripts/docs/schema_table.py -->\n{}<!-- end generated -->\n"
+    page = tmp_path / "page.md"
+    page.write_text("# A page\n\n" + block.format("stale\n") + "\ntext between\n\n" + block.format(""))
+    REGENERATE.main([str(page)])
+    fresh = REGENERATE.printed_by("docs/schema_table.py", [])
+    assert page.read_text() == "# A page\n\n" + block.format(fresh) + "\ntext between\n\n" + block.format(fresh)
+    assert capsys.readouterr().out == f"{page}: 2 block(s) regenerated\n"
+    REGENERATE.main([str(page)])  # nothing left to change: the page is not rewritten, nothing is printed
+    assert capsys.readouterr().out == ""
 
 
 README = DOCS.parent / "README.md"

@@ -23,6 +23,7 @@ SAMPLE_ARGS = {
     "scripts/checks/layer_table.py": ["run.json", "--m", "1,2"],
     "scripts/checks/routing_table.py": ["a.json"],
     "scripts/docs/gemmbench_output.py": ["recommend", "run.json", "--md"],
+    "scripts/docs/regenerate.py": ["docs/context.md"],
     "scripts/docs/schema_table.py": [],
     "scripts/docs/tiers_table.py": ["run.json"],
     "research/checks/repeatability.py": ["a.json", "b.json", "--hot", "c.json"],
