@@ -1,4 +1,5 @@
-"""Writing files so that a crash or a concurrent writer never leaves a torn one: run files and caches."""
+"""Writing files so that a crash or a concurrent writer never leaves a torn one (run files and caches), and
+so that nothing measured is lost where the path asked for cannot be written."""
 
 from __future__ import annotations
 
@@ -31,3 +32,27 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fresh_fallback(name: str) -> Path:
+    """A new, empty file in the system's temporary folder whose name starts as `name`'s stem and ends with its
+    suffix, for what could not be written where asked: created exclusively, so it never replaces a file that
+    is there (a user's, or another run's fallback). Raises OSError."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    fd, path = tempfile.mkstemp(prefix=f"{stem}.", suffix=suffix)
+    os.close(fd)
+    os.chmod(path, DEFAULT_FILE_MODE & ~current_umask())
+    return Path(path)
+
+
+def can_create_in(folder: Path) -> OSError | None:
+    """Whether a file can be created in `folder`, tried for real (a file created and removed): permission
+    bits say nothing where the process runs as root on a read-only or virtual file system. None if it can,
+    else the error."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".gemmbench-probe.")
+    except OSError as exc:
+        return exc
+    os.close(fd)
+    os.unlink(probe)
+    return None

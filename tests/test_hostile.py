@@ -262,9 +262,13 @@ def test_an_export_that_cannot_be_written_at_the_end_goes_to_a_fallback_file(tmp
     from gemmbench.cli import options
 
     monkeypatch.setattr(options, "ensure_writable_file", lambda path, example="": None)  # found only at the end
+    (tmp_path / "rows.csv").write_text("a file of the user's\n")
     result = invoke("sweep", "-b", "fake", "--device", "cpu", "--m", "1", "--no-save", "--csv", target, "-q")
-    assert "written to" in one_error_line(result, 1)
-    assert (tmp_path / "rows.csv").read_text().startswith("model,gemm")
+    line = one_error_line(result, 1)
+    (fallback,) = tmp_path.glob("rows.*.csv")
+    assert f"written to {fallback} instead" in line
+    assert fallback.read_text().startswith("model,gemm")
+    assert (tmp_path / "rows.csv").read_text() == "a file of the user's\n"  # a file of that name is never replaced
 
 
 def test_show_refuses_two_exports_to_stdout():

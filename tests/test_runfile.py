@@ -7,6 +7,7 @@ import pytest
 from samples import sample_records
 
 from gemmbench.errors import GemmbenchError
+from gemmbench.files import fresh_fallback
 from gemmbench.records import KernelRun, runfile
 from gemmbench.records.provenance import Provenance
 from gemmbench.records.runfile import (
@@ -203,6 +204,27 @@ def test_writable_checks(tmp_path):
     with pytest.raises(GemmbenchError, match="cannot create the results folder"):
         ensure_writable_dir(blocker / "sub")
     assert ensure_writable_dir(tmp_path / "a" / "b").is_dir()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_writable_checks_try_for_real_where_permission_bits_say_nothing(tmp_path):
+    # /proc is read-only for every user, root included (whom os.access would answer yes for many folders)
+    with pytest.raises(GemmbenchError, match="the results folder /proc/self is not writable"):
+        ensure_writable_dir(Path("/proc/self"))
+    with pytest.raises(GemmbenchError, match="cannot write /proc/self/x.csv: folder /proc/self is not writable"):
+        ensure_writable_file("/proc/self/x.csv")
+    ensure_writable_dir(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # the probe leaves nothing behind
+
+
+def test_a_fallback_file_is_new_and_named_after_the_path_asked_for(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    (tmp_path / "rows.csv").write_text("the user's\n")
+    first, second = fresh_fallback("rows.csv"), fresh_fallback("rows.csv")
+    assert first != second and first.name.startswith("rows.") and first.suffix == ".csv"
+    assert (tmp_path / "rows.csv").read_text() == "the user's\n"
 
 
 def test_an_export_never_overwrites_a_run_file(tmp_path):

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gemmbench.errors import GemmbenchError
-from gemmbench.files import write_atomically
+from gemmbench.files import can_create_in, fresh_fallback, write_atomically
 from gemmbench.records.group import GroupRecord
 from gemmbench.records.provenance import Provenance
 from gemmbench.records.record import SKIPPED, Record
@@ -79,9 +78,10 @@ def ensure_writable_dir(path: Path) -> Path:
             f"cannot create the results folder {path}: {exc.strerror}",
             "pass --out-dir to a writable folder, or --no-save",
         ) from exc
-    if not os.access(path, os.W_OK | os.X_OK):
+    if problem := can_create_in(path):
         raise GemmbenchError(
-            f"the results folder {path} is not writable", "pass --out-dir to a writable folder, or --no-save"
+            f"the results folder {path} is not writable ({problem.strerror or problem})",
+            "pass --out-dir to a writable folder, or --no-save",
         )
     return path
 
@@ -104,8 +104,11 @@ def ensure_writable_file(path: str, example: str = "results.csv") -> None:
         raise GemmbenchError(
             f"cannot write {target}: folder {parent} does not exist", "create it or choose another path"
         )
-    if not target.exists() and not os.access(parent, os.W_OK | os.X_OK):
-        raise GemmbenchError(f"cannot write {target}: folder {parent} is not writable", "choose another path")
+    if problem := can_create_in(parent):
+        raise GemmbenchError(
+            f"cannot write {target}: folder {parent} is not writable ({problem.strerror or problem})",
+            "choose another path",
+        )
 
 
 # A run file names its schema in its first lines (`schema` is the first key written).
@@ -131,7 +134,8 @@ class RunWriter:
 
     A measured row is never lost to the file system: where the file cannot be written (its folder removed
     during the sweep, a full disk), the run goes to a fallback file of the same name in the system's
-    temporary folder, and `problem` says what happened, for the caller to report."""
+    temporary folder (a new file, its name made unique), and `problem` says what happened, for the caller to
+    report."""
 
     def __init__(self, path: Path, run: Run) -> None:
         self.path = Path(path)
@@ -156,9 +160,9 @@ class RunWriter:
         try:
             write_atomically(self.path, text)
         except OSError as exc:
-            fallback = Path(tempfile.gettempdir()) / self.path.name
-            if self.path == fallback:
-                raise GemmbenchError(f"cannot write the run file {fallback}: {exc.strerror}", "free the disk") from exc
+            if self.problem:  # already the fallback
+                raise GemmbenchError(f"cannot write the run file {self.path}: {exc.strerror}", "free the disk") from exc
+            fallback = fresh_fallback(self.path.name)
             self.problem = f"cannot write {self.path} ({exc.strerror or exc}); the run is saved to {fallback}"
             self.path = fallback
             write_atomically(self.path, text)
@@ -222,15 +226,15 @@ def _nested(text: str, depth: int) -> str:
 def write_text(path: str, text: str, stdout) -> None:
     """Write `text` to `path`, or to `stdout` when path is '-'. Where `path` cannot be written (found only
     at the end, after the work), the text goes to a file of the same name in the system's temporary folder
-    first, so that nothing measured is lost, and the error names it."""
+    first (a new file: it never replaces one), so that nothing measured is lost, and the error names it."""
     if path == "-":
         stdout.write(text)
         return
     try:
         Path(path).write_text(text)
     except OSError as exc:
-        fallback = Path(tempfile.gettempdir()) / Path(path).name
         try:
+            fallback = fresh_fallback(Path(path).name)
             write_atomically(fallback, text)
         except OSError:
             raise GemmbenchError(f"cannot write {path}: {exc.strerror}", "choose another path") from exc
