@@ -385,6 +385,29 @@ def test_compare_reads_contexts_as_a_set_and_from_a_csv_export(tmp_path):
     assert other.exit_code == 1 and "context: flashinfer_fused_add_rmsnorm," in other.stderr
 
 
+def test_compare_names_a_layer_row_with_its_producer_and_pdl(tmp_path):
+    doc = json.loads(LAYER_RUN.read_text())
+    slowed = next(
+        r
+        for r in doc["records"]
+        if r["model"] == "Kimi-K2"
+        and r["backend"] == "router_small_m_mma"
+        and r["pdl"]
+        and r["context"] == "norm"
+        and r["m"] == 8
+    )
+    for field in ("device_median_us", "device_ci_low_us", "device_ci_high_us"):
+        slowed[field] *= 1.5
+    slower = tmp_path / "slower.json"
+    slower.write_text(json.dumps(doc))
+    result = invoke("compare", LAYER_RUN, slower, "--fail-above", 20)
+    assert result.exit_code == 1
+    assert "(worst: Kimi-K2 router M=8 router_small_m_mma+pdl after norm, 1.500x)" in " ".join(result.stderr.split())
+    md = invoke("compare", LAYER_RUN, slower, "--md").stdout
+    (line,) = [line for line in md.splitlines() if "| slower |" in line]
+    assert line.startswith("| Kimi-K2 router after norm N=384 K=7168 | 8 | router_small_m_mma+pdl |")
+
+
 def test_recommend_takes_one_output_format():
     result = invoke("recommend", COLD_A, "--json", "--md")
     assert result.exit_code == 2 and "--json and --md each choose the output format" in result.stderr

@@ -48,6 +48,15 @@ def test_a_device_slower_at_several_points_is_an_outlier():
     assert report.failing(20) == []
 
 
+def test_a_layer_row_is_its_own_point_beside_the_gemm_alone():
+    alone = run_of({device: [6.0, 6.1, 6.2, 6.3] for device in DEVICES})
+    in_layer = run_of({device: [19.0, 19.1, 19.2, 19.3] for device in DEVICES}, context="norm")
+    report = fleet_report(Run(Provenance(), alone.records + in_layer.records))
+    assert len(report.points) == 2 * 4 * len(DEVICES)
+    assert all(p.ratio == pytest.approx(1.0) for p in report.points)  # each against its own view's median
+    assert {p.context for p in report.points} == {None, "norm"}
+
+
 def test_a_difference_within_the_rows_own_interval_is_not_slower():
     report = fleet_report(
         run_of(

@@ -29,6 +29,7 @@ class DevicePoint:
     fleet_median_us: float
     ratio: float  # this device's median over the fleet's
     slower: bool  # beyond the run's spread
+    context: str | None = None  # the producer the GEMM ran after (its time is per layer); None: alone
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,9 @@ def _device_points(timed: list[Record]) -> list[DevicePoint]:
     """Every timed row of a point measured on two or more devices, against the median of that point."""
     by_point: dict[tuple, list[Record]] = {}
     for record in timed:
-        by_point.setdefault((record.case, record.label), []).append(record)
+        by_point.setdefault((record.case, record.label, record.context), []).append(record)
     points = []
-    for (case, backend), rows in by_point.items():
+    for (case, backend, context), rows in by_point.items():
         if len(rows) < 2:
             continue
         fleet_us = statistics.median(_time(r)[0] for r in rows)
@@ -107,7 +108,9 @@ def _device_points(timed: list[Record]) -> list[DevicePoint]:
             slower = low_us > fleet_us * (1 + SAME_TOLERANCE)
             ratio = median_us / fleet_us
             points.append(
-                DevicePoint(row.device_id, backend, case.model, case.gemm, case.m, median_us, fleet_us, ratio, slower)
+                DevicePoint(
+                    row.device_id, backend, case.model, case.gemm, case.m, median_us, fleet_us, ratio, slower, context
+                )
             )
     return points
 

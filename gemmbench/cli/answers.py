@@ -163,7 +163,7 @@ def compare(
             comparison.regressions(fail_above),
             f"row(s) slower by more than {fail_above:g}%",
             lambda r: r.ratio,
-            lambda r: f"{r.base.model} {r.base.gemm} M={r.base.m} {r.base.backend}",
+            lambda r: r.base.row_name,
         )
         exit_if_lost(comparison.lost(), new)
     if not any(r.ratio for r in comparison.rows) and not any(g.ratio for g in group_rows):
@@ -177,8 +177,10 @@ def exit_if_lost(lost: list, new: Path) -> None:
     if lost:
         base_row, new_row = lost[0]
         why = f"{new_row.status}: {new_row.reason}" if new_row is not None else "no such row"
-        name = f"{base_row.model} {base_row.gemm} M={base_row.m} {base_row.label}"
-        typer.echo(f"{len(lost)} row(s) timed in the base run are not timed in {new} (first: {name}, {why})", err=True)
+        typer.echo(
+            f"{len(lost)} row(s) timed in the base run are not timed in {new} (first: {base_row.row_name}, {why})",
+            err=True,
+        )
         raise typer.Exit(1)
 
 

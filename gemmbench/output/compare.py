@@ -12,7 +12,7 @@ from gemmbench.analysis.policy import (
     SAME_TOLERANCE,
 )
 from gemmbench.output.format import MAX_LISTED_UNMATCHED, WideOrNarrow, format_us, markdown_table
-from gemmbench.records import Provenance
+from gemmbench.records import Provenance, after_context
 from gemmbench.records.timers import median_of
 
 VERDICT_STYLES = {"faster": "green", "slower": "red", "same": "", "noisy": "yellow", "not timed": "dim"}
@@ -47,7 +47,7 @@ def _comparison_rows(comparison: Comparison) -> list[list[str]]:
         new_us = row.new_us if row.timer else median_of(row.new.device)
         rows.append(
             [
-                f"{row.base.model} {row.base.gemm} N={row.base.n} K={row.base.k}",
+                f"{row.base.model} {row.base.gemm}{after_context(row.base.context)} N={row.base.n} K={row.base.k}",
                 str(row.base.m),
                 row.base.label,
                 format_us(base_us),
@@ -68,7 +68,7 @@ def comparison_summary(comparison: Comparison) -> str:
     lines = [f"geometric mean new/base: {'–' if geomean is None else f'{geomean:.3f}x'}; {counts}"]
     for label, rows in (("only in base", comparison.only_base), ("only in new", comparison.only_new)):
         if rows:
-            shown = ", ".join(f"{r.model} {r.gemm} M={r.m} {r.label}" for r in rows[:MAX_LISTED_UNMATCHED])
+            shown = ", ".join(r.row_name for r in rows[:MAX_LISTED_UNMATCHED])
             lines.append(f"{label} ({len(rows)}): {shown}{' …' if len(rows) > MAX_LISTED_UNMATCHED else ''}")
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ from gemmbench.analysis.policy import (
     SAME_TOLERANCE,
 )
 from gemmbench.output.format import MAX_LISTED_UNMATCHED, WideOrNarrow, markdown_table
+from gemmbench.records import after_context
 
 FLEET_COLUMNS = [
     "device",
@@ -63,7 +64,10 @@ def _slowest_points(report: FleetReport) -> list[str]:
         slow = sorted(
             (p for p in report.points if p.device_id == device.device_id and p.slower), key=lambda p: -p.ratio
         )
-        shown = ", ".join(f"{p.model} {p.gemm} M={p.m} {p.backend} {p.ratio:.2f}x" for p in slow[:MAX_LISTED_UNMATCHED])
+        shown = ", ".join(
+            f"{p.model} {p.gemm} M={p.m} {p.backend}{after_context(p.context)} {p.ratio:.2f}x"
+            for p in slow[:MAX_LISTED_UNMATCHED]
+        )
         lines.append(f"{device.device_id} slower at: {shown}{' …' if len(slow) > MAX_LISTED_UNMATCHED else ''}")
     return lines
 

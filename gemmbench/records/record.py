@@ -155,6 +155,11 @@ class Record(Case):
         return label_of(self.backend, self.pdl)
 
     @property
+    def row_name(self) -> str:
+        """One row named whole in a sentence: `Kimi-K2 router M=8 router_small_m_mma+pdl after norm`."""
+        return f"{self.model} {self.gemm} M={self.m} {self.label}{after_context(self.context)}"
+
+    @property
     def in_layer(self) -> bool:
         """Timed in its layer, after a producer: its times are per layer, producer included."""
         return self.context is not None
