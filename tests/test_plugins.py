@@ -295,6 +295,32 @@ BACKENDS = [Scribbler()]
     assert rows["fake"]["status"] == "ok" and float(rows["fake"]["rel_err"]) < 1e-6
 
 
+def test_a_backend_that_returns_its_result_instead_of_writing_out_is_told_so(tmp_path, fake_device):
+    plugin = write_plugin(
+        tmp_path,
+        """
+class Elsewhere(Backend):
+    name = "elsewhere"
+    code = "x.float() @ w.float().T, returned, out untouched"
+
+    def prepare(self, case, inputs):
+        x, w = inputs.x, inputs.w
+        return lambda: (x.float() @ w.float().t())[:, :3]
+
+
+BACKENDS = [Elsewhere()]
+""",
+    )
+    result = cpu_sweep_to_csv(plugin, "elsewhere,fake")
+    assert result.exit_code == 1, result.output
+    rows = {row["backend"]: row for row in csv.DictReader(io.StringIO(result.stdout))}
+    reason = rows["elsewhere"]["reason"]
+    assert rows["elsewhere"]["status"] == "error"
+    assert "elsewhere never wrote out (it returned a tensor of shape (4, 3) instead; out is (4, 8))" in reason
+    assert "computes into inputs.out" in reason and "rel_err" not in reason
+    assert rows["fake"]["status"] == "ok"
+
+
 def test_what_a_plugin_prints_goes_to_stderr_and_the_csv_on_stdout_stays_clean(tmp_path):
     plugin = write_plugin(
         tmp_path,

@@ -213,6 +213,11 @@ class InputWritten(Exception):
     """A backend wrote into x or w: its row is an error row naming it, never the next backends' failure."""
 
 
+class OutputNotWritten(Exception):
+    """A backend's call left its output buffer as it was given (NaN): it computes somewhere else, or nothing.
+    Its row says so, not merely that the result is NaN."""
+
+
 def _checked_layers(run: _CaseRun, key: RowKey, ref: torch.Tensor) -> tuple[Callable[[], object], float]:
     """The row's call over the rotating layers (the GEMM alone, or the producer then the GEMM), and the
     relative error of the first layer's output, written into a buffer poisoned with NaN so that an output
@@ -221,11 +226,11 @@ def _checked_layers(run: _CaseRun, key: RowKey, ref: torch.Tensor) -> tuple[Call
     call, gemms = run.layers(key)
     first.out.fill_(math.nan)
     if producer is None:
-        gemms[0]()
+        returned = gemms[0]()
     else:
         x = run.produce(producer)[0]()
         written = GemmInputs(x, first.w, first.out)
-        (gemms[0] if x is first.x else variant.prepare(case, written))()
+        returned = (gemms[0] if x is first.x else variant.prepare(case, written))()
         ref = reference(written)
     run.bench.sync()
     if written_inputs := run.restore_inputs(alone=producer is None):
@@ -233,7 +238,19 @@ def _checked_layers(run: _CaseRun, key: RowKey, ref: torch.Tensor) -> tuple[Call
             f"{variant.label} wrote into its input {' and '.join(written_inputs)} (restored for the backends "
             "after it): a backend must only write out"
         )
+    if bool(first.out.isnan().all()):
+        raise OutputNotWritten(
+            f"{variant.label} never wrote out{_returned_instead(returned, first.out)}: a backend's call computes "
+            "into inputs.out and returns it"
+        )
     return call, relative_error(first.out, ref)
+
+
+def _returned_instead(returned: object, out: torch.Tensor) -> str:
+    """What a call that left `out` unwritten returned instead, where that says what went wrong."""
+    if isinstance(returned, torch.Tensor) and returned is not out:
+        return f" (it returned a tensor of shape {tuple(returned.shape)} instead; out is {tuple(out.shape)})"
+    return ""
 
 
 def _time_case(run: _CaseRun, checked: dict[RowKey, tuple[Callable[[], object], float]]) -> dict[RowKey, Record]:
