@@ -225,8 +225,8 @@ def _details(record: Record) -> list[str]:
 
 
 def _annotations(record: Record) -> list[str]:
-    """The share of the floor and the routing fidelity, where the row has them."""
-    notes = [f"{record.pct_of_floor:.0f}% of floor"] if record.pct_of_floor is not None else []
+    """How close the time comes to the floor, and the routing fidelity, where the row has them."""
+    notes = [f"{record.pct_of_floor:.0f}% of roofline"] if record.pct_of_floor is not None else []
     return notes + ([routing_note(record)] if record.topk_mismatch is not None else [])
 
 
@@ -307,7 +307,7 @@ def legend_lines(records: list[Record], markdown: bool, rel_err_label: str = _CE
     if any(r.floor_us is not None for r in ok):
         lines.append(
             "floor: max(bytes / measured bandwidth, FLOPs / measured bf16 throughput); "
-            "N% of floor: the floor over the time"
+            "N% of roofline: the floor over the time, how close the row comes to the floor (100%)"
         )
     if any(r.topk_mismatch is not None for r in ok):
         lines.append(
