@@ -138,3 +138,20 @@ def test_the_group_command_needs_a_preset_with_groups(fake_device):
     assert result.exit_code == 2 and "deepseek-v4-pro" in result.stderr
     no_groups = invoke("group", "--preset", "deepseek-v3", "-b", "fake", "--device", "cpu", "--no-save")
     assert no_groups.exit_code == 2 and "no [[group]]" in no_groups.stderr
+
+
+def test_the_advice_names_the_m_past_a_gap_where_the_streams_pay_again():
+    from gemmbench.analysis.group_advice import GroupAdvice, GroupChoice
+    from gemmbench.output.groups import advice_markdown, advice_summary
+
+    speedups = {512: 1.11, 1024: 0.97, 2048: 1.034, 4096: 1.025, 16384: 1.049}
+    choices = [GroupChoice(m, "mm_out_dtype", 100.0, 100.0 * s, s, s > 1.03) for m, s in speedups.items()]
+    advice = GroupAdvice("DeepSeek-V4-Flash", "attention_inputs", choices)
+    assert advice.streams_pay_up_to == 512 and advice.streams_also_pay_at == [2048, 16384]
+    assert "the auxiliary streams pay up to M = 512, and again at M = 2048, 16384;" in advice_summary(advice)
+    rows = advice_markdown([advice])
+    assert "| 2048 | mm_out_dtype | 100 µs | 103 µs | 1.034x | yes |" in rows
+    assert "| 4096 | mm_out_dtype | 100 µs | 102 µs | 1.025x | no |" in rows  # 1.03x both, read apart
+    never_first = GroupAdvice("m", "g", choices[1:])
+    assert never_first.streams_pay_up_to is None
+    assert "the auxiliary streams do not pay at the smallest M, but at M = 2048, 16384;" in advice_summary(never_first)

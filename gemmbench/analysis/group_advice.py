@@ -44,6 +44,12 @@ class GroupAdvice:
             last = choice.m
         return last
 
+    @property
+    def streams_also_pay_at(self) -> list[int]:
+        """The M values past `streams_pay_up_to` (beyond the first M where they do not) where they pay again."""
+        up_to = self.streams_pay_up_to
+        return [c.m for c in self.choices if c.streams_pay and (up_to is None or c.m > up_to)]
+
 
 def times_us(record: GroupRecord) -> tuple[float | None, float | None]:
     """(parallel, serial) device times the advice reads (per layer, producer included, in a layer view)."""

@@ -136,7 +136,7 @@ def _advice_rows(advice: GroupAdvice) -> list[list[str]]:
             c.backend,
             format_us(c.parallel_us),
             format_us(c.serial_us),
-            f"{c.speedup:.2f}x",
+            f"{c.speedup:.3f}x",  # three decimals: a yes and a no either side of the threshold read apart
             "yes" if c.streams_pay else "no",
         ]
         for c in advice.choices
@@ -146,7 +146,15 @@ def _advice_rows(advice: GroupAdvice) -> list[list[str]]:
 def advice_summary(advice: GroupAdvice) -> str:
     up_to = advice.streams_pay_up_to
     backends = ", ".join(dict.fromkeys(c.backend for c in advice.choices)) or "none qualified"
-    pays = f"the auxiliary streams pay up to M = {up_to}" if up_to else "the auxiliary streams do not pay"
+    also = ", ".join(map(str, advice.streams_also_pay_at))
+    if up_to:
+        pays = f"the auxiliary streams pay up to M = {up_to}" + (f", and again at M = {also}" if also else "")
+    else:
+        pays = (
+            f"the auxiliary streams do not pay at the smallest M, but at M = {also}"
+            if also
+            else "the auxiliary streams do not pay"
+        )
     where = f" (in the layer, after {advice.context})" if advice.context else ""
     return f"{advice.model} {advice.group}{where}: {pays}; light GEMMs: {backends}"
 
@@ -161,7 +169,11 @@ def advice_tables(advice: list[GroupAdvice]) -> Group:
             table.add_row(*row)
         parts += [Text(advice_summary(item), style="bold"), table]
     parts.append(
-        Text(f"streams pay: parallel beats serial by more than {SAME_TOLERANCE:.0%}; " + tie_rule(), style="dim")
+        Text(
+            f"streams pay: parallel beats serial by more than {SAME_TOLERANCE:.0%} (serial / parallel above "
+            f"{1 + SAME_TOLERANCE:.2f}); pay up to: from the smallest M on; " + tie_rule(),
+            style="dim",
+        )
     )
     return Group(*parts)
 
