@@ -91,3 +91,13 @@ def test_a_run_that_is_not_a_fleet_check_is_refused():
     split_points = Run(Provenance(), [row(DEVICES[i % 2], m, 6.0) for i, m in enumerate((1, 2, 4, 8))])
     with pytest.raises(GemmbenchError, match="measured no point on more than one device"):
         fleet_report(split_points)
+
+
+def test_a_group_run_is_refused_as_what_it_is():
+    from gemmbench.records import GroupRecord
+
+    group_run = Run(
+        Provenance(), [], groups=[GroupRecord("DeepSeek-V4-Pro", "attention_inputs", 1, 7168, "mm_out_dtype", OK)]
+    )
+    with pytest.raises(GemmbenchError, match="is a group run \\(gemmbench group\\): fleet reads sweep runs"):
+        fleet_report(group_run, "groups.json")

@@ -68,6 +68,11 @@ def _time(record: Record) -> tuple[float, float] | None:
 
 def fleet_report(run: Run, source: str = "the run") -> FleetReport:
     """Each device's points against the fleet's median at the same point, and a summary per device."""
+    if run.groups and not run.records:
+        raise GemmbenchError(
+            f"{source} is a group run (gemmbench group): fleet reads sweep runs",
+            "run the fleet check as a sweep: torchrun ... gemmbench -- sweep --split none",
+        )
     timed = [r for r in run.records if r.status == OK and r.device_id and _time(r)]
     devices = list(dict.fromkeys(r.device_id for r in timed))
     if len(devices) < 2:
