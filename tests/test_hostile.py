@@ -37,6 +37,26 @@ def one_error_line(result, exit_code: int) -> str:
 
 # Options
 
+FAKE_CPU = ("-b", "fake", "--device", "cpu")
+
+
+def test_two_stopping_rules_at_once_are_refused_and_device_timer_options_on_the_cpu_named(fake_device):
+    timer = invoke("sweep", *FAKE_CPU, "--no-save", "--budget-ms", 50, "--samples", 3, "-q")
+    assert "--budget-ms would have no effect" in one_error_line(timer, 2)  # asked for two rules at once
+    timer = invoke("sweep", *FAKE_CPU, "--no-save", "--budget-ms", 50, "--target-ci", 0.5, "-q")
+    assert timer.exit_code == 0
+    assert "--budget-ms has no effect on the CPU" in timer.stderr and "--target-ci has no effect" in timer.stderr
+    assert "--samples" not in timer.stderr
+
+
+def test_an_out_dir_with_no_save_and_tensor_names_without_weights_are_named(fake_device, tmp_path):
+    result = invoke("sweep", *FAKE_CPU, "--no-save", "--out-dir", tmp_path / "unused", "-q")
+    assert result.exit_code == 0 and "--out-dir has no effect with --no-save" in result.stderr
+    assert not (tmp_path / "unused").exists()
+    assert "--no-save" not in invoke("sweep", *FAKE_CPU, "--no-save", "-q").stderr
+    named = invoke("sweep", *FAKE_CPU, "--no-save", "--weight-tensor", "gate.weight", "-q")
+    assert "name tensors of a --weights file" in one_error_line(named, 2)
+
 
 @pytest.mark.parametrize("m", ["²", "1,٣", "1:16:x²"])
 def test_a_unicode_digit_in_an_m_list_is_a_usage_error(m, fake_device):

@@ -18,6 +18,7 @@ from gemmbench.cli.app import (
     rows_phrase,
 )
 from gemmbench.cli.options import (
+    DEFAULT_OUT_DIR,
     AllowEmptyOpt,
     ConfigOpt,
     ContextOpt,
@@ -33,6 +34,7 @@ from gemmbench.cli.options import (
     SeedOpt,
     check_exports,
     split_values,
+    warn_if_out_dir_unused,
 )
 from gemmbench.cli.session import export, finishing, refuse_torchrun, report_saved, run_with_progress
 from gemmbench.errors import UsageError
@@ -99,7 +101,7 @@ def group(
     plugin: PluginOpt = None,
     csv: GroupCsvOpt = None,
     json_path: JsonOutOpt = None,
-    out_dir: OutDirOpt = Path("results"),
+    out_dir: OutDirOpt = DEFAULT_OUT_DIR,
     no_save: NoSaveOpt = False,
     allow_empty: AllowEmptyOpt = False,
     hot: GroupHotOpt = False,
@@ -115,6 +117,7 @@ def group(
     from gemmbench.measure.session import GroupWork, plan_sweep
 
     refuse_torchrun("group", "run it without torchrun")
+    warn_if_out_dir_unused(no_save, out_dir)
     names = split_values(preset)
     groups = selected_groups(names, config or [])
     plan = plan_sweep(

@@ -8,12 +8,15 @@ from typing import Annotated
 
 import typer
 
+from gemmbench.cli.app import warn
 from gemmbench.errors import UsageError
 from gemmbench.records import select_records
 from gemmbench.records.runfile import ensure_writable_file
 from gemmbench.spec.parse import parse_m_list, parse_shape
 from gemmbench.spec.presets import check_roles, select_gemms
 from gemmbench.timing.defaults import (
+    DEVICE_BUDGET_S,
+    DEVICE_TARGET_CI_REL,
     EAGER_WINDOW_S,
     EAGER_WINDOWS,
     MAX_EAGER_WINDOWS,
@@ -91,6 +94,7 @@ GpuOpt = Annotated[
 JsonOutOpt = Annotated[str | None, typer.Option("--json", help="Also write the run as JSON here; - for stdout.")]
 
 OutDirOpt = Annotated[Path, typer.Option("--out-dir", help="Folder for the run file, written after every row.")]
+DEFAULT_OUT_DIR = Path("results")
 
 NoSaveOpt = Annotated[bool, typer.Option("--no-save", help="Do not write a run file.")]
 
@@ -313,3 +317,26 @@ ContextOpt = Annotated[
         "after its stores: what-ifs), or a plugin's producer; `gemmbench list` names them. docs/context.md.",
     ),
 ]
+
+
+def given_timer_flags(samples: int | None, target_ci: float, budget_ms: float) -> list[str]:
+    """The device timer's options given (a value other than its default counts as given)."""
+    defaults = {"--samples": None, "--target-ci": DEVICE_TARGET_CI_REL * 100, "--budget-ms": DEVICE_BUDGET_S * 1e3}
+    values = {"--samples": samples, "--target-ci": target_ci, "--budget-ms": budget_ms}
+    return [flag for flag, value in values.items() if value != defaults[flag]]
+
+
+def refuse_timer_conflicts(given: list[str]) -> None:
+    """--samples is a fixed count instead of the stopping rule that --target-ci and --budget-ms set: both at
+    once ask for two things."""
+    rule = [flag for flag in given if flag != "--samples"]
+    if "--samples" in given and rule:
+        raise UsageError(
+            f"--samples samples a fixed count, so {' and '.join(rule)} would have no effect", "give one or the other"
+        )
+
+
+def warn_if_out_dir_unused(no_save: bool, out_dir: Path) -> None:
+    """--out-dir given with --no-save changes nothing: say so."""
+    if no_save and out_dir != DEFAULT_OUT_DIR:
+        warn("--out-dir has no effect with --no-save: no run file is written")

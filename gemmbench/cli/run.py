@@ -22,6 +22,7 @@ from gemmbench.cli.app import (
     warn,
 )
 from gemmbench.cli.options import (
+    DEFAULT_OUT_DIR,
     ActivationsOpt,
     ActivationsTensorOpt,
     AllowEmptyOpt,
@@ -57,8 +58,11 @@ from gemmbench.cli.options import (
     WeightTensorOpt,
     check_exports,
     filtered,
+    given_timer_flags,
+    refuse_timer_conflicts,
     routing_files,
     selection,
+    warn_if_out_dir_unused,
 )
 from gemmbench.cli.session import (
     export,
@@ -91,7 +95,7 @@ def sweep(
     plugin: PluginOpt = None,
     csv: CsvRowsOpt = None,
     json_path: JsonOutOpt = None,
-    out_dir: OutDirOpt = Path("results"),
+    out_dir: OutDirOpt = DEFAULT_OUT_DIR,
     no_save: NoSaveOpt = False,
     allow_empty: AllowEmptyOpt = False,
     hot: HotOpt = False,
@@ -121,6 +125,8 @@ def sweep(
     from gemmbench.measure.session import plan_sweep
 
     fleet = _fleet(split)
+    refuse_timer_conflicts(given_timer_flags(samples, target_ci, budget_ms))
+    warn_if_out_dir_unused(no_save, out_dir)
     plan = plan_sweep(
         **selection(preset, config, shape, role, m, backend, device, plugin),
         hot=hot,
@@ -138,7 +144,12 @@ def sweep(
         **routing_files(weights, weight_tensor, bias_tensor, activations, activations_tensor),
     )
     check_exports(csv, json_path)  # after the plan, which creates --out-dir: an export may go into it
-    warnings = {"m_given": bool(m), "hot": hot, "remeasure": remeasure_roofline}
+    warnings = {
+        "m_given": bool(m),
+        "hot": hot,
+        "remeasure": remeasure_roofline,
+        "timer_flags": given_timer_flags(samples, target_ci, budget_ms),
+    }
     _run_and_finish(plan, fleet, split, csv, json_path, md, quiet, allow_empty, warnings)
 
 
@@ -188,7 +199,7 @@ def finish_sweep(result, tables: Console, notes: Console | None, md: bool, csv, 
 
 
 def warn_about_options(
-    plan, notes: Console | None, m_given: bool, fleet, split: str, hot: bool, remeasure: bool
+    plan, notes: Console | None, m_given: bool, fleet, split: str, hot: bool, remeasure: bool, timer_flags: list[str]
 ) -> None:
     """What the user should know before the sweep starts: that it times on the CPU (and which M it cut
     to), and which of the options given have no effect here."""
@@ -204,6 +215,10 @@ def warn_about_options(
     for flag, given, why in (
         ("--hot", hot, "gemmbench manages the L2 of GPUs only"),
         ("--remeasure-roofline", remeasure, "the roofline is measured on GPUs only"),
+        *(
+            (flag, True, "it sets the CUDA-graph device timer; the CPU is timed in eager windows")
+            for flag in timer_flags
+        ),
     ):
         if given and on_cpu:
             warn(f"{flag} has no effect on the CPU: {why}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from gemmbench.errors import GemmbenchError
+from gemmbench.errors import GemmbenchError, UsageError
 from gemmbench.measure.routing import NORMAL, SYNTHETIC, RoutingInputs, synthetic_inputs
 from gemmbench.spec.cases import Case
 from gemmbench.timing.inputs import GemmInputs, make_inputs
@@ -270,7 +270,7 @@ def load_routing_data(
     weights, activations = weights and Path(weights), activations and str(activations)
     weight, bias = load_weights(weights, weight_tensor, bias_tensor) if weights else (None, None)
     if weights is None and (weight_tensor or bias_tensor):
-        raise GemmbenchError("--weight-tensor/--bias-tensor name tensors of a --weights file", "give --weights FILE")
+        raise UsageError("--weight-tensor/--bias-tensor name tensors of a --weights file", "give --weights FILE")
     synthetic, loaded = NORMAL, None
     if activations in SYNTHETIC:
         synthetic = activations
