@@ -54,3 +54,15 @@ def test_reference_and_relative_error_in_row_blocks_match_whole_tensors(monkeypa
     ref = reference(made)
     assert torch.equal(ref, whole)
     assert relative_error(out, ref) == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_case_that_cannot_be_checked_in_host_memory_fails_before_its_operands_are_made(monkeypatch):
+    from gemmbench.timing import inputs
+
+    monkeypatch.setattr(inputs, "host_memory_available", lambda: 24 * 10**9)
+    made = []
+    monkeypatch.setattr(torch, "randn", lambda *args, **kwargs: made.append(args))
+    # w in bf16 (20 GB) fits in 24 GB; with its pristine copy and w in float64 (80 GB) it does not
+    with pytest.raises(MemoryError, match="checking it needs 120.3 GB, the host has 24.0 GB available"):
+        make_inputs(Case("custom", "x", "custom", 1, 100_000, 100_000), torch.device("cpu"), seed=0)
+    assert made == []

@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 import torch
 
-from gemmbench.spec.cases import Case
+from gemmbench.spec.cases import DTYPE_BYTES, Case
 
 COLD = "cold"
 HOT = "hot"
@@ -67,13 +67,23 @@ def host_memory_available() -> int | None:
     return None
 
 
+def _checking_bytes(case: Case) -> int:
+    """What checking one case holds at once: its operands and output, a pristine copy of the operands (to
+    tell whether a backend wrote into them), w in float64 and the float64 reference with one row block of x
+    (`reference`)."""
+    operands = (case.m + case.n) * case.k * DTYPE_BYTES[case.in_dtype]
+    float64 = 8 * (case.n * case.k + case.m * case.n) + REFERENCE_BLOCK_BYTES
+    return case.bytes_moved + operands + float64
+
+
 def _check_host_memory(case: Case) -> None:
     """On the CPU, refuse inputs that cannot fit before allocating them: where the kernel overcommits
-    memory, an oversized allocation succeeds and the process is killed when it is written."""
-    needed = case.bytes_moved + case.m * case.n * 8  # the operands, the output and the float64 reference
+    memory, an oversized allocation succeeds and the process is killed when it is written; where it does
+    not, making the operands takes minutes before the float64 copy fails."""
+    needed = _checking_bytes(case)
     available = host_memory_available()
     if available is not None and needed > available:
-        raise MemoryError(f"the inputs need {needed / 1e9:,.1f} GB, the host has {available / 1e9:,.1f} GB available")
+        raise MemoryError(f"checking it needs {needed / 1e9:,.1f} GB, the host has {available / 1e9:,.1f} GB available")
 
 
 def make_inputs(case: Case, device: torch.device, seed: int) -> GemmInputs:
