@@ -138,7 +138,7 @@ def test_user_config_loads(tmp_path):
         (GOOD_TOML.replace("n = 64\n", ""), "missing the key 'n'"),
         (GOOD_TOML.replace('model = "Mine"\n', ""), "missing the key 'model'"),
         (GOOD_TOML.replace('role = "router"', 'role = "mlp"'), "role 'mlp'"),
-        (GOOD_TOML.replace("n = 64", 'n = "64"'), "'n' = '64', not a int"),
+        (GOOD_TOML.replace("n = 64", 'n = "64"'), "'n' = '64', not an integer"),
         (GOOD_TOML.replace("k = 128", "k = 0"), "k = 0"),
         (GOOD_TOML.replace('out_dtype = "fp32"', 'out_dtype = "fp64"'), "out_dtype = 'fp64'"),
         ("model = [", "not valid TOML"),

@@ -182,7 +182,8 @@ def exit_if_nothing_timed(rows, allow_empty: bool) -> None:
     CI job unless asked to (`--allow-empty`)."""
     if allow_empty or any(row.status == OK for row in rows):
         return
-    what = f"all {rows_phrase(len(rows))} were skipped (the reasons are above)" if rows else "there were no rows"
+    skipped = "the one row was skipped" if len(rows) == 1 else f"all {rows_phrase(len(rows))} were skipped"
+    what = f"{skipped} (the reasons are above)" if rows else "there were no rows"
     err_console.print(
         f"nothing was timed: {what} — run where they can run, or pass --allow-empty to exit 0 anyway", style="red"
     )

@@ -231,6 +231,17 @@ def _parse_routing(table, n: int, top_k: int | None, path: Path, where: str) -> 
     return spec
 
 
+# How a required key's type reads in an error: "'n' = '64', not an integer".
+KIND_NAMES = {
+    int: "an integer",
+    str: "a string",
+    float: "a number",
+    bool: "true or false",
+    list: "a list",
+    dict: "a table",
+}
+
+
 def _require(table: dict, key: str, kind: type, path: Path, where: str):
     if key not in table:
         raise GemmbenchError(f"{path}: {where} is missing the key '{key}'", f"add '{key}' to it")
@@ -238,8 +249,8 @@ def _require(table: dict, key: str, kind: type, path: Path, where: str):
     # bool is an int in Python; a GEMM dimension of `true` is still a mistake.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise GemmbenchError(
-            f"{path}: {where} has '{key}' = {value!r}, not a {kind.__name__}",
-            f"write '{key}' as a {kind.__name__}",
+            f"{path}: {where} has '{key}' = {value!r}, not {KIND_NAMES.get(kind, kind.__name__)}",
+            f"write '{key}' as {KIND_NAMES.get(kind, kind.__name__)}",
         )
     return value
 
