@@ -18,6 +18,7 @@ SAMPLE_ARGS = {
     "scripts/checks/aa_table.py": ["a.json", "b.json", "c.json"],
     "scripts/checks/ext_check.py": [],
     "scripts/checks/first_tier_goal.py": ["run.json"],
+    "scripts/checks/layer_check_table.py": ["check.json"],
     "scripts/checks/layer_check.py": ["run.json", "out", "--points", "4", "--dry-run"],
     "scripts/checks/layer_kernels.py": ["out"],
     "scripts/checks/layer_table.py": ["run.json", "--m", "1,2"],
