@@ -125,7 +125,8 @@ def sweep(
     from gemmbench.measure.session import plan_sweep
 
     fleet = _fleet(split)
-    refuse_timer_conflicts(given_timer_flags(samples, target_ci, budget_ms))
+    timer_flags = given_timer_flags(samples, target_ci, budget_ms)
+    refuse_timer_conflicts(timer_flags)
     warn_if_out_dir_unused(no_save, out_dir)
     plan = plan_sweep(
         **selection(preset, config, shape, role, m, backend, device, plugin),
@@ -148,7 +149,7 @@ def sweep(
         "m_given": bool(m),
         "hot": hot,
         "remeasure": remeasure_roofline,
-        "timer_flags": given_timer_flags(samples, target_ci, budget_ms),
+        "timer_flags": timer_flags,
     }
     _run_and_finish(plan, fleet, split, csv, json_path, md, quiet, allow_empty, warnings)
 
