@@ -34,14 +34,19 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def fresh_fallback(name: str) -> Path:
-    """A new, empty file in the system's temporary folder whose name starts as `name`'s stem and ends with its
-    suffix, for what could not be written where asked: created exclusively, so it never replaces a file that
-    is there (a user's, or another run's fallback). Raises OSError."""
+def write_fallback(name: str, text: str) -> Path:
+    """Write `text` to a new file in the system's temporary folder whose name starts as `name`'s stem and ends
+    with its suffix, for what could not be written where asked; returns its path. The file is created
+    exclusively, so it never replaces one that is there (a user's, or another run's fallback). Raises OSError,
+    leaving nothing behind."""
     stem, suffix = Path(name).stem, Path(name).suffix
     fd, path = tempfile.mkstemp(prefix=f"{stem}.", suffix=suffix)
     os.close(fd)
-    os.chmod(path, DEFAULT_FILE_MODE & ~current_umask())
+    try:
+        write_atomically(Path(path), text)
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
     return Path(path)
 
 

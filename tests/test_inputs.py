@@ -66,3 +66,14 @@ def test_a_case_that_cannot_be_checked_in_host_memory_fails_before_its_operands_
     with pytest.raises(MemoryError, match="checking it needs 120.3 GB, the host has 24.0 GB available"):
         make_inputs(Case("custom", "x", "custom", 1, 100_000, 100_000), torch.device("cpu"), seed=0)
     assert made == []
+
+
+def test_an_output_left_as_poisoned_is_unwritten_unless_the_reference_is_nan_too():
+    from gemmbench.timing.inputs import unwritten
+
+    poisoned, ref = torch.full((2, 3), math.nan), torch.ones(2, 3, dtype=torch.float64)
+    assert unwritten(poisoned, ref)
+    assert not unwritten(poisoned, torch.full((2, 3), math.nan, dtype=torch.float64))  # NaN inputs: NaN is right
+    partly = poisoned.clone()
+    partly[0] = 1.0
+    assert not unwritten(partly, ref)  # written in part: a wrong result, told by its rel_err

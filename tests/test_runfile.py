@@ -7,7 +7,7 @@ import pytest
 from samples import sample_records
 
 from gemmbench.errors import GemmbenchError
-from gemmbench.files import fresh_fallback
+from gemmbench.files import write_fallback
 from gemmbench.records import KernelRun, runfile
 from gemmbench.records.provenance import Provenance
 from gemmbench.records.runfile import (
@@ -222,9 +222,32 @@ def test_a_fallback_file_is_new_and_named_after_the_path_asked_for(tmp_path, mon
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     (tmp_path / "rows.csv").write_text("the user's\n")
-    first, second = fresh_fallback("rows.csv"), fresh_fallback("rows.csv")
+    first, second = write_fallback("rows.csv", "a\n"), write_fallback("rows.csv", "b\n")
     assert first != second and first.name.startswith("rows.") and first.suffix == ".csv"
+    assert (first.read_text(), second.read_text()) == ("a\n", "b\n")
     assert (tmp_path / "rows.csv").read_text() == "the user's\n"
+
+
+def test_a_run_file_that_cannot_be_written_anywhere_is_one_error_and_leaves_no_empty_file(tmp_path, monkeypatch):
+    import tempfile
+
+    from gemmbench.records.runfile import RunWriter
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temporary"))
+    (tmp_path / "temporary").mkdir()
+
+    def full_disk(path, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runfile, "write_atomically", full_disk)
+    monkeypatch.setattr("gemmbench.files.write_atomically", full_disk)
+    with pytest.raises(GemmbenchError, match="nor a copy in the temporary folder \\(No space left on device\\)"):
+        RunWriter(tmp_path / "run.json", runfile.Run(Provenance(), []))
+    assert list((tmp_path / "temporary").iterdir()) == []
+
+
+def test_an_existing_file_is_writable_in_a_folder_that_is_not(tmp_path):
+    ensure_writable_file("/dev/null")  # /dev takes no new file from a user, but /dev/null takes writes
 
 
 def test_an_export_never_overwrites_a_run_file(tmp_path):

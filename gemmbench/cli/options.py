@@ -159,6 +159,9 @@ HotOpt = Annotated[
         "input copies past twice the L2, as in a forward pass that evicted the weights.",
     ),
 ]
+# The defaults of --target-ci and --budget-ms, in the options' units.
+DEFAULT_TARGET_CI_PCT = DEVICE_TARGET_CI_REL * 100
+DEFAULT_BUDGET_MS = DEVICE_BUDGET_S * 1e3
 TargetCiOpt = Annotated[
     float,
     typer.Option(
@@ -321,7 +324,7 @@ ContextOpt = Annotated[
 
 def given_timer_flags(samples: int | None, target_ci: float, budget_ms: float) -> list[str]:
     """The device timer's options given (a value other than its default counts as given)."""
-    defaults = {"--samples": None, "--target-ci": DEVICE_TARGET_CI_REL * 100, "--budget-ms": DEVICE_BUDGET_S * 1e3}
+    defaults = {"--samples": None, "--target-ci": DEFAULT_TARGET_CI_PCT, "--budget-ms": DEFAULT_BUDGET_MS}
     values = {"--samples": samples, "--target-ci": target_ci, "--budget-ms": budget_ms}
     return [flag for flag, value in values.items() if value != defaults[flag]]
 

@@ -22,7 +22,9 @@ from gemmbench.cli.app import (
     warn,
 )
 from gemmbench.cli.options import (
+    DEFAULT_BUDGET_MS,
     DEFAULT_OUT_DIR,
+    DEFAULT_TARGET_CI_PCT,
     ActivationsOpt,
     ActivationsTensorOpt,
     AllowEmptyOpt,
@@ -77,10 +79,6 @@ from gemmbench.output.format import header
 from gemmbench.output.kernels import kernel_markdown, kernel_tables
 from gemmbench.output.sweep import incomplete_note
 from gemmbench.records import runfile
-from gemmbench.timing.defaults import (
-    DEVICE_BUDGET_S,
-    DEVICE_TARGET_CI_REL,
-)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -99,8 +97,8 @@ def sweep(
     no_save: NoSaveOpt = False,
     allow_empty: AllowEmptyOpt = False,
     hot: HotOpt = False,
-    target_ci: TargetCiOpt = DEVICE_TARGET_CI_REL * 100,
-    budget_ms: BudgetOpt = DEVICE_BUDGET_S * 1e3,
+    target_ci: TargetCiOpt = DEFAULT_TARGET_CI_PCT,
+    budget_ms: BudgetOpt = DEFAULT_BUDGET_MS,
     warmup_ms: WarmupOpt = None,
     seed: SeedOpt = 0,
     placements: PlacementsOpt = None,

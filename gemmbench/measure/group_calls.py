@@ -19,7 +19,15 @@ from gemmbench.measure.layers import LayerWork, producer_calls
 from gemmbench.records import after_context
 from gemmbench.records.flags import WRONG_RESULT_REL_ERR
 from gemmbench.spec.cases import DEFAULT_STREAM, Case, GroupMember, GroupSpec
-from gemmbench.timing.inputs import TORCH_DTYPES, cold_note, device_cold_copies, reference, relative_error
+from gemmbench.timing.inputs import (
+    OUT_CONTRACT,
+    TORCH_DTYPES,
+    cold_note,
+    device_cold_copies,
+    reference,
+    relative_error,
+    unwritten,
+)
 
 SERIAL, PARALLEL = "serial", "parallel"
 
@@ -110,9 +118,12 @@ class GroupCalls:
             member_inputs.out.fill_(math.nan)
             call()
             self.sync()
-            rel_err = relative_error(member_inputs.out, reference(member_inputs))
+            ref = reference(member_inputs)
+            rel_err = relative_error(member_inputs.out, ref)
+            after = after_context(producer.name if producer else None)
+            if unwritten(member_inputs.out, ref):
+                return rel_err, f"the call of {member.gemm.name}{after} never wrote out: {OUT_CONTRACT}"
             if not rel_err <= WRONG_RESULT_REL_ERR:
-                after = after_context(producer.name if producer else None)
                 why = f"wrong result of {member.gemm.name}{after}: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}"
                 return rel_err, why
             worst = max(worst, rel_err)

@@ -32,7 +32,16 @@ from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record, after_co
 from gemmbench.records.flags import WRONG_RESULT_REL_ERR
 from gemmbench.spec.cases import Case
 from gemmbench.timing import profile
-from gemmbench.timing.inputs import Placements, make_inputs, placed_copies, reference, relative_error, rotating
+from gemmbench.timing.inputs import (
+    OUT_CONTRACT,
+    Placements,
+    make_inputs,
+    placed_copies,
+    reference,
+    relative_error,
+    rotating,
+    unwritten,
+)
 
 
 def measure_cases(
@@ -238,11 +247,9 @@ def _checked_layers(run: _CaseRun, key: RowKey, ref: torch.Tensor) -> tuple[Call
             f"{variant.label} wrote into its input {' and '.join(written_inputs)} (restored for the backends "
             "after it): a backend must only write out"
         )
-    if bool(first.out.isnan().all()):
-        raise OutputNotWritten(
-            f"{variant.label} never wrote out{_returned_instead(returned, first.out)}: a backend's call computes "
-            "into inputs.out and returns it"
-        )
+    if unwritten(first.out, ref):
+        instead = _returned_instead(returned, first.out)
+        raise OutputNotWritten(f"{variant.label} never wrote out{instead}: {OUT_CONTRACT}")
     return call, relative_error(first.out, ref)
 
 

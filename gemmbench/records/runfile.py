@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gemmbench.errors import GemmbenchError
-from gemmbench.files import can_create_in, fresh_fallback, write_atomically
+from gemmbench.files import can_create_in, write_atomically, write_fallback
 from gemmbench.records.group import GroupRecord
 from gemmbench.records.provenance import Provenance
 from gemmbench.records.record import SKIPPED, Record
@@ -104,7 +104,7 @@ def ensure_writable_file(path: str, example: str = "results.csv") -> None:
         raise GemmbenchError(
             f"cannot write {target}: folder {parent} does not exist", "create it or choose another path"
         )
-    if problem := can_create_in(parent):
+    if not target.exists() and (problem := can_create_in(parent)):  # an existing file needs no new entry
         raise GemmbenchError(
             f"cannot write {target}: folder {parent} is not writable ({problem.strerror or problem})",
             "choose another path",
@@ -162,10 +162,16 @@ class RunWriter:
         except OSError as exc:
             if self.problem:  # already the fallback
                 raise GemmbenchError(f"cannot write the run file {self.path}: {exc.strerror}", "free the disk") from exc
-            fallback = fresh_fallback(self.path.name)
+            try:
+                fallback = write_fallback(self.path.name, text)
+            except OSError as again:
+                raise GemmbenchError(
+                    f"cannot write the run file {self.path} ({exc.strerror or exc}), nor a copy in the temporary "
+                    f"folder ({again.strerror or again})",
+                    "free the disk",
+                ) from exc
             self.problem = f"cannot write {self.path} ({exc.strerror or exc}); the run is saved to {fallback}"
             self.path = fallback
-            write_atomically(self.path, text)
 
 
 def row_lists(run: Run) -> dict[str, list]:
@@ -234,8 +240,7 @@ def write_text(path: str, text: str, stdout) -> None:
         Path(path).write_text(text)
     except OSError as exc:
         try:
-            fallback = fresh_fallback(Path(path).name)
-            write_atomically(fallback, text)
+            fallback = write_fallback(Path(path).name, text)
         except OSError:
             raise GemmbenchError(f"cannot write {path}: {exc.strerror}", "choose another path") from exc
         raise GemmbenchError(

@@ -124,6 +124,16 @@ def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     return (diff_sq / ref_sq).sqrt().item()
 
 
+# What a backend's call that left its output unwritten is told.
+OUT_CONTRACT = "a backend's call computes into inputs.out and returns it"
+
+
+def unwritten(out: torch.Tensor, ref: torch.Tensor) -> bool:
+    """Whether `out`, poisoned with NaN before the call, is still all NaN where the reference is not (inputs
+    with NaN, a producer writing NaN, would give a NaN result too): the call never wrote it."""
+    return bool(out.isnan().all()) and not bool(ref.isnan().all())
+
+
 def l2_mode(device: torch.device, requested: str) -> str | None:
     """The L2 mode of a sweep's rows; None on the CPU, where gemmbench does not manage caches."""
     return requested if device.type == "cuda" else None

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import importlib.util
 import io
+import os
 import re
 import shlex
 from pathlib import Path
@@ -32,9 +33,13 @@ def printed_by(script: str, args: list[str]) -> str:
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    printed = io.StringIO()
-    with contextlib.chdir(REPOSITORY), contextlib.redirect_stdout(printed):
-        module.main(args)
+    printed, before = io.StringIO(), os.getcwd()
+    os.chdir(REPOSITORY)  # not contextlib.chdir: Python 3.10 has none
+    try:
+        with contextlib.redirect_stdout(printed):
+            module.main(args)
+    finally:
+        os.chdir(before)
     return printed.getvalue()
 
 
