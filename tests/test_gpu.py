@@ -176,6 +176,24 @@ def test_router_small_m_runs_each_routers_chosen_configuration_and_says_where_it
         assert configuration.endswith((f"({tuning.CACHED})", f"({tuning.TUNED_NOW})"))
 
 
+def test_router_small_m_compiles_ahead_what_its_cases_run_and_they_run_exactly(monkeypatch):
+    from gemmbench.backends import router_small_m
+    from gemmbench.backends.router_small_m import RouterSmallM
+    from gemmbench.timing.inputs import make_inputs
+
+    results = []
+    real = router_small_m.compile_jobs
+    monkeypatch.setattr(router_small_m, "compile_jobs", lambda jobs: results.append((len(jobs), real(jobs))))
+    cases = [Case("router", "256x7168", "router", m, 256, 7168) for m in (1, 3, 16)]
+    backend = RouterSmallM()
+    backend.compile_ahead(cases, CUDA)
+    if router_small_m.tuning.lookup(cases[0], CUDA) is not None:  # a GPU with a tuning file or a cached tuning
+        assert results and results[0][0] >= 2 and results[0][1] == {}  # every job compiled
+    for case in cases:
+        inputs = make_inputs(case, CUDA, seed=0)
+        _exact_deterministic_and_capturable(backend.prepare(case, inputs), inputs)
+
+
 def test_router_small_m_rows_say_which_configuration_ran_and_its_kernel():
     from gemmbench.backends import router_small_m_tuning as tuning
 

@@ -330,3 +330,29 @@ def test_the_shipped_tunings_cover_every_gemm_of_every_preset_at_every_m_bucket(
     cases = build_cases(select_gemms(preset_names(), [], []), [], buckets)
     runs = [c for c in cases if RouterSmallM().unavailable_reason(c, torch.device("cuda")) is None]
     assert runs and not {tuning.shape_key(c) for c in runs} - set(shipped)
+
+
+def test_compile_ahead_compiles_each_kernel_the_cases_run_once_with_and_without_pdl(monkeypatch):
+    from gemmbench.backends import router_small_m
+    from gemmbench.backends.router_small_m_kernel import TENSOR_CORES, Config
+    from gemmbench.backends.router_small_m_tuning import FROM_FILE, Choice
+
+    # the H100 file's configurations for DeepSeek-V3's router: CUDA cores to M = 4, two tensor-core tiles
+    fma, dot_a, dot_b = (
+        Config(CUDA_CORES, 1, 2048, 8192),
+        Config(TENSOR_CORES, 16, 256, 512),
+        Config(TENSOR_CORES, 32, 256, 256),
+    )
+    by_bucket = {1: fma, 2: fma, 4: fma, 8: dot_a, 16: dot_b, 32: dot_a}
+    monkeypatch.setattr(
+        router_small_m.tuning, "lookup", lambda case, device: Choice(by_bucket[block_m(case.m)], FROM_FILE)
+    )
+    jobs = []
+    monkeypatch.setattr(router_small_m, "compile_jobs", lambda given: jobs.extend(given) or {})
+    cases = [Case("DeepSeek-V3", "router", "router", m, 256, 7168) for m in (*range(1, 17), 32)]
+    RouterSmallM().compile_ahead(cases, torch.device("cpu"))
+    compiled = [(inputs.x.shape[0], config, pdl) for inputs, config, pdl in jobs]
+    # M = 1 (M's own specialisation), 2, 3 (4 alike), 5 (6-8 alike: one tile height), 9 (10-15), 16 (a
+    # multiple of 16), 32
+    assert compiled == [(m, by_bucket[block_m(m)], pdl) for m in (1, 2, 3, 5, 9, 16, 32) for pdl in (False, True)]
+    assert all(inputs.w is jobs[0][0].w for inputs, _, _ in jobs)  # one weight per shape

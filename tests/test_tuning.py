@@ -57,3 +57,35 @@ def test_tunable_leaves_out_what_router_small_m_does_not_run(monkeypatch):
     monkeypatch.setattr(router_small_m.importlib.util, "find_spec", lambda name: object())  # Triton "installed"
     router, attention = Case("a", "router", "router", 8, 256, 7168), Case("a", "b", "attention", 64, 2048, 7168)
     assert tune_command.tunable([router, attention], CUDA) == [router]  # M = 64 is beyond its largest M
+
+
+def test_compile_ahead_gives_each_backend_the_cases_it_runs_and_ignores_its_failures():
+    from gemmbench.backends import Backend
+    from gemmbench.measure.tuning import compile_ahead
+
+    seen = {}
+
+    class Small(Backend):
+        name, max_m = "small", 4
+
+        def compile_ahead(self, cases, device):
+            seen[self.name] = [case.m for case in cases]
+
+    class Failing(Backend):
+        name = "failing"
+
+        def compile_ahead(self, cases, device):
+            raise RuntimeError("ptxas said no")
+
+    class Elsewhere(Backend):
+        name = "elsewhere"
+
+        def unavailable_reason(self, case, device):
+            return "not here"
+
+        def compile_ahead(self, cases, device):
+            seen[self.name] = cases
+
+    cases = [Case("m", "g", "router", m, 256, 7168) for m in (1, 4, 8)]
+    compile_ahead([Failing(), Small(), Elsewhere()], cases, torch.device("cpu"))
+    assert seen == {"small": [1, 4]}  # after a failing backend; none for a backend that runs no case here

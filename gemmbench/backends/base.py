@@ -95,6 +95,13 @@ class Backend:
         the case. By default there is nothing to choose."""
         return None
 
+    def compile_ahead(self, cases: list[Case], device: torch.device) -> None:
+        """Called once before the first case of a sweep, with every case the backend runs on `device`: a
+        backend that compiles a kernel per configuration at first launch (Triton) may compile those the
+        cases need now, at once, rather than one at a time as the sweep reaches them. It launches nothing
+        and times nothing; what it raises is ignored (the first launch compiles again). By default nothing."""
+        return None
+
     def prepare(self, case: Case, inputs: GemmInputs) -> GemmCall:
         """A callable that computes the GEMM into `inputs.out` and returns it; called many times. It never
         times anything: a tuned backend runs what `tune` chose, and without a `tune` (a direct call) a

@@ -15,7 +15,15 @@ import torch
 
 from gemmbench.backends import router_small_m_tuning as tuning
 from gemmbench.backends.base import Backend, CandidateTimer, GemmCall, GemmInputs
-from gemmbench.backends.router_small_m_kernel import MAX_M, MAX_WEIGHT_ELEMENTS, block_m, candidates, prepared
+from gemmbench.backends.router_small_m_kernel import (
+    MAX_M,
+    MAX_WEIGHT_ELEMENTS,
+    block_m,
+    candidates,
+    compile_jobs,
+    prepared,
+    specialization,
+)
 from gemmbench.backends.router_small_m_tuning import CACHE_FILE
 from gemmbench.cache import cache_root
 from gemmbench.spec.cases import Case
@@ -62,6 +70,26 @@ class RouterSmallM(Backend):
         `timer` (and cached); once per shape and bucket."""
         if not self._tuned(case):
             self._chosen[_shape(case)] = tuning.choose(case, inputs, timer)
+
+    def compile_ahead(self, cases: list[Case], device: torch.device) -> None:
+        """Compile, at once, the kernel of every configuration, PDL setting and M specialisation that `cases`
+        run with a configuration cached or in a tuning file (those tuned now compile as they tune): a first
+        sweep would otherwise compile them one at a time at their first launch."""
+        jobs, seen, weights = [], set(), {}
+        for case in cases:
+            choice = tuning.lookup(case, device)
+            if choice is None:
+                continue
+            key = (case.n, case.k, specialization(case.m, choice.config))
+            if key in seen:
+                continue
+            seen.add(key)
+            w = weights.setdefault((case.n, case.k), torch.empty(case.n, case.k, dtype=torch.bfloat16, device=device))
+            x = torch.empty(case.m, case.k, dtype=torch.bfloat16, device=device)
+            inputs = GemmInputs(x, w, torch.empty(case.m, case.n, dtype=torch.float32, device=device))
+            jobs += [(inputs, choice.config, pdl) for pdl in (False, True)]
+        if jobs:
+            compile_jobs(jobs)  # one that fails compiles (and fails) again at its first launch, reported there
 
     def prepare(self, case: Case, inputs: GemmInputs, pdl: bool = False) -> GemmCall:
         """The configuration `tune` chose; without a `tune`, a cached one or one of a tuning file, else the

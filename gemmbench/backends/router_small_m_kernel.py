@@ -167,25 +167,40 @@ def launch(
 
 def compile_all(inputs: GemmInputs, configs: list[Config], pdl: bool = False) -> dict[Config, Exception]:
     """Compile the kernel for each of `configs` on `inputs` (what their first launch would compile), at
-    once, in threads: Triton compiles outside the interpreter's lock for much of the work (LLVM's passes,
-    ptxas in a subprocess). Launches nothing. A configuration that fails to compile is returned with its
-    exception, for the caller to drop; the others are then in Triton's cache."""
-    kernel, device = _kernel(), inputs.x.device
+    once (`compile_jobs`). A configuration that fails to compile is returned with its exception, for the
+    caller to drop; the others are then in Triton's cache."""
+    failures = compile_jobs([(inputs, config, pdl) for config in configs])
+    return {configs[index]: exc for index, exc in failures.items()}
 
-    def compile_one(config: Config) -> None:
-        with torch.cuda.device(device):  # each thread starts on GPU 0; compile for the inputs' GPU
+
+def compile_jobs(jobs: list[tuple[GemmInputs, Config, bool]]) -> dict[int, Exception]:
+    """Compile the kernel for each (inputs, configuration, PDL) of `jobs`, at once, in threads: Triton
+    compiles outside the interpreter's lock for much of the work (LLVM's passes, ptxas in a subprocess).
+    Launches nothing. Returns the exception of each job (by index) that failed to compile."""
+    kernel = _kernel()
+
+    def compile_one(inputs: GemmInputs, config: Config, pdl: bool) -> None:
+        with torch.cuda.device(inputs.x.device):  # each thread starts on GPU 0; compile for the inputs' GPU
             workspace = Workspace.for_call(inputs.x, inputs.w, config)
             grid, args, options = _arguments(inputs.x, inputs.w, inputs.out, config, workspace, pdl)
             kernel.warmup(*args, grid=grid, **options)
 
-    failures: dict[Config, Exception] = {}
-    with ThreadPoolExecutor(max_workers=min(len(configs), COMPILE_THREADS) or 1) as pool:
-        for config, future in [(c, pool.submit(compile_one, c)) for c in configs]:
+    failures: dict[int, Exception] = {}
+    with ThreadPoolExecutor(max_workers=min(len(jobs), COMPILE_THREADS) or 1) as pool:
+        for index, future in enumerate([pool.submit(compile_one, *job) for job in jobs]):
             try:
                 future.result()
             except Exception as exc:  # noqa: BLE001 - a configuration this GPU cannot build is dropped
-                failures[config] = exc
+                failures[index] = exc
     return failures
+
+
+def specialization(m: int, config: Config) -> tuple:
+    """What Triton compiles the kernel for at M with `config` (PDL aside): the tile height (`_arguments`) and
+    M's integer specialisation (Triton compiles an int argument apart where it is 1 or a multiple of 16).
+    Two M values with the same key run the same compiled kernel."""
+    height = max(DOT_MIN, block_m(m)) if config.product == TENSOR_CORES else block_m(m)
+    return config, height, m == 1, m % 16 == 0
 
 
 def prepared(inputs: GemmInputs, config: Config, pdl: bool = False) -> GemmCall:

@@ -27,7 +27,7 @@ from gemmbench.measure import routing
 from gemmbench.measure.bench import Bench, Variant, error_reason, ignore, is_allocation_failure, load_backends, variants
 from gemmbench.measure.layers import LayerWork, Timed, Unit, after_producer, producer_calls, producer_problem
 from gemmbench.measure.routing_data import RoutingData
-from gemmbench.measure.tuning import tune_for_case
+from gemmbench.measure.tuning import compile_ahead, tune_for_case
 from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record, after_context
 from gemmbench.records.flags import WRONG_RESULT_REL_ERR
 from gemmbench.spec.cases import Case
@@ -58,6 +58,7 @@ def measure_cases(
     tuning)."""
     device = bench.device
     load_backends([*backends, *producers], device, note)
+    compile_ahead(backends, cases, device)
     rows = variants(backends)
     contexts = (None, *producers)
     for case in cases:

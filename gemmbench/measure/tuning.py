@@ -65,6 +65,18 @@ def tune_for_case(
     return failed
 
 
+def compile_ahead(backends: list[Backend], cases: list[Case], device: torch.device) -> None:
+    """Each backend's `compile_ahead` with the cases it runs on `device`, before the first case. A failure is
+    the backend's to meet again at first launch, where its row reports it: here it is ignored."""
+    for backend in backends:
+        try:
+            runs = [case for case in cases if backend.unavailable_reason(case, device) is None]
+            if runs:
+                backend.compile_ahead(runs, device)
+        except BACKEND_FAILURES:
+            continue
+
+
 def tunable(cases: list[Case], device: torch.device) -> list[Case]:
     """One case per (N, K, M bucket) that router_small_m runs on `device`, in the order given; a device that
     is no GPU is refused (a Triton kernel runs on none)."""

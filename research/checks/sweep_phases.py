@@ -22,6 +22,7 @@ PHASES = [  # (module, attribute path): what is timed
     ("gemmbench.measure.roofline", "for_device"),
     ("gemmbench.timing.clocks", "warm_device"),
     ("gemmbench.measure.bench", "load_backends"),
+    ("gemmbench.measure.points", "compile_ahead"),
     ("gemmbench.measure.points", "_measure_case"),
     ("gemmbench.measure.points", "placed_copies"),
     ("gemmbench.measure.points", "reference"),
