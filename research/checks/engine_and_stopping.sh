@@ -5,7 +5,8 @@
 # the A/A check (scripts/checks/aa_check.sh: three default sweeps, the first from an empty cache, timed;
 # compare of every pair), a fourth default sweep timed per phase (sweep_phases.py), then
 # research/experiments/engine_steps.py (which step of the engine moves the independent check's layers);
-# on request (STEPS containing phases_first), a first sweep by phase from empty gemmbench and Triton caches.
+# on request (STEPS containing phases_first), a first sweep by phase from empty gemmbench and Triton caches,
+# and (suite) the whole test suite.
 # The device machine returns at most eight files, and a call cut short by its limit returns what $OUT holds
 # then: so every step works under $WORK, and after each step its files are packed again into
 # $OUT/results.tgz and its summary appended to $OUT/summary.log.
@@ -54,6 +55,11 @@ step_phases() { phases_sweep phases /tmp/gemmbench-aa-cache; }  # after the A/A'
 step_phases_first() {  # a first sweep: gemmbench's and Triton's caches empty
   rm -rf /tmp/gemmbench-first-cache /tmp/gemmbench-first-triton
   TRITON_CACHE_DIR=/tmp/gemmbench-first-triton phases_sweep phases_first /tmp/gemmbench-first-cache
+}
+step_suite() {  # the whole test suite, as CI runs it, on the GPU
+  local t0=$(ms)
+  PYTHONPYCACHEPREFIX=/tmp/pyc python3 -m pytest -q -p no:cacheprovider tests > "$WORK/suite.log" 2>&1
+  { tail -3 "$WORK/suite.log"; echo "suite: $(( $(ms) - t0 )) ms"; } | pack "suite"
 }
 for step in $STEPS; do
   "step_$step"
