@@ -143,22 +143,17 @@ def sweep(
         **routing_files(weights, weight_tensor, bias_tensor, activations, activations_tensor),
     )
     check_exports(csv, json_path)  # after the plan, which creates --out-dir: an export may go into it
-    warnings = {
-        "m_given": bool(m),
-        "hot": hot,
-        "remeasure": remeasure_roofline,
-        "timer_flags": timer_flags,
-    }
-    _run_and_finish(plan, fleet, split, csv, json_path, md, quiet, allow_empty, warnings)
+    given = {"m_given": bool(m), "gpu_only": gpu_only_flags(hot, remeasure_roofline, timer_flags)}
+    _run_and_finish(plan, fleet, split, csv, json_path, md, quiet, allow_empty, given)
 
 
-def _run_and_finish(plan, fleet, split: str, csv, json_path, md: bool, quiet: bool, allow_empty: bool, warnings: dict):
+def _run_and_finish(plan, fleet, split: str, csv, json_path, md: bool, quiet: bool, allow_empty: bool, given: dict):
     """A planned sweep run (this process's share of it under torchrun), shown, exported and its exit code set;
-    `warnings`: what warn_about_options needs to know of the options."""
+    `given`: what warn_about_options needs to know of the options."""
     speaks = fleet is None or fleet.leader  # under torchrun, rank 0 speaks for the fleet
     tables_console = err_console if "-" in (csv, json_path) else out_console
     notes = err_console if speaks and not quiet else None
-    warn_about_options(plan, notes, fleet=fleet, split=split, **warnings)
+    warn_about_options(plan, notes, fleet=fleet, split=split, **given)
     result = run_with_progress(
         plan, tables_console if speaks else None, notes, speaks and not quiet, fleet, split, csv=csv if speaks else None
     )
@@ -197,11 +192,20 @@ def finish_sweep(result, tables: Console, notes: Console | None, md: bool, csv, 
     exit_if_nothing_timed(records, allow_empty)
 
 
-def warn_about_options(
-    plan, notes: Console | None, m_given: bool, fleet, split: str, hot: bool, remeasure: bool, timer_flags: list[str]
-) -> None:
+def gpu_only_flags(hot: bool, remeasure: bool, timer_flags: list[str]) -> dict[str, str]:
+    """The options given that only a GPU acts on, each with why."""
+    timer_why = "it sets the CUDA-graph device timer; the CPU is timed in eager windows"
+    flags = {
+        "--hot": (hot, "gemmbench manages the L2 of GPUs only"),
+        "--remeasure-roofline": (remeasure, "the roofline is measured on GPUs only"),
+        **{flag: (True, timer_why) for flag in timer_flags},
+    }
+    return {flag: why for flag, (on, why) in flags.items() if on}
+
+
+def warn_about_options(plan, notes: Console | None, m_given: bool, fleet, split: str, gpu_only: dict[str, str]) -> None:
     """What the user should know before the sweep starts: that it times on the CPU (and which M it cut
-    to), and which of the options given have no effect here."""
+    to), and which of the options given have no effect here (`gpu_only`: those only a GPU acts on)."""
     on_cpu = plan.device.type != "cuda"
     if notes and on_cpu:
         notes.print(
@@ -211,16 +215,8 @@ def warn_about_options(
         )
     if fleet is None and split != "points":
         warn("--split has no effect without torchrun: this sweep runs on one device")
-    for flag, given, why in (
-        ("--hot", hot, "gemmbench manages the L2 of GPUs only"),
-        ("--remeasure-roofline", remeasure, "the roofline is measured on GPUs only"),
-        *(
-            (flag, True, "it sets the CUDA-graph device timer; the CPU is timed in eager windows")
-            for flag in timer_flags
-        ),
-    ):
-        if given and on_cpu:
-            warn(f"{flag} has no effect on the CPU: {why}")
+    for flag, why in gpu_only.items() if on_cpu else ():
+        warn(f"{flag} has no effect on the CPU: {why}")
 
 
 @app.command()
