@@ -356,3 +356,33 @@ def test_compile_ahead_compiles_each_kernel_the_cases_run_once_with_and_without_
     # multiple of 16), 32
     assert compiled == [(m, by_bucket[block_m(m)], pdl) for m in (1, 2, 3, 5, 9, 16, 32) for pdl in (False, True)]
     assert all(inputs.w is jobs[0][0].w for inputs, _, _ in jobs)  # one weight per shape
+
+
+def test_loading_a_compiled_kernel_reads_its_run_and_leaves_a_failure_to_the_first_launch():
+    from gemmbench.backends.router_small_m_kernel import _load
+
+    read = []
+
+    class Compiled:
+        @property
+        def run(self):
+            read.append(self)
+            return "launcher"
+
+    class Future:  # Triton's asynchronous compile mode returns one
+        def __init__(self):
+            self.compiled = Compiled()
+
+        def result(self):
+            return self.compiled
+
+    class NoLauncher:
+        @property
+        def run(self):
+            raise OSError("cc: not found")
+
+    compiled, future = Compiled(), Future()
+    _load(compiled)
+    _load(future)
+    _load(NoLauncher())  # not raised: the first launch meets it again, in the row that reports it
+    assert read == [compiled, future.compiled]

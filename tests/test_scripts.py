@@ -40,6 +40,7 @@ SAMPLE_ARGS = {
     "research/experiments/placement_modes.py": ["out"],
     "research/experiments/power_drift.py": ["out"],
     "research/experiments/stopping_replay.py": ["a.json", "b.json"],
+    "research/experiments/triton_compile_time.py": ["--arch", "90"],
     "research/experiments/router_ext_ab.py": ["out", "a.cu", "b.cu", "--m", "1,2", "--rounds", "2"],
     "research/experiments/router_ext_variants.py": ["out"],
     "research/experiments/router_floor.py": ["out"],

@@ -73,8 +73,8 @@ class RouterSmallM(Backend):
 
     def compile_ahead(self, cases: list[Case], device: torch.device) -> None:
         """Compile, at once, the kernel of every configuration, PDL setting and M specialisation that `cases`
-        run with a configuration cached or in a tuning file (those tuned now compile as they tune): a first
-        sweep would otherwise compile them one at a time at their first launch."""
+        run with a configuration cached or in a tuning file (those tuned now compile as they tune), with its
+        launcher (`compile_jobs`): a first sweep would otherwise build them one at a time at first launch."""
         jobs, seen, weights = [], set(), {}
         for case in cases:
             choice = tuning.lookup(case, device)

@@ -176,14 +176,15 @@ def compile_all(inputs: GemmInputs, configs: list[Config], pdl: bool = False) ->
 def compile_jobs(jobs: list[tuple[GemmInputs, Config, bool]]) -> dict[int, Exception]:
     """Compile the kernel for each (inputs, configuration, PDL) of `jobs`, at once, in threads: Triton
     compiles outside the interpreter's lock for much of the work (LLVM's passes, ptxas in a subprocess).
-    Launches nothing. Returns the exception of each job (by index) that failed to compile."""
+    Each compiled kernel's launcher is built and the kernel loaded too (`_load`). Launches nothing. Returns
+    the exception of each job (by index) that failed to compile."""
     kernel = _kernel()
 
     def compile_one(inputs: GemmInputs, config: Config, pdl: bool) -> None:
         with torch.cuda.device(inputs.x.device):  # each thread starts on GPU 0; compile for the inputs' GPU
             workspace = Workspace.for_call(inputs.x, inputs.w, config)
             grid, args, options = _arguments(inputs.x, inputs.w, inputs.out, config, workspace, pdl)
-            kernel.warmup(*args, grid=grid, **options)
+            _load(kernel.warmup(*args, grid=grid, **options))
 
     failures: dict[int, Exception] = {}
     with ThreadPoolExecutor(max_workers=min(len(jobs), COMPILE_THREADS) or 1) as pool:
@@ -193,6 +194,17 @@ def compile_jobs(jobs: list[tuple[GemmInputs, Config, bool]]) -> dict[int, Excep
             except Exception as exc:  # noqa: BLE001 - a configuration this GPU cannot build is dropped
                 failures[index] = exc
     return failures
+
+
+def _load(compiled) -> None:
+    """What a compiled kernel's first launch does besides launching, done now: Triton builds its launcher (a
+    C module its host compiler builds once per kernel signature, then cached) and loads the kernel on the
+    GPU when the `run` of the CompiledKernel `warmup` returned is first read. A failure here is left to that
+    first launch, which reports it; the compilation itself succeeded."""
+    try:
+        _ = (compiled.result() if hasattr(compiled, "result") else compiled).run  # reading it is the work
+    except Exception:  # noqa: BLE001 - see the docstring
+        return
 
 
 def specialization(m: int, config: Config) -> tuple:
