@@ -362,3 +362,24 @@ def test_a_backend_that_fails_on_another_placement_is_an_error_row_and_the_other
     failing, upcast = measure_all([small_case], [FailsOnItsSecondSet(), REGISTRY["upcast"]], CPU, options)
     assert failing.status == ERROR and "this placement's buffers" in failing.reason
     assert upcast.status == OK and upcast.latency.samples >= 2
+
+
+def test_each_backend_compiles_ahead_once_with_the_cases_it_runs_before_any_case_is_prepared():
+    events = []
+
+    class Compiling(Fake):
+        name, max_m = "compiling", 8
+        unavailable_reason = Backend.unavailable_reason  # beyond max_m, a skipped row (Fake runs every case)
+
+        def compile_ahead(self, cases, device):
+            events.append(("compile_ahead", [case.m for case in cases]))
+
+        def prepare(self, case, inputs, **kwargs):
+            events.append(("prepare", case.m))
+            return super().prepare(case, inputs, **kwargs)
+
+    cases = [Case("custom", "x", "custom", m, 8, 16) for m in (1, 8, 64)]
+    records = measure_all(cases, [Compiling()], CPU, FAST, bench_type=FakeBench)
+    assert [r.status for r in records] == [OK, OK, SKIPPED]
+    assert events[0] == ("compile_ahead", [1, 8])  # once, first, without the case beyond its range
+    assert [name for name, _ in events].count("compile_ahead") == 1
