@@ -37,7 +37,10 @@ step_layer() {
   # builds the extension once for engine_steps too (about 40 s saved); the A/A check builds afresh
   GEMMBENCH_CACHE_DIR=/tmp/gemmbench-steps-cache OUT=$WORK M=1,2,4,8,16 STEPS="sweep check" \
     bash scripts/checks/layer_check.sh > "$WORK/layer.log" 2>&1
-  grep -E "wall time|within 5%|layer_check exit|worst|Error" "$WORK/layer.log" | tail -20 | pack "layer check"
+  {
+    grep -E "wall time|layer_check exit|Error" "$WORK/layer.log" | tail -10
+    python3 scripts/checks/layer_check_table.py "$WORK/layer_check.json" 2>&1
+  } | pack "layer check"
 }
 step_aa() {
   OUT=$WORK STEPS=sweeps bash scripts/checks/aa_check.sh > "$WORK/aa.log" 2>&1
