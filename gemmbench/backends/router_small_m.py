@@ -84,7 +84,9 @@ class RouterSmallM(Backend):
             if key in seen:
                 continue
             seen.add(key)
-            w = weights.setdefault((case.n, case.k), torch.empty(case.n, case.k, dtype=torch.bfloat16, device=device))
+            if (case.n, case.k) not in weights:  # one weight per shape, made once
+                weights[case.n, case.k] = torch.empty(case.n, case.k, dtype=torch.bfloat16, device=device)
+            w = weights[case.n, case.k]
             x = torch.empty(case.m, case.k, dtype=torch.bfloat16, device=device)
             inputs = GemmInputs(x, w, torch.empty(case.m, case.n, dtype=torch.float32, device=device))
             jobs += [(inputs, choice.config, pdl) for pdl in (False, True)]
