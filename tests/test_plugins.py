@@ -172,6 +172,27 @@ BROKEN = [
         "BACKENDS = [B()]\n",
         "the backend name 'upcast' is taken (built-in)",
     ),
+    (
+        "class B(Backend):\n    name = 'twin'\n    code = 'x'\n    def prepare(self, c, i):\n        pass\n\n"
+        "BACKENDS = [B(), B()]\n",
+        "the backend name 'twin' is taken (twice in this plugin)",
+    ),
+    (
+        "class B(Backend):\n    name = 'ranged'\n    code = 'x'\n    max_m = '16'\n"
+        "    def prepare(self, c, i):\n        pass\n\nBACKENDS = [B()]\n",
+        "max_m is '16', not a positive int or None",
+    ),
+    (
+        "class B(Backend):\n    name = 'pdl'\n    code = 'x'\n    launches_with_pdl = 1\n"
+        "    def prepare(self, c, i):\n        pass\n\nBACKENDS = [B()]\n",
+        "launches_with_pdl is 1, not True or False",
+    ),
+    (
+        "from gemmbench.backends.producers import Producer\n"
+        "class P(Producer):\n    name = 'silent'\n    def prepare(self, c, h, w, x):\n        pass\n\n"
+        "PRODUCERS = [P()]\n",
+        "producer 'silent' does not say what it runs",
+    ),
 ]
 
 
@@ -185,7 +206,7 @@ def test_a_broken_plugin_is_one_error_line_naming_it(tmp_path, body, message, fa
 
 
 def test_a_missing_plugin_file_is_named(tmp_path):
-    with pytest.raises(GemmbenchError, match="failed to import: FileNotFoundError: no file"):
+    with pytest.raises(GemmbenchError, match="nope.py: no such file — check the path"):
         plugins.load_plugins([str(tmp_path / "nope.py")], entry_points=False)
     not_python = tmp_path / "backends.json"
     not_python.write_text("{}")
@@ -214,7 +235,7 @@ def test_installed_packages_register_through_entry_points(monkeypatch):
     point = importlib.metadata.EntryPoint(
         name="chunked", value="gemmbench_plugin_chunked_fp32_plugin:BACKENDS", group=plugins.ENTRY_POINT_GROUP
     )
-    module = plugins._import(str(CPU_PLUGIN))  # stands in for an installed package's module
+    module = plugins._import_file(CPU_PLUGIN)  # stands in for an installed package's module
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [point] if group == point.group else [])
     loaded = plugins.load_plugins()
     assert [b.name for b in loaded] == ["chunked_fp32"] and backends.REGISTRY["chunked_fp32"] is module.BACKENDS[0]
@@ -383,3 +404,130 @@ def test_the_producer_example_of_the_plugin_docs_runs_as_a_context(tmp_path, fak
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(row["context"], row["status"]) for row in rows] == [("", "ok"), ("torch_add_norm", "ok")]
+
+
+FAULTY_HOOKS = """
+class Faulty(Backend):
+    name = "faulty"
+    code = "x.float() @ w.float().T, with faulty hooks"
+
+    def unavailable_reason(self, case, device):
+        return super().unavailable_reason(case, device) or case.m > 2  # a bool, not a reason
+
+    def configuration(self, case):
+        raise KeyError("no configuration")
+
+    def prepare(self, case, inputs):
+        x, w, out = inputs.x, inputs.w, inputs.out
+        return lambda: torch.mm(x.float(), w.float().t(), out=out)
+
+
+BACKENDS = [Faulty()]
+"""
+
+
+def test_a_plugins_faulty_hooks_are_its_own_rows_and_every_row_is_kept(tmp_path):
+    plugin = write_plugin(tmp_path, FAULTY_HOOKS)
+    result = invoke(
+        "sweep",
+        "--plugin",
+        plugin,
+        "-b",
+        "faulty,upcast",
+        "--shape",
+        "8x16",
+        "--m",
+        "1,4",
+        "--device",
+        "cpu",
+        "--no-save",
+        "--csv",
+        "-",
+        "-q",
+    )
+    rows = {(r["m"], r["backend"]): r for r in csv.DictReader(io.StringIO(result.stdout))}
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    timed = rows["1", "faulty"]  # its configuration() raised after it was timed: the row keeps its times
+    assert (
+        timed["status"] == "ok" and timed["latency_median_us"] and "configuration() raised KeyError" in timed["reason"]
+    )
+    refused = rows["4", "faulty"]  # unavailable_reason answered True: an error row that says so, not a crash
+    assert refused["status"] == "error" and "returned True" in refused["reason"]
+    assert rows["4", "upcast"]["status"] == "ok"
+
+
+def test_list_names_a_query_that_answers_no_reason(tmp_path):
+    plugin = write_plugin(tmp_path, FAULTY_HOOKS.replace("case.m > 2", "case.m > 0"))
+    result = invoke("list", "--plugin", plugin, "--device", "cpu")
+    assert result.exit_code == 0 and "returned True" in result.stdout, result.output
+
+
+def test_a_plugin_that_fails_to_register_registers_nothing_and_loads_once_fixed(tmp_path):
+    producer = (
+        "from gemmbench.backends.producers import Producer\n"
+        "class P(Producer):\n    name = 'mixed_producer'\n    code = 'x.copy_(h)'\n"
+        "    def prepare(self, c, h, w, x):\n        return lambda: x.copy_(h)\n\n"
+        "class B(Backend):\n    name = NAME\n    code = 'x'\n    def prepare(self, c, i):\n        pass\n\n"
+        "PRODUCERS = [P()]\nBACKENDS = [B()]\n"
+    )
+    plugin = write_plugin(tmp_path, "NAME = 'bad name!'\n" + producer)
+    with pytest.raises(GemmbenchError, match="is not letters"):
+        plugins.load_plugins([str(plugin)], entry_points=False)
+    assert "mixed_producer" not in PRODUCERS
+    write_plugin(tmp_path, "NAME = 'good_name'\n" + producer)
+    (backend,) = plugins.load_plugins([str(plugin)], entry_points=False)
+    assert backend.name == "good_name" and "mixed_producer" in PRODUCERS
+
+
+def test_a_plugin_file_edited_since_it_was_loaded_is_loaded_again(tmp_path):
+    body = "class B(Backend):\n    name = NAME\n    code = 'x'\n    def prepare(self, c, i):\n        pass\n\n"
+    plugin = write_plugin(tmp_path, "NAME = 'first'\n" + body + "BACKENDS = [B()]\n")
+    (first,) = plugins.load_plugins([str(plugin)], entry_points=False)
+    (again,) = plugins.load_plugins([f"{tmp_path}/./{plugin.name}"], entry_points=False)  # another spelling
+    assert again is first
+    write_plugin(tmp_path, "NAME = 'second'\n" + body + "BACKENDS = [B()]\n# edited\n")
+    (second,) = plugins.load_plugins([str(plugin)], entry_points=False)
+    assert second.name == "second" and "first" not in backends.REGISTRY and backends.REGISTRY["second"] is second
+
+
+def test_a_folder_of_the_plugins_name_does_not_hide_the_module(tmp_path, monkeypatch):
+    package = tmp_path / "my_kernels"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from gemmbench.backends import Backend\n\n"
+        "class B(Backend):\n    name = 'packaged'\n    code = 'x'\n    def prepare(self, c, i):\n        pass\n\n"
+        "BACKENDS = [B()]\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (backend,) = plugins.load_plugins(["my_kernels"], entry_points=False)
+    assert backend.name == "packaged"
+
+
+def test_a_broken_installed_plugin_names_the_package_to_mend_or_uninstall(monkeypatch):
+    import importlib.metadata
+    from types import SimpleNamespace
+
+    def load():
+        raise ImportError("no module named fancy_kernels")
+
+    point = SimpleNamespace(name="fancy", value="fancy_kernels", dist=SimpleNamespace(name="fancy-gemms"), load=load)
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [point])
+    with pytest.raises(GemmbenchError, match=r"entry point fancy .*pip uninstall fancy-gemms"):
+        plugins.load_plugins()
+
+
+def test_what_a_plugin_prints_as_it_is_imported_goes_to_stderr(tmp_path):
+    plugin = write_plugin(
+        tmp_path,
+        "print('loading my kernels')\n\n"
+        "class B(Backend):\n    name = 'loud'\n    code = 'x'\n"
+        "    def prepare(self, case, inputs):\n"
+        "        x, w, out = inputs.x, inputs.w, inputs.out\n"
+        "        return lambda: torch.mm(x.float(), w.float().t(), out=out)\n\n"
+        "BACKENDS = [B()]\n",
+    )
+    result = cpu_sweep_to_csv(plugin, "loud")
+    assert result.exit_code == 0 and "loading my kernels" in result.stderr, result.output
+    (row,) = csv.DictReader(io.StringIO(result.stdout))
+    assert row["backend"] == "loud"

@@ -15,6 +15,8 @@ import importlib.metadata
 import importlib.util
 import re
 import sys
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from pathlib import Path
 
 from gemmbench.backends.base import Backend
@@ -26,53 +28,90 @@ ENTRY_POINT_GROUP = "gemmbench.backends"
 # A backend name goes into tables, file names and --backend lists: letters, digits, _ . - only.
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _FIX_CONTRACT = "see docs/plugins.md for what a plugin provides"
+_FIX_PLUGIN = "fix the plugin, or leave it out"
 
-_loaded: dict[str, list[Backend]] = {}  # origin -> its backends: each plugin is loaded once per process
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a plugin comes from: `origin` names it in messages and in `gemmbench list`; `key` is the same
+    for two spellings of one file; `stamp` changes when a file is edited (None: a module, loaded once)."""
+
+    origin: str
+    key: str
+    stamp: Hashable
+    load: Callable[[], object]
+    fix: str = _FIX_PLUGIN
+
+
+@dataclass(frozen=True)
+class _Registered:
+    stamp: Hashable
+    backends: list[Backend]
+    producers: list[Producer]
+
+
+# What each source registered, by its key: a plugin is loaded once per process, and again where its file
+# was edited since (a notebook that reruns a sweep after changing the plugin gets the new code).
+_loaded: dict[str, _Registered] = {}
 
 
 def load_plugins(specs: list[str] = (), entry_points: bool = True) -> list[Backend]:
     """Load the plugins named in `specs` (module names or .py files) and, unless told not to, those of
-    installed packages; register their backends. Returns the backends loaded. Raises GemmbenchError."""
-    sources = [(f"plugin {spec}", lambda spec=spec: _import(spec)) for spec in specs]
+    installed packages; register their backends and producers. Returns the backends loaded. Raises
+    GemmbenchError, having registered nothing of the plugin at fault."""
+    sources = [_source_of(spec) for spec in specs]
     if entry_points:
-        for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            sources.append((f"entry point {point.name} ({point.value})", point.load))
+        sources += [_entry_point_source(point) for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
     backends: list[Backend] = []
-    for origin, load in sources:
-        if origin not in _loaded:
-            module_backends, producers = _contents_of(origin, load)
-            _register_producers(origin, producers)
-            _loaded[origin] = _register(origin, module_backends)
-        backends += _loaded[origin]
+    for source in sources:
+        registered = _loaded.get(source.key)
+        if registered is None or registered.stamp != source.stamp:
+            if registered is not None:
+                _unregister(_loaded.pop(source.key))
+            registered = _loaded[source.key] = _register(source, *_contents_of(source))
+        backends += [b for b in registered.backends if b not in backends]
     return backends
 
 
-def _import(spec: str):
-    """A module by file path (`examples/my_plugin.py`) or by dotted name (`mypackage.gemm_backends`)."""
-    path = Path(spec)
-    if spec.endswith(".py") or path.exists():
+def _source_of(spec: str) -> _Source:
+    """A plugin named on the command line: a .py file, or a module by dotted name (`mypackage.backends`)."""
+    path, origin = Path(spec), f"plugin {spec}"
+    if spec.endswith(".py") or path.is_file():
         if not path.is_file():
-            raise FileNotFoundError(f"no file {path}")
-        name = "gemmbench_plugin_" + re.sub(r"\W", "_", path.stem)
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        if module_spec is None:  # Python knows no loader for the file: not a .py file
-            raise ImportError(f"{path} is not a Python file (a plugin is a .py file or an importable module)")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module  # dataclasses and pickling look modules up by name
-        module_spec.loader.exec_module(module)
-        return module
-    return importlib.import_module(spec)
+            raise GemmbenchError(f"{origin}: no such file", "check the path (a plugin is a .py file or a module name)")
+        stamp = (path.stat().st_mtime_ns, path.stat().st_size)
+        return _Source(origin, str(path.resolve()), stamp, lambda: _import_file(path))
+    return _Source(origin, f"module {spec}", None, lambda: importlib.import_module(spec))
 
 
-def _contents_of(origin: str, load) -> tuple[list, list]:
+def _entry_point_source(point: importlib.metadata.EntryPoint) -> _Source:
+    """An installed package's plugin: the fix of its errors names the package to mend or uninstall."""
+    package = point.dist.name if point.dist else None
+    fix = f"fix or uninstall the package that declares it (pip uninstall {package})" if package else _FIX_PLUGIN
+    origin = f"entry point {point.name} ({point.value})"
+    return _Source(origin, origin, None, point.load, fix)
+
+
+def _import_file(path: Path):
+    """A module from a .py file, under a name of its own (dataclasses and pickling look modules up by name)."""
+    name = "gemmbench_plugin_" + re.sub(r"\W", "_", path.stem)
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None:  # Python knows no loader for the file: not a .py file
+        raise ImportError(f"{path} is not a Python file (a plugin is a .py file or an importable module)")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def _contents_of(source: _Source) -> tuple[list, list]:
     """The plugin's BACKENDS and PRODUCERS lists (either may be absent, not both)."""
+    origin = source.origin
     try:
-        loaded = load()
+        loaded = source.load()
     except BACKEND_FAILURES as exc:  # any failure to import a plugin (a sys.exit too) is that plugin's error
         message = (str(exc).strip().splitlines() or [""])[0]
-        raise GemmbenchError(
-            f"{origin} failed to import: {type(exc).__name__}: {message}", "fix the plugin, or leave it out"
-        ) from None
+        raise GemmbenchError(f"{origin} failed to import: {type(exc).__name__}: {message}", source.fix) from None
     backends = loaded if isinstance(loaded, (list, tuple)) else getattr(loaded, "BACKENDS", None)
     producers = [] if isinstance(loaded, (list, tuple)) else getattr(loaded, "PRODUCERS", [])
     if not isinstance(producers, (list, tuple)):
@@ -84,45 +123,46 @@ def _contents_of(origin: str, load) -> tuple[list, list]:
     return list(backends), list(producers)
 
 
-def _register_producers(origin: str, producers: list) -> None:
-    """Check each producer's contract, then make its name a context."""
+def _register(source: _Source, backends: list, producers: list) -> _Registered:
+    """Check every backend's and producer's contract and name, then register them all (or none)."""
+    contract = [*map(contract_problem, backends), *map(_producer_problem, producers)]
+    if problem := next(filter(None, contract), None):
+        raise GemmbenchError(f"{source.origin}: {problem}", _FIX_CONTRACT)
+    if problem := _taken(backends, REGISTRY, "backend") or _taken(producers, context_names(), "context"):
+        raise GemmbenchError(f"{source.origin}: {problem}", "give it another name")
     for producer in producers:
-        if not isinstance(producer, Producer):
-            problem = f"{producer!r} is not a gemmbench.backends.producers.Producer instance"
-        elif not isinstance(producer.name, str) or not _NAME.match(producer.name):
-            problem = f"producer name {producer.name!r} is not letters, digits, '_', '.' or '-'"
-        elif producer.name in context_names():
-            problem = f"the context name '{producer.name}' is taken ({PRODUCERS.get(producer.name, Producer).origin})"
-        elif type(producer).prepare is Producer.prepare:
-            problem = f"producer '{producer.name}' does not implement prepare(case, hidden, weight, x)"
-        else:
-            problem = None
-        if problem:
-            raise GemmbenchError(f"{origin}: {problem}", _FIX_CONTRACT)
-    for producer in producers:
-        producer.origin = origin
+        producer.origin = source.origin
         PRODUCERS[producer.name] = producer
-
-
-def _register(origin: str, backends: list) -> list[Backend]:
     for backend in backends:
-        problem = contract_problem(backend)
-        if problem:
-            raise GemmbenchError(f"{origin}: {problem}", _FIX_CONTRACT)
-        if backend.name in REGISTRY:
-            taken_by = REGISTRY[backend.name].origin
-            raise GemmbenchError(
-                f"{origin}: the backend name '{backend.name}' is taken ({taken_by})", "give the backend another name"
-            )
-    for backend in backends:
-        backend.origin = origin
+        backend.origin = source.origin
         REGISTRY.register(backend)
-    return backends
+    return _Registered(source.stamp, backends, producers)
+
+
+def _unregister(registered: _Registered) -> None:
+    """Take back what a plugin registered (its file was edited: it is loaded again)."""
+    for backend in registered.backends:
+        REGISTRY.unregister(backend.name)
+    for producer in registered.producers:
+        PRODUCERS.pop(producer.name, None)
+
+
+def _taken(items: list, names, kind: str) -> str | None:
+    """Where one of the plugin's names is taken already, or twice in the plugin: the problem, else None."""
+    seen: set[str] = set()
+    for item in items:
+        if item.name in seen:
+            return f"the {kind} name '{item.name}' is taken (twice in this plugin)"
+        if item.name in names:
+            taken_by = REGISTRY[item.name].origin if kind == "backend" else PRODUCERS.get(item.name, Producer).origin
+            return f"the {kind} name '{item.name}' is taken ({taken_by})"
+        seen.add(item.name)
+    return None
 
 
 def contract_problem(backend) -> str | None:
     """What breaks the backend contract, or None: a Backend instance with a usable name, a description of
-    its code, and its own prepare()."""
+    its code, its own prepare(), and class attributes of the types the session reads."""
     if not isinstance(backend, Backend):
         return f"{backend!r} is not a gemmbench.backends.Backend instance"
     if not isinstance(backend.name, str) or not _NAME.match(backend.name):
@@ -131,4 +171,23 @@ def contract_problem(backend) -> str | None:
         return f"backend '{backend.name}' does not say what it runs (its `code` is empty)"
     if type(backend).prepare is Backend.prepare:
         return f"backend '{backend.name}' does not implement prepare(case, inputs)"
+    for flag in ("in_default_set", "launches_with_pdl", "needs_extension"):
+        if not isinstance(getattr(backend, flag), bool):
+            return f"backend '{backend.name}': {flag} is {getattr(backend, flag)!r}, not True or False"
+    max_m = backend.max_m
+    if max_m is not None and (isinstance(max_m, bool) or not isinstance(max_m, int) or max_m < 1):
+        return f"backend '{backend.name}': max_m is {max_m!r}, not a positive int or None"
+    return None
+
+
+def _producer_problem(producer) -> str | None:
+    """What breaks the producer contract, or None: as for a backend, a name, a code and its own prepare()."""
+    if not isinstance(producer, Producer):
+        return f"{producer!r} is not a gemmbench.backends.producers.Producer instance"
+    if not isinstance(producer.name, str) or not _NAME.match(producer.name):
+        return f"producer name {producer.name!r} is not letters, digits, '_', '.' or '-'"
+    if not isinstance(producer.code, str) or not producer.code:
+        return f"producer '{producer.name}' does not say what it runs (its `code` is empty)"
+    if type(producer).prepare is Producer.prepare:
+        return f"producer '{producer.name}' does not implement prepare(case, hidden, weight, x)"
     return None

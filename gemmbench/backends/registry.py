@@ -5,7 +5,7 @@ theirs with `register` (backends/plugins.py)."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -58,6 +58,11 @@ class Registry(Mapping[str, Backend]):
         self._backends[backend.name] = backend
         self._names.append(backend.name)
 
+    def unregister(self, name: str) -> None:
+        """Remove a plugin's backend (a plugin file loaded again, edited, registers its backends anew)."""
+        del self._backends[name]
+        self._names.remove(name)
+
 
 REGISTRY = Registry()
 
@@ -86,18 +91,35 @@ class Availability:
 def availability(backends: list[Backend], probe: Case, device: torch.device) -> list[Availability]:
     """Whether each backend can run `probe` on `device`; builds nothing."""
     build_first = device.type == "cuda" and needs_build()
-    return [Availability(b, _reason(b, probe, device), b.needs_extension and build_first) for b in backends]
+    return [
+        Availability(b, ask_unavailable(b.unavailable_reason, probe, device), b.needs_extension and build_first)
+        for b in backends
+    ]
 
 
-def _reason(backend: Backend, case: Case, device: torch.device) -> str | None:
-    try:
-        return backend.unavailable_reason(case, device)
-    except BACKEND_FAILURES as exc:  # a plugin's query that raises: `list` says so instead of a traceback
-        return query_failure(exc)
-
-
-# The reason given where a backend's availability query raised (a plugin's bug): an error row, not a skip.
+# The reason given where an availability query raised or answered neither a reason nor None (a plugin's
+# bug): an error row, not a skip.
 QUERY_FAILED = "unavailable_reason raised "
+
+
+def ask_unavailable(query: Callable[[Case, torch.device], str | None], case: Case, device: torch.device) -> str | None:
+    """A backend's or producer's answer to `unavailable_reason(case, device)`: its reason, or None where it
+    can run (also for any false answer: ''). A query that raises, or answers true without a reason (a plugin
+    that returns `case.m > 16`), answers `query_failure`'s reason, never a traceback."""
+    try:
+        reason = query(case, device)
+    except BACKEND_FAILURES as exc:
+        return query_failure(exc)
+    if not reason:
+        return None
+    if not isinstance(reason, str):
+        return query_failure(TypeError(f"returned {reason!r}, not a reason (a str) or None"))
+    return reason
+
+
+def is_query_failure(reason: str) -> bool:
+    """Whether a row's reason is `query_failure`'s (an error row), not a reason to skip it."""
+    return QUERY_FAILED in reason
 
 
 def query_failure(exc: BaseException) -> str:

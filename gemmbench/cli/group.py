@@ -36,7 +36,7 @@ from gemmbench.cli.options import (
     split_values,
     warn_if_out_dir_unused,
 )
-from gemmbench.cli.session import export, finishing, refuse_torchrun, report_saved, run_with_progress
+from gemmbench.cli.session import export, finishing, plan_session, refuse_torchrun, report_saved, run_with_progress
 from gemmbench.errors import UsageError
 from gemmbench.output.groups import group_markdown, group_tables
 from gemmbench.spec import presets
@@ -114,13 +114,13 @@ def group(
 ) -> None:
     """Run each [[group]] of a preset (DeepSeek-V4's attention input GEMMs) serially and on its CUDA streams:
     what the auxiliary streams are worth, with which backend for the light GEMMs, up to which M."""
-    from gemmbench.measure.session import GroupWork, plan_sweep
+    from gemmbench.measure.session import GroupWork
 
     refuse_torchrun("group", "run it without torchrun")
     warn_if_out_dir_unused(no_save, out_dir)
     names = split_values(preset)
     groups = selected_groups(names, config or [])
-    plan = plan_sweep(
+    plan = plan_session(
         presets=names,
         configs=config or [],
         m=m,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from gemmbench.cli.app import _Group, app, err_console, out_console
+from gemmbench.cli.app import _Group, app, backends_print_to_stderr, err_console, out_console
 from gemmbench.cli.options import DeviceOpt, PluginOpt, split_values
 from gemmbench.errors import GemmbenchError
 from gemmbench.output.info import backends_table, facts_table, presets_table, producers_table
@@ -22,21 +22,17 @@ def list_(device: DeviceOpt = "auto", plugin: PluginOpt = None) -> None:
     from gemmbench.backends import REGISTRY, availability
     from gemmbench.backends.plugins import load_plugins
     from gemmbench.backends.producers import PRODUCERS
-    from gemmbench.backends.registry import query_failure
+    from gemmbench.backends.registry import ask_unavailable
     from gemmbench.measure import environment
 
     dev = environment.select_device(device)  # a bad --device is an error before any output
-    load_plugins(split_values(plugin))
+    with backends_print_to_stderr():  # what a plugin prints as it is imported
+        load_plugins(split_values(plugin))
     out_console.print(presets_table([presets.load_preset(name) for name in presets.preset_names()]))
     probe = presets.load_preset(presets.DEFAULT_PRESET).gemms[0].case(1)
     out_console.print(backends_table(availability(list(REGISTRY.values()), probe, dev), dev.type))
     producers = list(PRODUCERS.values())
-    reasons = []
-    for producer in producers:
-        try:
-            reasons.append(producer.unavailable_reason(probe, dev))
-        except Exception as exc:  # noqa: BLE001 - a plugin's query that raises: listed, never a traceback
-            reasons.append(query_failure(exc))
+    reasons = [ask_unavailable(producer.unavailable_reason, probe, dev) for producer in producers]
     out_console.print(producers_table(producers, reasons, dev.type))
 
 

@@ -69,6 +69,7 @@ from gemmbench.cli.options import (
 from gemmbench.cli.session import (
     export,
     finishing,
+    plan_session,
     print_results,
     refuse_torchrun,
     report_saved,
@@ -120,13 +121,11 @@ def sweep(
 
     Started by torchrun, it runs one rank per GPU and rank 0 writes one run file (docs/usage.md: fleets).
     """
-    from gemmbench.measure.session import plan_sweep
-
     fleet = _fleet(split)
     timer_flags = given_timer_flags(samples, target_ci, budget_ms)
     refuse_timer_conflicts(timer_flags)
     warn_if_out_dir_unused(no_save, out_dir)
-    plan = plan_sweep(
+    plan = plan_session(
         **selection(preset, config, shape, role, m, backend, device, plugin),
         hot=hot,
         target_ci_pct=target_ci,
@@ -257,10 +256,8 @@ def kernels(
         if not run.records:
             raise GemmbenchError(f"no row of {from_run} matches the filters given", "drop or change them")
     else:
-        from gemmbench.measure.session import plan_sweep
-
         refuse_torchrun("kernels", "run it without torchrun (seconds)")
-        plan = plan_sweep(**selection(preset, config, shape, role, m, backend, device, plugin), time_calls=False)
+        plan = plan_session(**selection(preset, config, shape, role, m, backend, device, plugin), time_calls=False)
         if plan.device.type != "cuda":
             raise GemmbenchError(
                 "no CUDA device: kernel names need a GPU", "run on a GPU, or inspect a saved run with --from RUN"

@@ -28,6 +28,16 @@ def refuse_torchrun(command: str, fix: str) -> None:
         raise GemmbenchError(f"gemmbench {command} runs on one GPU, not under torchrun", fix)
 
 
+def plan_session(**options):
+    """`measure.session.plan_sweep(**options)`, with what plugins print as they are imported sent to stderr,
+    as what backends print while they run is (app.backends_print_to_stderr): stdout carries gemmbench's
+    tables or CSV only."""
+    from gemmbench.measure.session import plan_sweep
+
+    with backends_print_to_stderr():
+        return plan_sweep(**options)
+
+
 def report_saved(result, notes: Console | None, rows: str) -> None:
     """Where the run file went: a warning where it had to go to a fallback path, then where it is."""
     if result.save_problem:

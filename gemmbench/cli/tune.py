@@ -12,7 +12,7 @@ from rich.table import Table
 from gemmbench.cache import write_json
 from gemmbench.cli.app import app, err_console, out_console
 from gemmbench.cli.options import ConfigOpt, DeviceOpt, PresetOpt, QuietOpt, ShapeOpt, split_values
-from gemmbench.cli.session import refuse_torchrun
+from gemmbench.cli.session import plan_session, refuse_torchrun
 from gemmbench.errors import UsageError
 from gemmbench.output.format import format_us
 
@@ -48,11 +48,10 @@ def tune(
     bucket, on this GPU, and write a tuning file: the winner per shape and bucket, its time and its margin."""
     from gemmbench.backends import router_small_m_tuning as tuning
     from gemmbench.backends.router_small_m_kernel import MAX_M
-    from gemmbench.measure.session import plan_sweep
     from gemmbench.measure.tuning import tunable, tune_cases
 
     refuse_torchrun("tune", "run it without torchrun, on the GPU to tune for")
-    plan = plan_sweep(
+    plan = plan_session(
         presets=split_values(preset),
         configs=config or [],
         shapes=split_values(shape),

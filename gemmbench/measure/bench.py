@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from gemmbench.backends import Backend, ext
+from gemmbench.backends.registry import ask_unavailable
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure.layers import Timed, Unit
 from gemmbench.measure.routing_data import RoutingData
@@ -224,7 +225,8 @@ class Variant:
         return label_of(self.backend.name, self.pdl)
 
     def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
-        reason = self.backend.unavailable_reason(case, device)
+        """Why the row cannot run `case` on `device` (registry.ask_unavailable: never raises), or None."""
+        reason = ask_unavailable(self.backend.unavailable_reason, case, device)
         if reason is None and self.pdl and device.type != "cuda":
             return "programmatic dependent launch needs a CUDA device"
         return reason

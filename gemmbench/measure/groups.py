@@ -23,7 +23,7 @@ import torch
 
 from gemmbench.backends import Backend
 from gemmbench.backends.producers import Producer
-from gemmbench.backends.registry import query_failure
+from gemmbench.backends.registry import ask_unavailable, is_query_failure
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure.bench import Bench, error_reason, ignore, load_backends
 from gemmbench.measure.group_calls import PARALLEL, SERIAL, GroupCalls, input_case
@@ -69,7 +69,7 @@ def measure_groups(
 def _unavailable(group: GroupSpec, m: int, backend: Backend, device: torch.device) -> str | None:
     for member in group.members:
         if member.light:
-            reason = backend.unavailable_reason(member.gemm.case(m), device)
+            reason = ask_unavailable(backend.unavailable_reason, member.gemm.case(m), device)
             if reason:
                 return reason
     return None
@@ -90,17 +90,18 @@ def _measure(
     def every(status: str, reason: str, **results) -> dict[Producer | None, GroupRecord]:
         return {p: _row(group, m, backend, p, status, reason, **results) for p in contexts}
 
-    try:
-        reason = _unavailable(group, m, backend, device)
-        context_reasons = {
-            p: producer_problem(p, input_case(group, m), device) or _unfed_members(group, p) for p in producers
-        }
-    except BACKEND_FAILURES as exc:  # a plugin's availability query that raises: its rows say so
-        return every(ERROR, query_failure(exc))
+    reason = _unavailable(group, m, backend, device)
+    context_reasons = {
+        p: producer_problem(p, input_case(group, m), device) or _unfed_members(group, p) for p in producers
+    }
     if reason:
-        return every(SKIPPED, reason)
+        return every(_not_run(reason), reason)
     runnable = tuple(p for p in producers if not context_reasons[p])
-    skipped = {p: _row(group, m, backend, p, SKIPPED, context_reasons[p]) for p in producers if p not in runnable}
+    skipped = {
+        p: _row(group, m, backend, p, _not_run(context_reasons[p]), context_reasons[p])
+        for p in producers
+        if p not in runnable
+    }
     if bench.streams_unavailable:
         return every(SKIPPED, bench.streams_unavailable)
     try:
@@ -133,6 +134,11 @@ def _row(
 ) -> GroupRecord:
     context = producer.name if producer else None
     return GroupRecord.for_point(group, m, backend.name, status, reason, context=context, **results)
+
+
+def _not_run(reason: str) -> str:
+    """The status of rows that did not run for `reason`: an error where a plugin's query failed, else skipped."""
+    return ERROR if is_query_failure(reason) else SKIPPED
 
 
 def _unfed_members(group: GroupSpec, producer: Producer | None) -> str | None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from gemmbench.backends.producers import Producer
+from gemmbench.backends.registry import ask_unavailable, is_query_failure
 from gemmbench.spec.cases import Case
 from gemmbench.timing.inputs import TORCH_DTYPES
 from gemmbench.timing.timers import Samples
@@ -67,9 +68,12 @@ class Timed:
 
 
 def producer_problem(producer: Producer | None, case: Case, device: torch.device) -> str | None:
-    """Why `producer` cannot write the input of `case` here, as a row's reason; None if it can (or no context)."""
-    reason = producer.unavailable_reason(case, device) if producer else None
-    return f"context {producer.name}: {reason}" if reason else None
+    """Why `producer` cannot write the input of `case` here, as a row's reason; None if it can (or no context).
+    A query that fails (registry.ask_unavailable) keeps its reason's start, which makes the row an error row."""
+    reason = ask_unavailable(producer.unavailable_reason, case, device) if producer else None
+    if not reason:
+        return None
+    return f"{reason} (context {producer.name})" if is_query_failure(reason) else f"context {producer.name}: {reason}"
 
 
 def producer_calls(

@@ -21,7 +21,7 @@ import torch
 
 from gemmbench.backends import Backend, GemmInputs
 from gemmbench.backends.producers import Producer
-from gemmbench.backends.registry import QUERY_FAILED, query_failure
+from gemmbench.backends.registry import is_query_failure
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure import routing
 from gemmbench.measure.bench import Bench, Variant, error_reason, ignore, is_allocation_failure, load_backends, variants
@@ -73,24 +73,21 @@ def measure_cases(
                 if reason is None:
                     yield measured[variant, producer]
                 else:
-                    status = ERROR if reason.startswith(QUERY_FAILED) else SKIPPED
+                    status = ERROR if is_query_failure(reason) else SKIPPED
                     beyond = variant.backend.beyond_range(case) or None
                     yield _row(case, variant, producer, status, reason, out_of_range=beyond)
         bench.release()
-
-
-def _unavailable(variant: Variant, producer: Producer | None, case: Case, device: torch.device) -> str | None:
-    """Why the variant cannot run `case` here (or its producer cannot), or None."""
-    try:
-        return variant.unavailable_reason(case, device) or producer_problem(producer, case, device)
-    except BACKEND_FAILURES as exc:
-        return query_failure(exc)
 
 
 def _row(case: Case, variant: Variant, producer: Producer | None, status: str, reason: str = "", **results) -> Record:
     """A record of one variant at `case`, alone or in the layer after `producer`."""
     context = producer.name if producer else None
     return Record.for_case(case, variant.name, status, reason, pdl=variant.pdl, context=context, **results)
+
+
+def _unavailable(variant: Variant, producer: Producer | None, case: Case, device: torch.device) -> str | None:
+    """Why the variant cannot run `case` here (or its producer cannot), or None; never raises."""
+    return variant.unavailable_reason(case, device) or producer_problem(producer, case, device)
 
 
 # A row's key at a point: the variant, and the producer before it (None: the GEMM alone).
@@ -266,13 +263,19 @@ def _time_case(run: _CaseRun, checked: dict[RowKey, tuple[Callable[[], object], 
     and figures."""
     bench = run.bench
     records: dict[RowKey, Record] = {}
-    units = {key: run.units(key, call) for key, (call, _) in checked.items()}
+    units = {}
+    for key, (call, _) in checked.items():
+        try:  # the other placements' layers are prepared here: a backend may fail on them too
+            units[key] = run.units(key, call)
+        except BACKEND_FAILURES as exc:
+            bench.release()
+            records[key] = run.error(key, exc)
     start = bench.read_clocks()
     try:
         timed, failures = bench.time_units(units)
     except BACKEND_FAILURES as exc:  # out of memory capturing the graphs: every row of the point says so
         bench.release()
-        return {key: run.error(key, exc) for key in checked}
+        return {key: records.get(key) or run.error(key, exc) for key in checked}
     clocks = bench.clock_summary(start, bench.read_clocks())
     for key, exc in failures.items():
         records[key] = run.error(key, exc)
@@ -285,8 +288,9 @@ def _time_case(run: _CaseRun, checked: dict[RowKey, tuple[Callable[[], object], 
             bench.release()
             records[key] = run.error(key, exc)
             continue
-        notes = (run.placements.note, timed[key].note, routing_note)
-        records[key] = _timed_record(run, key, rel_err, timed[key], notes, fidelity, clocks)
+        config, config_note = _configuration(key[0].backend, run.case)
+        notes = (run.placements.note, timed[key].note, routing_note, config_note)
+        records[key] = _timed_record(run, key, rel_err, timed[key], notes, fidelity, clocks, config)
     return records
 
 
@@ -298,6 +302,7 @@ def _timed_record(
     notes: tuple[str, ...],
     fidelity: routing.Fidelity | None,
     clocks: ClockSummary | None,
+    config: str | None,
 ) -> Record:
     """An ok row. Throughput and the floor are the GEMM's: a row alone has them, a layer's does not."""
     case, bench = run.case, run.bench
@@ -331,10 +336,20 @@ def _timed_record(
         l2_mode=mode,
         l2_copies=run.copies if mode else None,
         placements=len(run.placements.sets) if device_time else None,
-        backend_config=key[0].backend.configuration(case),
+        backend_config=config,
         clocks=clocks,
         **values,
     )
+
+
+def _configuration(backend: Backend, case: Case) -> tuple[str | None, str]:
+    """The configuration the backend ran at `case`, for its row, and a note where asking for it failed (a
+    plugin's bug): the row keeps its timings."""
+    try:
+        config = backend.configuration(case)
+    except BACKEND_FAILURES as exc:
+        return None, f"configuration() raised {error_reason(exc)}"
+    return (None if config is None else str(config)), ""
 
 
 def _routing(run: _CaseRun, backend: Backend) -> tuple[routing.Fidelity | None, str]:
