@@ -6,6 +6,12 @@
 BACKEND_FAILURES = (Exception, SystemExit)
 
 
+def first_line(exc: BaseException) -> str:
+    """The gist of an exception for a row's reason or a message: the first line of its text, else its type's
+    name (an exception raised with no message)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class GemmbenchError(Exception):
     """Something the user can fix: a bad file, an unwritable path, a run that cannot be read."""
 

@@ -319,7 +319,9 @@ def test_a_producer_that_raises_is_an_error_row_in_its_layer_only(producer, smal
         alone, layer = measure_cases([small_case], [backend], bench(CPU, FAST), producers=(producer,))
         assert alone.status == OK and alone.context is None
         assert layer.status == ERROR and layer.context == "exploding"
-        assert layer.reason == "RuntimeError: the plugin's norm failed"
+        assert (
+            layer.reason == "ProducerFailed: context exploding: its call raised RuntimeError: the plugin's norm failed"
+        )
 
 
 @pytest.mark.parametrize("producer", [Halving], indirect=True)

@@ -337,7 +337,10 @@ BACKENDS = [Elsewhere()]
     rows = {row["backend"]: row for row in csv.DictReader(io.StringIO(result.stdout))}
     reason = rows["elsewhere"]["reason"]
     assert rows["elsewhere"]["status"] == "error"
-    assert "elsewhere never wrote out (it returned a tensor of shape (4, 3) instead; out is (4, 8))" in reason
+    assert (
+        "elsewhere never wrote out (it returned a tensor of (4, 3) torch.float32 instead; out is (4, 8) torch.float32)"
+        in reason
+    )
     assert "computes into inputs.out" in reason and "rel_err" not in reason
     assert rows["fake"]["status"] == "ok"
 
@@ -531,3 +534,32 @@ def test_what_a_plugin_prints_as_it_is_imported_goes_to_stderr(tmp_path):
     assert result.exit_code == 0 and "loading my kernels" in result.stderr, result.output
     (row,) = csv.DictReader(io.StringIO(result.stdout))
     assert row["backend"] == "loud"
+
+
+@pytest.mark.parametrize(
+    "call, reason",
+    [
+        ("None", "context faulty_norm: its call returned NoneType, not the x it wrote"),
+        ("hidden.float()", "context faulty_norm: its call returned (2, 16) torch.float32 on cpu, not an x of (2, 16)"),
+        ("hidden[:1]", "its call returned (1, 16) torch.bfloat16"),
+        ("1 / 0", "context faulty_norm: its call raised ZeroDivisionError"),
+    ],
+)
+def test_a_faulty_producer_is_named_in_its_rows_not_the_backend_after_it(tmp_path, call, reason):
+    path = write_plugin(
+        tmp_path,
+        "from gemmbench.backends.producers import Producer\n"
+        "class Faulty(Producer):\n"
+        "    name = 'faulty_norm'\n"
+        "    code = 'a norm with a bug'\n"
+        "    def prepare(self, case, hidden, weight, x):\n"
+        f"        return lambda: {call}\n"
+        "PRODUCERS = [Faulty()]\n",
+    )
+    result = invoke(
+        "sweep", "--plugin", path, "-b", "upcast", "--device", "cpu", "--shape", "2x8x16", "--context", "faulty_norm",
+        "--no-save", "--csv", "-", "-q", "--budget-ms", "1",
+    )  # fmt: skip
+    alone, layer = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert result.exit_code == 1 and alone["status"] == "ok", result.output
+    assert layer["status"] == "error" and reason in layer["reason"], layer["reason"]

@@ -5,6 +5,7 @@ from functools import cache
 import torch
 
 from gemmbench.backends.base import Backend, GemmCall, GemmInputs
+from gemmbench.errors import first_line
 from gemmbench.spec.cases import Case
 
 # torch.mm gained `out_dtype` (aten::mm.dtype) in PyTorch 2.8.
@@ -35,7 +36,7 @@ def out_dtype_unavailable(device_type: str) -> str | None:
     except NotImplementedError:
         return f"torch {torch.__version__} has no {device_type} kernel for torch.mm(out_dtype=) (aten::mm.dtype)"
     except RuntimeError as exc:
-        return f"torch.mm(out_dtype=) failed on {device_type}: {str(exc).splitlines()[0][:MAX_PROBE_MESSAGE_CHARS]}"
+        return f"torch.mm(out_dtype=) failed on {device_type}: {first_line(exc)[:MAX_PROBE_MESSAGE_CHARS]}"
     return None
 
 

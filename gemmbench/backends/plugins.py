@@ -22,7 +22,7 @@ from pathlib import Path
 from gemmbench.backends.base import Backend
 from gemmbench.backends.producers import PRODUCERS, Producer, context_names
 from gemmbench.backends.registry import REGISTRY
-from gemmbench.errors import BACKEND_FAILURES, GemmbenchError
+from gemmbench.errors import BACKEND_FAILURES, GemmbenchError, first_line
 
 ENTRY_POINT_GROUP = "gemmbench.backends"
 # A backend name goes into tables, file names and --backend lists: letters, digits, _ . - only.
@@ -110,8 +110,8 @@ def _contents_of(source: _Source) -> tuple[list, list]:
     try:
         loaded = source.load()
     except BACKEND_FAILURES as exc:  # any failure to import a plugin (a sys.exit too) is that plugin's error
-        message = (str(exc).strip().splitlines() or [""])[0]
-        raise GemmbenchError(f"{origin} failed to import: {type(exc).__name__}: {message}", source.fix) from None
+        what = f"{origin} failed to import: {type(exc).__name__}: {first_line(exc)}"
+        raise GemmbenchError(what, source.fix) from None
     backends = loaded if isinstance(loaded, (list, tuple)) else getattr(loaded, "BACKENDS", None)
     producers = [] if isinstance(loaded, (list, tuple)) else getattr(loaded, "PRODUCERS", [])
     if not isinstance(producers, (list, tuple)):

@@ -13,7 +13,7 @@ import torch
 
 from gemmbench.backends import Backend, ext
 from gemmbench.backends.registry import ask_unavailable
-from gemmbench.errors import BACKEND_FAILURES
+from gemmbench.errors import BACKEND_FAILURES, first_line
 from gemmbench.measure.layers import Timed, Unit
 from gemmbench.measure.routing_data import RoutingData
 from gemmbench.records import ClockSummary
@@ -263,11 +263,9 @@ def error_reason(exc: BaseException) -> str:
     """An error row's reason: the exception's type and the first line of its message."""
     if is_allocation_failure(exc):
         return "out of memory"
-    message = (str(exc).strip().splitlines() or [""])[0]
-    return f"{type(exc).__name__}: {message}"[:MAX_ERROR_CHARS]
+    return f"{type(exc).__name__}: {first_line(exc)}"[:MAX_ERROR_CHARS]
 
 
 def graph_failure_note(exc: BaseException) -> str:
     """The note of a row whose call could not be captured in a CUDA graph (it keeps its eager latency)."""
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return f"graph timer failed: {first[:MAX_NOTE_CHARS]}"
+    return f"graph timer failed: {first_line(exc)[:MAX_NOTE_CHARS]}"

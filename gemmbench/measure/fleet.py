@@ -29,7 +29,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from gemmbench.errors import GemmbenchError
+from gemmbench.errors import GemmbenchError, first_line
 from gemmbench.measure.session import SweepCallbacks, SweepPlan, SweepResult, run_session
 from gemmbench.records import ERROR, Record
 from gemmbench.records.provenance import FleetProvenance, Provenance
@@ -186,7 +186,7 @@ class FleetDistribution:
     def stopped(self, exc: BaseException, measured: list) -> tuple[str | None, list]:
         """Why the fleet stopped, and the rows to keep: this rank's of the round not gathered, and on rank 0
         an error row for every row of every point a rank did not report."""
-        reason = _first_line(exc)
+        reason = _gist(exc)
         left = self._kept_rows(self.rank, measured[len(self._positions[self.rank]) :])
         return reason, left + (self._unreported(reason) if self.leader else [])
 
@@ -222,7 +222,6 @@ class FleetDistribution:
         return rows
 
 
-def _first_line(exc: BaseException) -> str:
+def _gist(exc: BaseException) -> str:
     """The gist of an exception: its first line, without the `[file.cc:123]` location gloo puts first."""
-    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return re.sub(r"^\[[^\]]*\]\s*", "", line) or type(exc).__name__
+    return re.sub(r"^\[[^\]]*\]\s*", "", first_line(exc)) or type(exc).__name__

@@ -15,7 +15,7 @@ import torch
 from gemmbench.backends import Backend, GemmInputs
 from gemmbench.backends.producers import Producer
 from gemmbench.measure.bench import Bench
-from gemmbench.measure.layers import LayerWork, producer_calls
+from gemmbench.measure.layers import LayerWork, produced, producer_calls
 from gemmbench.records import after_context
 from gemmbench.records.flags import WRONG_RESULT_REL_ERR
 from gemmbench.spec.cases import DEFAULT_STREAM, Case, GroupMember, GroupSpec
@@ -111,7 +111,7 @@ class GroupCalls:
         worst = 0.0
         inputs, calls = self.inputs[0], self.member_calls[0]
         if producer:
-            inputs, calls = self._on(0, self.producer_calls[producer][0]())
+            inputs, calls = self._on(0, produced(producer, self.producer_calls[producer][0], self.inputs[0][0].x))
         for member, member_inputs, call in zip(self.group.members, inputs, calls, strict=True):
             if not member.light:
                 continue
@@ -121,8 +121,8 @@ class GroupCalls:
             ref = reference(member_inputs)
             rel_err = relative_error(member_inputs.out, ref)
             after = after_context(producer.name if producer else None)
-            if unwritten(member_inputs.out, ref):
-                return rel_err, f"the call of {member.gemm.name}{after} never wrote out: {OUT_CONTRACT}"
+            if left := unwritten(member_inputs.out, ref):
+                return rel_err, f"the call of {member.gemm.name}{after} {left}: {OUT_CONTRACT}"
             if not rel_err <= WRONG_RESULT_REL_ERR:
                 why = f"wrong result of {member.gemm.name}{after}: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}"
                 return rel_err, why

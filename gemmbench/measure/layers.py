@@ -24,6 +24,7 @@ import torch
 
 from gemmbench.backends.producers import Producer
 from gemmbench.backends.registry import ask_unavailable, is_query_failure
+from gemmbench.errors import BACKEND_FAILURES, first_line
 from gemmbench.spec.cases import Case
 from gemmbench.timing.inputs import TORCH_DTYPES
 from gemmbench.timing.timers import Samples
@@ -76,6 +77,15 @@ def producer_problem(producer: Producer | None, case: Case, device: torch.device
     return f"{reason} (context {producer.name})" if is_query_failure(reason) else f"context {producer.name}: {reason}"
 
 
+class ProducerFailed(Exception):
+    """A producer raised, or gave its layer something else than its x: the row's reason names the producer
+    (the row's context), not the backend after it, which never ran on what it should read."""
+
+    @classmethod
+    def of(cls, producer: Producer, what: str) -> ProducerFailed:
+        return cls(f"context {producer.name}: {what}")
+
+
 def producer_calls(
     case: Case, producer: Producer, xs: list[torch.Tensor], seed: int
 ) -> list[Callable[[], torch.Tensor]]:
@@ -87,8 +97,27 @@ def producer_calls(
     for x in xs:
         hidden = torch.randn(case.m, case.k, device=x.device, dtype=dtype, generator=generator)
         weight = 1 + WEIGHT_SPREAD * torch.randn(case.k, device=x.device, dtype=torch.float32, generator=generator)
-        calls.append(producer.prepare(case, hidden, weight.to(dtype), x))
+        try:
+            calls.append(producer.prepare(case, hidden, weight.to(dtype), x))
+        except BACKEND_FAILURES as exc:
+            raise ProducerFailed.of(producer, f"prepare raised {type(exc).__name__}: {first_line(exc)}") from exc
     return calls
+
+
+def produced(producer: Producer, call: Callable[[], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """What the producer's `call` gives the GEMM of the layer whose input buffer is `x`: `x` itself or a new
+    tensor of its shape, dtype and device; else ProducerFailed. The check of each row's first layer: the
+    timed layers run the same call."""
+    try:
+        written = call()
+    except BACKEND_FAILURES as exc:
+        raise ProducerFailed.of(producer, f"its call raised {type(exc).__name__}: {first_line(exc)}") from exc
+    if not isinstance(written, torch.Tensor):
+        raise ProducerFailed.of(producer, f"its call returned {type(written).__name__}, not the x it wrote")
+    if (written.shape, written.dtype, written.device) != (x.shape, x.dtype, x.device):
+        got = f"{tuple(written.shape)} {written.dtype} on {written.device}"
+        raise ProducerFailed.of(producer, f"its call returned {got}, not an x of {tuple(x.shape)} {x.dtype}")
+    return written
 
 
 def after_producer(

@@ -25,7 +25,15 @@ from gemmbench.backends.registry import is_query_failure
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure import routing
 from gemmbench.measure.bench import Bench, Variant, error_reason, ignore, is_allocation_failure, load_backends, variants
-from gemmbench.measure.layers import LayerWork, Timed, Unit, after_producer, producer_calls, producer_problem
+from gemmbench.measure.layers import (
+    LayerWork,
+    Timed,
+    Unit,
+    after_producer,
+    produced,
+    producer_calls,
+    producer_problem,
+)
 from gemmbench.measure.routing_data import RoutingData
 from gemmbench.measure.tuning import compile_ahead, tune_for_case
 from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record, after_context
@@ -235,7 +243,7 @@ def _checked_layers(run: _CaseRun, key: RowKey, ref: torch.Tensor) -> tuple[Call
     if producer is None:
         returned = gemms[0]()
     else:
-        x = run.produce(producer)[0]()
+        x = produced(producer, run.produce(producer)[0], first.x)
         written = GemmInputs(x, first.w, first.out)
         returned = (gemms[0] if x is first.x else variant.prepare(case, written))()
         ref = reference(written)
@@ -245,16 +253,17 @@ def _checked_layers(run: _CaseRun, key: RowKey, ref: torch.Tensor) -> tuple[Call
             f"{variant.label} wrote into its input {' and '.join(written_inputs)} (restored for the backends "
             "after it): a backend must only write out"
         )
-    if unwritten(first.out, ref):
+    if left := unwritten(first.out, ref):
         instead = _returned_instead(returned, first.out)
-        raise OutputNotWritten(f"{variant.label} never wrote out{instead}: {OUT_CONTRACT}")
+        raise OutputNotWritten(f"{variant.label} {left}{instead}: {OUT_CONTRACT}")
     return call, relative_error(first.out, ref)
 
 
 def _returned_instead(returned: object, out: torch.Tensor) -> str:
     """What a call that left `out` unwritten returned instead, where that says what went wrong."""
     if isinstance(returned, torch.Tensor) and returned is not out:
-        return f" (it returned a tensor of shape {tuple(returned.shape)} instead; out is {tuple(out.shape)})"
+        got, wanted = (f"{tuple(t.shape)} {t.dtype}" for t in (returned, out))
+        return f" (it returned a tensor of {got} instead; out is {wanted})"
     return ""
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gemmbench.errors import GemmbenchError
+from gemmbench.errors import GemmbenchError, first_line
 from gemmbench.records.group import GroupRecord
 from gemmbench.records.record import Record
 from gemmbench.records.schema import (
@@ -120,7 +120,7 @@ def rows_from_csv(path: Path) -> tuple[list[Record], list[GroupRecord]]:
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise GemmbenchError(f"{path} is not a CSV file: {str(exc).splitlines()[0]}", malformed) from exc
+        raise GemmbenchError(f"{path} is not a CSV file: {first_line(exc)}", malformed) from exc
     record_type, required = (
         (GroupRecord, REQUIRED_GROUP_CSV_COLUMNS) if "group" in frame.columns else (Record, REQUIRED_CSV_COLUMNS)
     )

@@ -128,10 +128,15 @@ def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
 OUT_CONTRACT = "a backend's call computes into inputs.out and returns it"
 
 
-def unwritten(out: torch.Tensor, ref: torch.Tensor) -> bool:
-    """Whether `out`, poisoned with NaN before the call, is still all NaN where the reference is not (inputs
-    with NaN, a producer writing NaN, would give a NaN result too): the call never wrote it."""
-    return bool(out.isnan().all()) and not bool(ref.isnan().all())
+def unwritten(out: torch.Tensor, ref: torch.Tensor) -> str:
+    """What of `out`, poisoned with NaN before the call, the call never wrote: the outputs still NaN where the
+    reference is not (inputs with NaN, a producer writing NaN, give a NaN result there too), as "never wrote
+    out" or "left N of T outputs unwritten"; '' where it wrote them all."""
+    expected = ~ref.isnan()
+    left, total = int((out.isnan() & expected).sum()), int(expected.sum())
+    if not left:
+        return ""
+    return "never wrote out" if left == total else f"left {left} of {total} outputs unwritten (still NaN)"
 
 
 def l2_mode(device: torch.device, requested: str) -> str | None:

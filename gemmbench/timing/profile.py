@@ -19,7 +19,7 @@ import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from gemmbench.errors import BACKEND_FAILURES
+from gemmbench.errors import BACKEND_FAILURES, first_line
 from gemmbench.records import KernelRun
 
 # Calls profiled per point; the reported kernel sum is their median.
@@ -87,7 +87,7 @@ def capture_many(
             for e in prof.profiler.kineto_results.events()
         ]
     except (RuntimeError, AttributeError) as exc:
-        raise ProfilerUnavailable(f"torch.profiler failed: {str(exc).splitlines()[0][:MAX_FAILURE_CHARS]}") from exc
+        raise ProfilerUnavailable(f"torch.profiler failed: {first_line(exc)[:MAX_FAILURE_CHARS]}") from exc
     per_call = group_by_call(events, count * PROFILED_CALLS)
     if count > len(failures) and not any(per_call):
         raise ProfilerUnavailable("torch.profiler recorded no device kernels (CUPTI unavailable or not permitted)")
