@@ -57,3 +57,13 @@ def test_sweep_rejects_bad_options_with_the_cli_errors(fake_device):
         gemmbench.sweep(m=[0], backends=["fake"], device="cpu")
     with pytest.raises(GemmbenchError, match="does not exist"):
         gemmbench.load_run("no/such/run.json")
+
+
+def test_a_group_run_becomes_a_frame_of_its_group_rows():
+    from gemmbench.records import GroupRecord
+
+    run = gemmbench.load_run(FIXTURES / "h200_groups_v4.json")
+    frame = run.to_frame()
+    assert list(frame.columns) == column_names(GroupRecord) and len(frame) == len(run.groups) > 0
+    assert pd.api.types.is_float_dtype(frame["parallel_device_median_us"])
+    assert frame["members"].map(lambda members: members is None or isinstance(members, list)).all()

@@ -737,3 +737,59 @@ def test_sweep_in_a_narrow_terminal_prints_the_tables_show_prints(tmp_path, monk
     assert long_layout_backends(sweep.stdout)[:2] == ["fake", "cublas_ext"]
     (path,) = run_files(tmp_path)
     assert invoke("show", path).stdout == sweep.stdout
+
+
+def edited_group_run(tmp_path, name: str, edit) -> Path:
+    """The fixture group run with `edit(document)` applied, as a file."""
+    doc = json.loads((FIXTURES / "h200_groups_v4.json").read_text())
+    edit(doc)
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_compare_fail_above_judges_group_rows_too(tmp_path):
+    base = FIXTURES / "h200_groups_v4.json"
+
+    def slower(doc):
+        for group in doc["groups"]:
+            for field in ("parallel_device_us", "parallel_device_ci_low_us", "parallel_device_ci_high_us"):
+                group[field] = group[field] and group[field] * 2
+
+    result = invoke("compare", base, edited_group_run(tmp_path, "slower.json", slower), "--fail-above", 5)
+    assert result.exit_code == 1 and "slower by more than 5%" in result.stderr and "2.000x" in result.stdout
+    shorter = edited_group_run(tmp_path, "shorter.json", lambda doc: doc["groups"].pop(0))
+    result = invoke("compare", base, shorter, "--fail-above", 5)
+    assert result.exit_code == 1 and "no such row" in result.stderr and "only in base (1)" in result.stdout
+
+
+def test_compare_refuses_group_runs_timed_differently(tmp_path):
+    def hot(doc):
+        for group in doc["groups"]:
+            group["l2_mode"] = "hot"
+
+    result = invoke("compare", FIXTURES / "h200_groups_v4.json", edited_group_run(tmp_path, "hot.json", hot))
+    assert result.exit_code == 1 and "L2 mode: cold vs hot" in result.stderr
+
+
+def test_compare_fail_above_counts_a_row_without_a_time_as_lost(tmp_path):
+    doc = json.loads(COLD_A.read_text())
+    cut = next(r for r in doc["records"] if r["backend"] == "mm_out_dtype" and r["m"] == 1)
+    for key in [k for k in cut if k.startswith(("device_", "latency_"))]:
+        cut[key] = None
+    path = tmp_path / "cut.json"
+    path.write_text(json.dumps(doc))
+    result = invoke("compare", COLD_A, path, "--fail-above", 5)
+    assert result.exit_code == 1 and "ok, but no time recorded" in result.stderr
+
+
+def test_a_csv_whose_last_row_was_cut_short_loads_its_whole_rows_as_an_incomplete_run(tmp_path):
+    whole = tmp_path / "whole.csv"
+    assert invoke("show", COLD_A, "--csv", whole).exit_code == 0
+    text = whole.read_text()
+    cut = tmp_path / "cut.csv"
+    cut.write_text(text[: text.rindex("\n", 0, len(text) - 1) + 40])  # the last row's first 40 characters
+    run = load_run(cut)
+    assert len(run.records) == len(load_run(whole).records) - 1 and not run.complete
+    result = invoke("show", cut)
+    assert result.exit_code == 0 and "incomplete run" in result.stderr

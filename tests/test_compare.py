@@ -64,3 +64,21 @@ def test_runs_from_different_gpus_compare():
     comparison = compare_runs(run(timed("a", 10.0)), run(timed("a", 5.0), device="NVIDIA B200"))
     assert comparison.rows[0].verdict == FASTER
     assert comparison.new_provenance.device_name == "NVIDIA B200"
+
+
+def test_a_fleet_compared_with_a_one_device_run_is_compared_device_by_device():
+    from dataclasses import replace
+
+    plain = run(timed("a", 10.0))
+    fleet = run(*(replace(timed("a", median), device_id=f"node:cuda:{i}") for i, median in enumerate((10.0, 13.0))))
+    comparison = compare_runs(plain, fleet)
+    assert [(row.new.device_id, row.verdict) for row in comparison.rows] == [
+        ("node:cuda:0", SAME),
+        ("node:cuda:1", SLOWER),
+    ]
+    assert [row.base.device_id for row in compare_runs(fleet, plain).rows] == ["node:cuda:0", "node:cuda:1"]
+    other = run(*(replace(timed("a", 10.0), device_id=f"node:cuda:{i}") for i in (1, 2)))
+    by_device = compare_runs(fleet, other)
+    assert [(r.base.device_id, r.verdict) for r in by_device.rows] == [("node:cuda:1", FASTER)]
+    assert [r.device_id for r in by_device.only_base] == ["node:cuda:0"]
+    assert [r.device_id for r in by_device.only_new] == ["node:cuda:2"]

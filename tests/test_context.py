@@ -473,11 +473,12 @@ def test_compare_matches_group_rows_by_layer_too(tmp_path, fake_device):
         assert result.exit_code == 0, result.output
         return load_run(next(out.glob("*.json")))
 
-    rows = compare_groups(group_run("norm,copy"), group_run("copy"))
-    assert [(r.base.context, r.new.context, r.ratio) for r in rows] == [
+    comparison = compare_groups(group_run("norm,copy"), group_run("copy"))
+    assert [(r.base.context, r.new.context, r.ratio) for r in comparison.rows] == [
         (None, None, pytest.approx(1.0)),
         ("copy", "copy", pytest.approx(1.0)),
     ]
+    assert [r.context for r in comparison.only_base] == ["norm"] and comparison.only_new == []
 
 
 # Groups in their layers

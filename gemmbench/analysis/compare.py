@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gemmbench.analysis.policy import FLAGGED_TOLERANCE, SAME_TOLERANCE
@@ -14,12 +15,13 @@ from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER
 FASTER, SLOWER, SAME, NOISY, NOT_TIMED = "faster", "slower", "same", "noisy", "not timed"
 VERDICTS = (FASTER, SLOWER, SAME, NOISY, NOT_TIMED)
 
-# Which of a record's times a comparison reads: device where both rows have it, else latency (a row in a
-# layer is compared with the same layer's row: its times are per layer).
-
 
 @dataclass(frozen=True)
 class RowComparison:
+    """Two runs' rows of one case, backend and context: which of their times the comparison reads (device
+    where both rows have it, else latency; a row in a layer is compared with the same layer's row, its
+    times per layer), their ratio and the verdict."""
+
     base: Record
     new: Record
     timer: str | None  # "device" or "latency" (records.record.shared_timer): the figure compared; None: not timed
@@ -41,11 +43,14 @@ class RunConditions:
 
 @dataclass(frozen=True)
 class Comparison:
+    """Two runs compared: their sweep rows (RowComparison), or their group rows (GroupComparison), matched;
+    and the rows only one run holds."""
+
     base_provenance: Provenance
     new_provenance: Provenance
-    rows: list[RowComparison]
-    only_base: list[Record]
-    only_new: list[Record]
+    rows: list[RowComparison] | list[GroupComparison]
+    only_base: list[Record] | list[GroupRecord]
+    only_new: list[Record] | list[GroupRecord]
     base_conditions: RunConditions
     new_conditions: RunConditions
 
@@ -64,21 +69,58 @@ class Comparison:
         return [r for r in self.rows if r.verdict == SLOWER and (r.ratio - 1) * 100 > above_pct]
 
     def lost(self) -> list[tuple[Record, Record | None]]:
-        """The rows the base run timed that the new run did not: each with the new run's row (an error or
-        a skip, with its reason), or None where the new run has no such row."""
-        lost = [(r.base, r.new) for r in self.rows if r.base.status == OK and r.new.status != OK]
-        return lost + [(record, None) for record in self.only_base if record.status == OK]
+        """The rows the base run timed that the new run did not: each with the new run's row (an error, a
+        skip, or an ok row without a time: a row cut short), or None where the new run has no such row."""
+        lost = [(r.base, r.new) for r in self.rows if _timed(r.base) and not _timed(r.new)]
+        return lost + [(record, None) for record in self.only_base if _timed(record)]
 
 
-def _key(record: Record, by_device: bool) -> tuple:
-    """A row's identity across runs: its case, backend, context and, where both runs are fleets of several
-    devices, its device (a torchrun run of one rank compares with a plain run of the same GPU)."""
+def _timed(record: Record | GroupRecord) -> bool:
+    return record.status == OK and record.best_time_us is not None
+
+
+def _key(record: Record) -> tuple:
+    """A sweep row's identity across runs, whatever device ran it: its case, backend and context."""
     identity = (record.model, record.gemm, record.m, record.n, record.k, record.in_dtype, record.out_dtype)
-    return (*identity, record.label, record.context, record.device_id if by_device else None)
+    return (*identity, record.label, record.context)
 
 
-def _devices(run: Run) -> int:
-    return len({r.device_id for r in run.records if r.device_id})
+def _group_key(record: GroupRecord) -> tuple:
+    return (record.model, record.group, record.m, record.backend, record.context)
+
+
+def _pairs(base: list, new: list) -> tuple[list[tuple], list, list]:
+    """The rows of one identity in two runs, paired: (base, new) pairs, then the rows of either left over.
+    Where one run has one such row (one device) and the other several (a fleet), the one is paired with each
+    of them; where both have several, they pair by device."""
+    if not base or not new:
+        return [], base, new
+    if len(base) == 1 or len(new) == 1:
+        return [(b, n) for b in base for n in new], [], []
+    by_device = {n.device_id: n for n in new}
+    pairs = [(b, by_device[b.device_id]) for b in base if b.device_id in by_device]
+    paired = {b.device_id for b, _ in pairs}
+    return pairs, [b for b in base if b.device_id not in paired], [n for n in new if n.device_id not in paired]
+
+
+def _matched(base: list, new: list, key: Callable, compare: Callable) -> tuple[list, list, list]:
+    """Compared rows (`compare(base_row, new_row)`), in the base run's order, and the rows only one run holds."""
+    base_by, new_by = _grouped(base, key), _grouped(new, key)
+    rows, only_base, only_new = [], [], []
+    for identity, base_rows in base_by.items():
+        pairs, left_base, left_new = _pairs(base_rows, new_by.get(identity, []))
+        rows += [compare(b, n) for b, n in pairs]
+        only_base += left_base
+        only_new += left_new
+    only_new += [r for identity, rows_of in new_by.items() if identity not in base_by for r in rows_of]
+    return rows, only_base, only_new
+
+
+def _grouped(records: list, key: Callable) -> dict[tuple, list]:
+    grouped: dict[tuple, list] = {}
+    for record in records:
+        grouped.setdefault(key(record), []).append(record)
+    return grouped
 
 
 def compare_row(base: Record, new: Record, tolerance: float = SAME_TOLERANCE) -> RowComparison:
@@ -113,28 +155,28 @@ class GroupComparison:
     verdict: str
 
 
-def compare_groups(base: Run, new: Run, tolerance: float = SAME_TOLERANCE) -> list[GroupComparison]:
-    """The group rows both runs hold, by parallel device time."""
-    key = lambda r: (r.model, r.group, r.m, r.backend, r.context)  # noqa: E731
-    new_rows = {key(r): r for r in new.groups}
-    rows = []
-    for old in base.groups:
-        other = new_rows.get(key(old))
-        if other is None:
-            continue
-        if old.status != OK or other.status != OK or not old.parallel_device or not other.parallel_device:
-            rows.append(GroupComparison(old, other, None, NOT_TIMED))
-            continue
-        ratio = other.parallel_device.median_us / old.parallel_device.median_us
-        intervals = [r.parallel_device.interval_us for r in (old, other)]
-        flagged = any(r.noisy or r.throttled for r in (old, other))
-        rows.append(GroupComparison(old, other, ratio, judge(ratio, *intervals, flagged, tolerance)))
-    return rows
+def compare_group_rows(old: GroupRecord, other: GroupRecord, tolerance: float = SAME_TOLERANCE) -> GroupComparison:
+    """Two runs' rows of one group, M, backend and context, by parallel device time."""
+    if old.status != OK or other.status != OK or not old.parallel_device or not other.parallel_device:
+        return GroupComparison(old, other, None, NOT_TIMED)
+    ratio = other.parallel_device.median_us / old.parallel_device.median_us
+    intervals = [r.parallel_device.interval_us for r in (old, other)]
+    flagged = any(r.noisy or r.throttled for r in (old, other))
+    return GroupComparison(old, other, ratio, judge(ratio, *intervals, flagged, tolerance))
+
+
+def compare_groups(base: Run, new: Run, tolerance: float = SAME_TOLERANCE) -> Comparison:
+    """The two runs' group rows (`gemmbench group`), by parallel device time."""
+    compare = lambda old, other: compare_group_rows(old, other, tolerance)  # noqa: E731
+    rows, only_base, only_new = _matched(base.groups, new.groups, _group_key, compare)
+    conditions = run_conditions(base), run_conditions(new)
+    return Comparison(base.provenance, new.provenance, rows, only_base, only_new, *conditions)
 
 
 def run_conditions(run: Run) -> RunConditions:
-    timed = [r for r in run.records if r.status == OK]
-    timers = sorted({summary.timer for r in timed for summary in (r.latency, r.device) if summary})
+    """How a run's timed rows (sweep and group rows alike) were timed."""
+    timed = [r for r in (*run.records, *run.groups) if r.status == OK]
+    timers = sorted({summary.timer for r in timed for summary in _summaries(r) if summary})
     device_type = run.provenance.device_type
     if device_type is None:  # a CSV export carries no provenance: the timers tell, where they are real
         device_type = "cpu" if HOST_TIMER in timers else "cuda" if {GRAPH_TIMER, EVENTS_TIMER} & set(timers) else None
@@ -142,11 +184,18 @@ def run_conditions(run: Run) -> RunConditions:
     return RunConditions(device_type, l2_modes, tuple(timers), _contexts(run))
 
 
+def _summaries(record: Record | GroupRecord) -> tuple:
+    if isinstance(record, GroupRecord):
+        return (record.serial_device, record.serial_latency, record.parallel_device, record.parallel_latency)
+    return (record.latency, record.device)
+
+
 def _contexts(run: Run) -> str:
     """The producers a run timed its layers after, in a canonical order (the order given on the command line
     does not matter): as its provenance names them, else (a CSV export) as its rows do; "none" for neither."""
     named = run.provenance.context
-    contexts = set(named.split(",")) - {"none"} if named else {r.context for r in run.records if r.context}
+    rows = (*run.records, *run.groups)
+    contexts = set(named.split(",")) - {"none"} if named else {r.context for r in rows if r.context}
     return ",".join(sorted(contexts)) or "none"
 
 
@@ -179,16 +228,9 @@ def mismatches(base: Run, new: Run) -> list[str]:
 
 
 def compare_runs(base: Run, new: Run, tolerance: float = SAME_TOLERANCE) -> Comparison:
-    by_device = _devices(base) > 1 and _devices(new) > 1
-    base_rows = {_key(r, by_device): r for r in base.records}
-    new_rows = {_key(r, by_device): r for r in new.records}
-    rows = [compare_row(base_rows[k], new_rows[k], tolerance) for k in base_rows if k in new_rows]
-    return Comparison(
-        base.provenance,
-        new.provenance,
-        rows,
-        only_base=[r for k, r in base_rows.items() if k not in new_rows],
-        only_new=[r for k, r in new_rows.items() if k not in base_rows],
-        base_conditions=run_conditions(base),
-        new_conditions=run_conditions(new),
-    )
+    """The two runs' sweep rows, by case, backend and context; a fleet's rows by device too (against each
+    device's where both runs are fleets, else each against the one-device run's row)."""
+    compare = lambda old, other: compare_row(old, other, tolerance)  # noqa: E731
+    rows, only_base, only_new = _matched(base.records, new.records, _key, compare)
+    conditions = run_conditions(base), run_conditions(new)
+    return Comparison(base.provenance, new.provenance, rows, only_base, only_new, *conditions)

@@ -41,7 +41,7 @@ from gemmbench.output.recommend import (
     recommendation_tables,
 )
 from gemmbench.output.sweep import incomplete_note
-from gemmbench.records import after_context, in_range, runfile
+from gemmbench.records import OK, after_context, in_range, runfile
 
 
 def load(path: Path) -> runfile.Run:
@@ -146,27 +146,28 @@ def compare(
             f"{base} and {new} were timed differently ({'; '.join(differences)}), so their ratios mean little",
             "compare runs of the same kind, or pass --allow-mismatch",
         )
-    comparison = compare_runs(base_run, new_run)
-    group_rows = compare_groups(base_run, new_run)
-    if not comparison.rows and not group_rows:
+    views = [  # sweep rows, group rows: each compared, with its table and its Markdown
+        (compare_runs(base_run, new_run), comparison_table, comparison_markdown),
+        (compare_groups(base_run, new_run), group_comparison_table, group_comparison_markdown),
+    ]
+    views = [view for view in views if view[0].rows]
+    if not views:
         raise GemmbenchError(f"{base} and {new} share no (case, backend) rows", "compare runs of the same shapes")
-    if comparison.rows and md:
-        typer.echo(comparison_markdown(comparison), nl=False)
-    elif comparison.rows:
-        out_console.print(comparison_table(comparison))
-    if group_rows and md:
-        typer.echo(group_comparison_markdown(group_rows), nl=False)
-    elif group_rows:
-        out_console.print(group_comparison_table(group_rows))
+    for comparison, table, markdown in views:
+        if md:
+            typer.echo(markdown(comparison), nl=False)
+        else:
+            out_console.print(table(comparison))
+    comparisons = [comparison for comparison, _, _ in views]
     if fail_above is not None:
         exit_if_slower(
-            comparison.regressions(fail_above),
+            [row for c in comparisons for row in c.regressions(fail_above)],
             f"row(s) slower by more than {fail_above:g}%",
             lambda r: r.ratio,
             lambda r: r.base.row_name,
         )
-        exit_if_lost(comparison.lost(), new)
-    if not any(r.ratio for r in comparison.rows) and not any(g.ratio for g in group_rows):
+        exit_if_lost([lost for c in comparisons for lost in c.lost()], new)
+    if not any(r.ratio for c in comparisons for r in c.rows):
         err_console.print(f"no row was timed in both {base} and {new}: nothing compared", style="red")
         raise typer.Exit(EXIT_NO_ANSWER)
 
@@ -176,7 +177,12 @@ def exit_if_lost(lost: list, new: Path) -> None:
     first and why (its row's status and reason, or that the new run has no such row)."""
     if lost:
         base_row, new_row = lost[0]
-        why = f"{new_row.status}: {new_row.reason}" if new_row is not None else "no such row"
+        if new_row is None:
+            why = "no such row"
+        elif new_row.status == OK:
+            why = "ok, but no time recorded (a row cut short?)"
+        else:
+            why = f"{new_row.status}: {new_row.reason}"
         typer.echo(
             f"{len(lost)} row(s) timed in the base run are not timed in {new} (first: {base_row.row_name}, {why})",
             err=True,

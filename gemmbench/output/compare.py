@@ -41,6 +41,7 @@ def _new_label(comparison: Comparison) -> str:
 
 def _comparison_rows(comparison: Comparison) -> list[list[str]]:
     rows = []
+    devices = {(row.base.device_id, row.new.device_id) for row in comparison.rows}
     for row in comparison.rows:
         # A row that was not timed in one run shows the other's device time, if it has one.
         base_us = row.base_us if row.timer else median_of(row.base.device)
@@ -49,7 +50,7 @@ def _comparison_rows(comparison: Comparison) -> list[list[str]]:
             [
                 f"{row.base.model} {row.base.gemm}{after_context(row.base.context)} N={row.base.n} K={row.base.k}",
                 str(row.base.m),
-                row.base.label,
+                row.base.label + (_devices_of(row) if len(devices) > 1 else ""),
                 format_us(base_us),
                 format_us(new_us),
                 "–" if row.ratio is None else f"{row.ratio:.3f}x",
@@ -57,6 +58,12 @@ def _comparison_rows(comparison: Comparison) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def _devices_of(row: RowComparison) -> str:
+    """Which devices' rows were compared, where a fleet's are (one device's row against each, or by device)."""
+    base, new = row.base.device_id, row.new.device_id
+    return f" ({base})" if base == new else f" ({base or 'base'} vs {new or 'new'})"
 
 
 COMPARE_COLUMNS = ["GEMM", "M", "backend", "base", "new", "new/base", "verdict"]
@@ -73,24 +80,36 @@ def comparison_summary(comparison: Comparison) -> str:
     return "\n".join(lines)
 
 
+# What the verdicts mean, under every compared table.
+VERDICT_LEGEND = (
+    f"same: within ±{SAME_TOLERANCE:.0%} (the run-to-run spread measured in docs/validation.md); noisy: a larger "
+    f"change that the two runs' 95% intervals do not separate, or one within ±{FLAGGED_TOLERANCE:.0%} on a row "
+    "flagged noisy or throttled"
+)
+SWEEP_TIME_LEGEND = "time: device (CUDA-graph) median where both runs have one, else latency"
+
+
 def comparison_table(comparison: Comparison) -> WideOrNarrow:
     """The runs, their rows and the summary: one table with a GEMM column (the wide layout) where it fits the
     console's width, else a table per GEMM shape under its name (the narrow layout), whose columns keep every
     backend's name whole in an 80-column terminal."""
-    header = Text(f"base: {_base_label(comparison)}\nnew:  {_new_label(comparison)}", style="bold")
-    legend = Text(
-        f"time: device (CUDA-graph) median where both runs have one, else latency; same: within ±{SAME_TOLERANCE:.0%} "
-        "(the run-to-run spread measured in docs/validation.md); noisy: a larger change that the two runs' "
-        f"95% intervals do not separate, or one within ±{FLAGGED_TOLERANCE:.0%} on a row flagged noisy or throttled",
-        style="dim",
-    )
-    summary = Text(comparison_summary(comparison))
     rows = list(zip(_comparison_rows(comparison), comparison.rows, strict=True))
-    wide_table = _rows_table(COMPARE_COLUMNS, rows)
+    return _compared(comparison, COMPARE_COLUMNS, COMPARE_COLUMNS[1:], rows, SWEEP_TIME_LEGEND)
+
+
+def _compared(
+    comparison: Comparison, columns: list[str], narrow_columns: list[str], rows: list[CellsAndRow], what: str
+) -> WideOrNarrow:
+    """The runs' labels, the compared rows (wide: one table; narrow: a table per value of the first column),
+    the summary and the legend, `what` saying which time was compared."""
+    header = Text(f"base: {_base_label(comparison)}\nnew:  {_new_label(comparison)}", style="bold")
+    legend = Text(f"{what}; {VERDICT_LEGEND}", style="dim")
+    summary = Text(comparison_summary(comparison))
+    wide_table = _rows_table(columns, rows)
     return WideOrNarrow(
         [wide_table],
         wide=Group(header, wide_table, summary, legend),
-        narrow=Group(header, *_tables_by_first_column(COMPARE_COLUMNS[1:], rows), summary, legend),
+        narrow=Group(header, *_tables_by_first_column(narrow_columns, rows), summary, legend),
     )
 
 
@@ -101,9 +120,9 @@ _NUMERIC_COLUMNS = ("M", "base", "new", "new/base", "base parallel", "new parall
 CellsAndRow = tuple[list[str], RowComparison | GroupComparison]
 
 
-def _rows_table(columns: list[str], rows: list[CellsAndRow], title: str | None = None) -> Table:
+def _rows_table(columns: list[str], rows: list[CellsAndRow]) -> Table:
     """The compared rows, each verdict styled by it."""
-    table = Table(title=title, title_justify="left", pad_edge=False)
+    table = Table(pad_edge=False)
     for column in columns:
         table.add_column(column, justify="right" if column in _NUMERIC_COLUMNS else "left")
     for cells, row in rows:
@@ -124,23 +143,21 @@ def _tables_by_first_column(columns: list[str], rows: list[CellsAndRow]) -> list
 
 
 def comparison_markdown(comparison: Comparison) -> str:
+    return _compared_markdown(comparison, COMPARE_COLUMNS, _comparison_rows(comparison))
+
+
+def _compared_markdown(comparison: Comparison, columns: list[str], rows: list[list[str]]) -> str:
     header = f"base: {_base_label(comparison)}\n\nnew: {_new_label(comparison)}\n\n"
-    return (
-        header
-        + markdown_table(COMPARE_COLUMNS, _comparison_rows(comparison))
-        + "\n"
-        + comparison_summary(comparison)
-        + "\n"
-    )
+    return header + markdown_table(columns, rows) + "\n" + comparison_summary(comparison) + "\n"
 
 
 GROUP_COMPARE_COLUMNS = ["group", "M", "light backend", "base parallel", "new parallel", "new/base", "verdict"]
 
 
-def _group_comparison_rows(rows: list[GroupComparison]) -> list[list[str]]:
+def _group_comparison_rows(comparison: Comparison) -> list[list[str]]:
     return [
         [
-            f"{r.base.model} {r.base.group}",
+            f"{r.base.model} {r.base.group}{after_context(r.base.context)}",
             str(r.base.m),
             r.base.backend,
             format_us(median_of(r.base.parallel_device)),
@@ -148,25 +165,21 @@ def _group_comparison_rows(rows: list[GroupComparison]) -> list[list[str]]:
             "–" if r.ratio is None else f"{r.ratio:.3f}x",
             r.verdict,
         ]
-        for r in rows
+        for r in comparison.rows
     ]
 
 
-GROUP_COMPARE_TITLE = "groups (parallel device time)"
-# The narrow layout's columns of a group's rows: its title says which time base and new are.
+GROUP_TIME_LEGEND = "time: the group's parallel device time (CUDA graphs), per layer after a context"
+# The narrow layout's columns of a group's rows: the legend says which time base and new are.
 NARROW_GROUP_COMPARE_COLUMNS = ["M", "light backend", "base", "new", "new/base", "verdict"]
 
 
-def group_comparison_table(rows: list[GroupComparison]) -> WideOrNarrow:
-    """The compared group rows: one table with a group column (the wide layout) where it fits the console's
-    width, else a table per group under its name (the narrow layout)."""
-    cells = list(zip(_group_comparison_rows(rows), rows, strict=True))
-    wide = _rows_table(GROUP_COMPARE_COLUMNS, cells, title=GROUP_COMPARE_TITLE)
-    title = Text(GROUP_COMPARE_TITLE, style="italic")
-    return WideOrNarrow(
-        [wide], wide=wide, narrow=Group(title, *_tables_by_first_column(NARROW_GROUP_COMPARE_COLUMNS, cells))
-    )
+def group_comparison_table(comparison: Comparison) -> WideOrNarrow:
+    """The compared group rows (`compare_groups`), laid out as comparison_table lays out sweep rows, a
+    table per group in the narrow layout."""
+    rows = list(zip(_group_comparison_rows(comparison), comparison.rows, strict=True))
+    return _compared(comparison, GROUP_COMPARE_COLUMNS, NARROW_GROUP_COMPARE_COLUMNS, rows, GROUP_TIME_LEGEND)
 
 
-def group_comparison_markdown(rows: list[GroupComparison]) -> str:
-    return markdown_table(GROUP_COMPARE_COLUMNS, _group_comparison_rows(rows))
+def group_comparison_markdown(comparison: Comparison) -> str:
+    return _compared_markdown(comparison, GROUP_COMPARE_COLUMNS, _group_comparison_rows(comparison))

@@ -333,8 +333,10 @@ def legend_lines(records: list[Record], markdown: bool, rel_err_label: str = _CE
 
 def incomplete_note(run: Run) -> str:
     """How much of an interrupted sweep (or group run) finished."""
-    planned = "?" if run.planned is None else run.planned
     finished = len(run.records) + len(run.groups)
-    if run.planned is not None and finished >= run.planned:
+    if run.planned is None:  # a CSV export
+        return f"{finished} rows finished"
+    planned = run.planned
+    if finished >= run.planned:
         return f"all {planned} rows finished, the kernel pass did not"
     return f"{finished} of {planned} rows finished"

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gemmbench.records.record import ClockSummary, inline, prefixed
-from gemmbench.records.timers import TimerSummary
+from gemmbench.records.record import ClockSummary, after_context, inline, prefixed
+from gemmbench.records.timers import TimerSummary, median_of
 from gemmbench.spec.cases import GroupSpec
 
 
@@ -63,6 +63,16 @@ class GroupRecord:
     @property
     def label(self) -> str:
         return self.backend
+
+    @property
+    def best_time_us(self) -> float | None:
+        """The figure a group row is compared by: its parallel device time."""
+        return median_of(self.parallel_device)
+
+    @property
+    def row_name(self) -> str:
+        """One row named whole in a sentence: `DeepSeek-V4-Pro attention M=8 mm_out_dtype after norm`."""
+        return f"{self.model} {self.group} M={self.m} {self.backend}{after_context(self.context)}"
 
     @property
     def throttled(self) -> bool:

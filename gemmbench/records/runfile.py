@@ -50,10 +50,11 @@ class Run:
     groups: list[GroupRecord] = field(default_factory=list)  # `gemmbench group`'s points
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per record, the CSV's columns: numbers numeric, flags boolean, kernels as lists of names."""
-        from gemmbench.records.table import records_frame
+        """One row per record, the CSV's columns: numbers numeric, flags boolean, kernels as lists of names;
+        for a group run (`gemmbench group`: group rows, no records), one row per group row, as its CSV has."""
+        from gemmbench.records.table import groups_frame, records_frame
 
-        return records_frame(self.records)
+        return groups_frame(self.groups) if self.groups and not self.records else records_frame(self.records)
 
 
 def new_run_path(out_dir: Path, provenance: Provenance) -> Path:
@@ -265,8 +266,8 @@ def load_run(path: Path) -> Run:
     if path.suffix.lower() == ".csv":
         from gemmbench.records.table import rows_from_csv
 
-        records, groups = rows_from_csv(path)
-        return Run(Provenance(), records, groups=groups)
+        records, groups, whole = rows_from_csv(path)
+        return Run(Provenance(), records, complete=whole, groups=groups)
     try:
         doc = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -4,6 +4,8 @@ order; kernels as names joined by KERNEL_SEPARATOR), and reading a CSV export ba
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,9 +31,6 @@ if TYPE_CHECKING:
 KERNEL_SEPARATOR = " ; "
 # Raw samples (`--keep-samples`) in a CSV cell: numbers separated by spaces.
 SAMPLE_SEPARATOR = " "
-# Columns a CSV must have to be read as a gemmbench export.
-REQUIRED_CSV_COLUMNS = ("model", "gemm", "m", "n", "k", "backend", "status")
-REQUIRED_GROUP_CSV_COLUMNS = ("model", "group", "m", "k", "backend", "status")
 # Reading a CSV cell as the value its column holds (empty cells of nullable columns are None).
 _CELL_PARSERS = {
     "Int64": int,
@@ -96,35 +95,38 @@ class CsvAppender:
         self._started = True
 
 
-def groups_to_csv(groups: Iterable[GroupRecord]) -> str:
-    """One row per (group, M, backend); members alone as `gemm@stream=us` joined with KERNEL_SEPARATOR."""
+def groups_frame(groups: Iterable[GroupRecord]) -> pd.DataFrame:
+    """One row per group row (group, M, backend, context): numbers numeric, flags boolean, the members alone
+    as lists of {gemm, stream, device_us}."""
     import pandas as pd
 
-    rows = []
-    for record in groups:
-        row = to_row(record)
-        row["members"] = KERNEL_SEPARATOR.join(
-            f"{m['gemm']}@{m['stream']}={m['device_us']}" for m in row["members"] or ()
-        )
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=column_names(GroupRecord)).astype(scalar_dtypes(GroupRecord))
+    rows = [to_row(record) for record in groups]
+    return pd.DataFrame(rows, columns=column_names(GroupRecord)).astype(scalar_dtypes(GroupRecord))
+
+
+def groups_to_csv(groups: Iterable[GroupRecord]) -> str:
+    """One row per (group, M, backend); members alone as `gemm@stream=us` joined with KERNEL_SEPARATOR."""
+    frame = groups_frame(groups)
+    frame["members"] = frame["members"].map(
+        lambda members: KERNEL_SEPARATOR.join(f"{m['gemm']}@{m['stream']}={m['device_us']}" for m in members or ())
+    )
     return frame.to_csv(index=False, lineterminator="\n")
 
 
-def rows_from_csv(path: Path) -> tuple[list[Record], list[GroupRecord]]:
+def rows_from_csv(path: Path) -> tuple[list[Record], list[GroupRecord], bool]:
     """The records of a CSV export (a sweep's, or a group run's: it has a `group` column), every cell
-    checked (a malformed one names the line and the column)."""
+    checked (a malformed one names the line and the column), and whether the file is whole: a last row cut
+    short (a process that died while appending it, `--csv FILE`) is left out, and the run is incomplete."""
     import pandas as pd
 
     malformed = "give a CSV written by gemmbench --csv"
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        text, whole = _whole_rows(path.read_text())
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise GemmbenchError(f"{path} is not a CSV file: {first_line(exc)}", malformed) from exc
-    record_type, required = (
-        (GroupRecord, REQUIRED_GROUP_CSV_COLUMNS) if "group" in frame.columns else (Record, REQUIRED_CSV_COLUMNS)
-    )
-    missing = [c for c in required if c not in frame.columns]
+    record_type = GroupRecord if "group" in frame.columns else Record
+    missing = [c.name for c in columns(record_type) if c.required and c.name not in frame.columns]
     if missing:
         raise GemmbenchError(f"{path} is not a gemmbench CSV export (no column '{missing[0]}')", malformed)
     names = set(column_names(record_type))
@@ -154,7 +156,20 @@ def rows_from_csv(path: Path) -> tuple[list[Record], list[GroupRecord]]:
                 except (ValueError, KeyError):
                     raise GemmbenchError(f"{path}: line {line} has {column.name} = {text!r}", malformed) from None
         rows.append(from_row(record_type, alone_row(row, older), f"{path}: line {line}"))
-    return (rows, []) if record_type is Record else ([], rows)
+    return (rows, [], whole) if record_type is Record else ([], rows, whole)
+
+
+def _whole_rows(text: str) -> tuple[str, bool]:
+    """A CSV export's text without a last line that has fewer fields than its header (cut short), and
+    whether it was whole. A last line without its newline but with every field is whole."""
+    lines = text.split("\n")
+    last = lines[-1]
+    if len(lines) < 3 or not last:  # a header alone, or a file that ends in its newline
+        return text, True
+    fields = lambda line: len(next(csv.reader([line]), []))  # noqa: E731
+    if fields(last) >= fields(lines[0]):
+        return text, True
+    return "\n".join(lines[:-1]) + "\n", False
 
 
 def _numbers(text: str) -> list:
