@@ -793,3 +793,46 @@ def test_a_csv_whose_last_row_was_cut_short_loads_its_whole_rows_as_an_incomplet
     assert len(run.records) == len(load_run(whole).records) - 1 and not run.complete
     result = invoke("show", cut)
     assert result.exit_code == 0 and "incomplete run" in result.stderr
+
+
+def test_recommend_on_a_group_run_takes_its_view_and_refuses_what_is_for_sweeps(tmp_path):
+    def in_a_layer_too(doc):  # each group row again, as if timed after a norm as well
+        doc["schema_version"] = 2
+        doc["groups"] += [{**group, "context": "norm"} for group in doc["groups"]]
+
+    groups = edited_group_run(tmp_path, "layers.json", in_a_layer_too)
+    both = invoke("recommend", groups, "--json")
+    alone = invoke("recommend", groups, "--context", "none", "--json")
+    assert both.exit_code == 0 and alone.exit_code == 0, alone.output
+    assert 0 < len(json.loads(alone.stdout)) < len(json.loads(both.stdout))
+    assert "no group rows after 'copy'" in invoke("recommend", groups, "--context", "copy").stderr
+    refused = invoke("recommend", groups, "--max-flips", 1)
+    assert refused.exit_code == 2 and "--max-flips is for sweeps' router rows" in refused.stderr
+
+
+def test_recommend_max_flips_exempts_gemms_that_are_not_routers():
+    result = invoke("recommend", Path("docs/runs/h200_deepseek_v4_pro_answers.json"), "--max-flips", 5, "--json")
+    assert result.exit_code == 0, result.output
+    assert all(shape["ranges"] for shape in json.loads(result.stdout))
+
+
+@pytest.mark.parametrize("name", ["b\\N.json", 'quoted""".json'])
+def test_recommend_python_is_valid_python_whatever_the_run_files_name(tmp_path, name):
+    import ast
+    import shutil
+
+    path = tmp_path / name
+    shutil.copy(COLD_A, path)
+    result = invoke("recommend", path, "--python")
+    assert result.exit_code == 0, result.output
+    module = ast.parse(result.stdout)
+    assert str(path) in ast.get_docstring(module).replace("\n", " ")
+
+
+def test_a_terminal_that_cannot_encode_unicode_gets_the_answer_not_a_traceback():
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    result = subprocess.run(
+        [sys.executable, "-m", "gemmbench", "show", str(COLD_A)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "mm_out_dtype" in result.stdout

@@ -204,7 +204,10 @@ def dispatch_view(recommendations: list[ShapeRecommendation], context: str | Non
 
 
 def _qualifies(record: Record, tolerance: float, max_flips: float | None = None) -> bool:
-    routes = max_flips is None or (record.topk_mismatch is not None and record.topk_mismatch <= max_flips)
+    """Accurate, timed, and where `max_flips` is given and the routing check applies (a router row), routed
+    like float64 at all but at most that share of tokens (a router row without the check does not qualify)."""
+    unchecked = max_flips is None or not record.case.routed
+    routes = unchecked or (record.topk_mismatch is not None and record.topk_mismatch <= max_flips)
     return accurate(record.status, record.rel_err, tolerance) and routes and decision_time_us(record) is not None
 
 

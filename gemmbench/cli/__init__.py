@@ -13,11 +13,23 @@ when they run, so the answers and `--help` start without torch.
 from gemmbench.cli import run, group, answers, info, tune  # noqa: F401
 
 # isort: on
+import sys
+
 from gemmbench.cli.app import EXIT_INTERRUPTED, app
 
 
 def main() -> None:
+    _replace_what_cannot_be_encoded()
     app()
+
+
+def _replace_what_cannot_be_encoded() -> None:
+    """Where stdout or stderr cannot encode what gemmbench writes (µ, ≤, box drawing: PYTHONIOENCODING=ascii,
+    a C locale without Python's UTF-8 mode), such characters are written as '?' instead of ending the
+    command with a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
 
 
 __all__ = ["EXIT_INTERRUPTED", "app", "main"]

@@ -205,8 +205,9 @@ MaxFlipsOpt = Annotated[
         "--max-flips",
         min=0,
         max=100,
-        help="Also require the routing check (router rows): at most this percent of tokens may route to "
-        "other experts than with float64 logits (docs/routing.md). Default: not required.",
+        help="Also require the routing check of router rows (a GEMM that is not a router is exempt): at most "
+        "this percent of tokens may route to other experts than with float64 logits (docs/routing.md). "
+        "Default: not required.",
     ),
 ]
 PythonOpt = Annotated[
@@ -226,6 +227,19 @@ ViewOpt = Annotated[
 ]
 
 
+def groups_in_view(groups: list, context: str | None) -> list:
+    """The group rows of `context` ('none': the groups alone; None: every view); a UsageError where the run
+    holds no such view."""
+    if context is None:
+        return groups
+    wanted = None if context == "none" else context
+    held = list(dict.fromkeys(g.context for g in groups))
+    if wanted not in held:
+        names = ", ".join("none" if c is None else c for c in held)
+        raise UsageError(f"this run holds no group rows after '{context}'", f"choose one of: {names}")
+    return [g for g in groups if g.context == wanted]
+
+
 @app.command(epilog=ANSWER_EXIT_CODES_HELP)
 def recommend(
     run: Annotated[Path, typer.Argument(help="A run file or CSV.")],
@@ -243,9 +257,10 @@ def recommend(
     loaded = load(run)
     tolerance = FP32_ACCURATE_REL_ERR if tolerance is None else tolerance
     if loaded.groups:  # a `gemmbench group` run: per group, whether and up to which M the streams pay
-        if python:
-            raise UsageError("--python writes a dispatch function for sweeps, not for group runs", "drop --python")
-        print_group_advice(advise(loaded.groups, tolerance), as_json, md)
+        for flag, given in (("--python", python), ("--max-flips", max_flips is not None)):
+            if given:
+                raise UsageError(f"{flag} is for sweeps' router rows, not for group runs", f"drop {flag}")
+        print_group_advice(advise(groups_in_view(loaded.groups, context), tolerance), as_json, md)
         return
     recommendations = recommend_backends(loaded.records, tolerance, None if max_flips is None else max_flips / 100)
     if not recommendations:

@@ -363,7 +363,7 @@ def _configuration(backend: Backend, case: Case) -> tuple[str | None, str]:
 
 def _routing(run: _CaseRun, backend: Backend) -> tuple[routing.Fidelity | None, str]:
     """The routing fidelity of a router row, or why there is none; never fails the row."""
-    if not routing.applies(run.case):
+    if not run.case.routed:
         return None, ""
     try:
         if backend.name not in run.fidelity_of:

@@ -171,7 +171,3 @@ class RoutingCheck:
             rows = slice(start, start + case.m)
             backend.prepare(case, GemmInputs(x[rows], self.inputs.w, out[rows]))()
         return fidelity(route(out, case.top_k, self.spec, self.inputs.bias), self.expected, case.n)
-
-
-def applies(case: Case) -> bool:
-    return case.role == "router" and case.top_k is not None and case.top_k < case.n

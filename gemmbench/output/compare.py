@@ -124,7 +124,8 @@ def _rows_table(columns: list[str], rows: list[CellsAndRow]) -> Table:
     """The compared rows, each verdict styled by it."""
     table = Table(pad_edge=False)
     for column in columns:
-        table.add_column(column, justify="right" if column in _NUMERIC_COLUMNS else "left")
+        justify = "right" if column in _NUMERIC_COLUMNS else "left"
+        table.add_column(column, justify=justify, overflow="fold")  # names fold, whole, rather than lose their end
     for cells, row in rows:
         table.add_row(*cells[:-1], Text(cells[-1], style=VERDICT_STYLES[row.verdict]))
     return table

@@ -73,8 +73,9 @@ def _module_docstring(recommendations: list[ShapeRecommendation], provenance: Pr
         if version
     )
     tolerance = recommendations[0].tolerance if recommendations else FP32_ACCURATE_REL_ERR
+    measured = ", ".join(part for part in (f"{gpu}{arch}", software, provenance.started or "date not recorded") if part)
     paragraphs = [
-        f"Measured in {source}: {gpu}{arch}, {software}, {provenance.started or 'date not recorded'}."
+        f"Measured in {_docstring_safe(source)}: {measured}."
         + (f" Chosen by the {recommendations[0].figure}." if recommendations else "")
         + f" The fastest backend with rel_err <= {tolerance:g} at each measured M; ties within "
         f"{SAME_TOLERANCE:.0%} go to the first of {', '.join(PREFERENCE)}.",
@@ -94,6 +95,11 @@ def _module_docstring(recommendations: list[ShapeRecommendation], provenance: Pr
         '"""',
         "",
     ]
+
+
+def _docstring_safe(text: str) -> str:
+    """`text` (a path) as it may stand in a docstring: backslashes doubled (`C:\\Users`, `\\N`), no closing quotes."""
+    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
 
 
 def _shape_function(rec: ShapeRecommendation, function: str) -> list[str]:

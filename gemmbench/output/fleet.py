@@ -78,7 +78,8 @@ def fleet_table(report: FleetReport) -> WideOrNarrow:
     layout), which keep every name and value whole in an 80-column terminal."""
     table = Table(pad_edge=False)
     for column in FLEET_COLUMNS:
-        table.add_column(column, justify="right" if column in ("rank", "points", "median ratio", "worst") else "left")
+        justify = "right" if column in ("rank", "points", "median ratio", "worst") else "left"
+        table.add_column(column, justify=justify, overflow="fold")
     for cells, device in zip(_fleet_rows(report), report.devices, strict=True):
         table.add_row(*cells[:7], Text(cells[7], style=_verdict_style(device)), *cells[8:])
     after = [*(Text(line) for line in _slowest_points(report)), Text(fleet_legend(), style="dim")]

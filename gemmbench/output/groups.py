@@ -164,7 +164,8 @@ def advice_tables(advice: list[GroupAdvice]) -> Group:
     for item in advice:
         table = Table(pad_edge=False)
         for column in ADVICE_COLUMNS:
-            table.add_column(column, justify="left" if column in ("light backend", "streams pay") else "right")
+            justify = "left" if column in ("light backend", "streams pay") else "right"
+            table.add_column(column, justify=justify, overflow="fold")
         for row in _advice_rows(item):
             table.add_row(*row)
         parts += [Text(advice_summary(item), style="bold"), table]

@@ -65,8 +65,8 @@ def why_not_qualified(record: Record, tolerance: float, max_flips: float | None 
         return "no relative error recorded"
     if record.rel_err > tolerance:
         return f"rel_err {record.rel_err:.1e} > {tolerance:g}"
-    if max_flips is not None and record.topk_mismatch is None:
-        return "no routing check (not a router with top_k)"
+    if max_flips is not None and record.case.routed and record.topk_mismatch is None:
+        return "no routing check recorded"
     if max_flips is not None and record.topk_mismatch > max_flips:
         return f"top-k≠ {record.topk_mismatch:.2%} > {max_flips:.2%}"
     return "not timed"
@@ -213,7 +213,7 @@ def recommendation_tables(recommendations: list[ShapeRecommendation]) -> WideOrN
 def _recommendation_table(recommendation: ShapeRecommendation, ties_cell: TiesCell, savings: bool = True) -> Table:
     table = Table(pad_edge=False)
     for column in RECOMMEND_COLUMNS if savings else RECOMMEND_COLUMNS[:-1]:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a backend's name folds, whole, rather than lose its end
     for cells in _recommendation_rows(recommendation, ties_cell, savings):
         table.add_row(*cells)
     return table

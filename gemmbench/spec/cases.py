@@ -118,6 +118,11 @@ class Case:
         return (self.model, self.gemm, self.n, self.k)
 
     @property
+    def routed(self) -> bool:
+        """A router GEMM whose output the model routes (top-k of N experts): the routing check applies."""
+        return self.role == "router" and self.top_k is not None and self.top_k < self.n
+
+    @property
     def flops(self) -> int:
         return 2 * self.m * self.n * self.k
 
