@@ -150,32 +150,46 @@ def test_a_cases_backends_share_one_routing_check(monkeypatch):
 
 
 def test_recommend_qualifies_by_routing_only_where_asked():
-    from samples import timed
+    from dataclasses import replace
+
+    from samples import CASE, timed
 
     from gemmbench.analysis.recommend import recommend
     from gemmbench.output.recommend import recommendation_markdown
 
+    router = replace(CASE, top_k=8)  # a router whose output is routed: the check applies
     # A fast backend that changes 3% of tokens' experts (its rel_err passes a loose tolerance), a slower exact one.
-    rows = [timed("linear_cast", 5.0, 1e-3, topk_mismatch=0.03), timed("mm_out_dtype", 7.0, 1e-6, topk_mismatch=0.0)]
+    rows = [
+        timed("linear_cast", 5.0, 1e-3, router, topk_mismatch=0.03),
+        timed("mm_out_dtype", 7.0, 1e-6, router, topk_mismatch=0.0),
+    ]
     (loose,) = recommend(rows, tolerance=1e-2)
     assert loose.winners == {1: "linear_cast"}
     (routed,) = recommend(rows, tolerance=1e-2, max_flips=0.01)
     assert routed.winners == {1: "mm_out_dtype"} and set(routed.excluded) == {"linear_cast"}
     text = recommendation_markdown([routed])
     assert "top-k≠ <= 1.00%" in text and "linear_cast never qualified: top-k≠ 3.00% > 1.00%" in text
-    (unchecked,) = recommend([timed("mm_out_dtype", 7.0, 1e-6)], max_flips=0.01)  # no routing check: no answer
+    (unchecked,) = recommend([timed("mm_out_dtype", 7.0, 1e-6, router)], max_flips=0.01)  # no check recorded
     assert not unchecked.ranges
+    (not_a_router,) = recommend([timed("mm_out_dtype", 7.0, 1e-6)], max_flips=0.01)  # no top_k: exempt
+    assert not_a_router.winners == {1: "mm_out_dtype"}
 
 
 def test_the_recommend_command_takes_max_flips_in_percent(tmp_path):
-    from samples import timed
+    from dataclasses import replace
+
+    from samples import CASE, timed
     from typer.testing import CliRunner
 
     from gemmbench.cli import app
     from gemmbench.records import Provenance
     from gemmbench.records.runfile import Run, run_to_json
 
-    rows = [timed("linear_cast", 5.0, 1e-3, topk_mismatch=0.03), timed("mm_out_dtype", 7.0, 1e-6, topk_mismatch=0.0)]
+    router = replace(CASE, top_k=8)
+    rows = [
+        timed("linear_cast", 5.0, 1e-3, router, topk_mismatch=0.03),
+        timed("mm_out_dtype", 7.0, 1e-6, router, topk_mismatch=0.0),
+    ]
     path = tmp_path / "run.json"
     path.write_text(run_to_json(Run(Provenance(), rows)))
     result = CliRunner().invoke(app, ["recommend", str(path), "--tolerance", "1e-2", "--max-flips", "1", "--json"])
