@@ -80,6 +80,17 @@ def test_the_fake_bench_gives_a_group_record_with_its_figures():
     assert record.critical_path.startswith("aux0: compressor") or record.critical_path.startswith("default:")
 
 
+def test_members_that_cannot_be_timed_alone_leave_the_group_its_times():
+    class NoMembersAlone(FakeBench):
+        def device_time(self, unit, upper_bound_us, rule=None):
+            raise torch.OutOfMemoryError("CUDA out of memory")
+
+    (group,) = load_preset("deepseek-v4-pro").groups
+    (record,) = measure_groups([group], (16,), [Fake()], NoMembersAlone(CPU, MeasureOptions()))
+    assert record.status == OK and record.parallel_device.median_us > 0 and record.members is None
+    assert "members alone not timed: out of memory" in record.reason
+
+
 def test_without_a_gpu_a_real_backend_is_a_skipped_row_with_the_reason():
     (group,) = load_preset("deepseek-v4-flash").groups
     (record,) = measure_groups([group], (1,), [REGISTRY["upcast"]], Bench(CPU, MeasureOptions()))

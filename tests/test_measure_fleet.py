@@ -166,3 +166,19 @@ def test_one_gpu_commands_refuse_torchrun(monkeypatch, command, fake_device):
     monkeypatch.setenv("RANK", "0")
     result = runner.invoke(app, [*command, "--device", "cpu"])
     assert result.exit_code == 1 and "not under torchrun" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "environment, message",
+    [
+        ({"WORLD_SIZE": "2", "RANK": "0"}, "rank 0 of 2 could not join the fleet"),
+        ({"WORLD_SIZE": "1", "RANK": "0", distributed.TIMEOUT_ENV: "10m"}, "'10m' is not a number of seconds"),
+    ],
+)
+def test_a_fleet_that_cannot_start_is_one_error_line(monkeypatch, environment, message):
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    args = ["sweep", "--shape", "8x16", "--m", "1", "--backend", "upcast", "--device", "cpu", "--no-save", "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output, result.output

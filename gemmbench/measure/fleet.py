@@ -91,8 +91,7 @@ def run_fleet(plan: SweepPlan, fleet: Fleet, split: str, callbacks: SweepCallbac
     records (not saved). Raises GemmbenchError where the ranks disagree."""
     if plan.device.type == "cuda":
         plan = replace(plan, device=torch.device("cuda", fleet.local_rank))
-    timeout_s = float(os.environ.get(TIMEOUT_ENV, COLLECTIVE_TIMEOUT_S))
-    dist.init_process_group("gloo", timeout=timedelta(seconds=timeout_s))
+    _join_fleet(fleet)
     previous_handler = signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         _check_agreement(split)
@@ -101,6 +100,26 @@ def run_fleet(plan: SweepPlan, fleet: Fleet, split: str, callbacks: SweepCallbac
         signal.signal(signal.SIGTERM, previous_handler)
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _join_fleet(fleet: Fleet) -> None:
+    """The process group of the fleet's ranks (gloo: the rows travel over the host network). A timeout that
+    is not a number, or a rendezvous that fails (WORLD_SIZE set by hand, without torchrun's MASTER_ADDR),
+    is a GemmbenchError."""
+    text = os.environ.get(TIMEOUT_ENV, str(COLLECTIVE_TIMEOUT_S))
+    try:
+        timeout_s = float(text)
+    except ValueError:
+        raise GemmbenchError(
+            f"{TIMEOUT_ENV}={text!r} is not a number of seconds", f"set it like {TIMEOUT_ENV}=600"
+        ) from None
+    try:
+        dist.init_process_group("gloo", timeout=timedelta(seconds=timeout_s))
+    except (RuntimeError, ValueError) as exc:
+        raise GemmbenchError(
+            f"rank {fleet.rank} of {fleet.world_size} could not join the fleet: {_gist(exc)}",
+            "start gemmbench with torchrun, or unset WORLD_SIZE",
+        ) from None
 
 
 def _raise_stopped(signum, frame):

@@ -219,16 +219,10 @@ def time_placements(
     for (_, producer), result in timed.items():
         if result.device is None and producer not in failed:  # a group row is its graph's device time
             failed[producer] = RuntimeError(result.note)
-    members = []
-    for index, member in enumerate(first.group.members):
-        call = first.rotating(lambda copy, index=index: first.member_calls[copy][index]())
-        call()
-        alone = Unit(call, copies, LayerWork(((member.gemm.case(first.m),),)))
-        alone_us = bench.device_time(alone, MEMBER_UPPER_BOUND_US).median_us
-        members.append(MemberTime(member.gemm.name, member.stream, alone_us))
+    members, members_note = _members_alone(first, bench)
     clocks: ClockSummary | None = bench.clock_summary(start, bench.read_clocks())  # the whole point
     common = {
-        "reason": placements.note,
+        "reason": "; ".join(note for note in (placements.note, members_note) if note),
         "l2_mode": bench.l2_mode,
         "l2_copies": copies,
         "placements": len(placements.sets),
@@ -251,6 +245,23 @@ def time_placements(
             **common,
         )
     return records, failed
+
+
+def _members_alone(calls: GroupCalls, bench: Bench) -> tuple[list[MemberTime], str]:
+    """Each member's device time alone (for the overlap and the critical path), and a note where they could
+    not be timed: the group's rows keep the times of both ways all the same."""
+    members = []
+    try:
+        for index, member in enumerate(calls.group.members):
+            call = calls.rotating(lambda copy, index=index: calls.member_calls[copy][index]())
+            call()
+            alone = Unit(call, len(calls.inputs), LayerWork(((member.gemm.case(calls.m),),)))
+            alone_us = bench.device_time(alone, MEMBER_UPPER_BOUND_US).median_us
+            members.append(MemberTime(member.gemm.name, member.stream, alone_us))
+    except BACKEND_FAILURES as exc:
+        bench.release()
+        return [], f"members alone not timed: {error_reason(exc)}"
+    return members, ""
 
 
 def profile_groups(
@@ -281,7 +292,7 @@ def profile_groups(
             eager = profile.kernel_intervals(parallel, bench.device)
             graph = timers.capture_graph(parallel, 1)
             replayed = profile.kernel_intervals(graph.replay, bench.device)
-        except Exception:  # noqa: BLE001 - a profiler problem never costs a record its timings
+        except BACKEND_FAILURES:  # a profiler problem never costs a record its timings
             profiled.append(record)
             continue
         # In the replay, every kernel counts as its own lane: what overlaps is kernels, whichever stream
