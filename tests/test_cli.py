@@ -836,3 +836,40 @@ def test_a_terminal_that_cannot_encode_unicode_gets_the_answer_not_a_traceback()
     )
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert "mm_out_dtype" in result.stdout
+
+
+def test_ctrl_c_in_a_group_run_says_what_it_kept(tmp_path, monkeypatch, fake_device):
+    real = gemmbench.measure.session.measure_groups
+
+    def interrupted(*args, **kwargs):
+        for index, record in enumerate(real(*args, **kwargs)):
+            if index == 1:
+                raise KeyboardInterrupt
+            yield record
+
+    monkeypatch.setattr(gemmbench.measure.session, "measure_groups", interrupted)
+    args = ["group", "-p", "deepseek-v4-pro", "-b", "fake", "--device", "cpu", "--m", "1,2", "--out-dir", tmp_path]
+    result = invoke(*args)
+    assert result.exit_code == EXIT_INTERRUPTED and "interrupted: 1 of 2 rows finished; kept" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["sweep", "group", "kernels", "show", "compare", "recommend", "fleet", "decode"])
+def test_every_command_that_sets_an_exit_code_lists_its_codes_in_its_help(command):
+    result = invoke(command, "--help")
+    text = " ".join(result.stdout.split())  # as wrapped to the terminal's width
+    assert result.exit_code == 0 and "Exit codes: 0" in text and "2 a bad command line" in text
+
+
+def test_a_run_file_cut_short_is_named_so(tmp_path):
+    cut = tmp_path / "cut.json"
+    cut.write_text(COLD_A.read_text()[:5000])
+    result = invoke("show", cut)
+    assert result.exit_code == 1 and "ends before its JSON does (cut short?)" in result.stderr
+
+
+def test_kernels_from_a_cpu_sweeps_csv_says_it_was_recorded_on_the_cpu(tmp_path):
+    exported = tmp_path / "cpu.csv"
+    args = ("--shape", "8x16", "--m", "1", "-b", "upcast", "--device", "cpu", "--budget-ms", 1)
+    assert invoke("sweep", *args, "--no-save", "--csv", exported, "-q").exit_code == 0
+    result = invoke("kernels", "--from", exported)
+    assert result.exit_code == 1 and "recorded on the CPU" in result.stderr and "--no-kernels)" not in result.stderr

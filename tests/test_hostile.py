@@ -395,15 +395,15 @@ def test_a_second_ctrl_c_while_the_results_are_written_loses_no_export(tmp_path,
     import os
     import signal
 
-    from gemmbench.cli import run
+    from gemmbench.cli import session
 
-    real = run.export
+    real = session.export
 
     def interrupted_again(*args):
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C once more, while the exports are written
         return real(*args)
 
-    monkeypatch.setattr(run, "export", interrupted_again)
+    monkeypatch.setattr(session, "export", interrupted_again)
     target = tmp_path / "rows.csv"
     result = invoke("sweep", "-b", "fake", "--device", "cpu", "--m", "1", "--no-save", "--csv", target, "-q")
     assert result.exit_code == 0, result.output

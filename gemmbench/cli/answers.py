@@ -18,7 +18,18 @@ from gemmbench.analysis.group_advice import advise
 from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR
 from gemmbench.analysis.recommend import dispatch_view
 from gemmbench.analysis.recommend import recommend as recommend_backends
-from gemmbench.cli.app import ANSWER_EXIT_CODES_HELP, EXIT_NO_ANSWER, app, err_console, exit_if_errored, out_console
+from gemmbench.cli.app import (
+    ANSWER_EXIT_CODES_HELP,
+    COMPARE_EXIT_CODES_HELP,
+    DECODE_EXIT_CODES_HELP,
+    EXIT_NO_ANSWER,
+    FLEET_EXIT_CODES_HELP,
+    SHOW_EXIT_CODES_HELP,
+    app,
+    err_console,
+    exit_if_errored,
+    out_console,
+)
 from gemmbench.cli.group import print_groups
 from gemmbench.cli.options import AllRowsOpt, MdOpt, check_exports, one_format
 from gemmbench.cli.session import export, print_results
@@ -53,7 +64,7 @@ def load(path: Path) -> runfile.Run:
     return loaded
 
 
-@app.command()
+@app.command(epilog=SHOW_EXIT_CODES_HELP)
 def show(
     run: Annotated[Path, typer.Argument(help="A run file (results/*.json) or a CSV export.")],
     csv: Annotated[str | None, typer.Option("--csv", help="Write the rows as CSV here; - for stdout.")] = None,
@@ -76,7 +87,7 @@ def show(
     export(loaded, csv, json_path)
 
 
-@app.command()
+@app.command(epilog=DECODE_EXIT_CODES_HELP)
 def decode(
     names: Annotated[list[str], typer.Argument(help="Kernel names, as torch.profiler, nsys or ncu print them.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list, one object per name, in order.")] = False,
@@ -104,7 +115,7 @@ def exit_if_slower(slower: list, what: str, ratio: Callable, name: Callable) -> 
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(epilog=COMPARE_EXIT_CODES_HELP)
 def compare(
     base: Annotated[Path, typer.Argument(help="The reference run (run file or CSV).")],
     new: Annotated[Path, typer.Argument(help="The run to judge against it.")],
@@ -304,7 +315,7 @@ def exit_if_unanswered(recommendations, why: str) -> None:
         raise typer.Exit(EXIT_NO_ANSWER)
 
 
-@app.command()
+@app.command(epilog=FLEET_EXIT_CODES_HELP)
 def fleet(
     run: Annotated[
         Path, typer.Argument(help="A fleet check: the run file of torchrun ... gemmbench -- sweep --split none.")
@@ -346,7 +357,7 @@ def fleet(
     exit_if_errored(loaded.records)  # the report covers the timed rows; a fleet check with holes fails
 
 
-@app.command()
+@app.command(epilog=SHOW_EXIT_CODES_HELP)
 def plot(
     run: Annotated[Path, typer.Argument(help="A run file or CSV.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Image file: .png or .svg.")],

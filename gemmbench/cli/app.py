@@ -71,10 +71,26 @@ EXIT_CODES_HELP = (
     f"{EXIT_INTERRUPTED} interrupted (Ctrl-C), what finished kept; {EXIT_PIPE_CLOSED} stdout closed early "
     "(a pipe's reader exited), the run file kept."
 )
-# The exit codes of the commands that answer from a run file (recommend).
+# The exit codes of the commands that answer from a run file, by command; what every command shares last.
+_COMMON_EXIT_CODES = "2 a bad command line."
 ANSWER_EXIT_CODES_HELP = (
-    "Exit codes: 0 an answer for every shape; 1 an error (an unreadable run file); 2 a bad command line; "
-    f"{EXIT_NO_ANSWER} no backend qualified for some shape (named on stderr)."
+    "Exit codes: 0 an answer for every shape; 1 an error (an unreadable run file); "
+    f"{EXIT_NO_ANSWER} no backend qualified for some shape (named on stderr); {_COMMON_EXIT_CODES}"
+)
+COMPARE_EXIT_CODES_HELP = (
+    "Exit codes: 0 compared; 1 with --fail-above, a row slower by more than that or one the base run timed "
+    f"and the new run did not; 1 also an error (an unreadable run file, runs timed differently); "
+    f"{EXIT_NO_ANSWER} no row timed in both runs; {_COMMON_EXIT_CODES}"
+)
+FLEET_EXIT_CODES_HELP = (
+    "Exit codes: 0 every row timed and, with --fail-above, no device slower than that; 1 an error row, a "
+    f"device slower than --fail-above, or an error; {_COMMON_EXIT_CODES}"
+)
+SHOW_EXIT_CODES_HELP = f"Exit codes: 0 shown; 1 an error (an unreadable run file); {_COMMON_EXIT_CODES}"
+DECODE_EXIT_CODES_HELP = f"Exit codes: 0 every name recognised; 1 a name not recognised; {_COMMON_EXIT_CODES}"
+KERNELS_EXIT_CODES_HELP = (
+    "Exit codes: 0 every backend ran or was skipped for a stated reason, and at least one ran (or, with "
+    f"--from, shown); 1 an error row, or an error; {EXIT_NO_ANSWER} every row skipped; {_COMMON_EXIT_CODES}"
 )
 
 # The click that typer runs on: typer.BadParameter derives from its UsageError and ClickException (recent

@@ -9,13 +9,9 @@ import typer
 
 from gemmbench.cli.app import (
     EXIT_CODES_HELP,
-    EXIT_INTERRUPTED,
     app,
     err_console,
-    exit_if_errored,
-    exit_if_nothing_timed,
     out_console,
-    rows_phrase,
 )
 from gemmbench.cli.options import (
     DEFAULT_OUT_DIR,
@@ -36,7 +32,7 @@ from gemmbench.cli.options import (
     split_values,
     warn_if_out_dir_unused,
 )
-from gemmbench.cli.session import export, finishing, plan_session, refuse_torchrun, report_saved, run_with_progress
+from gemmbench.cli.session import finish, plan_session, refuse_torchrun, run_with_progress
 from gemmbench.errors import UsageError
 from gemmbench.output.groups import group_markdown, group_tables
 from gemmbench.spec import presets
@@ -138,11 +134,5 @@ def group(
     console = err_console if "-" in (csv, json_path) else out_console
     notes = err_console if not quiet else None
     result = run_with_progress(plan, console, notes, not quiet, work=GroupWork(groups), csv=csv)
-    with finishing():
-        print_groups(console, result.run.groups, md)
-        report_saved(result, notes, rows_phrase(len(result.run.groups), "group row"))
-        export(result.run, csv, json_path)
-    if result.interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
-    exit_if_errored(result.run.groups)
-    exit_if_nothing_timed(result.run.groups, allow_empty)
+    rows = result.run.groups
+    finish(result, rows, lambda: print_groups(console, rows, md), notes, csv, json_path, allow_empty, "group row")

@@ -12,13 +12,12 @@ from rich.console import Console
 
 from gemmbench.cli.app import (
     EXIT_CODES_HELP,
-    EXIT_INTERRUPTED,
+    EXIT_NO_ANSWER,
+    KERNELS_EXIT_CODES_HELP,
     app,
     err_console,
     exit_if_errored,
-    exit_if_nothing_timed,
     out_console,
-    rows_phrase,
     warn,
 )
 from gemmbench.cli.options import (
@@ -67,19 +66,17 @@ from gemmbench.cli.options import (
     warn_if_out_dir_unused,
 )
 from gemmbench.cli.session import (
-    export,
-    finishing,
+    finish,
     plan_session,
     print_results,
     refuse_torchrun,
-    report_saved,
     run_with_progress,
 )
 from gemmbench.errors import GemmbenchError, UsageError
 from gemmbench.output.format import header
 from gemmbench.output.kernels import kernel_markdown, kernel_tables
-from gemmbench.output.sweep import incomplete_note
-from gemmbench.records import runfile
+from gemmbench.records import OK, runfile
+from gemmbench.records.timers import HOST_TIMER
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -158,7 +155,8 @@ def _run_and_finish(plan, fleet, split: str, csv, json_path, md: bool, quiet: bo
     )
     if not speaks:
         raise typer.Exit(1 if result.failure else 0)
-    finish_sweep(result, tables_console, notes, md, csv, json_path, allow_empty)
+    records = result.run.records
+    finish(result, records, lambda: print_results(tables_console, records, md), notes, csv, json_path, allow_empty)
 
 
 def _fleet(split: str):
@@ -168,27 +166,6 @@ def _fleet(split: str):
     if split not in SPLITS:
         raise UsageError(f"unknown split '{split}'", f"use one of: {', '.join(SPLITS)}")
     return Fleet.from_environment()
-
-
-def finish_sweep(result, tables: Console, notes: Console | None, md: bool, csv, json_path, allow_empty: bool) -> None:
-    """A finished (or stopped) sweep's tables, where its run went, its exports, and its exit code."""
-    if result.failure:
-        err_console.print(
-            f"the fleet stopped early: {result.failure}; rows it did not report are error rows", style="red"
-        )
-    records = result.run.records
-    with finishing():
-        print_results(tables, records, md)
-        report_saved(result, notes, rows_phrase(len(records)))  # first: an export that fails raises
-        export(result.run, csv, json_path)
-        if result.interrupted:
-            err_console.print(f"interrupted: {incomplete_note(result.run)}; kept", style="yellow")
-    if result.failure:
-        raise typer.Exit(1)
-    if result.interrupted:
-        raise typer.Exit(EXIT_INTERRUPTED)
-    exit_if_errored(records)
-    exit_if_nothing_timed(records, allow_empty)
 
 
 def gpu_only_flags(hot: bool, remeasure: bool, timer_flags: list[str]) -> dict[str, str]:
@@ -218,7 +195,7 @@ def warn_about_options(plan, notes: Console | None, m_given: bool, fleet, split:
         warn(f"{flag} has no effect on the CPU: {why}")
 
 
-@app.command()
+@app.command(epilog=KERNELS_EXIT_CODES_HELP)
 def kernels(
     preset: PresetOpt = None,
     config: ConfigOpt = None,
@@ -243,9 +220,10 @@ def kernels(
         if not run.records:
             raise GemmbenchError(f"{from_run} holds no sweep rows (a group run?)", "give the run file of a sweep")
         if not any(r.kernels for r in run.records):
+            host_timed = any(r.latency and r.latency.timer == HOST_TIMER for r in run.records)  # a CSV's tell
             why = (
                 "was recorded on the CPU, where the profiler sees no kernels"
-                if run.provenance.device_type == "cpu"
+                if run.provenance.device_type == "cpu" or host_timed
                 else "was recorded without the kernel pass (--no-kernels)"
             )
             raise GemmbenchError(
@@ -265,7 +243,12 @@ def kernels(
         run = run_with_progress(plan, None, err_console, enabled=True).run
     if md:
         typer.echo(kernel_markdown(run.records), nl=False)
-        return
-    if run.provenance.recorded:
-        out_console.print(header(run.provenance))
-    out_console.print(kernel_tables(run.records))
+    else:
+        if run.provenance.recorded:
+            out_console.print(header(run.provenance))
+        out_console.print(kernel_tables(run.records))
+    if from_run is None:  # a pass of its own: its exit code says whether every backend ran, as a sweep's does
+        exit_if_errored(run.records)
+        if not any(record.status == OK for record in run.records):
+            err_console.print("no backend ran here: every row was skipped (the reasons are above)", style="red")
+            raise typer.Exit(EXIT_NO_ANSWER)

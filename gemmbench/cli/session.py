@@ -8,15 +8,25 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import typer
 from rich.console import Console
 
-from gemmbench.cli.app import backends_print_to_stderr, err_console, warn
+from gemmbench.cli.app import (
+    EXIT_INTERRUPTED,
+    backends_print_to_stderr,
+    err_console,
+    exit_if_errored,
+    exit_if_nothing_timed,
+    rows_phrase,
+    warn,
+)
 from gemmbench.errors import GemmbenchError
 from gemmbench.output.format import header
 from gemmbench.output.progress import progress, step_label
-from gemmbench.output.sweep import sweep_markdown, sweep_tables
+from gemmbench.output.sweep import incomplete_note, sweep_markdown, sweep_tables
 from gemmbench.records import Provenance, in_range, runfile, table
 
 
@@ -36,6 +46,27 @@ def plan_session(**options):
 
     with backends_print_to_stderr():
         return plan_sweep(**options)
+
+
+def finish(result, rows: list, show: Callable[[], None], notes, csv, json_path, allow_empty: bool, kind="row") -> None:
+    """The one ending of a measuring run (sweep, group): its tables (`show`), where its run file went, its
+    exports, what an interruption kept, and its exit code from its `rows` (of `kind`)."""
+    if result.failure:
+        err_console.print(
+            f"the fleet stopped early: {result.failure}; rows it did not report are error rows", style="red"
+        )
+    with finishing():
+        show()
+        report_saved(result, notes, rows_phrase(len(rows), kind))  # first: an export that fails raises
+        export(result.run, csv, json_path)
+        if result.interrupted:
+            err_console.print(f"interrupted: {incomplete_note(result.run)}; kept", style="yellow")
+    if result.failure:
+        raise typer.Exit(1)
+    if result.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+    exit_if_errored(rows)
+    exit_if_nothing_timed(rows, allow_empty)
 
 
 def report_saved(result, notes: Console | None, rows: str) -> None:

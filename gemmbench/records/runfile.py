@@ -270,9 +270,15 @@ def load_run(path: Path) -> Run:
         return Run(Provenance(), records, complete=whole, groups=groups)
     try:
         doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except json.JSONDecodeError as exc:
+        if exc.doc.lstrip().startswith("{") and not exc.doc.rstrip().endswith("}"):  # it stops before it closes
+            raise GemmbenchError(f"{path} ends before its JSON does (cut short?)", "give the whole run file") from exc
         raise GemmbenchError(
             f"{path} is not a gemmbench run file (invalid JSON: {exc})", "give a .json run file or a .csv export"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise GemmbenchError(
+            f"{path} is not a gemmbench run file (not text: {exc})", "give a .json run file or a .csv export"
         ) from exc
     except RecursionError:  # a document nested deeper than the parser's stack
         raise GemmbenchError(
