@@ -3,6 +3,7 @@ and its refusal on the CPU (the tuning itself runs in tests/test_gpu.py)."""
 
 import json
 
+import pytest
 import torch
 from test_router_small_m import on_gpu_x
 from typer.testing import CliRunner
@@ -41,14 +42,39 @@ def test_each_shape_and_m_bucket_is_tuned_once_and_the_file_it_writes_is_read_ba
     cases = [Case("a", "router", "router", m, 256, 7168) for m in (1, 3, 4, 5, 8)]  # buckets 1, 4, 4, 8, 8
     chosen = tune_command.tunable(cases, CUDA)
     assert [c.m for c in chosen] == [1, 3, 5]
-    tuned = tune_command.tune_cases(chosen, CUDA)
-    assert list(tuned) == ["N=256|K=7168|M<=1", "N=256|K=7168|M<=4", "N=256|K=7168|M<=8"] and len(tuned_cases) == 3
+    tuned, failed = tune_command.tune_cases(chosen, CUDA)
+    assert not failed and len(tuned_cases) == 3
+    assert list(tuned) == ["N=256|K=7168|M<=1", "N=256|K=7168|M<=4", "N=256|K=7168|M<=8"]
     path = tuning.default_tuning_path("GPU X")
     write_json(path, tuning.tuning_file("GPU X", tuned, "torch t, triton t"))
     content = json.loads(path.read_text())
     assert content["configs"]["N=256|K=7168|M<=4"] == {**vars(winner), "time_us": 3.0, "margin": 1.1}
     (tmp_path / tuning.CACHE_FILE).unlink()  # the cache tune_cases filled: the file alone must do
     assert tuning.lookup(cases[1], CUDA) == tuning.Choice(winner, f"{tuning.FROM_FILE} {path.name}")
+
+
+def test_a_shape_that_cannot_be_tuned_costs_the_others_nothing(monkeypatch, tmp_path):
+    on_gpu_x(monkeypatch, tmp_path)
+    monkeypatch.setattr(tune_command.Bench, "warm_device", lambda self: None)
+    monkeypatch.setattr(tune_command, "make_inputs", lambda case, device, seed: make_inputs(case, CPU, seed))
+
+    def tune(case, inputs, timer):
+        if case.n == 384:
+            raise RuntimeError("no configuration of router_small_m runs on this GPU")
+        return tuning.Tuned(tuning.Config("fma", 1, 1024, 2048), 3.0, 1.1)
+
+    monkeypatch.setattr(tuning, "tune", tune)
+    cases = [Case("a", "router", "router", 1, n, 7168) for n in (256, 384)]
+    tuned, failed = tune_command.tune_cases(cases, CUDA)
+    assert list(tuned) == ["N=256|K=7168|M<=1"]
+    assert failed == {"N=384|K=7168|M<=1": "RuntimeError: no configuration of router_small_m runs on this GPU"}
+
+
+def test_the_candidate_timer_on_the_cpu_says_tuning_needs_a_gpu():
+    case = Case("a", "router", "router", 1, 8, 16)
+    timer = tune_command.CaseTimer(case, tune_command.Bench(CPU, tune_command.MeasureOptions()))
+    with pytest.raises(RuntimeError, match="tuning needs a CUDA device"):
+        timer.device_time_us(lambda inputs: lambda: None, None)
 
 
 def test_tunable_leaves_out_what_router_small_m_does_not_run(monkeypatch):

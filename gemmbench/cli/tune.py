@@ -10,10 +10,10 @@ import typer
 from rich.table import Table
 
 from gemmbench.cache import write_json
-from gemmbench.cli.app import app, err_console, out_console
+from gemmbench.cli.app import app, err_console, out_console, warn
 from gemmbench.cli.options import ConfigOpt, DeviceOpt, PresetOpt, QuietOpt, ShapeOpt, split_values
 from gemmbench.cli.session import plan_session, refuse_torchrun
-from gemmbench.errors import UsageError
+from gemmbench.errors import GemmbenchError, UsageError
 from gemmbench.output.format import format_us
 
 TuneMOpt = Annotated[
@@ -69,7 +69,11 @@ def tune(
         if notes:
             notes.print(f"tuning N={case.n}, K={case.k}, M <= {tuning.block_m(case.m)} ({index + 1} of {len(cases)})…")
 
-    tuned = tune_cases(cases, plan.device, started)
+    tuned, failed = tune_cases(cases, plan.device, started)
+    for key, reason in failed.items():
+        warn(f"{key} not tuned: {reason}")
+    if not tuned:
+        raise GemmbenchError("no shape could be tuned (the reasons are above)", "run it on a GPU that runs Triton")
     import torch
 
     gpu = torch.cuda.get_device_name(plan.device)
@@ -77,9 +81,11 @@ def tune(
     try:
         write_json(path, tuning.tuning_file(gpu, tuned, tuning.software()))
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}", "give --out a writable path") from exc
+        raise GemmbenchError(f"cannot write {path}: {exc.strerror or exc}", "give --out a writable path") from exc
     out_console.print(tunings_table(tuned))
     out_console.print(f"wrote {path}: {len(tuned)} tunings for {gpu}; margin: the runner-up's time over the winner's")
+    if failed:
+        raise typer.Exit(1)
 
 
 def tunings_table(tuned: dict) -> Table:

@@ -39,6 +39,8 @@ class CaseTimer:
         return input_copies(self.case, self.bench.device, self.bench.options.seed, cold=True)[0]
 
     def device_time_us(self, prepare: Callable[[GemmInputs], GemmCall], rule: StoppingRule) -> float:
+        if self.bench.device.type != "cuda":  # a plugin's tune() on the CPU: its row says why, not CUDAGraph's
+            raise RuntimeError("the candidate timer times CUDA graphs: tuning needs a CUDA device")
         call = rotating([prepare(inputs) for inputs in self.copies])
         call()  # once eagerly: what a CUDA graph cannot capture (lazy initialisation) happens here
         unit = Unit(call, len(self.copies), LayerWork(((self.case,),)))
@@ -93,15 +95,22 @@ def tunable(cases: list[Case], device: torch.device) -> list[Case]:
 
 def tune_cases(
     cases: list[Case], device: torch.device, started: Callable[[int, Case], None] = ignore
-) -> dict[str, tuning.Tuned]:
+) -> tuple[dict[str, tuning.Tuned], dict[str, str]]:
     """Each of `cases` (from `tunable`) tuned now, whatever is cached or in a tuning file, by shape key;
     `started(index, case)` is told before each. The user cache is updated too, so sweeps on this machine
-    find them first."""
+    find them first. Returns the tunings, and why each case that could not be tuned failed (by shape key):
+    one failure costs the others nothing."""
     bench = Bench(device, MeasureOptions())
     bench.warm_device()  # clocks ramp from idle
     tuned: dict[str, tuning.Tuned] = {}
+    failed: dict[str, str] = {}
     for index, case in enumerate(cases):
         started(index, case)
-        inputs = make_inputs(case, device, bench.options.seed)
-        tuned[tuning.shape_key(case)] = tuning.tune_and_cache(case, inputs, CaseTimer(case, bench))
-    return tuned
+        key = tuning.shape_key(case)
+        try:
+            inputs = make_inputs(case, device, bench.options.seed)
+            tuned[key] = tuning.tune_and_cache(case, inputs, CaseTimer(case, bench))
+        except BACKEND_FAILURES as exc:
+            bench.release()
+            failed[key] = error_reason(exc)
+    return tuned, failed
