@@ -166,3 +166,22 @@ def test_the_advice_names_the_m_past_a_gap_where_the_streams_pay_again():
     never_first = GroupAdvice("m", "g", choices[1:])
     assert never_first.streams_pay_up_to is None
     assert "the auxiliary streams do not pay at the smallest M, but at M = 2048, 16384;" in advice_summary(never_first)
+
+
+def test_a_backend_that_writes_into_a_members_input_is_an_error_row_that_says_so():
+    class Scribbler(Fake):
+        name = "scribbler"
+
+        def prepare(self, case, inputs):
+            compute = super().prepare(case, inputs)
+
+            def call():
+                compute()
+                inputs.x.zero_()
+                return inputs.out
+
+            return call
+
+    (group,) = load_preset("deepseek-v4-pro").groups
+    (record,) = measure_groups([group], (16,), [Scribbler()], FakeBench(CPU, MeasureOptions()))
+    assert record.status == "error" and "wrote into its input x: a backend must only write out" in record.reason

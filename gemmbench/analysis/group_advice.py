@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR, SAME_TOLERANCE, accurate, preference_rank
+from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR, SAME_TOLERANCE, accurate, tied_by_preference
 from gemmbench.records import GroupRecord, grouped
 from gemmbench.records.timers import median_of
 
@@ -68,12 +68,10 @@ def advise(records: list[GroupRecord], tolerance: float = FP32_ACCURATE_REL_ERR)
         choices = []
         for m in sorted({r.m for r in group}):
             candidates = [r for r in group if r.m == m and _qualifies(r, tolerance)]
-            if not candidates:
+            tied = tied_by_preference(candidates, lambda r: times_us(r)[0], lambda r: r.backend)
+            if not tied:
                 continue
-            fastest = min(times_us(r)[0] for r in candidates)
-            tied = [r for r in candidates if times_us(r)[0] <= fastest * (1 + SAME_TOLERANCE)]
-            best = min(tied, key=lambda r: preference_rank(r.backend))
-            parallel, serial = times_us(best)
+            parallel, serial = times_us(best := tied[0])
             speedup = serial / parallel
             choices.append(GroupChoice(m, best.backend, parallel, serial, speedup, speedup > 1 + SAME_TOLERANCE))
         advice.append(GroupAdvice(model, name, choices, context))

@@ -9,6 +9,8 @@ constants: no torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gemmbench.records.flags import RUN_TO_RUN_SPREAD
 from gemmbench.records.record import PDL_SUFFIX
 
@@ -64,6 +66,16 @@ def preference_rank(label: str) -> tuple[int, bool, str]:
     """A backend's place in PREFERENCE; launched with PDL (`+pdl`), just after the same backend without."""
     backend = label.removesuffix(PDL_SUFFIX)
     return (PREFERENCE.index(backend) if backend in PREFERENCE else len(PREFERENCE), label != backend, label)
+
+
+def tied_by_preference(candidates: list, time_us: Callable, label: Callable) -> list:
+    """The `candidates` (rows of one point that qualify) within SAME_TOLERANCE of the fastest by `time_us`,
+    in the order of preference of their `label`: the first is the choice, the others are tied with it."""
+    if not candidates:
+        return []
+    fastest = min(map(time_us, candidates))
+    tied = [c for c in candidates if time_us(c) <= fastest * (1 + SAME_TOLERANCE)]
+    return sorted(tied, key=lambda c: preference_rank(label(c)))
 
 
 def accurate(status: str, rel_err: float | None, tolerance: float = FP32_ACCURATE_REL_ERR) -> bool:

@@ -16,9 +16,8 @@ from gemmbench.analysis.policy import (
     ENGINE_CONTEXTS,
     FALLBACK_BACKEND,
     FP32_ACCURATE_REL_ERR,
-    SAME_TOLERANCE,
     accurate,
-    preference_rank,
+    tied_by_preference,
 )
 from gemmbench.errors import UsageError
 from gemmbench.records import ERROR, OK, Record, by_shape
@@ -29,11 +28,7 @@ def tied_fastest(records, tolerance: float = FP32_ACCURATE_REL_ERR, max_flips: f
     """The backends of one point's `records` (one M) that qualify and are within SAME_TOLERANCE of the
     fastest that does, in the order of preference: the first is the choice, the others are tied with it."""
     candidates = [r for r in records if _qualifies(r, tolerance, max_flips)]
-    if not candidates:
-        return []
-    fastest = min(decision_time_us(r) for r in candidates)
-    tied = {r.label for r in candidates if decision_time_us(r) <= fastest * (1 + SAME_TOLERANCE)}
-    return sorted(tied, key=preference_rank)
+    return list(dict.fromkeys(r.label for r in tied_by_preference(candidates, decision_time_us, lambda r: r.label)))
 
 
 @dataclass(frozen=True)

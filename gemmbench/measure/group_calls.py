@@ -20,6 +20,7 @@ from gemmbench.records import after_context
 from gemmbench.records.flags import WRONG_RESULT_REL_ERR
 from gemmbench.spec.cases import DEFAULT_STREAM, Case, GroupMember, GroupSpec
 from gemmbench.timing.inputs import (
+    INPUTS_CONTRACT,
     OUT_CONTRACT,
     TORCH_DTYPES,
     cold_note,
@@ -27,6 +28,7 @@ from gemmbench.timing.inputs import (
     reference,
     relative_error,
     unwritten,
+    written_into,
 )
 
 SERIAL, PARALLEL = "serial", "parallel"
@@ -115,14 +117,18 @@ class GroupCalls:
         for member, member_inputs, call in zip(self.group.members, inputs, calls, strict=True):
             if not member.light:
                 continue
+            pristine = GemmInputs(member_inputs.x.clone(), member_inputs.w.clone(), member_inputs.out)
             member_inputs.out.fill_(math.nan)
             call()
             self.sync()
-            ref = reference(member_inputs)
+            ref = reference(pristine)
             rel_err = relative_error(member_inputs.out, ref)
             after = after_context(producer.name if producer else None)
+            call_of = f"the call of {member.gemm.name}{after}"
+            if written := written_into(member_inputs, pristine):
+                return rel_err, f"{call_of} wrote into its input {' and '.join(written)}: {INPUTS_CONTRACT}"
             if left := unwritten(member_inputs.out, ref):
-                return rel_err, f"the call of {member.gemm.name}{after} {left}: {OUT_CONTRACT}"
+                return rel_err, f"{call_of} {left}: {OUT_CONTRACT}"
             if not rel_err <= WRONG_RESULT_REL_ERR:
                 why = f"wrong result of {member.gemm.name}{after}: rel_err {rel_err:.3g} > {WRONG_RESULT_REL_ERR:g}"
                 return rel_err, why

@@ -41,6 +41,7 @@ from gemmbench.records.flags import WRONG_RESULT_REL_ERR
 from gemmbench.spec.cases import Case
 from gemmbench.timing import profile
 from gemmbench.timing.inputs import (
+    INPUTS_CONTRACT,
     OUT_CONTRACT,
     Placements,
     make_inputs,
@@ -49,6 +50,7 @@ from gemmbench.timing.inputs import (
     relative_error,
     rotating,
     unwritten,
+    written_into,
 )
 
 
@@ -133,8 +135,7 @@ class _CaseRun:
         """The inputs of the first copy that were written into since it was made ('x', 'w'), restored.
         In a layer x is the producer's to write: only w is checked there."""
         first, pristine = self.inputs[0], self.pristine
-        checked = ("x", "w") if alone else ("w",)
-        written = [name for name in checked if not torch.equal(getattr(first, name), getattr(pristine, name))]
+        written = written_into(first, pristine, ("x", "w") if alone else ("w",))
         for name in written:
             getattr(first, name).copy_(getattr(pristine, name))
         return written
@@ -251,7 +252,7 @@ def _checked_layers(run: _CaseRun, key: RowKey, ref: torch.Tensor) -> tuple[Call
     if written_inputs := run.restore_inputs(alone=producer is None):
         raise InputWritten(
             f"{variant.label} wrote into its input {' and '.join(written_inputs)} (restored for the backends "
-            "after it): a backend must only write out"
+            f"after it): {INPUTS_CONTRACT}"
         )
     if left := unwritten(first.out, ref):
         instead = _returned_instead(returned, first.out)

@@ -128,6 +128,15 @@ def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
 OUT_CONTRACT = "a backend's call computes into inputs.out and returns it"
 
 
+# What a backend's call that wrote into its inputs is told.
+INPUTS_CONTRACT = "a backend must only write out"
+
+
+def written_into(current: GemmInputs, pristine: GemmInputs, names: tuple[str, ...] = ("x", "w")) -> list[str]:
+    """Which of the inputs `names` differ from their `pristine` copies: a call wrote into them."""
+    return [name for name in names if not torch.equal(getattr(current, name), getattr(pristine, name))]
+
+
 def unwritten(out: torch.Tensor, ref: torch.Tensor) -> str:
     """What of `out`, poisoned with NaN before the call, the call never wrote: the outputs still NaN where the
     reference is not (inputs with NaN, a producer writing NaN, give a NaN result there too), as "never wrote
