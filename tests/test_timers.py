@@ -1,6 +1,7 @@
 import math
 import random
 import statistics
+import time
 
 import pytest
 from fakes import FAKE_TIMER
@@ -8,6 +9,16 @@ from fakes import FAKE_TIMER
 from gemmbench.measure.bench import placement_samples
 from gemmbench.records.timers import HOST_TIMER
 from gemmbench.timing import timers as timing
+
+
+def sample_adaptively(batch, rule, clock=time.perf_counter) -> tuple[float, ...]:
+    """A stopping rule driven alone: samples from repeated `batch()` calls until `rule` says done, its time
+    read from `clock` (the timers drive their rules so, between their samples)."""
+    values: list[float] = []
+    started = clock()
+    while not rule.done(values, clock() - started):
+        values.extend(batch())
+    return tuple(values)
 
 
 def test_statistics_from_samples():
@@ -22,14 +33,14 @@ def test_single_sample_has_zero_iqr():
 
 def test_sampling_takes_at_least_the_minimum_samples_even_with_no_budget():
     calls = []
-    values = timing.sample_adaptively(lambda: calls.append(1) or [1.0], timing.Target(budget_s=0.0))
+    values = sample_adaptively(lambda: calls.append(1) or [1.0], timing.Target(budget_s=0.0))
     assert len(values) == len(calls) == timing.MIN_SAMPLES
 
 
 def test_sampling_stops_at_the_sample_cap():
     seen = []
     spread = lambda: seen.append(1) or [float(len(seen) % 3)]  # noqa: E731 - never converges
-    assert len(timing.sample_adaptively(spread, timing.Target(ci_rel=0.0, budget_s=60.0))) == timing.MAX_SAMPLES
+    assert len(sample_adaptively(spread, timing.Target(ci_rel=0.0, budget_s=60.0))) == timing.MAX_SAMPLES
 
 
 def test_warm_up_runs_at_least_once():
@@ -75,7 +86,7 @@ def test_samples_flag_a_missed_target():
 
 
 def test_sampling_stops_once_the_ci_meets_the_target():
-    values = timing.sample_adaptively(lambda: [1.0], timing.Target(ci_rel=10.0, budget_s=60.0, min_time_s=0.0))
+    values = sample_adaptively(lambda: [1.0], timing.Target(ci_rel=10.0, budget_s=60.0, min_time_s=0.0))
     assert len(values) == timing.MIN_SAMPLES_FOR_CI
 
 
@@ -99,7 +110,7 @@ class FakeClock:
 def test_sampling_lasts_at_least_the_minimum_time():
     clock = FakeClock()
     batch = clock.call_taking(0.001, [1.0])  # a steady 1 us sample, each batch 1 ms of the clock
-    values = timing.sample_adaptively(batch, timing.Target(ci_rel=10.0, budget_s=60.0, min_time_s=0.05), clock)
+    values = sample_adaptively(batch, timing.Target(ci_rel=10.0, budget_s=60.0, min_time_s=0.05), clock)
     assert clock.now >= 0.05 and len(values) == 50  # steady from the start, so it stops at the minimum time
 
 
@@ -107,7 +118,7 @@ def test_sampling_goes_on_while_the_samples_still_drift():
     calls = iter(range(10_000))
     # A call that reads 10 us for its first 15 samples (clocks ramping), then 5 us: the interval of the
     # median meets a loose target at 20 samples, but the two halves are apart until few slow ones are left.
-    values = timing.sample_adaptively(
+    values = sample_adaptively(
         lambda: [10.0 if next(calls) < 15 else 5.0], timing.Target(ci_rel=0.2, budget_s=60.0, min_time_s=0.0)
     )
     assert len(values) > 2 * timing.MIN_SAMPLES_FOR_CI and statistics.median(values) == 5.0
@@ -186,10 +197,10 @@ def test_stopping_rules_are_objects_the_samplers_take():
 
     clock = FakeClock()
     calls = iter(range(10_000))
-    counted = timing.sample_adaptively(lambda: [10.0 + next(calls) % 3], FixedCount(37), clock)
+    counted = sample_adaptively(lambda: [10.0 + next(calls) % 3], FixedCount(37), clock)
     assert len(counted) == 37 and FixedCount(37).target_ci_rel is None
     clock = FakeClock()
-    timed = timing.sample_adaptively(clock.call_taking(0.001, [10.0]), FixedTime(0.02), clock)
+    timed = sample_adaptively(clock.call_taking(0.001, [10.0]), FixedTime(0.02), clock)
     assert len(timed) == 20  # 1 ms a sample for 20 ms
     # Over placements: the sets together cost what one did.
     assert not FixedCount(50).done_placed([[1.0] * 9] * 5 + [[1.0] * 8], 0.0)

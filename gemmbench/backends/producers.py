@@ -98,8 +98,8 @@ class GemmbenchNorm(Producer):
     def unavailable_reason(self, case, device):
         if device.type != "cuda":
             return "a CUDA kernel: needs a CUDA device"
-        if case.k % 8:
-            return f"K must be a multiple of 8 (16-byte loads), got {case.k}"
+        if reason := ext.unaligned_k(case.k):
+            return reason
         return super().unavailable_reason(case, device) or ext.router_kernel_problem() or ext.unavailable_reason()
 
     def prepare(self, case, hidden, weight, x):

@@ -11,10 +11,9 @@ from gemmbench.backends.base import GemmCall, GemmInputs
 from gemmbench.backends.ext_backend import ExtensionBackend, out_op_call
 from gemmbench.spec.cases import Case
 
-# Both kernels: one template instance per token count (or 8-token tile) up to this, and 16-byte loads of
-# 8 bf16 along K.
+# Both kernels: one template instance per token count (or 8-token tile) up to this (and 16-byte loads along
+# K: ext.unaligned_k).
 EXT_MAX_M = 16
-EXT_K_MULTIPLE = 8
 # Thread block clusters, which router_small_m_mma splits K across, came with sm90 (Hopper).
 CLUSTER_CAPABILITY = (9, 0)
 
@@ -26,12 +25,7 @@ class _FirstTierKernel(ExtensionBackend):
     max_m = EXT_MAX_M
 
     def unavailable_reason(self, case: Case, device: torch.device) -> str | None:
-        reason = super().unavailable_reason(case, device) or ext.router_kernel_problem()
-        if reason:
-            return reason
-        if case.k % EXT_K_MULTIPLE:
-            return f"K must be a multiple of {EXT_K_MULTIPLE} (16-byte loads), got {case.k}"
-        return None
+        return super().unavailable_reason(case, device) or ext.router_kernel_problem() or ext.unaligned_k(case.k)
 
 
 class RouterSmallMExt(_FirstTierKernel):

@@ -53,6 +53,7 @@ from gemmbench.output.recommend import (
 )
 from gemmbench.output.sweep import incomplete_note
 from gemmbench.records import OK, after_context, in_range, runfile
+from gemmbench.records.flags import WRONG_RESULT_REL_ERR
 
 
 def load(path: Path) -> runfile.Run:
@@ -206,8 +207,8 @@ ToleranceOpt = Annotated[
     typer.Option(
         "--tolerance",
         min=0,
-        help="Largest rel_err a backend may have (default 1e-4: fp32-output semantics, which excludes "
-        "linear_cast's bf16 rounding; 1e-2 admits it).",
+        help=f"Largest rel_err a backend may have (default {FP32_ACCURATE_REL_ERR:g}: fp32-output semantics, which "
+        f"excludes linear_cast's bf16 rounding; {WRONG_RESULT_REL_ERR:g}, the wrong-result bound, admits it).",
     ),
 ]
 MaxFlipsOpt = Annotated[

@@ -12,8 +12,8 @@ from gemmbench.cli.app import warn
 from gemmbench.errors import UsageError
 from gemmbench.records import select_records
 from gemmbench.records.runfile import ensure_writable_file
-from gemmbench.spec.parse import parse_m_list, parse_shape
-from gemmbench.spec.presets import check_roles, select_gemms
+from gemmbench.spec.parse import CPU_DEFAULT_M, DEFAULT_M, parse_m_list, parse_shape
+from gemmbench.spec.presets import DEFAULT_PRESET, check_roles, select_gemms
 from gemmbench.timing.defaults import (
     DEVICE_BUDGET_S,
     DEVICE_TARGET_CI_REL,
@@ -38,7 +38,7 @@ PresetOpt = Annotated[
         "--preset",
         "-p",
         help="Shape preset from configs/ (repeatable; `gemmbench list` shows them). "
-        "Default: deepseek-v3 when no --preset, --config or --shape is given.",
+        f"Default: {DEFAULT_PRESET} when no --preset, --config or --shape is given.",
     ),
 ]
 
@@ -63,8 +63,8 @@ MOpt = Annotated[
     typer.Option(
         "--m",
         help="Token counts M: a list 1,8,64, a range 1:16 (every M), 1:16384:x2 or 8:64:+8, or a mix. "
-        "Default on a GPU: every M from 1 to 16 (decode, where the first tier runs), then powers of two to "
-        "16384; 1,8,64 on the CPU.",
+        f"Default on a GPU: every M from 1 to 16 (decode, where the first tier runs), then powers of two to "
+        f"{DEFAULT_M[-1]}; {','.join(map(str, CPU_DEFAULT_M))} on the CPU.",
     ),
 ]
 
@@ -137,8 +137,8 @@ AllRowsOpt = Annotated[
     bool,
     typer.Option(
         "--all-rows",
-        help="Also the rows of backends at M beyond their range (a first tier's M > 16), which never run and "
-        "are left out by default.",
+        help="Also the rows of backends at M beyond their range (a first tier's, past its largest M), which "
+        "never run and are left out by default.",
     ),
 ]
 

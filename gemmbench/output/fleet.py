@@ -80,8 +80,10 @@ def fleet_table(report: FleetReport) -> WideOrNarrow:
     for column in FLEET_COLUMNS:
         justify = "right" if column in ("rank", "points", "median ratio", "worst") else "left"
         table.add_column(column, justify=justify, overflow="fold")
+    verdict = FLEET_COLUMNS.index("verdict")
     for cells, device in zip(_fleet_rows(report), report.devices, strict=True):
-        table.add_row(*cells[:7], Text(cells[7], style=_verdict_style(device)), *cells[8:])
+        cells[verdict] = Text(cells[verdict], style=_verdict_style(device))
+        table.add_row(*cells)
     after = [*(Text(line) for line in _slowest_points(report)), Text(fleet_legend(), style="dim")]
     blocks = [_device_block(device) for device in report.devices]
     return WideOrNarrow([table], wide=Group(table, *after), narrow=Group(*blocks, *after))

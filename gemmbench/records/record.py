@@ -107,7 +107,9 @@ class Record(Case):
     # The producer that wrote x right before each call, in a layer (`--context`): then `latency` and `device`
     # are per layer, producer then GEMM (measure/layers.py); None: the GEMM alone.
     context: str | None = None
-    noisy: bool | None = None  # a timer ran out of budget before its CI reached the target
+    # A timer's interval missed its target: the device timer's budget ran out first, or the eager windows'
+    # medians spread beyond EAGER_STEADY_CI_REL (records/flags.py)
+    noisy: bool | None = None
     l2_mode: str | None = None  # "cold" (inputs rotated past the L2), "hot", or None on the CPU
     l2_copies: int | None = None
     tflops: float | None = None

@@ -23,7 +23,9 @@ class TimerSummary:
     median_us: float
     iqr_us: float | None = None
     min_us: float | None = None
-    ci_low_us: float | None = None  # 95% confidence interval of the median
+    # 95% confidence interval of the median; a device time's widened by the rerun margin each side
+    # (timing.timers.RERUN_MARGIN_REL: what a rerun in another process reads)
+    ci_low_us: float | None = None
     ci_high_us: float | None = None
     samples: int | None = None
 

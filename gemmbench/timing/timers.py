@@ -55,14 +55,6 @@ EVENTS_BATCH = 16
 # replayed fewer times per batch, never fewer than two, so the queue stays busy and the budget is kept.
 GRAPH_BATCH_US = 20_000.0
 MIN_GRAPH_BATCH = 2
-# Eager latency: at least this many windows per point and backend, each sampling for about this long.
-# Window medians of eager mm_out_dtype at M = 2 on one H200 host ranged 22.7-40.9 us over 15 s (the
-# host's state moves), so samples of one window are not independent of each other, but windows spread
-# over the point are closer to it: the range of 6 independent window medians covers their median with
-# probability 1 - 2 * 0.5**6 = 96.9%. A call whose interval is still wider than the steadiness target
-# then gets more windows, up to MAX_EAGER_WINDOWS (the 60 ms that six 10 ms windows took before), and
-# its interval narrows to the order statistics of more medians (`median_ci_ranks`). A window of a few
-# milliseconds holds about a hundred calls of a host-bound GEMM (20-40 us each). The values: defaults.py.
 # Graph replays are sized to take about this long on the device, so that event resolution (~0.5 us)
 # and each replay's own launch cost are small beside a replay, and the GPU never waits for the host to
 # launch the next one (graph.replay() from Python took 2.5-3.3 us of host time on one H200 host, an
@@ -194,17 +186,6 @@ def _host_sample(fn: Callable[[], object], clock: Clock = HOST_CLOCK) -> float:
     start = clock()
     fn()
     return (clock() - start) * 1e6
-
-
-def sample_adaptively(
-    batch: Callable[[], list[float]], rule: StoppingRule, clock: Clock = HOST_CLOCK
-) -> tuple[float, ...]:
-    """Samples from repeated `batch()` calls until `rule` says done, its time read from `clock`."""
-    values: list[float] = []
-    started = clock()
-    while not rule.done(values, clock() - started):
-        values.extend(batch())
-    return tuple(values)
 
 
 def _event_batch(launch: Callable[[], object], calls_per_launch: int, launches: int = EVENTS_BATCH) -> list[float]:

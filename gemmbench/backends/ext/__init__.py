@@ -293,6 +293,15 @@ def _left_out_log(name: str) -> Path | None:
     return log if log.is_file() and not (build_dir() / LOG_NAME).is_file() else None
 
 
+# The extension's router kernels and RMSNorm load 16 bytes (8 bf16) at a time along K.
+K_MULTIPLE = 8
+
+
+def unaligned_k(k: int) -> str | None:
+    """Why the extension's kernels cannot take a GEMM (or a norm) of inner size `k`, or None."""
+    return f"K must be a multiple of {K_MULTIPLE} (16-byte loads), got {k}" if k % K_MULTIPLE else None
+
+
 def router_kernel_problem() -> str | None:
     """Why the extension was built without gemmbench's own kernels (router_small_m_ext's and router_small_m_mma's),
     or None. A query."""
