@@ -225,7 +225,7 @@ class FleetDistribution:
             reported = len(self._positions[rank]) // max(1, share.rows_per_case)
             for case in share.cases[reported:]:
                 for producer in (None, *share.producers):  # every row of the case: alone and in each context
-                    for variant in share.rows:
+                    for variant in share.variants:
                         rows.append(
                             Record.for_case(
                                 case,

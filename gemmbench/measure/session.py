@@ -77,7 +77,7 @@ class SweepPlan:
     producers: tuple[Producer, ...] = ()
 
     @property
-    def rows(self) -> list[Variant]:
+    def variants(self) -> list[Variant]:
         """What each case is measured with: every backend, twice where it can launch with PDL."""
         return variants(self.backends)
 
@@ -89,14 +89,14 @@ class SweepPlan:
     @property
     def rows_per_case(self) -> int:
         """Rows each case makes: every variant alone and in each context."""
-        return len(self.rows) * (1 + len(self.producers))
+        return len(self.variants) * (1 + len(self.producers))
 
     @property
     def steps(self) -> list[Step]:
         return self.steps_for(self.cases)
 
     def steps_for(self, cases: list[Case]) -> list[Step]:
-        return steps_of(self, [(c.model, c.gemm, c.m) for c in cases], [v.label for v in self.rows])
+        return steps_of(self, [(c.model, c.gemm, c.m) for c in cases], [v.label for v in self.variants])
 
 
 def steps_of(plan: SweepPlan, points: list[tuple[str, str, int]], labels: list[str]) -> list[Step]:
