@@ -131,6 +131,12 @@ for args in (["--help"], ["decode", "nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_T
              ["recommend", {str(FIXTURE)!r}, "--python"], ["kernels", "--from", {str(FIXTURE)!r}]):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, (args, result.output)
+# Answers that may refuse these files (one device is no fleet; matplotlib may be absent): their imports count.
+import tempfile
+plotted = tempfile.mkdtemp() + "/plot.png"
+for args in (["fleet", {str(FIXTURE)!r}], ["plot", {str(FIXTURE)!r}, "--output", plotted]):
+    result = runner.invoke(app, args)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.output)
 loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
 print(loaded[:5])
 """
