@@ -873,3 +873,20 @@ def test_kernels_from_a_cpu_sweeps_csv_says_it_was_recorded_on_the_cpu(tmp_path)
     assert invoke("sweep", *args, "--no-save", "--csv", exported, "-q").exit_code == 0
     result = invoke("kernels", "--from", exported)
     assert result.exit_code == 1 and "recorded on the CPU" in result.stderr and "--no-kernels)" not in result.stderr
+
+
+def test_decode_refuses_an_empty_name():
+    result = invoke("decode", "nvjet_sm90_tss_64x8_64x16_4x1_v_bz_splitK_TNT", " ")
+    assert result.exit_code == 2 and "an empty kernel name" in result.stderr
+
+
+def test_recommend_python_of_an_interrupted_run_says_so_in_its_docstring(tmp_path):
+    import ast
+
+    doc = json.loads(COLD_A.read_text())
+    doc["complete"], doc["planned"] = False, len(doc["records"]) + 5
+    path = tmp_path / "interrupted.json"
+    path.write_text(json.dumps(doc))
+    result = invoke("recommend", path, "--python")
+    assert result.exit_code == 0, result.output
+    assert "an interrupted run" in " ".join(ast.get_docstring(ast.parse(result.stdout)).split())

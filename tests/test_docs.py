@@ -173,3 +173,15 @@ def test_the_output_script_never_imports_torch():
     result = subprocess.run([sys.executable, "-c", NO_TORCH], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_preset_of_the_usage_page_loads_as_a_config_with_its_group(tmp_path):
+    from gemmbench.spec.presets import load_config
+
+    section = (DOCS / "usage.md").read_text().split("## Adding a preset", 1)[1]
+    path = tmp_path / "preset.toml"
+    path.write_text("\n".join(re.findall(r"```toml\n(.*?)```", section, re.S)))
+    preset = load_config(path)
+    router = next(gemm for gemm in preset.gemms if gemm.name == "router")
+    assert router.top_k == 8 and router.per_forward == 58 and router.routing.n_group == 8
+    assert [member.gemm.name for member in preset.groups[0].members] == ["fused_wqa_wkv", "indexer.weights_proj"]

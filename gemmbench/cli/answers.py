@@ -97,6 +97,8 @@ def decode(
     family, arch, dtypes, tile.
 
     Exits 1 where a name is of no known family (after decoding the others)."""
+    if any(not name.strip() for name in names):
+        raise UsageError("an empty kernel name", "give the names as the profiler prints them, each non-empty")
     infos = [decode_name(name) for name in names]
     if as_json:
         typer.echo(json.dumps([info.to_dict() for info in infos], indent=1))
@@ -280,7 +282,12 @@ def recommend(
     if python or context is not None:
         recommendations = dispatch_view(recommendations, context)
     if python:
-        typer.echo(recommendation_python(recommendations, loaded.provenance, str(run)), nl=False)
+        source = (
+            str(run)
+            if loaded.complete
+            else f"{run}, an interrupted run ({incomplete_note(loaded)}; what it did not reach is missing)"
+        )
+        typer.echo(recommendation_python(recommendations, loaded.provenance, source), nl=False)
         for rec in recommendations:  # the dispatch is code: what it routed around goes to stderr
             for line in error_lines(rec):
                 err_console.print(f"note: {rec.model} {rec.gemm}: {line}", style="yellow")

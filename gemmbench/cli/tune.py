@@ -11,11 +11,14 @@ from rich.table import Table
 
 from gemmbench.cache import write_json
 from gemmbench.cli.app import app, err_console, out_console, warn
-from gemmbench.cli.options import ConfigOpt, DeviceOpt, PresetOpt, QuietOpt, ShapeOpt, split_values
+from gemmbench.cli.options import ConfigOpt, PresetOpt, QuietOpt, ShapeOpt, split_values
 from gemmbench.cli.session import plan_session, refuse_torchrun
 from gemmbench.errors import GemmbenchError, UsageError
 from gemmbench.output.format import format_us
 
+TuneDeviceOpt = Annotated[
+    str, typer.Option("--device", help="auto (the current GPU), cuda or cuda:N (GPU N): the GPU to tune for.")
+]
 TuneMOpt = Annotated[
     str | None,
     typer.Option(
@@ -40,7 +43,7 @@ def tune(
     config: ConfigOpt = None,
     shape: ShapeOpt = None,
     m: TuneMOpt = None,
-    device: DeviceOpt = "auto",
+    device: TuneDeviceOpt = "auto",
     out: TuneOutOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
