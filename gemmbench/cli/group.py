@@ -45,6 +45,7 @@ GroupPresetOpt = Annotated[
     typer.Option(
         "--preset",
         "-p",
+        metavar="NAME",
         help="A preset with [[group]] tables (repeatable): deepseek-v4-pro, deepseek-v4-flash. Required, or --config.",
     ),
 ]
@@ -53,6 +54,7 @@ GroupBackendOpt = Annotated[
     typer.Option(
         "--backend",
         "-b",
+        metavar="NAMES",
         help="Backends that compute the group's light (bf16 -> fp32) members, each in turn (repeatable or "
         "comma-separated). Default: mm_out_dtype, cublas_ext, linear_cast; the heavy member runs torch.mm in "
         "its own dtypes.",

@@ -37,6 +37,7 @@ PresetOpt = Annotated[
     typer.Option(
         "--preset",
         "-p",
+        metavar="NAME",
         help="Shape preset from configs/ (repeatable; `gemmbench list` shows them). "
         f"Default: {DEFAULT_PRESET} when no --preset, --config or --shape is given.",
     ),
@@ -44,19 +45,24 @@ PresetOpt = Annotated[
 
 ConfigOpt = Annotated[
     list[Path] | None,
-    typer.Option("--config", help="Your own preset TOML file (repeatable), same format as configs/*.toml."),
+    typer.Option(
+        "--config", metavar="FILE", help="Your own preset TOML file (repeatable), same format as configs/*.toml."
+    ),
 ]
 
 ShapeOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--shape",
+        metavar="SHAPE",
         help="A GEMM of your own (repeatable): MxNxK, x[M, K] @ w[N, K].T at its own M (--m does not apply), "
         "or NxK, run at the --m values.",
     ),
 ]
 
-RoleOpt = Annotated[list[str] | None, typer.Option("--role", help="Only GEMMs of this role: router or attention.")]
+RoleOpt = Annotated[
+    list[str] | None, typer.Option("--role", metavar="ROLE", help="Only GEMMs of this role: router or attention.")
+]
 
 MOpt = Annotated[
     str | None,
@@ -73,6 +79,7 @@ BackendOpt = Annotated[
     typer.Option(
         "--backend",
         "-b",
+        metavar="NAMES",
         help="Backends to run (repeatable or comma-separated). Default: every real backend; "
         "those that cannot run here show as skipped rows.",
     ),
@@ -246,6 +253,7 @@ PluginOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--plugin",
+        metavar="PLUGIN",
         help="A module or .py file that adds backends of your own (repeatable; docs/plugins.md). Plugins of "
         "installed packages (entry points, group gemmbench.backends) load without it.",
     ),
