@@ -890,3 +890,15 @@ def test_recommend_python_of_an_interrupted_run_says_so_in_its_docstring(tmp_pat
     result = invoke("recommend", path, "--python")
     assert result.exit_code == 0, result.output
     assert "an interrupted run" in " ".join(ast.get_docstring(ast.parse(result.stdout)).split())
+
+
+def test_compare_notes_runs_of_two_gpus_and_reads_a_csv_pandas_wrote_again(tmp_path):
+    import pandas as pd
+
+    exported = tmp_path / "a.csv"
+    assert invoke("show", COLD_A, "--csv", exported).exit_code == 0
+    again = tmp_path / "again.csv"
+    pd.read_csv(exported).to_csv(again, index=False)  # integers with a gap become floats: 3501.0
+    assert len(load_run(again).records) == len(load_run(exported).records)
+    result = invoke("compare", COLD_A, Path("docs/runs/h100_aa_1.json"), "--allow-mismatch")
+    assert "note: the runs are of two GPUs (NVIDIA H200 and NVIDIA H100 80GB HBM3)" in result.stderr

@@ -148,6 +148,10 @@ def compare(
         base_run, new_run = (replace(run, records=in_range(run.records)) for run in (base_run, new_run))
     if base.resolve() == new.resolve():
         err_console.print(f"note: {base} is compared with itself: every row is the same", style="yellow")
+    gpus = base_run.provenance.device_name, new_run.provenance.device_name
+    if None not in gpus and gpus[0] != gpus[1]:
+        two_gpus = f"note: the runs are of two GPUs ({' and '.join(gpus)}): the ratios compare them"
+        err_console.print(two_gpus, style="yellow")
     kinds = run_kind(base_run), run_kind(new_run)
     if kinds[0] != kinds[1]:
         raise GemmbenchError(

@@ -33,7 +33,7 @@ KERNEL_SEPARATOR = " ; "
 SAMPLE_SEPARATOR = " "
 # Reading a CSV cell as the value its column holds (empty cells of nullable columns are None).
 _CELL_PARSERS = {
-    "Int64": int,
+    "Int64": lambda text: _whole_number(text),
     "float64": float,
     "boolean": lambda text: {"True": True, "False": False}[text],
     "string": str,
@@ -170,6 +170,17 @@ def _whole_rows(text: str) -> tuple[str, bool]:
     if fields(last) >= fields(lines[0]):
         return text, True
     return "\n".join(lines[:-1]) + "\n", False
+
+
+def _whole_number(text: str) -> int:
+    """An integer cell, also as a float that is whole (`3501.0`: a CSV that pandas read and wrote again)."""
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)
+        if not value.is_integer():
+            raise
+        return int(value)
 
 
 def _numbers(text: str) -> list:
