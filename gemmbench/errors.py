@@ -7,9 +7,15 @@ BACKEND_FAILURES = (Exception, SystemExit)
 
 
 def first_line(exc: BaseException) -> str:
-    """The gist of an exception for a row's reason or a message: the first line of its text, else its type's
-    name (an exception raised with no message)."""
+    """The gist of an exception for a message: the first line of its text, else its type's name (an
+    exception raised with no message)."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def described(exc: BaseException) -> str:
+    """An exception as a row's reason names it: `Type: its first line`, or `Type` where it has no message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 class GemmbenchError(Exception):

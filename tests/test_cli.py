@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 import gemmbench.measure.session
 from gemmbench.cli import EXIT_INTERRUPTED, app
 from gemmbench.cli.app import EXIT_NO_ANSWER, EXIT_PIPE_CLOSED, out_console
+from gemmbench.errors import GemmbenchError
 from gemmbench.records.runfile import load_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -805,7 +806,7 @@ def test_recommend_on_a_group_run_takes_its_view_and_refuses_what_is_for_sweeps(
     alone = invoke("recommend", groups, "--context", "none", "--json")
     assert both.exit_code == 0 and alone.exit_code == 0, alone.output
     assert 0 < len(json.loads(alone.stdout)) < len(json.loads(both.stdout))
-    assert "no group rows after 'copy'" in invoke("recommend", groups, "--context", "copy").stderr
+    assert "no layer after 'copy'" in invoke("recommend", groups, "--context", "copy").stderr
     refused = invoke("recommend", groups, "--max-flips", 1)
     assert refused.exit_code == 2 and "--max-flips is for sweeps' router rows" in refused.stderr
 
@@ -853,7 +854,9 @@ def test_ctrl_c_in_a_group_run_says_what_it_kept(tmp_path, monkeypatch, fake_dev
     assert result.exit_code == EXIT_INTERRUPTED and "interrupted: 1 of 2 rows finished; kept" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["sweep", "group", "kernels", "show", "compare", "recommend", "fleet", "decode"])
+@pytest.mark.parametrize(
+    "command", ["sweep", "group", "kernels", "tune", "show", "plot", "compare", "recommend", "fleet", "decode"]
+)
 def test_every_command_that_sets_an_exit_code_lists_its_codes_in_its_help(command):
     result = invoke(command, "--help")
     text = " ".join(result.stdout.split())  # as wrapped to the terminal's width
@@ -902,3 +905,24 @@ def test_compare_notes_runs_of_two_gpus_and_reads_a_csv_pandas_wrote_again(tmp_p
     assert len(load_run(again).records) == len(load_run(exported).records)
     result = invoke("compare", COLD_A, Path("docs/runs/h100_aa_1.json"), "--allow-mismatch")
     assert "note: the runs are of two GPUs (NVIDIA H200 and NVIDIA H100 80GB HBM3)" in result.stderr
+
+
+def test_recommend_python_is_valid_python_whatever_the_gpu_is_called(tmp_path):
+    import ast
+
+    doc = json.loads(COLD_A.read_text())
+    doc["provenance"]["device_name"] = 'H200 """ \\N'
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(doc))
+    result = invoke("recommend", path, "--python")
+    assert result.exit_code == 0 and 'H200 """ \\N' in ast.get_docstring(ast.parse(result.stdout))
+
+
+def test_a_csv_cut_short_in_its_first_row_is_an_incomplete_run(tmp_path):
+    whole = tmp_path / "whole.csv"
+    assert invoke("show", COLD_A, "--csv", whole).exit_code == 0
+    header, first = whole.read_text().split("\n")[:2]
+    cut = tmp_path / "cut.csv"
+    cut.write_text(f"{header}\n{first[:60]}")
+    with pytest.raises(GemmbenchError, match=r"holds a header and no rows whole \(its one row was cut short\)"):
+        load_run(cut)

@@ -427,7 +427,7 @@ def test_dispatch_asks_which_layer_where_the_run_holds_several_and_no_engines():
     assert raised.value.fix == "choose one with --context NAME (or --context none for the GEMMs alone)"
     with pytest.raises(UsageError, match="this run holds no layer after 'flashinfer_rmsnorm'") as raised:
         dispatch_view(views(None, "norm"), "flashinfer_rmsnorm")
-    assert raised.value.fix == "choose one of: none, norm"
+    assert raised.value.fix == "choose one of: none, norm"  # the views the run holds
 
 
 def test_recommend_python_dispatches_by_the_layer_named(tmp_path, fake_device):

@@ -172,7 +172,7 @@ def test_one_gpu_commands_refuse_torchrun(monkeypatch, command, fake_device):
     "environment, message",
     [
         ({"WORLD_SIZE": "2", "RANK": "0"}, "rank 0 of 2 could not join the fleet"),
-        ({"WORLD_SIZE": "1", "RANK": "0", distributed.TIMEOUT_ENV: "10m"}, "'10m' is not a number of seconds"),
+        ({"WORLD_SIZE": "1", "RANK": "0", distributed.TIMEOUT_ENV: "10m"}, "'10m' is not a positive number of seconds"),
     ],
 )
 def test_a_fleet_that_cannot_start_is_one_error_line(monkeypatch, environment, message):
@@ -182,3 +182,13 @@ def test_a_fleet_that_cannot_start_is_one_error_line(monkeypatch, environment, m
     args = ["sweep", "--shape", "8x16", "--m", "1", "--backend", "upcast", "--device", "cpu", "--no-save", "-q"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output, result.output
+
+
+@pytest.mark.parametrize("timeout", ["inf", "-5", "0"])
+def test_a_fleet_timeout_that_is_no_positive_number_is_refused(monkeypatch, timeout):
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv(distributed.TIMEOUT_ENV, timeout)
+    args = ["sweep", "--shape", "8x16", "--m", "1", "--backend", "upcast", "--device", "cpu", "--no-save", "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "is not a positive number of seconds" in result.stderr, result.output

@@ -70,11 +70,13 @@ def test_a_shape_that_cannot_be_tuned_costs_the_others_nothing(monkeypatch, tmp_
     assert failed == {"N=384|K=7168|M<=1": "RuntimeError: no configuration of router_small_m runs on this GPU"}
 
 
-def test_the_candidate_timer_on_the_cpu_says_tuning_needs_a_gpu():
+def test_the_candidate_timer_on_the_cpu_says_tuning_needs_a_gpu_through_time_candidates():
+    from gemmbench.backends import time_candidates
+
     case = Case("a", "router", "router", 1, 8, 16)
     timer = tune_command.CaseTimer(case, tune_command.Bench(CPU, tune_command.MeasureOptions()))
-    with pytest.raises(RuntimeError, match="tuning needs a CUDA device"):
-        timer.device_time_us(lambda inputs: lambda: None, None)
+    with pytest.raises(tune_command.TuningNeedsGpu, match="tuning needs a CUDA device"):
+        time_candidates(timer, {"a": lambda inputs: lambda: None}, 0.01)  # not dropped as a candidate's fault
 
 
 def test_tunable_leaves_out_what_router_small_m_does_not_run(monkeypatch):

@@ -11,6 +11,7 @@ from gemmbench.analysis.policy import FLAGGED_TOLERANCE, SAME_TOLERANCE
 from gemmbench.records import OK, GroupRecord, Provenance, Record, Run
 from gemmbench.records.record import shared_timer
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER
+from gemmbench.spec.cases import NO_CONTEXT
 
 FASTER, SLOWER, SAME, NOISY, NOT_TIMED = "faster", "slower", "same", "noisy", "not timed"
 VERDICTS = (FASTER, SLOWER, SAME, NOISY, NOT_TIMED)
@@ -38,7 +39,7 @@ class RunConditions:
     device_type: str | None  # "cuda" or "cpu"; None where unknown (a CSV export of no timed row)
     l2_modes: tuple[str, ...]  # "cold", "hot"; empty on the CPU
     timers: tuple[str, ...]  # the timer names of the timed rows
-    context: str = "none"  # the producer each GEMM ran after (`--context`); "none": alone
+    context: str = NO_CONTEXT  # the producers the GEMMs ran after (`--context`), comma-separated
 
 
 @dataclass(frozen=True)
@@ -195,8 +196,8 @@ def _contexts(run: Run) -> str:
     does not matter): as its provenance names them, else (a CSV export) as its rows do; "none" for neither."""
     named = run.provenance.context
     rows = (*run.records, *run.groups)
-    contexts = set(named.split(",")) - {"none"} if named else {r.context for r in rows if r.context}
-    return ",".join(sorted(contexts)) or "none"
+    contexts = set(named.split(",")) - {NO_CONTEXT} if named else {r.context for r in rows if r.context}
+    return ",".join(sorted(contexts)) or NO_CONTEXT
 
 
 SWEEP_RUN, GROUP_RUN = "a sweep run", "a group run"

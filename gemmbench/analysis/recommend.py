@@ -22,6 +22,7 @@ from gemmbench.analysis.policy import (
 from gemmbench.errors import UsageError
 from gemmbench.records import ERROR, OK, Record, by_shape
 from gemmbench.records.record import shared_timer
+from gemmbench.spec.cases import NO_CONTEXT
 
 
 def tied_fastest(records, tolerance: float = FP32_ACCURATE_REL_ERR, max_flips: float | None = None) -> list[str]:
@@ -191,17 +192,25 @@ def dispatch_view(recommendations: list[ShapeRecommendation], context: str | Non
                 f"this run holds layers after {', '.join(contexts)} and none of them is an engine's producer",
                 "choose one with --context NAME (or --context none for the GEMMs alone)",
             )
-    wanted = None if context in (None, "none") else context
-    if wanted is not None and wanted not in contexts:
-        held = ", ".join(["none", *contexts])
-        raise UsageError(f"this run holds no layer after '{wanted}'", f"choose one of: {held}")
-    return [rec for rec in recommendations if rec.context == wanted]
+    return in_view(recommendations, context or NO_CONTEXT)
+
+
+def in_view(items: list, context: str) -> list:
+    """The `items` (recommendations, group rows: anything with a `context`) of one view: in the layer after
+    `context`, or alone (NO_CONTEXT); a UsageError naming the views held where the run holds no such view."""
+    wanted = None if context == NO_CONTEXT else context
+    held = list(dict.fromkeys(item.context for item in items))
+    if wanted not in held:
+        what = "GEMM alone" if wanted is None else f"layer after '{wanted}'"
+        views = ", ".join(NO_CONTEXT if view is None else view for view in held)
+        raise UsageError(f"this run holds no {what}", f"choose one of: {views}")
+    return [item for item in items if item.context == wanted]
 
 
 def _qualifies(record: Record, tolerance: float, max_flips: float | None = None) -> bool:
     """Accurate, timed, and where `max_flips` is given and the routing check applies (a router row), routed
     like float64 at all but at most that share of tokens (a router row without the check does not qualify)."""
-    unchecked = max_flips is None or not record.case.routed
+    unchecked = max_flips is None or not record.routed
     routes = unchecked or (record.topk_mismatch is not None and record.topk_mismatch <= max_flips)
     return accurate(record.status, record.rel_err, tolerance) and routes and decision_time_us(record) is not None
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from gemmbench.backends.base import Backend
 from gemmbench.backends.producers import PRODUCERS, Producer, context_names
 from gemmbench.backends.registry import REGISTRY
-from gemmbench.errors import BACKEND_FAILURES, GemmbenchError, first_line
+from gemmbench.errors import BACKEND_FAILURES, GemmbenchError, described
 
 ENTRY_POINT_GROUP = "gemmbench.backends"
 # A backend name goes into tables, file names and --backend lists: letters, digits, _ . - only.
@@ -110,7 +110,7 @@ def _contents_of(source: _Source) -> tuple[list, list]:
     try:
         loaded = source.load()
     except BACKEND_FAILURES as exc:  # any failure to import a plugin (a sys.exit too) is that plugin's error
-        what = f"{origin} failed to import: {type(exc).__name__}: {first_line(exc)}"
+        what = f"{origin} failed to import: {described(exc)}"
         raise GemmbenchError(what, source.fix) from None
     backends = loaded if isinstance(loaded, (list, tuple)) else getattr(loaded, "BACKENDS", None)
     producers = [] if isinstance(loaded, (list, tuple)) else getattr(loaded, "PRODUCERS", [])
@@ -161,16 +161,10 @@ def _taken(items: list, names, kind: str) -> str | None:
 
 
 def contract_problem(backend) -> str | None:
-    """What breaks the backend contract, or None: a Backend instance with a usable name, a description of
-    its code, its own prepare(), and class attributes of the types the session reads."""
-    if not isinstance(backend, Backend):
-        return f"{backend!r} is not a gemmbench.backends.Backend instance"
-    if not isinstance(backend.name, str) or not _NAME.match(backend.name):
-        return f"backend name {backend.name!r} is not letters, digits, '_', '.' or '-'"
-    if not isinstance(backend.code, str) or not backend.code:
-        return f"backend '{backend.name}' does not say what it runs (its `code` is empty)"
-    if type(backend).prepare is Backend.prepare:
-        return f"backend '{backend.name}' does not implement prepare(case, inputs)"
+    """What breaks the backend contract, or None: what every plugin item needs (`_item_problem`), and class
+    attributes of the types the session reads."""
+    if problem := _item_problem(backend, Backend, "gemmbench.backends.Backend", "prepare(case, inputs)"):
+        return problem
     for flag in ("in_default_set", "launches_with_pdl", "needs_extension"):
         if not isinstance(getattr(backend, flag), bool):
             return f"backend '{backend.name}': {flag} is {getattr(backend, flag)!r}, not True or False"
@@ -181,13 +175,21 @@ def contract_problem(backend) -> str | None:
 
 
 def _producer_problem(producer) -> str | None:
-    """What breaks the producer contract, or None: as for a backend, a name, a code and its own prepare()."""
-    if not isinstance(producer, Producer):
-        return f"{producer!r} is not a gemmbench.backends.producers.Producer instance"
-    if not isinstance(producer.name, str) or not _NAME.match(producer.name):
-        return f"producer name {producer.name!r} is not letters, digits, '_', '.' or '-'"
-    if not isinstance(producer.code, str) or not producer.code:
-        return f"producer '{producer.name}' does not say what it runs (its `code` is empty)"
-    if type(producer).prepare is Producer.prepare:
-        return f"producer '{producer.name}' does not implement prepare(case, hidden, weight, x)"
+    """What breaks the producer contract, or None."""
+    public_name = "gemmbench.backends.producers.Producer"
+    return _item_problem(producer, Producer, public_name, "prepare(case, hidden, weight, x)")
+
+
+def _item_problem(item, base: type, public_name: str, prepare: str) -> str | None:
+    """What a plugin's backend or producer lacks, or None: an instance of `base` (imported as `public_name`)
+    with a usable name, a description of its code, and its own `prepare`."""
+    kind = base.__name__.lower()
+    if not isinstance(item, base):
+        return f"{item!r} is not a {public_name} instance"
+    if not isinstance(item.name, str) or not _NAME.match(item.name):
+        return f"{kind} name {item.name!r} is not letters, digits, '_', '.' or '-'"
+    if not isinstance(item.code, str) or not item.code:
+        return f"{kind} '{item.name}' does not say what it runs (its `code` is empty)"
+    if type(item).prepare is base.prepare:
+        return f"{kind} '{item.name}' does not implement {prepare}"
     return None

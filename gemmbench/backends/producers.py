@@ -30,9 +30,8 @@ from gemmbench.backends.engines import (
     vllm_ops,
 )
 from gemmbench.errors import UsageError
-from gemmbench.spec.cases import Case
+from gemmbench.spec.cases import NO_CONTEXT, Case
 
-NO_CONTEXT = "none"
 # RMSNorm epsilon of the DeepSeek-V3/V4, Kimi-K2 and GLM configs (rms_norm_eps = 1e-6).
 RMS_NORM_EPS = 1e-6
 # Where gemmbench's norm lets a PDL dependent launch (ext/rms_norm.cu): never, at its start, after its stores.

@@ -12,7 +12,7 @@ import torch
 
 from gemmbench.backends.base import Backend
 from gemmbench.backends.ext import needs_build
-from gemmbench.errors import BACKEND_FAILURES, UsageError, first_line
+from gemmbench.errors import BACKEND_FAILURES, UsageError, described
 from gemmbench.spec.cases import Case
 
 # Built-in backends in the order tables show them: name -> (module under gemmbench.backends, class).
@@ -124,4 +124,4 @@ def is_query_failure(reason: str) -> bool:
 
 def query_failure(exc: BaseException) -> str:
     """The reason of a row whose availability query raised: the exception's type and first line."""
-    return f"{QUERY_FAILED}{type(exc).__name__}: {first_line(exc)}"
+    return f"{QUERY_FAILED}{described(exc)}"

@@ -16,7 +16,7 @@ from gemmbench.analysis.decode import decode as decode_name
 from gemmbench.analysis.fleet import fleet_report
 from gemmbench.analysis.group_advice import advise
 from gemmbench.analysis.policy import FP32_ACCURATE_REL_ERR
-from gemmbench.analysis.recommend import dispatch_view
+from gemmbench.analysis.recommend import dispatch_view, in_view
 from gemmbench.analysis.recommend import recommend as recommend_backends
 from gemmbench.cli.app import (
     ANSWER_EXIT_CODES_HELP,
@@ -128,7 +128,7 @@ def compare(
             "--fail-above",
             min=0,
             help="Exit 1 if a row is slower by more than this many percent (verdict 'slower'), or if a row "
-            "the base run timed was not timed in the new one (an error, a skip, or missing): for CI.",
+            "the base run timed was not timed in the new one (an error, a skip, no time, or missing): for CI.",
         ),
     ] = None,
     md: MdOpt = False,
@@ -245,19 +245,6 @@ ViewOpt = Annotated[
 ]
 
 
-def groups_in_view(groups: list, context: str | None) -> list:
-    """The group rows of `context` ('none': the groups alone; None: every view); a UsageError where the run
-    holds no such view."""
-    if context is None:
-        return groups
-    wanted = None if context == "none" else context
-    held = list(dict.fromkeys(g.context for g in groups))
-    if wanted not in held:
-        names = ", ".join("none" if c is None else c for c in held)
-        raise UsageError(f"this run holds no group rows after '{context}'", f"choose one of: {names}")
-    return [g for g in groups if g.context == wanted]
-
-
 @app.command(epilog=ANSWER_EXIT_CODES_HELP)
 def recommend(
     run: Annotated[Path, typer.Argument(help="A run file or CSV.")],
@@ -278,7 +265,8 @@ def recommend(
         for flag, given in (("--python", python), ("--max-flips", max_flips is not None)):
             if given:
                 raise UsageError(f"{flag} is for sweeps' router rows, not for group runs", f"drop {flag}")
-        print_group_advice(advise(groups_in_view(loaded.groups, context), tolerance), as_json, md)
+        groups = loaded.groups if context is None else in_view(loaded.groups, context)
+        print_group_advice(advise(groups, tolerance), as_json, md)
         return
     recommendations = recommend_backends(loaded.records, tolerance, None if max_flips is None else max_flips / 100)
     if not recommendations:

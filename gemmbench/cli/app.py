@@ -88,6 +88,10 @@ FLEET_EXIT_CODES_HELP = (
 )
 SHOW_EXIT_CODES_HELP = f"Exit codes: 0 shown; 1 an error (an unreadable run file); {_COMMON_EXIT_CODES}"
 DECODE_EXIT_CODES_HELP = f"Exit codes: 0 every name recognised; 1 a name not recognised; {_COMMON_EXIT_CODES}"
+TUNE_EXIT_CODES_HELP = (
+    "Exit codes: 0 every shape tuned; 1 a shape that could not be tuned (the file holds the others), or an "
+    f"error; {_COMMON_EXIT_CODES}"
+)
 KERNELS_EXIT_CODES_HELP = (
     "Exit codes: 0 every backend ran or was skipped for a stated reason, and at least one ran (or, with "
     f"--from, shown); 1 an error row, or an error; {EXIT_NO_ANSWER} every row skipped; {_COMMON_EXIT_CODES}"
@@ -193,16 +197,16 @@ def rows_phrase(count: int, kind: str = "row") -> str:
     return f"{count} {kind}{'' if count == 1 else 's'}"
 
 
-def exit_if_nothing_timed(rows, allow_empty: bool) -> None:
-    """Exit EXIT_NO_ANSWER, saying why, where no row was timed: a run that measured nothing must not pass a
-    CI job unless asked to (`--allow-empty`)."""
+def exit_if_nothing_timed(rows, allow_empty: bool | None) -> None:
+    """Exit EXIT_NO_ANSWER, saying why, where no row ran (ok): a run that measured nothing must not pass a
+    CI job unless asked to (`--allow-empty`; None: a command that runs without timing and has no such flag,
+    `gemmbench kernels`)."""
     if allow_empty or any(row.status == OK for row in rows):
         return
     skipped = "the one row was skipped" if len(rows) == 1 else f"all {rows_phrase(len(rows))} were skipped"
     what = f"{skipped} (the reasons are above)" if rows else "there were no rows"
-    err_console.print(
-        f"nothing was timed: {what} — run where they can run, or pass --allow-empty to exit 0 anyway", style="red"
-    )
+    done, escape = ("ran", "") if allow_empty is None else ("was timed", ", or pass --allow-empty to exit 0 anyway")
+    err_console.print(f"nothing {done}: {what} — run where they can run{escape}", style="red")
     raise typer.Exit(EXIT_NO_ANSWER)
 
 

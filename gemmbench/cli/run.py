@@ -12,11 +12,11 @@ from rich.console import Console
 
 from gemmbench.cli.app import (
     EXIT_CODES_HELP,
-    EXIT_NO_ANSWER,
     KERNELS_EXIT_CODES_HELP,
     app,
     err_console,
     exit_if_errored,
+    exit_if_nothing_timed,
     out_console,
     warn,
 )
@@ -75,7 +75,7 @@ from gemmbench.cli.session import (
 from gemmbench.errors import GemmbenchError, UsageError
 from gemmbench.output.format import header
 from gemmbench.output.kernels import kernel_markdown, kernel_tables
-from gemmbench.records import OK, runfile
+from gemmbench.records import runfile
 from gemmbench.records.timers import HOST_TIMER
 
 
@@ -249,6 +249,4 @@ def kernels(
         out_console.print(kernel_tables(run.records))
     if from_run is None:  # a pass of its own: its exit code says whether every backend ran, as a sweep's does
         exit_if_errored(run.records)
-        if not any(record.status == OK for record in run.records):
-            err_console.print("no backend ran here: every row was skipped (the reasons are above)", style="red")
-            raise typer.Exit(EXIT_NO_ANSWER)
+        exit_if_nothing_timed(run.records, allow_empty=None)

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from gemmbench.cache import write_json
-from gemmbench.cli.app import app, err_console, out_console, warn
+from gemmbench.cli.app import TUNE_EXIT_CODES_HELP, app, err_console, out_console, warn
 from gemmbench.cli.options import ConfigOpt, PresetOpt, QuietOpt, ShapeOpt, split_values
 from gemmbench.cli.session import plan_session, refuse_torchrun
 from gemmbench.errors import GemmbenchError, UsageError
@@ -37,7 +37,7 @@ TuneOutOpt = Annotated[
 ]
 
 
-@app.command()
+@app.command(epilog=TUNE_EXIT_CODES_HELP)
 def tune(
     preset: PresetOpt = None,
     config: ConfigOpt = None,

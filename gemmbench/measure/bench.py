@@ -13,7 +13,7 @@ import torch
 
 from gemmbench.backends import Backend, ext
 from gemmbench.backends.registry import ask_unavailable
-from gemmbench.errors import BACKEND_FAILURES, first_line
+from gemmbench.errors import BACKEND_FAILURES, described, first_line
 from gemmbench.measure.layers import Timed, Unit
 from gemmbench.measure.routing_data import RoutingData
 from gemmbench.records import ClockSummary
@@ -263,7 +263,7 @@ def error_reason(exc: BaseException) -> str:
     """An error row's reason: the exception's type and the first line of its message."""
     if is_allocation_failure(exc):
         return "out of memory"
-    return f"{type(exc).__name__}: {first_line(exc)}"[:MAX_ERROR_CHARS]
+    return f"{described(exc)}"[:MAX_ERROR_CHARS]
 
 
 def graph_failure_note(exc: BaseException) -> str:

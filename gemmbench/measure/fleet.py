@@ -17,6 +17,7 @@ write every point it did not report as an error row naming it.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
 import signal
@@ -109,9 +110,11 @@ def _join_fleet(fleet: Fleet) -> None:
     text = os.environ.get(TIMEOUT_ENV, str(COLLECTIVE_TIMEOUT_S))
     try:
         timeout_s = float(text)
+        if not (math.isfinite(timeout_s) and timeout_s > 0):
+            raise ValueError(text)
     except ValueError:
         raise GemmbenchError(
-            f"{TIMEOUT_ENV}={text!r} is not a number of seconds", f"set it like {TIMEOUT_ENV}=600"
+            f"{TIMEOUT_ENV}={text!r} is not a positive number of seconds", f"set it like {TIMEOUT_ENV}=600"
         ) from None
     try:
         dist.init_process_group("gloo", timeout=timedelta(seconds=timeout_s))

@@ -24,7 +24,7 @@ import torch
 
 from gemmbench.backends.producers import Producer
 from gemmbench.backends.registry import ask_unavailable, is_query_failure
-from gemmbench.errors import BACKEND_FAILURES, first_line
+from gemmbench.errors import BACKEND_FAILURES, described
 from gemmbench.spec.cases import Case
 from gemmbench.timing.inputs import TORCH_DTYPES
 from gemmbench.timing.timers import Samples
@@ -100,7 +100,7 @@ def producer_calls(
         try:
             calls.append(producer.prepare(case, hidden, weight.to(dtype), x))
         except BACKEND_FAILURES as exc:
-            raise ProducerFailed.of(producer, f"prepare raised {type(exc).__name__}: {first_line(exc)}") from exc
+            raise ProducerFailed.of(producer, f"prepare raised {described(exc)}") from exc
     return calls
 
 
@@ -111,7 +111,7 @@ def produced(producer: Producer, call: Callable[[], torch.Tensor], x: torch.Tens
     try:
         written = call()
     except BACKEND_FAILURES as exc:
-        raise ProducerFailed.of(producer, f"its call raised {type(exc).__name__}: {first_line(exc)}") from exc
+        raise ProducerFailed.of(producer, f"its call raised {described(exc)}") from exc
     if not isinstance(written, torch.Tensor):
         raise ProducerFailed.of(producer, f"its call returned {type(written).__name__}, not the x it wrote")
     if (written.shape, written.dtype, written.device) != (x.shape, x.dtype, x.device):

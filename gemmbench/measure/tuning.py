@@ -14,6 +14,7 @@ import torch
 
 from gemmbench.backends import Backend, GemmCall, GemmInputs
 from gemmbench.backends import router_small_m_tuning as tuning
+from gemmbench.backends.registry import ask_unavailable
 from gemmbench.backends.router_small_m import RouterSmallM
 from gemmbench.errors import BACKEND_FAILURES, GemmbenchError
 from gemmbench.measure.bench import Bench, MeasureOptions, error_reason, ignore
@@ -22,6 +23,11 @@ from gemmbench.spec.cases import Case
 from gemmbench.timing import timers
 from gemmbench.timing.inputs import input_copies, make_inputs, rotating
 from gemmbench.timing.stopping import StoppingRule
+
+
+class TuningNeedsGpu(Exception):
+    """A tuner asked for device times off a GPU. Not a RuntimeError: `time_candidates` drops a candidate
+    that raises one (a configuration this GPU cannot run), and this is no candidate's fault."""
 
 
 class CaseTimer:
@@ -40,7 +46,7 @@ class CaseTimer:
 
     def device_time_us(self, prepare: Callable[[GemmInputs], GemmCall], rule: StoppingRule) -> float:
         if self.bench.device.type != "cuda":  # a plugin's tune() on the CPU: its row says why, not CUDAGraph's
-            raise RuntimeError("the candidate timer times CUDA graphs: tuning needs a CUDA device")
+            raise TuningNeedsGpu("the candidate timer times CUDA graphs: tuning needs a CUDA device")
         call = rotating([prepare(inputs) for inputs in self.copies])
         call()  # once eagerly: what a CUDA graph cannot capture (lazy initialisation) happens here
         unit = Unit(call, len(self.copies), LayerWork(((self.case,),)))
@@ -72,7 +78,7 @@ def compile_ahead(backends: list[Backend], cases: list[Case], device: torch.devi
     the backend's to meet again at first launch, where its row reports it: here it is ignored."""
     for backend in backends:
         try:
-            runs = [case for case in cases if backend.unavailable_reason(case, device) is None]
+            runs = [case for case in cases if ask_unavailable(backend.unavailable_reason, case, device) is None]
             if runs:
                 backend.compile_ahead(runs, device)
         except BACKEND_FAILURES:

@@ -75,7 +75,7 @@ def _module_docstring(recommendations: list[ShapeRecommendation], provenance: Pr
     tolerance = recommendations[0].tolerance if recommendations else FP32_ACCURATE_REL_ERR
     measured = ", ".join(part for part in (f"{gpu}{arch}", software, provenance.started or "date not recorded") if part)
     paragraphs = [
-        f"Measured in {_docstring_safe(source)}: {measured}."
+        f"Measured in {source}: {measured}."
         + (f" Chosen by the {recommendations[0].figure}." if recommendations else "")
         + f" The fastest backend with rel_err <= {tolerance:g} at each measured M; ties within "
         f"{SAME_TOLERANCE:.0%} go to the first of {', '.join(PREFERENCE)}.",
@@ -90,7 +90,9 @@ def _module_docstring(recommendations: list[ShapeRecommendation], provenance: Pr
             line
             for index, paragraph in enumerate(paragraphs)
             for line in ([""] if index else [])
-            + textwrap.fill(paragraph, GENERATED_WIDTH, break_on_hyphens=False, break_long_words=False).splitlines()
+            + textwrap.fill(
+                _docstring_safe(paragraph), GENERATED_WIDTH, break_on_hyphens=False, break_long_words=False
+            ).splitlines()
         ),
         '"""',
         "",
@@ -98,7 +100,8 @@ def _module_docstring(recommendations: list[ShapeRecommendation], provenance: Pr
 
 
 def _docstring_safe(text: str) -> str:
-    """`text` (a path) as it may stand in a docstring: backslashes doubled (`C:\\Users`, `\\N`), no closing quotes."""
+    """`text` (from a run file: its path, its GPU's name) as it may stand in a docstring: backslashes
+    doubled (`C:\\Users`, `\\N`), no closing quotes."""
     return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
 
 

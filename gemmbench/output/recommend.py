@@ -65,7 +65,7 @@ def why_not_qualified(record: Record, tolerance: float, max_flips: float | None 
         return "no relative error recorded"
     if record.rel_err > tolerance:
         return f"rel_err {record.rel_err:.1e} > {tolerance:g}"
-    if max_flips is not None and record.case.routed and record.topk_mismatch is None:
+    if max_flips is not None and record.routed and record.topk_mismatch is None:
         return "no routing check recorded"
     if max_flips is not None and record.topk_mismatch > max_flips:
         return f"top-k≠ {record.topk_mismatch:.2%} > {max_flips:.2%}"

@@ -31,9 +31,22 @@ if TYPE_CHECKING:
 KERNEL_SEPARATOR = " ; "
 # Raw samples (`--keep-samples`) in a CSV cell: numbers separated by spaces.
 SAMPLE_SEPARATOR = " "
+
+
+def _whole_number(text: str) -> int:
+    """An integer cell, also as a float that is whole (`3501.0`: a CSV that pandas read and wrote again)."""
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)
+        if not value.is_integer():
+            raise
+        return int(value)
+
+
 # Reading a CSV cell as the value its column holds (empty cells of nullable columns are None).
 _CELL_PARSERS = {
-    "Int64": lambda text: _whole_number(text),
+    "Int64": _whole_number,
     "float64": float,
     "boolean": lambda text: {"True": True, "False": False}[text],
     "string": str,
@@ -135,7 +148,8 @@ def rows_from_csv(path: Path) -> tuple[list[Record], list[GroupRecord], bool]:
             f"{path}'s header ends in '{frame.columns[-1]}', no column of an export: cut short?", malformed
         )
     if frame.empty:
-        raise GemmbenchError(f"{path} holds a header and no rows", malformed)
+        cut = "" if whole else " whole (its one row was cut short)"
+        raise GemmbenchError(f"{path} holds a header and no rows{cut}", malformed)
     known = [c for c in columns(record_type) if c.name in frame.columns]
     # An export of a version-1 run: its rows hold times alone, beside figures after a producer (dropped).
     older = any(column in frame.columns for column in V1_IN_CONTEXT_COLUMNS)
@@ -164,23 +178,12 @@ def _whole_rows(text: str) -> tuple[str, bool]:
     whether it was whole. A last line without its newline but with every field is whole."""
     lines = text.split("\n")
     last = lines[-1]
-    if len(lines) < 3 or not last:  # a header alone, or a file that ends in its newline
+    if len(lines) < 2 or not last:  # a header alone, or a file that ends in its newline
         return text, True
     fields = lambda line: len(next(csv.reader([line]), []))  # noqa: E731
     if fields(last) >= fields(lines[0]):
         return text, True
     return "\n".join(lines[:-1]) + "\n", False
-
-
-def _whole_number(text: str) -> int:
-    """An integer cell, also as a float that is whole (`3501.0`: a CSV that pandas read and wrote again)."""
-    try:
-        return int(text)
-    except ValueError:
-        value = float(text)
-        if not value.is_integer():
-            raise
-        return int(value)
 
 
 def _numbers(text: str) -> list:

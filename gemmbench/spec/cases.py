@@ -14,6 +14,8 @@ DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 # (input, output) dtype pairs that gemmbench's backends run: the GEMMs this tool exists for.
 RUNNABLE_DTYPES = (("bf16", "fp32"),)
 ROLES = ("router", "attention")
+# The view of a GEMM alone, with no producer before it, as `--context` names it.
+NO_CONTEXT = "none"
 CUSTOM_ROLE = "custom"
 # Largest M, N or K: cuBLAS takes GEMM dimensions as 32-bit signed integers.
 MAX_DIMENSION = 2**31 - 1
