@@ -180,3 +180,26 @@ def test_the_timing_inputs_take_the_users_weight_and_hidden_states_where_they_fi
     assert torch.equal(inputs.x[:3], hidden) and torch.equal(inputs.x[3:6], hidden)  # 3 states, repeated to M = 8
     other = data.gemm_inputs(Case("Other", "router", "router", 8, 2 * N, 2 * K), torch.device("cpu"), seed=0)
     assert other.w.shape == (2 * N, 2 * K)  # a shape they do not fit: random inputs
+
+
+@pytest.mark.parametrize(
+    "selection, data, message",
+    [
+        (["--preset", "deepseek-v3"], "weights", "[64, 256] fits no routed GEMM here (N x K of 256x7168)"),
+        (["--preset", "deepseek-v3"], "activations", "[128, 256] fits no routed GEMM here (K of 256x7168 (N x K))"),
+        (["--shape", "64x256"], "activations", "no GEMM of this sweep is routed"),
+    ],
+)
+def test_routing_data_that_no_row_would_use_is_an_error_not_silence(tmp_path, checkpoint, selection, data, message):
+    path, _ = checkpoint
+    torch.save(torch.randn(T, K).bfloat16(), tmp_path / "x.pt")
+    given = ["--weights", path] if data == "weights" else ["--activations", tmp_path / "x.pt"]
+    args = ["sweep", *selection, "--m", "1", "-b", "upcast", "--device", "cpu", "--no-save", *given]
+    result = runner.invoke(app, [str(a) for a in args], prog_name="gemmbench")
+    assert result.exit_code == 1 and message in result.stderr, result.output
+
+
+def test_an_activations_tensor_without_an_activations_file_is_a_usage_error():
+    args = ["sweep", "--shape", "8x16", "--m", "1", "--device", "cpu", "--activations-tensor", "hidden"]
+    result = runner.invoke(app, args, prog_name="gemmbench")
+    assert result.exit_code == 2 and "--activations-tensor names a tensor of an --activations file" in result.stderr

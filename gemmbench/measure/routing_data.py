@@ -85,6 +85,22 @@ class RoutingData:
         activations = self.activations is not None and self.activations.tensor.shape[1] == case.k
         return weight, activations
 
+    def unused(self, cases: list[Case]) -> str | None:
+        """What of the data no case of a sweep would use, or None: data given where no case is routed (a
+        router GEMM with top_k), a weight or activations that fit none of the routed cases' shapes. A row's
+        routing_inputs says what it used; data that no row uses is a mistake to say, not to skip."""
+        routed = [case for case in cases if case.routed]
+        if not routed:
+            return "no GEMM of this sweep is routed (a router with top_k), so the routing data would go unused"
+        shapes = ", ".join(dict.fromkeys(f"{case.n}x{case.k}" for case in routed))
+        for given, fits in ((self.weight, 0), (self.activations, 1)):
+            if given is not None and not any(self.fits(case)[fits] for case in routed):
+                wanted = f"N x K of {shapes}" if fits == 0 else f"K of {shapes} (N x K)"
+                return (
+                    f"{given.file.name}'s '{given.name}' {list(given.tensor.shape)} fits no routed GEMM here ({wanted})"
+                )
+        return None
+
     def inputs_for(self, case: Case, tokens: int, device: torch.device, seed: int) -> RoutingInputs:
         """The check's inputs for `case`: the file's tensors where they fit its shape, synthetic ones elsewhere."""
         synthetic = synthetic_inputs(case, tokens, device, seed, self.synthetic)
@@ -271,6 +287,8 @@ def load_routing_data(
     weight, bias = load_weights(weights, weight_tensor, bias_tensor) if weights else (None, None)
     if weights is None and (weight_tensor or bias_tensor):
         raise UsageError("--weight-tensor/--bias-tensor name tensors of a --weights file", "give --weights FILE")
+    if activations_tensor and (activations is None or activations in SYNTHETIC):
+        raise UsageError("--activations-tensor names a tensor of an --activations file", "give --activations FILE")
     synthetic, loaded = NORMAL, None
     if activations in SYNTHETIC:
         synthetic = activations

@@ -21,7 +21,7 @@ import torch
 from gemmbench.backends import REGISTRY, Backend, select_backends
 from gemmbench.backends.plugins import load_plugins
 from gemmbench.backends.producers import NO_CONTEXT, Producer, select_producers
-from gemmbench.errors import UsageError
+from gemmbench.errors import GemmbenchError, UsageError
 from gemmbench.measure import environment, roofline
 from gemmbench.measure.bench import Bench, MeasureOptions, Variant, ignore, variants
 from gemmbench.measure.groups import measure_groups, profile_groups
@@ -207,6 +207,9 @@ def plan_sweep(
     producers = select_producers(context)
     dev = environment.select_device(device)
     cases, m_values = _cases(presets, configs, shapes, roles, m, dev)
+    routing_data = load_routing_data(weights, weight_tensor, bias_tensor, activations, activations_tensor)
+    if routing_data is not None and (unused := routing_data.unused(cases)):
+        raise GemmbenchError(unused, "give data of the sweep's router GEMMs, or the presets of the model it is from")
     options = MeasureOptions(
         warmup_s=POINT_WARMUP_S if warmup_ms is None else warmup_ms / 1e3,
         target=FixedCount(samples) if samples else Target(ci_rel=target_ci_pct / 100, budget_s=budget_ms / 1e3),
@@ -216,7 +219,7 @@ def plan_sweep(
         capture_kernels=kernels,
         keep_samples=keep_samples,
         placements=placements or (PLACEMENTS if dev.type == "cuda" else 1),
-        routing_data=load_routing_data(weights, weight_tensor, bias_tensor, activations, activations_tensor),
+        routing_data=routing_data,
     )
     return SweepPlan(
         cases=cases,
