@@ -67,3 +67,17 @@ def test_a_group_run_becomes_a_frame_of_its_group_rows():
     assert list(frame.columns) == column_names(GroupRecord) and len(frame) == len(run.groups) > 0
     assert pd.api.types.is_float_dtype(frame["parallel_device_median_us"])
     assert frame["members"].map(lambda members: members is None or isinstance(members, list)).all()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"samples": 5, "target_ci_pct": 3.0}, "samples samples a fixed count, so target_ci_pct would have no effect"),
+        ({"budget_ms": float("inf")}, "budget_ms = inf is not a number from 1 to 60000"),
+        ({"warmup_ms": float("inf")}, "warmup_ms = inf is not a number from 0 to 10000"),
+        ({"target_ci_pct": 1000.0}, "target_ci_pct = 1000.0 is not a number from 0.01 to 100"),
+    ],
+)
+def test_the_python_api_refuses_what_the_command_line_refuses(options, message):
+    with pytest.raises(UsageError, match=message):
+        gemmbench.sweep(shapes=["8x16"], m=[1], device="cpu", **options)

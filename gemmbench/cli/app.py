@@ -63,11 +63,11 @@ EXIT_PIPE_CLOSED = 141
 # Exit code of a run that timed nothing (every row skipped) and of a recommendation with no answer for some
 # shape: apart from 1 (an error row) so that a CI job can tell "nothing here to measure" from "broken".
 EXIT_NO_ANSWER = 3
-# The exit codes, as the help of the commands that measure or decide lists them.
+# The exit codes, as the help of the commands that measure (sweep, group) lists them.
 EXIT_CODES_HELP = (
     "Exit codes: 0 every row timed or skipped for a stated reason, and at least one timed; 1 an error row, "
     "or an error; 2 a bad command line; "
-    f"{EXIT_NO_ANSWER} nothing timed (every row skipped), or no backend qualified for some shape; "
+    f"{EXIT_NO_ANSWER} nothing timed (every row skipped; --allow-empty makes it 0); "
     f"{EXIT_INTERRUPTED} interrupted (Ctrl-C), what finished kept; {EXIT_PIPE_CLOSED} stdout closed early "
     "(a pipe's reader exited), the run file kept."
 )

@@ -15,16 +15,16 @@ from gemmbench.records.runfile import ensure_writable_file
 from gemmbench.spec.parse import CPU_DEFAULT_M, DEFAULT_M, parse_m_list, parse_shape
 from gemmbench.spec.presets import DEFAULT_PRESET, check_roles, select_gemms
 from gemmbench.timing.defaults import (
-    DEVICE_BUDGET_S,
-    DEVICE_TARGET_CI_REL,
     EAGER_WINDOW_S,
     EAGER_WINDOWS,
+    MAX_BUDGET_MS,
     MAX_EAGER_WINDOWS,
     MAX_PLACEMENTS,
+    MAX_WARMUP_MS,
     PLACEMENTS,
     POINT_WARMUP_S,
 )
-from gemmbench.timing.stopping import MAX_SAMPLES
+from gemmbench.timing.stopping import MAX_SAMPLES, rule_conflict, rule_options_given
 
 
 def split_values(values: list[str] | None) -> list[str]:
@@ -167,13 +167,12 @@ HotOpt = Annotated[
     ),
 ]
 # The defaults of --target-ci and --budget-ms, in the options' units.
-DEFAULT_TARGET_CI_PCT = DEVICE_TARGET_CI_REL * 100
-DEFAULT_BUDGET_MS = DEVICE_BUDGET_S * 1e3
 TargetCiOpt = Annotated[
     float,
     typer.Option(
         "--target-ci",
         min=0.01,
+        max=100,
         help="Sample the device time (CUDA graphs) until the 95% CI of its median is within ± this many percent...",
     ),
 ]
@@ -182,6 +181,7 @@ BudgetOpt = Annotated[
     typer.Option(
         "--budget-ms",
         min=1,
+        max=MAX_BUDGET_MS,
         help="...or until this many ms of sampling per row (its placements share them); rows that miss the target are "
         "flagged noisy. "
         f"(The eager latency is sampled in {EAGER_WINDOWS} windows of {EAGER_WINDOW_S * 1e3:g} ms interleaved "
@@ -193,6 +193,7 @@ WarmupOpt = Annotated[
     typer.Option(
         "--warmup-ms",
         min=0,
+        max=MAX_WARMUP_MS,
         help=f"Warm-up time per point before timing, in ms (default {POINT_WARMUP_S * 1e3:g}).",
     ),
 ]
@@ -332,19 +333,14 @@ ContextOpt = Annotated[
 
 def given_timer_flags(samples: int | None, target_ci: float, budget_ms: float) -> list[str]:
     """The device timer's options given (a value other than its default counts as given)."""
-    defaults = {"--samples": None, "--target-ci": DEFAULT_TARGET_CI_PCT, "--budget-ms": DEFAULT_BUDGET_MS}
-    values = {"--samples": samples, "--target-ci": target_ci, "--budget-ms": budget_ms}
-    return [flag for flag, value in values.items() if value != defaults[flag]]
+    return rule_options_given(samples, target_ci, budget_ms, ("--samples", "--target-ci", "--budget-ms"))
 
 
 def refuse_timer_conflicts(given: list[str]) -> None:
     """--samples is a fixed count instead of the stopping rule that --target-ci and --budget-ms set: both at
     once ask for two things."""
-    rule = [flag for flag in given if flag != "--samples"]
-    if "--samples" in given and rule:
-        raise UsageError(
-            f"--samples samples a fixed count, so {' and '.join(rule)} would have no effect", "give one or the other"
-        )
+    if conflict := rule_conflict(given, "--samples"):
+        raise UsageError(conflict, "give one or the other")
 
 
 def warn_if_out_dir_unused(no_save: bool, out_dir: Path) -> None:

@@ -21,9 +21,7 @@ from gemmbench.cli.app import (
     warn,
 )
 from gemmbench.cli.options import (
-    DEFAULT_BUDGET_MS,
     DEFAULT_OUT_DIR,
-    DEFAULT_TARGET_CI_PCT,
     ActivationsOpt,
     ActivationsTensorOpt,
     AllowEmptyOpt,
@@ -77,6 +75,7 @@ from gemmbench.output.format import header
 from gemmbench.output.kernels import kernel_markdown, kernel_tables
 from gemmbench.records import runfile
 from gemmbench.records.timers import HOST_TIMER
+from gemmbench.timing.defaults import DEFAULT_BUDGET_MS, DEFAULT_TARGET_CI_PCT
 
 
 @app.command(epilog=EXIT_CODES_HELP)

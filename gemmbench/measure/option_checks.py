@@ -5,6 +5,7 @@ UsageError before any work."""
 from __future__ import annotations
 
 from gemmbench.errors import UsageError
+from gemmbench.timing.defaults import MAX_BUDGET_MS, MAX_WARMUP_MS
 from gemmbench.timing.inputs import MAX_COLD_COPIES
 
 # torch.Generator.manual_seed takes a signed 64-bit seed, and the sweep adds up to a copy's index (and one,
@@ -12,6 +13,8 @@ from gemmbench.timing.inputs import MAX_COLD_COPIES
 MAX_SEED = 2**63 - 1 - MAX_COLD_COPIES - 1
 # The tightest device-time interval a sweep may ask for, in percent (the command line's --target-ci minimum).
 MIN_TARGET_CI_PCT = 0.01
+# ...and the loosest: an interval as wide as the median itself (the command line's --target-ci maximum).
+MAX_TARGET_CI_PCT = 100.0
 
 
 def check_lists(**lists) -> None:
@@ -19,7 +22,8 @@ def check_lists(**lists) -> None:
     one by one."""
     for name, value in lists.items():
         if isinstance(value, str):
-            raise UsageError(f"{name} = {value!r} is a string, not a list", f"pass {name}=[{value!r}]")
+            items = [item.strip() for item in value.split(",")]  # "a,b": as the command line would split it
+            raise UsageError(f"{name} = {value!r} is a string, not a list", f"pass {name}={items!r}")
 
 
 def check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms) -> None:
@@ -30,11 +34,14 @@ def check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_c
     for name, value in flags.items():
         if not isinstance(value, bool):
             raise UsageError(f"{name} = {value!r} is not True or False", f"pass {name}=True or {name}=False")
-    for name, value, lowest in (("target_ci_pct", target_ci_pct, MIN_TARGET_CI_PCT), ("budget_ms", budget_ms, 1.0)):
-        if not _is_number(value) or not value >= lowest:
-            raise UsageError(f"{name} = {value!r} is not a number >= {lowest:g}", f"give {name} >= {lowest:g}")
-    if warmup_ms is not None and (not _is_number(warmup_ms) or not warmup_ms >= 0):
-        raise UsageError(f"warmup_ms = {warmup_ms!r} is not a number >= 0", "give warmup_ms >= 0, or None")
+    bounded = (
+        ("target_ci_pct", target_ci_pct, MIN_TARGET_CI_PCT, MAX_TARGET_CI_PCT),
+        ("budget_ms", budget_ms, 1.0, MAX_BUDGET_MS),
+        ("warmup_ms", 0.0 if warmup_ms is None else warmup_ms, 0.0, MAX_WARMUP_MS),
+    )
+    for name, value, lowest, most in bounded:
+        if not _is_number(value) or not lowest <= value <= most:
+            raise UsageError(f"{name} = {value!r} is not a number from {lowest:g} to {most:g}", "give one in range")
 
 
 def check_count(name: str, value, most: int, default: str) -> None:

@@ -37,14 +37,14 @@ from gemmbench.spec.parse import CPU_DEFAULT_M, DEFAULT_M, build_cases, parse_m_
 from gemmbench.spec.presets import DEFAULT_PRESET, select_gemms
 from gemmbench.spec.steps import MEASURE, PROFILE, Step
 from gemmbench.timing.defaults import (
-    DEVICE_BUDGET_S,
-    DEVICE_TARGET_CI_REL,
+    DEFAULT_BUDGET_MS,
+    DEFAULT_TARGET_CI_PCT,
     MAX_PLACEMENTS,
     PLACEMENTS,
     POINT_WARMUP_S,
 )
 from gemmbench.timing.inputs import COLD, HOT
-from gemmbench.timing.stopping import MAX_SAMPLES, FixedCount, Target
+from gemmbench.timing.stopping import MAX_SAMPLES, FixedCount, Target, rule_conflict, rule_options_given
 
 # What every session measures on (`session_bench`): the one seam between the driver and the executor,
 # where the tests put a made-up device instead (tests/fakes.py).
@@ -177,8 +177,8 @@ def plan_sweep(
     backends: Sequence[str] = (),
     device: str = "auto",
     hot: bool = False,
-    target_ci_pct: float = DEVICE_TARGET_CI_REL * 100,
-    budget_ms: float = DEVICE_BUDGET_S * 1e3,
+    target_ci_pct: float = DEFAULT_TARGET_CI_PCT,
+    budget_ms: float = DEFAULT_BUDGET_MS,
     warmup_ms: float | None = None,
     seed: int = 0,
     kernels: bool = True,
@@ -202,6 +202,9 @@ def plan_sweep(
     check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms)
     check_count("placements", placements, MAX_PLACEMENTS, f"None for the default ({PLACEMENTS} on a GPU, 1 on the CPU)")
     check_count("samples", samples, MAX_SAMPLES, "None for the --target-ci/--budget-ms rule")
+    given = rule_options_given(samples, target_ci_pct, budget_ms, ("samples", "target_ci_pct", "budget_ms"))
+    if conflict := rule_conflict(given, "samples"):
+        raise UsageError(conflict, "give one or the other")
     check_lists(presets=presets, configs=configs, shapes=shapes, roles=roles, backends=backends, plugins=plugins)
     load_plugins(list(plugins))
     producers = select_producers(context)

@@ -13,6 +13,9 @@ POINT_WARMUP_S = 0.005
 DEVICE_TARGET_CI_REL = 0.01
 DEVICE_BUDGET_S = 0.2
 DEVICE_MIN_TIME_S = 0.01
+# ...as the options give them (--target-ci, --budget-ms; target_ci_pct, budget_ms).
+DEFAULT_TARGET_CI_PCT = DEVICE_TARGET_CI_REL * 100
+DEFAULT_BUDGET_MS = DEVICE_BUDGET_S * 1e3
 
 # Eager latency: at least this many windows per point and backend, each sampling for about this long.
 # Window medians of eager mm_out_dtype at M = 2 on one H200 host ranged 22.7-40.9 us over 15 s (the
@@ -37,3 +40,8 @@ EAGER_WINDOW_S = 0.003
 # pair call 3 rows faster and flagged up to 137 of 254 rows noisy. A GPU's default; one on the CPU.
 PLACEMENTS = 6
 MAX_PLACEMENTS = 64  # more only multiplies the graphs a point captures (each placement's)
+
+# The most a sweep may be asked to spend per row sampling the device time, and warming up per point: a
+# minute and ten seconds (beyond, a default sweep of 254 rows would take hours: a typo, or infinity).
+MAX_BUDGET_MS = 60_000.0
+MAX_WARMUP_MS = 10_000.0

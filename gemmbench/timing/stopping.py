@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gemmbench.timing.defaults import (
+    DEFAULT_BUDGET_MS,
+    DEFAULT_TARGET_CI_PCT,
     DEVICE_BUDGET_S,
     DEVICE_MIN_TIME_S,
     DEVICE_TARGET_CI_REL,
@@ -214,3 +216,19 @@ class EagerWindows:
         """Whether a call sampled in `windows` windows gets another; `unsteady()` (asked only once it has
         `least`) says whether their medians still disagree."""
         return windows < self.most and (windows < self.least or unsteady())
+
+
+def rule_options_given(samples: int | None, target_ci_pct: float, budget_ms: float, names: Sequence[str]) -> list[str]:
+    """The device timer's options given, by their `names` (samples, target, budget: as the command line or
+    the Python API spells them): a value other than its default counts as given."""
+    values, defaults = (samples, target_ci_pct, budget_ms), (None, DEFAULT_TARGET_CI_PCT, DEFAULT_BUDGET_MS)
+    return [name for name, value, default in zip(names, values, defaults, strict=True) if value != default]
+
+
+def rule_conflict(given: list[str], samples_name: str) -> str | None:
+    """What is wrong where a fixed count (`FixedCount`, named `samples_name`) is given beside the `Target`
+    rule's options, which it would ignore; None where it is not."""
+    rule = [name for name in given if name != samples_name]
+    if samples_name in given and rule:
+        return f"{samples_name} samples a fixed count, so {' and '.join(rule)} would have no effect"
+    return None
