@@ -926,3 +926,9 @@ def test_a_csv_cut_short_in_its_first_row_is_an_incomplete_run(tmp_path):
     cut.write_text(f"{header}\n{first[:60]}")
     with pytest.raises(GemmbenchError, match=r"holds a header and no rows whole \(its one row was cut short\)"):
         load_run(cut)
+
+
+def test_csv_and_json_to_one_file_are_refused_before_any_work(tmp_path):
+    same = tmp_path / "out.x"
+    result = invoke("show", COLD_A, "--csv", same, "--json", tmp_path / "." / "out.x")
+    assert result.exit_code == 2 and "the JSON would overwrite the CSV" in result.stderr and not same.exists()

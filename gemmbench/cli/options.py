@@ -302,12 +302,15 @@ def routing_files(weights, weight_tensor, bias_tensor, activations, activations_
 
 
 def check_exports(csv: str | None, json_path: str | None) -> None:
-    """Before any work: each export path can be written, and at most one of them is stdout."""
+    """Before any work: each export path can be written, and they are not the same (stdout, or one file the
+    second export would overwrite)."""
     for path, example in ((csv, "results.csv"), (json_path, "run.json")):
         if path:
             ensure_writable_file(path, example)
     if csv == "-" and json_path == "-":
         raise UsageError("--csv - and --json - both ask for stdout", "send one of them to a file")
+    if csv and json_path and csv != "-" and Path(csv).resolve() == Path(json_path).resolve():
+        raise UsageError(f"--csv and --json both name {csv}: the JSON would overwrite the CSV", "give two files")
 
 
 def one_format(*flags: tuple[str, bool]) -> None:

@@ -311,10 +311,11 @@ def legend_lines(records: list[Record], markdown: bool, rel_err_label: str = _CE
         )
     if any(r.topk_mismatch is not None for r in ok):
         lines.append(
-            f"top-k≠: share of {ROUTING_TOKENS} tokens (at a larger M, of one batch of M repeating them) routed to "
-            "other experts than with the float64 logits, by the model's routing function (plain top-k for a "
-            "shape); weights: the largest L1 distance of a token's routing weights; load: the largest change of "
-            "an expert's load, relative to the mean (docs/routing.md)"
+            f"top-k≠: share of the tokens checked ({ROUTING_TOKENS} synthetic ones, or those of the run's activations "
+            "file: routing_inputs; at a larger M, one batch of M repeating them) routed to other experts than "
+            "with the float64 logits, by the model's routing function (plain top-k for a shape); weights: the "
+            "largest L1 distance of a token's routing weights; load: the largest change of an expert's load, "
+            "relative to the mean (docs/routing.md)"
         )
     if any(r.noisy for r in ok):
         windows = f"window medians spread beyond ±{EAGER_STEADY_CI_REL:.0%} (the host's state moved)"
