@@ -129,7 +129,7 @@ def test_a_rank_that_stops_leaves_the_others_rows_and_is_named(tmp_path, fault, 
     assert by_m[1].status == by_m[2].status == "ok" and (by_m[1].rank, by_m[2].rank) == (0, 1)
     # every row of the unreported point, alone and in its layer
     assert [(r.context, r.status) for r in run.records if r.m == 8] == [(None, "error"), ("copy", "error")]
-    assert by_m[8].reason.startswith("not measured: rank 1 did not report it")
+    assert by_m[8].reason.startswith("not measured: the fleet stopped before rank 1 reported it")
     assert cause in by_m[8].reason
     assert "Traceback" not in process.stderr.split("gemmbench")[-1]
 
@@ -192,3 +192,18 @@ def test_a_fleet_timeout_that_is_no_positive_number_is_refused(monkeypatch, time
     args = ["sweep", "--shape", "8x16", "--m", "1", "--backend", "upcast", "--device", "cpu", "--no-save", "-q"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1 and "is not a positive number of seconds" in result.stderr, result.output
+
+
+def test_ctrl_c_in_a_fleet_is_an_interruption_not_a_failure_and_placeholders_do_not_count_as_finished():
+    import torch
+
+    from gemmbench.output.sweep import incomplete_note
+    from gemmbench.records import ERROR, OK, Provenance, Record, Run
+    from gemmbench.records.record import NOT_MEASURED
+    from gemmbench.spec.cases import Case
+
+    fleet = distributed.FleetDistribution(distributed.Fleet(0, 2, 0), "points", torch.device("cpu"))
+    assert fleet.stopped(KeyboardInterrupt(), []) == (None, [])
+    case = Case("m", "router", "router", 1, 8, 16)
+    rows = [Record.for_case(case, "a", OK), Record.for_case(case, "b", ERROR, f"{NOT_MEASURED}the fleet stopped")]
+    assert incomplete_note(Run(Provenance(), rows, planned=4, complete=False)) == "1 of 4 rows finished"

@@ -34,6 +34,7 @@ from gemmbench.errors import GemmbenchError, first_line
 from gemmbench.measure.session import SweepCallbacks, SweepPlan, SweepResult, run_session
 from gemmbench.records import ERROR, Record
 from gemmbench.records.provenance import FleetProvenance, Provenance
+from gemmbench.records.record import NOT_MEASURED
 from gemmbench.version import __version__
 
 SPLIT_POINTS = "points"
@@ -207,9 +208,12 @@ class FleetDistribution:
 
     def stopped(self, exc: BaseException, measured: list) -> tuple[str | None, list]:
         """Why the fleet stopped, and the rows to keep: this rank's of the round not gathered, and on rank 0
-        an error row for every row of every point a rank did not report."""
-        reason = _gist(exc)
+        an error row for every row of every point a rank did not report. Ctrl-C (torchrun passes it to every
+        rank) is no failure: the run is interrupted, as one process's is, with what finished."""
         left = self._kept_rows(self.rank, measured[len(self._positions[self.rank]) :])
+        if isinstance(exc, KeyboardInterrupt):
+            return None, left
+        reason = _gist(exc)
         return reason, left + (self._unreported(reason) if self.leader else [])
 
     def _keeps(self, rank: int) -> bool:
@@ -234,7 +238,7 @@ class FleetDistribution:
                                 case,
                                 variant.name,
                                 ERROR,
-                                f"not measured: rank {rank} did not report it ({reason})",
+                                f"{NOT_MEASURED}the fleet stopped before rank {rank} reported it ({reason})",
                                 pdl=variant.pdl,
                                 context=producer.name if producer else None,
                                 rank=rank,

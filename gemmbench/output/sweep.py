@@ -25,6 +25,7 @@ from gemmbench.output.format import (
 )
 from gemmbench.records import ERROR, OK, SKIPPED, Record, Run, after_context, by_shape
 from gemmbench.records.flags import EAGER_STEADY_CI_REL, ROUTING_TOKENS, THROTTLE_CLOCK_FRACTION
+from gemmbench.records.record import NOT_MEASURED
 from gemmbench.records.timers import median_of
 
 # Marks the fastest accurate time beside its color, which a pipe, a log or a screen reader loses.
@@ -335,7 +336,7 @@ def legend_lines(records: list[Record], markdown: bool, rel_err_label: str = _CE
 
 def incomplete_note(run: Run) -> str:
     """How much of an interrupted sweep (or group run) finished."""
-    finished = len(run.records) + len(run.groups)
+    finished = sum(1 for row in (*run.records, *run.groups) if not row.reason.startswith(NOT_MEASURED))
     if run.planned is None:  # a CSV export
         return f"{finished} rows finished"
     planned = run.planned

@@ -56,6 +56,11 @@ def shared_timer(a: Record, b: Record) -> tuple[str, TimerSummary | None, TimerS
     return LATENCY, a.latency, b.latency
 
 
+# How the reason of a fleet's row starts where no rank measured it (the fleet stopped first): an error row
+# that holds a place, not a row that finished.
+NOT_MEASURED = "not measured: "
+
+
 def after_context(context: str | None) -> str:
     """What follows a GEMM's (or a row's) name where it ran in a layer: ` after <producer>`; nothing alone."""
     return f" after {context}" if context else ""
