@@ -61,7 +61,12 @@ ShapeOpt = Annotated[
 ]
 
 RoleOpt = Annotated[
-    list[str] | None, typer.Option("--role", metavar="ROLE", help="Only GEMMs of this role: router or attention.")
+    list[str] | None,
+    typer.Option(
+        "--role",
+        metavar="ROLE",
+        help="Only the presets' and configs' GEMMs of this role: router or attention (--shape GEMMs run as given).",
+    ),
 ]
 
 MOpt = Annotated[
