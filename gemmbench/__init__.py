@@ -50,14 +50,19 @@ class _Sweep:
         import warnings
 
         from gemmbench.errors import UsageError
-        from gemmbench.measure.session import SweepCallbacks, plan_sweep, run_session
+        from gemmbench.measure.session import SweepCallbacks, ignored_here, plan_sweep, run_session
 
+        signature = self.__signature__
         try:
-            self.__signature__.bind(**options)
+            signature.bind(**options)
         except TypeError as exc:
             raise UsageError(f"gemmbench.sweep: {exc}", "see help(gemmbench.sweep) for its options") from None
         on_warning = options.pop("on_warning", None) or (lambda message: warnings.warn(message, stacklevel=2))
-        return run_session(plan_sweep(**options), SweepCallbacks(warn=on_warning)).run
+        plan = plan_sweep(**options)
+        given = [name for name, value in options.items() if value != signature.parameters[name].default]
+        for name, why in ignored_here(plan, given).items():
+            on_warning(f"{name} has no effect on the CPU: {why}")
+        return run_session(plan, SweepCallbacks(warn=on_warning)).run
 
     @property
     def __signature__(self) -> inspect.Signature:

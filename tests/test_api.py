@@ -1,5 +1,6 @@
 """The Python API for notebooks: gemmbench.load_run, Run.to_frame, gemmbench.sweep."""
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -81,3 +82,28 @@ def test_a_group_run_becomes_a_frame_of_its_group_rows():
 def test_the_python_api_refuses_what_the_command_line_refuses(options, message):
     with pytest.raises(UsageError, match=message):
         gemmbench.sweep(shapes=["8x16"], m=[1], device="cpu", **options)
+
+
+def test_the_python_api_warns_of_options_the_cpu_ignores_as_the_command_line_does():
+    told = []
+    gemmbench.sweep(
+        shapes=["8x16"], m=[1], backends=["upcast"], device="cpu", hot=True, budget_ms=5.0, on_warning=told.append
+    )
+    assert told == [
+        "hot has no effect on the CPU: gemmbench manages the L2 of GPUs only",
+        "budget_ms has no effect on the CPU: it sets the CUDA-graph device timer; the CPU is timed in eager windows",
+    ]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"context": 5}, "context = 5 is of type int, not str or list or tuple"),
+        ({"weights": 123}, "weights = 123 is of type int, not str or PathLike"),
+        ({"shapes": [(64, 256)]}, "shapes item = (64, 256) is of type tuple, not str"),
+        ({"out_dir": 5}, "out_dir = 5 is of type int, not str or PathLike"),
+    ],
+)
+def test_an_option_of_the_wrong_type_is_a_usage_error_not_a_type_error(options, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        gemmbench.sweep(**{"shapes": ["8x16"], "m": [1], "backends": ["upcast"], "device": "cpu", **options})

@@ -167,15 +167,22 @@ def _fleet(split: str):
     return Fleet.from_environment()
 
 
+# The command line's flags of the options only a GPU acts on (measure.session.GPU_ONLY_OPTIONS).
+GPU_ONLY_FLAGS = {
+    "--hot": "hot",
+    "--remeasure-roofline": "remeasure_roofline",
+    "--samples": "samples",
+    "--target-ci": "target_ci_pct",
+    "--budget-ms": "budget_ms",
+}
+
+
 def gpu_only_flags(hot: bool, remeasure: bool, timer_flags: list[str]) -> dict[str, str]:
     """The options given that only a GPU acts on, each with why."""
-    timer_why = "it sets the CUDA-graph device timer; the CPU is timed in eager windows"
-    flags = {
-        "--hot": (hot, "gemmbench manages the L2 of GPUs only"),
-        "--remeasure-roofline": (remeasure, "the roofline is measured on GPUs only"),
-        **{flag: (True, timer_why) for flag in timer_flags},
-    }
-    return {flag: why for flag, (on, why) in flags.items() if on}
+    from gemmbench.measure.session import GPU_ONLY_OPTIONS
+
+    given = [flag for flag, on in (("--hot", hot), ("--remeasure-roofline", remeasure)) if on] + timer_flags
+    return {flag: GPU_ONLY_OPTIONS[GPU_ONLY_FLAGS[flag]] for flag in given}
 
 
 def warn_about_options(plan, notes: Console | None, m_given: bool, fleet, split: str, gpu_only: dict[str, str]) -> None:

@@ -4,6 +4,8 @@ UsageError before any work."""
 
 from __future__ import annotations
 
+from os import PathLike
+
 from gemmbench.errors import UsageError
 from gemmbench.timing.defaults import MAX_BUDGET_MS, MAX_WARMUP_MS
 from gemmbench.timing.inputs import MAX_COLD_COPIES
@@ -17,10 +19,22 @@ MIN_TARGET_CI_PCT = 0.01
 MAX_TARGET_CI_PCT = 100.0
 
 
+def check_kinds(**options: tuple[object, tuple[type, ...]]) -> None:
+    """Options of the Python API, each `(value, the types it may have)`; None is always allowed (the
+    default). A value of another type is a UsageError, not a TypeError from deep inside."""
+    for name, (value, kinds) in options.items():
+        if value is not None and not isinstance(value, kinds):
+            wanted = " or ".join(kind.__name__ for kind in kinds)
+            raise UsageError(f"{name} = {value!r} is of type {type(value).__name__}, not {wanted}", f"pass {wanted}")
+
+
 def check_lists(**lists) -> None:
-    """The list options the Python API takes: a string is a sequence too, whose characters would be taken
-    one by one."""
+    """The list options the Python API takes (of strings; configs: of paths too): a string is a sequence
+    too, whose characters would be taken one by one."""
     for name, value in lists.items():
+        kinds = (str, PathLike) if name == "configs" else (str,)
+        for item in [] if isinstance(value, str) else value:
+            check_kinds(**{f"{name} item": (item, kinds)})
         if isinstance(value, str):
             items = [item.strip() for item in value.split(",")]  # "a,b": as the command line would split it
             raise UsageError(f"{name} = {value!r} is a string, not a list", f"pass {name}={items!r}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from os import PathLike
 from pathlib import Path
 from typing import Protocol
 
@@ -25,7 +26,7 @@ from gemmbench.errors import GemmbenchError, UsageError
 from gemmbench.measure import environment, roofline
 from gemmbench.measure.bench import Bench, MeasureOptions, Variant, ignore, variants
 from gemmbench.measure.groups import measure_groups, profile_groups
-from gemmbench.measure.option_checks import check_count, check_lists, check_options
+from gemmbench.measure.option_checks import check_count, check_kinds, check_lists, check_options
 from gemmbench.measure.points import measure_cases, profile_records
 from gemmbench.measure.routing_data import load_routing_data
 from gemmbench.records import Run, after_context
@@ -206,6 +207,18 @@ def plan_sweep(
     if conflict := rule_conflict(given, "samples"):
         raise UsageError(conflict, "give one or the other")
     check_lists(presets=presets, configs=configs, shapes=shapes, roles=roles, backends=backends, plugins=plugins)
+    path, text = (str, PathLike), (str,)
+    device = "auto" if device is None else device  # None: the default, as for every other option
+    check_kinds(
+        device=(device, text),
+        context=(context, (str, list, tuple)),
+        out_dir=(out_dir, path),
+        weights=(weights, path),
+        activations=(activations, path),
+        weight_tensor=(weight_tensor, text),
+        bias_tensor=(bias_tensor, text),
+        activations_tensor=(activations_tensor, text),
+    )
     load_plugins(list(plugins))
     producers = select_producers(context)
     dev = environment.select_device(device)
@@ -234,6 +247,24 @@ def plan_sweep(
         remeasure_roofline=remeasure_roofline,
         producers=producers,
     )
+
+
+# The options only a GPU acts on, by their Python names, with why (the command line names them as flags).
+_DEVICE_TIMER_ONLY = "it sets the CUDA-graph device timer; the CPU is timed in eager windows"
+GPU_ONLY_OPTIONS = {
+    "hot": "gemmbench manages the L2 of GPUs only",
+    "remeasure_roofline": "the roofline is measured on GPUs only",
+    "samples": _DEVICE_TIMER_ONLY,
+    "target_ci_pct": _DEVICE_TIMER_ONLY,
+    "budget_ms": _DEVICE_TIMER_ONLY,
+}
+
+
+def ignored_here(plan: SweepPlan, given: list[str]) -> dict[str, str]:
+    """Of the options `given` (Python names), those that have no effect on the plan's device, with why."""
+    if plan.device.type == "cuda":
+        return {}
+    return {name: GPU_ONLY_OPTIONS[name] for name in given if name in GPU_ONLY_OPTIONS}
 
 
 def _backends(names: list[str]) -> list[Backend]:
