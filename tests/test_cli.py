@@ -206,16 +206,21 @@ def test_unwritable_output_is_refused_before_the_sweep_starts(tmp_path, fake_dev
     assert result.exit_code == 1 and not run_files(tmp_path)
 
 
-def test_ctrl_c_keeps_finished_rows(tmp_path, monkeypatch, fake_device):
-    real = gemmbench.measure.session.measure_cases
+def interrupted_after(rows: int, real):
+    """`real`, a generator of rows (measure_cases, measure_groups), stopped by Ctrl-C after `rows` of them."""
 
     def interrupted(*args, **kwargs):
         for index, record in enumerate(real(*args, **kwargs)):
-            if index == 2:
+            if index == rows:
                 raise KeyboardInterrupt
             yield record
 
-    monkeypatch.setattr(gemmbench.measure.session, "measure_cases", interrupted)
+    return interrupted
+
+
+def test_ctrl_c_keeps_finished_rows(tmp_path, monkeypatch, fake_device):
+    session = gemmbench.measure.session
+    monkeypatch.setattr(session, "measure_cases", interrupted_after(2, session.measure_cases))
     result = invoke("sweep", *FAKE_SHAPE, "--out-dir", tmp_path, "--budget-ms", 1, "--csv", tmp_path / "part.csv")
     assert result.exit_code == EXIT_INTERRUPTED
     assert "interrupted: 2 of 6 rows" in result.stderr
@@ -840,15 +845,8 @@ def test_a_terminal_that_cannot_encode_unicode_gets_the_answer_not_a_traceback()
 
 
 def test_ctrl_c_in_a_group_run_says_what_it_kept(tmp_path, monkeypatch, fake_device):
-    real = gemmbench.measure.session.measure_groups
-
-    def interrupted(*args, **kwargs):
-        for index, record in enumerate(real(*args, **kwargs)):
-            if index == 1:
-                raise KeyboardInterrupt
-            yield record
-
-    monkeypatch.setattr(gemmbench.measure.session, "measure_groups", interrupted)
+    session = gemmbench.measure.session
+    monkeypatch.setattr(session, "measure_groups", interrupted_after(1, session.measure_groups))
     args = ["group", "-p", "deepseek-v4-pro", "-b", "fake", "--device", "cpu", "--m", "1,2", "--out-dir", tmp_path]
     result = invoke(*args)
     assert result.exit_code == EXIT_INTERRUPTED and "interrupted: 1 of 2 rows finished; kept" in result.stderr

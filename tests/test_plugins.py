@@ -40,16 +40,15 @@ def write_plugin(tmp_path, body: str, name: str = "mine.py") -> Path:
     return path
 
 
-def cpu_sweep_to_csv(plugin: Path, backends: str, *more):
-    """A sweep of one small shape on the CPU with `plugin` loaded, its CSV on stdout."""
+def cpu_sweep_to_csv(plugin: Path, backends: str, *more, selection=("--shape", "4x8x16")):
+    """A sweep of one small shape (or `selection`) on the CPU with `plugin` loaded, its CSV on stdout."""
     return invoke(
         "sweep",
         "--plugin",
         plugin,
         "--backend",
         backends,
-        "--shape",
-        "4x8x16",
+        *selection,
         "--device",
         "cpu",
         "--no-save",
@@ -431,23 +430,7 @@ BACKENDS = [Faulty()]
 
 def test_a_plugins_faulty_hooks_are_its_own_rows_and_every_row_is_kept(tmp_path):
     plugin = write_plugin(tmp_path, FAULTY_HOOKS)
-    result = invoke(
-        "sweep",
-        "--plugin",
-        plugin,
-        "-b",
-        "faulty,upcast",
-        "--shape",
-        "8x16",
-        "--m",
-        "1,4",
-        "--device",
-        "cpu",
-        "--no-save",
-        "--csv",
-        "-",
-        "-q",
-    )
+    result = cpu_sweep_to_csv(plugin, "faulty,upcast", selection=("--shape", "8x16", "--m", "1,4"))
     rows = {(r["m"], r["backend"]): r for r in csv.DictReader(io.StringIO(result.stdout))}
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     timed = rows["1", "faulty"]  # its configuration() raised after it was timed: the row keeps its times
