@@ -50,7 +50,7 @@ class _Sweep:
         import warnings
 
         from gemmbench.errors import UsageError
-        from gemmbench.measure.session import SweepCallbacks, ignored_here, plan_sweep, run_session
+        from gemmbench.measure.session import GPU_ONLY_OPTIONS, SweepCallbacks, ignored_here, plan_sweep, run_session
 
         signature = self.__signature__
         try:
@@ -59,7 +59,9 @@ class _Sweep:
             raise UsageError(f"gemmbench.sweep: {exc}", "see help(gemmbench.sweep) for its options") from None
         on_warning = options.pop("on_warning", None) or (lambda message: warnings.warn(message, stacklevel=2))
         plan = plan_sweep(**options)
-        given = [name for name, value in options.items() if value != signature.parameters[name].default]
+        given = [  # of the options a GPU alone acts on (scalars all), those given another value than the default
+            name for name in GPU_ONLY_OPTIONS if name in options and options[name] != signature.parameters[name].default
+        ]
         for name, why in ignored_here(plan, given).items():
             on_warning(f"{name} has no effect on the CPU: {why}")
         return run_session(plan, SweepCallbacks(warn=on_warning)).run

@@ -185,18 +185,23 @@ def test_the_timing_inputs_take_the_users_weight_and_hidden_states_where_they_fi
 @pytest.mark.parametrize(
     "selection, data, message",
     [
-        (["--preset", "deepseek-v3"], "weights", "[64, 256] fits no routed GEMM here (N x K of 256x7168)"),
-        (["--preset", "deepseek-v3"], "activations", "[128, 256] fits no routed GEMM here (K of 256x7168 (N x K))"),
-        (["--shape", "64x256"], "activations", "no GEMM of this sweep is routed"),
+        (["--preset", "deepseek-v3"], "weights", "[64, 256] fits no GEMM of this sweep: none has its [N, K]"),
+        (["--preset", "deepseek-v3"], "activations", "fits no GEMM of this sweep: none has its K of 256x7168 (N x K)"),
+        (["--shape", "64x256"], "outliers", "--activations outliers chooses the routing check's hidden states, and no"),
+        (["--shape", "64x256"], "weights", None),  # a plain GEMM of the weight's shape: timed on it
     ],
 )
 def test_routing_data_that_no_row_would_use_is_an_error_not_silence(tmp_path, checkpoint, selection, data, message):
     path, _ = checkpoint
     torch.save(torch.randn(T, K).bfloat16(), tmp_path / "x.pt")
-    given = ["--weights", path] if data == "weights" else ["--activations", tmp_path / "x.pt"]
-    args = ["sweep", *selection, "--m", "1", "-b", "upcast", "--device", "cpu", "--no-save", *given]
+    given = {"weights": ["--weights", path], "activations": ["--activations", tmp_path / "x.pt"]}
+    given["outliers"] = ["--activations", "outliers"]
+    args = ["sweep", *selection, "--m", "1", "-b", "upcast", "--device", "cpu", "--no-save", *given[data]]
     result = runner.invoke(app, [str(a) for a in args], prog_name="gemmbench")
-    assert result.exit_code == 1 and message in result.stderr, result.output
+    if message is None:
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.exit_code == 1 and message in result.stderr, result.output
 
 
 def test_an_activations_tensor_without_an_activations_file_is_a_usage_error():

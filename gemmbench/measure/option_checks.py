@@ -28,16 +28,23 @@ def check_kinds(**options: tuple[object, tuple[type, ...]]) -> None:
             raise UsageError(f"{name} = {value!r} is of type {type(value).__name__}, not {wanted}", f"pass {wanted}")
 
 
-def check_lists(**lists) -> None:
-    """The list options the Python API takes (of strings; configs: of paths too): a string is a sequence
-    too, whose characters would be taken one by one."""
+def check_lists(**lists) -> dict[str, list]:
+    """The list options the Python API takes (of strings; configs: of paths too), as lists: None is an empty
+    list (the default), any iterable is read once (a generator too); a string is refused, being a sequence
+    too whose characters would be taken one by one."""
+    checked = {}
     for name, value in lists.items():
-        kinds = (str, PathLike) if name == "configs" else (str,)
-        for item in [] if isinstance(value, str) else value:
-            check_kinds(**{f"{name} item": (item, kinds)})
         if isinstance(value, str):
             items = [item.strip() for item in value.split(",")]  # "a,b": as the command line would split it
             raise UsageError(f"{name} = {value!r} is a string, not a list", f"pass {name}={items!r}")
+        try:
+            checked[name] = [] if value is None else list(value)
+        except TypeError:
+            raise UsageError(f"{name} = {value!r} is not a list", f"pass a list of {name}") from None
+        kinds = (str, PathLike) if name == "configs" else (str,)
+        for item in checked[name]:
+            check_kinds(**{f"{name} item": (item, kinds)})
+    return checked
 
 
 def check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_ci_pct, budget_ms, warmup_ms) -> None:

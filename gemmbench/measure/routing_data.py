@@ -85,20 +85,20 @@ class RoutingData:
         activations = self.activations is not None and self.activations.tensor.shape[1] == case.k
         return weight, activations
 
-    def unused(self, cases: list[Case]) -> str | None:
-        """What of the data no case of a sweep would use, or None: data given where no case is routed (a
-        router GEMM with top_k), a weight or activations that fit none of the routed cases' shapes. A row's
+    def unused(self, cases: list[Case]) -> tuple[str, str] | None:
+        """What of the data no case of a sweep would use, and how to fix it; None where every part is used.
+        A weight, or activations, are used where they fit a case's shape (its timing inputs, and a routed
+        case's check); a synthetic distribution where a case is routed (a router GEMM with top_k). A row's
         routing_inputs says what it used; data that no row uses is a mistake to say, not to skip."""
-        routed = [case for case in cases if case.routed]
-        if not routed:
-            return "no GEMM of this sweep is routed (a router with top_k), so the routing data would go unused"
-        shapes = ", ".join(dict.fromkeys(f"{case.n}x{case.k}" for case in routed))
+        shapes = ", ".join(dict.fromkeys(f"{case.n}x{case.k}" for case in cases))
         for given, fits in ((self.weight, 0), (self.activations, 1)):
-            if given is not None and not any(self.fits(case)[fits] for case in routed):
-                wanted = f"N x K of {shapes}" if fits == 0 else f"K of {shapes} (N x K)"
-                return (
-                    f"{given.file.name}'s '{given.name}' {list(given.tensor.shape)} fits no routed GEMM here ({wanted})"
-                )
+            if given is not None and not any(self.fits(case)[fits] for case in cases):
+                tensor = f"{given.file.name}'s '{given.name}' {list(given.tensor.shape)}"
+                wanted = f"[N, K] of {shapes}" if fits == 0 else f"K of {shapes} (N x K)"
+                return f"{tensor} fits no GEMM of this sweep: none has its {wanted}", "give the sweep's GEMMs' data"
+        if self.weight is None and self.activations is None and not any(case.routed for case in cases):
+            what = f"--activations {self.synthetic} chooses the routing check's hidden states"
+            return f"{what}, and no GEMM of this sweep is routed (a router with top_k)", "drop it, or sweep a router"
         return None
 
     def inputs_for(self, case: Case, tokens: int, device: torch.device, seed: int) -> RoutingInputs:

@@ -206,9 +206,14 @@ def plan_sweep(
     given = rule_options_given(samples, target_ci_pct, budget_ms, ("samples", "target_ci_pct", "budget_ms"))
     if conflict := rule_conflict(given, "samples"):
         raise UsageError(conflict, "give one or the other")
-    check_lists(presets=presets, configs=configs, shapes=shapes, roles=roles, backends=backends, plugins=plugins)
+    lists = check_lists(
+        presets=presets, configs=configs, shapes=shapes, roles=roles, backends=backends, plugins=plugins
+    )
+    presets, configs, shapes, roles, backends, plugins = lists.values()
+    if not isinstance(context, str):
+        context = check_lists(context=context)["context"]
     path, text = (str, PathLike), (str,)
-    device = "auto" if device is None else device  # None: the default, as for every other option
+    device = "auto" if device is None else device  # None: the default, as for the list options
     check_kinds(
         device=(device, text),
         context=(context, (str, list, tuple)),
@@ -225,7 +230,7 @@ def plan_sweep(
     cases, m_values = _cases(presets, configs, shapes, roles, m, dev)
     routing_data = load_routing_data(weights, weight_tensor, bias_tensor, activations, activations_tensor)
     if routing_data is not None and (unused := routing_data.unused(cases)):
-        raise GemmbenchError(unused, "give data of the sweep's router GEMMs, or the presets of the model it is from")
+        raise GemmbenchError(*unused)
     options = MeasureOptions(
         warmup_s=POINT_WARMUP_S if warmup_ms is None else warmup_ms / 1e3,
         target=FixedCount(samples) if samples else Target(ci_rel=target_ci_pct / 100, budget_s=budget_ms / 1e3),
