@@ -1,3 +1,4 @@
+import pytest
 from samples import CASE, sample_records
 
 from gemmbench.analysis.policy import accurate
@@ -50,3 +51,19 @@ def test_a_shape_in_its_layer_is_a_view_of_its_own_after_the_views_seen_first():
     assert views[(*CASE.shape_key, "norm")] == in_layer and all(r.in_layer for r in in_layer)
     assert not any(r.in_layer for r in alone) and alone[0].view == (*CASE.shape_key, None)
     assert list(by_case(in_layer + alone)) == [CASE]  # one point: its rows alone and in its layer
+
+
+@pytest.mark.parametrize(
+    "tail, whole",
+    [
+        ('1,"a reason\nover two lines",3', True),  # the last record whole, without its newline
+        ('1,2,3\n4,"a reason cut', False),  # cut inside a quoted field
+        ("1,2,3\n4,5", False),  # cut between fields
+        ("1,2,3\n", True),
+    ],
+)
+def test_a_csv_exports_last_record_is_cut_short_only_where_it_lacks_fields(tail, whole):
+    from gemmbench.records.table import _whole_rows
+
+    text, was_whole = _whole_rows("a,b,c\n" + tail)
+    assert was_whole == whole and (text == "a,b,c\n" + tail) == whole

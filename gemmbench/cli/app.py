@@ -197,15 +197,15 @@ def rows_phrase(count: int, kind: str = "row") -> str:
     return f"{count} {kind}{'' if count == 1 else 's'}"
 
 
-def exit_if_nothing_timed(rows, allow_empty: bool | None) -> None:
+def exit_if_nothing_timed(rows, allow_empty: bool, timed: bool = True) -> None:
     """Exit EXIT_NO_ANSWER, saying why, where no row ran (ok): a run that measured nothing must not pass a
-    CI job unless asked to (`--allow-empty`; None: a command that runs without timing and has no such flag,
-    `gemmbench kernels`)."""
+    CI job unless asked to (`--allow-empty`). `timed` False: a pass that runs without timing and has no
+    --allow-empty (`gemmbench kernels`)."""
     if allow_empty or any(row.status == OK for row in rows):
         return
     skipped = "the one row was skipped" if len(rows) == 1 else f"all {rows_phrase(len(rows))} were skipped"
     what = f"{skipped} (the reasons are above)" if rows else "there were no rows"
-    done, escape = ("ran", "") if allow_empty is None else ("was timed", ", or pass --allow-empty to exit 0 anyway")
+    done, escape = ("was timed", ", or pass --allow-empty to exit 0 anyway") if timed else ("ran", "")
     err_console.print(f"nothing {done}: {what} — run where they can run{escape}", style="red")
     raise typer.Exit(EXIT_NO_ANSWER)
 

@@ -20,7 +20,10 @@ from gemmbench.timing.defaults import (
     MAX_BUDGET_MS,
     MAX_EAGER_WINDOWS,
     MAX_PLACEMENTS,
+    MAX_TARGET_CI_PCT,
     MAX_WARMUP_MS,
+    MIN_BUDGET_MS,
+    MIN_TARGET_CI_PCT,
     PLACEMENTS,
     POINT_WARMUP_S,
 )
@@ -171,13 +174,12 @@ HotOpt = Annotated[
         "input copies past twice the L2, as in a forward pass that evicted the weights.",
     ),
 ]
-# The defaults of --target-ci and --budget-ms, in the options' units.
 TargetCiOpt = Annotated[
     float,
     typer.Option(
         "--target-ci",
-        min=0.01,
-        max=100,
+        min=MIN_TARGET_CI_PCT,
+        max=MAX_TARGET_CI_PCT,
         help="Sample the device time (CUDA graphs) until the 95% CI of its median is within ± this many percent...",
     ),
 ]
@@ -185,7 +187,7 @@ BudgetOpt = Annotated[
     float,
     typer.Option(
         "--budget-ms",
-        min=1,
+        min=MIN_BUDGET_MS,
         max=MAX_BUDGET_MS,
         help="...or until this many ms of sampling per row (its placements share them); rows that miss the target are "
         "flagged noisy. "

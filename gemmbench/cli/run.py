@@ -177,17 +177,18 @@ GPU_ONLY_FLAGS = {
 }
 
 
-def gpu_only_flags(hot: bool, remeasure: bool, timer_flags: list[str]) -> dict[str, str]:
-    """The options given that only a GPU acts on, each with why."""
-    from gemmbench.measure.session import GPU_ONLY_OPTIONS
-
+def gpu_only_flags(hot: bool, remeasure: bool, timer_flags: list[str]) -> list[str]:
+    """The options given that only a GPU acts on, by their Python names (GPU_ONLY_FLAGS)."""
     given = [flag for flag, on in (("--hot", hot), ("--remeasure-roofline", remeasure)) if on] + timer_flags
-    return {flag: GPU_ONLY_OPTIONS[GPU_ONLY_FLAGS[flag]] for flag in given}
+    return [GPU_ONLY_FLAGS[flag] for flag in given]
 
 
-def warn_about_options(plan, notes: Console | None, m_given: bool, fleet, split: str, gpu_only: dict[str, str]) -> None:
+def warn_about_options(plan, notes: Console | None, m_given: bool, fleet, split: str, gpu_only: list[str]) -> None:
     """What the user should know before the sweep starts: that it times on the CPU (and which M it cut
-    to), and which of the options given have no effect here (`gpu_only`: those only a GPU acts on)."""
+    to), and which of the options given have no effect here (`gpu_only`: those only a GPU acts on, by their
+    Python names; measure.session.ignored_here says which and why, as for the Python API)."""
+    from gemmbench.measure.session import ignored_here
+
     on_cpu = plan.device.type != "cuda"
     if notes and on_cpu:
         notes.print(
@@ -197,8 +198,9 @@ def warn_about_options(plan, notes: Console | None, m_given: bool, fleet, split:
         )
     if fleet is None and split != "points":
         warn("--split has no effect without torchrun: this sweep runs on one device")
-    for flag, why in gpu_only.items() if on_cpu else ():
-        warn(f"{flag} has no effect on the CPU: {why}")
+    flag_of = {name: flag for flag, name in GPU_ONLY_FLAGS.items()}
+    for name, why in ignored_here(plan, gpu_only).items():
+        warn(f"{flag_of[name]} has no effect on the CPU: {why}")
 
 
 @app.command(epilog=KERNELS_EXIT_CODES_HELP)
@@ -255,4 +257,4 @@ def kernels(
         out_console.print(kernel_tables(run.records))
     if from_run is None:  # a pass of its own: its exit code says whether every backend ran, as a sweep's does
         exit_if_errored(run.records)
-        exit_if_nothing_timed(run.records, allow_empty=None)
+        exit_if_nothing_timed(run.records, allow_empty=False, timed=False)

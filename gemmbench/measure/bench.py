@@ -263,7 +263,7 @@ def error_reason(exc: BaseException) -> str:
     """An error row's reason: the exception's type and the first line of its message."""
     if is_allocation_failure(exc):
         return "out of memory"
-    return f"{described(exc)}"[:MAX_ERROR_CHARS]
+    return described(exc)[:MAX_ERROR_CHARS]
 
 
 def graph_failure_note(exc: BaseException) -> str:

@@ -7,16 +7,18 @@ from __future__ import annotations
 from os import PathLike
 
 from gemmbench.errors import UsageError
-from gemmbench.timing.defaults import MAX_BUDGET_MS, MAX_WARMUP_MS
+from gemmbench.timing.defaults import (
+    MAX_BUDGET_MS,
+    MAX_TARGET_CI_PCT,
+    MAX_WARMUP_MS,
+    MIN_BUDGET_MS,
+    MIN_TARGET_CI_PCT,
+)
 from gemmbench.timing.inputs import MAX_COLD_COPIES
 
 # torch.Generator.manual_seed takes a signed 64-bit seed, and the sweep adds up to a copy's index (and one,
 # for a context's hidden states) to it.
 MAX_SEED = 2**63 - 1 - MAX_COLD_COPIES - 1
-# The tightest device-time interval a sweep may ask for, in percent (the command line's --target-ci minimum).
-MIN_TARGET_CI_PCT = 0.01
-# ...and the loosest: an interval as wide as the median itself (the command line's --target-ci maximum).
-MAX_TARGET_CI_PCT = 100.0
 
 
 def check_kinds(**options: tuple[object, tuple[type, ...]]) -> None:
@@ -40,7 +42,7 @@ def check_lists(**lists) -> dict[str, list]:
         try:
             checked[name] = [] if value is None else list(value)
         except TypeError:
-            raise UsageError(f"{name} = {value!r} is not a list", f"pass a list of {name}") from None
+            raise UsageError(f"{name} = {value!r} is not a list", f"pass {name}=[...]") from None
         kinds = (str, PathLike) if name == "configs" else (str,)
         for item in checked[name]:
             check_kinds(**{f"{name} item": (item, kinds)})
@@ -57,7 +59,7 @@ def check_options(seed, hot, kernels, remeasure_roofline, keep_samples, target_c
             raise UsageError(f"{name} = {value!r} is not True or False", f"pass {name}=True or {name}=False")
     bounded = (
         ("target_ci_pct", target_ci_pct, MIN_TARGET_CI_PCT, MAX_TARGET_CI_PCT),
-        ("budget_ms", budget_ms, 1.0, MAX_BUDGET_MS),
+        ("budget_ms", budget_ms, MIN_BUDGET_MS, MAX_BUDGET_MS),
         ("warmup_ms", 0.0 if warmup_ms is None else warmup_ms, 0.0, MAX_WARMUP_MS),
     )
     for name, value, lowest, most in bounded:

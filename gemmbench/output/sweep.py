@@ -314,7 +314,8 @@ def legend_lines(records: list[Record], markdown: bool, rel_err_label: str = _CE
         lines.append(
             f"top-k≠: share of the tokens checked ({ROUTING_TOKENS} synthetic ones, or those of the run's activations "
             "file: routing_inputs; at a larger M, one batch of M repeating them) routed to other experts than "
-            "with the float64 logits, by the model's routing function (plain top-k for a shape); weights: the "
+            "with the float64 logits, by the model's routing function (plain top-k where its preset gives none); "
+            "weights: the "
             "largest L1 distance of a token's routing weights; load: the largest change of an expert's load, "
             "relative to the mean (docs/routing.md)"
         )

@@ -174,16 +174,23 @@ def rows_from_csv(path: Path) -> tuple[list[Record], list[GroupRecord], bool]:
 
 
 def _whole_rows(text: str) -> tuple[str, bool]:
-    """A CSV export's text without a last line that has fewer fields than its header (cut short), and
-    whether it was whole. A last line without its newline but with every field is whole."""
-    lines = text.split("\n")
-    last = lines[-1]
-    if len(lines) < 2 or not last:  # a header alone, or a file that ends in its newline
+    """A CSV export's text without a last record that has fewer fields than its header or an open quote
+    (cut short), and whether it was whole. A file that ends in its newline, or whose last record (after
+    the last newline outside quotes) has every field, is whole."""
+    if not text or text.endswith("\n"):
         return text, True
-    fields = lambda line: len(next(csv.reader([line]), []))  # noqa: E731
-    if fields(last) >= fields(lines[0]):
+    in_quotes, last_start = False, 0
+    for index, char in enumerate(text):
+        if char == '"':
+            in_quotes = not in_quotes  # a doubled quote inside a field toggles twice
+        elif char == "\n" and not in_quotes:
+            last_start = index + 1
+    if last_start == 0:  # a header alone
         return text, True
-    return "\n".join(lines[:-1]) + "\n", False
+    fields = lambda record: len(next(csv.reader(io.StringIO(record)), []))  # noqa: E731
+    if not in_quotes and fields(text[last_start:]) >= fields(text[:last_start]):
+        return text, True
+    return text[:last_start], False
 
 
 def _numbers(text: str) -> list:

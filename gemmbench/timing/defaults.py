@@ -41,7 +41,10 @@ EAGER_WINDOW_S = 0.003
 PLACEMENTS = 6
 MAX_PLACEMENTS = 64  # more only multiplies the graphs a point captures (each placement's)
 
-# The most a sweep may be asked to spend per row sampling the device time, and warming up per point: a
-# minute and ten seconds (beyond, a default sweep of 254 rows would take hours: a typo, or infinity).
-MAX_BUDGET_MS = 60_000.0
+# The bounds of the device timer's options, for the command line and the Python API alike: an interval
+# from ±0.01% (tighter than any device time holds run to run) to ±100% (as wide as the median itself);
+# a budget from 1 ms (a few samples of the slowest rows) to one minute per row, and a warm-up of at most
+# ten seconds per point (100 times the default: beyond, a value is a typo or infinity, which hung a sweep).
+MIN_TARGET_CI_PCT, MAX_TARGET_CI_PCT = 0.01, 100.0
+MIN_BUDGET_MS, MAX_BUDGET_MS = 1.0, 60_000.0
 MAX_WARMUP_MS = 10_000.0

@@ -230,5 +230,5 @@ def rule_conflict(given: list[str], samples_name: str) -> str | None:
     rule's options, which it would ignore; None where it is not."""
     rule = [name for name in given if name != samples_name]
     if samples_name in given and rule:
-        return f"{samples_name} samples a fixed count, so {' and '.join(rule)} would have no effect"
+        return f"{samples_name} asks for a fixed count of samples, so {' and '.join(rule)} would have no effect"
     return None
