@@ -196,3 +196,12 @@ def test_the_recommend_command_takes_max_flips_in_percent(tmp_path):
     assert result.exit_code == 0, result.output
     (answer,) = json.loads(result.stdout)
     assert answer["max_flips"] == 0.01 and answer["winners"] == {"1": "mm_out_dtype"}
+
+
+def test_one_token_of_2048_routed_elsewhere_does_not_read_as_none():
+    from samples import timed
+
+    from gemmbench.output.sweep import routing_note
+
+    notes = [routing_note(timed("a", 5.0, 1e-6, topk_mismatch=share)) for share in (0.0, 1 / 2048, 0.03)]
+    assert notes == ["top-k≠ 0.0%", "top-k≠ 0.049%", "top-k≠ 3.0%"]

@@ -78,7 +78,8 @@ def selected_groups(names: list[str], configs: list[Path]) -> list:
     loaded = [presets.load_preset(name) for name in names] + [presets.load_config(path) for path in configs]
     groups = [g for p in loaded for g in p.groups]
     if not groups:
-        raise UsageError(f"{', '.join(p.name for p in loaded)} define(s) no [[group]]", "give a preset with groups")
+        names = ", ".join(p.name for p in loaded)
+        raise UsageError(f"no [[group]] in {names}", "give a preset with groups")
     return groups
 
 

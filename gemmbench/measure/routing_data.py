@@ -208,13 +208,13 @@ def load_weights(
         raise GemmbenchError(f"--weights {path} is not a .safetensors file", "give a checkpoint's .safetensors shard")
     names, _ = safetensors_header(path)
     weight_name = weight_name or router_weight_name(path, names)
-    weight = _floating(path, weight_name, read_safetensor(path, weight_name), dims=2)
+    weight = _floating(path, weight_name, read_safetensor(path, weight_name), "[N, K]")
     if bias_name is None:
         stem = weight_name.removesuffix("weight")
         bias_name = next((stem + b for b in BIAS_NAMES if stem + b in names and stem + b != weight_name), None)
     bias = None
     if bias_name is not None:
-        bias = _floating(path, bias_name, read_safetensor(path, bias_name), dims=1)
+        bias = _floating(path, bias_name, read_safetensor(path, bias_name), "[N]")
         if bias.shape[0] != weight.shape[0]:
             raise GemmbenchError(
                 f"{path}: bias '{bias_name}' has {bias.shape[0]} values for {weight.shape[0]} experts",
@@ -235,7 +235,7 @@ def load_activations(path: Path, name: str | None = None) -> LoadedTensor:
                     f"{path} has {len(matrices)} 2-D tensors", "name the hidden states with --activations-tensor"
                 )
             name = matrices[0]
-        return LoadedTensor(path, name, _floating(path, name, read_safetensor(path, name), dims=2))
+        return LoadedTensor(path, name, _floating(path, name, read_safetensor(path, name), "[T, K]"))
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
@@ -260,14 +260,14 @@ def load_activations(path: Path, name: str | None = None) -> LoadedTensor:
         raise GemmbenchError(
             f"{path} holds a {type(loaded).__name__}, not a tensor", "save the hidden states as a tensor [T, K]"
         )
-    return LoadedTensor(path, name or "(the file's tensor)", _floating(path, name or "tensor", loaded, dims=2))
+    return LoadedTensor(path, name or "(the file's tensor)", _floating(path, name or "tensor", loaded, "[T, K]"))
 
 
-def _floating(path: Path, name: str, tensor: torch.Tensor, dims: int) -> torch.Tensor:
+def _floating(path: Path, name: str, tensor: torch.Tensor, wanted: str) -> torch.Tensor:
+    """`tensor`, checked: floating point, finite, of the shape `wanted` names ("[N, K]", "[N]", "[T, K]")."""
     if tensor.dtype not in FLOATING:
         raise GemmbenchError(f"{path}: '{name}' is {tensor.dtype}, not floating point", "give the model's own tensor")
-    if tensor.dim() != dims or 0 in tensor.shape:
-        wanted = "[N, K]" if dims == 2 else "[N]"
+    if tensor.dim() != wanted.count(",") + 1 or 0 in tensor.shape:
         raise GemmbenchError(f"{path}: '{name}' has shape {list(tensor.shape)}, not {wanted}", CHECK_FILE)
     if not torch.isfinite(tensor).all():
         raise GemmbenchError(f"{path}: '{name}' holds NaN or infinite values", CHECK_FILE)

@@ -231,9 +231,15 @@ def _annotations(record: Record) -> list[str]:
     return notes + ([routing_note(record)] if record.topk_mismatch is not None else [])
 
 
+# A share of tokens under 0.1% (one token of 2048 is 0.05%) keeps two significant digits: one decimal of a
+# percent would read 0.0%, as if no token had moved.
+SMALLEST_ONE_DECIMAL_SHARE = 0.001
+
+
 def routing_note(record: Record) -> str:
     """`top-k≠ 3.0%`, and where tokens moved, how far their weights and the experts' loads moved."""
-    note = f"top-k≠ {record.topk_mismatch:.1%}"
+    share = record.topk_mismatch
+    note = f"top-k≠ {share:.1%}" if share == 0 or share >= SMALLEST_ONE_DECIMAL_SHARE else f"top-k≠ {share * 100:.2g}%"
     if record.topk_mismatch and record.weight_l1_max is not None and record.load_change is not None:
         note += f" (weights ≤{record.weight_l1_max:.2g}, load ±{record.load_change:.0%})"
     return note
