@@ -44,7 +44,7 @@ MAX_PLACEMENTS = 64  # more only multiplies the graphs a point captures (each pl
 # The bounds of the device timer's options, for the command line and the Python API alike: an interval
 # from ±0.01% (tighter than any device time holds run to run) to ±100% (as wide as the median itself);
 # a budget from 1 ms (a few samples of the slowest rows) to one minute per row, and a warm-up of at most
-# ten seconds per point (100 times the default: beyond, a value is a typo or infinity, which hung a sweep).
+# ten seconds per point (2000 times the default: beyond, a value is a typo or infinity, which hung a sweep).
 MIN_TARGET_CI_PCT, MAX_TARGET_CI_PCT = 0.01, 100.0
 MIN_BUDGET_MS, MAX_BUDGET_MS = 1.0, 60_000.0
 MAX_WARMUP_MS = 10_000.0
