@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gemmbench.analysis.policy import FLAGGED_TOLERANCE, SAME_TOLERANCE
-from gemmbench.records import OK, GroupRecord, Provenance, Record, Run
+from gemmbench.records import OK, GroupRecord, Provenance, Record, Run, grouped
 from gemmbench.records.record import shared_timer
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER
 from gemmbench.spec.cases import NO_CONTEXT
@@ -106,7 +106,7 @@ def _pairs(base: list, new: list) -> tuple[list[tuple], list, list]:
 
 def _matched(base: list, new: list, key: Callable, compare: Callable) -> tuple[list, list, list]:
     """Compared rows (`compare(base_row, new_row)`), in the base run's order, and the rows only one run holds."""
-    base_by, new_by = _grouped(base, key), _grouped(new, key)
+    base_by, new_by = grouped(base, key), grouped(new, key)
     rows, only_base, only_new = [], [], []
     for identity, base_rows in base_by.items():
         pairs, left_base, left_new = _pairs(base_rows, new_by.get(identity, []))
@@ -115,13 +115,6 @@ def _matched(base: list, new: list, key: Callable, compare: Callable) -> tuple[l
         only_new += left_new
     only_new += [r for identity, rows_of in new_by.items() if identity not in base_by for r in rows_of]
     return rows, only_base, only_new
-
-
-def _grouped(records: list, key: Callable) -> dict[tuple, list]:
-    grouped: dict[tuple, list] = {}
-    for record in records:
-        grouped.setdefault(key(record), []).append(record)
-    return grouped
 
 
 def compare_row(base: Record, new: Record, tolerance: float = SAME_TOLERANCE) -> RowComparison:
