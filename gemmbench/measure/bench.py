@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import torch
 
 from gemmbench.backends import Backend, ext
-from gemmbench.backends.registry import ask_unavailable
+from gemmbench.backends.registry import ask_unavailable, is_query_failure
 from gemmbench.errors import BACKEND_FAILURES, described, first_line
 from gemmbench.measure.layers import Timed, Unit
 from gemmbench.measure.routing_data import RoutingData
-from gemmbench.records import ClockSummary
+from gemmbench.records import ERROR, SKIPPED, ClockSummary
 from gemmbench.records.provenance import Roofline
 from gemmbench.records.record import label_of
 from gemmbench.records.timers import EVENTS_TIMER, GRAPH_TIMER, HOST_TIMER
@@ -257,6 +257,12 @@ def is_allocation_failure(exc: BaseException) -> bool:
     if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
         return True
     return isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+
+
+def unrun_status(reason: str) -> str:
+    """The status of a row that did not run for `reason`: an error where a plugin's availability query
+    failed (registry.query_failure), else skipped."""
+    return ERROR if is_query_failure(reason) else SKIPPED
 
 
 def error_reason(exc: BaseException) -> str:

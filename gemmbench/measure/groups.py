@@ -23,9 +23,9 @@ import torch
 
 from gemmbench.backends import Backend
 from gemmbench.backends.producers import Producer
-from gemmbench.backends.registry import ask_unavailable, is_query_failure
+from gemmbench.backends.registry import ask_unavailable
 from gemmbench.errors import BACKEND_FAILURES
-from gemmbench.measure.bench import Bench, error_reason, ignore, load_backends
+from gemmbench.measure.bench import Bench, error_reason, ignore, load_backends, unrun_status
 from gemmbench.measure.group_calls import PARALLEL, SERIAL, GroupCalls, input_case
 from gemmbench.measure.layers import LayerWork, Unit, producer_problem
 from gemmbench.measure.tuning import tune_for_case
@@ -95,10 +95,10 @@ def _measure(
         p: producer_problem(p, input_case(group, m), device) or _unfed_members(group, p) for p in producers
     }
     if reason:
-        return every(_not_run(reason), reason)
+        return every(unrun_status(reason), reason)
     runnable = tuple(p for p in producers if not context_reasons[p])
     skipped = {
-        p: _row(group, m, backend, p, _not_run(context_reasons[p]), context_reasons[p])
+        p: _row(group, m, backend, p, unrun_status(context_reasons[p]), context_reasons[p])
         for p in producers
         if p not in runnable
     }
@@ -134,11 +134,6 @@ def _row(
 ) -> GroupRecord:
     context = producer.name if producer else None
     return GroupRecord.for_point(group, m, backend.name, status, reason, context=context, **results)
-
-
-def _not_run(reason: str) -> str:
-    """The status of rows that did not run for `reason`: an error where a plugin's query failed, else skipped."""
-    return ERROR if is_query_failure(reason) else SKIPPED
 
 
 def _unfed_members(group: GroupSpec, producer: Producer | None) -> str | None:

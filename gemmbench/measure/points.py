@@ -21,10 +21,18 @@ import torch
 
 from gemmbench.backends import Backend, GemmInputs
 from gemmbench.backends.producers import Producer
-from gemmbench.backends.registry import is_query_failure
 from gemmbench.errors import BACKEND_FAILURES
 from gemmbench.measure import routing
-from gemmbench.measure.bench import Bench, Variant, error_reason, ignore, is_allocation_failure, load_backends, variants
+from gemmbench.measure.bench import (
+    Bench,
+    Variant,
+    error_reason,
+    ignore,
+    is_allocation_failure,
+    load_backends,
+    unrun_status,
+    variants,
+)
 from gemmbench.measure.layers import (
     LayerWork,
     Timed,
@@ -36,7 +44,7 @@ from gemmbench.measure.layers import (
 )
 from gemmbench.measure.routing_data import RoutingData
 from gemmbench.measure.tuning import compile_ahead, tune_for_case
-from gemmbench.records import ERROR, OK, SKIPPED, ClockSummary, Record, after_context
+from gemmbench.records import ERROR, OK, ClockSummary, Record, after_context
 from gemmbench.records.flags import WRONG_RESULT_REL_ERR
 from gemmbench.spec.cases import Case
 from gemmbench.timing import profile
@@ -83,7 +91,7 @@ def measure_cases(
                 if reason is None:
                     yield measured[variant, producer]
                 else:
-                    status = ERROR if is_query_failure(reason) else SKIPPED
+                    status = unrun_status(reason)
                     beyond = variant.backend.beyond_range(case) or None
                     yield _row(case, variant, producer, status, reason, out_of_range=beyond)
         bench.release()
